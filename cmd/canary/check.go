@@ -1,7 +1,13 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
+
 	"github.com/spf13/cobra"
+
+	"github.com/canary-gw/canary/configs"
 )
 
 func newCheckCmd(g *globalFlags) *cobra.Command {
@@ -9,12 +15,33 @@ func newCheckCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check -c FILE",
 		Short: "Validate a site or ingest config; every error as FILE:LINE: field.path: message",
-		Args:  cobra.NoArgs,
+		Long: "check validates a site config (canary run, canary sim) or an ingest config (canary ingest)\n" +
+			"and prints every problem at once as FILE:LINE: field.path: message.\n" +
+			"Exit code 0: valid (warnings may be printed); 2: invalid.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usageErrorf("check: -c FILE is required")
 			}
-			return usageErrorf("check: not built yet")
+			summary, warnings, err := configs.Check(file)
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), w.String())
+			}
+			var cerr *configs.Error
+			if errors.As(err, &cerr) {
+				for _, p := range cerr.Problems {
+					fmt.Fprintln(cmd.ErrOrStderr(), p.String())
+				}
+				return usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
+			}
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return usageErrorf("check: %v", err)
+				}
+				return usageError{err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s)\n", file, summary)
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "config file")

@@ -1,0 +1,41 @@
+package configs
+
+import (
+	"fmt"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Check loads a config file of either kind (a site config, or an ingest
+// config for `canary ingest`), telling them apart by their top-level keys,
+// and returns a one-line summary of what it holds.
+func Check(path string) (summary string, warnings []Problem, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("read config: %w", err)
+	}
+	var s Site
+	warnings, err = Parse(path, data, &s)
+	if err != nil {
+		return "", warnings, err
+	}
+	n := 0
+	for _, d := range s.Devices {
+		n += len(d.Sensors)
+	}
+	return fmt.Sprintf("site %s: %d devices, %d sensors", s.Site, len(s.Devices), n), warnings, nil
+}
+
+// topKeys returns the top-level keys of a YAML document, or nil.
+func topKeys(data []byte) map[string]bool {
+	var m map[string]yaml.Node
+	if yaml.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}

@@ -1,0 +1,93 @@
+package configs
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/canary-gw/canary/internal/configerr"
+)
+
+// idPattern is the syntax of site, device, sensor, group and action ids:
+// they appear in MQTT topics and InfluxDB tags, so no separators or case.
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// CheckID reports whether id is a valid config id, with a message naming
+// the rule when it is not.
+func CheckID(id string) error {
+	if id == "" {
+		return fmt.Errorf("required")
+	}
+	if len(id) > 64 {
+		return fmt.Errorf("%q is longer than 64 characters", id)
+	}
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%q is not a valid id (want lower-case letters, digits, '_' and '-', starting with a letter or digit)", id)
+	}
+	return nil
+}
+
+// section lets SetDefaults and Validate reach each component section
+// without the site knowing their contents.
+func sections(s *Site) []struct {
+	path string
+	v    any
+} {
+	out := []struct {
+		path string
+		v    any
+	}{
+		{"mqtt", &s.MQTT}, {"outbox", &s.Outbox}, {"http", &s.HTTP},
+	}
+	if s.InfluxDB != nil {
+		out = append(out, struct {
+			path string
+			v    any
+		}{"influxdb", s.InfluxDB})
+	}
+	if s.Simulation != nil {
+		out = append(out, struct {
+			path string
+			v    any
+		}{"simulation", s.Simulation})
+	}
+	return out
+}
+
+// SetDefaults fills in every default of the site and its sections.
+func (s *Site) SetDefaults() {
+	for _, sec := range sections(s) {
+		if d, ok := sec.v.(defaulter); ok {
+			d.SetDefaults()
+		}
+	}
+	for i := range s.Devices {
+		s.Devices[i].setDefaults()
+	}
+}
+
+// Validate returns every problem of the site config as field errors.
+func (s *Site) Validate() error {
+	var l configerr.List
+	if err := CheckID(s.Site); err != nil {
+		l.Add("site", "%v", err)
+	}
+	for _, sec := range sections(s) {
+		if v, ok := sec.v.(validator); ok {
+			l.Merge(sec.path, v.Validate())
+		}
+	}
+	if len(s.Devices) == 0 {
+		l.Add("devices", "no devices: a site must monitor at least one device")
+	}
+	seen := map[string]int{}
+	for i := range s.Devices {
+		d := &s.Devices[i]
+		p := fmt.Sprintf("devices[%d]", i)
+		if j, dup := seen[d.ID]; dup && d.ID != "" {
+			l.Add(p+".id", "duplicate device id %q (also devices[%d])", d.ID, j)
+		}
+		seen[d.ID] = i
+		l.Merge(p, d.validate())
+	}
+	return l.Err()
+}
