@@ -72,7 +72,6 @@ type Link struct {
 	rtu    bool
 }
 
-
 // NewLink prepares a link from a device config (defaults set, validated).
 // It reads TLS files but never dials: Open does.
 func NewLink(d *DeviceConfig, logger zerolog.Logger) (*Link, error) {
