@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,20 +73,42 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// StartTCP starts pymodbus on a free loopback port and returns its
-// tcp:// URL; it is stopped at cleanup.
-func StartTCP(t testing.TB, spec Spec) string {
+// Server is a running pymodbus TCP server.
+type Server struct {
+	URL  string // tcp://127.0.0.1:PORT
+	Port int
+	stop func()
+}
+
+// Stop kills the server (as a device losing power); cleanup also stops it.
+func (s *Server) Stop() { s.stop() }
+
+// StartTCP starts pymodbus on a free loopback port; it is stopped at
+// cleanup.
+func StartTCP(t testing.TB, spec Spec) *Server {
 	t.Helper()
 	Require(t)
 	var lastErr error
 	for range 3 { // the free port may be taken in between
-		port := FreePort(t)
-		if lastErr = start(t, wireSpec{Mode: "tcp", Port: port}, spec); lastErr == nil {
-			return fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		s, err := StartTCPPort(t, FreePort(t), spec)
+		if err == nil {
+			return s
 		}
+		lastErr = err
 	}
 	t.Fatalf("start pymodbus tcp server: %v", lastErr)
-	return ""
+	return nil
+}
+
+// StartTCPPort starts pymodbus on a given loopback port, e.g. to bring a
+// stopped server back where its clients expect it.
+func StartTCPPort(t testing.TB, port int, spec Spec) (*Server, error) {
+	t.Helper()
+	stop, err := start(t, wireSpec{Mode: "tcp", Port: port}, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), Port: port, stop: stop}, nil
 }
 
 // StartRTU starts a pymodbus RTU server on the serial device dev (one end
@@ -93,12 +116,12 @@ func StartTCP(t testing.TB, spec Spec) string {
 func StartRTU(t testing.TB, dev string, baud int, spec Spec) {
 	t.Helper()
 	Require(t)
-	if err := start(t, wireSpec{Mode: "rtu", Device: dev, Baud: baud}, spec); err != nil {
+	if _, err := start(t, wireSpec{Mode: "rtu", Device: dev, Baud: baud}, spec); err != nil {
 		t.Fatalf("start pymodbus rtu server: %v", err)
 	}
 }
 
-func start(t testing.TB, ws wireSpec, spec Spec) error {
+func start(t testing.TB, ws wireSpec, spec Spec) (func(), error) {
 	dir := t.TempDir()
 	ws.Units = map[string]Unit{}
 	for id, u := range spec.Units {
@@ -106,24 +129,24 @@ func start(t testing.TB, ws wireSpec, spec Spec) error {
 	}
 	js, err := json.Marshal(ws)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	specFile, script := filepath.Join(dir, "spec.json"), filepath.Join(dir, "pyserver.py")
 	if err := os.WriteFile(specFile, js, 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(script, pyserver, 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command(Python, script, specFile)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
 	ready := make(chan error, 1)
 	go func() {
@@ -136,7 +159,8 @@ func start(t testing.TB, ws wireSpec, spec Spec) error {
 		}
 		ready <- fmt.Errorf("pymodbus exited before ready")
 	}()
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
 	select {
 	case err = <-ready:
 	case <-time.After(15 * time.Second):
@@ -147,10 +171,10 @@ func start(t testing.TB, ws wireSpec, spec Spec) error {
 	}
 	if err != nil {
 		stop()
-		return fmt.Errorf("%w: %s", err, stderr.String())
+		return nil, fmt.Errorf("%w: %s", err, stderr.String())
 	}
 	t.Cleanup(stop)
-	return nil
+	return stop, nil
 }
 
 func waitDial(addr string) error {
