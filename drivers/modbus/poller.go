@@ -218,9 +218,11 @@ func (p *Poller) schedule(d *devState, now time.Time) {
 		d.next = d.next.Add(time.Duration(n) * period)
 		skipped = n
 	}
-	if d.fails > 0 {
-		// Exponential backoff in poll periods: 1, 2, 4, ... capped.
-		wait := min(period<<min(d.fails-1, 20), max(d.cfg.MaxBackoff, period))
+	if d.fails > 1 {
+		// One failure may be a glitch: keep the rate. From the second
+		// on, back off exponentially (1, 2, 4, ... periods, capped) so a
+		// dead unit cannot take the line from the live ones.
+		wait := min(period<<min(d.fails-2, 20), max(d.cfg.MaxBackoff, period))
 		for d.next.Before(now.Add(wait)) {
 			d.next = d.next.Add(period)
 			backoff++
