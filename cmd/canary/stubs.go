@@ -18,9 +18,6 @@ func notBuilt(use, short string) *cobra.Command {
 	}
 }
 
-func newReadCmd(*globalFlags) *cobra.Command {
-	return notBuilt("read URL", "Read and decode registers from a device")
-}
 func newSimCmd(*globalFlags) *cobra.Command {
 	return notBuilt("sim", "Serve a site's devices as simulated Modbus devices")
 }

@@ -38,6 +38,11 @@ type DeviceConfig struct {
 	MaxRegisters int  `yaml:"max_registers"` // per read, default and max 125
 	MaxBits      int  `yaml:"max_bits"`      // per read, default and max 2000
 	MaxGap       *int `yaml:"max_gap"`       // unrequested registers bridged to merge reads, default 8
+
+	// MaxBackoff caps how long a device that stops answering is left
+	// alone between attempts, so the live devices on its link keep their
+	// rate; default 10s (or Poll, if longer).
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
 // SensorConfig is where one sensor's value lives in the device and how it

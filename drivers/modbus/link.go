@@ -1,0 +1,212 @@
+package modbus
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/rs/zerolog"
+	mb "github.com/simonvetter/modbus"
+)
+
+// ErrTimeout is a request that got no answer within the timeout: a dead
+// device, a cut cable or a wrong unit id on a serial line.
+var ErrTimeout = errors.New("no response within timeout")
+
+// ExceptionError is a Modbus exception response: the device answered, so
+// the link is fine (no reconnect), but it refused the request.
+type ExceptionError struct {
+	Code uint8
+	Err  error // the library's sentinel, e.g. mb.ErrIllegalDataAddress
+}
+
+func (e *ExceptionError) Error() string {
+	return fmt.Sprintf("modbus exception %d (%s)", e.Code, e.Err)
+}
+
+func (e *ExceptionError) Unwrap() error { return e.Err }
+
+var exceptionCodes = []struct {
+	code uint8
+	err  mb.Error
+}{
+	{1, mb.ErrIllegalFunction}, {2, mb.ErrIllegalDataAddress}, {3, mb.ErrIllegalDataValue},
+	{4, mb.ErrServerDeviceFailure}, {5, mb.ErrAcknowledge}, {6, mb.ErrServerDeviceBusy},
+	{8, mb.ErrMemoryParityError}, {10, mb.ErrGWPathUnavailable}, {11, mb.ErrGWTargetFailedToRespond},
+}
+
+// classify maps the library's errors onto ours: exceptions become
+// *ExceptionError, timeouts wrap ErrTimeout, the rest are link errors.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, ex := range exceptionCodes {
+		if errors.Is(err, ex.err) {
+			return &ExceptionError{Code: ex.code, Err: ex.err}
+		}
+	}
+	if errors.Is(err, mb.ErrRequestTimedOut) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+// IsException reports whether err is a Modbus exception response.
+func IsException(err error) bool {
+	var ex *ExceptionError
+	return errors.As(err, &ex)
+}
+
+// Link is one connection to a TCP endpoint or one serial line, shared by
+// the devices (unit ids) behind it. It is not safe for concurrent use: one
+// goroutine owns it (the Poller), because the unit id is link-wide state.
+type Link struct {
+	url    string
+	client *mb.ModbusClient
+	open   bool
+	rtu    bool
+}
+
+// NewLink prepares a link from a device config (defaults set, validated).
+// It reads TLS files but never dials: Open does.
+func NewLink(d *DeviceConfig, logger zerolog.Logger) (*Link, error) {
+	conf := &mb.ClientConfiguration{
+		URL:     d.URL,
+		Timeout: d.Timeout,
+		Logger:  log.New(libWriter{logger}, "", 0),
+	}
+	if scheme(d.URL) == schemeRTU {
+		conf.Speed = uint(d.Baud)
+		conf.DataBits = uint(d.DataBits)
+		conf.StopBits = uint(d.StopBits)
+		conf.Parity = map[string]uint{"none": mb.PARITY_NONE, "even": mb.PARITY_EVEN, "odd": mb.PARITY_ODD}[d.Parity]
+	}
+	if scheme(d.URL) == schemeTLS {
+		cert, err := tls.LoadX509KeyPair(d.CertFile, d.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate %s: %w", d.CertFile, err)
+		}
+		pem, err := os.ReadFile(d.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("load ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("load ca_file %s: no PEM certificate in it", d.CAFile)
+		}
+		conf.TLSClientCert = &cert
+		conf.TLSRootCAs = pool
+	}
+	c, err := mb.NewClient(conf)
+	if err != nil {
+		return nil, fmt.Errorf("modbus client for %s: %w", d.URL, err)
+	}
+	return &Link{url: d.URL, client: c, rtu: scheme(d.URL) == schemeRTU}, nil
+}
+
+// URL returns the link's URL.
+func (l *Link) URL() string { return l.url }
+
+// Open connects (TCP) or opens the serial device. It is a no-op when open.
+func (l *Link) Open() error {
+	if l.open {
+		return nil
+	}
+	if err := l.client.Open(); err != nil {
+		return fmt.Errorf("open %s: %w", l.url, err)
+	}
+	l.open = true
+	return nil
+}
+
+// Close drops the connection; the next request reopens it.
+func (l *Link) Close() error {
+	if !l.open {
+		return nil
+	}
+	l.open = false
+	return l.client.Close()
+}
+
+// IsOpen reports whether the link is open.
+func (l *Link) IsOpen() bool { return l.open }
+
+func (l *Link) unit(u int) error {
+	if err := l.Open(); err != nil {
+		return err
+	}
+	return l.client.SetUnitId(uint8(u))
+}
+
+// ReadRegisters reads count holding or input registers of unit.
+func (l *Link) ReadRegisters(unit int, t Table, addr, count uint16) ([]uint16, error) {
+	if err := l.unit(unit); err != nil {
+		return nil, err
+	}
+	rt := mb.HOLDING_REGISTER
+	switch t {
+	case TableHolding:
+	case TableInput:
+		rt = mb.INPUT_REGISTER
+	default:
+		return nil, fmt.Errorf("read registers: table %s holds bits", t)
+	}
+	regs, err := l.client.ReadRegisters(addr, count, rt)
+	return regs, classify(err)
+}
+
+// ReadBits reads count coils or discrete inputs of unit.
+func (l *Link) ReadBits(unit int, t Table, addr, count uint16) ([]bool, error) {
+	if err := l.unit(unit); err != nil {
+		return nil, err
+	}
+	var bits []bool
+	var err error
+	switch t {
+	case TableCoil:
+		bits, err = l.client.ReadCoils(addr, count)
+	case TableDiscrete:
+		bits, err = l.client.ReadDiscreteInputs(addr, count)
+	default:
+		return nil, fmt.Errorf("read bits: table %s holds registers", t)
+	}
+	return bits, classify(err)
+}
+
+// WriteRegisters writes holding registers (FC06 for one, FC16 for more).
+func (l *Link) WriteRegisters(unit int, addr uint16, regs []uint16) error {
+	if err := l.unit(unit); err != nil {
+		return err
+	}
+	if len(regs) == 1 {
+		return classify(l.client.WriteRegister(addr, regs[0]))
+	}
+	return classify(l.client.WriteRegisters(addr, regs))
+}
+
+// WriteCoil writes one coil (FC05).
+func (l *Link) WriteCoil(unit int, addr uint16, v bool) error {
+	if err := l.unit(unit); err != nil {
+		return err
+	}
+	return classify(l.client.WriteCoil(addr, v))
+}
+
+// libWriter bridges the library's *log.Logger into zerolog, so nothing is
+// printed on stdout; its lines are protocol detail, hence debug.
+type libWriter struct{ l zerolog.Logger }
+
+func (w libWriter) Write(p []byte) (int, error) {
+	msg := string(bytes.TrimSpace(p))
+	ev := w.l.Debug()
+	if bytes.Contains(p, []byte("[error]")) {
+		ev = w.l.Warn()
+	}
+	ev.Str("detail", msg).Msg("modbus library")
+	return len(p), nil
+}

@@ -1,0 +1,456 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Device is one device with its sensors, as the site config gives them.
+type Device struct {
+	Config  DeviceConfig
+	Sensors []SensorConfig
+}
+
+// Options configure pollers.
+type Options struct {
+	// Logger receives lifecycle and state-change logs; default zerolog.Nop().
+	Logger *zerolog.Logger
+	// Sink receives every batch, from the link's goroutine, in poll order.
+	// It must not block for long: the link waits for it. The batch is the
+	// sink's to keep.
+	Sink func(Batch)
+}
+
+// isTimeout reports whether err is a request timeout.
+func isTimeout(err error) bool { return errors.Is(err, ErrTimeout) }
+
+// retryBase is the first pause before a retry within one poll; it doubles.
+const retryBase = 20 * time.Millisecond
+
+// devState is one device as its link owner polls it.
+type devState struct {
+	cfg      DeviceConfig
+	plan     *Plan
+	next     time.Time // next tick on the fixed grid
+	fails    int       // consecutive failed polls (timeout or link error)
+	pending  uint64    // skipped ticks not yet reported in a batch
+	stats    DeviceStats
+	sensorIx map[string]int
+}
+
+// Poller owns one link and polls the devices behind it in turn, each on
+// its own fixed-rate schedule. Devices on one serial line (same rtu://
+// path) or one TCP endpoint (same host:port, unit ids multiplexed as behind
+// a serial gateway) share one Poller, so requests never interleave.
+type Poller struct {
+	link   *Link
+	devs   []*devState
+	sink   func(Batch)
+	log    zerolog.Logger
+	writes chan writeReq
+	reopen bool // reconnect after timeouts too (stream links can desync)
+
+	mu sync.Mutex // guards devs[*].stats
+}
+
+// NewPollers validates the devices (defaults must already be set), groups
+// them by link and returns one Poller per link. Nothing is dialled yet.
+func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
+	logger := zerolog.Nop()
+	if opts.Logger != nil {
+		logger = *opts.Logger
+	}
+	sink := opts.Sink
+	if sink == nil {
+		sink = func(Batch) {}
+	}
+	byLink := map[string]*Poller{}
+	var out []*Poller
+	var errs []error
+	for i := range devices {
+		d := devices[i].Config
+		if err := d.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("device %s: %w", d.ID, err))
+			continue
+		}
+		plan, err := NewPlan(&d, devices[i].Sensors)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("device %s: %w", d.ID, err))
+			continue
+		}
+		key := linkKey(d.URL)
+		p := byLink[key]
+		if p == nil {
+			p = &Poller{sink: sink, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
+			p.log = logger.With().Str("component", "modbus").Str("link", d.URL).Logger()
+			byLink[key] = p
+			out = append(out, p)
+		} else if err := sameLink(&p.devs[0].cfg, &d); err != nil {
+			errs = append(errs, fmt.Errorf("device %s: %w", d.ID, err))
+			continue
+		}
+		ds := &devState{cfg: d, plan: plan, sensorIx: map[string]int{}}
+		for j, s := range plan.Sensors {
+			ds.sensorIx[s] = j
+		}
+		ds.stats = DeviceStats{Device: d.ID, Link: d.URL, Unit: *d.Unit, Online: true}
+		p.devs = append(p.devs, ds)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, p := range out {
+		// The shortest timeout of the devices bounds every request on the
+		// link: it honours each device's bound and keeps a dead unit from
+		// holding the line longer than any device allows.
+		cfg := p.devs[0].cfg
+		for _, ds := range p.devs {
+			cfg.Timeout = min(cfg.Timeout, ds.cfg.Timeout)
+		}
+		l, err := NewLink(&cfg, p.log)
+		if err != nil {
+			return nil, err
+		}
+		p.link = l
+	}
+	return out, nil
+}
+
+// linkKey identifies a physical link: the serial device, or host:port.
+func linkKey(url string) string {
+	s := scheme(url)
+	if s == schemeRTU {
+		return s + "://" + linkAddress(url)
+	}
+	return s + "://" + linkAddress(url)
+}
+
+// sameLink checks that two devices on one link agree on its settings.
+func sameLink(a, b *DeviceConfig) error {
+	if a.Baud != b.Baud || a.Parity != b.Parity || a.DataBits != b.DataBits || a.StopBits != b.StopBits {
+		return fmt.Errorf("shares serial line %s with device %s but its serial settings differ (baud, parity, data_bits, stop_bits must match)", b.URL, a.ID)
+	}
+	if a.CAFile != b.CAFile || a.CertFile != b.CertFile || a.KeyFile != b.KeyFile {
+		return fmt.Errorf("shares link %s with device %s but its TLS files differ", b.URL, a.ID)
+	}
+	return nil
+}
+
+// Devices returns the ids of the devices this poller owns.
+func (p *Poller) Devices() []string {
+	ids := make([]string, len(p.devs))
+	for i, d := range p.devs {
+		ids[i] = d.cfg.ID
+	}
+	return ids
+}
+
+// Stats returns a snapshot of every device's counters.
+func (p *Poller) Stats() []DeviceStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]DeviceStats, len(p.devs))
+	for i, d := range p.devs {
+		out[i] = d.stats
+	}
+	return out
+}
+
+// Run polls until ctx ends, then closes the link and returns nil. Device
+// failures are reported in batches and stats, never as Run's error.
+func (p *Poller) Run(ctx context.Context) error {
+	defer p.link.Close()
+	start := time.Now()
+	for _, d := range p.devs {
+		d.next = start
+	}
+	p.log.Info().Strs("devices", p.Devices()).Msg("polling started")
+	defer p.log.Info().Msg("polling stopped")
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		d := p.due()
+		timer.Reset(time.Until(d.next))
+		select {
+		case <-ctx.Done():
+			return nil
+		case w := <-p.writes:
+			timer.Stop() // Go >= 1.23: no stale tick to drain
+			w.done <- p.write(w)
+			continue
+		case <-timer.C:
+		}
+		b := p.poll(ctx, d)
+		if ctx.Err() != nil {
+			return nil // a poll cut short by shutdown is not a device failure
+		}
+		p.schedule(d, time.Now())
+		p.sink(b)
+	}
+}
+
+// due returns the device whose next tick comes first.
+func (p *Poller) due() *devState {
+	best := p.devs[0]
+	for _, d := range p.devs[1:] {
+		if d.next.Before(best.next) {
+			best = d
+		}
+	}
+	return best
+}
+
+// schedule moves a device to its next tick on the fixed grid. Ticks that
+// already passed are skipped and counted, never bunched; a failing device
+// also skips the ticks within its backoff.
+func (p *Poller) schedule(d *devState, now time.Time) {
+	period := d.cfg.Poll
+	d.next = d.next.Add(period)
+	var skipped, backoff uint64
+	if !d.next.After(now) {
+		n := uint64(now.Sub(d.next)/period) + 1
+		d.next = d.next.Add(time.Duration(n) * period)
+		skipped = n
+	}
+	if d.fails > 1 {
+		// One failure may be a glitch: keep the rate. From the second
+		// on, back off exponentially (1, 2, 4, ... periods, capped) so a
+		// dead unit cannot take the line from the live ones.
+		wait := min(period<<min(d.fails-2, 20), max(d.cfg.MaxBackoff, period))
+		for d.next.Before(now.Add(wait)) {
+			d.next = d.next.Add(period)
+			backoff++
+		}
+	}
+	d.pending += skipped + backoff
+	p.mu.Lock()
+	d.stats.Skipped += skipped
+	d.stats.Backoff += backoff
+	p.mu.Unlock()
+}
+
+// poll reads every request of one device and decodes its readings.
+func (p *Poller) poll(ctx context.Context, d *devState) Batch {
+	unit := *d.cfg.Unit
+	b := Batch{Device: d.cfg.ID, Unit: unit, Readings: make([]Reading, len(d.plan.Sensors))}
+	for i, id := range d.plan.Sensors {
+		b.Readings[i] = Reading{Sensor: id, Quality: QualityUnknown}
+	}
+	var errs []error
+	var timeouts, exceptions, linkErrs, reconnects uint64
+	var linkDown error
+	sent := time.Now()
+	for ri := range d.plan.Requests {
+		r := &d.plan.Requests[ri]
+		if linkDown != nil {
+			// The device did not answer this poll; don't make the line
+			// wait for it again on every remaining request.
+			p.fail(b.Readings, r, linkDown)
+			continue
+		}
+		regs, bits, err := p.read(ctx, d, r, &reconnects)
+		if err != nil {
+			err = fmt.Errorf("read %s %d..%d: %w", r.Table, r.Addr, int(r.Addr)+int(r.Count)-1, err)
+			errs = append(errs, err)
+			switch {
+			case IsException(err):
+				exceptions++
+			case isTimeout(err):
+				timeouts++
+				linkDown = err
+			default:
+				linkErrs++
+				linkDown = err
+			}
+			p.fail(b.Readings, r, err)
+			continue
+		}
+		for _, f := range r.Fields {
+			rd := &b.Readings[f.Sensor]
+			var v float64
+			var derr error
+			if r.Table.IsBits() {
+				v = f.Codec.DecodeBit(bits[f.Offset])
+			} else {
+				v, derr = f.Codec.Decode(regs[f.Offset:])
+			}
+			if derr != nil {
+				rd.Quality, rd.Reason = QualityBad, reason(derr)
+			} else {
+				rd.Value, rd.Quality = v, QualityGood
+			}
+		}
+	}
+	b.At = time.Now()
+	for i := range b.Readings {
+		b.Readings[i].At = b.At
+	}
+	b.Latency = b.At.Sub(sent)
+	b.Err = errors.Join(errs...)
+	wasOnline := d.fails == 0
+	if linkDown != nil {
+		d.fails++
+	} else {
+		d.fails = 0
+	}
+	p.mu.Lock()
+	d.stats.Polls++
+	b.Polls = d.stats.Polls
+	if b.Err != nil {
+		d.stats.Errors++
+	}
+	d.stats.Timeouts += timeouts
+	d.stats.Exceptions += exceptions
+	d.stats.LinkErrors += linkErrs
+	d.stats.Reconnects += reconnects
+	d.stats.LastPoll = b.At
+	if linkDown == nil {
+		d.stats.LastLatency = b.Latency
+	}
+	d.stats.Online = linkDown == nil
+	p.mu.Unlock()
+	b.Skipped, d.pending = d.pending, 0
+	switch {
+	case wasOnline && linkDown != nil:
+		p.log.Warn().Err(linkDown).Str("device", d.cfg.ID).Int("unit", unit).Msg("device offline")
+	case !wasOnline && linkDown == nil:
+		p.log.Info().Str("device", d.cfg.ID).Int("unit", unit).Msg("device online")
+	case b.Err != nil:
+		p.log.Debug().Err(b.Err).Str("device", d.cfg.ID).Int("unit", unit).Msg("poll failed")
+	}
+	return b
+}
+
+// fail marks the readings of one request bad.
+func (p *Poller) fail(rs []Reading, r *Request, err error) {
+	why := reason(errors.Unwrap(err))
+	if why == "" {
+		why = reason(err)
+	}
+	for _, f := range r.Fields {
+		rs[f.Sensor].Quality, rs[f.Sensor].Reason, rs[f.Sensor].Value = QualityBad, why, 0
+	}
+}
+
+// read runs one request with retries: a busy device or a lost link is
+// retried after a short pause, with Close+Open after link errors (the
+// library never reconnects); other exceptions are final.
+func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *uint64) ([]uint16, []bool, error) {
+	var err error
+	for attempt := 0; ; attempt++ {
+		var regs []uint16
+		var bits []bool
+		if r.Table.IsBits() {
+			bits, err = p.link.ReadBits(*d.cfg.Unit, r.Table, r.Addr, r.Count)
+		} else {
+			regs, err = p.link.ReadRegisters(*d.cfg.Unit, r.Table, r.Addr, r.Count)
+		}
+		if err == nil {
+			return regs, bits, nil
+		}
+		var ex *ExceptionError
+		busy := errors.As(err, &ex) && (ex.Code == 6 || ex.Code == 5)
+		if ex != nil && !busy {
+			return nil, nil, err
+		}
+		if ex == nil && (!isTimeout(err) || p.reopen) && p.link.IsOpen() {
+			// A stream that timed out mid-frame can be out of step, and
+			// after EOF or a reset every call fails until reopened. On a
+			// serial line a timeout is one silent unit, not a broken line.
+			_ = p.link.Close()
+			*reconnects++
+		}
+		if attempt >= *d.cfg.Retries {
+			return nil, nil, err
+		}
+		pause := retryBase << attempt
+		if deadline := d.next.Add(d.cfg.Poll); time.Until(deadline) < pause {
+			return nil, nil, err // retrying would eat into the next tick
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// Group runs the pollers of a site's devices.
+type Group struct {
+	pollers  []*Poller
+	byDevice map[string]*Poller
+}
+
+// NewGroup builds one Poller per link for devices (see NewPollers).
+func NewGroup(devices []Device, opts Options) (*Group, error) {
+	ps, err := NewPollers(devices, opts)
+	if err != nil {
+		return nil, err
+	}
+	g := &Group{pollers: ps, byDevice: map[string]*Poller{}}
+	for _, p := range ps {
+		for _, id := range p.Devices() {
+			g.byDevice[id] = p
+		}
+	}
+	return g, nil
+}
+
+// Pollers returns the group's pollers, one per link.
+func (g *Group) Pollers() []*Poller { return g.pollers }
+
+// Run runs every poller until ctx ends and waits for all of them.
+func (g *Group) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(g.pollers))
+	for i, p := range g.pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Stats returns every device's counters, sorted by device id.
+func (g *Group) Stats() []DeviceStats {
+	var out []DeviceStats
+	for _, p := range g.pollers {
+		out = append(out, p.Stats()...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Device < out[j].Device })
+	return out
+}
+
+// Write writes value to a sensor of a device and reads it back (see
+// Poller.Write).
+func (g *Group) Write(ctx context.Context, device, sensor string, value float64) (float64, error) {
+	p, ok := g.byDevice[device]
+	if !ok {
+		return 0, fmt.Errorf("write %s.%s: unknown device", device, sensor)
+	}
+	return p.Write(ctx, device, sensor, value)
+}
+
+// PollOnce polls every device of the link once, outside any schedule, and
+// closes the link: for commissioning tools and tests. Do not call it while
+// Run is running.
+func (p *Poller) PollOnce(ctx context.Context) []Batch {
+	defer p.link.Close()
+	out := make([]Batch, 0, len(p.devs))
+	for _, d := range p.devs {
+		d.next = time.Now()
+		out = append(out, p.poll(ctx, d))
+	}
+	return out
+}

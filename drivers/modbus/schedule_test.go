@@ -1,0 +1,40 @@
+package modbus
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSchedule(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const period = 100 * time.Millisecond
+	tests := []struct {
+		name        string
+		fails       int
+		done        time.Duration // when the poll of tick t0 finished
+		wantNext    time.Duration
+		wantSkipped uint64
+		wantBackoff uint64
+	}{
+		{"on time", 0, 30 * time.Millisecond, 100 * time.Millisecond, 0, 0},
+		{"finished exactly at the next tick skips it", 0, 100 * time.Millisecond, 200 * time.Millisecond, 1, 0},
+		{"overrun by 3.5 periods: skipped, not bunched", 0, 350 * time.Millisecond, 400 * time.Millisecond, 3, 0},
+		{"first failure: next tick as usual", 1, 60 * time.Millisecond, 100 * time.Millisecond, 0, 0},
+		{"second failure: 1 period backoff", 2, 60 * time.Millisecond, 200 * time.Millisecond, 0, 1},
+		{"fourth failure: 4 periods backoff", 4, 60 * time.Millisecond, 500 * time.Millisecond, 0, 4},
+		{"backoff capped by max_backoff", 30, 60 * time.Millisecond, 1100 * time.Millisecond, 0, 10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Poller{}
+			d := &devState{cfg: DeviceConfig{Poll: period, MaxBackoff: time.Second}, next: t0, fails: tc.fails}
+			p.schedule(d, t0.Add(tc.done))
+			require.Equal(t, t0.Add(tc.wantNext), d.next, "stays on the grid of t0")
+			require.Equal(t, tc.wantSkipped, d.stats.Skipped)
+			require.Equal(t, tc.wantBackoff, d.stats.Backoff)
+			require.Equal(t, tc.wantSkipped+tc.wantBackoff, d.pending)
+		})
+	}
+}
