@@ -76,7 +76,9 @@ func (a *alarm) state() State {
 
 func (a *alarm) annunciated() bool { return !a.oos && a.shelve == notShelved && !a.suppressed }
 
-func (a *alarm) shelvable() bool { return a.spec.Shelvable || (a.spec.Priority > 1 && len(a.actions) == 0) }
+func (a *alarm) shelvable() bool {
+	return a.spec.Shelvable || (a.spec.Priority > 1 && len(a.actions) == 0)
+}
 
 // point is one sensor.
 type point struct {

@@ -135,7 +135,7 @@ func methaneCoal(profile string, alarm, cut, restore float64, src string) Preset
 	}
 	// Where the regulation sets no separate alarm level the high alarm
 	// returns at the restore level too.
-	if alarm == restore {
+	if alarm == cut {
 		p.Conditions[1] = withRestore(p.Conditions[1], restore)
 	}
 	return p
