@@ -115,8 +115,6 @@ const (
 	srcPractice = "canary practice (SAFETY §1.3 priorities)"
 )
 
-func ptrF(v float64) *float64 { return &v }
-
 func lim(c Condition, limit, db float64, prio int, latch bool, src string) CondSpec {
 	return CondSpec{Condition: c, Limit: limit, Deadband: db, Priority: prio, Latch: latch, Regulatory: true, Source: src}
 }
