@@ -3,6 +3,7 @@ package alerting
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +123,7 @@ type Engine struct {
 	sites   map[string]*siteState
 	out     []Event
 	dirty   []*group
+	siteIDs []string // sorted, for a deterministic event order
 }
 
 type siteState struct {
@@ -297,6 +299,10 @@ func (e *Engine) addAlarm(site, id, device, sensor string, c Condition, s CondSp
 	}
 	if _, ok := e.sites[site]; !ok {
 		e.sites[site] = &siteState{}
+		i := sort.SearchStrings(e.siteIDs, site)
+		e.siteIDs = append(e.siteIDs, "")
+		copy(e.siteIDs[i+1:], e.siteIDs[i:])
+		e.siteIDs[i] = site
 	}
 	e.alarms[id] = a
 	e.alist = append(e.alist, a)
@@ -641,7 +647,8 @@ func (e *Engine) Tick(now time.Time) []Event {
 			e.alarmEvent(a, now, EvChatteringEnd, a.state(), "", "")
 		}
 	}
-	for site, st := range e.sites {
+	for _, site := range e.siteIDs {
+		st := e.sites[site]
 		if st.flood {
 			e.pruneFlood(st, now)
 			if len(st.acts) < e.opts.FloodEnd {
