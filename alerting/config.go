@@ -139,11 +139,6 @@ type ActionConfig struct {
 	// ConfirmTimeout bounds the wait for ActionResult; past it the action
 	// failed (P1 alarm "<id>.failed").
 	ConfirmTimeout time.Duration
-	// AutoRelease releases the action as soon as no trigger is active or
-	// latched; otherwise the same holds (triggers latch or not), so
-	// AutoRelease only documents intent. Release never restarts equipment:
-	// it returns the output to "permitted".
-	AutoRelease bool
 }
 
 // Options are site-wide alarm-management settings. Zero values take the
