@@ -1,0 +1,251 @@
+package alerting
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+func (e *Engine) lookup(op, id, user string) (*alarm, error) {
+	a, ok := e.alarms[id]
+	if !ok {
+		return nil, fmt.Errorf("%s %q: %w", op, id, ErrUnknownAlarm)
+	}
+	if strings.TrimSpace(user) == "" {
+		return nil, fmt.Errorf("%s %s: %w", op, id, ErrUserRequired)
+	}
+	return a, nil
+}
+
+// Ack acknowledges an alarm: unacknowledged → acknowledged (active or
+// latched), returned-unacknowledged → normal. It never changes whether the
+// alarm is active. A comment is required for priority-1 alarms (unless
+// comment_required: false).
+func (e *Engine) Ack(now time.Time, id, user, comment string) ([]Event, error) {
+	a, err := e.lookup("ack", id, user)
+	if err != nil {
+		return nil, err
+	}
+	if a.acked {
+		if a.baseState() == Normal {
+			return nil, fmt.Errorf("ack %s: %w", id, ErrNothingToAck)
+		}
+		return nil, fmt.Errorf("ack %s: %w", id, ErrAlreadyAcked)
+	}
+	if a.spec.CommentRequired && strings.TrimSpace(comment) == "" {
+		return nil, fmt.Errorf("ack %s: %w for a priority-%d alarm", id, ErrCommentRequired, a.spec.Priority)
+	}
+	from := a.state()
+	a.acked, a.ackedBy, a.comment, a.ackedAt, a.updated = true, user, comment, now, now
+	e.alarmEvent(a, now, EvAck, from, user, comment)
+	e.afterNormal(a, now)
+	return e.take(), nil
+}
+
+// Reset clears a latched alarm. It is refused while the condition is
+// present (including on-delay: the alarm is still active), while the
+// sensor's quality is not good, and — unless reset_needs_ack: false — while
+// the alarm is unacknowledged. A successful reset releases the interlock
+// actions the alarm held (to "permitted"; nothing is restarted).
+func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error) {
+	a, err := e.lookup("reset", id, user)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case a.active:
+		return nil, fmt.Errorf("reset %s: %w", id, ErrConditionPresent)
+	case !a.latched:
+		return nil, fmt.Errorf("reset %s: %w", id, ErrNotLatched)
+	case a.point != nil && a.point.quality != Good:
+		return nil, fmt.Errorf("reset %s: %w (%s)", id, ErrQualityNotGood, a.point.quality)
+	case a.spec.ResetNeedsAck && !a.acked:
+		return nil, fmt.Errorf("reset %s: %w", id, ErrResetNeedsAck)
+	}
+	from := a.state()
+	a.latched, a.updated = false, now
+	if !a.acked {
+		a.acked, a.ackedBy, a.ackedAt = true, user, now
+	}
+	e.alarmEvent(a, now, EvReset, from, user, comment)
+	e.afterNormal(a, now)
+	e.updateActions(a, now)
+	return e.take(), nil
+}
+
+// Shelve shelves an alarm for d (at most Options.MaxShelve). A comment
+// (the reason) is required. Priority-1 alarms and alarms driving an
+// interlock are shelvable only with shelvable: true.
+func (e *Engine) Shelve(now time.Time, id, user, comment string, d time.Duration) ([]Event, error) {
+	if d <= 0 {
+		return nil, fmt.Errorf("shelve %s: %w", id, ErrBadDuration)
+	}
+	if d > e.opts.MaxShelve {
+		return nil, fmt.Errorf("shelve %s for %s: %w (%s)", id, d, ErrShelveTooLong, e.opts.MaxShelve)
+	}
+	return e.shelveCmd(now, id, user, comment, timedShelve, now.Add(d))
+}
+
+// ShelveOneShot shelves an alarm until it next returns (its condition clears).
+func (e *Engine) ShelveOneShot(now time.Time, id, user, comment string) ([]Event, error) {
+	return e.shelveCmd(now, id, user, comment, oneShotShelve, time.Time{})
+}
+
+func (e *Engine) shelveCmd(now time.Time, id, user, comment string, m shelveMode, until time.Time) ([]Event, error) {
+	a, err := e.lookup("shelve", id, user)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case strings.TrimSpace(comment) == "":
+		return nil, fmt.Errorf("shelve %s: %w (the reason)", id, ErrCommentRequired)
+	case !a.shelvable():
+		return nil, fmt.Errorf("shelve %s: %w", id, ErrNotShelvable)
+	case a.oos:
+		return nil, fmt.Errorf("shelve %s: %w", id, ErrOutOfService)
+	case a.shelve != notShelved:
+		return nil, fmt.Errorf("shelve %s: %w", id, ErrAlreadyShelved)
+	case m == oneShotShelve && !a.active:
+		return nil, fmt.Errorf("shelve %s one-shot: %w", id, ErrNotActive)
+	}
+	from := a.state()
+	a.shelve, a.shelveUntil, a.updated = m, until, now
+	c := comment
+	if m == oneShotShelve {
+		c = "one-shot: " + comment
+	} else {
+		c = "until " + until.UTC().Format(time.RFC3339) + ": " + comment
+	}
+	e.alarmEvent(a, now, EvShelve, from, user, c)
+	return e.take(), nil
+}
+
+// Unshelve ends a shelve; an active alarm annunciates as unacknowledged.
+func (e *Engine) Unshelve(now time.Time, id, user, comment string) ([]Event, error) {
+	a, err := e.lookup("unshelve", id, user)
+	if err != nil {
+		return nil, err
+	}
+	if a.shelve == notShelved {
+		return nil, fmt.Errorf("unshelve %s: %w", id, ErrNotShelved)
+	}
+	e.unshelve(a, now, user, comment)
+	return e.take(), nil
+}
+
+func (e *Engine) unshelve(a *alarm, now time.Time, user, comment string) {
+	from := a.state()
+	a.shelve, a.shelveUntil, a.updated = notShelved, time.Time{}, now
+	if a.active {
+		a.acked, a.ackedBy, a.ackedAt = false, "", time.Time{}
+	}
+	e.alarmEvent(a, now, EvUnshelve, from, user, comment)
+}
+
+// OutOfService removes an alarm from service (maintenance) for d (0: until
+// returned to service), with a mandatory reason. The gateway checks the
+// user's role (maintenance / engineer). An id "device.sensor" applies to
+// every alarm of the point. An out-of-service alarm is still evaluated but
+// no longer trips interlocks; a point feeding an interlock raises its
+// "bypassed" alarm.
+func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Duration) ([]Event, error) {
+	if strings.TrimSpace(user) == "" {
+		return nil, fmt.Errorf("out_of_service %s: %w", id, ErrUserRequired)
+	}
+	if strings.TrimSpace(comment) == "" {
+		return nil, fmt.Errorf("out_of_service %s: %w (the reason)", id, ErrCommentRequired)
+	}
+	if d < 0 {
+		return nil, fmt.Errorf("out_of_service %s: %w", id, ErrBadDuration)
+	}
+	targets, err := e.targets("out_of_service", id)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, a := range targets {
+		if a.oos {
+			continue
+		}
+		n++
+		from := a.state()
+		a.oos, a.updated = true, now
+		a.oosUntil = time.Time{}
+		if d > 0 {
+			a.oosUntil = now.Add(d)
+		}
+		e.alarmEvent(a, now, EvOutOfService, from, user, comment)
+		e.updateActions(a, now)
+		e.updateBypass(a.point, now)
+		for _, g := range a.memberOf {
+			e.evalGroup(g, now)
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("out_of_service %s: %w", id, ErrAlreadyOutService)
+	}
+	return e.take(), nil
+}
+
+// ReturnToService puts an out-of-service alarm (or every alarm of a point) back.
+func (e *Engine) ReturnToService(now time.Time, id, user, comment string) ([]Event, error) {
+	if strings.TrimSpace(user) == "" {
+		return nil, fmt.Errorf("return_to_service %s: %w", id, ErrUserRequired)
+	}
+	targets, err := e.targets("return_to_service", id)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, a := range targets {
+		if a.oos {
+			n++
+			e.returnToService(a, now, user, comment)
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("return_to_service %s: %w", id, ErrNotOutOfService)
+	}
+	return e.take(), nil
+}
+
+func (e *Engine) returnToService(a *alarm, now time.Time, user, comment string) {
+	from := a.state()
+	a.oos, a.oosUntil, a.updated = false, time.Time{}, now
+	e.alarmEvent(a, now, EvReturnToService, from, user, comment)
+	e.updateActions(a, now)
+	e.updateBypass(a.point, now)
+	for _, g := range a.memberOf {
+		e.evalGroup(g, now)
+	}
+}
+
+func (e *Engine) targets(op, id string) ([]*alarm, error) {
+	if a, ok := e.alarms[id]; ok {
+		return []*alarm{a}, nil
+	}
+	if p, ok := e.points[id]; ok {
+		var out []*alarm
+		for _, a := range p.all {
+			if a != p.bypassed {
+				out = append(out, a)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%s %q: %w", op, id, ErrUnknownAlarm)
+}
+
+func (e *Engine) updateBypass(p *point, now time.Time) {
+	if p == nil || p.bypassed == nil {
+		return
+	}
+	n := 0
+	for _, a := range p.all {
+		if a != p.bypassed && a.oos {
+			n++
+		}
+	}
+	p.bypassed.value = float64(n)
+	e.setCond(p.bypassed, now, n > 0)
+}

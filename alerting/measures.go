@@ -1,0 +1,146 @@
+package alerting
+
+import (
+	"math"
+	"time"
+)
+
+type tv struct {
+	t time.Time
+	v float64
+}
+
+// rocWindow keeps the minimum and maximum of the samples within the rate
+// period with two monotonic queues (amortised O(1) per sample).
+type rocWindow struct {
+	minQ, maxQ []tv
+}
+
+func (w *rocWindow) push(now time.Time, v float64, period time.Duration) {
+	for len(w.minQ) > 0 && w.minQ[len(w.minQ)-1].v >= v {
+		w.minQ = w.minQ[:len(w.minQ)-1]
+	}
+	w.minQ = append(w.minQ, tv{now, v})
+	for len(w.maxQ) > 0 && w.maxQ[len(w.maxQ)-1].v <= v {
+		w.maxQ = w.maxQ[:len(w.maxQ)-1]
+	}
+	w.maxQ = append(w.maxQ, tv{now, v})
+	w.minQ = evict(w.minQ, now, period)
+	w.maxQ = evict(w.maxQ, now, period)
+}
+
+func evict(q []tv, now time.Time, period time.Duration) []tv {
+	i := 0
+	for i < len(q)-1 && now.Sub(q[i].t) > period {
+		i++
+	}
+	if i == 0 {
+		return q
+	}
+	return append(q[:0], q[i:]...)
+}
+
+// evalRate: a positive limit alarms on a rise of at least limit within
+// the period (value minus the window's minimum), a negative limit on a
+// fall (value minus the window's maximum). With percent the change is in
+// percent of that reference value.
+func (e *Engine) evalRate(p *point, now time.Time, v float64) {
+	a := p.rate
+	p.roc.push(now, v, a.spec.Period)
+	ref := p.roc.minQ[0].v
+	if a.spec.Limit < 0 {
+		ref = p.roc.maxQ[0].v
+	}
+	change := v - ref
+	if a.spec.Percent {
+		if ref == 0 {
+			change = 0
+		} else {
+			change = change / math.Abs(ref) * 100
+		}
+	}
+	a.value = change
+	var cond bool
+	if a.spec.Limit > 0 {
+		cond = highCond(a, change)
+	} else if !a.active {
+		cond = change <= a.spec.Limit
+	} else {
+		cond = !(change > a.spec.Limit+a.spec.Deadband)
+	}
+	e.setCond(a, now, cond)
+}
+
+// exposure accumulates 1-minute averages for TWA and STEL. Negative
+// readings (zero drift) are clamped to 0.
+type exposure struct {
+	minute time.Time // start of the open minute; zero: none open
+	sum    float64
+	n      int
+	// mins holds closed minute averages of the last 8 h, oldest first.
+	mins   []tv
+	acc    float64 // accumulating TWA: Σ avg / 480
+	shift  int64   // shift number of the accumulation
+	shiftN bool
+}
+
+func (x *exposure) add(now time.Time, v float64) {
+	m := now.Truncate(time.Minute)
+	if x.minute.IsZero() {
+		x.minute = m
+	}
+	x.sum += math.Max(v, 0)
+	x.n++
+}
+
+// closeMinute closes the open minute once now is past it and evaluates
+// the TWA and STEL alarms.
+func (e *Engine) closeMinute(p *point, now time.Time) {
+	x := p.exp
+	if x.minute.IsZero() || now.Truncate(time.Minute).Compare(x.minute) <= 0 {
+		return
+	}
+	m := x.minute
+	avg := x.sum / float64(x.n)
+	x.minute, x.sum, x.n = time.Time{}, 0, 0
+	x.mins = append(x.mins, tv{m, avg})
+	end := m.Add(time.Minute)
+	i := 0
+	for i < len(x.mins) && end.Sub(x.mins[i].t) > 8*time.Hour {
+		i++
+	}
+	if i > 0 {
+		x.mins = append(x.mins[:0], x.mins[i:]...)
+	}
+	if a := p.stel; a != nil {
+		sum, n := 0.0, 0
+		for j := len(x.mins) - 1; j >= 0 && end.Sub(x.mins[j].t) <= a.spec.Period; j-- {
+			sum += x.mins[j].v
+			n++
+		}
+		stel := sum / float64(n)
+		a.value = stel
+		e.setCond(a, now, highCond(a, stel))
+	}
+	if a := p.twa; a != nil {
+		var twa float64
+		if a.spec.Mode == "moving8h" {
+			for _, mv := range x.mins {
+				twa += mv.v
+			}
+			twa /= 480
+		} else {
+			if a.spec.ShiftSet {
+				s := int64(m.Add(-a.spec.ShiftStart).Sub(time.Unix(0, 0)) / (24 * time.Hour))
+				if x.shiftN && s != x.shift {
+					x.acc = 0
+				}
+				x.shift, x.shiftN = s, true
+			}
+			x.acc += avg / 480
+			twa = x.acc
+		}
+		a.value = twa
+		e.setCond(a, now, highCond(a, twa))
+	}
+}

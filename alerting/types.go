@@ -1,0 +1,257 @@
+package alerting
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Quality is the OPC-style validity of a sample.
+type Quality uint8
+
+// Qualities, best first.
+const (
+	Good Quality = iota
+	Uncertain
+	BadQuality
+)
+
+func (q Quality) String() string {
+	switch q {
+	case Good:
+		return "good"
+	case Uncertain:
+		return "uncertain"
+	default:
+		return "bad"
+	}
+}
+
+// ParseQuality reads "good", "uncertain" or "bad".
+func ParseQuality(s string) (Quality, error) {
+	switch s {
+	case "good":
+		return Good, nil
+	case "uncertain":
+		return Uncertain, nil
+	case "bad":
+		return BadQuality, nil
+	}
+	return BadQuality, errors.New("unknown quality " + strconv.Quote(s) + " (want good, uncertain or bad)")
+}
+
+// Sample is one reading handed to the engine.
+type Sample struct {
+	// Point is "device.sensor".
+	Point   string
+	Value   float64
+	Quality Quality
+}
+
+// State is an alarm's presentation state (the MQTT `state` field).
+type State string
+
+// States as in DESIGN.md.
+const (
+	Normal         State = "normal"
+	Unacknowledged State = "unacknowledged"
+	Acknowledged   State = "acknowledged"
+	ReturnedUnack  State = "returned_unacknowledged"
+	Shelved        State = "shelved"
+	OutOfService   State = "out_of_service"
+)
+
+// EventType names what an Event records.
+type EventType string
+
+// Event types: alarm transitions, operator actions, nuisance flags,
+// site flood state and interlock actions.
+const (
+	EvActivate        EventType = "activate"
+	EvReturn          EventType = "return"
+	EvAck             EventType = "ack"
+	EvReset           EventType = "reset"
+	EvShelve          EventType = "shelve"
+	EvUnshelve        EventType = "unshelve"
+	EvSuppress        EventType = "suppress"
+	EvUnsuppress      EventType = "unsuppress"
+	EvOutOfService    EventType = "out_of_service"
+	EvReturnToService EventType = "return_to_service"
+	EvReAlarm         EventType = "realarm"
+	EvChattering      EventType = "chattering"
+	EvChatteringEnd   EventType = "chattering_end"
+	EvFleeting        EventType = "fleeting"
+	EvStale           EventType = "stale"
+	EvFirstOut        EventType = "first_out"
+	EvFloodStart      EventType = "flood_start"
+	EvFloodEnd        EventType = "flood_end"
+	EvActionTrip      EventType = "action_trip"
+	EvActionRelease   EventType = "action_release"
+	EvActionConfirmed EventType = "action_confirmed"
+)
+
+// Event is one entry of the audit trail, published on
+// canary/v1/<site>/events. For action events Alarm is the action id and
+// Comment names the trigger; for flood events Alarm is empty and Value is
+// the count of annunciated alarms in the window.
+type Event struct {
+	Seq     uint64
+	Site    string
+	TS      time.Time
+	Type    EventType
+	Alarm   string
+	From    State
+	To      State
+	Active  bool
+	Value   float64 // NaN when there is no value
+	Limit   float64 // NaN when there is no limit
+	User    string
+	Comment string
+	// Action is set on action_* events (also in Alarm); not in the JSON.
+	Action string
+}
+
+// AlarmState is an alarm's current state, published retained on
+// canary/v1/<site>/alarms/<id>. The fields after Comment are not in the
+// JSON payload.
+type AlarmState struct {
+	ID        string
+	Site      string
+	Device    string
+	Sensor    string
+	Condition Condition
+	Priority  int
+	State     State
+	Active    bool
+	Latched   bool
+	Value     float64 // NaN when unknown
+	Limit     float64 // NaN when the condition has no limit
+	Since     time.Time
+	Updated   time.Time
+	AckedBy   string
+	Comment   string
+
+	Acked        bool
+	ShelvedUntil time.Time // zero: not shelved or one-shot
+	OneShot      bool
+	Suppressed   bool
+	FirstOut     bool
+	Chattering   bool
+	Stale        bool
+	Quality      Quality
+}
+
+// Annunciated reports whether the alarm belongs on the main alarm list.
+func (s AlarmState) Annunciated() bool {
+	switch s.State {
+	case Unacknowledged, Acknowledged, ReturnedUnack:
+		return true
+	}
+	return false
+}
+
+// MarshalJSON writes exactly the DESIGN.md alarm payload fields.
+func (s AlarmState) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 320)
+	b = append(b, `{"id":`...)
+	b = strconv.AppendQuote(b, s.ID)
+	b = append(b, `,"site":`...)
+	b = strconv.AppendQuote(b, s.Site)
+	b = append(b, `,"device":`...)
+	b = strconv.AppendQuote(b, s.Device)
+	b = append(b, `,"sensor":`...)
+	b = strconv.AppendQuote(b, s.Sensor)
+	b = append(b, `,"condition":`...)
+	b = strconv.AppendQuote(b, string(s.Condition))
+	b = append(b, `,"priority":`...)
+	b = strconv.AppendInt(b, int64(s.Priority), 10)
+	b = append(b, `,"state":`...)
+	b = strconv.AppendQuote(b, string(s.State))
+	b = append(b, `,"active":`...)
+	b = strconv.AppendBool(b, s.Active)
+	b = append(b, `,"latched":`...)
+	b = strconv.AppendBool(b, s.Latched)
+	b = append(b, `,"value":`...)
+	b = appendNum(b, s.Value)
+	b = append(b, `,"limit":`...)
+	b = appendNum(b, s.Limit)
+	b = append(b, `,"since":`...)
+	b = appendTime(b, s.Since)
+	b = append(b, `,"updated":`...)
+	b = appendTime(b, s.Updated)
+	b = append(b, `,"acked_by":`...)
+	b = strconv.AppendQuote(b, s.AckedBy)
+	b = append(b, `,"comment":`...)
+	b = strconv.AppendQuote(b, s.Comment)
+	return append(b, '}'), nil
+}
+
+// MarshalJSON writes exactly the DESIGN.md event payload fields.
+func (e Event) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"ts":`...)
+	b = appendTime(b, e.TS)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, string(e.Type))
+	b = append(b, `,"alarm":`...)
+	b = strconv.AppendQuote(b, e.Alarm)
+	b = append(b, `,"from":`...)
+	b = strconv.AppendQuote(b, string(e.From))
+	b = append(b, `,"to":`...)
+	b = strconv.AppendQuote(b, string(e.To))
+	b = append(b, `,"active":`...)
+	b = strconv.AppendBool(b, e.Active)
+	b = append(b, `,"value":`...)
+	b = appendNum(b, e.Value)
+	b = append(b, `,"limit":`...)
+	b = appendNum(b, e.Limit)
+	b = append(b, `,"user":`...)
+	b = strconv.AppendQuote(b, e.User)
+	b = append(b, `,"comment":`...)
+	b = strconv.AppendQuote(b, e.Comment)
+	return append(b, '}'), nil
+}
+
+func appendNum(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+// appendTime writes RFC 3339 with nanoseconds in UTC, or null for the zero time.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// Command errors; match with errors.Is.
+var (
+	ErrUnknownAlarm      = errors.New("unknown alarm")
+	ErrUnknownAction     = errors.New("unknown action")
+	ErrUnknownPoint      = errors.New("unknown point")
+	ErrUserRequired      = errors.New("user required")
+	ErrCommentRequired   = errors.New("comment required")
+	ErrAlreadyAcked      = errors.New("already acknowledged")
+	ErrNothingToAck      = errors.New("nothing to acknowledge: alarm is normal")
+	ErrConditionPresent  = errors.New("reset refused: the alarm condition is still present")
+	ErrResetNeedsAck     = errors.New("reset refused: acknowledge the alarm first")
+	ErrQualityNotGood    = errors.New("reset refused: the sensor's quality is not good")
+	ErrNotLatched        = errors.New("nothing to reset: alarm is not latched")
+	ErrShelveTooLong     = errors.New("shelve duration exceeds the maximum")
+	ErrBadDuration       = errors.New("duration must be positive")
+	ErrNotShelvable      = errors.New("alarm is not shelvable (priority 1 / interlock)")
+	ErrNotShelved        = errors.New("alarm is not shelved")
+	ErrNotActive         = errors.New("alarm is not active")
+	ErrAlreadyShelved    = errors.New("alarm is already shelved")
+	ErrOutOfService      = errors.New("alarm is out of service")
+	ErrNotOutOfService   = errors.New("alarm is not out of service")
+	ErrAlreadyOutService = errors.New("alarm is already out of service")
+)
