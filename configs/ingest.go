@@ -1,0 +1,93 @@
+package configs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/canary-gw/canary/internal/configerr"
+	"go.yaml.in/yaml/v3"
+)
+
+// Ingest is the config of `canary ingest -c ingest.yaml`: the MQTT → InfluxDB
+// writer that runs centrally, as N replicas on one shared subscription.
+type Ingest struct {
+	MQTT     IngestMQTT `yaml:"mqtt"`
+	InfluxDB InfluxDB   `yaml:"influxdb"`
+	// Sites limits the subscription to these site ids; empty means every site (+).
+	Sites []string `yaml:"sites"`
+	// Metrics is the listen address of /metrics and /healthz; empty turns it off.
+	Metrics string `yaml:"metrics"`
+}
+
+// IngestMQTT is the broker connection of the ingest plus its share group.
+type IngestMQTT struct {
+	MQTT `yaml:",inline"`
+	// ShareGroup names the MQTT shared subscription ($share/<group>/...):
+	// replicas in one group split the messages between them.
+	ShareGroup string `yaml:"share_group"`
+}
+
+// SetDefaults fills every section.
+func (c *Ingest) SetDefaults() {
+	c.MQTT.SetDefaults()
+	if c.MQTT.ShareGroup == "" {
+		c.MQTT.ShareGroup = "canary-ingest"
+	}
+	c.InfluxDB.SetDefaults()
+}
+
+// Validate checks the whole ingest config.
+func (c *Ingest) Validate() error {
+	var l configerr.List
+	l.Merge("mqtt", c.MQTT.MQTT.Validate())
+	if c.MQTT.ClientID == "" {
+		l.Add("mqtt.client_id", "required: a fixed id per replica keeps its session (and unacknowledged messages) across restarts")
+	}
+	if !validTopicLevel(c.MQTT.ShareGroup) {
+		l.Add("mqtt.share_group", "%q is not one topic level (no '/', '+', '#', not empty)", c.MQTT.ShareGroup)
+	}
+	l.Merge("influxdb", c.InfluxDB.Validate())
+	for i, s := range c.Sites {
+		if !validID(s) {
+			l.Add(fmt.Sprintf("sites[%d]", i), "%q is not a site id ([a-z0-9][a-z0-9_-]*)", s)
+		}
+	}
+	return l.Err()
+}
+
+func validID(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case (r == '_' || r == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// LoadIngest reads an ingest config, rejecting unknown keys, then applies
+// defaults and validates. Field errors carry paths, not lines; the site
+// loader's line mapping applies to them as to any config.
+func LoadIngest(path string) (*Ingest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read ingest config: %w", err)
+	}
+	var c Ingest
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); configerr.HasErrors(err) {
+		return nil, err
+	}
+	return &c, nil
+}

@@ -1,0 +1,372 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/mqtt"
+)
+
+// Options configure an Ingest.
+type Options struct {
+	// MQTT is the broker connection, defaults applied; ClientID is required
+	// and must differ between replicas.
+	MQTT configs.MQTT
+	// ShareGroup is the shared subscription group (replicas split the load).
+	ShareGroup string
+	// Sites limits the subscription; empty subscribes to every site.
+	Sites []string
+	// Writer stores the points.
+	Writer *Writer
+	// BatchPoints flushes a batch at this many points (default 5000);
+	// BatchWait flushes a partial batch this long after its first message
+	// (default 200ms).
+	BatchPoints int
+	BatchWait   time.Duration
+	// NoReceipts turns delivery receipts off.
+	NoReceipts bool
+	Log        zerolog.Logger
+}
+
+// Stats are counters since start.
+type Stats struct {
+	Messages    uint64 // messages acknowledged
+	Points      uint64 // points written
+	Batches     uint64 // successful writes
+	DeadLetters uint64 // messages sent to the dead-letter topic
+	Receipts    uint64 // receipts published
+}
+
+// Ingest consumes MQTT and writes InfluxDB.
+type Ingest struct {
+	o    Options
+	log  zerolog.Logger
+	msgs chan paho.Message
+
+	messages, points, batches, deadLetters, receipts atomic.Uint64
+}
+
+// New checks the options; it does not dial.
+func New(o Options) (*Ingest, error) {
+	o.MQTT.SetDefaults()
+	if err := o.MQTT.Validate(); err != nil {
+		return nil, fmt.Errorf("new ingest: mqtt config: %w", err)
+	}
+	if o.MQTT.ClientID == "" {
+		return nil, errors.New("new ingest: mqtt client_id required (fixed, one per replica)")
+	}
+	if o.Writer == nil {
+		return nil, errors.New("new ingest: no influxdb writer")
+	}
+	if o.ShareGroup == "" {
+		o.ShareGroup = "canary-ingest"
+	}
+	if o.BatchPoints <= 0 {
+		o.BatchPoints = 5000
+	}
+	if o.BatchWait <= 0 {
+		o.BatchWait = 200 * time.Millisecond
+	}
+	if _, err := mqtt.ClientOptions(o.MQTT, o.MQTT.ClientID); err != nil {
+		return nil, fmt.Errorf("new ingest: %w", err)
+	}
+	return &Ingest{
+		o:    o,
+		log:  o.Log.With().Str("component", "ingest").Str("client_id", o.MQTT.ClientID).Logger(),
+		msgs: make(chan paho.Message, 4096),
+	}, nil
+}
+
+// Stats returns the counters.
+func (in *Ingest) Stats() Stats {
+	return Stats{Messages: in.messages.Load(), Points: in.points.Load(), Batches: in.batches.Load(),
+		DeadLetters: in.deadLetters.Load(), Receipts: in.receipts.Load()}
+}
+
+// Filters are the shared-subscription topic filters.
+func (in *Ingest) Filters() map[string]byte {
+	sites := in.o.Sites
+	if len(sites) == 0 {
+		sites = []string{"+"}
+	}
+	f := map[string]byte{}
+	for _, s := range sites {
+		base := "$share/" + in.o.ShareGroup + "/" + in.o.MQTT.TopicPrefix + "/v1/" + s + "/"
+		f[base+"readings/+"] = 1
+		f[base+"alarms/+"] = 1
+		f[base+"events"] = 1
+	}
+	return f
+}
+
+// Run consumes until ctx ends. Messages not yet written are left
+// unacknowledged; the broker delivers them again (to this replica's
+// persistent session or, once it is gone, per the broker's shared
+// subscription rules).
+func (in *Ingest) Run(ctx context.Context) error {
+	opts, err := mqtt.ClientOptions(in.o.MQTT, in.o.MQTT.ClientID)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	handler := func(_ paho.Client, m paho.Message) {
+		select {
+		case in.msgs <- m:
+		case <-ctx.Done():
+		}
+	}
+	filters := in.Filters()
+	opts.SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
+		SetOrderMatters(false).SetAutoAckDisabled(true).SetKeepAlive(15 * time.Second).
+		SetDefaultPublishHandler(handler).
+		SetOnConnectHandler(func(c paho.Client) {
+			// Subscribing again on every connect also restores a share
+			// subscription a broker failed to recover (Mosquitto < 2.0.12).
+			if err := waitToken(c.SubscribeMultiple(filters, nil), 10*time.Second); err != nil {
+				in.log.Error().Err(err).Msg("subscribe failed")
+				return
+			}
+			in.log.Info().Str("broker", in.o.MQTT.URL).Msg("mqtt connected")
+		}).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			in.log.Warn().Err(err).Msg("mqtt connection lost")
+		})
+	c := paho.NewClient(opts)
+	c.Connect() // with ConnectRetry the token completes once connected; Run does not need to wait
+	defer c.Disconnect(250)
+	return in.consume(ctx, c)
+}
+
+func waitToken(t paho.Token, d time.Duration) error {
+	if !t.WaitTimeout(d) {
+		return errors.New("timed out")
+	}
+	return t.Error()
+}
+
+type deadLetter struct {
+	site, topic string
+	payload     []byte
+	reason      string
+}
+
+type batch struct {
+	msgs    []paho.Message
+	spans   []span // lines of each message in body
+	body    []byte
+	points  int
+	dead    []deadLetter
+	seqs    map[string]*siteSeqs
+	started time.Time
+}
+
+type span struct{ from, to int }
+
+type siteSeqs struct {
+	readings map[string][]uint64
+	events   []uint64
+}
+
+func (b *batch) reset() {
+	b.msgs, b.spans, b.body, b.points, b.dead = b.msgs[:0], b.spans[:0], b.body[:0], 0, b.dead[:0]
+	b.seqs = map[string]*siteSeqs{}
+}
+
+func (b *batch) site(s string) *siteSeqs {
+	ss := b.seqs[s]
+	if ss == nil {
+		ss = &siteSeqs{readings: map[string][]uint64{}}
+		b.seqs[s] = ss
+	}
+	return ss
+}
+
+// add decodes one message into the batch.
+func (in *Ingest) add(b *batch, m paho.Message) {
+	b.msgs = append(b.msgs, m)
+	from := len(b.body)
+	site, kind, name := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
+	var err error
+	switch kind {
+	case mqtt.TopicReadings:
+		var r mqtt.Readings
+		r, err = mqtt.DecodeReadings(m.Payload())
+		if err == nil && (r.Site != site || r.Device != name) {
+			err = fmt.Errorf("payload names %s/%s but topic %s/%s", r.Site, r.Device, site, name)
+		}
+		if err == nil {
+			b.body = AppendReadingLines(b.body, &r)
+			b.points += len(r.Readings)
+			ss := b.site(site)
+			ss.readings[r.Device] = append(ss.readings[r.Device], r.Seq)
+		}
+	case mqtt.TopicAlarm:
+		if len(m.Payload()) == 0 {
+			break // a cleared retained alarm: nothing to store
+		}
+		var a mqtt.AlarmState
+		a, err = mqtt.DecodeAlarmState(m.Payload())
+		if err == nil {
+			b.body = AppendAlarmLine(b.body, site, &a)
+			b.points++
+		}
+	case mqtt.TopicEvents:
+		var e mqtt.Event
+		e, err = mqtt.DecodeEvent(m.Payload())
+		if err == nil {
+			b.body = AppendEventLine(b.body, site, &e)
+			b.points++
+			ss := b.site(site)
+			ss.events = append(ss.events, e.Seq)
+		}
+	default:
+		err = fmt.Errorf("unexpected topic %q", m.Topic())
+	}
+	if err != nil {
+		b.body = b.body[:from]
+		b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: err.Error()})
+	}
+	b.spans = append(b.spans, span{from, len(b.body)})
+}
+
+func (in *Ingest) consume(ctx context.Context, c paho.Client) error {
+	b := &batch{seqs: map[string]*siteSeqs{}}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-in.msgs:
+			if len(b.msgs) == 0 {
+				timer.Reset(in.o.BatchWait)
+			}
+			in.add(b, m)
+			// Drain what is already queued without waiting.
+		more:
+			for b.points < in.o.BatchPoints {
+				select {
+				case m := <-in.msgs:
+					in.add(b, m)
+				default:
+					break more
+				}
+			}
+			if b.points < in.o.BatchPoints {
+				continue
+			}
+			timer.Stop()
+		case <-timer.C:
+		}
+		if len(b.msgs) == 0 {
+			continue
+		}
+		if err := in.flush(ctx, c, b); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		b.reset()
+	}
+}
+
+// flush writes the batch, dead-letters what InfluxDB refuses, publishes
+// receipts, and only then acknowledges the messages.
+func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
+	err := in.o.Writer.Write(ctx, b.body)
+	var rej *RejectedError
+	if errors.As(err, &rej) {
+		// Find the messages InfluxDB refuses: write each on its own.
+		in.log.Warn().Err(err).Int("messages", len(b.msgs)).Msg("batch rejected, isolating the bad messages")
+		b.seqs = map[string]*siteSeqs{}
+		for i, m := range b.msgs {
+			sp := b.spans[i]
+			if sp.from == sp.to {
+				continue
+			}
+			werr := in.o.Writer.Write(ctx, b.body[sp.from:sp.to])
+			if errors.As(werr, &rej) {
+				site, _, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
+				b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: werr.Error()})
+				continue
+			}
+			if werr != nil {
+				return werr
+			}
+			in.noteWritten(b, m)
+		}
+	} else if err != nil {
+		return err
+	}
+	for _, d := range b.dead {
+		in.publishDeadLetter(c, d)
+	}
+	if !in.o.NoReceipts {
+		for site, ss := range b.seqs {
+			r := mqtt.Receipt{Ingest: in.o.MQTT.ClientID, Events: mqtt.Ranges(ss.events)}
+			if len(ss.readings) > 0 {
+				r.Readings = map[string][]mqtt.SeqRange{}
+				for dev, seqs := range ss.readings {
+					r.Readings[dev] = mqtt.Ranges(seqs)
+				}
+			}
+			// Fire and forget: a lost receipt only makes the gateway send
+			// the records again, which overwrite themselves.
+			c.Publish(mqtt.NewTopics(in.o.MQTT.TopicPrefix, site).Receipts(), 1, false, mqtt.MarshalReceipt(r))
+			in.receipts.Add(1)
+		}
+	}
+	for _, m := range b.msgs {
+		m.Ack()
+	}
+	in.messages.Add(uint64(len(b.msgs)))
+	in.points.Add(uint64(b.points))
+	in.batches.Add(1)
+	return nil
+}
+
+// noteWritten re-records the sequence numbers of a message written alone.
+func (in *Ingest) noteWritten(b *batch, m paho.Message) {
+	site, kind, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
+	switch kind {
+	case mqtt.TopicReadings:
+		if r, err := mqtt.DecodeReadings(m.Payload()); err == nil {
+			ss := b.site(site)
+			ss.readings[r.Device] = append(ss.readings[r.Device], r.Seq)
+		}
+	case mqtt.TopicEvents:
+		if e, err := mqtt.DecodeEvent(m.Payload()); err == nil {
+			b.site(site).events = append(b.site(site).events, e.Seq)
+		}
+	}
+}
+
+func (in *Ingest) publishDeadLetter(c paho.Client, d deadLetter) {
+	in.deadLetters.Add(1)
+	in.log.Error().Str("topic", d.topic).Str("reason", d.reason).Msg("message dead-lettered")
+	if d.site == "" {
+		return // not a site topic: logged and counted only
+	}
+	body, err := json.Marshal(struct {
+		Topic   string `json:"topic"`
+		Error   string `json:"error"`
+		Payload string `json:"payload"`
+		Ingest  string `json:"ingest"`
+	}{d.topic, d.reason, string(d.payload), in.o.MQTT.ClientID})
+	if err != nil {
+		return
+	}
+	if err := waitToken(c.Publish(mqtt.NewTopics(in.o.MQTT.TopicPrefix, d.site).DeadLetter(), 1, false, body), 10*time.Second); err != nil {
+		in.log.Error().Err(err).Str("topic", d.topic).Msg("dead letter not published")
+	}
+}

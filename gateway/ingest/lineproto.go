@@ -1,0 +1,152 @@
+package ingest
+
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/canary-gw/canary/gateway/mqtt"
+)
+
+// Measurements.
+const (
+	MeasurementReading    = "reading"
+	MeasurementAlarm      = "alarm"
+	MeasurementAlarmEvent = "alarm_event"
+)
+
+// AppendReadingLines appends one `reading` line per reading:
+// tags site, device, sensor, kind, unit; fields value (float, absent when
+// null), quality (string), seq (integer); timestamp = the batch ts.
+func AppendReadingLines(dst []byte, m *mqtt.Readings) []byte {
+	ts := m.TS.UnixNano()
+	for i := range m.Readings {
+		r := &m.Readings[i]
+		dst = append(dst, MeasurementReading...)
+		dst = appendTag(dst, "device", m.Device)
+		dst = appendTag(dst, "kind", r.Kind)
+		dst = appendTag(dst, "sensor", r.Sensor)
+		dst = appendTag(dst, "site", m.Site)
+		dst = appendTag(dst, "unit", r.Unit)
+		dst = append(dst, ' ')
+		if r.Valid && !math.IsNaN(r.Value) && !math.IsInf(r.Value, 0) {
+			dst = append(dst, "value="...)
+			dst = strconv.AppendFloat(dst, r.Value, 'g', -1, 64)
+			dst = append(dst, ',')
+		}
+		dst = append(dst, "quality="...)
+		dst = appendFieldString(dst, r.Quality)
+		dst = append(dst, ",seq="...)
+		dst = strconv.AppendUint(dst, m.Seq, 10)
+		dst = append(dst, "i "...)
+		dst = strconv.AppendInt(dst, ts, 10)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// AppendAlarmLine appends the `alarm` point of an alarm state message:
+// tags site, device, sensor, alarm, condition, priority; fields state,
+// value, limit, user (who acknowledged), comment; timestamp = updated
+// (the transition time).
+func AppendAlarmLine(dst []byte, site string, a *mqtt.AlarmState) []byte {
+	dst = append(dst, MeasurementAlarm...)
+	dst = appendTag(dst, "alarm", a.ID)
+	dst = appendTag(dst, "condition", a.Condition)
+	dst = appendTag(dst, "device", a.Device)
+	dst = appendTag(dst, "priority", strconv.Itoa(a.Priority))
+	dst = appendTag(dst, "sensor", a.Sensor)
+	dst = appendTag(dst, "site", site)
+	dst = append(dst, " state="...)
+	dst = appendFieldString(dst, a.State)
+	dst = appendOptFloat(dst, "value", a.Value)
+	dst = appendOptFloat(dst, "limit", a.Limit)
+	dst = append(dst, ",user="...)
+	dst = appendFieldString(dst, a.AckedBy)
+	dst = append(dst, ",comment="...)
+	dst = appendFieldString(dst, a.Comment)
+	dst = append(dst, ",active="...)
+	dst = strconv.AppendBool(dst, a.Active)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, a.Updated.UnixNano(), 10)
+	return append(dst, '\n')
+}
+
+// AppendEventLine appends the `alarm_event` point of an event: tags site,
+// alarm, type; fields from, to, active, value, limit, user, comment, seq;
+// timestamp = ts.
+func AppendEventLine(dst []byte, site string, e *mqtt.Event) []byte {
+	dst = append(dst, MeasurementAlarmEvent...)
+	dst = appendTag(dst, "alarm", e.Alarm)
+	dst = appendTag(dst, "site", site)
+	dst = appendTag(dst, "type", e.Type)
+	dst = append(dst, " from="...)
+	dst = appendFieldString(dst, e.From)
+	dst = append(dst, ",to="...)
+	dst = appendFieldString(dst, e.To)
+	dst = append(dst, ",active="...)
+	dst = strconv.AppendBool(dst, e.Active)
+	dst = appendOptFloat(dst, "value", e.Value)
+	dst = appendOptFloat(dst, "limit", e.Limit)
+	dst = append(dst, ",user="...)
+	dst = appendFieldString(dst, e.User)
+	dst = append(dst, ",comment="...)
+	dst = appendFieldString(dst, e.Comment)
+	dst = append(dst, ",seq="...)
+	dst = strconv.AppendUint(dst, e.Seq, 10)
+	dst = append(dst, "i "...)
+	dst = strconv.AppendInt(dst, e.TS.UnixNano(), 10)
+	return append(dst, '\n')
+}
+
+func appendOptFloat(dst []byte, key string, v *float64) []byte {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return dst
+	}
+	dst = append(dst, ',')
+	dst = append(dst, key...)
+	dst = append(dst, '=')
+	return strconv.AppendFloat(dst, *v, 'g', -1, 64)
+}
+
+// appendTag appends ,key=value; an empty value is left out (line protocol
+// has no empty tags). Tags are appended in key order, as InfluxDB prefers.
+func appendTag(dst []byte, key, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	dst = append(dst, ',')
+	dst = append(dst, key...)
+	dst = append(dst, '=')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch c {
+		case ',', '=', ' ':
+			dst = append(dst, '\\', c)
+		case '\n', '\r', '\t':
+			dst = append(dst, ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	if strings.HasSuffix(v, "\\") {
+		// A trailing backslash would escape the separator after it.
+		dst[len(dst)-1] = '/'
+	}
+	return dst
+}
+
+func appendFieldString(dst []byte, v string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '"' || c == '\\' {
+			dst = append(dst, '\\')
+		}
+		if c == '\n' || c == '\r' {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, '"')
+}

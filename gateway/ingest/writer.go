@@ -1,0 +1,150 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/influxdata/influxdb-client-go/v2/api"
+	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+	"github.com/rs/zerolog"
+
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/mqtt"
+)
+
+// RejectedError is a batch InfluxDB refused as malformed (HTTP 400, e.g. a
+// parse error or a field type conflict): retrying it cannot help.
+type RejectedError struct {
+	Status  int
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("influxdb rejected the batch (status %d): %s", e.Status, e.Message)
+}
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	// Config is the influxdb section, defaults applied.
+	Config configs.InfluxDB
+	Log    zerolog.Logger
+	// BackoffMin and BackoffMax bound the retry backoff (default 100ms, 10s).
+	BackoffMin, BackoffMax time.Duration
+}
+
+// Writer writes line protocol to InfluxDB with WriteAPIBlocking: one
+// request per Write, retried here (never by the library's async queue,
+// which drops data silently).
+type Writer struct {
+	o       WriterOptions
+	client  influxdb2.Client
+	api     api.WriteAPIBlocking
+	log     zerolog.Logger
+	retries atomic.Uint64
+}
+
+// NewWriter reads the token and prepares the client; it does not dial.
+func NewWriter(o WriterOptions) (*Writer, error) {
+	o.Config.SetDefaults()
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("new influxdb writer: %w", err)
+	}
+	if o.BackoffMin == 0 {
+		o.BackoffMin = 100 * time.Millisecond
+	}
+	if o.BackoffMax == 0 {
+		o.BackoffMax = 10 * time.Second
+	}
+	token := os.Getenv(configs.InfluxTokenEnv)
+	if o.Config.TokenFile != "" {
+		b, err := os.ReadFile(o.Config.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("new influxdb writer: token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	opts := influxdb2.DefaultOptions().
+		SetPrecision(time.Nanosecond).
+		SetHTTPRequestTimeout(uint(max(1, o.Config.Timeout/time.Second))).
+		SetUseGZip(false)
+	client := influxdb2.NewClientWithOptions(o.Config.URL, token, opts)
+	return &Writer{
+		o:      o,
+		client: client,
+		api:    client.WriteAPIBlocking(o.Config.Org, o.Config.Bucket),
+		log:    o.Log.With().Str("component", "influxdb").Str("bucket", o.Config.Bucket).Logger(),
+	}, nil
+}
+
+// Close releases the HTTP client.
+func (w *Writer) Close() { w.client.Close() }
+
+// Retries counts retried write requests.
+func (w *Writer) Retries() uint64 { return w.retries.Load() }
+
+// Write stores body (line protocol, newline separated). It retries
+// transient failures (no answer, timeouts, 429, 5xx) and configuration
+// failures (401, 403, 404 database not found: an operator can fix them
+// while the data waits) with jittered backoff until ctx ends. A body too
+// large for the server is split. A malformed batch returns *RejectedError.
+func (w *Writer) Write(ctx context.Context, body []byte) error {
+	body = bytes.TrimRight(body, "\n")
+	if len(body) == 0 {
+		return nil
+	}
+	bo := mqtt.Backoff{Min: w.o.BackoffMin, Max: w.o.BackoffMax}
+	for attempt := 1; ; attempt++ {
+		err := w.api.WriteRecord(ctx, string(body))
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info().Int("attempt", attempt).Msg("influxdb write succeeded after retries")
+			}
+			return nil
+		}
+		var he *ihttp.Error
+		status := 0
+		if errors.As(err, &he) {
+			status = he.StatusCode
+		}
+		switch {
+		case status == 413:
+			if i := bytes.IndexByte(body[len(body)/2:], '\n'); i >= 0 {
+				mid := len(body)/2 + i
+				if err := w.Write(ctx, body[:mid]); err != nil {
+					return err
+				}
+				return w.Write(ctx, body[mid+1:])
+			}
+			return &RejectedError{Status: status, Message: "one line is larger than the server accepts"}
+		case status == 400 || status == 422:
+			return &RejectedError{Status: status, Message: he.Message}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("write to influxdb: %w", ctx.Err())
+		}
+		d := bo.Next()
+		if he != nil && he.RetryAfter > 0 {
+			d = max(d, time.Duration(he.RetryAfter)*time.Second)
+		}
+		ev := w.log.Warn()
+		if status == 401 || status == 403 || status == 404 {
+			ev = w.log.Error() // needs an operator: wrong token or no database
+		}
+		ev.Err(err).Int("status", status).Int("attempt", attempt).Dur("backoff", d).Msg("influxdb write failed, retrying")
+		w.retries.Add(1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("write to influxdb: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}

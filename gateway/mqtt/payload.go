@@ -1,0 +1,223 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/canary-gw/canary/gateway/outbox"
+)
+
+// Reading qualities on the wire.
+const (
+	QualityGood      = "good"
+	QualityUncertain = "uncertain"
+	QualityBad       = "bad"
+)
+
+// Reading is one sensor value in a batch.
+type Reading struct {
+	Sensor string
+	Kind   string
+	// Value is ignored when Valid is false (sent as null).
+	Value   float64
+	Valid   bool
+	Unit    string
+	Quality string
+}
+
+// Readings is one device's poll batch: the payload of
+// <prefix>/v1/<site>/readings/<device>.
+type Readings struct {
+	Site   string
+	Device string
+	Seq    uint64
+	// TS is when the poll's response arrived.
+	TS       time.Time
+	Readings []Reading
+}
+
+// tsLayout is RFC 3339 with all nine fraction digits, in UTC.
+const tsLayout = "2006-01-02T15:04:05.000000000Z"
+
+// AppendTime appends t as the contract's timestamp: RFC 3339, nanoseconds, UTC.
+func AppendTime(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(dst, tsLayout) }
+
+// AppendReadings appends the JSON payload
+// {"site","device","seq","ts","readings":[{"sensor","kind","value","unit","quality"}]}.
+// A non-finite value is sent as null.
+func AppendReadings(dst []byte, m *Readings) []byte {
+	dst = append(dst, `{"site":`...)
+	dst = appendString(dst, m.Site)
+	dst = append(dst, `,"device":`...)
+	dst = appendString(dst, m.Device)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, m.Seq, 10)
+	dst = append(dst, `,"ts":"`...)
+	dst = AppendTime(dst, m.TS)
+	dst = append(dst, `","readings":[`...)
+	for i := range m.Readings {
+		r := &m.Readings[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"sensor":`...)
+		dst = appendString(dst, r.Sensor)
+		dst = append(dst, `,"kind":`...)
+		dst = appendString(dst, r.Kind)
+		dst = append(dst, `,"value":`...)
+		dst = appendFloat(dst, r.Value, r.Valid)
+		dst = append(dst, `,"unit":`...)
+		dst = appendString(dst, r.Unit)
+		dst = append(dst, `,"quality":`...)
+		dst = appendString(dst, r.Quality)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
+}
+
+func appendFloat(dst []byte, v float64, valid bool) []byte {
+	if !valid || math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(dst, "null"...)
+	}
+	// encoding/json's choice: plain decimals, exponent only for extremes.
+	abs := math.Abs(v)
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		return strconv.AppendFloat(dst, v, 'e', -1, 64)
+	}
+	return strconv.AppendFloat(dst, v, 'f', -1, 64)
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(dst, '"')
+}
+
+// ReadingsItem is the outbox item of one poll batch: the payload is encoded
+// at commit, with the device sequence number the outbox allocates.
+func ReadingsItem(m Readings) outbox.Item {
+	return outbox.Item{Kind: outbox.KindReadings, Stream: m.Device, Encode: func(dst []byte, seq uint64) []byte {
+		m.Seq = seq
+		return AppendReadings(dst, &m)
+	}}
+}
+
+type wireReading struct {
+	Sensor  *string  `json:"sensor"`
+	Kind    string   `json:"kind"`
+	Value   *float64 `json:"value"`
+	Unit    string   `json:"unit"`
+	Quality *string  `json:"quality"`
+}
+
+type wireReadings struct {
+	Site     *string       `json:"site"`
+	Device   *string       `json:"device"`
+	Seq      *uint64       `json:"seq"`
+	TS       *string       `json:"ts"`
+	Readings []wireReading `json:"readings"`
+}
+
+// DecodeReadings parses and checks a readings payload. Every problem is an
+// error naming the field; it never panics.
+func DecodeReadings(b []byte) (Readings, error) {
+	var w wireReadings
+	var m Readings
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&w); err != nil {
+		return m, fmt.Errorf("decode readings: %w", err)
+	}
+	if dec.More() {
+		return m, errors.New("decode readings: data after the object")
+	}
+	switch {
+	case w.Site == nil || !ValidID(*w.Site):
+		return m, errors.New("decode readings: site: missing or not an id ([a-z0-9][a-z0-9_-]*)")
+	case w.Device == nil || !ValidID(*w.Device):
+		return m, errors.New("decode readings: device: missing or not an id ([a-z0-9][a-z0-9_-]*)")
+	case w.Seq == nil || *w.Seq == 0:
+		return m, errors.New("decode readings: seq: missing or 0")
+	case w.TS == nil:
+		return m, errors.New("decode readings: ts: missing")
+	}
+	ts, err := ParseTime(*w.TS)
+	if err != nil {
+		return m, fmt.Errorf("decode readings: ts: %w", err)
+	}
+	m = Readings{Site: *w.Site, Device: *w.Device, Seq: *w.Seq, TS: ts, Readings: make([]Reading, len(w.Readings))}
+	for i, r := range w.Readings {
+		if r.Sensor == nil || !ValidID(*r.Sensor) {
+			return m, fmt.Errorf("decode readings: readings[%d].sensor: missing or not an id", i)
+		}
+		if r.Quality == nil {
+			return m, fmt.Errorf("decode readings: readings[%d].quality: missing", i)
+		}
+		q := *r.Quality
+		if q != QualityGood && q != QualityUncertain && q != QualityBad {
+			return m, fmt.Errorf("decode readings: readings[%d].quality: %q (want good, uncertain or bad)", i, q)
+		}
+		if r.Value == nil && q == QualityGood {
+			return m, fmt.Errorf("decode readings: readings[%d].value: null with quality good", i)
+		}
+		m.Readings[i] = Reading{Sensor: *r.Sensor, Kind: r.Kind, Unit: r.Unit, Quality: q}
+		if r.Value != nil {
+			m.Readings[i].Value, m.Readings[i].Valid = *r.Value, true
+		}
+	}
+	return m, nil
+}
+
+// ParseTime reads an RFC 3339 timestamp.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not RFC 3339", s)
+	}
+	return t.UTC(), nil
+}
+
+// ValidID reports whether s is a config id: [a-z0-9][a-z0-9_-]*.
+func ValidID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

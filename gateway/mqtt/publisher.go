@@ -1,0 +1,622 @@
+package mqtt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/outbox"
+)
+
+// DeviceStatus is one device's entry in the retained status message.
+type DeviceStatus struct {
+	Device string `json:"device"`
+	// Comm is the device's communication state as the gateway sees it
+	// (for example "ok" or "lost").
+	Comm string `json:"comm"`
+	// LastSeq is the last reading sequence number committed for the device;
+	// the publisher fills it from the outbox when it is 0.
+	LastSeq uint64 `json:"last_seq"`
+}
+
+// CommandHandler answers one operator command received on
+// <prefix>/v1/<site>/cmd; its return value is published on cmd/result.
+// It runs on one goroutine owned by the publisher, one command at a time.
+type CommandHandler func(ctx context.Context, payload []byte) []byte
+
+// Options configure a Publisher.
+type Options struct {
+	// Config is the mqtt section, defaults applied.
+	Config configs.MQTT
+	Site   string
+	Outbox *outbox.Outbox
+	// Release is configs.ReleasePuback or configs.ReleaseReceipt.
+	Release string
+	Log     zerolog.Logger
+	// Status returns the per-device communication state for the retained
+	// status message; nil leaves the device list out.
+	Status func() []DeviceStatus
+	// Commands handles <prefix>/v1/<site>/cmd; nil does not subscribe.
+	Commands CommandHandler
+
+	// MaxInflight bounds unreleased published readings (default 256);
+	// the alarm lane has its own window of 64 so a reading backlog never
+	// holds an alarm back.
+	MaxInflight int
+	// ReceiptTimeout: in receipt mode a record acknowledged by the broker
+	// but not receipted by then is published again (default 30s).
+	ReceiptTimeout time.Duration
+	// StatusInterval republishes the status (default 1m).
+	StatusInterval time.Duration
+	// ConnectTimeout bounds connecting and waiting for a subscription or a
+	// status publish (default 10s).
+	ConnectTimeout time.Duration
+	// KeepAlive is the MQTT keep-alive (default 15s): a dead link is noticed
+	// within about 1.5 times this.
+	KeepAlive time.Duration
+	// BackoffMin and BackoffMax bound the jittered reconnect backoff
+	// (default 200ms and 30s).
+	BackoffMin, BackoffMax time.Duration
+	// ShutdownGrace is how long Run waits for outstanding PUBACKs after ctx
+	// ends (default 2s; 0 uses the default, negative does not wait).
+	ShutdownGrace time.Duration
+}
+
+const alarmWindow = 64
+
+// PublisherStats are counters since the publisher was made.
+type PublisherStats struct {
+	Published   uint64 // PUBLISH packets sent (including republished)
+	Released    uint64 // records released from the outbox
+	Republished uint64 // records sent again after a receipt timeout
+	Sessions    uint64 // successful connections
+	Receipts    uint64 // receipts applied
+	Connected   bool
+}
+
+// Publisher drains the outbox to the broker. Make it with NewPublisher and
+// run it with Run.
+type Publisher struct {
+	o       Options
+	topics  Topics
+	receipt bool
+	log     zerolog.Logger
+
+	kick chan struct{}
+	cmds chan []byte
+
+	clientMu sync.Mutex
+	client   paho.Client
+
+	published, released, republished, sessions, receipts atomic.Uint64
+	connected                                            atomic.Bool
+}
+
+// NewPublisher checks the options; it does not dial.
+func NewPublisher(o Options) (*Publisher, error) {
+	if o.Outbox == nil {
+		return nil, errors.New("new publisher: no outbox")
+	}
+	if !ValidID(o.Site) {
+		return nil, fmt.Errorf("new publisher: site %q is not an id", o.Site)
+	}
+	o.Config.SetDefaults()
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("new publisher: mqtt config: %w", err)
+	}
+	switch o.Release {
+	case "":
+		o.Release = configs.ReleasePuback
+	case configs.ReleasePuback, configs.ReleaseReceipt:
+	default:
+		return nil, fmt.Errorf("new publisher: release %q (want puback or receipt)", o.Release)
+	}
+	if o.Config.ClientID == "" {
+		o.Config.ClientID = "canary-" + o.Site
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = 256
+	}
+	def(&o.ReceiptTimeout, 30*time.Second)
+	def(&o.StatusInterval, time.Minute)
+	def(&o.ConnectTimeout, 10*time.Second)
+	def(&o.KeepAlive, 15*time.Second)
+	def(&o.BackoffMin, 200*time.Millisecond)
+	def(&o.BackoffMax, 30*time.Second)
+	def(&o.ShutdownGrace, 2*time.Second)
+	// Fail on unreadable secrets and certificates now, not at first connect.
+	if _, err := ClientOptions(o.Config, o.Config.ClientID); err != nil {
+		return nil, fmt.Errorf("new publisher: %w", err)
+	}
+	return &Publisher{
+		o:       o,
+		topics:  NewTopics(o.Config.TopicPrefix, o.Site),
+		receipt: o.Release == configs.ReleaseReceipt,
+		log:     o.Log.With().Str("component", "publisher").Str("site", o.Site).Logger(),
+		kick:    make(chan struct{}, 1),
+		cmds:    make(chan []byte, 64),
+	}, nil
+}
+
+// Topics returns the site's topics.
+func (p *Publisher) Topics() Topics { return p.topics }
+
+// StatusChanged asks for the status message to be published again soon
+// (for example after a device went offline).
+func (p *Publisher) StatusChanged() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the counters.
+func (p *Publisher) Stats() PublisherStats {
+	return PublisherStats{Published: p.published.Load(), Released: p.released.Load(), Republished: p.republished.Load(),
+		Sessions: p.sessions.Load(), Receipts: p.receipts.Load(), Connected: p.connected.Load()}
+}
+
+// Run connects, publishes and reconnects with jittered backoff until ctx
+// ends; then it waits up to ShutdownGrace for outstanding PUBACKs, marks
+// the site offline and disconnects. Whatever was not released stays in the
+// outbox for the next run.
+func (p *Publisher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if p.o.Commands != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.commandLoop(ctx)
+		}()
+	}
+	defer wg.Wait()
+	bo := Backoff{Min: p.o.BackoffMin, Max: p.o.BackoffMax}
+	for {
+		connected, err := p.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, outbox.ErrClosed) {
+			return fmt.Errorf("publish: %w", err)
+		}
+		if connected {
+			bo.Reset()
+		}
+		d := bo.Next()
+		p.log.Warn().Err(err).Str("broker", p.o.Config.URL).Dur("backoff", d).Msg("mqtt session ended")
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type flight struct {
+	rec    outbox.Record
+	tok    paho.Token
+	sentAt time.Time
+	acked  bool // PUBACK seen, waiting for a receipt
+	done   bool // released or abandoned
+}
+
+type seqKey struct {
+	kind   outbox.Kind
+	stream string
+	seq    uint64
+}
+
+// session is one connection: connect, subscribe, publish until the link
+// fails or ctx ends.
+type session struct {
+	p        *Publisher
+	client   paho.Client
+	lost     chan struct{}
+	lostOnce sync.Once
+	lostErr  atomic.Pointer[error]
+	receipts chan []byte
+
+	fifo     [2][]*flight // published, waiting for the token, per lane
+	inflight [2]int       // unreleased flights per lane
+	awaiting map[seqKey]*flight
+	cursor   [2]uint64
+	release  []outbox.Key
+}
+
+func (s *session) markLost(err error) {
+	s.lostErr.Store(&err)
+	s.lostOnce.Do(func() { close(s.lost) })
+}
+
+func (s *session) isLost() bool {
+	select {
+	case <-s.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *Publisher) statusPayload(state string) []byte {
+	msg := struct {
+		State   string         `json:"state"`
+		Site    string         `json:"site"`
+		TS      string         `json:"ts,omitempty"`
+		Devices []DeviceStatus `json:"devices,omitempty"`
+	}{State: state, Site: p.o.Site}
+	if state == "online" {
+		msg.TS = string(AppendTime(nil, time.Now()))
+		if p.o.Status != nil {
+			msg.Devices = p.o.Status()
+			for i := range msg.Devices {
+				if msg.Devices[i].LastSeq == 0 {
+					msg.Devices[i].LastSeq = p.o.Outbox.LastSeq(outbox.KindReadings, msg.Devices[i].Device)
+				}
+			}
+		}
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		panic(fmt.Sprintf("marshal status: %v", err)) // strings and integers only
+	}
+	return b
+}
+
+func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
+	s := &session{p: p, lost: make(chan struct{}), receipts: make(chan []byte, 256), awaiting: map[seqKey]*flight{}}
+	opts, err := ClientOptions(p.o.Config, p.o.Config.ClientID)
+	if err != nil {
+		return false, err
+	}
+	// A fresh client per session, no paho reconnect and no paho resume: a
+	// token can then only complete with nil after a real PUBACK on this
+	// connection, and everything unreleased is republished by us.
+	opts.SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(false).
+		SetKeepAlive(p.o.KeepAlive).SetPingTimeout(p.o.KeepAlive/2+time.Second).
+		SetConnectTimeout(p.o.ConnectTimeout).SetWriteTimeout(p.o.ConnectTimeout).
+		SetBinaryWill(p.topics.Status(), p.statusPayload("offline"), 1, true).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { s.markLost(err) })
+	c := paho.NewClient(opts)
+	if err := wait(c.Connect(), p.o.ConnectTimeout); err != nil {
+		c.Disconnect(0)
+		return false, fmt.Errorf("connect %s: %w", p.o.Config.URL, err)
+	}
+	s.client = c
+	p.setClient(c)
+	p.connected.Store(true)
+	p.sessions.Add(1)
+	defer func() {
+		p.connected.Store(false)
+		p.setClient(nil)
+	}()
+	if p.receipt {
+		err := wait(c.Subscribe(p.topics.Receipts(), 1, func(_ paho.Client, m paho.Message) {
+			select {
+			case s.receipts <- m.Payload():
+			case <-s.lost:
+			}
+		}), p.o.ConnectTimeout)
+		if err != nil {
+			c.Disconnect(0)
+			return true, fmt.Errorf("subscribe %s: %w", p.topics.Receipts(), err)
+		}
+	}
+	if p.o.Commands != nil {
+		err := wait(c.Subscribe(p.topics.Cmd(), 1, func(_ paho.Client, m paho.Message) {
+			select {
+			case p.cmds <- m.Payload():
+			default:
+				p.log.Warn().Str("topic", m.Topic()).Msg("command queue full: command dropped")
+			}
+		}), p.o.ConnectTimeout)
+		if err != nil {
+			c.Disconnect(0)
+			return true, fmt.Errorf("subscribe %s: %w", p.topics.Cmd(), err)
+		}
+	}
+	if err := wait(c.Publish(p.topics.Status(), 1, true, p.statusPayload("online")), p.o.ConnectTimeout); err != nil {
+		c.Disconnect(0)
+		return true, fmt.Errorf("publish status: %w", err)
+	}
+	p.log.Info().Str("broker", p.o.Config.URL).Str("release", p.o.Release).Msg("mqtt connected")
+	err = s.loop(ctx)
+	if ctx.Err() != nil {
+		s.shutdown()
+		return true, nil
+	}
+	c.Disconnect(0)
+	return true, err
+}
+
+func (p *Publisher) setClient(c paho.Client) {
+	p.clientMu.Lock()
+	p.client = c
+	p.clientMu.Unlock()
+}
+
+func (s *session) window(l outbox.Lane) int {
+	if l == outbox.Alarms {
+		return alarmWindow
+	}
+	return s.p.o.MaxInflight
+}
+
+// fill publishes from the outbox while the lanes have room: alarms first.
+func (s *session) fill() error {
+	for _, lane := range []outbox.Lane{outbox.Alarms, outbox.Readings} {
+		for {
+			room := s.window(lane) - s.inflight[lane]
+			if room <= 0 {
+				break
+			}
+			recs, err := s.p.o.Outbox.Drain(lane, s.cursor[lane], room)
+			if err != nil {
+				return err
+			}
+			for i := range recs {
+				s.publish(&flight{rec: recs[i]})
+				s.cursor[lane] = recs[i].Key.ID
+			}
+			if len(recs) < room {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func (s *session) topic(r *outbox.Record) (string, bool) {
+	switch r.Kind {
+	case outbox.KindReadings:
+		return s.p.topics.Readings(r.Stream), false
+	case outbox.KindAlarm:
+		return s.p.topics.Alarm(r.Stream), true
+	default:
+		return s.p.topics.Events(), false
+	}
+}
+
+func (s *session) publish(f *flight) {
+	topic, retained := s.topic(&f.rec)
+	f.tok = s.client.Publish(topic, 1, retained, f.rec.Payload)
+	f.sentAt = time.Now()
+	f.acked = false
+	lane := f.rec.Key.Lane
+	s.fifo[lane] = append(s.fifo[lane], f)
+	if !f.done && !s.isRepublish(f) {
+		s.inflight[lane]++
+	}
+	if s.p.receipt && f.rec.Kind != outbox.KindAlarm {
+		s.awaiting[seqKey{f.rec.Kind, f.rec.Stream, f.rec.Seq}] = f
+	}
+	s.p.published.Add(1)
+}
+
+// isRepublish reports whether f is already counted in the window.
+func (s *session) isRepublish(f *flight) bool {
+	if !s.p.receipt || f.rec.Kind == outbox.KindAlarm {
+		return false
+	}
+	_, ok := s.awaiting[seqKey{f.rec.Kind, f.rec.Stream, f.rec.Seq}]
+	return ok
+}
+
+func (s *session) headDone(lane outbox.Lane) <-chan struct{} {
+	if len(s.fifo[lane]) == 0 {
+		return nil
+	}
+	return s.fifo[lane][0].tok.Done()
+}
+
+// complete handles finished tokens at the head of a lane.
+func (s *session) complete(lane outbox.Lane) error {
+	for len(s.fifo[lane]) > 0 {
+		f := s.fifo[lane][0]
+		select {
+		case <-f.tok.Done():
+		default:
+			return nil
+		}
+		s.fifo[lane] = s.fifo[lane][1:]
+		if f.done {
+			continue
+		}
+		if err := f.tok.Error(); err != nil {
+			return fmt.Errorf("publish %s seq %d: %w", f.rec.Stream, f.rec.Seq, err)
+		}
+		if s.isLost() {
+			// Not proof of a PUBACK: the record will be republished.
+			continue
+		}
+		if s.p.receipt && f.rec.Kind != outbox.KindAlarm {
+			f.acked = true
+			continue
+		}
+		s.releaseFlight(f)
+	}
+	return nil
+}
+
+func (s *session) releaseFlight(f *flight) {
+	if f.done {
+		return
+	}
+	f.done = true
+	s.inflight[f.rec.Key.Lane]--
+	delete(s.awaiting, seqKey{f.rec.Kind, f.rec.Stream, f.rec.Seq})
+	s.release = append(s.release, f.rec.Key)
+}
+
+func (s *session) flush() error {
+	if len(s.release) == 0 {
+		return nil
+	}
+	if err := s.p.o.Outbox.Release(context.Background(), s.release...); err != nil {
+		return err
+	}
+	s.p.released.Add(uint64(len(s.release)))
+	s.release = s.release[:0]
+	return nil
+}
+
+func (s *session) applyReceipt(b []byte) {
+	r, err := DecodeReceipt(b)
+	if err != nil {
+		s.p.log.Warn().Err(err).Msg("bad receipt ignored")
+		return
+	}
+	s.p.receipts.Add(1)
+	apply := func(kind outbox.Kind, stream string, rs []SeqRange) {
+		for _, x := range rs {
+			if x[1]-x[0] < uint64(len(s.awaiting)) {
+				for seq := x[0]; seq <= x[1]; seq++ {
+					if f, ok := s.awaiting[seqKey{kind, stream, seq}]; ok {
+						s.releaseFlight(f)
+					}
+				}
+				continue
+			}
+			for k, f := range s.awaiting {
+				if k.kind == kind && k.stream == stream && k.seq >= x[0] && k.seq <= x[1] {
+					s.releaseFlight(f)
+				}
+			}
+		}
+	}
+	for dev, rs := range r.Readings {
+		apply(outbox.KindReadings, dev, rs)
+	}
+	apply(outbox.KindEvent, EventsStream, r.Events)
+}
+
+// resendStale republishes records the broker acknowledged but no receipt
+// named in time (a lost receipt, or a broker that lost the message).
+func (s *session) resendStale() {
+	now := time.Now()
+	for _, f := range s.awaiting {
+		if f.acked && !f.done && now.Sub(f.sentAt) > s.p.o.ReceiptTimeout {
+			s.publish(f)
+			s.p.republished.Add(1)
+		}
+	}
+}
+
+func (s *session) loop(ctx context.Context) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	status := time.NewTicker(s.p.o.StatusInterval)
+	defer status.Stop()
+	lastResend := time.Now()
+	for {
+		if err := s.fill(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.lost:
+			if e := s.lostErr.Load(); e != nil {
+				return fmt.Errorf("connection lost: %w", *e)
+			}
+			return errors.New("connection lost")
+		case <-s.headDone(outbox.Alarms):
+			if err := s.complete(outbox.Alarms); err != nil {
+				return err
+			}
+		case <-s.headDone(outbox.Readings):
+			if err := s.complete(outbox.Readings); err != nil {
+				return err
+			}
+		case <-s.p.o.Outbox.Appended():
+		case b := <-s.receipts:
+			s.applyReceipt(b)
+		case <-s.p.kick:
+			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
+		case <-status.C:
+			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
+		case <-tick.C:
+			if err := s.flush(); err != nil {
+				return err
+			}
+			if s.p.receipt && time.Since(lastResend) > s.p.o.ReceiptTimeout/4 {
+				s.resendStale()
+				lastResend = time.Now()
+			}
+		}
+		if len(s.release) >= 256 {
+			if err := s.flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// shutdown collects outstanding PUBACKs for a bounded time, releases what
+// was acknowledged, marks the site offline and disconnects.
+func (s *session) shutdown() {
+	if g := s.p.o.ShutdownGrace; g > 0 {
+		deadline := time.NewTimer(g)
+		defer deadline.Stop()
+	wait:
+		for len(s.fifo[0])+len(s.fifo[1]) > 0 && !s.isLost() {
+			select {
+			case <-deadline.C:
+				break wait
+			case <-s.lost:
+				break wait
+			case <-s.headDone(outbox.Alarms):
+				if s.complete(outbox.Alarms) != nil {
+					break wait
+				}
+			case <-s.headDone(outbox.Readings):
+				if s.complete(outbox.Readings) != nil {
+					break wait
+				}
+			case b := <-s.receipts:
+				s.applyReceipt(b)
+			}
+		}
+		if err := s.flush(); err != nil {
+			s.p.log.Warn().Err(err).Msg("release on shutdown failed")
+		}
+		_ = wait(s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("offline")), time.Second)
+	}
+	s.client.Disconnect(250)
+	s.p.log.Info().Msg("mqtt disconnected")
+}
+
+func (p *Publisher) commandLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-p.cmds:
+			res := p.o.Commands(ctx, b)
+			p.clientMu.Lock()
+			c := p.client
+			p.clientMu.Unlock()
+			if c == nil || res == nil {
+				p.log.Warn().Msg("command result not published: not connected")
+				continue
+			}
+			if err := wait(c.Publish(p.topics.CmdResult(), 1, false, res), p.o.ConnectTimeout); err != nil {
+				p.log.Warn().Err(err).Msg("publish command result failed")
+			}
+		}
+	}
+}

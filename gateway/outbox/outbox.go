@@ -1,0 +1,506 @@
+package outbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketAlarms   = []byte("alarms")
+	bucketReadings = []byte("readings")
+	bucketSeq      = []byte("seq")
+	bucketMeta     = []byte("meta")
+	metaDropped    = []byte("dropped_records")
+)
+
+// ErrClosed is returned by calls on a closed outbox.
+var ErrClosed = errors.New("outbox closed")
+
+// Options configure Open.
+type Options struct {
+	// Dir holds outbox.db; it is created if missing.
+	Dir string
+	// MaxBytes bounds the stored records (keys + values). Past it the oldest
+	// readings are dropped. Alarms are never dropped, even past the bound.
+	MaxBytes int64
+	// OnDrop is told about readings dropped to stay under MaxBytes. It runs on
+	// the commit goroutine: it must not block and must not call the outbox
+	// (hand the news to a channel).
+	OnDrop func(Drop)
+	// MaxGroup caps how many queued requests one transaction takes (default 4096).
+	MaxGroup int
+	// Log receives lifecycle and drop messages.
+	Log zerolog.Logger
+}
+
+// Drop reports readings dropped by one commit.
+type Drop struct {
+	Records int
+	Bytes   int64
+	// Total is every record dropped since the outbox was created.
+	Total uint64
+}
+
+// Item is one message to append.
+type Item struct {
+	Kind Kind
+	// Stream keys the sequence: the device id, the alarm id or "events".
+	Stream string
+	// Encode appends the wire payload given the sequence number allocated at
+	// commit. It runs on the commit goroutine and must be pure and quick.
+	Encode func(dst []byte, seq uint64) []byte
+}
+
+// Stats is a snapshot of the outbox.
+type Stats struct {
+	Records        [2]int   // by lane
+	Bytes          [2]int64 // by lane
+	DroppedRecords uint64
+	CorruptRecords uint64
+	Commits        uint64
+}
+
+// Outbox is the durable queue. Its methods are safe for concurrent use.
+type Outbox struct {
+	db       *bolt.DB
+	maxBytes int64
+	maxGroup int
+	onDrop   func(Drop)
+	log      zerolog.Logger
+
+	reqs     chan *request
+	stop     chan struct{}
+	done     chan struct{}
+	appended chan struct{}
+
+	mu      sync.Mutex // guards the fields below (also read by Stats/LastSeq)
+	closed  bool
+	seqs    map[string]uint64
+	records [2]int
+	bytes   [2]int64
+	dropped uint64
+	corrupt uint64
+	commits uint64
+}
+
+type request struct {
+	items   []Item
+	release []Key
+	seqs    []uint64
+	err     error
+	done    chan struct{}
+}
+
+// Open opens (or creates) the outbox in o.Dir and starts its commit goroutine.
+// Close stops it.
+func Open(o Options) (*Outbox, error) {
+	if o.Dir == "" {
+		return nil, errors.New("open outbox: no dir")
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	path := filepath.Join(o.Dir, "outbox.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        5 * time.Second, // another process holds the lock
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	ob := &Outbox{
+		db:       db,
+		maxBytes: o.MaxBytes,
+		maxGroup: o.MaxGroup,
+		onDrop:   o.OnDrop,
+		log:      o.Log,
+		reqs:     make(chan *request, 1024),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		appended: make(chan struct{}, 1),
+		seqs:     map[string]uint64{},
+	}
+	if ob.maxGroup <= 0 {
+		ob.maxGroup = 4096
+	}
+	if err := ob.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	ob.log.Info().Int("alarms", ob.records[Alarms]).Int("readings", ob.records[Readings]).
+		Int64("bytes", ob.bytes[0]+ob.bytes[1]).Msg("outbox opened")
+	go ob.commitLoop()
+	// Wake a consumer at once if a backlog survived the restart.
+	ob.signal()
+	return ob, nil
+}
+
+func streamKey(k Kind, stream string) string { return string(rune('0'+k)) + stream }
+
+func (ob *Outbox) load() error {
+	return ob.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketAlarms, bucketReadings, bucketSeq, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		if err := tx.Bucket(bucketSeq).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				ob.seqs[string(k)] = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if v := tx.Bucket(bucketMeta).Get(metaDropped); len(v) == 8 {
+			ob.dropped = binary.BigEndian.Uint64(v)
+		}
+		for lane, name := range [][]byte{bucketAlarms, bucketReadings} {
+			if err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				ob.records[lane]++
+				ob.bytes[lane] += int64(len(k) + len(v))
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Close stops the commit goroutine (after finishing queued requests) and
+// closes the file.
+func (ob *Outbox) Close() error {
+	ob.mu.Lock()
+	if ob.closed {
+		ob.mu.Unlock()
+		return nil
+	}
+	ob.closed = true
+	ob.mu.Unlock()
+	close(ob.stop)
+	<-ob.done
+	if err := ob.db.Close(); err != nil {
+		return fmt.Errorf("close outbox: %w", err)
+	}
+	return nil
+}
+
+// Append commits items in one durable transaction (shared with concurrent
+// callers) and returns the sequence number allocated to each. When it
+// returns nil the items are on disk.
+func (ob *Outbox) Append(ctx context.Context, items ...Item) ([]uint64, error) {
+	for i, it := range items {
+		if !it.Kind.valid() {
+			return nil, fmt.Errorf("append: item %d: unknown kind %d", i, it.Kind)
+		}
+		if it.Encode == nil {
+			return nil, fmt.Errorf("append: item %d: no encoder", i)
+		}
+	}
+	r := &request{items: items, done: make(chan struct{})}
+	if err := ob.submit(ctx, r); err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	return r.seqs, r.err
+}
+
+// Release deletes records; a key that is already gone is ignored.
+func (ob *Outbox) Release(ctx context.Context, keys ...Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	r := &request{release: keys, done: make(chan struct{})}
+	if err := ob.submit(ctx, r); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return r.err
+}
+
+func (ob *Outbox) submit(ctx context.Context, r *request) error {
+	ob.mu.Lock()
+	closed := ob.closed
+	ob.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	select {
+	case ob.reqs <- r:
+	case <-ob.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the request will be committed or failed; waiting for the
+	// answer (not for ctx) keeps "returned error" meaning "not stored".
+	<-r.done
+	return nil
+}
+
+// Appended is signalled (without blocking the committer) after every commit
+// that appended records. One consumer only.
+func (ob *Outbox) Appended() <-chan struct{} { return ob.appended }
+
+func (ob *Outbox) signal() {
+	select {
+	case ob.appended <- struct{}{}:
+	default:
+	}
+}
+
+// LastSeq is the last sequence number allocated to a stream of kind k.
+func (ob *Outbox) LastSeq(k Kind, stream string) uint64 {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	return ob.seqs[streamKey(k, stream)]
+}
+
+// Stats returns counters and sizes.
+func (ob *Outbox) Stats() Stats {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	return Stats{Records: ob.records, Bytes: ob.bytes, DroppedRecords: ob.dropped, CorruptRecords: ob.corrupt, Commits: ob.commits}
+}
+
+func (ob *Outbox) commitLoop() {
+	defer close(ob.done)
+	group := make([]*request, 0, 64)
+	for {
+		var first *request
+		select {
+		case first = <-ob.reqs:
+		case <-ob.stop:
+			// Finish what was queued before Close.
+			for {
+				select {
+				case r := <-ob.reqs:
+					ob.commit([]*request{r})
+				default:
+					return
+				}
+			}
+		}
+		group = append(group[:0], first)
+	more:
+		for len(group) < ob.maxGroup {
+			select {
+			case r := <-ob.reqs:
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		ob.commit(group)
+	}
+}
+
+// commit runs one transaction for a group of requests.
+func (ob *Outbox) commit(group []*request) {
+	ob.mu.Lock()
+	lastSeq := ob.seqs
+	ob.mu.Unlock()
+	newSeqs := map[string]uint64{}
+	var (
+		recDelta  [2]int
+		byteDelta [2]int64
+		drop      Drop
+		appended  bool
+		lastSize  int
+		now       = time.Now().UnixNano()
+		liveBytes [2]int64
+		seqsByReq = make([][]uint64, len(group))
+	)
+	ob.mu.Lock()
+	liveBytes = ob.bytes
+	ob.mu.Unlock()
+	err := ob.db.Update(func(tx *bolt.Tx) error {
+		seqB := tx.Bucket(bucketSeq)
+		buckets := [2]*bolt.Bucket{tx.Bucket(bucketAlarms), tx.Bucket(bucketReadings)}
+		for ri, r := range group {
+			for _, k := range r.release {
+				if k.Lane > Readings {
+					continue
+				}
+				b := buckets[k.Lane]
+				kb := keyBytes(k.ID)
+				if v := b.Get(kb); v != nil {
+					n := int64(len(kb) + len(v))
+					if err := b.Delete(kb); err != nil {
+						return fmt.Errorf("delete %s/%d: %w", k.Lane, k.ID, err)
+					}
+					recDelta[k.Lane]--
+					byteDelta[k.Lane] -= n
+				}
+			}
+			if len(r.items) > 0 {
+				seqsByReq[ri] = make([]uint64, len(r.items))
+			}
+			for i, it := range r.items {
+				sk := streamKey(it.Kind, it.Stream)
+				seq, ok := newSeqs[sk]
+				if !ok {
+					seq = lastSeq[sk]
+				}
+				seq++
+				newSeqs[sk] = seq
+				seqsByReq[ri][i] = seq
+				lane := it.Kind.Lane()
+				b := buckets[lane]
+				id, err := b.NextSequence()
+				if err != nil {
+					return fmt.Errorf("next key: %w", err)
+				}
+				// bbolt keeps a reference to the value until commit, so
+				// every record gets its own buffer.
+				buf := make([]byte, 0, 64+len(it.Stream)+lastSize)
+				buf = appendHeader(buf, it.Kind, seq, now, it.Stream)
+				buf = it.Encode(buf, seq)
+				buf = appendSum(buf, 0)
+				lastSize = len(buf)
+				kb := keyBytes(id)
+				if err := b.Put(kb, buf); err != nil {
+					return fmt.Errorf("put %s/%d: %w", lane, id, err)
+				}
+				recDelta[lane]++
+				byteDelta[lane] += int64(len(kb) + len(buf))
+				appended = true
+			}
+		}
+		for sk, seq := range newSeqs {
+			if err := seqB.Put([]byte(sk), keyBytes(seq)); err != nil {
+				return fmt.Errorf("put seq %q: %w", sk[1:], err)
+			}
+		}
+		// Bound the store: oldest readings first, never alarms.
+		if ob.maxBytes > 0 {
+			total := liveBytes[0] + liveBytes[1] + byteDelta[0] + byteDelta[1]
+			if total > ob.maxBytes {
+				c := buckets[Readings].Cursor()
+				var dels [][]byte
+				for k, v := c.First(); k != nil && total > ob.maxBytes; k, v = c.Next() {
+					n := int64(len(k) + len(v))
+					total -= n
+					drop.Records++
+					drop.Bytes += n
+					dels = append(dels, append([]byte(nil), k...))
+				}
+				for _, k := range dels {
+					if err := buckets[Readings].Delete(k); err != nil {
+						return fmt.Errorf("drop oldest reading: %w", err)
+					}
+				}
+				recDelta[Readings] -= drop.Records
+				byteDelta[Readings] -= drop.Bytes
+				if drop.Records > 0 {
+					ob.mu.Lock()
+					drop.Total = ob.dropped + uint64(drop.Records)
+					ob.mu.Unlock()
+					if err := tx.Bucket(bucketMeta).Put(metaDropped, keyBytes(drop.Total)); err != nil {
+						return fmt.Errorf("count drops: %w", err)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("commit: %w", err)
+	} else {
+		ob.mu.Lock()
+		// Copy on write: LastSeq readers may hold the old map.
+		if len(newSeqs) > 0 {
+			m := make(map[string]uint64, len(ob.seqs)+len(newSeqs))
+			for k, v := range ob.seqs {
+				m[k] = v
+			}
+			for k, v := range newSeqs {
+				m[k] = v
+			}
+			ob.seqs = m
+		}
+		for l := range recDelta {
+			ob.records[l] += recDelta[l]
+			ob.bytes[l] += byteDelta[l]
+		}
+		ob.commits++
+		if drop.Records > 0 {
+			ob.dropped = drop.Total
+		}
+		ob.mu.Unlock()
+	}
+	for i, r := range group {
+		if err != nil {
+			r.err = err
+		} else {
+			r.seqs = seqsByReq[i]
+		}
+		close(r.done)
+	}
+	if err == nil && appended {
+		ob.signal()
+	}
+	if drop.Records > 0 {
+		ob.log.Warn().Int("count", drop.Records).Int64("bytes", drop.Bytes).Uint64("total", drop.Total).
+			Msg("outbox full: oldest readings dropped")
+		if ob.onDrop != nil {
+			ob.onDrop(drop)
+		}
+	}
+}
+
+// Drain returns up to max records of lane with a key above after, in commit
+// order (so in sequence order per stream). Corrupt records are skipped,
+// counted and deleted.
+func (ob *Outbox) Drain(lane Lane, after uint64, max int) ([]Record, error) {
+	if lane > Readings {
+		return nil, fmt.Errorf("drain: unknown lane %d", lane)
+	}
+	var (
+		out     []Record
+		corrupt []Key
+	)
+	name := bucketAlarms
+	if lane == Readings {
+		name = bucketReadings
+	}
+	err := ob.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(name).Cursor()
+		for k, v := c.Seek(keyBytes(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			id := binary.BigEndian.Uint64(k)
+			r, err := DecodeRecord(v)
+			if err != nil {
+				corrupt = append(corrupt, Key{Lane: lane, ID: id})
+				continue
+			}
+			r.Key = Key{Lane: lane, ID: id}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("drain %s: %w", lane, err)
+	}
+	if len(corrupt) > 0 {
+		ob.mu.Lock()
+		ob.corrupt += uint64(len(corrupt))
+		ob.mu.Unlock()
+		ob.log.Error().Int("count", len(corrupt)).Str("lane", lane.String()).Msg("corrupt outbox records skipped")
+		if err := ob.Release(context.Background(), corrupt...); err != nil {
+			return out, fmt.Errorf("drain %s: drop corrupt records: %w", lane, err)
+		}
+	}
+	return out, nil
+}

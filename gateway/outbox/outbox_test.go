@@ -1,0 +1,202 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+func open(t testing.TB, dir string, maxBytes int64, onDrop func(Drop)) *Outbox {
+	t.Helper()
+	ob, err := Open(Options{Dir: dir, MaxBytes: maxBytes, OnDrop: onDrop, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	return ob
+}
+
+func item(k Kind, stream string) Item {
+	return Item{Kind: k, Stream: stream, Encode: func(dst []byte, seq uint64) []byte {
+		return fmt.Appendf(dst, "%s#%d", stream, seq)
+	}}
+}
+
+func TestAppendDrainReleaseAndSeqAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ob := open(t, dir, 0, nil)
+	seqs, err := ob.Append(ctx, item(KindReadings, "d1"), item(KindReadings, "d2"), item(KindReadings, "d1"), item(KindEvent, "events"))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 1, 2, 1}, seqs)
+
+	recs, err := ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	require.Equal(t, "d1#1", string(recs[0].Payload))
+	require.Equal(t, "d2#1", string(recs[1].Payload))
+	require.Equal(t, "d1#2", string(recs[2].Payload))
+	require.Equal(t, uint64(2), recs[2].Seq)
+	al, err := ob.Drain(Alarms, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, al, 1)
+	require.Equal(t, KindEvent, al[0].Kind)
+
+	// Drain after a key continues there.
+	rest, err := ob.Drain(Readings, recs[0].Key.ID, 10)
+	require.NoError(t, err)
+	require.Len(t, rest, 2)
+
+	require.NoError(t, ob.Release(ctx, recs[0].Key, al[0].Key, Key{Lane: Readings, ID: 999}))
+	st := ob.Stats()
+	require.Equal(t, 2, st.Records[Readings])
+	require.Equal(t, 0, st.Records[Alarms])
+	require.NoError(t, ob.Close())
+
+	ob = open(t, dir, 0, nil)
+	defer ob.Close()
+	require.Equal(t, uint64(2), ob.LastSeq(KindReadings, "d1"))
+	seqs, err = ob.Append(ctx, item(KindReadings, "d1"), item(KindEvent, "events"))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{3, 2}, seqs, "sequences continue across a restart")
+	recs, err = ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d2#1", "d1#2", "d1#3"}, payloads(recs))
+	require.Equal(t, 3, ob.Stats().Records[Readings])
+}
+
+func TestConcurrentAppendsAreGroupedAndContiguous(t *testing.T) {
+	ob := open(t, t.TempDir(), 0, nil)
+	defer ob.Close()
+	const producers, per = 8, 200
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dev := "dev" + strconv.Itoa(p%4)
+			for range per {
+				_, err := ob.Append(context.Background(), item(KindReadings, dev))
+				require.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	recs, err := ob.Drain(Readings, 0, producers*per+1)
+	require.NoError(t, err)
+	require.Len(t, recs, producers*per)
+	next := map[string]uint64{}
+	for _, r := range recs {
+		next[r.Stream]++
+		require.Equal(t, next[r.Stream], r.Seq, "stream %s out of order or with a hole", r.Stream)
+	}
+	require.Less(t, ob.Stats().Commits, uint64(producers*per), "appends were not grouped into fewer commits")
+}
+
+func TestMaxBytesDropsOldestReadingsNeverAlarms(t *testing.T) {
+	ctx := context.Background()
+	var drops []Drop
+	ob := open(t, t.TempDir(), 4096, func(d Drop) { drops = append(drops, d) })
+	defer ob.Close()
+	big := func(k Kind, stream string) Item {
+		return Item{Kind: k, Stream: stream, Encode: func(dst []byte, seq uint64) []byte {
+			return append(dst, make([]byte, 200)...)
+		}}
+	}
+	for range 10 {
+		_, err := ob.Append(ctx, big(KindAlarm, "a.b.high"))
+		require.NoError(t, err)
+	}
+	for range 40 {
+		_, err := ob.Append(ctx, big(KindReadings, "d"))
+		require.NoError(t, err)
+	}
+	st := ob.Stats()
+	require.Equal(t, 10, st.Records[Alarms], "alarms are never dropped")
+	require.LessOrEqual(t, st.Bytes[0]+st.Bytes[1], int64(4096))
+	require.Positive(t, st.DroppedRecords)
+	require.Equal(t, uint64(40-st.Records[Readings]), st.DroppedRecords, "every missing reading is counted")
+	var sum int
+	for _, d := range drops {
+		sum += d.Records
+	}
+	require.Equal(t, int(st.DroppedRecords), sum)
+	recs, err := ob.Drain(Readings, 0, 100)
+	require.NoError(t, err)
+	require.Equal(t, uint64(40), recs[len(recs)-1].Seq, "the newest readings stay")
+	require.Equal(t, uint64(40-len(recs)+1), recs[0].Seq, "the oldest go first")
+
+	// Alarms alone past the bound are still kept.
+	for range 30 {
+		_, err := ob.Append(ctx, big(KindEvent, "events"))
+		require.NoError(t, err)
+	}
+	require.Equal(t, 40, ob.Stats().Records[Alarms])
+	require.Equal(t, 0, ob.Stats().Records[Readings])
+}
+
+func TestCorruptRecordIsSkippedCountedAndRemoved(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ob := open(t, dir, 0, nil)
+	_, err := ob.Append(ctx, item(KindReadings, "d"), item(KindReadings, "d"), item(KindReadings, "d"))
+	require.NoError(t, err)
+	require.NoError(t, ob.Close())
+
+	db, err := bolt.Open(dir+"/outbox.db", 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReadings).Put(keyBytes(2), []byte("garbage that is long enough"))
+	}))
+	require.NoError(t, db.Close())
+
+	ob = open(t, dir, 0, nil)
+	defer ob.Close()
+	recs, err := ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#1", "d#3"}, payloads(recs))
+	require.Equal(t, uint64(1), ob.Stats().CorruptRecords)
+	require.Equal(t, 2, ob.Stats().Records[Readings])
+}
+
+func TestClosedOutboxRefuses(t *testing.T) {
+	ob := open(t, t.TempDir(), 0, nil)
+	require.NoError(t, ob.Close())
+	_, err := ob.Append(context.Background(), item(KindReadings, "d"))
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = ob.Append(context.Background(), Item{Kind: 9, Stream: "x", Encode: item(KindReadings, "d").Encode})
+	require.ErrorContains(t, err, "unknown kind")
+}
+
+func payloads(recs []Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Payload)
+	}
+	return out
+}
+
+func FuzzOutboxRecord(f *testing.F) {
+	for _, r := range []Record{
+		{Kind: KindReadings, Stream: "face3-gas", Seq: 1, At: 1, Payload: []byte(`{"site":"demo"}`)},
+		{Kind: KindAlarm, Stream: "a.b.high", Seq: 1 << 40, At: -5},
+		{Kind: KindEvent, Stream: "events", Seq: 7, Payload: []byte{0, 1, 2}},
+	} {
+		f.Add(appendRecord(nil, &r))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeRecord(b)
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorrupt)
+			return
+		}
+		again, err := DecodeRecord(appendRecord(nil, &r))
+		require.NoError(t, err)
+		require.Equal(t, r, again)
+	})
+}
