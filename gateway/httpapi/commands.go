@@ -198,7 +198,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	p, res, scheme := s.auth.authenticate(r, s.now())
 	if res != authOK || scheme != "basic" {
-		w.Header().Set("WWW-Authenticate", `Basic realm="canary", charset="UTF-8"`)
+		// The UI's own login form must not be overlaid by the browser's
+		// password prompt, which a Basic challenge would trigger.
+		if r.Header.Get("X-Canary-UI") != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="canary"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="canary", charset="UTF-8"`)
+		}
 		if res == authNone || scheme != "basic" {
 			s.metrics.authFailures.WithLabelValues("unauthenticated").Inc()
 			writeError(w, http.StatusUnauthorized, "log in with HTTP basic credentials")

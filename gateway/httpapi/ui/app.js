@@ -97,6 +97,8 @@ async function doLogin(ev) {
     const body = await res.json().catch(() => ({}));
     if (!res.ok) {
       $('login-error').textContent = body.error || `login failed (${res.status})`;
+      $('login-pass').value = '';
+      $('login-pass').focus();
       return;
     }
     st.auth = { token: body.token, user: body.user, role: body.role };
@@ -308,9 +310,13 @@ function fmtNum(v) {
   return (Math.round(v * 1000) / 1000).toString();
 }
 
+// Limit conditions compare the value in the sensor's unit; comm, bad and
+// frozen limits are times or flags, so they get no unit.
+const UNIT_CONDITIONS = new Set(['high_high', 'high', 'low', 'low_low', 'deviation', 'twa', 'stel']);
+
 function unitOf(a) {
   const r = st.readings.get(key(a.device, a.sensor));
-  return r ? r.unit : '';
+  return r && UNIT_CONDITIONS.has(a.condition) ? r.unit : '';
 }
 
 function fmtTime(ts) {
@@ -349,12 +355,12 @@ function alarmRow(a) {
   },
   el('td', {}, el('span', { class: `prio ${prioClass(a.priority)}`, text: PRIO_WORD[a.priority] || 'P? Unknown' })),
   el('td', {}, el('span', { class: `state ${a.state}`, text: STATE_WORD[a.state] || a.state }),
-    a.latched ? el('span', { class: 'latched', title: 'latched: needs reset', text: '\u{1F512} LATCHED' }) : null),
+    a.latched ? el('span', { class: 'latched', title: 'latched: stays until reset', text: 'LATCHED' }) : null),
   el('td', {}, el('div', { class: 'alarm-id', text: a.id }),
     el('div', { class: 'alarm-sub', text: `${a.condition.replace('_', ' ')}${sub ? ' \u2014 ' + sub : ''}${a.active ? '' : ' (returned)'}` })),
-  el('td', { class: 'num', text: fmtNum(a.value) + (unit && a.value !== null ? ' ' + unit : '') }),
-  el('td', { class: 'num', text: fmtNum(a.limit) + (unit && a.limit !== null ? ' ' + unit : '') }),
-  el('td', { text: fmtTime(a.since) }),
+  el('td', { class: 'num', 'data-label': 'value', text: fmtNum(a.value) + (unit && a.value !== null ? ' ' + unit : '') }),
+  el('td', { class: 'num', 'data-label': 'limit', text: fmtNum(a.limit) + (unit && a.limit !== null ? ' ' + unit : '') }),
+  el('td', { 'data-label': 'since', text: fmtTime(a.since) }),
   el('td', { class: 'wide', text: [a.acked_by, a.comment].filter(Boolean).join(': ') }),
   actionButtons(a));
   return tr;
@@ -495,7 +501,7 @@ function renderTrend() {
   const t = st.trend;
   if (!t) return;
   $('trend-title').textContent = `${t.device} \u00b7 ${t.sensor}${t.unit ? ' (' + t.unit + ')' : ''}`;
-  const W = 640, H = 260, L = 52, R = 92, T = 12, B = 26;
+  const W = 640, H = 260, L = 52, R = 12, T = 12, B = 26;
   const pts = t.points.map((p) => ({ t: Date.parse(p.ts), v: p.value, q: p.quality }));
   const now = Date.now();
   const t1 = Math.max(now, pts.length ? pts[pts.length - 1].t : now);
@@ -528,7 +534,7 @@ function renderTrend() {
   for (const l of limits) {
     const cls = prioClass(l.priority);
     s.append(svg('line', { class: `limit ${cls}`, 'data-limit': l.condition, x1: L, x2: W - R, y1: y(l.limit), y2: y(l.limit) }));
-    s.append(svg('text', { class: `limit-label ${cls}`, x: W - R + 4, y: y(l.limit) + 4 },
+    s.append(svg('text', { class: `limit-label ${cls}`, x: W - R - 4, y: y(l.limit) - 4, 'text-anchor': 'end' },
       `${l.condition.replace('_', ' ').toUpperCase()} ${fmtNum(l.limit)}`));
   }
   // Bad samples break the line and are marked on the axis: a gap, not a value.
@@ -558,7 +564,7 @@ function renderLog() {
     el('span', { class: 't', text: fmtTime(t.ts) }),
     el('span', { class: 'ty', text: t.type }),
     el('span', { text: `${t.alarm} ${t.from || ''}\u2192${t.to || ''}` + (t.value !== null && t.value !== undefined ? ` (${fmtNum(t.value)})` : '') }),
-    t.user ? el('span', { class: 'who', text: ` by ${t.user}` }) : null,
+    t.user ? el('span', { class: 'by', text: ` by ${t.user}` }) : null,
     t.comment ? el('span', { text: `: \u201c${t.comment}\u201d` }) : null));
   $('log').replaceChildren(...items);
 }
@@ -632,7 +638,9 @@ function closeCommand() {
   st.cmd = null;
   if (c && c.opener && document.contains(c.opener)) c.opener.focus();
   else if (c) {
-    const b = document.querySelector(`button[data-alarm="${CSS.escape(c.alarm)}"]`);
+    // The row was redrawn while the dialog was open: focus its new button.
+    const b = document.querySelector(`button[data-alarm="${CSS.escape(c.alarm)}"][data-action="${c.action}"]`) ||
+      document.querySelector(`button[data-alarm="${CSS.escape(c.alarm)}"]`);
     if (b) b.focus();
   }
 }
