@@ -15,6 +15,14 @@ func Check(path string) (summary string, warnings []Problem, err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("read config: %w", err)
 	}
+	if k := topKeys(data); k != nil && !k["site"] && !k["devices"] && (k["influxdb"] || k["sites"]) {
+		var in Ingest
+		warnings, err = Parse(path, data, &in)
+		if err != nil {
+			return "", warnings, err
+		}
+		return fmt.Sprintf("ingest: share group %s, influxdb %s bucket %s", in.MQTT.ShareGroup, in.InfluxDB.URL, in.InfluxDB.Bucket), warnings, nil
+	}
 	var s Site
 	warnings, err = Parse(path, data, &s)
 	if err != nil {

@@ -3,54 +3,59 @@ package configs
 import (
 	"fmt"
 
+	"github.com/canary-gw/canary/alerting"
+	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/internal/configerr"
 )
 
 func (d *Device) setDefaults() {
-	if v, ok := any(&d.DeviceConfig).(defaulter); ok {
-		v.SetDefaults()
+	d.DeviceConfig.SetDefaults()
+	for i := range d.Sensors {
+		d.Sensors[i].SensorConfig.SetDefaults()
 	}
 }
 
+// ModbusSensors returns the register map of the device's sensors, in order.
+func (d *Device) ModbusSensors() []modbus.SensorConfig {
+	out := make([]modbus.SensorConfig, len(d.Sensors))
+	for i := range d.Sensors {
+		out[i] = d.Sensors[i].SensorConfig
+	}
+	return out
+}
+
 // validate checks one device and its sensors; paths are relative to the
-// device.
+// device. The driver checks links, unit ids and register maps; the alarm
+// engine checks kinds, profiles and alarm overrides (and warns when an
+// override loosens a regulatory limit).
 func (d *Device) validate() error {
 	var l configerr.List
-	if err := CheckID(d.ID); err != nil {
-		l.Add("id", "%v", err)
-	}
-	if v, ok := any(&d.DeviceConfig).(validator); ok {
-		l.Merge("", v.Validate())
-	}
+	l.Merge("", d.DeviceConfig.Validate())
 	if len(d.Sensors) == 0 {
 		l.Add("sensors", "no sensors: a device must have at least one sensor")
 	}
-	seen := map[string]int{}
+	l.Merge("", modbus.ValidateSensors(&d.DeviceConfig, d.ModbusSensors()))
 	for i := range d.Sensors {
 		s := &d.Sensors[i]
 		p := fmt.Sprintf("sensors[%d]", i)
-		if err := CheckID(s.ID); err != nil {
-			l.Add(p+".id", "%v", err)
-		}
-		if j, dup := seen[s.ID]; dup && s.ID != "" {
-			l.Add(p+".id", "duplicate sensor id %q (also sensors[%d])", s.ID, j)
-		}
-		seen[s.ID] = i
 		if s.Kind == "" {
-			l.Add(p+".kind", "required (one of %s)", kindList)
-		} else if !knownKind(s.Kind) {
-			l.Add(p+".kind", "unknown sensor kind %q (want one of %s)", s.Kind, kindList)
+			l.Add(p+".kind", "required (one of %s)", kindNames())
+			continue
 		}
+		_, err := alerting.Resolve(s.Kind, s.Profile, s.Unit, d.Poll, s.Alarms)
+		l.Merge(p, err)
 	}
 	return l.Err()
 }
 
-const kindList = "methane, combustible, h2s, co, oxygen, toxic, pressure, temperature, current, generic"
-
-func knownKind(k string) bool {
-	switch k {
-	case "methane", "combustible", "h2s", "co", "oxygen", "toxic", "pressure", "temperature", "current", "generic":
-		return true
+func kindNames() string {
+	names := alerting.KindNames()
+	out := ""
+	for i, n := range names {
+		if i > 0 {
+			out += ", "
+		}
+		out += n
 	}
-	return false
+	return out
 }

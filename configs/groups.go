@@ -9,9 +9,6 @@ import (
 	"github.com/canary-gw/canary/internal/configerr"
 )
 
-// idPattern is the id syntax of sites, devices, sensors, groups and actions.
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-
 // pointPattern is a "device.sensor" reference.
 var pointPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*\.[a-z0-9][a-z0-9_-]*$`)
 

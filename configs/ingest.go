@@ -1,12 +1,10 @@
 package configs
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 
 	"github.com/canary-gw/canary/internal/configerr"
-	"go.yaml.in/yaml/v3"
 )
 
 // Ingest is the config of `canary ingest -c ingest.yaml`: the MQTT → InfluxDB
@@ -71,23 +69,17 @@ func validID(s string) bool {
 	return true
 }
 
-// LoadIngest reads an ingest config, rejecting unknown keys, then applies
-// defaults and validates. Field errors carry paths, not lines; the site
-// loader's line mapping applies to them as to any config.
-func LoadIngest(path string) (*Ingest, error) {
+// LoadIngest reads and validates an ingest config with the same loader as a
+// site config: unknown keys rejected, every problem located by line.
+func LoadIngest(path string) (*Ingest, []Problem, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read ingest config: %w", err)
+		return nil, nil, fmt.Errorf("read ingest config: %w", err)
 	}
 	var c Ingest
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	warnings, err := Parse(path, data, &c)
+	if err != nil {
+		return nil, warnings, err
 	}
-	c.SetDefaults()
-	if err := c.Validate(); configerr.HasErrors(err) {
-		return nil, err
-	}
-	return &c, nil
+	return &c, warnings, nil
 }

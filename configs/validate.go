@@ -63,6 +63,12 @@ func (s *Site) SetDefaults() {
 	for i := range s.Devices {
 		s.Devices[i].setDefaults()
 	}
+	for i := range s.Groups {
+		s.Groups[i].SetDefaults()
+	}
+	for i := range s.Actions {
+		s.Actions[i].SetDefaults()
+	}
 }
 
 // Validate returns every problem of the site config as field errors.
@@ -88,6 +94,27 @@ func (s *Site) Validate() error {
 		}
 		seen[d.ID] = i
 		l.Merge(p, d.validate())
+	}
+	for i := range s.Groups {
+		l.Merge(fmt.Sprintf("groups[%d]", i), s.Groups[i].Validate())
+	}
+	for i := range s.Actions {
+		l.Merge(fmt.Sprintf("actions[%d]", i), s.Actions[i].Validate())
+	}
+	// Cross references are checked once everything else holds, so that a
+	// typo is reported once, where it is.
+	if !configerr.HasErrors(l.Err()) {
+		l.Merge("", s.engineCheck())
+	}
+	for i, a := range s.Actions {
+		if _, ok := seen[a.Device]; a.Device != "" && !ok {
+			l.Add(fmt.Sprintf("actions[%d].device", i), "unknown device %q (want one of the ids under devices)", a.Device)
+		}
+		if rb := a.Readback; rb != nil && rb.Device != "" && rb.Device != a.Device {
+			if _, ok := seen[rb.Device]; !ok {
+				l.Add(fmt.Sprintf("actions[%d].readback.device", i), "unknown device %q (want one of the ids under devices)", rb.Device)
+			}
+		}
 	}
 	return l.Err()
 }
