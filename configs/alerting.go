@@ -63,3 +63,19 @@ func (s *Site) engineCheck() error {
 	}
 	return l.Err()
 }
+
+// SensorAt finds the sensor of device whose register is table/address:
+// interlock actions write only to registers the site config declares.
+func (s *Site) SensorAt(device, table string, address int) (string, bool) {
+	for _, d := range s.Devices {
+		if d.ID != device {
+			continue
+		}
+		for _, sn := range d.Sensors {
+			if sn.Table == table && sn.Address != nil && *sn.Address == address {
+				return sn.ID, true
+			}
+		}
+	}
+	return "", false
+}

@@ -110,6 +110,18 @@ func (s *Site) Validate() error {
 		if _, ok := seen[a.Device]; a.Device != "" && !ok {
 			l.Add(fmt.Sprintf("actions[%d].device", i), "unknown device %q (want one of the ids under devices)", a.Device)
 		}
+		if _, ok := seen[a.Device]; ok {
+			if _, ok := s.SensorAt(a.Device, a.Table, a.Address); !ok {
+				l.Add(fmt.Sprintf("actions[%d].address", i), "%s %d of device %s is not a configured sensor: interlock actions write only to registers declared under the device's sensors", a.Table, a.Address, a.Device)
+			}
+		}
+		if rb := a.Readback; rb != nil && rb.Device != "" && rb.Address != nil {
+			if _, ok := seen[rb.Device]; ok {
+				if _, ok := s.SensorAt(rb.Device, rb.Table, *rb.Address); !ok {
+					l.Add(fmt.Sprintf("actions[%d].readback", i), "%s %d of device %s is not a configured sensor: the read-back point must be declared under the device's sensors", rb.Table, *rb.Address, rb.Device)
+				}
+			}
+		}
 		if rb := a.Readback; rb != nil && rb.Device != "" && rb.Device != a.Device {
 			if _, ok := seen[rb.Device]; !ok {
 				l.Add(fmt.Sprintf("actions[%d].readback.device", i), "unknown device %q (want one of the ids under devices)", rb.Device)

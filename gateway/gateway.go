@@ -1,0 +1,255 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/canary-gw/canary/alerting"
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/httpapi"
+	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/gateway/outbox"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Site is the loaded (defaulted and validated) site config.
+	Site *configs.Site
+	Log  zerolog.Logger
+	// Registry receives the gateway's metrics and is served on /metrics;
+	// nil makes a private one.
+	Registry *prometheus.Registry
+	// HTTPListener, when set, serves the API and UI on it instead of
+	// listening on Site.HTTP.Listen (tests and the demo use it).
+	HTTPListener net.Listener
+	// NoHTTP turns the HTTP API off.
+	NoHTTP bool
+	// TickEvery is how often time-driven alarm transitions (delays,
+	// communication loss, shelve expiry) are evaluated; default 100ms.
+	TickEvery time.Duration
+	// ActionTimeout bounds one interlock write and read-back; default 2s.
+	ActionTimeout time.Duration
+}
+
+// Gateway is the edge gateway of one site.
+type Gateway struct {
+	o    Options
+	site *configs.Site
+	log  zerolog.Logger
+
+	ob      *outbox.Outbox
+	eng     *alerting.Engine
+	polls   *modbus.Group
+	pub     *mqtt.Publisher
+	http    *httpapi.Server
+	actions map[string]configs.Action
+	met     *metrics
+
+	statePath string
+	batches   chan modbus.Batch
+	cmds      chan cmdReq
+	actDone   chan actResult
+	actReqs   chan actReq
+	runCtx    atomic.Pointer[context.Context]
+
+	view  view
+	ready atomic.Bool
+}
+
+// New builds a gateway: it opens the outbox and restores the alarm state
+// from disk, but dials nothing.
+func New(o Options) (*Gateway, error) {
+	if o.Site == nil {
+		return nil, errors.New("gateway: no site config")
+	}
+	if o.TickEvery <= 0 {
+		o.TickEvery = 100 * time.Millisecond
+	}
+	if o.ActionTimeout <= 0 {
+		o.ActionTimeout = 2 * time.Second
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := o.Site
+	g := &Gateway{
+		o: o, site: s,
+		log:     o.Log.With().Str("site", s.Site).Logger(),
+		batches: make(chan modbus.Batch, 256),
+		cmds:    make(chan cmdReq),
+		actDone: make(chan actResult, 64),
+		actReqs: make(chan actReq, 256),
+		actions: map[string]configs.Action{},
+	}
+	for _, a := range s.Actions {
+		g.actions[a.ID] = a
+	}
+	g.met = newMetrics(o.Registry, s.Site)
+
+	eng, err := alerting.New(s.AlertingConfig())
+	if err != nil {
+		return nil, fmt.Errorf("gateway: build alarm engine: %w", err)
+	}
+	g.eng = eng
+	g.view.init(s, eng)
+
+	if err := os.MkdirAll(s.Outbox.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("gateway: outbox dir: %w", err)
+	}
+	ob, err := outbox.Open(outbox.Options{
+		Dir: s.Outbox.Dir, MaxBytes: int64(s.Outbox.MaxBytes), Log: g.log,
+		OnDrop: g.onDrop,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.ob = ob
+	g.statePath = filepath.Join(s.Outbox.Dir, "alarm-state.json")
+
+	devs := make([]modbus.Device, len(s.Devices))
+	for i := range s.Devices {
+		devs[i] = modbus.Device{Config: s.Devices[i].DeviceConfig, Sensors: s.Devices[i].ModbusSensors()}
+	}
+	plog := g.log.With().Str("component", "modbus").Logger()
+	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink})
+	if err != nil {
+		_ = ob.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.polls = polls
+
+	pub, err := mqtt.NewPublisher(mqtt.Options{
+		Config: s.MQTT, Site: s.Site, Outbox: ob, Release: s.Outbox.Release,
+		Log:      g.log.With().Str("component", "mqtt").Logger(),
+		Status:   g.deviceStatus,
+		Commands: g.mqttCommand,
+	})
+	if err != nil {
+		_ = ob.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.pub = pub
+
+	if !o.NoHTTP {
+		users, err := httpapi.LoadUsers(s.HTTP)
+		if err != nil {
+			_ = ob.Close()
+			return nil, fmt.Errorf("gateway: http users: %w", err)
+		}
+		g.view.users = users
+		srv, err := httpapi.New(httpapi.Options{
+			Config: s.HTTP, Users: users, Backend: (*backend)(g), Registry: o.Registry,
+			Logger: g.log.With().Str("component", "http").Logger(),
+			Site:   s.Site, SiteName: s.Name,
+		})
+		if err != nil {
+			_ = ob.Close()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.http = srv
+	}
+	return g, nil
+}
+
+// Close releases the outbox; call it after Run returned.
+func (g *Gateway) Close() error { return g.ob.Close() }
+
+// Engine state restored from disk, then everything runs until ctx ends.
+// Shutdown drains: pollers stop first, the core commits what they sent,
+// then the publisher gets its grace period.
+func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.restore(ctx); err != nil {
+		return err
+	}
+	g.runCtx.Store(&ctx)
+
+	pollCtx, stopPolls := context.WithCancel(ctx)
+	defer stopPolls()
+	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCore()
+
+	grp, gctx := errgroup.WithContext(ctx)
+	var pollWG sync.WaitGroup
+	pollWG.Add(1)
+	grp.Go(func() error {
+		defer pollWG.Done()
+		if err := g.polls.Run(pollCtx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("pollers: %w", err)
+		}
+		return nil
+	})
+	coreDone := make(chan struct{})
+	grp.Go(func() error {
+		defer close(coreDone)
+		return g.core(coreCtx)
+	})
+	grp.Go(func() error { return g.runActions(gctx) })
+	grp.Go(func() error {
+		if err := g.pub.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("mqtt: %w", err)
+		}
+		return nil
+	})
+	if g.http != nil {
+		grp.Go(func() error {
+			var err error
+			if g.o.HTTPListener != nil {
+				err = g.http.Serve(ctx, g.o.HTTPListener)
+			} else {
+				err = g.http.Run(ctx)
+			}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+	}
+	// Stop order: when ctx (or a failing component) ends the group, the
+	// pollers stop, then the core drains what they already sent.
+	grp.Go(func() error {
+		<-gctx.Done()
+		g.ready.Store(false)
+		stopPolls()
+		pollWG.Wait()
+		stopCore()
+		<-coreDone
+		return nil
+	})
+	g.ready.Store(true)
+	g.log.Info().Int("devices", len(g.site.Devices)).Msg("gateway running")
+	err := grp.Wait()
+	g.log.Info().Msg("gateway stopped")
+	return err
+}
+
+// sink receives poll batches from the link goroutines. It blocks while
+// the core is behind (back-pressure on the pollers, never a dropped batch)
+// and gives up only when the gateway stops.
+func (g *Gateway) sink(b modbus.Batch) {
+	p := g.runCtx.Load()
+	if p == nil {
+		return
+	}
+	select {
+	case g.batches <- b:
+	case <-(*p).Done():
+	}
+}
+
+func (g *Gateway) onDrop(d outbox.Drop) {
+	g.met.dropped.Add(float64(d.Records))
+	g.log.Error().Int("records", d.Records).Int64("bytes", d.Bytes).Uint64("total", d.Total).
+		Msg("outbox full: oldest readings dropped (alarms are never dropped)")
+}

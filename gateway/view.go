@@ -1,0 +1,271 @@
+package gateway
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/canary-gw/canary/alerting"
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/httpapi"
+	"github.com/canary-gw/canary/gateway/mqtt"
+)
+
+// historyLen bounds the in-memory audit trail served to the UI; the full
+// trail is the events topic and InfluxDB's alarm measurement.
+const historyLen = 2000
+
+type sensorMeta struct {
+	device, sensor, kind, unit string
+	limits                     []httpapi.Limit
+}
+
+// view is the gateway state that the HTTP API reads: written by the core
+// goroutine, read by request goroutines.
+type view struct {
+	site string
+
+	// Set once by init, read-only after.
+	meta     map[string]sensorMeta
+	order    []string
+	devOrder []string
+	users    []httpapi.User
+
+	mu       sync.RWMutex
+	readings map[string]httpapi.Reading
+	devices  map[string]httpapi.Device
+	alarms   map[string]httpapi.Alarm
+	history  []httpapi.Transition
+}
+
+func (v *view) init(s *configs.Site, eng *alerting.Engine) {
+	v.site = s.Site
+	v.meta = map[string]sensorMeta{}
+	v.readings = map[string]httpapi.Reading{}
+	v.devices = map[string]httpapi.Device{}
+	v.alarms = map[string]httpapi.Alarm{}
+	for _, d := range s.Devices {
+		v.devOrder = append(v.devOrder, d.ID)
+		v.devices[d.ID] = httpapi.Device{Site: s.Site, ID: d.ID, State: "unknown"}
+		for _, sn := range d.Sensors {
+			id := d.ID + "." + sn.ID
+			m := sensorMeta{device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit}
+			if r, ok := eng.PointSpec(id); ok {
+				m.unit = r.Unit
+				for _, c := range r.Conditions {
+					switch c.Condition {
+					case alerting.HighHigh, alerting.High, alerting.Low, alerting.LowLow:
+						m.limits = append(m.limits, httpapi.Limit{Condition: string(c.Condition), Limit: c.Limit, Priority: c.Priority})
+					}
+				}
+			}
+			v.meta[id] = m
+			v.order = append(v.order, id)
+		}
+	}
+}
+
+func (v *view) setReadings(b modbus.Batch, p mqtt.Readings, _ bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, r := range p.Readings {
+		id := b.Device + "." + r.Sensor
+		m := v.meta[id]
+		hr := httpapi.Reading{Site: v.site, Device: b.Device, Sensor: r.Sensor, Kind: r.Kind, Unit: r.Unit,
+			Quality: r.Quality, TS: p.TS, Limits: m.limits}
+		if r.Valid {
+			val := r.Value
+			hr.Value = &val
+		}
+		v.readings[id] = hr
+	}
+}
+
+// deviceState classifies a poll: no error is online; exceptions (the device
+// answers, but with a fault) are fault; timeouts and link errors offline.
+func deviceState(b modbus.Batch) (state, msg string) {
+	if b.Err == nil {
+		return "online", ""
+	}
+	if modbus.IsException(b.Err) {
+		return "fault", b.Err.Error()
+	}
+	return "offline", b.Err.Error()
+}
+
+func (v *view) setDevice(b modbus.Batch) {
+	state, msg := deviceState(b)
+	v.mu.Lock()
+	d := v.devices[b.Device]
+	d.State, d.Error = state, msg
+	if state == "online" {
+		d.LastOK = b.At
+	}
+	v.devices[b.Device] = d
+	v.mu.Unlock()
+}
+
+func (v *view) publishReadings(srv *httpapi.Server, p mqtt.Readings) {
+	v.mu.RLock()
+	rs := make([]httpapi.Reading, 0, len(p.Readings))
+	for _, r := range p.Readings {
+		rs = append(rs, v.readings[p.Device+"."+r.Sensor])
+	}
+	d := v.devices[p.Device]
+	v.mu.RUnlock()
+	for i := range rs {
+		srv.Publish(httpapi.Event{Reading: &rs[i]})
+	}
+	srv.Publish(httpapi.Event{Device: &d})
+}
+
+func optFloat(f float64) *float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return &f
+}
+
+func toAlarm(st alerting.AlarmState) httpapi.Alarm {
+	return httpapi.Alarm{
+		ID: st.ID, Site: st.Site, Device: st.Device, Sensor: st.Sensor, Condition: string(st.Condition),
+		Priority: st.Priority, State: string(st.State), Active: st.Active, Latched: st.Latched,
+		Value: optFloat(st.Value), Limit: optFloat(st.Limit), Since: st.Since, Updated: st.Updated,
+		AckedBy: st.AckedBy, Comment: st.Comment,
+	}
+}
+
+func (v *view) setAlarm(srv *httpapi.Server, st alerting.AlarmState) {
+	a := toAlarm(st)
+	v.mu.Lock()
+	if st.State == alerting.Normal {
+		delete(v.alarms, st.ID)
+	} else {
+		v.alarms[st.ID] = a
+	}
+	v.mu.Unlock()
+	if srv != nil {
+		srv.Publish(httpapi.Event{Alarm: &a})
+	}
+}
+
+func (v *view) addTransition(srv *httpapi.Server, ev alerting.Event) {
+	t := httpapi.Transition{Seq: ev.Seq, TS: ev.TS, Type: string(ev.Type), Alarm: ev.Alarm, From: string(ev.From),
+		To: string(ev.To), Active: ev.Active, Value: optFloat(ev.Value), Limit: optFloat(ev.Limit), User: ev.User, Comment: ev.Comment}
+	v.mu.Lock()
+	v.history = append(v.history, t)
+	if len(v.history) > historyLen {
+		v.history = append(v.history[:0:0], v.history[len(v.history)-historyLen:]...)
+	}
+	v.mu.Unlock()
+	if srv != nil {
+		srv.Publish(httpapi.Event{Transition: &t})
+	}
+}
+
+// authorize checks the user named in an MQTT command. The broker's ACL
+// decides who may publish on the cmd topic; when the site config lists
+// users, the named user must also be one of them with the operator or
+// engineer role, so that the audit trail names a real person.
+func (v *view) authorize(user string) error {
+	if len(v.users) == 0 {
+		return nil
+	}
+	for _, u := range v.users {
+		if u.Name == user {
+			if u.Role == configs.RoleOperator || u.Role == configs.RoleEngineer {
+				return nil
+			}
+			return fmt.Errorf("user %q has role %s: commands need operator or engineer", user, u.Role)
+		}
+	}
+	return fmt.Errorf("unknown user %q", user)
+}
+
+// snapshot accessors for the HTTP backend.
+
+func (v *view) readingsList() []httpapi.Reading {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]httpapi.Reading, 0, len(v.order))
+	for _, id := range v.order {
+		if r, ok := v.readings[id]; ok {
+			out = append(out, r)
+			continue
+		}
+		m := v.meta[id]
+		out = append(out, httpapi.Reading{Site: v.site, Device: m.device, Sensor: m.sensor, Kind: m.kind,
+			Unit: m.unit, Quality: "bad", Stale: true, Limits: m.limits})
+	}
+	return out
+}
+
+func (v *view) alarmList() []httpapi.Alarm {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]httpapi.Alarm, 0, len(v.alarms))
+	for _, a := range v.alarms {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (v *view) deviceList() []httpapi.Device {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]httpapi.Device, 0, len(v.devOrder))
+	for _, id := range v.devOrder {
+		out = append(out, v.devices[id])
+	}
+	return out
+}
+
+func (v *view) historyTail(limit int) []httpapi.Transition {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if limit <= 0 || limit > len(v.history) {
+		limit = len(v.history)
+	}
+	return append([]httpapi.Transition(nil), v.history[len(v.history)-limit:]...)
+}
+
+// deviceStatus is the per-device part of the retained status message.
+func (g *Gateway) deviceStatus() []mqtt.DeviceStatus {
+	devs := g.view.deviceList()
+	out := make([]mqtt.DeviceStatus, len(devs))
+	for i, d := range devs {
+		comm := "ok"
+		switch d.State {
+		case "offline":
+			comm = "lost"
+		case "fault":
+			comm = "fault"
+		case "unknown":
+			comm = "unknown"
+		}
+		out[i] = mqtt.DeviceStatus{Device: d.ID, Comm: comm}
+	}
+	return out
+}
+
+type latestValue struct {
+	value float64
+	ts    time.Time
+}
+
+func (l latestValue) after(t time.Time) bool { return !l.ts.Before(t) }
+
+// latest returns the last good value of a sensor.
+func (v *view) latest(id string) (latestValue, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	r, ok := v.readings[id]
+	if !ok || r.Value == nil || r.Quality != "good" {
+		return latestValue{}, false
+	}
+	return latestValue{value: *r.Value, ts: r.TS}, true
+}
