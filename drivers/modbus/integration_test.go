@@ -208,7 +208,7 @@ func TestIntegrationFaultsTCP(t *testing.T) {
 	}}).URL
 	other := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{7: imageUnit()}}).URL
 	closing := closingServer(t)
-	const poll = 200 * time.Millisecond
+	const poll = 300 * time.Millisecond
 	devs := []Device{
 		device("live", shared, 1, poll, imageSensors()),
 		device("exception", shared, 2, poll, []SensorConfig{sensor("x", "holding", 50, "uint16", "")}),
@@ -217,7 +217,7 @@ func TestIntegrationFaultsTCP(t *testing.T) {
 		device("closing", closing, 1, poll, []SensorConfig{sensor("x", "holding", 0, "uint16", "")}),
 	}
 	for i := range devs {
-		devs[i].Config.Timeout = 50 * time.Millisecond
+		devs[i].Config.Timeout = 100 * time.Millisecond
 		devs[i].Config.MaxBackoff = 2 * time.Second
 	}
 	var got batches
@@ -276,8 +276,8 @@ func TestIntegrationReconnect(t *testing.T) {
 	spec := modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}}
 	srv := modbustest.StartTCP(t, spec)
 	var got batches
-	devs := []Device{device("dev", srv.URL, 1, 100*time.Millisecond, imageSensors())}
-	devs[0].Config.Timeout = 50 * time.Millisecond
+	devs := []Device{device("dev", srv.URL, 1, 200*time.Millisecond, imageSensors())}
+	devs[0].Config.Timeout = 80 * time.Millisecond
 	devs[0].Config.MaxBackoff = 200 * time.Millisecond
 	g, stop := runGroup(t, devs, got.sink)
 	require.Eventually(t, func() bool { return len(got.get("dev")) >= 3 }, 30*time.Second, 10*time.Millisecond)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/canary-gw/canary/internal/configerr"
 )
 
 // Device is one device with its sensors, as the site config gives them.
@@ -140,6 +142,37 @@ func sameLink(a, b *DeviceConfig) error {
 		return fmt.Errorf("shares link %s with device %s but its TLS files differ", b.URL, a.ID)
 	}
 	return nil
+}
+
+// ValidateLinks checks what devices sharing a link must agree on (serial
+// settings, TLS files) and that no two devices have the same id. Paths are
+// relative to the device list ("[3].baud"); defaults must be set.
+func ValidateLinks(devices []DeviceConfig) error {
+	var l configerr.List
+	first := map[string]int{}
+	ids := map[string]int{}
+	for i := range devices {
+		d := &devices[i]
+		if j, dup := ids[d.ID]; dup && d.ID != "" {
+			l.Add(fmt.Sprintf("[%d].id", i), "duplicate device id %q (also [%d])", d.ID, j)
+		} else {
+			ids[d.ID] = i
+		}
+		key := linkKey(d.URL)
+		j, seen := first[key]
+		if !seen {
+			first[key] = i
+			continue
+		}
+		if err := sameLink(&devices[j], d); err != nil {
+			field := "baud"
+			if scheme(d.URL) != schemeRTU {
+				field = "ca_file"
+			}
+			l.Add(fmt.Sprintf("[%d].%s", i, field), "%s", err)
+		}
+	}
+	return l.Err()
 }
 
 // Devices returns the ids of the devices this poller owns.
