@@ -343,3 +343,24 @@ func TestIntegrationWrite(t *testing.T) {
 		return r[0].Value == 1 && r[1].Value == -1.25 && r[2].Value == 1 && r[4].Value == 0x8011
 	}, 30*time.Second, 10*time.Millisecond)
 }
+
+func TestIntegrationSplitOnHoles(t *testing.T) {
+	// Registers 0-1 and 6 exist, 2-5 are holes: the merged read 0..6 gets
+	// exception 2, so the poller splits it and reads both parts.
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{
+		1: {HoldingSparse: map[int]uint16{0: 0x4049, 1: 0x0FDB, 6: 555}},
+	}})
+	ps, err := NewPollers([]Device{device("dev", srv.URL, 1, time.Second, []SensorConfig{
+		sensor("pi", "holding", 0, "float32", ""), sensor("n", "holding", 6, "uint16", ""),
+	})}, Options{Logger: testLogger(t)})
+	require.NoError(t, err)
+	require.Len(t, ps[0].devs[0].plan.Requests, 1)
+	for range 2 {
+		b := ps[0].PollOnce(t.Context())[0]
+		require.NoError(t, b.Err)
+		require.InDelta(t, math.Pi, b.Readings[0].Value, 1e-6)
+		require.Equal(t, 555.0, b.Readings[1].Value)
+	}
+	require.Len(t, ps[0].devs[0].plan.Requests, 2, "the split is kept")
+	require.Zero(t, ps[0].Stats()[0].Exceptions)
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+	mb "github.com/simonvetter/modbus"
 
 	"github.com/canary-gw/canary/internal/configerr"
 )
@@ -279,7 +281,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	var timeouts, exceptions, linkErrs, reconnects uint64
 	var linkDown error
 	sent := time.Now()
-	for ri := range d.plan.Requests {
+	for ri := 0; ri < len(d.plan.Requests); ri++ {
 		r := &d.plan.Requests[ri]
 		if linkDown != nil {
 			// The device did not answer this poll; don't make the line
@@ -288,6 +290,15 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			continue
 		}
 		regs, bits, err := p.read(ctx, d, r, &reconnects)
+		if parts := splitAtGaps(*r); len(parts) > 1 && errors.Is(err, mb.ErrIllegalDataAddress) {
+			// The device refuses the unrequested registers the planner
+			// bridged: read only what the sensors need, from now on.
+			p.log.Warn().Str("device", d.cfg.ID).Str("table", r.Table.String()).Int("addr", int(r.Addr)).
+				Int("count", int(r.Count)).Msg("device refuses merged read, splitting it at the gaps")
+			d.plan.Requests = slices.Replace(d.plan.Requests, ri, ri+1, parts...)
+			ri--
+			continue
+		}
 		if err != nil {
 			err = fmt.Errorf("read %s %d..%d: %w", r.Table, r.Addr, int(r.Addr)+int(r.Count)-1, err)
 			errs = append(errs, err)
