@@ -208,7 +208,7 @@ func TestIntegrationFaultsTCP(t *testing.T) {
 	}}).URL
 	other := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{7: imageUnit()}}).URL
 	closing := closingServer(t)
-	const poll = 200 * time.Millisecond
+	const poll = 300 * time.Millisecond
 	devs := []Device{
 		device("live", shared, 1, poll, imageSensors()),
 		device("exception", shared, 2, poll, []SensorConfig{sensor("x", "holding", 50, "uint16", "")}),
@@ -217,7 +217,7 @@ func TestIntegrationFaultsTCP(t *testing.T) {
 		device("closing", closing, 1, poll, []SensorConfig{sensor("x", "holding", 0, "uint16", "")}),
 	}
 	for i := range devs {
-		devs[i].Config.Timeout = 50 * time.Millisecond
+		devs[i].Config.Timeout = 100 * time.Millisecond
 		devs[i].Config.MaxBackoff = 2 * time.Second
 	}
 	var got batches
@@ -276,8 +276,8 @@ func TestIntegrationReconnect(t *testing.T) {
 	spec := modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}}
 	srv := modbustest.StartTCP(t, spec)
 	var got batches
-	devs := []Device{device("dev", srv.URL, 1, 100*time.Millisecond, imageSensors())}
-	devs[0].Config.Timeout = 50 * time.Millisecond
+	devs := []Device{device("dev", srv.URL, 1, 200*time.Millisecond, imageSensors())}
+	devs[0].Config.Timeout = 80 * time.Millisecond
 	devs[0].Config.MaxBackoff = 200 * time.Millisecond
 	g, stop := runGroup(t, devs, got.sink)
 	require.Eventually(t, func() bool { return len(got.get("dev")) >= 3 }, 30*time.Second, 10*time.Millisecond)
@@ -342,4 +342,25 @@ func TestIntegrationWrite(t *testing.T) {
 		r := bs[len(bs)-1].Readings
 		return r[0].Value == 1 && r[1].Value == -1.25 && r[2].Value == 1 && r[4].Value == 0x8011
 	}, 30*time.Second, 10*time.Millisecond)
+}
+
+func TestIntegrationSplitOnHoles(t *testing.T) {
+	// Registers 0-1 and 6 exist, 2-5 are holes: the merged read 0..6 gets
+	// exception 2, so the poller splits it and reads both parts.
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{
+		1: {HoldingSparse: map[int]uint16{0: 0x4049, 1: 0x0FDB, 6: 555}},
+	}})
+	ps, err := NewPollers([]Device{device("dev", srv.URL, 1, time.Second, []SensorConfig{
+		sensor("pi", "holding", 0, "float32", ""), sensor("n", "holding", 6, "uint16", ""),
+	})}, Options{Logger: testLogger(t)})
+	require.NoError(t, err)
+	require.Len(t, ps[0].devs[0].plan.Requests, 1)
+	for range 2 {
+		b := ps[0].PollOnce(t.Context())[0]
+		require.NoError(t, b.Err)
+		require.InDelta(t, math.Pi, b.Readings[0].Value, 1e-6)
+		require.Equal(t, 555.0, b.Readings[1].Value)
+	}
+	require.Len(t, ps[0].devs[0].plan.Requests, 2, "the split is kept")
+	require.Zero(t, ps[0].Stats()[0].Exceptions)
 }

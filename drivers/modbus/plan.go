@@ -3,6 +3,7 @@ package modbus
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/canary-gw/canary/internal/configerr"
@@ -104,4 +105,28 @@ func NewPlan(d *DeviceConfig, sensors []SensorConfig) (*Plan, error) {
 		cur.Fields = append(cur.Fields, Field{Sensor: it.idx, Offset: it.addr - int(cur.Addr), Codec: it.codec})
 	}
 	return p, nil
+}
+
+// splitAtGaps cuts a request where no sensor covers a register (or bit),
+// for devices that answer exception 2 to reads across holes in their map.
+func splitAtGaps(r Request) []Request {
+	fields := slices.Clone(r.Fields)
+	slices.SortStableFunc(fields, func(a, b Field) int { return a.Offset - b.Offset })
+	var out []Request
+	var end int // one past the last covered offset of the current part
+	for _, f := range fields {
+		w := f.Codec.Words()
+		if r.Table.IsBits() {
+			w = 1
+		}
+		if len(out) == 0 || f.Offset > end {
+			out = append(out, Request{Table: r.Table, Addr: r.Addr + uint16(f.Offset)})
+			end = f.Offset
+		}
+		cur := &out[len(out)-1]
+		end = max(end, f.Offset+w)
+		cur.Count = uint16(end - int(cur.Addr-r.Addr))
+		cur.Fields = append(cur.Fields, Field{Sensor: f.Sensor, Offset: f.Offset - int(cur.Addr-r.Addr), Codec: f.Codec})
+	}
+	return out
 }

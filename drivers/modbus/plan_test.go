@@ -102,3 +102,16 @@ func TestPlanRejectsInvalid(t *testing.T) {
 	_, err = NewPlan(&raw, nil)
 	require.ErrorContains(t, err, "call SetDefaults")
 }
+
+func TestSplitAtGaps(t *testing.T) {
+	d := validDevice()
+	p, err := NewPlan(&d, []SensorConfig{
+		sensor("a", "holding", 10, "float32", ""), sensor("b", "holding", 12, "uint16", ""),
+		sensor("c", "holding", 15, "uint16", ""), sensor("d", "holding", 11, "uint16", ""),
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"holding 10+6 a@0 d@1 b@2 c@5"}, spans(p))
+	p.Requests = splitAtGaps(p.Requests[0])
+	require.Equal(t, []string{"holding 10+3 a@0 d@1 b@2", "holding 15+1 c@0"}, spans(p))
+	require.Len(t, splitAtGaps(p.Requests[0]), 1, "nothing to split without a gap")
+}

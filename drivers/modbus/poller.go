@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+	mb "github.com/simonvetter/modbus"
+
+	"github.com/canary-gw/canary/internal/configerr"
 )
 
 // Device is one device with its sensors, as the site config gives them.
@@ -142,6 +146,37 @@ func sameLink(a, b *DeviceConfig) error {
 	return nil
 }
 
+// ValidateLinks checks what devices sharing a link must agree on (serial
+// settings, TLS files) and that no two devices have the same id. Paths are
+// relative to the device list ("[3].baud"); defaults must be set.
+func ValidateLinks(devices []DeviceConfig) error {
+	var l configerr.List
+	first := map[string]int{}
+	ids := map[string]int{}
+	for i := range devices {
+		d := &devices[i]
+		if j, dup := ids[d.ID]; dup && d.ID != "" {
+			l.Add(fmt.Sprintf("[%d].id", i), "duplicate device id %q (also [%d])", d.ID, j)
+		} else {
+			ids[d.ID] = i
+		}
+		key := linkKey(d.URL)
+		j, seen := first[key]
+		if !seen {
+			first[key] = i
+			continue
+		}
+		if err := sameLink(&devices[j], d); err != nil {
+			field := "baud"
+			if scheme(d.URL) != schemeRTU {
+				field = "ca_file"
+			}
+			l.Add(fmt.Sprintf("[%d].%s", i, field), "%s", err)
+		}
+	}
+	return l.Err()
+}
+
 // Devices returns the ids of the devices this poller owns.
 func (p *Poller) Devices() []string {
 	ids := make([]string, len(p.devs))
@@ -246,7 +281,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	var timeouts, exceptions, linkErrs, reconnects uint64
 	var linkDown error
 	sent := time.Now()
-	for ri := range d.plan.Requests {
+	for ri := 0; ri < len(d.plan.Requests); ri++ {
 		r := &d.plan.Requests[ri]
 		if linkDown != nil {
 			// The device did not answer this poll; don't make the line
@@ -255,6 +290,15 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			continue
 		}
 		regs, bits, err := p.read(ctx, d, r, &reconnects)
+		if parts := splitAtGaps(*r); len(parts) > 1 && errors.Is(err, mb.ErrIllegalDataAddress) {
+			// The device refuses the unrequested registers the planner
+			// bridged: read only what the sensors need, from now on.
+			p.log.Warn().Str("device", d.cfg.ID).Str("table", r.Table.String()).Int("addr", int(r.Addr)).
+				Int("count", int(r.Count)).Msg("device refuses merged read, splitting it at the gaps")
+			d.plan.Requests = slices.Replace(d.plan.Requests, ri, ri+1, parts...)
+			ri--
+			continue
+		}
 		if err != nil {
 			err = fmt.Errorf("read %s %d..%d: %w", r.Table, r.Addr, int(r.Addr)+int(r.Count)-1, err)
 			errs = append(errs, err)

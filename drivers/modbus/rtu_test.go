@@ -24,14 +24,14 @@ func TestIntegrationRTU(t *testing.T) {
 	refSpec := mbpollValues(t, "-m", "rtu", "-b", "19200", "-P", "none", "-s", "1", "-a", "1", "-r", "108", "-c", "3", "-t", "4", masterEnd)
 
 	url := "rtu://" + masterEnd
-	const poll = 300 * time.Millisecond
+	const poll = 500 * time.Millisecond
 	devs := []Device{
 		device("one", url, 1, poll, imageSensors()),
 		device("two", url, 2, poll, []SensorConfig{sensor("pi", "holding", 0, "float32", "CDAB")}),
 		device("dead", url, 3, poll, []SensorConfig{sensor("x", "holding", 0, "uint16", "")}),
 	}
 	for i := range devs {
-		devs[i].Config.Timeout = 60 * time.Millisecond
+		devs[i].Config.Timeout = 150 * time.Millisecond
 		devs[i].Config.MaxBackoff = 3 * time.Second
 	}
 	var got batches
@@ -76,4 +76,23 @@ func TestNewPollersSharedLine(t *testing.T) {
 	c := device("c", "tcp://127.0.0.1:1502", 1, time.Second, []SensorConfig{sensor("x", "holding", 0, "float32", "ABDC")})
 	_, err = NewPollers([]Device{c}, Options{})
 	require.EqualError(t, err, `device c: sensors[0].order: unknown byte order "ABDC" for float32 (want ABCD, CDAB, BADC, DCBA)`)
+}
+
+func TestValidateLinks(t *testing.T) {
+	mk := func(id, url string, baud int) DeviceConfig {
+		d := DeviceConfig{ID: id, URL: url, Baud: baud}
+		d.SetDefaults()
+		return d
+	}
+	err := ValidateLinks([]DeviceConfig{
+		mk("a", "rtu:///dev/ttyS0", 9600),
+		mk("b", "rtu:///dev/ttyS0", 9600),
+		mk("c", "rtu:///dev/ttyS0", 19200),
+		mk("a", "tcp://h:502", 0),
+		mk("d", "rtu:///dev/ttyS1", 19200),
+	})
+	require.Equal(t, []string{
+		`[2].baud: shares serial line rtu:///dev/ttyS0 with device a but its serial settings differ (baud, parity, data_bits, stop_bits must match)`,
+		`[3].id: duplicate device id "a" (also [0])`,
+	}, messages(err))
 }

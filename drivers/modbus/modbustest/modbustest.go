@@ -33,6 +33,9 @@ type Unit struct {
 	Input    []uint16 `json:"ir,omitempty"`
 	Coils    []int    `json:"co,omitempty"`
 	Discrete []int    `json:"di,omitempty"`
+	// HoldingSparse, when set, replaces Holding: only these addresses
+	// exist, and a read that touches a hole gets exception 2.
+	HoldingSparse map[int]uint16 `json:"hr_sparse,omitempty"`
 }
 
 // Spec describes the served units; unit ids not listed never answer, like

@@ -2,7 +2,8 @@
 
 Usage: pyserver.py SPEC.json
 SPEC: {"mode": "tcp" | "rtu", "port": 5020, "device": "/dev/pts/N",
-       "units": {"1": {"hr": [...], "ir": [...], "co": [...], "di": [...]}}}
+       "units": {"1": {"hr": [...], "ir": [...], "co": [...], "di": [...],
+                       "hr_sparse": {"addr": value, ...}}}}
 Units missing from SPEC are ignored (no answer), so a client times out as on a
 dead device. Reads beyond a table answer with exception 2 (illegal data address).
 Prints "ready" on stdout once it serves.
@@ -13,7 +14,7 @@ import logging
 import sys
 
 from pymodbus.datastore import (ModbusSequentialDataBlock, ModbusServerContext,
-                                ModbusSlaveContext)
+                                ModbusSlaveContext, ModbusSparseDataBlock)
 from pymodbus.server import StartAsyncSerialServer, StartAsyncTcpServer
 from pymodbus.transaction import ModbusRtuFramer
 
@@ -28,8 +29,12 @@ def main():
     logging.basicConfig(level=logging.CRITICAL)
     slaves = {}
     for unit, tables in spec["units"].items():
+        hr = block(tables.get("hr", []))
+        if "hr_sparse" in tables:
+            # Only the listed addresses exist: reading a hole is exception 2.
+            hr = ModbusSparseDataBlock({int(k): v for k, v in tables["hr_sparse"].items()})
         slaves[int(unit)] = ModbusSlaveContext(
-            hr=block(tables.get("hr", [])), ir=block(tables.get("ir", [])),
+            hr=hr, ir=block(tables.get("ir", [])),
             co=block(tables.get("co", [])), di=block(tables.get("di", [])),
             zero_mode=True)
     context = ModbusServerContext(slaves=slaves, single=False)
