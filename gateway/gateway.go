@@ -141,6 +141,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.pub = pub
+	o.Registry.MustRegister(newCollector(g))
 
 	if !o.NoHTTP {
 		users, err := httpapi.LoadUsers(s.HTTP)

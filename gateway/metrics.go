@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/canary-gw/canary/alerting"
+	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/outbox"
+)
+
+// metrics are the gateway's Prometheus series. Counters that the
+// components keep themselves (poll, outbox, publisher statistics) are read
+// at scrape time by a collector rather than copied on the hot path.
+type metrics struct {
+	readings     prometheus.Counter
+	evalSeconds  prometheus.Histogram
+	events       prometheus.Counter
+	dropped      prometheus.Counter
+	appendErrors prometheus.Counter
+	commands     *prometheus.CounterVec
+	actions      *prometheus.CounterVec
+	alarms       *prometheus.GaugeVec
+}
+
+func newMetrics(reg *prometheus.Registry, site string) *metrics {
+	labels := prometheus.Labels{"site": site}
+	m := &metrics{
+		readings: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_readings_total",
+			Help: "Readings evaluated and committed to the outbox.", ConstLabels: labels}),
+		evalSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "canary_batch_commit_seconds",
+			Help:        "Time from a poll's response to its readings and alarm transitions being committed.",
+			ConstLabels: labels, Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_alarm_events_total",
+			Help: "Alarm transitions and operator actions emitted by the engine.", ConstLabels: labels}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_dropped_readings_total",
+			Help: "Reading batches dropped because the outbox reached max_bytes (alarms are never dropped).", ConstLabels: labels}),
+		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
+			Help: "Outbox commits that failed.", ConstLabels: labels}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
+			Help: "Operator commands by action and result.", ConstLabels: labels}, []string{"action", "result"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
+			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
+		alarms: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "canary_alarms",
+			Help: "Alarms that are not normal, by state and priority.", ConstLabels: labels}, []string{"state", "priority"}),
+	}
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.appendErrors, m.commands, m.actions, m.alarms)
+	return m
+}
+
+func (m *metrics) observeBatch(b modbus.Batch, events int, commit time.Duration) {
+	m.readings.Add(float64(len(b.Readings)))
+	m.events.Add(float64(events))
+	m.evalSeconds.Observe(commit.Seconds())
+}
+
+func (m *metrics) alarmsChanged(states []alerting.AlarmState) {
+	m.alarms.Reset()
+	for _, s := range states {
+		if s.State == alerting.Normal {
+			continue
+		}
+		m.alarms.WithLabelValues(string(s.State), strconv.Itoa(s.Priority)).Inc()
+	}
+}
+
+// collector exposes the components' own statistics at scrape time.
+type collector struct {
+	g *Gateway
+
+	polls, pollErrors, timeouts, exceptions, skipped, reconnects, latency, online *prometheus.Desc
+	obRecords, obBytes, published, released, connected                          *prometheus.Desc
+}
+
+func newCollector(g *Gateway) *collector {
+	site := prometheus.Labels{"site": g.site.Site}
+	dev := []string{"device"}
+	d := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, site)
+	}
+	return &collector{
+		g:          g,
+		polls:      d("canary_device_polls_total", "Polls per device.", dev),
+		pollErrors: d("canary_device_poll_errors_total", "Failed polls per device.", dev),
+		timeouts:   d("canary_device_timeouts_total", "Requests that timed out, per device.", dev),
+		exceptions: d("canary_device_exceptions_total", "Modbus exception answers, per device.", dev),
+		skipped:    d("canary_device_skipped_ticks_total", "Poll ticks skipped because the link was busy or backing off.", dev),
+		reconnects: d("canary_device_reconnects_total", "Link reconnects, per device.", dev),
+		latency:    d("canary_device_poll_latency_seconds", "Latency of the device's last successful poll.", dev),
+		online:     d("canary_device_online", "1 when the device answered its last poll.", dev),
+		obRecords:  d("canary_outbox_records", "Records waiting in the outbox, by lane.", []string{"lane"}),
+		obBytes:    d("canary_outbox_bytes", "Bytes waiting in the outbox, by lane.", []string{"lane"}),
+		published:  d("canary_mqtt_published_total", "MQTT PUBLISH packets sent.", nil),
+		released:   d("canary_mqtt_released_total", "Outbox records released after delivery.", nil),
+		connected:  d("canary_mqtt_connected", "1 while connected to the broker.", nil),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.reconnects,
+		c.latency, c.online, c.obRecords, c.obBytes, c.published, c.released, c.connected} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.g.polls.Stats() {
+		ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(s.Polls), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.pollErrors, prometheus.CounterValue, float64(s.Errors), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(s.Timeouts), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.exceptions, prometheus.CounterValue, float64(s.Exceptions), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.Skipped), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(s.Reconnects), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, s.LastLatency.Seconds(), s.Device)
+		on := 0.0
+		if s.Online {
+			on = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.online, prometheus.GaugeValue, on, s.Device)
+	}
+	os := c.g.ob.Stats()
+	for _, l := range []outbox.Lane{outbox.Alarms, outbox.Readings} {
+		ch <- prometheus.MustNewConstMetric(c.obRecords, prometheus.GaugeValue, float64(os.Records[l]), l.String())
+		ch <- prometheus.MustNewConstMetric(c.obBytes, prometheus.GaugeValue, float64(os.Bytes[l]), l.String())
+	}
+	ps := c.g.pub.Stats()
+	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(ps.Published))
+	ch <- prometheus.MustNewConstMetric(c.released, prometheus.CounterValue, float64(ps.Released))
+	conn := 0.0
+	if ps.Connected {
+		conn = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, conn)
+}
