@@ -89,9 +89,9 @@ func startServer(t *testing.T, mod func(*Options)) *testEnv {
 
 type req struct {
 	method, path, body string
-	header           map[string]string
-	user, pass       string
-	bearer           string
+	header             map[string]string
+	user, pass         string
+	bearer             string
 }
 
 type resp struct {
@@ -686,7 +686,7 @@ func TestLoadUsers(t *testing.T) {
 	cfg := configs.HTTP{Users: []configs.HTTPUser{
 		{Name: "plain", Role: "operator", PasswordFile: write("plain.pass", "plain-pass\n")},
 		{Name: "hashed", Role: "viewer", PasswordFile: write("hashed.pass", string(hash)+"\n")},
-		{Name: "inline", Role: "engineer", PasswordHash: string(hash), TokenFile: write("tok", "  " + machineToken + "  \n")},
+		{Name: "inline", Role: "engineer", PasswordHash: string(hash), TokenFile: write("tok", "  "+machineToken+"  \n")},
 	}}
 	users, err := LoadUsers(cfg)
 	require.NoError(t, err)
