@@ -315,6 +315,12 @@ func TestSessionLogin(t *testing.T) {
 	r = e.do(t, req{method: "POST", path: "/api/v1/alarms/face3-gas2.co.high/ack", body: `{}`, header: jsonCT, bearer: s.Token})
 	require.Equal(t, http.StatusUnauthorized, r.code, "a logged-out token is dead")
 
+	// The UI's login form gets no Basic challenge (the browser would put its
+	// own password prompt over the form).
+	r = e.do(t, req{method: "POST", path: "/api/v1/session", user: "olga", pass: "nope", header: map[string]string{"X-Canary-UI": "1"}})
+	require.Equal(t, http.StatusUnauthorized, r.code)
+	require.Equal(t, []string{`Bearer realm="canary"`}, r.header.Values("WWW-Authenticate"))
+
 	// Cross-site login attempts are refused.
 	r = e.do(t, req{method: "POST", path: "/api/v1/session", user: "olga", pass: operatorPass, header: map[string]string{"Origin": "http://evil.example"}})
 	require.Equal(t, http.StatusForbidden, r.code)
