@@ -212,7 +212,8 @@ func (s *Server) routes() http.Handler {
 		rt := route{name: name, methods: methods}
 		mux.Handle(pattern, s.instrument(name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h, ok := rt.methods[r.Method]
-			if !ok && r.Method == http.MethodHead {
+			// HEAD works wherever GET does, except on the endless stream.
+			if !ok && r.Method == http.MethodHead && rt.name != "events" {
 				h, ok = rt.methods[http.MethodGet]
 			}
 			if !ok {
