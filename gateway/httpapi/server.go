@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"regexp"
@@ -163,7 +164,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          nil,
+		// net/http's own complaints (TLS probes, malformed requests) go to
+		// the injected logger, not to stderr.
+		ErrorLog: log.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
 	}
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
 	errc := make(chan error, 1)
@@ -209,7 +212,8 @@ func (s *Server) routes() http.Handler {
 		rt := route{name: name, methods: methods}
 		mux.Handle(pattern, s.instrument(name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h, ok := rt.methods[r.Method]
-			if !ok && r.Method == http.MethodHead {
+			// HEAD works wherever GET does, except on the endless stream.
+			if !ok && r.Method == http.MethodHead && rt.name != "events" {
 				h, ok = rt.methods[http.MethodGet]
 			}
 			if !ok {

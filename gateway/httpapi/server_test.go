@@ -89,9 +89,9 @@ func startServer(t *testing.T, mod func(*Options)) *testEnv {
 
 type req struct {
 	method, path, body string
-	header           map[string]string
-	user, pass       string
-	bearer           string
+	header             map[string]string
+	user, pass         string
+	bearer             string
 }
 
 type resp struct {
@@ -314,6 +314,12 @@ func TestSessionLogin(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.code)
 	r = e.do(t, req{method: "POST", path: "/api/v1/alarms/face3-gas2.co.high/ack", body: `{}`, header: jsonCT, bearer: s.Token})
 	require.Equal(t, http.StatusUnauthorized, r.code, "a logged-out token is dead")
+
+	// The UI's login form gets no Basic challenge (the browser would put its
+	// own password prompt over the form).
+	r = e.do(t, req{method: "POST", path: "/api/v1/session", user: "olga", pass: "nope", header: map[string]string{"X-Canary-UI": "1"}})
+	require.Equal(t, http.StatusUnauthorized, r.code)
+	require.Equal(t, []string{`Bearer realm="canary"`}, r.header.Values("WWW-Authenticate"))
 
 	// Cross-site login attempts are refused.
 	r = e.do(t, req{method: "POST", path: "/api/v1/session", user: "olga", pass: operatorPass, header: map[string]string{"Origin": "http://evil.example"}})
@@ -686,7 +692,7 @@ func TestLoadUsers(t *testing.T) {
 	cfg := configs.HTTP{Users: []configs.HTTPUser{
 		{Name: "plain", Role: "operator", PasswordFile: write("plain.pass", "plain-pass\n")},
 		{Name: "hashed", Role: "viewer", PasswordFile: write("hashed.pass", string(hash)+"\n")},
-		{Name: "inline", Role: "engineer", PasswordHash: string(hash), TokenFile: write("tok", "  " + machineToken + "  \n")},
+		{Name: "inline", Role: "engineer", PasswordHash: string(hash), TokenFile: write("tok", "  "+machineToken+"  \n")},
 	}}
 	users, err := LoadUsers(cfg)
 	require.NoError(t, err)
