@@ -3,6 +3,9 @@ package configs
 import (
 	"fmt"
 	"regexp"
+	"strings"
+
+	"github.com/canary-gw/canary/drivers/modbus"
 
 	"github.com/canary-gw/canary/internal/configerr"
 )
@@ -94,6 +97,16 @@ func (s *Site) Validate() error {
 		}
 		seen[d.ID] = i
 		l.Merge(p, d.validate())
+	}
+	links := make([]modbus.DeviceConfig, len(s.Devices))
+	for i := range s.Devices {
+		links[i] = s.Devices[i].DeviceConfig
+	}
+	for _, fe := range configerr.Flatten(modbus.ValidateLinks(links)) {
+		// Duplicate ids are reported above, with both positions.
+		if !strings.HasSuffix(fe.Path, ".id") {
+			l = append(l, &configerr.FieldError{Path: "devices" + fe.Path, Msg: fe.Msg, Severity: fe.Severity})
+		}
 	}
 	for i := range s.Groups {
 		l.Merge(fmt.Sprintf("groups[%d]", i), s.Groups[i].Validate())

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway"
+)
+
+// loadSite loads a site config for a command, printing warnings, and turns
+// config problems into a usage error (exit 2).
+func loadSite(cmd *cobra.Command, file string) (*configs.Site, error) {
+	if file == "" {
+		return nil, usageErrorf("-c FILE is required")
+	}
+	site, warnings, err := configs.LoadSite(file)
+	for _, w := range warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), w.String())
+	}
+	var cerr *configs.Error
+	if errors.As(err, &cerr) {
+		for _, p := range cerr.Problems {
+			fmt.Fprintln(cmd.ErrOrStderr(), p.String())
+		}
+		return nil, usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	return site, nil
+}
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "run -c site.yaml",
+		Short: "Run the edge gateway: poll, evaluate alarms, buffer on disk, publish over MQTT",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			site, err := loadSite(cmd, file)
+			if err != nil {
+				return err
+			}
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			gw, err := gateway.New(gateway.Options{Site: site, Log: log})
+			if err != nil {
+				return err
+			}
+			runErr := gw.Run(cmd.Context())
+			if err := gw.Close(); err != nil && runErr == nil {
+				runErr = err
+			}
+			return runErr
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "site config file")
+	return cmd
+}
