@@ -129,7 +129,8 @@ type Engine struct {
 type siteState struct {
 	seq   uint64
 	flood bool
-	acts  []time.Time // annunciated activations within the flood window
+	acts  []time.Time // annunciated activations, acts[head:] within the flood window
+	head  int
 }
 
 // New builds an engine from cfg, resolving every point's preset and
@@ -651,9 +652,9 @@ func (e *Engine) Tick(now time.Time) []Event {
 		st := e.sites[site]
 		if st.flood {
 			e.pruneFlood(st, now)
-			if len(st.acts) < e.opts.FloodEnd {
+			if n := len(st.acts) - st.head; n < e.opts.FloodEnd {
 				st.flood = false
-				e.emit(site, Event{TS: now, Type: EvFloodEnd, From: "", To: "", Value: float64(len(st.acts)), Limit: float64(e.opts.FloodEnd)})
+				e.emit(site, Event{TS: now, Type: EvFloodEnd, Value: float64(n), Limit: float64(e.opts.FloodEnd)})
 			}
 		}
 	}
@@ -670,21 +671,25 @@ func (e *Engine) Tick(now time.Time) []Event {
 	return e.take()
 }
 
+// pruneFlood drops activations older than the flood window; the slice is
+// compacted only when half of it is dead, so a flood costs O(1) per alarm.
 func (e *Engine) pruneFlood(st *siteState, now time.Time) {
-	i := 0
-	for i < len(st.acts) && now.Sub(st.acts[i]) >= e.opts.FloodWindow {
-		i++
+	for st.head < len(st.acts) && now.Sub(st.acts[st.head]) >= e.opts.FloodWindow {
+		st.head++
 	}
-	st.acts = append(st.acts[:0], st.acts[i:]...)
+	if st.head > 64 && st.head*2 > len(st.acts) {
+		st.acts = append(st.acts[:0], st.acts[st.head:]...)
+		st.head = 0
+	}
 }
 
 func (e *Engine) countFlood(site string, now time.Time) {
 	st := e.sites[site]
 	e.pruneFlood(st, now)
 	st.acts = append(st.acts, now)
-	if !st.flood && len(st.acts) > e.opts.FloodStart {
+	if n := len(st.acts) - st.head; !st.flood && n > e.opts.FloodStart {
 		st.flood = true
-		e.emit(site, Event{TS: now, Type: EvFloodStart, Value: float64(len(st.acts)), Limit: float64(e.opts.FloodStart),
+		e.emit(site, Event{TS: now, Type: EvFloodStart, Value: float64(n), Limit: float64(e.opts.FloodStart),
 			Comment: fmt.Sprintf("more than %d alarms within %s", e.opts.FloodStart, e.opts.FloodWindow)})
 	}
 }
