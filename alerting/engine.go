@@ -483,12 +483,13 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		}
 	}
 	p.quality, p.overRange, p.value, p.seen = q, over, v, true
-	if q != BadQuality {
+	// Communication is judged on the quality the gateway delivered: a value
+	// that was read but is in a NE 43 fault band is a sensor fault (the
+	// bad alarm), not a communication loss.
+	if s.Quality != BadQuality {
 		p.lastValid = now
-	}
-	if p.comm != nil {
-		p.comm.value = 0
-		if q != BadQuality {
+		if p.comm != nil {
+			p.comm.value = 0
 			e.setCond(p.comm, now, false)
 		}
 	}
