@@ -84,6 +84,7 @@ func (a *alarm) shelvable() bool {
 // point is one sensor.
 type point struct {
 	id, site, device, sensor string
+	path                     string // config path, for errors
 	res                      Resolved
 	limits                   []*alarm
 	rate, dev, bad, comm     *alarm
@@ -171,6 +172,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	for i, pc := range cfg.Points {
 		path := fmt.Sprintf("points[%d]", i)
+		if pc.Path != "" {
+			path = pc.Path
+		}
 		if pc.Device == "" || pc.Sensor == "" {
 			errs.Add(path, "device and sensor are required")
 			continue
@@ -185,7 +189,7 @@ func New(cfg Config) (*Engine, error) {
 		if configerr.HasErrors(err) {
 			continue
 		}
-		p := &point{id: id, site: pc.Site, device: pc.Device, sensor: pc.Sensor, res: res, quality: BadQuality, value: math.NaN()}
+		p := &point{id: id, path: path, site: pc.Site, device: pc.Device, sensor: pc.Sensor, res: res, quality: BadQuality, value: math.NaN()}
 		var interlockActs []*action
 		for _, s := range res.Conditions {
 			a := e.addAlarm(pc.Site, id+"."+string(s.Condition), pc.Device, pc.Sensor, s.Condition, s, p)
@@ -239,13 +243,13 @@ func New(cfg Config) (*Engine, error) {
 		e.points[id] = p
 		e.plist = append(e.plist, p)
 	}
-	for i, p := range e.plist {
+	for _, p := range e.plist {
 		if p.dev == nil {
 			continue
 		}
 		peer, ok := e.points[p.dev.spec.With]
 		if !ok || peer == p {
-			errs.Add(fmt.Sprintf("points[%d].alarms.deviation.with", i), "unknown or same sensor %q (want another \"device.sensor\")", p.dev.spec.With)
+			errs.Add(p.path+".alarms.deviation.with", "unknown or same sensor %q (want another \"device.sensor\")", p.dev.spec.With)
 			continue
 		}
 		p.devPeer = peer
