@@ -107,6 +107,9 @@ type PointConfig struct {
 	// Poll is the device's poll interval; the comm timeout defaults to 3 × Poll.
 	Poll   time.Duration
 	Alarms SensorAlarms
+	// Path is the config path of the sensor (e.g. "devices[0].sensors[1]")
+	// used as the prefix of its errors in New; default "points[i]".
+	Path string
 }
 
 // ID is "device.sensor".

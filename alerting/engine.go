@@ -84,6 +84,7 @@ func (a *alarm) shelvable() bool {
 // point is one sensor.
 type point struct {
 	id, site, device, sensor string
+	path                     string // config path, for errors
 	res                      Resolved
 	limits                   []*alarm
 	rate, dev, bad, comm     *alarm
@@ -129,7 +130,8 @@ type Engine struct {
 type siteState struct {
 	seq   uint64
 	flood bool
-	acts  []time.Time // annunciated activations within the flood window
+	acts  []time.Time // annunciated activations, acts[head:] within the flood window
+	head  int
 }
 
 // New builds an engine from cfg, resolving every point's preset and
@@ -170,6 +172,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	for i, pc := range cfg.Points {
 		path := fmt.Sprintf("points[%d]", i)
+		if pc.Path != "" {
+			path = pc.Path
+		}
 		if pc.Device == "" || pc.Sensor == "" {
 			errs.Add(path, "device and sensor are required")
 			continue
@@ -184,7 +189,7 @@ func New(cfg Config) (*Engine, error) {
 		if configerr.HasErrors(err) {
 			continue
 		}
-		p := &point{id: id, site: pc.Site, device: pc.Device, sensor: pc.Sensor, res: res, quality: BadQuality, value: math.NaN()}
+		p := &point{id: id, path: path, site: pc.Site, device: pc.Device, sensor: pc.Sensor, res: res, quality: BadQuality, value: math.NaN()}
 		var interlockActs []*action
 		for _, s := range res.Conditions {
 			a := e.addAlarm(pc.Site, id+"."+string(s.Condition), pc.Device, pc.Sensor, s.Condition, s, p)
@@ -238,13 +243,13 @@ func New(cfg Config) (*Engine, error) {
 		e.points[id] = p
 		e.plist = append(e.plist, p)
 	}
-	for i, p := range e.plist {
+	for _, p := range e.plist {
 		if p.dev == nil {
 			continue
 		}
 		peer, ok := e.points[p.dev.spec.With]
 		if !ok || peer == p {
-			errs.Add(fmt.Sprintf("points[%d].alarms.deviation.with", i), "unknown or same sensor %q (want another \"device.sensor\")", p.dev.spec.With)
+			errs.Add(p.path+".alarms.deviation.with", "unknown or same sensor %q (want another \"device.sensor\")", p.dev.spec.With)
 			continue
 		}
 		p.devPeer = peer
@@ -482,12 +487,13 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		}
 	}
 	p.quality, p.overRange, p.value, p.seen = q, over, v, true
-	if q != BadQuality {
+	// Communication is judged on the quality the gateway delivered: a value
+	// that was read but is in a NE 43 fault band is a sensor fault (the
+	// bad alarm), not a communication loss.
+	if s.Quality != BadQuality {
 		p.lastValid = now
-	}
-	if p.comm != nil {
-		p.comm.value = 0
-		if q != BadQuality {
+		if p.comm != nil {
+			p.comm.value = 0
 			e.setCond(p.comm, now, false)
 		}
 	}
@@ -651,9 +657,9 @@ func (e *Engine) Tick(now time.Time) []Event {
 		st := e.sites[site]
 		if st.flood {
 			e.pruneFlood(st, now)
-			if len(st.acts) < e.opts.FloodEnd {
+			if n := len(st.acts) - st.head; n < e.opts.FloodEnd {
 				st.flood = false
-				e.emit(site, Event{TS: now, Type: EvFloodEnd, From: "", To: "", Value: float64(len(st.acts)), Limit: float64(e.opts.FloodEnd)})
+				e.emit(site, Event{TS: now, Type: EvFloodEnd, Value: float64(n), Limit: float64(e.opts.FloodEnd)})
 			}
 		}
 	}
@@ -670,21 +676,25 @@ func (e *Engine) Tick(now time.Time) []Event {
 	return e.take()
 }
 
+// pruneFlood drops activations older than the flood window; the slice is
+// compacted only when half of it is dead, so a flood costs O(1) per alarm.
 func (e *Engine) pruneFlood(st *siteState, now time.Time) {
-	i := 0
-	for i < len(st.acts) && now.Sub(st.acts[i]) >= e.opts.FloodWindow {
-		i++
+	for st.head < len(st.acts) && now.Sub(st.acts[st.head]) >= e.opts.FloodWindow {
+		st.head++
 	}
-	st.acts = append(st.acts[:0], st.acts[i:]...)
+	if st.head > 64 && st.head*2 > len(st.acts) {
+		st.acts = append(st.acts[:0], st.acts[st.head:]...)
+		st.head = 0
+	}
 }
 
 func (e *Engine) countFlood(site string, now time.Time) {
 	st := e.sites[site]
 	e.pruneFlood(st, now)
 	st.acts = append(st.acts, now)
-	if !st.flood && len(st.acts) > e.opts.FloodStart {
+	if n := len(st.acts) - st.head; !st.flood && n > e.opts.FloodStart {
 		st.flood = true
-		e.emit(site, Event{TS: now, Type: EvFloodStart, Value: float64(len(st.acts)), Limit: float64(e.opts.FloodStart),
+		e.emit(site, Event{TS: now, Type: EvFloodStart, Value: float64(n), Limit: float64(e.opts.FloodStart),
 			Comment: fmt.Sprintf("more than %d alarms within %s", e.opts.FloodStart, e.opts.FloodWindow)})
 	}
 }

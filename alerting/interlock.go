@@ -198,10 +198,13 @@ func (e *Engine) updateActions(a *alarm, now time.Time) {
 }
 
 func (e *Engine) updateAction(act *action, now time.Time, cause *alarm) {
+	// An out-of-service trigger cannot trip an action (it is bypassed),
+	// but neither does taking it out of service release a trip it holds:
+	// that needs the condition to clear and, if latched, a reset.
 	demand := false
 	trigger := ""
 	for _, t := range act.triggers {
-		if (t.active || t.latched) && !t.oos {
+		if (t.active || t.latched) && (!t.oos || act.tripped) {
 			demand = true
 			if trigger == "" {
 				trigger = t.id

@@ -165,14 +165,15 @@ func TestNewErrors(t *testing.T) {
 	cfg := Config{
 		Points: []PointConfig{
 			{Site: "s", Device: "d", Sensor: "a", Kind: "methane", Alarms: SensorAlarms{HighHigh: &LimitConfig{Action: "nope"}}},
-			{Site: "s", Device: "d", Sensor: "b", Kind: "methane", Alarms: SensorAlarms{Deviation: &LimitConfig{Limit: f(0.2), With: "d.zz"}}},
+			{Site: "s", Device: "d", Sensor: "b", Kind: "methane", Alarms: SensorAlarms{Deviation: &LimitConfig{Limit: f(0.2), With: "d.zz"}},
+				Path: "devices[0].sensors[1]"},
 			{Site: "s", Device: "d", Sensor: "a", Kind: "methane"},
 		},
 		Groups: []GroupConfig{{ID: "g", Site: "s", Points: []string{"d.a", "d.x"}, M: 2, N: 3, FaultVote: "maybe"}},
 	}
 	_, err := New(cfg)
-	require.Equal(t, []string{"E groups[0].fault_vote", "E groups[0].sensors[1]", "E groups[0].vote",
-		"E points[0].alarms.high_high.action", "E points[1].alarms.deviation.with", "E points[2]"}, paths(err))
+	require.Equal(t, []string{"E devices[0].sensors[1].alarms.deviation.with", "E groups[0].fault_vote",
+		"E groups[0].sensors[1]", "E groups[0].vote", "E points[0].alarms.high_high.action", "E points[2]"}, paths(err))
 }
 
 func TestParseVote(t *testing.T) {
