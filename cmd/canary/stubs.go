@@ -21,9 +21,6 @@ func notBuilt(use, short string) *cobra.Command {
 func newReadCmd(*globalFlags) *cobra.Command {
 	return notBuilt("read URL", "Read and decode registers from a device")
 }
-func newSimCmd(*globalFlags) *cobra.Command {
-	return notBuilt("sim", "Serve a site's devices as simulated Modbus devices")
-}
 func newRunCmd(*globalFlags) *cobra.Command { return notBuilt("run", "Run the edge gateway") }
 func newIngestCmd(*globalFlags) *cobra.Command {
 	return notBuilt("ingest", "Write MQTT readings and alarms into InfluxDB")
