@@ -18,9 +18,6 @@ func notBuilt(use, short string) *cobra.Command {
 	}
 }
 
-func newSimCmd(*globalFlags) *cobra.Command {
-	return notBuilt("sim", "Serve a site's devices as simulated Modbus devices")
-}
 func newIngestCmd(*globalFlags) *cobra.Command {
 	return notBuilt("ingest", "Write MQTT readings and alarms into InfluxDB")
 }
