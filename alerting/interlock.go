@@ -159,6 +159,19 @@ func (e *Engine) evalGroup(g *group, now time.Time) {
 	e.setCond(g.trip, now, n == 0 || votes >= m)
 	g.degraded.value = float64(faulty)
 	e.setCond(g.degraded, now, faulty > 0)
+	// An incident that never tripped the group ends when every input is
+	// back to normal: the next incident gets its own first-out.
+	if g.firstOut != nil && g.trip.baseState() == Normal {
+		quiet := true
+		for _, in := range g.inputs {
+			if in.active || in.latched {
+				quiet = false
+			}
+		}
+		if quiet {
+			e.clearFirstOut(g, now)
+		}
+	}
 }
 
 func (e *Engine) markFirstOut(g *group, a *alarm, now time.Time) {
