@@ -2,8 +2,6 @@ package configs
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 
 	"github.com/canary-gw/canary/alerting"
 	"github.com/canary-gw/canary/internal/configerr"
@@ -14,12 +12,13 @@ import (
 // Call it on a loaded (defaulted and validated) site.
 func (s *Site) AlertingConfig() alerting.Config {
 	var c alerting.Config
-	for _, d := range s.Devices {
-		for _, sn := range d.Sensors {
+	for i, d := range s.Devices {
+		for j, sn := range d.Sensors {
 			c.Points = append(c.Points, alerting.PointConfig{
 				Site: s.Site, Device: d.ID, Sensor: sn.ID,
 				Kind: sn.Kind, Profile: sn.Profile, Unit: sn.Unit,
 				Poll: d.Poll, Alarms: sn.Alarms,
+				Path: fmt.Sprintf("devices[%d].sensors[%d]", i, j),
 			})
 		}
 	}
@@ -32,34 +31,17 @@ func (s *Site) AlertingConfig() alerting.Config {
 	return c
 }
 
-var pointPathRE = regexp.MustCompile(`^points\[(\d+)\](.*)$`)
-
 // engineCheck builds the engine once, so that cross references (an alarm's
 // action, a group's sensors, a deviation's peer) are checked by the code
-// that will use them; engine paths are mapped back to site-config paths.
+// that will use them. Warnings were already reported by each sensor's own
+// check.
 func (s *Site) engineCheck() error {
 	_, err := alerting.New(s.AlertingConfig())
-	if err == nil {
-		return nil
-	}
-	var refs []string
-	for i, d := range s.Devices {
-		for j := range d.Sensors {
-			refs = append(refs, fmt.Sprintf("devices[%d].sensors[%d]", i, j))
-		}
-	}
 	var l configerr.List
 	for _, fe := range configerr.Flatten(err) {
-		if fe.Severity == configerr.SeverityWarning {
-			continue // already reported by the sensor's own check
+		if fe.Severity == configerr.SeverityError {
+			l = append(l, fe)
 		}
-		p := fe.Path
-		if m := pointPathRE.FindStringSubmatch(p); m != nil {
-			if k, _ := strconv.Atoi(m[1]); k < len(refs) {
-				p = refs[k] + m[2]
-			}
-		}
-		l = append(l, &configerr.FieldError{Path: p, Msg: fe.Msg, Severity: fe.Severity})
 	}
 	return l.Err()
 }

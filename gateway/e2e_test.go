@@ -49,7 +49,7 @@ devices:
           high_high: {action: power-cut}
   - id: face-relay
     url: tcp://127.0.0.1:0
-    unit: 1
+    unit: 2
     poll: 100ms
     timeout: 80ms
     sensors:
@@ -82,6 +82,7 @@ func loadYAML(t *testing.T, name, text string) *configs.Site {
 // config rewritten to the simulator's real addresses.
 func startSim(t *testing.T, text string) (*simulator.Simulator, string) {
 	t.Helper()
+	text = strings.ReplaceAll(text, "tcp://127.0.0.1:0", fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t)))
 	site := loadYAML(t, "sim.yaml", text)
 	sim, err := simulator.New(simulator.Options{Site: site, Logger: zerolog.New(zerolog.NewTestWriter(t))})
 	require.NoError(t, err)
@@ -95,11 +96,6 @@ func startSim(t *testing.T, text string) (*simulator.Simulator, string) {
 		t.Fatalf("simulator stopped: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("simulator not ready")
-	}
-	for _, d := range site.Devices {
-		u, err := sim.DeviceURL(d.ID)
-		require.NoError(t, err)
-		text = strings.Replace(text, "url: tcp://127.0.0.1:0", "url: "+u, 1)
 	}
 	return sim, text
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/canary-gw/canary/gateway/httpapi"
 	"github.com/canary-gw/canary/gateway/mqtt"
 	"github.com/canary-gw/canary/gateway/outbox"
+	"github.com/canary-gw/canary/internal/configerr"
 )
 
 // Options configure a Gateway.
@@ -99,7 +100,7 @@ func New(o Options) (*Gateway, error) {
 	g.met = newMetrics(o.Registry, s.Site)
 
 	eng, err := alerting.New(s.AlertingConfig())
-	if err != nil {
+	if configerr.HasErrors(err) {
 		return nil, fmt.Errorf("gateway: build alarm engine: %w", err)
 	}
 	g.eng = eng
