@@ -33,13 +33,13 @@ func (g *Gateway) core(ctx context.Context) error {
 			for {
 				select {
 				case b := <-g.batches:
-					g.onBatch(context.Background(), b)
+					g.onBatches(context.Background(), g.takeQueued(b))
 				default:
 					return g.persist()
 				}
 			}
 		case b := <-g.batches:
-			g.onBatch(ctx, b)
+			g.onBatches(ctx, g.takeQueued(b))
 		case c := <-g.cmds:
 			c.done <- g.onCommand(ctx, c.cmd)
 		case r := <-g.actDone:
@@ -54,41 +54,88 @@ func (g *Gateway) core(ctx context.Context) error {
 	}
 }
 
-// onBatch evaluates one poll's readings and commits them with whatever
-// alarm transitions they caused, in one outbox commit.
-func (g *Gateway) onBatch(ctx context.Context, b modbus.Batch) {
+// maxGroup bounds how many queued polls go into one outbox commit.
+const maxGroup = 512
+
+// takeQueued returns b and every batch already waiting behind it (up to
+// maxGroup). Devices polled on the same schedule answer together; one
+// commit (one fsync) for all of them instead of one each keeps the core
+// ahead of the pollers and the alarm latency at one commit.
+func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
+	group := append(g.group[:0], b)
+	for len(group) < maxGroup {
+		select {
+		case b := <-g.batches:
+			group = append(group, b)
+		default:
+			g.group = group
+			return group
+		}
+	}
+	g.group = group
+	return group
+}
+
+// onBatches evaluates polls and commits their readings with whatever alarm
+// transitions they caused, in one outbox commit.
+func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 	start := time.Now()
+	var evs []alerting.Event
+	items := make([]outbox.Item, 0, len(group))
+	nev := g.nev[:0]
+	payloads := make([]mqtt.Readings, len(group))
+	for i := range group {
+		e := g.evaluate(&group[i], &payloads[i])
+		nev = append(nev, len(e))
+		evs = append(evs, e...)
+		items = append(items, mqtt.ReadingsItem(payloads[i]))
+	}
+	g.nev = nev
+	g.commit(ctx, evs, items)
+	took := time.Since(start)
+	for i := range group {
+		b := &group[i]
+		g.met.observeBatch(*b, nev[i], took)
+		if nev[i] > 0 && g.o.AlarmCommitted != nil {
+			g.o.AlarmCommitted(payloads[i].TS, nev[i])
+		}
+		if g.http != nil {
+			g.view.publishReadings(g.http, payloads[i])
+		}
+	}
+}
+
+// evaluate runs one poll's readings through the engine and the views and
+// fills its MQTT payload.
+func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.Event {
 	at := b.At
 	if at.IsZero() {
-		at = start
+		at = time.Now()
 	}
-	samples := make([]alerting.Sample, 0, len(b.Readings))
-	payload := mqtt.Readings{Site: g.site.Site, Device: b.Device, TS: at.UTC(), Readings: make([]mqtt.Reading, 0, len(b.Readings))}
-	for _, r := range b.Readings {
-		id := b.Device + "." + r.Sensor
+	metas := g.view.sensors(b)
+	samples := g.samples[:0]
+	*payload = mqtt.Readings{Site: g.site.Site, Device: b.Device, TS: at.UTC(), Readings: make([]mqtt.Reading, 0, len(b.Readings))}
+	for i, r := range b.Readings {
+		m := &metas[i]
 		q := quality(r.Quality)
 		v := r.Value
 		if q == alerting.BadQuality || math.IsNaN(v) || math.IsInf(v, 0) {
 			v = math.NaN()
 		}
-		samples = append(samples, alerting.Sample{Point: id, Value: v, Quality: q})
-		meta := g.view.meta[id]
+		samples = append(samples, alerting.Sample{Point: m.id, Value: v, Quality: q})
 		payload.Readings = append(payload.Readings, mqtt.Reading{
-			Sensor: r.Sensor, Kind: meta.kind, Unit: meta.unit,
+			Sensor: r.Sensor, Kind: m.kind, Unit: m.unit,
 			Value: v, Valid: !math.IsNaN(v), Quality: q.String(),
 		})
 	}
+	g.samples = samples
 	evs, err := g.eng.Step(at, samples)
 	if err != nil {
 		g.log.Error().Err(err).Str("device", b.Device).Msg("alarm evaluation")
 	}
-	g.view.setReadings(b, payload, g.o.Registry != nil)
-	g.view.setDevice(b)
-	g.commit(ctx, evs, []outbox.Item{mqtt.ReadingsItem(payload)})
-	g.met.observeBatch(b, len(evs), time.Since(start))
-	if g.http != nil {
-		g.view.publishReadings(g.http, payload)
-	}
+	g.view.setReadings(*b, metas, *payload)
+	g.view.setDevice(*b)
+	return evs
 }
 
 // commit appends alarm transitions (priority lane) and readings to the

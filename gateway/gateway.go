@@ -42,6 +42,11 @@ type Options struct {
 	TickEvery time.Duration
 	// ActionTimeout bounds one interlock write and read-back; default 2s.
 	ActionTimeout time.Duration
+	// AlarmCommitted, when set, is called on the core goroutine after a
+	// poll batch that raised or cleared alarms is committed to the outbox,
+	// with the poll response's arrival time (canary bench times alarms with
+	// it). It must return at once.
+	AlarmCommitted func(readingAt time.Time, events int)
 }
 
 // Gateway is the edge gateway of one site.
@@ -67,6 +72,11 @@ type Gateway struct {
 
 	view  view
 	ready atomic.Bool
+
+	// Scratch space of the core goroutine, reused across polls.
+	group   []modbus.Batch
+	nev     []int
+	samples []alerting.Sample
 }
 
 // New builds a gateway: it opens the outbox and restores the alarm state

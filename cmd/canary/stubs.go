@@ -24,9 +24,6 @@ func newIngestCmd(*globalFlags) *cobra.Command {
 func newDemoCmd(*globalFlags) *cobra.Command {
 	return notBuilt("demo", "Run the whole system in one process")
 }
-func newBenchCmd(*globalFlags) *cobra.Command {
-	return notBuilt("bench", "Run a load scenario and report figures")
-}
 func newControlCmd(*globalFlags) *cobra.Command {
 	return notBuilt("control", "Central control room over MQTT")
 }

@@ -76,6 +76,10 @@ type Result struct {
 	AlarmP99ms  float64 `json:"alarm_latency_p99_ms"`
 	AlarmMaxms  float64 `json:"alarm_latency_max_ms"`
 	AlarmEvents int     `json:"alarm_events"`
+	// Commit latency: from the poll response's arrival to the alarm
+	// committed to the outbox (the publisher is signalled right then).
+	CommitP50ms float64 `json:"alarm_commit_latency_p50_ms"`
+	CommitP99ms float64 `json:"alarm_commit_latency_p99_ms"`
 	PeakRSS     int64   `json:"peak_rss_bytes"`
 	// Backlog is what was still in the outbox at the end (records).
 	Backlog int `json:"outbox_backlog"`
