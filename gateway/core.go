@@ -26,6 +26,9 @@ type cmdReq struct {
 func (g *Gateway) core(ctx context.Context) error {
 	tick := time.NewTicker(g.o.TickEvery)
 	defer tick.Stop()
+	g.linger = time.NewTimer(lingerFor)
+	g.linger.Stop()
+	defer g.linger.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,11 +38,15 @@ func (g *Gateway) core(ctx context.Context) error {
 				case b := <-g.batches:
 					g.onBatches(context.Background(), g.takeQueued(b))
 				default:
+					g.flush(context.Background(), nil)
 					return g.persist()
 				}
 			}
 		case b := <-g.batches:
 			g.onBatches(ctx, g.takeQueued(b))
+		case <-g.linger.C:
+			g.lingering = false
+			g.flush(ctx, nil)
 		case c := <-g.cmds:
 			c.done <- g.onCommand(ctx, c.cmd)
 		case r := <-g.actDone:
@@ -50,12 +57,26 @@ func (g *Gateway) core(ctx context.Context) error {
 			g.commit(ctx, evs, nil)
 		case now := <-tick.C:
 			g.commit(ctx, g.eng.Tick(now), nil)
+			if g.stateDirty && now.Sub(g.persistedAt) >= persistEvery {
+				g.persistNow(now)
+			}
 		}
 	}
 }
 
-// maxGroup bounds how many queued polls go into one outbox commit.
+// persistEvery bounds how often the alarm state snapshot is written.
+const persistEvery = 250 * time.Millisecond
+
+// maxGroup bounds how many queued polls the core takes at once.
 const maxGroup = 512
+
+// lingerFor and maxPending bound how long and how many polls' readings wait
+// for a shared outbox commit. A crash loses at most lingerFor of readings
+// that were never committed (their alarms were committed at once).
+const (
+	lingerFor  = 50 * time.Millisecond
+	maxPending = 512
+)
 
 // takeQueued returns b and every batch already waiting behind it (up to
 // maxGroup). Devices polled on the same schedule answer together; one
@@ -76,33 +97,52 @@ func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
 	return group
 }
 
-// onBatches evaluates polls and commits their readings with whatever alarm
-// transitions they caused, in one outbox commit.
+// onBatches evaluates polls as they arrive. Their readings wait (at most
+// lingerFor, at most maxPending) to share an outbox commit, one fsync, with
+// the polls after them; a poll that raised or cleared an alarm is committed
+// at once, with every reading waiting before it, so that an alarm is never
+// held back for the sake of batching.
 func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
-	start := time.Now()
 	var evs []alerting.Event
-	items := make([]outbox.Item, 0, len(group))
-	nev := g.nev[:0]
-	payloads := make([]mqtt.Readings, len(group))
+	alarmAt := g.alarmAt[:0]
 	for i := range group {
-		e := g.evaluate(&group[i], &payloads[i])
-		nev = append(nev, len(e))
+		start := time.Now()
+		var payload mqtt.Readings
+		e := g.evaluate(&group[i], &payload)
 		evs = append(evs, e...)
-		items = append(items, mqtt.ReadingsItem(payloads[i]))
-	}
-	g.nev = nev
-	g.commit(ctx, evs, items)
-	took := time.Since(start)
-	for i := range group {
-		b := &group[i]
-		g.met.observeBatch(*b, nev[i], took)
-		if nev[i] > 0 && g.o.AlarmCommitted != nil {
-			g.o.AlarmCommitted(payloads[i].TS, nev[i])
+		g.pending = append(g.pending, mqtt.ReadingsItem(payload))
+		g.met.observeBatch(group[i], len(e), time.Since(start))
+		if len(e) > 0 {
+			alarmAt = append(alarmAt, payload.TS)
 		}
 		if g.http != nil {
-			g.view.publishReadings(g.http, payloads[i])
+			g.view.publishReadings(g.http, payload)
 		}
 	}
+	g.alarmAt = alarmAt
+	switch {
+	case len(evs) > 0 || len(g.pending) >= maxPending:
+		g.flush(ctx, evs)
+		if g.o.AlarmCommitted != nil {
+			for _, at := range alarmAt {
+				g.o.AlarmCommitted(at, len(evs))
+			}
+		}
+	case len(g.pending) > 0 && !g.lingering:
+		g.linger.Reset(lingerFor)
+		g.lingering = true
+	}
+}
+
+// flush commits the waiting readings with evs.
+func (g *Gateway) flush(ctx context.Context, evs []alerting.Event) {
+	if g.lingering {
+		g.linger.Stop() // Go >= 1.23: no stale tick to drain
+		g.lingering = false
+	}
+	g.commit(ctx, evs, g.pending)
+	clear(g.pending) // drop the encoders' references to the payloads
+	g.pending = g.pending[:0]
 }
 
 // evaluate runs one poll's readings through the engine and the views and
@@ -193,13 +233,35 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 			st, _ := g.eng.Alarm(id)
 			g.view.setAlarm(g.http, st)
 		}
-		g.met.alarmsChanged(g.eng.Alarms())
+		g.active = g.view.activeAlarms(g.active[:0])
+		g.met.alarmsChanged(g.active)
 	}
 	if len(evs) > 0 {
-		if err := g.persist(); err != nil {
-			g.log.Error().Err(err).Msg("persist alarm state")
-		}
+		g.persistDue(time.Now())
 	}
+}
+
+// persistDue writes the engine snapshot when alarms changed, at most once
+// per persistEvery: a snapshot is O(configured alarms) plus two fsyncs, too
+// much for every poll at thousands of sensors. The transitions themselves
+// are already durable in the outbox; the snapshot only restores the engine
+// after a restart, and a pending one is written by the next tick or at
+// shutdown.
+func (g *Gateway) persistDue(now time.Time) {
+	g.stateDirty = true
+	if now.Sub(g.persistedAt) < persistEvery {
+		return
+	}
+	g.persistNow(now)
+}
+
+func (g *Gateway) persistNow(now time.Time) {
+	if err := g.persist(); err != nil {
+		g.log.Error().Err(err).Msg("persist alarm state")
+		return
+	}
+	g.stateDirty = false
+	g.persistedAt = now
 }
 
 // onCommand runs an operator command on the engine.

@@ -74,9 +74,17 @@ type Gateway struct {
 	ready atomic.Bool
 
 	// Scratch space of the core goroutine, reused across polls.
-	group   []modbus.Batch
-	nev     []int
-	samples []alerting.Sample
+	group     []modbus.Batch
+	alarmAt   []time.Time
+	samples   []alerting.Sample
+	pending   []outbox.Item // readings waiting for a shared commit
+	linger    *time.Timer
+	lingering bool
+	active    []alerting.AlarmState
+
+	// Alarm state snapshot bookkeeping (core goroutine).
+	stateDirty  bool
+	persistedAt time.Time
 }
 
 // New builds a gateway: it opens the outbox and restores the alarm state

@@ -186,6 +186,18 @@ func (v *view) setAlarm(srv *httpapi.Server, st alerting.AlarmState) {
 	}
 }
 
+// activeAlarms lists the alarms not in the normal state (state and
+// priority only): the alarms gauge is counted from it, in O(active) rather
+// than O(configured) alarms.
+func (v *view) activeAlarms(dst []alerting.AlarmState) []alerting.AlarmState {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, a := range v.alarms {
+		dst = append(dst, alerting.AlarmState{ID: a.ID, State: alerting.State(a.State), Priority: a.Priority})
+	}
+	return dst
+}
+
 func (v *view) addTransition(srv *httpapi.Server, ev alerting.Event) {
 	t := httpapi.Transition{Seq: ev.Seq, TS: ev.TS, Type: string(ev.Type), Alarm: ev.Alarm, From: string(ev.From),
 		To: string(ev.To), Active: ev.Active, Value: optFloat(ev.Value), Limit: optFloat(ev.Limit), User: ev.User, Comment: ev.Comment}

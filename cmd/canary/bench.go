@@ -32,6 +32,7 @@ type benchFlags struct {
 	dir              string
 	maxOutbox        string
 	cpuProfile       string
+	memProfile       string
 }
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
@@ -78,6 +79,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.brokerURL, "broker", "", "use this MQTT broker (for example a Mosquitto on loopback) instead of the embedded one")
 	fl.StringVar(&f.dir, "dir", "", "directory for the outbox and the generated site config (default: a temporary one, removed after)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the measured window to this file")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write a pprof heap profile at the end of the measured window to this file")
 	fl.StringVar(&f.maxOutbox, "max-outbox", "256MiB", "outbox bound; past it the oldest readings are dropped")
 	return cmd
 }
@@ -229,6 +231,11 @@ func runBench(parent context.Context, f benchFlags, log zerolog.Logger, stderr i
 	if err != nil {
 		return res, err
 	}
+	if f.memProfile != "" {
+		if err := writeHeapProfile(f.memProfile); err != nil {
+			return res, err
+		}
+	}
 	m1, r1, _, bad := subscriber.Counts()
 	backlog, _ := loadtest.MetricSum(reg, "canary_outbox_records")
 	dropped, _ := loadtest.MetricSum(reg, "canary_outbox_dropped_readings_total")
@@ -329,6 +336,18 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}
 	var once sync.Once
 	return func() { once.Do(func() { pprof.StopCPUProfile(); pf.Close() }) }, nil
+}
+
+func writeHeapProfile(path string) error {
+	pf, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	defer pf.Close()
+	if err := pprof.Lookup("heap").WriteTo(pf, 0); err != nil {
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
