@@ -72,6 +72,10 @@ type Options struct {
 
 const alarmWindow = 64
 
+// releaseEvery is how often acknowledged records are released from the
+// outbox (sooner when 256 are waiting).
+const releaseEvery = 250 * time.Millisecond
+
 // PublisherStats are counters since the publisher was made.
 type PublisherStats struct {
 	Published   uint64 // PUBLISH packets sent (including republished)
@@ -522,6 +526,7 @@ func (s *session) loop(ctx context.Context) error {
 	status := time.NewTicker(s.p.o.StatusInterval)
 	defer status.Stop()
 	lastResend := time.Now()
+	lastFlush := time.Now()
 	for {
 		if err := s.fill(); err != nil {
 			return err
@@ -550,8 +555,14 @@ func (s *session) loop(ctx context.Context) error {
 		case <-status.C:
 			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
 		case <-tick.C:
-			if err := s.flush(); err != nil {
-				return err
+			// Releases are batched: each flush is an outbox commit (an
+			// fsync), and a release lost to a crash only means a duplicate
+			// publish, which the consumers' idempotent writes absorb.
+			if time.Since(lastFlush) >= releaseEvery {
+				if err := s.flush(); err != nil {
+					return err
+				}
+				lastFlush = time.Now()
 			}
 			if s.p.receipt && time.Since(lastResend) > s.p.o.ReceiptTimeout/4 {
 				s.resendStale()
