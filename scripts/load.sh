@@ -22,6 +22,16 @@ DURATION="${DURATION:-30}"
 WARMUP="${WARMUP:-5}"
 INFLUXD="${CANARY_INFLUXD:-$(go env GOPATH)/bin/influxd}"
 MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
+# RUN_CPU pins `canary run` to one core (and GOMAXPROCS=1) and everything
+# else to the other cores: the gateway's one-core ceiling.
+RUN_CPU="${RUN_CPU:-}"
+pin_run=()
+pin_rest=()
+if [ -n "$RUN_CPU" ]; then
+	rest="$(seq 0 $(($(nproc) - 1)) | grep -vx "$RUN_CPU" | paste -sd, -)"
+	pin_run=(env GOMAXPROCS=1 taskset -c "$RUN_CPU")
+	pin_rest=(taskset -c "$rest")
+fi
 
 for bin in "$MOSQUITTO" mosquitto_sub; do
 	command -v "$bin" >/dev/null || { echo "load: $bin missing (apt-get install -y mosquitto mosquitto-clients)" >&2; exit 1; }
@@ -35,15 +45,24 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; echo "load: kept $WORK" >&2' EXIT
 
 go build -o "$WORK/canary" ./cmd/canary
 ulimit -n 65536 2>/dev/null || true
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Distinct free loopback ports: all bound at once, then released.
+PORTS=($(python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' $((DEVICES + 8))))
+NEXT_PORT=0
+free_port() { echo "${PORTS[$NEXT_PORT]}"; }
+take_port() { NEXT_PORT=$((NEXT_PORT + 1)); }
 
 # Mosquitto: no persistence (the gateway's outbox is the durable store),
 # unbounded queue so that nothing is dropped for a slow subscriber.
-MQ_PORT="$(free_port)"
+MQ_PORT="$(free_port)"; take_port
 cat >"$WORK/mosquitto.conf" <<CONF
 user root
 persistence false
@@ -55,7 +74,7 @@ log_type warning
 listener $MQ_PORT 127.0.0.1
 allow_anonymous true
 CONF
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" 2>"$WORK/mosquitto.log" &
+"${pin_rest[@]}" "$MOSQUITTO" -c "$WORK/mosquitto.conf" 2>"$WORK/mosquitto.log" &
 PIDS+=($!)
 MQ_PID=$!
 
@@ -65,10 +84,11 @@ SITE="$WORK/site.yaml"
 	echo "site: load"
 	echo "mqtt: {url: tcp://127.0.0.1:$MQ_PORT, client_id: load-gw}"
 	echo "outbox: {dir: $WORK/outbox}"
-	echo "http: {listen: 127.0.0.1:$(free_port)}"
+	echo "http: {listen: 127.0.0.1:$(free_port)}"; take_port
 	echo "devices:"
 	for ((d = 0; d < DEVICES; d++)); do
 		printf '  - id: d%03d\n    url: tcp://127.0.0.1:%s\n    unit: 1\n    poll: %s\n    sensors:\n' "$d" "$(free_port)" "$POLL"
+		take_port
 		for ((s = 0; s < SENSORS; s++)); do
 			printf '      - {id: s%02d, kind: methane, table: holding, address: %d, type: float32, order: ABCD}\n' "$s" $((2 * s))
 		done
@@ -76,10 +96,12 @@ SITE="$WORK/site.yaml"
 	echo "simulation: {seed: 1}"
 } >"$SITE"
 
-"$WORK/canary" sim -c "$SITE" --control "127.0.0.1:$(free_port)" >"$WORK/sim.out" 2>"$WORK/sim.log" &
+"${pin_rest[@]}" "$WORK/canary" sim -c "$SITE" --control "127.0.0.1:$(free_port)" >"$WORK/sim.out" 2>"$WORK/sim.log" &
 PIDS+=($!)
 SIM_PID=$!
+take_port
 for _ in $(seq 100); do grep -q "control api" "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
+kill -0 "$SIM_PID" 2>/dev/null || { echo "load: canary sim died:" >&2; cat "$WORK/sim.out" "$WORK/sim.log" >&2; exit 1; }
 
 # InfluxDB and the ingest, when both are there.
 INGEST_PID=""
@@ -87,11 +109,11 @@ INFLUX_PID=""
 if "$WORK/canary" ingest --help 2>&1 | grep -q "not built yet"; then
 	echo "load: canary ingest is not built yet in this version: MQTT → InfluxDB is not measured" >&2
 elif [ -x "$INFLUXD" ]; then
-	IN_PORT="$(free_port)"
+	IN_PORT="$(free_port)"; take_port
 	mkdir -p "$WORK/influx"
 	cat >"$WORK/influx/influxdb.conf" <<CONF
 reporting-disabled = true
-bind-address = "127.0.0.1:$(free_port)"
+bind-address = "127.0.0.1:${PORTS[$((NEXT_PORT + 1))]}"
 [meta]
   dir = "$WORK/influx/meta"
 [data]
@@ -106,7 +128,7 @@ bind-address = "127.0.0.1:$(free_port)"
 [monitor]
   store-enabled = false
 CONF
-	"$INFLUXD" -config "$WORK/influx/influxdb.conf" >"$WORK/influx.log" 2>&1 &
+	"${pin_rest[@]}" "$INFLUXD" -config "$WORK/influx/influxdb.conf" >"$WORK/influx.log" 2>&1 &
 	PIDS+=($!)
 	INFLUX_PID=$!
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$IN_PORT/ping" && break; sleep 0.1; done
@@ -116,14 +138,14 @@ mqtt: {url: tcp://127.0.0.1:$MQ_PORT, client_id: load-ingest}
 influxdb: {url: http://127.0.0.1:$IN_PORT, bucket: canary/autogen}
 sites: [load]
 CONF
-	"$WORK/canary" ingest -c "$WORK/ingest.yaml" 2>"$WORK/ingest.log" &
+	"${pin_rest[@]}" "$WORK/canary" ingest -c "$WORK/ingest.yaml" 2>"$WORK/ingest.log" &
 	PIDS+=($!)
 	INGEST_PID=$!
 else
 	echo "load: $INFLUXD missing: MQTT → InfluxDB is not measured" >&2
 fi
 
-"$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
+"${pin_run[@]}" "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
 PIDS+=($!)
 RUN_PID=$!
 
@@ -134,7 +156,7 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 sleep "$WARMUP"
 kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
-mosquitto_sub -p "$MQ_PORT" -q 1 -t 'canary/v1/load/readings/+' -i load-count >"$WORK/readings.out" &
+"${pin_rest[@]}" mosquitto_sub -p "$MQ_PORT" -q 1 -t 'canary/v1/load/readings/+' -i load-count >"$WORK/readings.out" &
 SUB_PID=$!
 PIDS+=($SUB_PID)
 sleep 0.5
