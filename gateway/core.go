@@ -214,7 +214,10 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		items = append(items, mqtt.AlarmItem(id, payload))
 	}
 	items = append(items, readings...)
-	seqs, err := g.ob.Append(ctx, items...)
+	// Not ctx: when the core is told to stop, a tick or linger that raced
+	// with it must still land. The outbox is open until Run returned, so
+	// this cannot block forever.
+	seqs, err := g.ob.Append(context.WithoutCancel(ctx), items...)
 	if err != nil {
 		// The outbox refuses only when closed or the disk fails: the
 		// alarm state is still live in the engine, the UI and the

@@ -18,6 +18,8 @@ cd "$(dirname "$0")/.."
 DEVICES="${DEVICES:-50}"
 SENSORS="${SENSORS:-20}"
 POLL="${POLL:-1s}"
+# TIMEOUT per request (default: the driver's, min(500ms, POLL/2)).
+TIMEOUT="${TIMEOUT:-}"
 DURATION="${DURATION:-30}"
 WARMUP="${WARMUP:-5}"
 INFLUXD="${CANARY_INFLUXD:-$(go env GOPATH)/bin/influxd}"
@@ -40,7 +42,8 @@ done
 WORK="$(mktemp -d /tmp/canary-load.XXXXXX)"
 PIDS=()
 cleanup() {
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	# Newest first: the gateway stops before its devices and its broker.
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 	rm -rf "$WORK"
 }
@@ -87,7 +90,9 @@ SITE="$WORK/site.yaml"
 	echo "http: {listen: 127.0.0.1:$(free_port)}"; take_port
 	echo "devices:"
 	for ((d = 0; d < DEVICES; d++)); do
-		printf '  - id: d%03d\n    url: tcp://127.0.0.1:%s\n    unit: 1\n    poll: %s\n    sensors:\n' "$d" "$(free_port)" "$POLL"
+		printf '  - id: d%03d\n    url: tcp://127.0.0.1:%s\n    unit: 1\n    poll: %s\n' "$d" "$(free_port)" "$POLL"
+		[ -n "$TIMEOUT" ] && printf '    timeout: %s\n' "$TIMEOUT"
+		printf '    sensors:\n'
 		take_port
 		for ((s = 0; s < SENSORS; s++)); do
 			printf '      - {id: s%02d, kind: methane, table: holding, address: %d, type: float32, order: ABCD}\n' "$s" $((2 * s))
@@ -106,7 +111,8 @@ kill -0 "$SIM_PID" 2>/dev/null || { echo "load: canary sim died:" >&2; cat "$WOR
 # InfluxDB and the ingest, when both are there.
 INGEST_PID=""
 INFLUX_PID=""
-if "$WORK/canary" ingest --help 2>&1 | grep -q "not built yet"; then
+ingest_help="$("$WORK/canary" ingest --help 2>&1 || true)"
+if [[ "$ingest_help" == *"not built yet"* ]]; then
 	echo "load: canary ingest is not built yet in this version: MQTT → InfluxDB is not measured" >&2
 elif [ -x "$INFLUXD" ]; then
 	IN_PORT="$(free_port)"; take_port

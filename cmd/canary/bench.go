@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -33,6 +34,7 @@ type benchFlags struct {
 	maxOutbox        string
 	cpuProfile       string
 	memProfile       string
+	http             bool
 }
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
@@ -80,6 +82,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.dir, "dir", "", "directory for the outbox and the generated site config (default: a temporary one, removed after)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the measured window to this file")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a pprof heap profile at the end of the measured window to this file")
+	fl.BoolVar(&f.http, "http", false, "also run the HTTP API and UI (on a loopback port), as canary run does")
 	fl.StringVar(&f.maxOutbox, "max-outbox", "256MiB", "outbox bound; past it the oldest readings are dropped")
 	return cmd
 }
@@ -173,8 +176,16 @@ func runBench(parent context.Context, f benchFlags, log zerolog.Logger, stderr i
 	// Gateway.
 	reg := prometheus.NewRegistry()
 	var commitLat loadtest.Latencies
-	gw, err := gateway.New(gateway.Options{Site: site, Log: log, Registry: reg, NoHTTP: true,
-		AlarmCommitted: func(at time.Time, _ int) { commitLat.Add(time.Since(at)) }})
+	gwOpts := gateway.Options{Site: site, Log: log, Registry: reg, NoHTTP: !f.http,
+		AlarmCommitted: func(at time.Time, _ int) { commitLat.Add(time.Since(at)) }}
+	if f.http {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return res, fmt.Errorf("bench: http: %w", err)
+		}
+		gwOpts.HTTPListener = ln
+	}
+	gw, err := gateway.New(gwOpts)
 	if err != nil {
 		return res, err
 	}
