@@ -202,10 +202,15 @@ func (v *view) addTransition(srv *httpapi.Server, ev alerting.Event) {
 	t := httpapi.Transition{Seq: ev.Seq, TS: ev.TS, Type: string(ev.Type), Alarm: ev.Alarm, From: string(ev.From),
 		To: string(ev.To), Active: ev.Active, Value: optFloat(ev.Value), Limit: optFloat(ev.Limit), User: ev.User, Comment: ev.Comment}
 	v.mu.Lock()
-	v.history = append(v.history, t)
-	if len(v.history) > historyLen {
-		v.history = append(v.history[:0:0], v.history[len(v.history)-historyLen:]...)
+	// The slice grows to twice the bound before the newest historyLen
+	// are copied down: O(1) amortised per transition, not a 2000-entry
+	// copy for each one during an alarm flood.
+	if len(v.history) >= 2*historyLen {
+		n := copy(v.history, v.history[len(v.history)-historyLen:])
+		clear(v.history[n:])
+		v.history = v.history[:n]
 	}
+	v.history = append(v.history, t)
 	v.mu.Unlock()
 	if srv != nil {
 		srv.Publish(httpapi.Event{Transition: &t})
@@ -273,7 +278,10 @@ func (v *view) deviceList() []httpapi.Device {
 func (v *view) historyTail(limit int) []httpapi.Transition {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if limit <= 0 || limit > len(v.history) {
+	if limit <= 0 || limit > historyLen {
+		limit = historyLen
+	}
+	if limit > len(v.history) {
 		limit = len(v.history)
 	}
 	return append([]httpapi.Transition(nil), v.history[len(v.history)-limit:]...)
