@@ -60,8 +60,8 @@ type Poller struct {
 	writes chan writeReq
 	reopen bool // reconnect after timeouts too (stream links can desync)
 	// phase delays the first poll: a Group spreads its links over the poll
-	// period so that hundreds of devices do not all answer in the same
-	// millisecond (a burst that queues behind itself and delays alarms).
+	// period in slots so that hundreds of devices do not all answer in the
+	// same millisecond (a burst that queues behind itself and delays alarms).
 	phase time.Duration
 
 	mu sync.Mutex // guards devs[*].stats
@@ -233,6 +233,20 @@ func (p *Poller) Run(ctx context.Context) error {
 		p.sink(b)
 	}
 }
+
+// spread gives the links their phases: slots of at most linksPerSlot
+// links, spread over the poll period. A slot's answers arrive together and
+// are handled in one wake-up (cheap at small sites), and no slot is so
+// large that its burst queues alarms behind hundreds of polls.
+func (g *Group) spread() {
+	slots := (len(g.pollers) + linksPerSlot - 1) / linksPerSlot
+	for i, p := range g.pollers {
+		p.phase = p.minPoll() * time.Duration(i%slots) / time.Duration(slots)
+	}
+}
+
+// linksPerSlot bounds how many links a Group starts in the same instant.
+const linksPerSlot = 10
 
 // minPoll is the shortest poll period of the link's devices.
 func (p *Poller) minPoll() time.Duration {
@@ -468,9 +482,8 @@ func (g *Group) Pollers() []*Poller { return g.pollers }
 func (g *Group) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(g.pollers))
-	n := time.Duration(len(g.pollers))
+	g.spread()
 	for i, p := range g.pollers {
-		p.phase = p.minPoll() * time.Duration(i) / n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
