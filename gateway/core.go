@@ -74,7 +74,7 @@ const maxGroup = 512
 // for a shared outbox commit. A crash loses at most lingerFor of readings
 // that were never committed (their alarms were committed at once).
 const (
-	lingerFor  = 250 * time.Millisecond
+	lingerFor  = 100 * time.Millisecond
 	maxPending = 512
 )
 

@@ -35,6 +35,7 @@ type benchFlags struct {
 	cpuProfile       string
 	memProfile       string
 	http             bool
+	tick             time.Duration
 }
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
@@ -82,6 +83,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.dir, "dir", "", "directory for the outbox and the generated site config (default: a temporary one, removed after)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the measured window to this file")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write a pprof heap profile at the end of the measured window to this file")
+	fl.DurationVar(&f.tick, "tick", 0, "alarm engine tick (time-driven transitions); 0 keeps the gateway's default")
 	fl.BoolVar(&f.http, "http", false, "also run the HTTP API and UI (on a loopback port), as canary run does")
 	fl.StringVar(&f.maxOutbox, "max-outbox", "256MiB", "outbox bound; past it the oldest readings are dropped")
 	return cmd
@@ -176,7 +178,7 @@ func runBench(parent context.Context, f benchFlags, log zerolog.Logger, stderr i
 	// Gateway.
 	reg := prometheus.NewRegistry()
 	var commitLat loadtest.Latencies
-	gwOpts := gateway.Options{Site: site, Log: log, Registry: reg, NoHTTP: !f.http,
+	gwOpts := gateway.Options{Site: site, Log: log, Registry: reg, NoHTTP: !f.http, TickEvery: f.tick,
 		AlarmCommitted: func(at time.Time, _ int) { commitLat.Add(time.Since(at)) }}
 	if f.http {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

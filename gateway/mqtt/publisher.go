@@ -74,7 +74,7 @@ const alarmWindow = 64
 
 // releaseEvery is how often acknowledged records are released from the
 // outbox (sooner when 256 are waiting).
-const releaseEvery = 500 * time.Millisecond
+const releaseEvery = 250 * time.Millisecond
 
 // PublisherStats are counters since the publisher was made.
 type PublisherStats struct {
