@@ -123,7 +123,7 @@ func New(o Options) (*Gateway, error) {
 	for i := range s.Devices {
 		devs[i] = modbus.Device{Config: s.Devices[i].DeviceConfig, Sensors: s.Devices[i].ModbusSensors()}
 	}
-	plog := g.log.With().Str("component", "modbus").Logger()
+	plog := g.log
 	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink})
 	if err != nil {
 		_ = ob.Close()
@@ -133,7 +133,7 @@ func New(o Options) (*Gateway, error) {
 
 	pub, err := mqtt.NewPublisher(mqtt.Options{
 		Config: s.MQTT, Site: s.Site, Outbox: ob, Release: s.Outbox.Release,
-		Log:      g.log.With().Str("component", "mqtt").Logger(),
+		Log:      g.o.Log, // the publisher adds its own site and component fields
 		Status:   g.deviceStatus,
 		Commands: g.mqttCommand,
 	})
@@ -153,7 +153,7 @@ func New(o Options) (*Gateway, error) {
 		g.view.users = users
 		srv, err := httpapi.New(httpapi.Options{
 			Config: s.HTTP, Users: users, Backend: (*backend)(g), Registry: o.Registry,
-			Logger: g.log.With().Str("component", "http").Logger(),
+			Logger: g.log,
 			Site:   s.Site, SiteName: s.Name,
 		})
 		if err != nil {
