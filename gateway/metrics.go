@@ -71,7 +71,7 @@ type collector struct {
 	g *Gateway
 
 	polls, pollErrors, timeouts, exceptions, skipped, reconnects, latency, online *prometheus.Desc
-	obRecords, obBytes, published, released, connected                          *prometheus.Desc
+	obRecords, obBytes, published, released, connected                            *prometheus.Desc
 }
 
 func newCollector(g *Gateway) *collector {
