@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -69,4 +70,34 @@ func TestNewRejectsBadSites(t *testing.T) {
 		_, err := New(Options{Site: siteFromYAML(t, c.yaml)})
 		require.ErrorContains(t, err, c.want)
 	}
+}
+
+func TestLoadScenariosFile(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list.yaml")
+	doc := filepath.Join(dir, "doc.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(list, []byte("- name: surge\n  events:\n    - {effect: add, targets: [gas1/ch4], value: 1, rise: 1m}\n"), 0o600))
+	require.NoError(t, os.WriteFile(doc, []byte("scenarios:\n  - name: cut\n    events:\n      - {effect: state, state: offline, targets: [gas1], hold: 1m}\n"), 0o600))
+	require.NoError(t, os.WriteFile(bad, []byte("scenarios:\n  - name: cut\n    evnts: []\n"), 0o600))
+	a, err := LoadScenarios(list)
+	require.NoError(t, err)
+	b, err := LoadScenarios(doc)
+	require.NoError(t, err)
+	_, err = LoadScenarios(bad)
+	require.ErrorContains(t, err, "evnts")
+
+	s, err := New(Options{Site: siteFromYAML(t, testSite), Scenarios: append(a, b...)})
+	require.NoError(t, err)
+	require.NoError(t, s.SetClock(0, 0))
+	require.NoError(t, s.StartScenario("cut"))
+	require.NoError(t, s.StartScenario("surge"))
+	require.NoError(t, s.SetClock(30*time.Second, 0))
+	require.Equal(t, StateOffline, s.Devices()[0].State)
+	require.NoError(t, s.SetClock(2*time.Minute, 0))
+	require.Equal(t, StateOnline, s.Devices()[0].State)
+	v, src, err := s.Value("gas1", "ch4")
+	require.NoError(t, err)
+	require.Equal(t, "scenario", src)
+	require.Greater(t, v, 1.0)
 }
