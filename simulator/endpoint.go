@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,7 +67,7 @@ func (ep *endpoint) open(s *Simulator) error {
 		ep.ln, ep.addr = ln, ln.Addr().String()
 		return nil
 	}
-	ptmx, tty, err := pty.Open()
+	ptmx, tty, err := openPTY()
 	if err != nil {
 		return fmt.Errorf("open pseudo-terminal: %w", err)
 	}
@@ -92,6 +91,39 @@ func (ep *endpoint) open(s *Simulator) error {
 		}
 	}
 	return nil
+}
+
+// openPTY opens a pseudo-terminal pair whose master stays in the runtime's
+// poller, so that read deadlines (the RTU t3.5 silence) work. creack/pty's
+// Open calls Fd() on the master, which makes it blocking and deadlines
+// ineffective.
+func openPTY() (ptmx, tty *os.File, err error) {
+	ptmx, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := ptmx.SyscallConn()
+	if err != nil {
+		ptmx.Close()
+		return nil, nil, err
+	}
+	var n int
+	var ierr error
+	if err := sc.Control(func(fd uintptr) {
+		if ierr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ierr != nil {
+			return
+		}
+		n, ierr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
+	}); err != nil || ierr != nil {
+		ptmx.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", errors.Join(err, ierr))
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		ptmx.Close()
+		return nil, nil, err
+	}
+	return ptmx, tty, nil
 }
 
 func makeRaw(f *os.File) error {
