@@ -52,7 +52,12 @@ type Ingest struct {
 	msgs chan paho.Message
 
 	messages, points, batches, deadLetters, receipts atomic.Uint64
+	subscribed                                       atomic.Bool
 }
+
+// Subscribed reports whether the current connection holds its subscriptions
+// (for readiness checks).
+func (in *Ingest) Subscribed() bool { return in.subscribed.Load() }
 
 // New checks the options; it does not dial.
 func New(o Options) (*Ingest, error) {
@@ -128,15 +133,19 @@ func (in *Ingest) Run(ctx context.Context) error {
 		SetOrderMatters(false).SetAutoAckDisabled(true).SetKeepAlive(15 * time.Second).
 		SetDefaultPublishHandler(handler).
 		SetOnConnectHandler(func(c paho.Client) {
-			// Subscribing again on every connect also restores a share
-			// subscription a broker failed to recover (Mosquitto < 2.0.12).
+			// Subscribe on every connect: Mosquitto before 2.0.12 does not
+			// restore a durable client's shared subscriptions after a broker
+			// restart (what was published before this point is lost to the
+			// group; receipt mode recovers it from the gateway's outbox).
 			if err := waitToken(c.SubscribeMultiple(filters, nil), 10*time.Second); err != nil {
 				in.log.Error().Err(err).Msg("subscribe failed")
 				return
 			}
+			in.subscribed.Store(true)
 			in.log.Info().Str("broker", in.o.MQTT.URL).Msg("mqtt connected")
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			in.subscribed.Store(false)
 			in.log.Warn().Err(err).Msg("mqtt connection lost")
 		})
 	c := paho.NewClient(opts)
@@ -332,6 +341,7 @@ func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
 	in.messages.Add(uint64(len(b.msgs)))
 	in.points.Add(uint64(b.points))
 	in.batches.Add(1)
+	in.log.Debug().Int("count", len(b.msgs)).Int("points", b.points).Msg("batch stored")
 	return nil
 }
 
