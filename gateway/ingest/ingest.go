@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -242,6 +243,7 @@ func (in *Ingest) add(b *batch, m paho.Message) {
 	if err != nil {
 		b.body = b.body[:from]
 		b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: err.Error()})
+		in.noteDone(b, m)
 	}
 	b.spans = append(b.spans, span{from, len(b.body)})
 }
@@ -307,12 +309,10 @@ func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
 			if errors.As(werr, &rej) {
 				site, _, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
 				b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: werr.Error()})
-				continue
-			}
-			if werr != nil {
+			} else if werr != nil {
 				return werr
 			}
-			in.noteWritten(b, m)
+			in.noteDone(b, m)
 		}
 	} else if err != nil {
 		return err
@@ -345,19 +345,30 @@ func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
 	return nil
 }
 
-// noteWritten re-records the sequence numbers of a message written alone.
-func (in *Ingest) noteWritten(b *batch, m paho.Message) {
-	site, kind, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
-	switch kind {
-	case mqtt.TopicReadings:
-		if r, err := mqtt.DecodeReadings(m.Payload()); err == nil {
-			ss := b.site(site)
-			ss.readings[r.Device] = append(ss.readings[r.Device], r.Seq)
-		}
-	case mqtt.TopicEvents:
-		if e, err := mqtt.DecodeEvent(m.Payload()); err == nil {
-			b.site(site).events = append(b.site(site).events, e.Seq)
-		}
+// noteDone records the sequence number of a message this ingest is done
+// with (stored, or dead-lettered), for the receipt. It reads the payload
+// leniently, so a message too broken to store is still named and the
+// gateway stops sending it again.
+func (in *Ingest) noteDone(b *batch, m paho.Message) {
+	site, kind, name := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
+	if site == "" || (kind != mqtt.TopicReadings && kind != mqtt.TopicEvents) {
+		return
+	}
+	var v struct {
+		Seq json.Number `json:"seq"`
+	}
+	if json.Unmarshal(m.Payload(), &v) != nil {
+		return
+	}
+	seq, err := strconv.ParseUint(v.Seq.String(), 10, 64)
+	if err != nil || seq == 0 {
+		return
+	}
+	ss := b.site(site)
+	if kind == mqtt.TopicReadings {
+		ss.readings[name] = append(ss.readings[name], seq)
+	} else {
+		ss.events = append(ss.events, seq)
 	}
 }
 

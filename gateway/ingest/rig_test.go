@@ -264,3 +264,5 @@ func logLevel() zerolog.Level {
 	}
 	return zerolog.InfoLevel
 }
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
