@@ -25,9 +25,6 @@ func newSimCmd(*globalFlags) *cobra.Command {
 	return notBuilt("sim", "Serve a site's devices as simulated Modbus devices")
 }
 func newRunCmd(*globalFlags) *cobra.Command { return notBuilt("run", "Run the edge gateway") }
-func newIngestCmd(*globalFlags) *cobra.Command {
-	return notBuilt("ingest", "Write MQTT readings and alarms into InfluxDB")
-}
 func newDemoCmd(*globalFlags) *cobra.Command {
 	return notBuilt("demo", "Run the whole system in one process")
 }
