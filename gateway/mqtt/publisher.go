@@ -79,6 +79,7 @@ type PublisherStats struct {
 	Republished uint64 // records sent again after a receipt timeout
 	Sessions    uint64 // successful connections
 	Receipts    uint64 // receipts applied
+	Attempts    uint64 // connection attempts
 	Connected   bool
 }
 
@@ -96,8 +97,8 @@ type Publisher struct {
 	clientMu sync.Mutex
 	client   paho.Client
 
-	published, released, republished, sessions, receipts atomic.Uint64
-	connected                                            atomic.Bool
+	published, released, republished, sessions, receipts, attempts atomic.Uint64
+	connected                                                      atomic.Bool
 }
 
 // NewPublisher checks the options; it does not dial.
@@ -166,7 +167,7 @@ func (p *Publisher) StatusChanged() {
 // Stats returns the counters.
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{Published: p.published.Load(), Released: p.released.Load(), Republished: p.republished.Load(),
-		Sessions: p.sessions.Load(), Receipts: p.receipts.Load(), Connected: p.connected.Load()}
+		Sessions: p.sessions.Load(), Receipts: p.receipts.Load(), Attempts: p.attempts.Load(), Connected: p.connected.Load()}
 }
 
 // Run connects, publishes and reconnects with jittered backoff until ctx
@@ -286,12 +287,16 @@ func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
 	// A fresh client per session, no paho reconnect and no paho resume: a
 	// token can then only complete with nil after a real PUBACK on this
 	// connection, and everything unreleased is republished by us.
-	opts.SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(false).
+	// OrderMatters keeps commands in the order they were sent; our handlers
+	// only hand the payload to a channel, so they never hold the router up
+	// for long.
+	opts.SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(true).
 		SetKeepAlive(p.o.KeepAlive).SetPingTimeout(p.o.KeepAlive/2+time.Second).
 		SetConnectTimeout(p.o.ConnectTimeout).SetWriteTimeout(p.o.ConnectTimeout).
 		SetBinaryWill(p.topics.Status(), p.statusPayload("offline"), 1, true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { s.markLost(err) })
 	c := paho.NewClient(opts)
+	p.attempts.Add(1)
 	if err := wait(c.Connect(), p.o.ConnectTimeout); err != nil {
 		c.Disconnect(0)
 		return false, fmt.Errorf("connect %s: %w", p.o.Config.URL, err)

@@ -438,6 +438,14 @@ func (ob *Outbox) commit(group []*request) {
 		}
 		ob.mu.Unlock()
 	}
+	// Before answering: whoever appended sees the drop already reported.
+	if drop.Records > 0 {
+		ob.log.Warn().Int("count", drop.Records).Int64("bytes", drop.Bytes).Uint64("total", drop.Total).
+			Msg("outbox full: oldest readings dropped")
+		if ob.onDrop != nil {
+			ob.onDrop(drop)
+		}
+	}
 	for i, r := range group {
 		if err != nil {
 			r.err = err
@@ -448,13 +456,6 @@ func (ob *Outbox) commit(group []*request) {
 	}
 	if err == nil && appended {
 		ob.signal()
-	}
-	if drop.Records > 0 {
-		ob.log.Warn().Int("count", drop.Records).Int64("bytes", drop.Bytes).Uint64("total", drop.Total).
-			Msg("outbox full: oldest readings dropped")
-		if ob.onDrop != nil {
-			ob.onDrop(drop)
-		}
 	}
 }
 
