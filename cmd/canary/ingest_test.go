@@ -24,8 +24,8 @@ func TestIngestCommandBadConfigExits2(t *testing.T) {
 	var out bytes.Buffer
 	code := run(context.Background(), []string{"ingest", "-c", path}, &out, &out)
 	require.Equal(t, exitUsage, code, out.String())
-	require.Contains(t, out.String(), path+": mqtt.client_id: required")
-	require.Contains(t, out.String(), path+": influxdb.bucket: required")
+	require.Contains(t, out.String(), path+":1: mqtt.client_id: required")
+	require.Contains(t, out.String(), path+":3: influxdb.bucket: required")
 }
 
 func TestIngestCommandStoresReadings(t *testing.T) {
