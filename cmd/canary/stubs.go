@@ -21,9 +21,6 @@ func notBuilt(use, short string) *cobra.Command {
 func newIngestCmd(*globalFlags) *cobra.Command {
 	return notBuilt("ingest", "Write MQTT readings and alarms into InfluxDB")
 }
-func newDemoCmd(*globalFlags) *cobra.Command {
-	return notBuilt("demo", "Run the whole system in one process")
-}
 func newBenchCmd(*globalFlags) *cobra.Command {
 	return notBuilt("bench", "Run a load scenario and report figures")
 }
