@@ -24,6 +24,3 @@ func newIngestCmd(*globalFlags) *cobra.Command {
 func newBenchCmd(*globalFlags) *cobra.Command {
 	return notBuilt("bench", "Run a load scenario and report figures")
 }
-func newControlCmd(*globalFlags) *cobra.Command {
-	return notBuilt("control", "Central control room over MQTT")
-}
