@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/internal/testenv"
 )
 
 // syncBuffer is an io.Writer the test can read while the demo writes.
@@ -207,4 +209,40 @@ func TestDemoBinarySIGINT(t *testing.T) {
 		t.Fatalf("demo did not exit within 20s of SIGINT\n%s", errb)
 	}
 	require.Contains(t, out.String(), "canary demo stopped")
+}
+
+// TestDemoIngestsIntoInfluxDB runs the demo with --influx-url against a real
+// InfluxDB 1.8: readings and the incident's alarm transitions are stored.
+func TestDemoIngestsIntoInfluxDB(t *testing.T) {
+	influx := testenv.StartInflux(t)
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--incident-after", "0s",
+			"--influx-url", influx.URL, "--influx-bucket", influx.DB + "/autogen"}, out, &syncBuffer{})
+	}()
+	banner(t, out)
+	count := func(q string) int {
+		r, err := influx.Query(q)
+		if err != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 || len(r.Results[0].Series[0].Values) == 0 {
+			return 0
+		}
+		n, _ := r.Results[0].Series[0].Values[0][1].(float64)
+		return int(n)
+	}
+	waitFor(t, "methane readings in InfluxDB", 20*time.Second, func() bool {
+		return count(`SELECT count(value) FROM reading WHERE device = 'face3-ch4-1' AND sensor = 'ch4'`) > 0
+	})
+	waitFor(t, "the incident's high_high in InfluxDB", 40*time.Second, func() bool {
+		return count(`SELECT count(state) FROM alarm WHERE alarm = 'face3-ch4-1.ch4.high_high'`) > 0
+	})
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, exitOK, code, out.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop")
+	}
 }
