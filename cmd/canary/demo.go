@@ -191,6 +191,9 @@ func runDemo(ctx context.Context, out io.Writer, log zerolog.Logger, f demoFlags
 		return nil
 	})
 	if err := waitReady(gctx, brk.Ready(), sim.Ready()); err != nil {
+		if ctx.Err() != nil {
+			return fail(nil) // Ctrl-C during start-up is a clean stop
+		}
 		return fail(err)
 	}
 	site.MQTT.URL = brk.URL()

@@ -128,11 +128,22 @@ func (r *Room) onConnect(c paho.Client) {
 	// so they will not come back: forget everything and let the retained
 	// states rebuild it.
 	old := r.st.forgetAlarms()
-	tok := c.SubscribeMultiple(r.filters(), r.onMessage)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		r.log.Error().Err(tok.Error()).Msg("mqtt subscribe failed")
-		c.Disconnect(0) // auto-reconnect tries again
-		return
+	// Paho does not retry a refused subscription; keep trying while this
+	// connection lasts (a new connection runs this handler again).
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		tok := c.SubscribeMultiple(r.filters(), r.onMessage)
+		err := errors.New("no answer within 10s")
+		if tok.WaitTimeout(10 * time.Second) {
+			err = subscribeErr(tok)
+		}
+		if err == nil {
+			break
+		}
+		r.log.Error().Err(err).Dur("backoff", backoff).Msg("mqtt subscribe failed")
+		if !c.IsConnectionOpen() {
+			return
+		}
+		time.Sleep(backoff)
 	}
 	select {
 	case r.reconnects <- old:
@@ -149,6 +160,24 @@ func (r *Room) onConnect(c paho.Client) {
 	}
 	r.ready.Store(true)
 	r.log.Info().Str("broker", r.cfg.MQTT.URL).Msg("mqtt connected")
+}
+
+// subscribeErr is the token's error, or the first filter the broker
+// refused (SUBACK 0x80, e.g. by its ACL).
+func subscribeErr(tok paho.Token) error {
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	st, ok := tok.(*paho.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	for filter, code := range st.Result() {
+		if code == 0x80 {
+			return fmt.Errorf("broker refused subscription %s", filter)
+		}
+	}
+	return nil
 }
 
 func (r *Room) onMessage(_ paho.Client, m paho.Message) {
