@@ -141,3 +141,62 @@ func TestMultiSiteControlRoom(t *testing.T) {
 	require.Equal(t, http.StatusConflict, code, body)
 	require.Contains(t, body, "site south is offline")
 }
+
+// TestReconnectForgetsAlarmsClearedMeanwhile cuts the control room's link to
+// the broker while an alarm clears at the site. The clear is an empty
+// retained payload the control room never sees, so after reconnecting it
+// must rebuild its list from the retained states, not keep the stale alarm.
+func TestReconnectForgetsAlarmsClearedMeanwhile(t *testing.T) {
+	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	h := hash(t, "s3cret")
+	north := startSite(t, "north", broker.URL, h)
+	link := testenv.StartProxy(t, broker.Addr)
+	room := startRoom(t, roomYAML("tcp://"+link.Addr, h))
+
+	require.NoError(t, north.sim.Hold("face-gas", "ch4", 1.2))
+	eventually(t, "north high in the control room", 10*time.Second, func() bool {
+		return alarms(t, room)["north.face-gas.ch4.high"].State == "unacknowledged"
+	})
+	code, body := post(t, room+"/api/v1/alarms/north.face-gas.ch4.high/ack", "olga", "s3cret", `{"comment":"seen"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	eventually(t, "acknowledged", 5*time.Second, func() bool {
+		return alarms(t, room)["north.face-gas.ch4.high"].State == "acknowledged"
+	})
+
+	link.Cut()
+	eventually(t, "control room not ready", 10*time.Second, func() bool {
+		resp, err := http.Get(room + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode != http.StatusOK
+	})
+	require.NoError(t, north.sim.Hold("face-gas", "ch4", 0.2))
+	eventually(t, "the alarm cleared at the site", 10*time.Second, func() bool {
+		_, ok := alarms(t, north.api)["face-gas.ch4.high"]
+		return !ok
+	})
+	// Meanwhile the control room still shows what it last knew.
+	require.Equal(t, "acknowledged", alarms(t, room)["north.face-gas.ch4.high"].State)
+
+	link.Restore()
+	eventually(t, "control room ready again", 20*time.Second, func() bool {
+		resp, err := http.Get(room + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	eventually(t, "the stale alarm gone", 5*time.Second, func() bool {
+		_, ok := alarms(t, room)["north.face-gas.ch4.high"]
+		return !ok
+	})
+	// Live data flows again.
+	require.NoError(t, north.sim.Hold("face-gas", "ch4", 0.35))
+	eventually(t, "fresh readings", 10*time.Second, func() bool {
+		r := readings(t, room)["north.face-gas/ch4"]
+		return r.Value != nil && *r.Value > 0.34 && *r.Value < 0.36
+	})
+}
