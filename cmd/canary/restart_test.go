@@ -133,17 +133,6 @@ func findAlarm(as []map[string]any, id string) map[string]any {
 	return nil
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // TestGatewaySurvivesSIGKILL kills `canary run` with SIGKILL while an alarm
 // is unacknowledged and readings stream, restarts it, and checks that the
 // alarm comes back with its original since and that the readings' seq has

@@ -18,12 +18,6 @@ func notBuilt(use, short string) *cobra.Command {
 	}
 }
 
-func newDemoCmd(*globalFlags) *cobra.Command {
-	return notBuilt("demo", "Run the whole system in one process")
-}
 func newBenchCmd(*globalFlags) *cobra.Command {
 	return notBuilt("bench", "Run a load scenario and report figures")
-}
-func newControlCmd(*globalFlags) *cobra.Command {
-	return notBuilt("control", "Central control room over MQTT")
 }
