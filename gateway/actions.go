@@ -92,9 +92,28 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 	if !ok {
 		return actResult{action: r.action, detail: "target register is not a configured sensor"}
 	}
-	wctx, cancel := context.WithTimeout(ctx, g.o.ActionTimeout)
+	// A write whose answer is lost may still have switched the relay, and
+	// writing the same value again is harmless: retry until confirmed or
+	// the confirm timeout is spent, then report failure (P1 "action failed").
+	timeout := a.ConfirmTimeout
+	if timeout <= 0 {
+		timeout = g.o.ActionTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	back, err := g.polls.Write(wctx, a.Device, sensor, value)
+	var back float64
+	var err error
+	for attempt := 1; ; attempt++ {
+		back, err = g.polls.Write(wctx, a.Device, sensor, value)
+		if err == nil || wctx.Err() != nil {
+			break
+		}
+		g.log.Warn().Err(err).Str("action", r.action).Int("attempt", attempt).Msg("interlock write failed, retrying")
+		select {
+		case <-wctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return actResult{action: r.action, detail: err.Error()}
 	}
@@ -109,10 +128,6 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 	point, ok := g.site.SensorAt(rb.Device, rb.Table, *rb.Address)
 	if !ok {
 		return actResult{action: r.action, detail: "read-back point is not a configured sensor"}
-	}
-	timeout := a.ConfirmTimeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
