@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/internal/configerr"
 	"github.com/rs/zerolog"
 )
 
@@ -92,6 +93,9 @@ func New(opts Options) (*Simulator, error) {
 	}
 	speed := 1.0
 	if sim != nil {
+		if err := sim.Validate(); err != nil {
+			return nil, configerr.Prefix("simulation", err)
+		}
 		s.seed = sim.Seed
 		if sim.Speed > 0 {
 			speed = sim.Speed
