@@ -82,6 +82,10 @@ func (ep *endpoint) open(s *Simulator) error {
 	// gateway; otherwise the pty path is printed and shown in the API.
 	target := ep.link.target
 	if !strings.HasPrefix(filepath.Clean(target), "/dev/") {
+		// A link left behind by a killed run still points into /dev/pts.
+		if old, err := os.Readlink(target); err == nil && strings.HasPrefix(old, "/dev/pts/") {
+			_ = os.Remove(target)
+		}
 		if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
 			if err := os.Symlink(tty.Name(), target); err == nil {
 				ep.symlink, ep.addr = target, target
