@@ -28,8 +28,8 @@ func bigSite(n, perPort int) *configs.Site {
 	milli := 0.001
 	kinds := []struct {
 		kind, table, typ, order string
-		scale               *float64
-		width               int
+		scale                   *float64
+		width                   int
 	}{
 		{"methane", "holding", "float32", "ABCD", &one, 2},
 		{"co", "holding", "uint16", "", &tenth, 1},

@@ -33,10 +33,10 @@ type device struct {
 	tables   map[string]*table
 
 	// Guarded by Simulator.mu.
-	state   string
-	faults  configs.SimFaults
-	rng     *rand.Rand // fault draws: deterministic in request order
-	effects []*effect
+	state      string
+	faults     configs.SimFaults
+	rng        *rand.Rand // fault draws: deterministic in request order
+	effects    []*effect
 	allCurrent bool
 }
 
