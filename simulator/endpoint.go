@@ -349,6 +349,10 @@ func (s *Simulator) serveRTU(ctx context.Context, ep *endpoint, rw deadlineRW, i
 			s.log.Debug().Err(perr).Str("addr", ep.addr).Msg("rtu frame dropped")
 			continue
 		}
+		if unit == 0 {
+			s.broadcast(ep, pdu) // writes reach every unit on the line; nobody answers
+			continue
+		}
 		r := s.handle(ep, unit, pdu)
 		if r.fate == fateSilent {
 			continue

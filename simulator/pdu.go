@@ -296,3 +296,24 @@ func (s *Simulator) currentRegs(sn *sensor, t time.Duration) []uint16 {
 	}
 	return append([]uint16(nil), regs...)
 }
+
+// broadcast runs a write sent to unit 0 on a serial line on every online
+// device of the line. Reads are meaningless as broadcasts and ignored.
+func (s *Simulator) broadcast(ep *endpoint, pdu []byte) {
+	if len(pdu) == 0 {
+		return
+	}
+	switch pdu[0] {
+	case 0x05, 0x06, 0x0f, 0x10:
+	default:
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.clock.now()
+	for _, d := range ep.devices {
+		if state, _ := d.linkAt(t); state == StateOnline {
+			s.execute(d, pdu, t, false)
+		}
+	}
+}
