@@ -24,6 +24,7 @@ type endpoint struct {
 	devices []*device
 	baud    int
 
+	listen  string // where a TCP endpoint listens (the url's host:port, or 127.0.0.1:0 with Localize)
 	addr    string // resolved listening address or pty path
 	ln      net.Listener
 	ptmx    *os.File
@@ -60,7 +61,11 @@ func (ep *endpoint) open(s *Simulator) error {
 	ep.conns = map[io.Closer]struct{}{}
 	switch ep.link.scheme {
 	case "tcp", "rtuovertcp":
-		ln, err := net.Listen("tcp", ep.link.target)
+		listen := ep.listen
+		if listen == "" {
+			listen = ep.link.target
+		}
+		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return err
 		}
