@@ -83,7 +83,7 @@ func (s *Simulator) execute(dev *device, pdu []byte, t time.Duration, band bool)
 		if qty < 1 || qty > 2000 || addr+qty > 0x10000 {
 			return exception(fc, excIllegalValue)
 		}
-		tbl := dev.tables[map[byte]string{0x01: "coil", 0x02: "discrete"}[fc]]
+		tbl := dev.tables[tableOf(fc)]
 		if tbl == nil || !tbl.covers(addr, qty) {
 			return exception(fc, excIllegalAddress)
 		}
@@ -104,7 +104,7 @@ func (s *Simulator) execute(dev *device, pdu []byte, t time.Duration, band bool)
 		if qty < 1 || qty > 125 || addr+qty > 0x10000 {
 			return exception(fc, excIllegalValue)
 		}
-		tbl := dev.tables[map[byte]string{0x03: "holding", 0x04: "input"}[fc]]
+		tbl := dev.tables[tableOf(fc)]
 		if tbl == nil || !tbl.covers(addr, qty) {
 			return exception(fc, excIllegalAddress)
 		}
@@ -316,4 +316,17 @@ func (s *Simulator) broadcast(ep *endpoint, pdu []byte) {
 			s.execute(d, pdu, t, false)
 		}
 	}
+}
+
+// tableOf is the table a read function addresses.
+func tableOf(fc byte) string {
+	switch fc {
+	case 0x01:
+		return "coil"
+	case 0x02:
+		return "discrete"
+	case 0x03:
+		return "holding"
+	}
+	return "input"
 }
