@@ -28,8 +28,8 @@ func bigSite(n, perPort int) *configs.Site {
 	milli := 0.001
 	kinds := []struct {
 		kind, table, typ, order string
-		scale               *float64
-		width               int
+		scale                   *float64
+		width                   int
 	}{
 		{"methane", "holding", "float32", "ABCD", &one, 2},
 		{"co", "holding", "uint16", "", &tenth, 1},
@@ -141,4 +141,22 @@ func BenchmarkValue(b *testing.B) {
 		t += 250 * time.Millisecond
 		sn.valueAt(t)
 	}
+}
+
+// A 1000-device site starts in one process and every part of it answers.
+func TestLargeSite(t *testing.T) {
+	s := startSim(t, Options{Site: bigSite(1000, 250)})
+	require.NoError(t, s.SetClock(time.Hour, 0))
+	for _, dev := range []string{"dev0000", "dev0499", "dev0999"} {
+		u, err := s.DeviceURL(dev)
+		require.NoError(t, err)
+		c := newClient(t, u, s.byID[dev].unit)
+		require.NoError(t, c.SetEncoding(mb.BIG_ENDIAN, mb.HIGH_WORD_FIRST))
+		f, err := c.ReadFloat32s(0, 1, mb.HOLDING_REGISTER)
+		require.NoError(t, err)
+		want, _, err := s.Value(dev, "s0")
+		require.NoError(t, err)
+		require.InDelta(t, want, float64(f[0]), 1e-6)
+	}
+	require.Len(t, s.Devices(), 1000)
 }

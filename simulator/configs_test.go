@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	mb "github.com/simonvetter/modbus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/configs"
@@ -108,4 +109,18 @@ func TestLoadScenariosFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "scenario", src)
 	require.Greater(t, v, 1.0)
+}
+
+// With Localize, a plant's site file (addresses that do not exist here) is
+// served on loopback and answers.
+func TestLocalizeServesPlantFile(t *testing.T) {
+	site, err := LoadSite(filepath.Join("..", "configs", "tank-farm.yaml"))
+	require.NoError(t, err)
+	s := startSim(t, Options{Site: site, Localize: true})
+	u, err := s.DeviceURL("bay-benzene")
+	require.NoError(t, err)
+	require.Regexp(t, `^tcp://127\.0\.0\.1:\d+$`, u)
+	c := newClient(t, u, 7)
+	_, err = c.ReadRegisters(0, 4, mb.HOLDING_REGISTER)
+	require.NoError(t, err)
 }

@@ -24,6 +24,7 @@ type endpoint struct {
 	devices []*device
 	baud    int
 
+	listen  string // where a TCP endpoint listens (the url's host:port, or 127.0.0.1:0 with Localize)
 	addr    string // resolved listening address or pty path
 	ln      net.Listener
 	ptmx    *os.File
@@ -60,7 +61,11 @@ func (ep *endpoint) open(s *Simulator) error {
 	ep.conns = map[io.Closer]struct{}{}
 	switch ep.link.scheme {
 	case "tcp", "rtuovertcp":
-		ln, err := net.Listen("tcp", ep.link.target)
+		listen := ep.listen
+		if listen == "" {
+			listen = ep.link.target
+		}
+		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return err
 		}
@@ -82,6 +87,10 @@ func (ep *endpoint) open(s *Simulator) error {
 	// gateway; otherwise the pty path is printed and shown in the API.
 	target := ep.link.target
 	if !strings.HasPrefix(filepath.Clean(target), "/dev/") {
+		// A link left behind by a killed run still points into /dev/pts.
+		if old, err := os.Readlink(target); err == nil && strings.HasPrefix(old, "/dev/pts/") {
+			_ = os.Remove(target)
+		}
 		if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
 			if err := os.Symlink(tty.Name(), target); err == nil {
 				ep.symlink, ep.addr = target, target
@@ -343,6 +352,10 @@ func (s *Simulator) serveRTU(ctx context.Context, ep *endpoint, rw deadlineRW, i
 		unit, pdu, perr := parseRTUFrame(frame)
 		if perr != nil {
 			s.log.Debug().Err(perr).Str("addr", ep.addr).Msg("rtu frame dropped")
+			continue
+		}
+		if unit == 0 {
+			s.broadcast(ep, pdu) // writes reach every unit on the line; nobody answers
 			continue
 		}
 		r := s.handle(ep, unit, pdu)

@@ -76,6 +76,13 @@ func TestRTUOverPTY(t *testing.T) {
 	require.NoError(t, c.WriteCoil(0, true))
 	require.Equal(t, 1.0, value(t, s, "ret", "relay"))
 
+	// A broadcast write (unit 0) reaches the line without an answer.
+	require.NoError(t, c.SetUnitId(0))
+	// simonvetter/modbus still waits for an answer to unit 0, and times out.
+	require.ErrorIs(t, c.WriteCoil(0, false), modbus.ErrRequestTimedOut)
+	eventually(t, "broadcast write applied", func() bool { return value(t, s, "ret", "relay") == 0 })
+	require.NoError(t, c.SetUnitId(2))
+
 	_, err = c.ReadRegisters(7, 1, modbus.HOLDING_REGISTER)
 	require.ErrorIs(t, err, modbus.ErrIllegalDataAddress)
 

@@ -315,3 +315,33 @@ c.close()
 	require.Equal(t, "2", parts[2], "exception 02 for an unmapped register")
 	require.False(t, math.IsNaN(a))
 }
+
+// FuzzMBAP feeds arbitrary bytes to a Modbus TCP connection: the server
+// never panics, and it returns once the client goes away.
+func FuzzMBAP(f *testing.F) {
+	s, err := New(Options{Site: siteFromYAML(f, testSite)})
+	require.NoError(f, err)
+	ep := s.endpoints[0]
+	f.Add([]byte{0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 2})
+	f.Add([]byte{0, 1, 0, 0, 0, 8, 9, 0x0f, 0, 0, 0, 1, 1, 1})
+	f.Add([]byte{0, 1, 0, 0, 0, 1, 1})
+	f.Add([]byte{0, 1, 0, 0, 0, 6, 1, 3, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, b := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.serveMBAP(t.Context(), ep, b)
+			b.Close()
+		}()
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			_, _ = io.Copy(io.Discard, a)
+		}()
+		_, _ = a.Write(data)
+		a.Close()
+		<-done
+		<-drained
+	})
+}
