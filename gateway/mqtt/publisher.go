@@ -51,6 +51,12 @@ type Options struct {
 	// the alarm lane has its own window of 64 so a reading backlog never
 	// holds an alarm back.
 	MaxInflight int
+	// MaxUnreceipted bounds, in receipt mode, the readings published and
+	// acknowledged by the broker but not yet receipted (default 4096): while
+	// canary ingest is down readings wait in the outbox beyond that. Alarm
+	// records have no such bound: alarms reach the broker (and the control
+	// rooms subscribed to it) whether or not ingest is running.
+	MaxUnreceipted int
 	// ReceiptTimeout: in receipt mode a record acknowledged by the broker
 	// but not receipted by then is published again (default 30s).
 	ReceiptTimeout time.Duration
@@ -130,6 +136,9 @@ func NewPublisher(o Options) (*Publisher, error) {
 	}
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 256
+	}
+	if o.MaxUnreceipted <= 0 {
+		o.MaxUnreceipted = 4096
 	}
 	def(&o.ReceiptTimeout, 30*time.Second)
 	def(&o.StatusInterval, time.Minute)
@@ -234,6 +243,7 @@ type session struct {
 
 	fifo     [2][]*flight // published, waiting for the token, per lane
 	inflight [2]int       // unreleased flights per lane
+	acked    [2]int       // of those, acknowledged by the broker, waiting for a receipt
 	awaiting map[seqKey]*flight
 	cursor   [2]uint64
 	release  []outbox.Key
@@ -354,18 +364,26 @@ func (p *Publisher) setClient(c paho.Client) {
 	p.clientMu.Unlock()
 }
 
-func (s *session) window(l outbox.Lane) int {
+// room is how many more records of lane may be published now: the
+// records waiting for a PUBACK are bounded by the lane's window; in receipt
+// mode the readings waiting for a receipt are bounded too.
+func (s *session) room(l outbox.Lane) int {
+	window := s.p.o.MaxInflight
 	if l == outbox.Alarms {
-		return alarmWindow
+		window = alarmWindow
 	}
-	return s.p.o.MaxInflight
+	room := window - (s.inflight[l] - s.acked[l])
+	if s.p.receipt && l == outbox.Readings {
+		room = min(room, s.p.o.MaxUnreceipted-s.inflight[l])
+	}
+	return room
 }
 
 // fill publishes from the outbox while the lanes have room: alarms first.
 func (s *session) fill() error {
 	for _, lane := range []outbox.Lane{outbox.Alarms, outbox.Readings} {
 		for {
-			room := s.window(lane) - s.inflight[lane]
+			room := s.room(lane)
 			if room <= 0 {
 				break
 			}
@@ -398,10 +416,13 @@ func (s *session) topic(r *outbox.Record) (string, bool) {
 
 func (s *session) publish(f *flight) {
 	topic, retained := s.topic(&f.rec)
+	lane := f.rec.Key.Lane
 	f.tok = s.client.Publish(topic, 1, retained, f.rec.Payload)
 	f.sentAt = time.Now()
-	f.acked = false
-	lane := f.rec.Key.Lane
+	if f.acked {
+		f.acked = false
+		s.acked[lane]--
+	}
 	s.fifo[lane] = append(s.fifo[lane], f)
 	if !f.done && !s.isRepublish(f) {
 		s.inflight[lane]++
@@ -450,6 +471,7 @@ func (s *session) complete(lane outbox.Lane) error {
 		}
 		if s.p.receipt && f.rec.Kind != outbox.KindAlarm {
 			f.acked = true
+			s.acked[lane]++
 			continue
 		}
 		s.releaseFlight(f)
@@ -463,6 +485,9 @@ func (s *session) releaseFlight(f *flight) {
 	}
 	f.done = true
 	s.inflight[f.rec.Key.Lane]--
+	if f.acked {
+		s.acked[f.rec.Key.Lane]--
+	}
 	delete(s.awaiting, seqKey{f.rec.Kind, f.rec.Stream, f.rec.Seq})
 	s.release = append(s.release, f.rec.Key)
 }

@@ -249,3 +249,35 @@ func TestCommandsAreHandledAndAnswered(t *testing.T) {
 	require.JSONEq(t, `{"id":"r1","ok":true}`, string(results.snapshot()[0].Payload()))
 	require.JSONEq(t, `{"id":"","ok":false,"error":"malformed command"}`, string(results.snapshot()[1].Payload()))
 }
+
+// Receipt mode with canary ingest down: no receipt ever comes, yet every
+// alarm state and event reaches the broker (the control rooms read alarms
+// there), while readings stop at the receipt bound and wait in the outbox.
+func TestReceiptModeNeverHoldsAlarmsBack(t *testing.T) {
+	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	cfg := configs.MQTT{URL: m.URL}
+	cfg.SetDefaults()
+	got := subscribe(t, cfg, "canary/v1/s1/#")
+	ob := openOutbox(t)
+	appendReadings(t, ob, "d1", 300)
+	for i := 0; i < 200; i++ {
+		_, err := ob.Append(context.Background(),
+			AlarmItem(fmt.Sprintf("d1.ch4.a%d", i), fmt.Appendf(nil, `{"id":"d1.ch4.a%d","state":"unacknowledged"}`, i)),
+			EventItem(func(dst []byte, seq uint64) []byte { return fmt.Appendf(dst, `{"seq":%d}`, seq) }))
+		require.NoError(t, err)
+	}
+	runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: ob, Release: configs.ReleaseReceipt, MaxInflight: 16, MaxUnreceipted: 100})
+	count := func(part string) int {
+		n := 0
+		for _, msg := range got.snapshot() {
+			if strings.Contains(msg.Topic(), part) {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 30*time.Second, func() bool { return count("/alarms/") == 200 && count("/events") == 200 }, "every alarm state and event published")
+	waitFor(t, 30*time.Second, func() bool { return count("/readings/") == 100 }, "readings up to the receipt bound")
+	waitFor(t, 10*time.Second, func() bool { return ob.Stats().Records[outbox.Alarms] == 200 }, "states released on PUBACK, events wait for receipts")
+	require.Equal(t, 300, ob.Stats().Records[outbox.Readings], "no reading released without a receipt")
+}

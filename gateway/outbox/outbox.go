@@ -323,6 +323,17 @@ func (ob *Outbox) commit(group []*request) {
 	ob.mu.Lock()
 	liveBytes = ob.bytes
 	ob.mu.Unlock()
+	// A group that only releases skips the fsync: losing it to a power cut
+	// costs duplicates (the records are published again), never data. Only
+	// this goroutine commits, so flipping NoSync here is safe.
+	releaseOnly := true
+	for _, r := range group {
+		if len(r.items) > 0 {
+			releaseOnly = false
+			break
+		}
+	}
+	ob.db.NoSync = releaseOnly
 	err := ob.db.Update(func(tx *bolt.Tx) error {
 		seqB := tx.Bucket(bucketSeq)
 		buckets := [2]*bolt.Bucket{tx.Bucket(bucketAlarms), tx.Bucket(bucketReadings)}
