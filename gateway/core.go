@@ -127,7 +127,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		items = append(items, mqtt.AlarmItem(id, payload))
 	}
 	items = append(items, readings...)
-	seqs, err := g.ob.Append(ctx, items...)
+	seqs, err := g.appendAll(ctx, items)
 	if err != nil {
 		// The outbox refuses only when closed or the disk fails: the
 		// alarm state is still live in the engine, the UI and the

@@ -19,6 +19,7 @@ import (
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/gateway/httpapi"
+	"github.com/canary-gw/canary/gateway/ingest"
 	"github.com/canary-gw/canary/gateway/mqtt"
 	"github.com/canary-gw/canary/gateway/outbox"
 	"github.com/canary-gw/canary/internal/configerr"
@@ -51,6 +52,12 @@ type Gateway struct {
 	log  zerolog.Logger
 
 	ob      *outbox.Outbox
+	// obInflux feeds the optional direct InfluxDB writer (the site's
+	// influxdb: section): a second durable queue with the same appends, so
+	// that the MQTT publisher and the writer each release what they
+	// delivered, independently.
+	obInflux *outbox.Outbox
+	direct   *ingest.Direct
 	eng     *alerting.Engine
 	polls   *modbus.Group
 	pub     *mqtt.Publisher
@@ -118,6 +125,12 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.ob = ob
 	g.statePath = filepath.Join(s.Outbox.Dir, "alarm-state.json")
+	if s.InfluxDB != nil {
+		if err := g.openDirect(); err != nil {
+			_ = ob.Close()
+			return nil, err
+		}
+	}
 
 	devs := make([]modbus.Device, len(s.Devices))
 	for i := range s.Devices {
@@ -165,8 +178,53 @@ func New(o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Close releases the outbox; call it after Run returned.
-func (g *Gateway) Close() error { return g.ob.Close() }
+// Close releases the outboxes; call it after Run returned.
+func (g *Gateway) Close() error {
+	err := g.ob.Close()
+	if g.obInflux != nil {
+		err = errors.Join(err, g.obInflux.Close())
+	}
+	return err
+}
+
+// openDirect opens the second outbox and the InfluxDB writer for the
+// site's influxdb: section.
+func (g *Gateway) openDirect() error {
+	dir := filepath.Join(g.site.Outbox.Dir, "influxdb")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("gateway: influxdb outbox dir: %w", err)
+	}
+	ob, err := outbox.Open(outbox.Options{Dir: dir, MaxBytes: int64(g.site.Outbox.MaxBytes), Log: g.log, OnDrop: g.onDrop})
+	if err != nil {
+		return fmt.Errorf("gateway: influxdb outbox: %w", err)
+	}
+	w, err := ingest.NewWriter(ingest.WriterOptions{Config: *g.site.InfluxDB, Log: g.log})
+	if err != nil {
+		_ = ob.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
+	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: ob, Writer: w, Site: g.site.Site, Log: g.log})
+	if err != nil {
+		_ = ob.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.obInflux, g.direct = ob, d
+	return nil
+}
+
+// appendAll commits items to the outbox, and to the InfluxDB outbox when
+// the site writes to InfluxDB directly. Encoders are pure, so the same
+// items are encoded once per outbox, each with its own seq (identical,
+// since both see the same appends).
+func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64, error) {
+	seqs, err := g.ob.Append(ctx, items...)
+	if g.obInflux != nil {
+		if _, ierr := g.obInflux.Append(ctx, items...); ierr != nil {
+			g.log.Error().Err(ierr).Msg("influxdb outbox append failed")
+		}
+	}
+	return seqs, err
+}
 
 // Engine state restored from disk, then everything runs until ctx ends.
 // Shutdown drains: pollers stop first, the core commits what they sent,
@@ -198,6 +256,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return g.core(coreCtx)
 	})
 	grp.Go(func() error { return g.runActions(gctx) })
+	if g.direct != nil {
+		grp.Go(func() error {
+			if err := g.direct.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("influxdb: %w", err)
+			}
+			return nil
+		})
+	}
 	grp.Go(func() error {
 		if err := g.pub.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("mqtt: %w", err)
