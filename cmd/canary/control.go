@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -26,20 +23,7 @@ func newControlCmd(g *globalFlags) *cobra.Command {
 				return usageErrorf("control: -c FILE is required")
 			}
 			cfg, warnings, err := configs.LoadControl(file)
-			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), w.String())
-			}
-			var cerr *configs.Error
-			if errors.As(err, &cerr) {
-				for _, p := range cerr.Problems {
-					fmt.Fprintln(cmd.ErrOrStderr(), p.String())
-				}
-				return usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
-			}
-			if err != nil {
-				if errors.Is(err, os.ErrNotExist) {
-					return usageError{err}
-				}
+			if err := configResult(cmd, file, warnings, err); err != nil {
 				return err
 			}
 			log, err := g.logger(cmd.ErrOrStderr())

@@ -30,18 +30,8 @@ func newIngestCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			cfg, warnings, err := configs.LoadIngest(file)
-			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), w.String())
-			}
-			var cerr *configs.Error
-			if errors.As(err, &cerr) {
-				for _, p := range cerr.Problems {
-					fmt.Fprintln(cmd.ErrOrStderr(), p.String())
-				}
-				return usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
-			}
-			if err != nil {
-				return usageError{err}
+			if err := configResult(cmd, file, warnings, err); err != nil {
+				return err
 			}
 			w, err := ingest.NewWriter(ingest.WriterOptions{Config: cfg.InfluxDB, Log: log})
 			if err != nil {
