@@ -51,19 +51,19 @@ type Gateway struct {
 	site *configs.Site
 	log  zerolog.Logger
 
-	ob      *outbox.Outbox
+	ob *outbox.Outbox
 	// obInflux feeds the optional direct InfluxDB writer (the site's
 	// influxdb: section): a second durable queue with the same appends, so
 	// that the MQTT publisher and the writer each release what they
 	// delivered, independently.
 	obInflux *outbox.Outbox
 	direct   *ingest.Direct
-	eng     *alerting.Engine
-	polls   *modbus.Group
-	pub     *mqtt.Publisher
-	http    *httpapi.Server
-	actions map[string]configs.Action
-	met     *metrics
+	eng      *alerting.Engine
+	polls    *modbus.Group
+	pub      *mqtt.Publisher
+	http     *httpapi.Server
+	actions  map[string]configs.Action
+	met      *metrics
 
 	statePath string
 	batches   chan modbus.Batch

@@ -147,4 +147,3 @@ func Screenshot(t testing.TB, ctx context.Context, name string) {
 	require.NoError(t, os.WriteFile(p, png, 0o644))
 	t.Logf("screenshot: %s", p)
 }
-
