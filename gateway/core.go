@@ -101,10 +101,18 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 	}
 	items := make([]outbox.Item, 0, 2*len(evs)+len(readings))
 	changed := map[string]bool{}
+	// eventSeq is the seq of the latest event of each alarm in this commit,
+	// filled in as the outbox encodes the events (in order, before the
+	// alarm states appended after them), so that the alarm's state carries
+	// the seq of the transition that produced it into InfluxDB.
+	eventSeq := map[string]uint64{}
 	for i := range evs {
 		ev := evs[i]
 		items = append(items, mqtt.EventItem(func(dst []byte, seq uint64) []byte {
 			ev.Seq = seq
+			if ev.Alarm != "" {
+				eventSeq[ev.Alarm] = seq
+			}
 			b, _ := ev.MarshalJSON() // hand-written encoder, never fails
 			return append(dst, b...)
 		}))
@@ -120,11 +128,12 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 	}
 	for id := range changed {
 		st, _ := g.eng.Alarm(id)
-		var payload []byte
-		if st.State != alerting.Normal {
-			payload, _ = st.MarshalJSON()
+		if st.State == alerting.Normal {
+			items = append(items, mqtt.AlarmItem(id, nil)) // clears the retained state
+			continue
 		}
-		items = append(items, mqtt.AlarmItem(id, payload))
+		payload, _ := st.MarshalJSON()
+		items = append(items, mqtt.AlarmStateItem(id, payload, func() uint64 { return eventSeq[id] }))
 	}
 	items = append(items, readings...)
 	seqs, err := g.appendAll(ctx, items)

@@ -38,8 +38,8 @@ func TestGatewayWritesInfluxDBDirectly(t *testing.T) {
 	eventually(t, "readings in InfluxDB", 20*time.Second, func() bool {
 		return count(`SELECT value, seq FROM reading WHERE site='e2e' AND device='face-gas' AND sensor='ch4'`) >= 3
 	})
-	eventually(t, "the high alarm in InfluxDB", 20*time.Second, func() bool {
-		return count(`SELECT state FROM alarm WHERE alarm='face-gas.ch4.high'`) >= 1
+	eventually(t, "the high alarm in InfluxDB, with the seq of its transition", 20*time.Second, func() bool {
+		return count(`SELECT state, seq FROM alarm WHERE alarm='face-gas.ch4.high' AND seq > 0`) >= 1
 	})
 	// Every stored reading of the device has a distinct seq from 1 without a hole.
 	r, err := influx.Query(`SELECT seq FROM reading WHERE device='face-gas' AND sensor='ch4'`)
