@@ -74,6 +74,12 @@ type Gateway struct {
 
 	view  view
 	ready atomic.Bool
+
+	// Core-goroutine state: alarm states to send again, failed interlock
+	// actions waiting for their next attempt.
+	unsent     map[string]bool
+	actRetry   map[string]time.Time
+	actBackoff map[string]time.Duration
 }
 
 // New builds a gateway: it opens the outbox and restores the alarm state
@@ -100,6 +106,10 @@ func New(o Options) (*Gateway, error) {
 		actDone: make(chan actResult, 64),
 		actReqs: make(chan actReq, 256),
 		actions: map[string]configs.Action{},
+
+		unsent:     map[string]bool{},
+		actRetry:   map[string]time.Time{},
+		actBackoff: map[string]time.Duration{},
 	}
 	for _, a := range s.Actions {
 		g.actions[a.ID] = a
@@ -218,7 +228,9 @@ func (g *Gateway) openDirect() error {
 // since both see the same appends).
 func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64, error) {
 	seqs, err := g.ob.Append(ctx, items...)
-	if g.obInflux != nil {
+	// The InfluxDB queue gets exactly what the main queue got, so that both
+	// allocate the same seqs.
+	if err == nil && g.obInflux != nil {
 		if _, ierr := g.obInflux.Append(ctx, items...); ierr != nil {
 			g.log.Error().Err(ierr).Msg("influxdb outbox append failed")
 		}
@@ -239,6 +251,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer stopPolls()
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCore()
+	// The publisher, the InfluxDB writer and the HTTP server outlive the
+	// core by a little: they stop after it has committed its last batch
+	// (so that goes out too), and they also stop when any component fails,
+	// so a failed component never leaves a gateway that says "online"
+	// without evaluating anything: Run returns and the service restarts.
+	compCtx, stopComps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopComps()
 
 	grp, gctx := errgroup.WithContext(ctx)
 	var pollWG sync.WaitGroup
@@ -258,14 +277,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	grp.Go(func() error { return g.runActions(gctx) })
 	if g.direct != nil {
 		grp.Go(func() error {
-			if err := g.direct.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := g.direct.Run(compCtx); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("influxdb: %w", err)
 			}
 			return nil
 		})
 	}
 	grp.Go(func() error {
-		if err := g.pub.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := g.pub.Run(compCtx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("mqtt: %w", err)
 		}
 		return nil
@@ -274,9 +293,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		grp.Go(func() error {
 			var err error
 			if g.o.HTTPListener != nil {
-				err = g.http.Serve(ctx, g.o.HTTPListener)
+				err = g.http.Serve(compCtx, g.o.HTTPListener)
 			} else {
-				err = g.http.Run(ctx)
+				err = g.http.Run(compCtx)
 			}
 			if err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("http: %w", err)
@@ -285,7 +304,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		})
 	}
 	// Stop order: when ctx (or a failing component) ends the group, the
-	// pollers stop, then the core drains what they already sent.
+	// pollers stop, then the core drains what they already sent, then the
+	// publisher (with its grace period for outstanding PUBACKs), the
+	// InfluxDB writer and the HTTP server.
 	grp.Go(func() error {
 		<-gctx.Done()
 		g.ready.Store(false)
@@ -293,6 +314,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		pollWG.Wait()
 		stopCore()
 		<-coreDone
+		stopComps()
 		return nil
 	})
 	g.ready.Store(true)

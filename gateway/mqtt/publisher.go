@@ -514,8 +514,9 @@ func (s *session) applyReceipt(b []byte) {
 	apply := func(kind outbox.Kind, stream string, rs []SeqRange) {
 		for _, x := range rs {
 			if x[1]-x[0] < uint64(len(s.awaiting)) {
-				for seq := x[0]; seq <= x[1]; seq++ {
-					if f, ok := s.awaiting[seqKey{kind, stream, seq}]; ok {
+				// Counted loop: a range ending at MaxUint64 must not wrap.
+				for i := uint64(0); i <= x[1]-x[0]; i++ {
+					if f, ok := s.awaiting[seqKey{kind, stream, x[0] + i}]; ok {
 						s.releaseFlight(f)
 					}
 				}
