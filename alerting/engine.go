@@ -113,7 +113,7 @@ type point struct {
 type Engine struct {
 	// last is the latest time the engine was given; time never runs
 	// backwards inside the engine (see monotonic).
-	last time.Time
+	last    time.Time
 	opts    Options
 	points  map[string]*point
 	plist   []*point

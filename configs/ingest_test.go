@@ -2,8 +2,8 @@ package configs
 
 import (
 	"os"
-	"sort"
 	"path/filepath"
+	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/require"

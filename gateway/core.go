@@ -30,6 +30,9 @@ func (g *Gateway) core(ctx context.Context) error {
 	tick := time.NewTicker(g.o.TickEvery)
 	defer tick.Stop()
 	work := context.WithoutCancel(ctx)
+	g.linger = time.NewTimer(lingerFor)
+	g.linger.Stop()
+	defer g.linger.Stop()
 	for {
 		// Leaving has priority over work that is ready at the same time.
 		select {
@@ -41,7 +44,10 @@ func (g *Gateway) core(ctx context.Context) error {
 		case <-ctx.Done():
 			return g.drain(work)
 		case b := <-g.batches:
-			g.onBatch(work, b)
+			g.onBatches(work, g.takeQueued(b))
+		case <-g.linger.C:
+			g.lingering = false
+			g.flush(work, nil)
 		case c := <-g.cmds:
 			c.done <- g.onCommand(work, c.cmd)
 		case r := <-g.actDone:
@@ -50,6 +56,9 @@ func (g *Gateway) core(ctx context.Context) error {
 			g.commit(work, g.eng.Tick(now), nil)
 			g.retryActions(now)
 			g.resendAlarms(work)
+			if g.stateDirty && now.Sub(g.persistedAt) >= persistEvery {
+				g.persistNow(now)
+			}
 		}
 	}
 }
@@ -59,51 +68,129 @@ func (g *Gateway) drain(ctx context.Context) error {
 	for {
 		select {
 		case b := <-g.batches:
-			g.onBatch(ctx, b)
+			g.onBatches(ctx, g.takeQueued(b))
 		default:
+			g.flush(ctx, nil)
 			return g.persist()
 		}
 	}
 }
 
-// onBatch evaluates one poll's readings and commits them with whatever
-// alarm transitions they caused, in one outbox commit.
-func (g *Gateway) onBatch(ctx context.Context, b modbus.Batch) {
-	start := time.Now()
+// persistEvery bounds how often the alarm state snapshot is written.
+const persistEvery = 250 * time.Millisecond
+
+// maxGroup bounds how many queued polls the core takes at once.
+const maxGroup = 512
+
+// lingerFor and maxPending bound how long and how many polls' readings wait
+// for a shared outbox commit. A crash loses at most lingerFor of readings
+// that were never committed (their alarms were committed at once).
+const (
+	lingerFor  = 250 * time.Millisecond
+	maxPending = 512
+)
+
+// takeQueued returns b and every batch already waiting behind it (up to
+// maxGroup). Devices polled on the same schedule answer together; one
+// commit (one fsync) for all of them instead of one each keeps the core
+// ahead of the pollers and the alarm latency at one commit.
+func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
+	group := append(g.group[:0], b)
+	for len(group) < maxGroup {
+		select {
+		case b := <-g.batches:
+			group = append(group, b)
+		default:
+			g.group = group
+			return group
+		}
+	}
+	g.group = group
+	return group
+}
+
+// onBatches evaluates polls as they arrive. Their readings wait (at most
+// lingerFor, at most maxPending) to share an outbox commit, one fsync, with
+// the polls after them; a poll that raised or cleared an alarm is committed
+// at once, with every reading waiting before it, so that an alarm is never
+// held back for the sake of batching.
+func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
+	var evs []alerting.Event
+	alarmAt := g.alarmAt[:0]
+	for i := range group {
+		start := time.Now()
+		var payload mqtt.Readings
+		e := g.evaluate(&group[i], &payload)
+		evs = append(evs, e...)
+		g.pending = append(g.pending, mqtt.ReadingsItem(payload))
+		g.met.observeBatch(group[i], len(e), time.Since(start))
+		if len(e) > 0 {
+			alarmAt = append(alarmAt, payload.TS)
+		}
+		if g.http != nil {
+			g.view.publishReadings(g.http, payload)
+		}
+	}
+	g.alarmAt = alarmAt
+	switch {
+	case len(evs) > 0 || len(g.pending) >= maxPending:
+		g.flush(ctx, evs)
+		if g.o.AlarmCommitted != nil {
+			for _, at := range alarmAt {
+				g.o.AlarmCommitted(at, len(evs))
+			}
+		}
+	case len(g.pending) > 0 && !g.lingering:
+		g.linger.Reset(lingerFor)
+		g.lingering = true
+	}
+}
+
+// flush commits the waiting readings with evs.
+func (g *Gateway) flush(ctx context.Context, evs []alerting.Event) {
+	if g.lingering {
+		g.linger.Stop() // Go >= 1.23: no stale tick to drain
+		g.lingering = false
+	}
+	g.commit(ctx, evs, g.pending)
+	clear(g.pending) // drop the encoders' references to the payloads
+	g.pending = g.pending[:0]
+}
+
+// evaluate runs one poll's readings through the engine and the views and
+// fills its MQTT payload.
+func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.Event {
 	at := b.At
 	if at.IsZero() {
-		at = start
+		at = time.Now()
 	}
-	samples := make([]alerting.Sample, 0, len(b.Readings))
-	payload := mqtt.Readings{Site: g.site.Site, Device: b.Device, TS: at.UTC(), Readings: make([]mqtt.Reading, 0, len(b.Readings))}
-	for _, r := range b.Readings {
-		id := b.Device + "." + r.Sensor
+	metas := g.view.sensors(b)
+	samples := g.samples[:0]
+	*payload = mqtt.Readings{Site: g.site.Site, Device: b.Device, TS: at.UTC(), Readings: make([]mqtt.Reading, 0, len(b.Readings))}
+	for i, r := range b.Readings {
+		m := &metas[i]
 		q := quality(r.Quality)
 		v := r.Value
 		if q == alerting.BadQuality || math.IsNaN(v) || math.IsInf(v, 0) {
 			v = math.NaN()
 		}
-		samples = append(samples, alerting.Sample{Point: id, Value: v, Quality: q})
-		meta := g.view.meta[id]
+		samples = append(samples, alerting.Sample{Point: m.id, Value: v, Quality: q})
 		payload.Readings = append(payload.Readings, mqtt.Reading{
-			Sensor: r.Sensor, Kind: meta.kind, Unit: meta.unit,
+			Sensor: r.Sensor, Kind: m.kind, Unit: m.unit,
 			Value: v, Valid: !math.IsNaN(v), Quality: q.String(),
 		})
 	}
+	g.samples = samples
 	evs, err := g.eng.Step(at, samples)
 	if err != nil {
 		g.log.Error().Err(err).Str("device", b.Device).Msg("alarm evaluation")
 	}
-	g.view.setReadings(b, payload, g.o.Registry != nil)
-	if g.view.setDevice(b) {
+	g.view.setReadings(*b, metas, *payload)
+	if g.view.setDevice(*b) {
 		// The retained status names each device's communication state.
 		g.pub.StatusChanged()
 	}
-	g.commit(ctx, evs, []outbox.Item{mqtt.ReadingsItem(payload)})
-	g.met.observeBatch(b, len(evs), time.Since(start))
-	if g.http != nil {
-		g.view.publishReadings(g.http, payload)
-	}
+	return evs
 }
 
 // commit appends alarm transitions (priority lane) and readings to the
@@ -151,7 +238,10 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		items = append(items, mqtt.AlarmStateItem(id, payload, func() uint64 { return eventSeq[id] }))
 	}
 	items = append(items, readings...)
-	seqs, err := g.appendAll(ctx, items)
+	// Not ctx: when the core is told to stop, a tick or linger that raced
+	// with it must still land. The outbox is open until Run returned, so
+	// this cannot block forever.
+	seqs, err := g.appendAll(context.WithoutCancel(ctx), items)
 	if err != nil {
 		// Alarm states that did not go out are sent again on every tick
 		// until they do (resendAlarms): the retained topic must not stay
@@ -176,13 +266,35 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 			st, _ := g.eng.Alarm(id)
 			g.view.setAlarm(g.http, st)
 		}
-		g.met.alarmsChanged(g.eng.Alarms())
+		g.active = g.view.activeAlarms(g.active[:0])
+		g.met.alarmsChanged(g.active)
 	}
 	if len(evs) > 0 {
-		if err := g.persist(); err != nil {
-			g.log.Error().Err(err).Msg("persist alarm state")
-		}
+		g.persistDue(time.Now())
 	}
+}
+
+// persistDue writes the engine snapshot when alarms changed, at most once
+// per persistEvery: a snapshot is O(configured alarms) plus two fsyncs, too
+// much for every poll at thousands of sensors. The transitions themselves
+// are already durable in the outbox; the snapshot only restores the engine
+// after a restart, and a pending one is written by the next tick or at
+// shutdown.
+func (g *Gateway) persistDue(now time.Time) {
+	g.stateDirty = true
+	if now.Sub(g.persistedAt) < persistEvery {
+		return
+	}
+	g.persistNow(now)
+}
+
+func (g *Gateway) persistNow(now time.Time) {
+	if err := g.persist(); err != nil {
+		g.log.Error().Err(err).Msg("persist alarm state")
+		return
+	}
+	g.stateDirty = false
+	g.persistedAt = now
 }
 
 // onCommand runs an operator command on the engine.

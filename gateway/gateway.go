@@ -43,6 +43,11 @@ type Options struct {
 	TickEvery time.Duration
 	// ActionTimeout bounds one interlock write and read-back; default 2s.
 	ActionTimeout time.Duration
+	// AlarmCommitted, when set, is called on the core goroutine after a
+	// poll batch that raised or cleared alarms is committed to the outbox,
+	// with the poll response's arrival time (canary bench times alarms with
+	// it). It must return at once.
+	AlarmCommitted func(readingAt time.Time, events int)
 }
 
 // Gateway is the edge gateway of one site.
@@ -80,6 +85,19 @@ type Gateway struct {
 	unsent     map[string]bool
 	actRetry   map[string]time.Time
 	actBackoff map[string]time.Duration
+
+	// Scratch space of the core goroutine, reused across polls.
+	group     []modbus.Batch
+	alarmAt   []time.Time
+	samples   []alerting.Sample
+	pending   []outbox.Item // readings waiting for a shared commit
+	linger    *time.Timer
+	lingering bool
+	active    []alerting.AlarmState
+
+	// Alarm state snapshot bookkeeping (core goroutine).
+	stateDirty  bool
+	persistedAt time.Time
 }
 
 // New builds a gateway: it opens the outbox and restores the alarm state

@@ -19,8 +19,8 @@ import (
 const historyLen = 2000
 
 type sensorMeta struct {
-	device, sensor, kind, unit string
-	limits                     []httpapi.Limit
+	id, device, sensor, kind, unit string
+	limits                         []httpapi.Limit
 }
 
 // view is the gateway state that the HTTP API reads: written by the core
@@ -29,7 +29,11 @@ type view struct {
 	site string
 
 	// Set once by init, read-only after.
-	meta     map[string]sensorMeta
+	meta map[string]sensorMeta
+	// byDevice lists a device's sensors in config order (the order of a
+	// poll batch's readings), so the hot path neither builds point ids nor
+	// looks each one up.
+	byDevice map[string][]sensorMeta
 	order    []string
 	devOrder []string
 	users    []httpapi.User
@@ -44,6 +48,7 @@ type view struct {
 func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 	v.site = s.Site
 	v.meta = map[string]sensorMeta{}
+	v.byDevice = map[string][]sensorMeta{}
 	v.readings = map[string]httpapi.Reading{}
 	v.devices = map[string]httpapi.Device{}
 	v.alarms = map[string]httpapi.Alarm{}
@@ -52,7 +57,7 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 		v.devices[d.ID] = httpapi.Device{Site: s.Site, ID: d.ID, State: "unknown"}
 		for _, sn := range d.Sensors {
 			id := d.ID + "." + sn.ID
-			m := sensorMeta{device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit}
+			m := sensorMeta{id: id, device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit}
 			if r, ok := eng.PointSpec(id); ok {
 				m.unit = r.Unit
 				for _, c := range r.Conditions {
@@ -63,17 +68,46 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 				}
 			}
 			v.meta[id] = m
+			v.byDevice[d.ID] = append(v.byDevice[d.ID], m)
 			v.order = append(v.order, id)
 		}
 	}
 }
 
-func (v *view) setReadings(b modbus.Batch, p mqtt.Readings, _ bool) {
+// sensors returns the metadata of a batch's readings, in their order.
+func (v *view) sensors(b *modbus.Batch) []sensorMeta {
+	ms := v.byDevice[b.Device]
+	if sameSensors(ms, b.Readings) {
+		return ms
+	}
+	// Not the configured device (never from the pollers): look each up.
+	ms = make([]sensorMeta, len(b.Readings))
+	for i, r := range b.Readings {
+		id := b.Device + "." + r.Sensor
+		ms[i] = v.meta[id]
+		ms[i].id = id
+	}
+	return ms
+}
+
+func sameSensors(ms []sensorMeta, rs []modbus.Reading) bool {
+	if len(ms) != len(rs) {
+		return false
+	}
+	for i := range rs {
+		if ms[i].sensor != rs[i].Sensor {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *view) setReadings(b modbus.Batch, metas []sensorMeta, p mqtt.Readings) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for _, r := range p.Readings {
-		id := b.Device + "." + r.Sensor
-		m := v.meta[id]
+	for i, r := range p.Readings {
+		m := &metas[i]
+		id := m.id
 		hr := httpapi.Reading{Site: v.site, Device: b.Device, Sensor: r.Sensor, Kind: r.Kind, Unit: r.Unit,
 			Quality: r.Quality, TS: p.TS, Limits: m.limits}
 		if r.Valid {
@@ -156,14 +190,31 @@ func (v *view) setAlarm(srv *httpapi.Server, st alerting.AlarmState) {
 	}
 }
 
+// activeAlarms lists the alarms not in the normal state (state and
+// priority only): the alarms gauge is counted from it, in O(active) rather
+// than O(configured) alarms.
+func (v *view) activeAlarms(dst []alerting.AlarmState) []alerting.AlarmState {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, a := range v.alarms {
+		dst = append(dst, alerting.AlarmState{ID: a.ID, State: alerting.State(a.State), Priority: a.Priority})
+	}
+	return dst
+}
+
 func (v *view) addTransition(srv *httpapi.Server, ev alerting.Event) {
 	t := httpapi.Transition{Seq: ev.Seq, TS: ev.TS, Type: string(ev.Type), Alarm: ev.Alarm, From: string(ev.From),
 		To: string(ev.To), Active: ev.Active, Value: optFloat(ev.Value), Limit: optFloat(ev.Limit), User: ev.User, Comment: ev.Comment}
 	v.mu.Lock()
-	v.history = append(v.history, t)
-	if len(v.history) > historyLen {
-		v.history = append(v.history[:0:0], v.history[len(v.history)-historyLen:]...)
+	// The slice grows to twice the bound before the newest historyLen
+	// are copied down: O(1) amortised per transition, not a 2000-entry
+	// copy for each one during an alarm flood.
+	if len(v.history) >= 2*historyLen {
+		n := copy(v.history, v.history[len(v.history)-historyLen:])
+		clear(v.history[n:])
+		v.history = v.history[:n]
 	}
+	v.history = append(v.history, t)
 	v.mu.Unlock()
 	if srv != nil {
 		srv.Publish(httpapi.Event{Transition: &t})
@@ -231,7 +282,10 @@ func (v *view) deviceList() []httpapi.Device {
 func (v *view) historyTail(limit int) []httpapi.Transition {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if limit <= 0 || limit > len(v.history) {
+	if limit <= 0 || limit > historyLen {
+		limit = historyLen
+	}
+	if limit > len(v.history) {
 		limit = len(v.history)
 	}
 	return append([]httpapi.Transition(nil), v.history[len(v.history)-limit:]...)

@@ -59,6 +59,10 @@ type Poller struct {
 	log    zerolog.Logger
 	writes chan writeReq
 	reopen bool // reconnect after timeouts too (stream links can desync)
+	// phase delays the first poll: a Group spreads its links over the poll
+	// period in slots so that hundreds of devices do not all answer in the
+	// same millisecond (a burst that queues behind itself and delays alarms).
+	phase time.Duration
 
 	mu sync.Mutex // guards devs[*].stats
 }
@@ -201,7 +205,7 @@ func (p *Poller) Stats() []DeviceStats {
 // failures are reported in batches and stats, never as Run's error.
 func (p *Poller) Run(ctx context.Context) error {
 	defer p.link.Close()
-	start := time.Now()
+	start := time.Now().Add(p.phase)
 	for _, d := range p.devs {
 		d.next = start
 	}
@@ -228,6 +232,29 @@ func (p *Poller) Run(ctx context.Context) error {
 		p.schedule(d, time.Now())
 		p.sink(b)
 	}
+}
+
+// spread gives the links their phases: slots of at most linksPerSlot
+// links, spread over the poll period. A slot's answers arrive together and
+// are handled in one wake-up (cheap at small sites), and no slot is so
+// large that its burst queues alarms behind hundreds of polls.
+func (g *Group) spread() {
+	slots := (len(g.pollers) + linksPerSlot - 1) / linksPerSlot
+	for i, p := range g.pollers {
+		p.phase = p.minPoll() * time.Duration(i%slots) / time.Duration(slots)
+	}
+}
+
+// linksPerSlot bounds how many links a Group starts in the same instant.
+const linksPerSlot = 10
+
+// minPoll is the shortest poll period of the link's devices.
+func (p *Poller) minPoll() time.Duration {
+	m := p.devs[0].cfg.Poll
+	for _, d := range p.devs[1:] {
+		m = min(m, d.cfg.Poll)
+	}
+	return m
 }
 
 // due returns the device whose next tick comes first.
@@ -455,6 +482,7 @@ func (g *Group) Pollers() []*Poller { return g.pollers }
 func (g *Group) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(g.pollers))
+	g.spread()
 	for i, p := range g.pollers {
 		wg.Add(1)
 		go func() {

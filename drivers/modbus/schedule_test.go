@@ -38,3 +38,29 @@ func TestSchedule(t *testing.T) {
 		})
 	}
 }
+
+func TestGroupSpreadsLinksInSlots(t *testing.T) {
+	mk := func(n int, poll time.Duration) *Group {
+		g := &Group{}
+		for range n {
+			g.pollers = append(g.pollers, &Poller{devs: []*devState{{cfg: DeviceConfig{Poll: poll}}, {cfg: DeviceConfig{Poll: 2 * poll}}}})
+		}
+		return g
+	}
+	// Up to linksPerSlot links start together.
+	g := mk(linksPerSlot, time.Second)
+	g.spread()
+	for _, p := range g.pollers {
+		require.Zero(t, p.phase)
+	}
+	// 25 links at the default 10 per slot: three slots a third of the
+	// (shortest) period apart, filled round robin.
+	g = mk(25, 900*time.Millisecond)
+	g.spread()
+	count := map[time.Duration]int{}
+	for i, p := range g.pollers {
+		require.Equal(t, time.Duration(i%3)*300*time.Millisecond, p.phase)
+		count[p.phase]++
+	}
+	require.Equal(t, map[time.Duration]int{0: 9, 300 * time.Millisecond: 8, 600 * time.Millisecond: 8}, count)
+}

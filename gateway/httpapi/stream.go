@@ -36,6 +36,13 @@ func (h *hub) add() *client {
 	return c
 }
 
+// empty reports whether no client listens.
+func (h *hub) empty() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients) == 0
+}
+
 func (h *hub) remove(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)
@@ -77,10 +84,17 @@ func (s *Server) Publish(ev Event) {
 		name string
 		v    any
 	)
+	if ev.Reading != nil {
+		s.trends.add(*ev.Reading)
+	}
+	// With nobody on the event stream, encoding every reading (reflection
+	// JSON on the gateway's core goroutine) is pure cost.
+	if s.hub.empty() {
+		return
+	}
 	switch {
 	case ev.Reading != nil:
 		r := *ev.Reading
-		s.trends.add(r)
 		s.fillReading(&r, s.now())
 		name, v = "reading", r
 	case ev.Alarm != nil:

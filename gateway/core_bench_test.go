@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/loadtest"
+)
+
+// benchGateway is a gateway for the reference scenario (devices × 20
+// methane readings) with its outbox on disk, not running: the benchmark
+// drives the core's poll path directly, without network.
+func benchGateway(b *testing.B, devices int) *Gateway {
+	b.Helper()
+	ports := make([]int, devices)
+	for i := range ports {
+		ports[i] = 20000 + i // never dialled
+	}
+	sc := loadtest.Scenario{Site: "bench", Devices: devices, Sensors: 20, Poll: time.Second, Ports: ports,
+		BrokerURL: "tcp://127.0.0.1:1", OutboxDir: b.TempDir(), MaxOutbox: "4GiB"}
+	text, err := sc.SiteYAML()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var site configs.Site
+	if _, err := configs.Parse("bench.yaml", []byte(text), &site); err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(Options{Site: &site, Log: zerolog.Nop(), NoHTTP: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = g.Close() })
+	g.linger = time.NewTimer(time.Hour)
+	g.linger.Stop()
+	return g
+}
+
+func benchBatches(devices int) []modbus.Batch {
+	bs := make([]modbus.Batch, devices)
+	for d := range bs {
+		rs := make([]modbus.Reading, 20)
+		for s := range rs {
+			rs[s] = modbus.Reading{Sensor: loadtest.SensorID(s), Value: 0.2 + float64(s)/100, Quality: modbus.QualityGood}
+		}
+		bs[d] = modbus.Batch{Device: loadtest.DeviceID(d), Readings: rs}
+	}
+	return bs
+}
+
+// BenchmarkCorePolls is the core's work per poll: alarm evaluation, the
+// views, the MQTT payload and the durable outbox commit, with readings
+// sharing commits as under load (a commit every maxPending polls). With
+// alarms, sensor s00 of every poll crosses its limit, so every poll is an
+// alarm transition committed at once: the worst case.
+func BenchmarkCorePolls(b *testing.B) {
+	for _, alarms := range []bool{false, true} {
+		b.Run("alarms="+strconv.FormatBool(alarms), func(b *testing.B) {
+			const devices = 50
+			g := benchGateway(b, devices)
+			batches := benchBatches(devices)
+			ctx := context.Background()
+			high := false
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				now := time.Now()
+				if alarms {
+					high = !high
+				}
+				for i := range batches {
+					batches[i].At = now
+					if high {
+						batches[i].Readings[0].Value = 1.2
+					} else {
+						batches[i].Readings[0].Value = 0.2
+					}
+				}
+				g.onBatches(ctx, batches)
+			}
+			g.flush(ctx, nil)
+			polls := float64(b.N * devices)
+			b.ReportMetric(polls*20/b.Elapsed().Seconds(), "readings/s")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/polls, "µs/poll")
+		})
+	}
+}

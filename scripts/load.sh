@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Load scenario with every part as its own process: the reference scenario of
+# docs/performance.md (Telegraf's: DEVICES Modbus TCP devices × SENSORS
+# float32 readings in contiguous holding registers, ABCD, polled every POLL,
+# every poll published at MQTT QoS 1 and written to InfluxDB 1.8.10), run as
+#   canary sim  (the devices)   canary run (the gateway)   canary ingest
+# against a real Mosquitto and a real InfluxDB on loopback. CPU is read from
+# /proc/<pid>/stat (utime+stime), peak RSS from /proc/<pid>/status (VmHWM).
+# Delivery is counted by a QoS 1 mosquitto_sub on the readings topics and,
+# when the ingest runs, by counting the points in InfluxDB.
+#
+#   DEVICES=50 SENSORS=20 POLL=1s DURATION=30 WARMUP=5 scripts/load.sh
+#
+# Prints one line per process and one JSON line (so runs can be compared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEVICES="${DEVICES:-50}"
+SENSORS="${SENSORS:-20}"
+POLL="${POLL:-1s}"
+# TIMEOUT per request (default: the driver's, min(500ms, POLL/2)).
+TIMEOUT="${TIMEOUT:-}"
+DURATION="${DURATION:-30}"
+WARMUP="${WARMUP:-5}"
+INFLUXD="${CANARY_INFLUXD:-$(go env GOPATH)/bin/influxd}"
+MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
+# RUN_CPU pins `canary run` to one core (and GOMAXPROCS=1) and everything
+# else to the other cores: the gateway's one-core ceiling.
+RUN_CPU="${RUN_CPU:-}"
+pin_run=()
+pin_rest=()
+if [ -n "$RUN_CPU" ]; then
+	rest="$(seq 0 $(($(nproc) - 1)) | grep -vx "$RUN_CPU" | paste -sd, -)"
+	pin_run=(env GOMAXPROCS=1 taskset -c "$RUN_CPU")
+	pin_rest=(taskset -c "$rest")
+fi
+
+for bin in "$MOSQUITTO" mosquitto_sub; do
+	command -v "$bin" >/dev/null || { echo "load: $bin missing (apt-get install -y mosquitto mosquitto-clients)" >&2; exit 1; }
+done
+
+WORK="$(mktemp -d /tmp/canary-load.XXXXXX)"
+PIDS=()
+cleanup() {
+	# Newest first: the gateway stops before its devices and its broker.
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; echo "load: kept $WORK" >&2' EXIT
+
+go build -o "$WORK/canary" ./cmd/canary
+ulimit -n 65536 2>/dev/null || true
+
+# Distinct free loopback ports: all bound at once, then released.
+PORTS=($(python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' $((DEVICES + 8))))
+NEXT_PORT=0
+free_port() { echo "${PORTS[$NEXT_PORT]}"; }
+take_port() { NEXT_PORT=$((NEXT_PORT + 1)); }
+
+# Mosquitto: no persistence (the gateway's outbox is the durable store),
+# unbounded queue so that nothing is dropped for a slow subscriber.
+MQ_PORT="$(free_port)"; take_port
+cat >"$WORK/mosquitto.conf" <<CONF
+user root
+persistence false
+max_queued_messages 0
+max_inflight_messages 1000
+log_dest stderr
+log_type error
+log_type warning
+listener $MQ_PORT 127.0.0.1
+allow_anonymous true
+CONF
+"${pin_rest[@]}" "$MOSQUITTO" -c "$WORK/mosquitto.conf" 2>"$WORK/mosquitto.log" &
+PIDS+=($!)
+MQ_PID=$!
+
+# The site: one file for the simulator and the gateway.
+SITE="$WORK/site.yaml"
+{
+	echo "site: load"
+	echo "mqtt: {url: tcp://127.0.0.1:$MQ_PORT, client_id: load-gw}"
+	echo "outbox: {dir: $WORK/outbox}"
+	echo "http: {listen: 127.0.0.1:$(free_port)}"; take_port
+	echo "devices:"
+	for ((d = 0; d < DEVICES; d++)); do
+		printf '  - id: d%03d\n    url: tcp://127.0.0.1:%s\n    unit: 1\n    poll: %s\n' "$d" "$(free_port)" "$POLL"
+		[ -n "$TIMEOUT" ] && printf '    timeout: %s\n' "$TIMEOUT"
+		printf '    sensors:\n'
+		take_port
+		for ((s = 0; s < SENSORS; s++)); do
+			printf '      - {id: s%02d, kind: methane, table: holding, address: %d, type: float32, order: ABCD}\n' "$s" $((2 * s))
+		done
+	done
+	echo "simulation: {seed: 1}"
+} >"$SITE"
+
+"${pin_rest[@]}" "$WORK/canary" sim -c "$SITE" --control "127.0.0.1:$(free_port)" >"$WORK/sim.out" 2>"$WORK/sim.log" &
+PIDS+=($!)
+SIM_PID=$!
+take_port
+for _ in $(seq 100); do grep -q "control api" "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
+kill -0 "$SIM_PID" 2>/dev/null || { echo "load: canary sim died:" >&2; cat "$WORK/sim.out" "$WORK/sim.log" >&2; exit 1; }
+
+# InfluxDB and the ingest, when both are there.
+INGEST_PID=""
+INFLUX_PID=""
+ingest_help="$("$WORK/canary" ingest --help 2>&1 || true)"
+if [[ "$ingest_help" == *"not built yet"* ]]; then
+	echo "load: canary ingest is not built yet in this version: MQTT → InfluxDB is not measured" >&2
+elif [ -x "$INFLUXD" ]; then
+	IN_PORT="$(free_port)"; take_port
+	mkdir -p "$WORK/influx"
+	cat >"$WORK/influx/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:${PORTS[$((NEXT_PORT + 1))]}"
+[meta]
+  dir = "$WORK/influx/meta"
+[data]
+  dir = "$WORK/influx/data"
+  wal-dir = "$WORK/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$IN_PORT"
+  log-enabled = false
+[logging]
+  level = "warn"
+[monitor]
+  store-enabled = false
+CONF
+	"${pin_rest[@]}" "$INFLUXD" -config "$WORK/influx/influxdb.conf" >"$WORK/influx.log" 2>&1 &
+	PIDS+=($!)
+	INFLUX_PID=$!
+	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$IN_PORT/ping" && break; sleep 0.1; done
+	curl -sf -XPOST "http://127.0.0.1:$IN_PORT/query" --data-urlencode "q=CREATE DATABASE canary" >/dev/null
+	cat >"$WORK/ingest.yaml" <<CONF
+mqtt: {url: tcp://127.0.0.1:$MQ_PORT, client_id: load-ingest}
+influxdb: {url: http://127.0.0.1:$IN_PORT, bucket: canary/autogen}
+sites: [load]
+CONF
+	"${pin_rest[@]}" "$WORK/canary" ingest -c "$WORK/ingest.yaml" 2>"$WORK/ingest.log" &
+	PIDS+=($!)
+	INGEST_PID=$!
+else
+	echo "load: $INFLUXD missing: MQTT → InfluxDB is not measured" >&2
+fi
+
+"${pin_run[@]}" "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
+PIDS+=($!)
+RUN_PID=$!
+
+# cpu_ticks PID: utime+stime in clock ticks (fields 14 and 15, counted after
+# the command name's closing parenthesis).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+sleep "$WARMUP"
+kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
+"${pin_rest[@]}" mosquitto_sub -p "$MQ_PORT" -q 1 -t 'canary/v1/load/readings/+' -i load-count >"$WORK/readings.out" &
+SUB_PID=$!
+PIDS+=($SUB_PID)
+sleep 0.5
+declare -A T0
+for name in sim run ingest mosquitto; do
+	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
+	pid="${!var:-}"; [ -n "$pid" ] && T0[$name]="$(cpu_ticks "$pid")"
+done
+START="$(date +%s.%N)"
+sleep "$DURATION"
+END="$(date +%s.%N)"
+declare -A T1 HWM
+for name in sim run ingest mosquitto; do
+	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
+	pid="${!var:-}"; [ -n "$pid" ] && { T1[$name]="$(cpu_ticks "$pid")"; HWM[$name]="$(hwm_kb "$pid")"; }
+done
+kill "$SUB_PID" 2>/dev/null || true
+wait "$SUB_PID" 2>/dev/null || true
+
+MSGS="$(wc -l <"$WORK/readings.out")"
+READINGS="$(grep -o '"sensor":' "$WORK/readings.out" | wc -l)"
+HZ="$(getconf CLK_TCK)"
+ELAPSED="$(echo "$END - $START" | bc -l)"
+printf 'scenario   %d devices × %d sensors every %s, %ss measured on %s (%d cores)\n' "$DEVICES" "$SENSORS" "$POLL" "$DURATION" "$(uname -m)" "$(nproc)"
+printf 'delivered  %d readings in %d messages to a QoS 1 subscriber = %.0f readings/s\n' "$READINGS" "$MSGS" "$(echo "$READINGS / $ELAPSED" | bc -l)"
+json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
+for name in run ingest sim mosquitto; do
+	[ -n "${T1[$name]:-}" ] || continue
+	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"
+	per1000="$(echo "if ($READINGS > 0) $cpu / $READINGS * 1000 * 1000 else 0" | bc -l)"
+	printf '%-10s %.2f ms CPU per 1000 readings, %.1f%% of one core, peak RSS %.1f MB\n' \
+		"$name" "$per1000" "$(echo "$cpu / $ELAPSED * 100" | bc -l)" "$(echo "${HWM[$name]} / 1000" | bc -l)"
+	json+=",\"${name}_cpu_ms_per_1000\":$(printf '%.3f' "$per1000"),\"${name}_peak_rss_bytes\":$((HWM[$name] * 1024))"
+done
+if [ -n "$INGEST_PID" ]; then
+	pts="$(curl -sf -G "http://127.0.0.1:$IN_PORT/query" --data-urlencode db=canary --data-urlencode 'q=SELECT count(*) FROM /.*/' || true)"
+	echo "influxdb   $pts"
+fi
+echo "$json}"
