@@ -22,6 +22,7 @@ func (e *Engine) lookup(op, id, user string) (*alarm, error) {
 // alarm is active. A comment is required for priority-1 alarms (unless
 // comment_required: false).
 func (e *Engine) Ack(now time.Time, id, user, comment string) ([]Event, error) {
+	now = e.monotonic(now)
 	a, err := e.lookup("ack", id, user)
 	if err != nil {
 		return nil, err
@@ -48,6 +49,7 @@ func (e *Engine) Ack(now time.Time, id, user, comment string) ([]Event, error) {
 // the alarm is unacknowledged. A successful reset releases the interlock
 // actions the alarm held (to "permitted"; nothing is restarted).
 func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error) {
+	now = e.monotonic(now)
 	a, err := e.lookup("reset", id, user)
 	if err != nil {
 		return nil, err
@@ -77,6 +79,7 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 // (the reason) is required. Priority-1 alarms and alarms driving an
 // interlock are shelvable only with shelvable: true.
 func (e *Engine) Shelve(now time.Time, id, user, comment string, d time.Duration) ([]Event, error) {
+	now = e.monotonic(now)
 	if d <= 0 {
 		return nil, fmt.Errorf("shelve %s: %w", id, ErrBadDuration)
 	}
@@ -88,6 +91,7 @@ func (e *Engine) Shelve(now time.Time, id, user, comment string, d time.Duration
 
 // ShelveOneShot shelves an alarm until it next returns (its condition clears).
 func (e *Engine) ShelveOneShot(now time.Time, id, user, comment string) ([]Event, error) {
+	now = e.monotonic(now)
 	return e.shelveCmd(now, id, user, comment, oneShotShelve, time.Time{})
 }
 
@@ -122,6 +126,7 @@ func (e *Engine) shelveCmd(now time.Time, id, user, comment string, m shelveMode
 
 // Unshelve ends a shelve; an active alarm annunciates as unacknowledged.
 func (e *Engine) Unshelve(now time.Time, id, user, comment string) ([]Event, error) {
+	now = e.monotonic(now)
 	a, err := e.lookup("unshelve", id, user)
 	if err != nil {
 		return nil, err
@@ -149,6 +154,7 @@ func (e *Engine) unshelve(a *alarm, now time.Time, user, comment string) {
 // no longer trips interlocks; a point feeding an interlock raises its
 // "bypassed" alarm.
 func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Duration) ([]Event, error) {
+	now = e.monotonic(now)
 	if strings.TrimSpace(user) == "" {
 		return nil, fmt.Errorf("out_of_service %s: %w", id, ErrUserRequired)
 	}
@@ -189,6 +195,7 @@ func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Du
 
 // ReturnToService puts an out-of-service alarm (or every alarm of a point) back.
 func (e *Engine) ReturnToService(now time.Time, id, user, comment string) ([]Event, error) {
+	now = e.monotonic(now)
 	if strings.TrimSpace(user) == "" {
 		return nil, fmt.Errorf("return_to_service %s: %w", id, ErrUserRequired)
 	}

@@ -111,6 +111,9 @@ type point struct {
 // Engine is the alarm engine: pure and deterministic. It is not safe for
 // concurrent use; the gateway owns it from one goroutine.
 type Engine struct {
+	// last is the latest time the engine was given; time never runs
+	// backwards inside the engine (see monotonic).
+	last    time.Time
 	opts    Options
 	points  map[string]*point
 	plist   []*point
@@ -429,6 +432,7 @@ func (e *Engine) afterNormal(a *alarm, now time.Time) {
 // Observe evaluates one sample taken at now (the edge timestamp). It
 // returns the resulting events in order; an unknown point is an error.
 func (e *Engine) Observe(now time.Time, s Sample) ([]Event, error) {
+	now = e.monotonic(now)
 	p, ok := e.points[s.Point]
 	if !ok {
 		return nil, fmt.Errorf("observe %q: %w", s.Point, ErrUnknownPoint)
@@ -441,6 +445,7 @@ func (e *Engine) Observe(now time.Time, s Sample) ([]Event, error) {
 // Step evaluates a batch of samples taken at now (one poll); unknown
 // points are skipped and reported in the error after all others ran.
 func (e *Engine) Step(now time.Time, samples []Sample) ([]Event, error) {
+	now = e.monotonic(now)
 	var unknown []string
 	for _, s := range samples {
 		p, ok := e.points[s.Point]
@@ -613,6 +618,7 @@ func (e *Engine) evalFrozen(p *point, now time.Time, v float64, q Quality) {
 // stale and chattering flags, flood end, action confirmation timeouts and
 // closing of TWA/STEL minute averages. Call it at least once per second.
 func (e *Engine) Tick(now time.Time) []Event {
+	now = e.monotonic(now)
 	for _, p := range e.plist {
 		if !p.started {
 			p.started, p.lastValid = true, now
@@ -710,6 +716,7 @@ func (e *Engine) Flood(site string) bool {
 // ends with the condition present the alarm annunciates as new, with the
 // time of the suppression end.
 func (e *Engine) SetFlag(now time.Time, name string, v bool) []Event {
+	now = e.monotonic(now)
 	if e.flags[name] == v {
 		return nil
 	}
@@ -783,4 +790,17 @@ func (e *Engine) PointSpec(id string) (Resolved, bool) {
 		return Resolved{}, false
 	}
 	return p.res, true
+}
+
+// monotonic clamps now to the latest time seen. Callers pass times from
+// different sources (a poll's response arrival, a ticker, an operator
+// command), which may interleave slightly out of order; inside the engine
+// time must never run backwards, or durations (delays, fleeting, stale)
+// would come out negative.
+func (e *Engine) monotonic(now time.Time) time.Time {
+	if now.Before(e.last) {
+		return e.last
+	}
+	e.last = now
+	return now
 }

@@ -255,6 +255,7 @@ func (e *Engine) updateAction(act *action, now time.Time, cause *alarm) {
 // ok confirms it; !ok (or no report within confirm_timeout) raises the
 // priority-1 latched alarm "<action>.failed".
 func (e *Engine) ActionResult(now time.Time, id string, ok bool, detail string) ([]Event, error) {
+	now = e.monotonic(now)
 	act, found := e.actions[id]
 	if !found {
 		return nil, fmt.Errorf("action result %q: %w", id, ErrUnknownAction)

@@ -91,6 +91,7 @@ func (e *Engine) Snapshot() ([]byte, error) {
 // them again; an active alarm stays active until a sample shows its
 // condition gone.
 func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
+	now = e.monotonic(now)
 	var s snapshot
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("restore alarm snapshot: %w", err)

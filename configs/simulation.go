@@ -1,6 +1,12 @@
 package configs
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/canary-gw/canary/internal/configerr"
+)
 
 // Simulation is the optional `simulation:` section of a site config. Only
 // `canary sim` (and the demo) read it; the gateway ignores it. Everything in
@@ -114,4 +120,135 @@ type ScenarioEvent struct {
 	Faults *SimFaults    `yaml:"faults"`
 	Period time.Duration `yaml:"period"`
 	Duty   float64       `yaml:"duty"`
+}
+
+// Validate checks the simulation section on its own (paths relative to
+// `simulation`). Whether the devices and sensors it names exist is checked
+// by the simulator, which has the whole site.
+func (s *Simulation) Validate() error {
+	var l configerr.List
+	if s.Speed < 0 {
+		l.Add("speed", "must not be negative, got %v", s.Speed)
+	}
+	for i, o := range s.Sensors {
+		p := fmt.Sprintf("sensors[%d]", i)
+		if o.Device == "" {
+			l.Add(p+".device", "is required")
+		}
+		if o.Sensor == "" {
+			l.Add(p+".sensor", "is required")
+		}
+		if o.Noise != nil && *o.Noise < 0 {
+			l.Add(p+".noise", "must not be negative, got %v", *o.Noise)
+		}
+		if o.RipplePeriod != nil && *o.RipplePeriod <= 0 {
+			l.Add(p+".ripple_period", "must be positive, got %v", *o.RipplePeriod)
+		}
+		if o.Min != nil && o.Max != nil && *o.Min > *o.Max {
+			l.Add(p+".min", "%v is above max %v", *o.Min, *o.Max)
+		}
+	}
+	for i, d := range s.Devices {
+		p := fmt.Sprintf("devices[%d]", i)
+		if d.Device == "" {
+			l.Add(p+".device", "is required")
+		}
+		switch d.State {
+		case "", "online", "offline", "fault":
+		default:
+			l.Add(p+".state", "%q: want online, offline or fault", d.State)
+		}
+		d.Faults.validate(&l, p+".faults")
+	}
+	names := map[string]bool{}
+	for i, sc := range s.Scenarios {
+		p := fmt.Sprintf("scenarios[%d]", i)
+		switch {
+		case sc.Name == "":
+			l.Add(p+".name", "is required")
+		case names[sc.Name]:
+			l.Add(p+".name", "scenario %q defined twice", sc.Name)
+		}
+		names[sc.Name] = true
+		if sc.Speed < 0 {
+			l.Add(p+".speed", "must not be negative, got %v", sc.Speed)
+		}
+		if len(sc.Events) == 0 {
+			l.Add(p+".events", "a scenario needs at least one event")
+		}
+		for j, ev := range sc.Events {
+			ev.validate(&l, fmt.Sprintf("%s.events[%d]", p, j))
+		}
+	}
+	return l.Err()
+}
+
+func (f SimFaults) validate(l *configerr.List, p string) {
+	if f.Latency < 0 {
+		l.Add(p+".latency", "must not be negative, got %v", f.Latency)
+	}
+	for _, s := range []struct {
+		k string
+		v float64
+	}{{"drop", f.Drop}, {"busy", f.Busy}, {"garbage", f.Garbage}} {
+		if s.v < 0 || s.v > 1 {
+			l.Add(p+"."+s.k, "want a share between 0 and 1, got %v", s.v)
+		}
+	}
+	switch f.Signal {
+	case "", "auto", "band", "exception":
+	default:
+		l.Add(p+".signal", "%q: want auto, band or exception", f.Signal)
+	}
+}
+
+func (ev ScenarioEvent) validate(l *configerr.List, p string) {
+	sensorEffect := false
+	switch ev.Effect {
+	case "add", "approach", "drift", "freeze":
+		sensorEffect = true
+	case "flap":
+	case "state":
+		switch ev.State {
+		case "online", "offline", "fault":
+		default:
+			l.Add(p+".state", "%q: want online, offline or fault", ev.State)
+		}
+	case "faults":
+		if ev.Faults == nil {
+			l.Add(p+".faults", "effect faults needs faults")
+		} else {
+			ev.Faults.validate(l, p+".faults")
+		}
+	default:
+		l.Add(p+".effect", "%q: want add, approach, drift, freeze, state, faults or flap", ev.Effect)
+	}
+	if len(ev.Targets) == 0 {
+		l.Add(p+".targets", "at least one target is required")
+	}
+	for k, tg := range ev.Targets {
+		dev, sen, hasSensor := strings.Cut(tg, "/")
+		switch {
+		case dev == "":
+			l.Add(fmt.Sprintf("%s.targets[%d]", p, k), "%q: no device", tg)
+		case sensorEffect && (!hasSensor || sen == ""):
+			l.Add(fmt.Sprintf("%s.targets[%d]", p, k), "%q: effect %s acts on a sensor, want device/sensor", tg, ev.Effect)
+		case !sensorEffect && hasSensor:
+			l.Add(fmt.Sprintf("%s.targets[%d]", p, k), "%q: effect %s acts on a device, want device", tg, ev.Effect)
+		}
+	}
+	for _, d := range []struct {
+		k string
+		v time.Duration
+	}{{"at", ev.At}, {"delay", ev.Delay}, {"rise", ev.Rise}, {"hold", ev.Hold}, {"fall", ev.Fall}, {"period", ev.Period}} {
+		if d.v < 0 {
+			l.Add(p+"."+d.k, "must not be negative, got %v", d.v)
+		}
+	}
+	if ev.Factor != nil && !(*ev.Factor > 0) {
+		l.Add(p+".factor", "want a positive number, got %v", *ev.Factor)
+	}
+	if ev.Duty < 0 || ev.Duty > 1 {
+		l.Add(p+".duty", "want a share between 0 and 1, got %v", ev.Duty)
+	}
 }

@@ -16,11 +16,69 @@ type actReq struct {
 	at     time.Time
 }
 
-// actResult is the runner's answer: confirmed by read-back or not.
+// actResult is the runner's answer: confirmed by read-back or not, for a
+// trip or a release.
 type actResult struct {
 	action string
+	trip   bool
 	ok     bool
 	detail string
+}
+
+// onActionResult reports a confirmed or failed action to the engine, unless
+// the engine's demand changed meanwhile (a late "tripped" must not confirm
+// a release). A failed action is tried again with backoff for as long as
+// the engine still demands it: a relay module that was offline for a few
+// seconds must still cut the power when it comes back.
+func (g *Gateway) onActionResult(ctx context.Context, r actResult) {
+	if st, ok := g.actionState(r.action); ok && st.Tripped != r.trip {
+		g.log.Debug().Str("action", r.action).Bool("trip", r.trip).Msg("stale action result ignored")
+		return
+	}
+	evs, err := g.eng.ActionResult(time.Now(), r.action, r.ok, r.detail)
+	if err != nil {
+		g.log.Error().Err(err).Str("action", r.action).Msg("action result")
+	}
+	if r.ok {
+		delete(g.actRetry, r.action)
+		delete(g.actBackoff, r.action)
+	} else {
+		b := g.actBackoff[r.action]
+		b = min(max(2*b, time.Second), 10*time.Second)
+		g.actBackoff[r.action] = b
+		g.actRetry[r.action] = time.Now().Add(b)
+	}
+	g.commit(ctx, evs, nil)
+}
+
+// retryActions queues failed actions whose backoff has passed, with the
+// engine's current demand.
+func (g *Gateway) retryActions(now time.Time) {
+	for name, at := range g.actRetry {
+		if now.Before(at) {
+			continue
+		}
+		st, ok := g.actionState(name)
+		if !ok {
+			delete(g.actRetry, name)
+			continue
+		}
+		g.actRetry[name] = now.Add(g.actBackoff[name]) // until a result comes back
+		g.log.Warn().Str("action", name).Bool("trip", st.Tripped).Msg("retrying failed interlock action")
+		select {
+		case g.actReqs <- actReq{action: name, trip: st.Tripped, at: now}:
+		default:
+		}
+	}
+}
+
+func (g *Gateway) actionState(name string) (alerting.ActionState, bool) {
+	for _, st := range g.eng.Actions() {
+		if st.ID == name {
+			return st, true
+		}
+	}
+	return alerting.ActionState{}, false
 }
 
 // queueAction hands a trip or release to the runner without blocking the
@@ -38,7 +96,7 @@ func (g *Gateway) queueAction(ev alerting.Event) {
 		// the engine raises "action failed" instead of waiting silently.
 		g.log.Error().Str("action", name).Msg("action queue full")
 		select {
-		case g.actDone <- actResult{action: name, ok: false, detail: "action queue full"}:
+		case g.actDone <- actResult{action: name, trip: req.trip, ok: false, detail: "action queue full"}:
 		default:
 		}
 	}
@@ -53,6 +111,7 @@ func (g *Gateway) runActions(ctx context.Context) error {
 			return nil
 		case r := <-g.actReqs:
 			res := g.doAction(ctx, r)
+			res.trip = r.trip
 			ev := g.log.Info()
 			if !res.ok {
 				ev = g.log.Error()
@@ -92,9 +151,29 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 	if !ok {
 		return actResult{action: r.action, detail: "target register is not a configured sensor"}
 	}
-	wctx, cancel := context.WithTimeout(ctx, g.o.ActionTimeout)
+	// A write whose answer is lost may still have switched the relay, and
+	// writing the same value again is harmless: retry until confirmed or
+	// the confirm timeout is spent, then report failure (P1 "action
+	// failed"). One deadline covers the writes and the read-back wait.
+	timeout := a.ConfirmTimeout
+	if timeout <= 0 {
+		timeout = g.o.ActionTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	back, err := g.polls.Write(wctx, a.Device, sensor, value)
+	var back float64
+	var err error
+	for attempt := 1; ; attempt++ {
+		back, err = g.polls.Write(wctx, a.Device, sensor, value)
+		if err == nil || wctx.Err() != nil {
+			break
+		}
+		g.log.Warn().Err(err).Str("action", r.action).Int("attempt", attempt).Msg("interlock write failed, retrying")
+		select {
+		case <-wctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return actResult{action: r.action, detail: err.Error()}
 	}
@@ -110,12 +189,6 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 	if !ok {
 		return actResult{action: r.action, detail: "read-back point is not a configured sensor"}
 	}
-	timeout := a.ConfirmTimeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
 	poll := time.NewTicker(50 * time.Millisecond)
 	defer poll.Stop()
 	for {
@@ -125,7 +198,7 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 		select {
 		case <-ctx.Done():
 			return actResult{action: r.action, detail: "stopped"}
-		case <-deadline.C:
+		case <-wctx.Done():
 			return actResult{action: r.action, detail: fmt.Sprintf("wrote %v but %s.%s did not read %v within %s", value, rb.Device, point, want, timeout)}
 		case <-poll.C:
 		}

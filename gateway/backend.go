@@ -13,11 +13,11 @@ import (
 // backend adapts the gateway to the HTTP API's Backend.
 type backend Gateway
 
-func (b *backend) Readings() []httpapi.Reading           { return b.view.readingsList() }
-func (b *backend) Alarms() []httpapi.Alarm               { return b.view.alarmList() }
-func (b *backend) Devices() []httpapi.Device             { return b.view.deviceList() }
+func (b *backend) Readings() []httpapi.Reading            { return b.view.readingsList() }
+func (b *backend) Alarms() []httpapi.Alarm                { return b.view.alarmList() }
+func (b *backend) Devices() []httpapi.Device              { return b.view.deviceList() }
 func (b *backend) History(limit int) []httpapi.Transition { return b.view.historyTail(limit) }
-func (b *backend) Ready() bool                           { return b.ready.Load() }
+func (b *backend) Ready() bool                            { return b.ready.Load() }
 
 // Command runs an HTTP operator command through the same parser rules as
 // the MQTT cmd topic.

@@ -22,44 +22,56 @@ type cmdReq struct {
 	done chan error
 }
 
-// core is the one goroutine that owns the alarm engine.
+// core is the one goroutine that owns the alarm engine. ctx only tells it
+// to leave the loop: everything it commits is committed with a context that
+// is never cancelled, so that a transition the engine made is never lost to
+// a shutdown racing the outbox.
 func (g *Gateway) core(ctx context.Context) error {
 	tick := time.NewTicker(g.o.TickEvery)
 	defer tick.Stop()
+	work := context.WithoutCancel(ctx)
 	g.linger = time.NewTimer(lingerFor)
 	g.linger.Stop()
 	defer g.linger.Stop()
 	for {
+		// Leaving has priority over work that is ready at the same time.
 		select {
 		case <-ctx.Done():
-			// Commit what the pollers handed over before they stopped.
-			for {
-				select {
-				case b := <-g.batches:
-					g.onBatches(context.Background(), g.takeQueued(b))
-				default:
-					g.flush(context.Background(), nil)
-					return g.persist()
-				}
-			}
+			return g.drain(work)
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return g.drain(work)
 		case b := <-g.batches:
-			g.onBatches(ctx, g.takeQueued(b))
+			g.onBatches(work, g.takeQueued(b))
 		case <-g.linger.C:
 			g.lingering = false
-			g.flush(ctx, nil)
+			g.flush(work, nil)
 		case c := <-g.cmds:
-			c.done <- g.onCommand(ctx, c.cmd)
+			c.done <- g.onCommand(work, c.cmd)
 		case r := <-g.actDone:
-			evs, err := g.eng.ActionResult(time.Now(), r.action, r.ok, r.detail)
-			if err != nil {
-				g.log.Error().Err(err).Str("action", r.action).Msg("action result")
-			}
-			g.commit(ctx, evs, nil)
+			g.onActionResult(work, r)
 		case now := <-tick.C:
-			g.commit(ctx, g.eng.Tick(now), nil)
+			g.commit(work, g.eng.Tick(now), nil)
+			g.retryActions(now)
+			g.resendAlarms(work)
 			if g.stateDirty && now.Sub(g.persistedAt) >= persistEvery {
 				g.persistNow(now)
 			}
+		}
+	}
+}
+
+// drain commits what the pollers handed over before they stopped.
+func (g *Gateway) drain(ctx context.Context) error {
+	for {
+		select {
+		case b := <-g.batches:
+			g.onBatches(ctx, g.takeQueued(b))
+		default:
+			g.flush(ctx, nil)
+			return g.persist()
 		}
 	}
 }
@@ -174,7 +186,10 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 		g.log.Error().Err(err).Str("device", b.Device).Msg("alarm evaluation")
 	}
 	g.view.setReadings(*b, metas, *payload)
-	g.view.setDevice(*b)
+	if g.view.setDevice(*b) {
+		// The retained status names each device's communication state.
+		g.pub.StatusChanged()
+	}
 	return evs
 }
 
@@ -188,10 +203,18 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 	}
 	items := make([]outbox.Item, 0, 2*len(evs)+len(readings))
 	changed := map[string]bool{}
+	// eventSeq is the seq of the latest event of each alarm in this commit,
+	// filled in as the outbox encodes the events (in order, before the
+	// alarm states appended after them), so that the alarm's state carries
+	// the seq of the transition that produced it into InfluxDB.
+	eventSeq := map[string]uint64{}
 	for i := range evs {
 		ev := evs[i]
 		items = append(items, mqtt.EventItem(func(dst []byte, seq uint64) []byte {
 			ev.Seq = seq
+			if ev.Alarm != "" {
+				eventSeq[ev.Alarm] = seq
+			}
 			b, _ := ev.MarshalJSON() // hand-written encoder, never fails
 			return append(dst, b...)
 		}))
@@ -207,18 +230,25 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 	}
 	for id := range changed {
 		st, _ := g.eng.Alarm(id)
-		var payload []byte
-		if st.State != alerting.Normal {
-			payload, _ = st.MarshalJSON()
+		if st.State == alerting.Normal {
+			items = append(items, mqtt.AlarmItem(id, nil)) // clears the retained state
+			continue
 		}
-		items = append(items, mqtt.AlarmItem(id, payload))
+		payload, _ := st.MarshalJSON()
+		items = append(items, mqtt.AlarmStateItem(id, payload, func() uint64 { return eventSeq[id] }))
 	}
 	items = append(items, readings...)
 	// Not ctx: when the core is told to stop, a tick or linger that raced
 	// with it must still land. The outbox is open until Run returned, so
 	// this cannot block forever.
-	seqs, err := g.ob.Append(context.WithoutCancel(ctx), items...)
+	seqs, err := g.appendAll(context.WithoutCancel(ctx), items)
 	if err != nil {
+		// Alarm states that did not go out are sent again on every tick
+		// until they do (resendAlarms): the retained topic must not stay
+		// stale.
+		for id := range changed {
+			g.unsent[id] = true
+		}
 		// The outbox refuses only when closed or the disk fails: the
 		// alarm state is still live in the engine, the UI and the
 		// persisted snapshot, and the log says what did not go out.
@@ -343,7 +373,7 @@ func (g *Gateway) restore(ctx context.Context) error {
 		return fmt.Errorf("gateway: read alarm state: %w", err)
 	}
 	evs, err := g.eng.Restore(time.Now(), data)
-	if err != nil {
+	if err != nil && evs == nil && len(nonNormal(g.eng.Alarms())) == 0 {
 		// A corrupt state file must not keep the gateway from watching
 		// the site; the alarms re-raise from live readings.
 		g.log.Error().Err(err).Str("file", g.statePath).Msg("alarm state not restored")
@@ -351,12 +381,65 @@ func (g *Gateway) restore(ctx context.Context) error {
 		_ = os.Rename(g.statePath, bad)
 		return nil
 	}
-	for _, st := range g.eng.Alarms() {
+	if err != nil {
+		// Partly restored (e.g. alarms that are no longer configured):
+		// keep what was restored, including the interlock trips it
+		// re-issues.
+		g.log.Warn().Err(err).Str("file", g.statePath).Msg("alarm state partly restored")
+	}
+	restored := nonNormal(g.eng.Alarms())
+	for _, st := range restored {
 		g.view.setAlarm(nil, st)
+		// Publish every restored state again: retained states are
+		// idempotent, and a broker that lost its store, or a crash
+		// between the outbox commit and the snapshot, would otherwise
+		// leave the retained topic wrong until the next transition.
+		g.unsent[st.ID] = true
 	}
 	g.commit(ctx, evs, nil)
+	g.resendAlarms(ctx)
 	g.log.Info().Int("alarms", len(g.eng.Alarms())).Msg("alarm state restored")
 	return nil
+}
+
+func nonNormal(all []alerting.AlarmState) []alerting.AlarmState {
+	var out []alerting.AlarmState
+	for _, st := range all {
+		if st.State != alerting.Normal {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// resendAlarms publishes the current state of every alarm whose state did
+// not reach the outbox (or must be republished after a restart).
+func (g *Gateway) resendAlarms(ctx context.Context) {
+	if len(g.unsent) == 0 {
+		return
+	}
+	items := make([]outbox.Item, 0, len(g.unsent))
+	ids := make([]string, 0, len(g.unsent))
+	for id := range g.unsent {
+		st, ok := g.eng.Alarm(id)
+		if !ok {
+			delete(g.unsent, id)
+			continue
+		}
+		var payload []byte
+		if st.State != alerting.Normal {
+			payload, _ = st.MarshalJSON()
+		}
+		items = append(items, mqtt.AlarmItem(id, payload))
+		ids = append(ids, id)
+	}
+	if _, err := g.appendAll(ctx, items); err != nil {
+		g.log.Error().Err(err).Int("alarms", len(items)).Msg("outbox append failed, alarm states will be sent again")
+		return
+	}
+	for _, id := range ids {
+		delete(g.unsent, id)
+	}
 }
 
 // persist writes the engine snapshot atomically (write, fsync, rename).

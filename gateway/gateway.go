@@ -19,6 +19,7 @@ import (
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/gateway/httpapi"
+	"github.com/canary-gw/canary/gateway/ingest"
 	"github.com/canary-gw/canary/gateway/mqtt"
 	"github.com/canary-gw/canary/gateway/outbox"
 	"github.com/canary-gw/canary/internal/configerr"
@@ -55,13 +56,19 @@ type Gateway struct {
 	site *configs.Site
 	log  zerolog.Logger
 
-	ob      *outbox.Outbox
-	eng     *alerting.Engine
-	polls   *modbus.Group
-	pub     *mqtt.Publisher
-	http    *httpapi.Server
-	actions map[string]configs.Action
-	met     *metrics
+	ob *outbox.Outbox
+	// obInflux feeds the optional direct InfluxDB writer (the site's
+	// influxdb: section): a second durable queue with the same appends, so
+	// that the MQTT publisher and the writer each release what they
+	// delivered, independently.
+	obInflux *outbox.Outbox
+	direct   *ingest.Direct
+	eng      *alerting.Engine
+	polls    *modbus.Group
+	pub      *mqtt.Publisher
+	http     *httpapi.Server
+	actions  map[string]configs.Action
+	met      *metrics
 
 	statePath string
 	batches   chan modbus.Batch
@@ -72,6 +79,12 @@ type Gateway struct {
 
 	view  view
 	ready atomic.Bool
+
+	// Core-goroutine state: alarm states to send again, failed interlock
+	// actions waiting for their next attempt.
+	unsent     map[string]bool
+	actRetry   map[string]time.Time
+	actBackoff map[string]time.Duration
 
 	// Scratch space of the core goroutine, reused across polls.
 	group     []modbus.Batch
@@ -111,6 +124,10 @@ func New(o Options) (*Gateway, error) {
 		actDone: make(chan actResult, 64),
 		actReqs: make(chan actReq, 256),
 		actions: map[string]configs.Action{},
+
+		unsent:     map[string]bool{},
+		actRetry:   map[string]time.Time{},
+		actBackoff: map[string]time.Duration{},
 	}
 	for _, a := range s.Actions {
 		g.actions[a.ID] = a
@@ -136,12 +153,18 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.ob = ob
 	g.statePath = filepath.Join(s.Outbox.Dir, "alarm-state.json")
+	if s.InfluxDB != nil {
+		if err := g.openDirect(); err != nil {
+			_ = ob.Close()
+			return nil, err
+		}
+	}
 
 	devs := make([]modbus.Device, len(s.Devices))
 	for i := range s.Devices {
 		devs[i] = modbus.Device{Config: s.Devices[i].DeviceConfig, Sensors: s.Devices[i].ModbusSensors()}
 	}
-	plog := g.log.With().Str("component", "modbus").Logger()
+	plog := g.log
 	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink})
 	if err != nil {
 		_ = ob.Close()
@@ -151,7 +174,7 @@ func New(o Options) (*Gateway, error) {
 
 	pub, err := mqtt.NewPublisher(mqtt.Options{
 		Config: s.MQTT, Site: s.Site, Outbox: ob, Release: s.Outbox.Release,
-		Log:      g.log.With().Str("component", "mqtt").Logger(),
+		Log:      g.o.Log, // the publisher adds its own site and component fields
 		Status:   g.deviceStatus,
 		Commands: g.mqttCommand,
 	})
@@ -171,7 +194,7 @@ func New(o Options) (*Gateway, error) {
 		g.view.users = users
 		srv, err := httpapi.New(httpapi.Options{
 			Config: s.HTTP, Users: users, Backend: (*backend)(g), Registry: o.Registry,
-			Logger: g.log.With().Str("component", "http").Logger(),
+			Logger: g.log,
 			Site:   s.Site, SiteName: s.Name,
 		})
 		if err != nil {
@@ -183,8 +206,55 @@ func New(o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Close releases the outbox; call it after Run returned.
-func (g *Gateway) Close() error { return g.ob.Close() }
+// Close releases the outboxes; call it after Run returned.
+func (g *Gateway) Close() error {
+	err := g.ob.Close()
+	if g.obInflux != nil {
+		err = errors.Join(err, g.obInflux.Close())
+	}
+	return err
+}
+
+// openDirect opens the second outbox and the InfluxDB writer for the
+// site's influxdb: section.
+func (g *Gateway) openDirect() error {
+	dir := filepath.Join(g.site.Outbox.Dir, "influxdb")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("gateway: influxdb outbox dir: %w", err)
+	}
+	ob, err := outbox.Open(outbox.Options{Dir: dir, MaxBytes: int64(g.site.Outbox.MaxBytes), Log: g.log, OnDrop: g.onDrop})
+	if err != nil {
+		return fmt.Errorf("gateway: influxdb outbox: %w", err)
+	}
+	w, err := ingest.NewWriter(ingest.WriterOptions{Config: *g.site.InfluxDB, Log: g.log})
+	if err != nil {
+		_ = ob.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
+	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: ob, Writer: w, Site: g.site.Site, Log: g.log})
+	if err != nil {
+		_ = ob.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.obInflux, g.direct = ob, d
+	return nil
+}
+
+// appendAll commits items to the outbox, and to the InfluxDB outbox when
+// the site writes to InfluxDB directly. Encoders are pure, so the same
+// items are encoded once per outbox, each with its own seq (identical,
+// since both see the same appends).
+func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64, error) {
+	seqs, err := g.ob.Append(ctx, items...)
+	// The InfluxDB queue gets exactly what the main queue got, so that both
+	// allocate the same seqs.
+	if err == nil && g.obInflux != nil {
+		if _, ierr := g.obInflux.Append(ctx, items...); ierr != nil {
+			g.log.Error().Err(ierr).Msg("influxdb outbox append failed")
+		}
+	}
+	return seqs, err
+}
 
 // Engine state restored from disk, then everything runs until ctx ends.
 // Shutdown drains: pollers stop first, the core commits what they sent,
@@ -199,6 +269,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer stopPolls()
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCore()
+	// The publisher, the InfluxDB writer and the HTTP server outlive the
+	// core by a little: they stop after it has committed its last batch
+	// (so that goes out too), and they also stop when any component fails,
+	// so a failed component never leaves a gateway that says "online"
+	// without evaluating anything: Run returns and the service restarts.
+	compCtx, stopComps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopComps()
 
 	grp, gctx := errgroup.WithContext(ctx)
 	var pollWG sync.WaitGroup
@@ -216,8 +293,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return g.core(coreCtx)
 	})
 	grp.Go(func() error { return g.runActions(gctx) })
+	if g.direct != nil {
+		grp.Go(func() error {
+			if err := g.direct.Run(compCtx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("influxdb: %w", err)
+			}
+			return nil
+		})
+	}
 	grp.Go(func() error {
-		if err := g.pub.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := g.pub.Run(compCtx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("mqtt: %w", err)
 		}
 		return nil
@@ -226,9 +311,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		grp.Go(func() error {
 			var err error
 			if g.o.HTTPListener != nil {
-				err = g.http.Serve(ctx, g.o.HTTPListener)
+				err = g.http.Serve(compCtx, g.o.HTTPListener)
 			} else {
-				err = g.http.Run(ctx)
+				err = g.http.Run(compCtx)
 			}
 			if err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("http: %w", err)
@@ -237,7 +322,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		})
 	}
 	// Stop order: when ctx (or a failing component) ends the group, the
-	// pollers stop, then the core drains what they already sent.
+	// pollers stop, then the core drains what they already sent, then the
+	// publisher (with its grace period for outstanding PUBACKs), the
+	// InfluxDB writer and the HTTP server.
 	grp.Go(func() error {
 		<-gctx.Done()
 		g.ready.Store(false)
@@ -245,6 +332,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		pollWG.Wait()
 		stopCore()
 		<-coreDone
+		stopComps()
 		return nil
 	})
 	g.ready.Store(true)

@@ -71,7 +71,7 @@ type collector struct {
 	g *Gateway
 
 	polls, pollErrors, timeouts, exceptions, skipped, reconnects, latency, online *prometheus.Desc
-	obRecords, obBytes, published, released, connected                          *prometheus.Desc
+	obRecords, obBytes, obAge, published, released, connected                     *prometheus.Desc
 }
 
 func newCollector(g *Gateway) *collector {
@@ -92,6 +92,7 @@ func newCollector(g *Gateway) *collector {
 		online:     d("canary_device_online", "1 when the device answered its last poll.", dev),
 		obRecords:  d("canary_outbox_records", "Records waiting in the outbox, by lane.", []string{"lane"}),
 		obBytes:    d("canary_outbox_bytes", "Bytes waiting in the outbox, by lane.", []string{"lane"}),
+		obAge:      d("canary_outbox_oldest_age_seconds", "Age of the oldest record waiting in the outbox, by lane (0 when empty): how far behind delivery is.", []string{"lane"}),
 		published:  d("canary_mqtt_published_total", "MQTT PUBLISH packets sent.", nil),
 		released:   d("canary_mqtt_released_total", "Outbox records released after delivery.", nil),
 		connected:  d("canary_mqtt_connected", "1 while connected to the broker.", nil),
@@ -100,7 +101,7 @@ func newCollector(g *Gateway) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.reconnects,
-		c.latency, c.online, c.obRecords, c.obBytes, c.published, c.released, c.connected} {
+		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected} {
 		ch <- d
 	}
 }
@@ -124,6 +125,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range []outbox.Lane{outbox.Alarms, outbox.Readings} {
 		ch <- prometheus.MustNewConstMetric(c.obRecords, prometheus.GaugeValue, float64(os.Records[l]), l.String())
 		ch <- prometheus.MustNewConstMetric(c.obBytes, prometheus.GaugeValue, float64(os.Bytes[l]), l.String())
+		age := 0.0
+		if recs, err := c.g.ob.Drain(l, 0, 1); err == nil && len(recs) == 1 {
+			age = max(0, time.Since(time.Unix(0, recs[0].At)).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(c.obAge, prometheus.GaugeValue, age, l.String())
 	}
 	ps := c.g.pub.Stats()
 	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(ps.Published))

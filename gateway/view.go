@@ -130,16 +130,20 @@ func deviceState(b modbus.Batch) (state, msg string) {
 	return "offline", b.Err.Error()
 }
 
-func (v *view) setDevice(b modbus.Batch) {
+// setDevice records a poll's outcome and reports whether the device's
+// communication state changed.
+func (v *view) setDevice(b modbus.Batch) bool {
 	state, msg := deviceState(b)
 	v.mu.Lock()
 	d := v.devices[b.Device]
+	changed := d.State != state
 	d.State, d.Error = state, msg
 	if state == "online" {
 		d.LastOK = b.At
 	}
 	v.devices[b.Device] = d
 	v.mu.Unlock()
+	return changed
 }
 
 func (v *view) publishReadings(srv *httpapi.Server, p mqtt.Readings) {

@@ -9,7 +9,9 @@ export PATH="$(go env GOPATH)/bin:/usr/sbin:$PATH"
 export CANARY_INFLUXD="$(go env GOPATH)/bin/influxd"
 
 go vet ./...
-go test -count=1 -timeout 20m ./...
+# One package at a time: several packages assert on poll counts and drive a
+# real browser, and on a 2-core box parallel packages only starve each other.
+go test -count=1 -p 1 -timeout 25m ./...
 
 # Each fuzz target runs briefly so that CI keeps its corpus honest; longer
 # runs are for developers (docs/testing.md).

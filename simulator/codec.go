@@ -13,9 +13,6 @@ import (
 // drivers/modbus can replace it without touching the rest of the simulator.
 type encoder func(s configs.Sensor, v float64) ([]uint16, error)
 
-// decoder is the inverse of encoder, used for values written by a client.
-type decoder func(s configs.Sensor, regs []uint16) (float64, error)
-
 // pointShape is where a sensor lives and how wide it is, resolved once.
 type pointShape struct {
 	table string // holding | input | coil | discrete

@@ -27,24 +27,24 @@ func TestEncodeValue(t *testing.T) {
 		want          []uint16
 	}{
 		{"float32 ABCD pi", "float32", "ABCD", 0, 0, math.Float64frombits(0x400921fb60000000), []uint16{0x4049, 0x0fdb}},
-		{"float32 CDAB pi", "float32", "CDAB", 0, 0, float64(float32(math.Pi)), []uint16{0x0fdb, 0x4049}},                  // low word first
-		{"float32 BADC pi", "float32", "BADC", 0, 0, float64(float32(math.Pi)), []uint16{0x4940, 0xdb0f}},                  // bytes swapped in words
-		{"float32 DCBA pi", "float32", "DCBA", 0, 0, float64(float32(math.Pi)), []uint16{0xdb0f, 0x4940}},                  // little endian
-		{"float64 ABCDEFGH 1.5", "float64", "ABCDEFGH", 0, 0, 1.5, []uint16{0x3ff8, 0, 0, 0}},                               // 0x3FF8000000000000
-		{"float64 GHEFCDAB 1.5", "float64", "GHEFCDAB", 0, 0, 1.5, []uint16{0, 0, 0, 0x3ff8}},                               // words reversed
-		{"float64 BADCFEHG 1.5", "float64", "BADCFEHG", 0, 0, 1.5, []uint16{0xf83f, 0, 0, 0}},                               // bytes swapped
-		{"float64 HGFEDCBA 1.5", "float64", "HGFEDCBA", 0, 0, 1.5, []uint16{0, 0, 0, 0xf83f}},                               // little endian
-		{"int16 negative scaled", "int16", "", 0.01, 0, -1.23, []uint16{0xff85}},                                           // -123
-		{"int16 saturates", "int16", "", 1, 0, 40000, []uint16{0x7fff}},                                                    // clamps at max
-		{"uint16 offset", "uint16", "", 0.1, -40, 21.5, []uint16{615}},                                                     // (21.5+40)/0.1
-		{"uint16 negative saturates to 0", "uint16", "", 1, 0, -5, []uint16{0}},                                            // no wrap
-		{"int32 CDAB", "int32", "CDAB", 1, 0, -2, []uint16{0xfffe, 0xffff}},                                               // 0xFFFFFFFE low word first
-		{"uint32 ABCD", "uint32", "ABCD", 1, 0, 0x12345678, []uint16{0x1234, 0x5678}},                                     // big endian
-		{"uint32 BADC", "uint32", "BADC", 1, 0, 0x12345678, []uint16{0x3412, 0x7856}},                                     // byte swapped
-		{"int64 ABCDEFGH", "int64", "ABCDEFGH", 1, 0, -1, []uint16{0xffff, 0xffff, 0xffff, 0xffff}},                       // all ones
-		{"uint64 HGFEDCBA", "uint64", "HGFEDCBA", 1, 0, 0x0102030405068000, []uint16{0x0080, 0x0605, 0x0403, 0x0201}},     // little endian
-		{"uint16 BADC byte swap", "uint16", "BADC", 1, 0, 0x1234, []uint16{0x3412}},                                       // 16-bit swapped
-		{"bool", "bool", "", 0, 0, 1, []uint16{1}},                                                                        // set
+		{"float32 CDAB pi", "float32", "CDAB", 0, 0, float64(float32(math.Pi)), []uint16{0x0fdb, 0x4049}},             // low word first
+		{"float32 BADC pi", "float32", "BADC", 0, 0, float64(float32(math.Pi)), []uint16{0x4940, 0xdb0f}},             // bytes swapped in words
+		{"float32 DCBA pi", "float32", "DCBA", 0, 0, float64(float32(math.Pi)), []uint16{0xdb0f, 0x4940}},             // little endian
+		{"float64 ABCDEFGH 1.5", "float64", "ABCDEFGH", 0, 0, 1.5, []uint16{0x3ff8, 0, 0, 0}},                         // 0x3FF8000000000000
+		{"float64 GHEFCDAB 1.5", "float64", "GHEFCDAB", 0, 0, 1.5, []uint16{0, 0, 0, 0x3ff8}},                         // words reversed
+		{"float64 BADCFEHG 1.5", "float64", "BADCFEHG", 0, 0, 1.5, []uint16{0xf83f, 0, 0, 0}},                         // bytes swapped
+		{"float64 HGFEDCBA 1.5", "float64", "HGFEDCBA", 0, 0, 1.5, []uint16{0, 0, 0, 0xf83f}},                         // little endian
+		{"int16 negative scaled", "int16", "", 0.01, 0, -1.23, []uint16{0xff85}},                                      // -123
+		{"int16 saturates", "int16", "", 1, 0, 40000, []uint16{0x7fff}},                                               // clamps at max
+		{"uint16 offset", "uint16", "", 0.1, -40, 21.5, []uint16{615}},                                                // (21.5+40)/0.1
+		{"uint16 negative saturates to 0", "uint16", "", 1, 0, -5, []uint16{0}},                                       // no wrap
+		{"int32 CDAB", "int32", "CDAB", 1, 0, -2, []uint16{0xfffe, 0xffff}},                                           // 0xFFFFFFFE low word first
+		{"uint32 ABCD", "uint32", "ABCD", 1, 0, 0x12345678, []uint16{0x1234, 0x5678}},                                 // big endian
+		{"uint32 BADC", "uint32", "BADC", 1, 0, 0x12345678, []uint16{0x3412, 0x7856}},                                 // byte swapped
+		{"int64 ABCDEFGH", "int64", "ABCDEFGH", 1, 0, -1, []uint16{0xffff, 0xffff, 0xffff, 0xffff}},                   // all ones
+		{"uint64 HGFEDCBA", "uint64", "HGFEDCBA", 1, 0, 0x0102030405068000, []uint16{0x0080, 0x0605, 0x0403, 0x0201}}, // little endian
+		{"uint16 BADC byte swap", "uint16", "BADC", 1, 0, 0x1234, []uint16{0x3412}},                                   // 16-bit swapped
+		{"bool", "bool", "", 0, 0, 1, []uint16{1}},                                                                    // set
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

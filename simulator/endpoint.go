@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,6 +24,7 @@ type endpoint struct {
 	devices []*device
 	baud    int
 
+	listen  string // where a TCP endpoint listens (the url's host:port, or 127.0.0.1:0 with Localize)
 	addr    string // resolved listening address or pty path
 	ln      net.Listener
 	ptmx    *os.File
@@ -61,14 +61,18 @@ func (ep *endpoint) open(s *Simulator) error {
 	ep.conns = map[io.Closer]struct{}{}
 	switch ep.link.scheme {
 	case "tcp", "rtuovertcp":
-		ln, err := net.Listen("tcp", ep.link.target)
+		listen := ep.listen
+		if listen == "" {
+			listen = ep.link.target
+		}
+		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return err
 		}
 		ep.ln, ep.addr = ln, ln.Addr().String()
 		return nil
 	}
-	ptmx, tty, err := pty.Open()
+	ptmx, tty, err := openPTY()
 	if err != nil {
 		return fmt.Errorf("open pseudo-terminal: %w", err)
 	}
@@ -83,6 +87,10 @@ func (ep *endpoint) open(s *Simulator) error {
 	// gateway; otherwise the pty path is printed and shown in the API.
 	target := ep.link.target
 	if !strings.HasPrefix(filepath.Clean(target), "/dev/") {
+		// A link left behind by a killed run still points into /dev/pts.
+		if old, err := os.Readlink(target); err == nil && strings.HasPrefix(old, "/dev/pts/") {
+			_ = os.Remove(target)
+		}
 		if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
 			if err := os.Symlink(tty.Name(), target); err == nil {
 				ep.symlink, ep.addr = target, target
@@ -92,6 +100,39 @@ func (ep *endpoint) open(s *Simulator) error {
 		}
 	}
 	return nil
+}
+
+// openPTY opens a pseudo-terminal pair whose master stays in the runtime's
+// poller, so that read deadlines (the RTU t3.5 silence) work. creack/pty's
+// Open calls Fd() on the master, which makes it blocking and deadlines
+// ineffective.
+func openPTY() (ptmx, tty *os.File, err error) {
+	ptmx, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := ptmx.SyscallConn()
+	if err != nil {
+		ptmx.Close()
+		return nil, nil, err
+	}
+	var n int
+	var ierr error
+	if err := sc.Control(func(fd uintptr) {
+		if ierr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ierr != nil {
+			return
+		}
+		n, ierr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
+	}); err != nil || ierr != nil {
+		ptmx.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", errors.Join(err, ierr))
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		ptmx.Close()
+		return nil, nil, err
+	}
+	return ptmx, tty, nil
 }
 
 func makeRaw(f *os.File) error {
@@ -311,6 +352,10 @@ func (s *Simulator) serveRTU(ctx context.Context, ep *endpoint, rw deadlineRW, i
 		unit, pdu, perr := parseRTUFrame(frame)
 		if perr != nil {
 			s.log.Debug().Err(perr).Str("addr", ep.addr).Msg("rtu frame dropped")
+			continue
+		}
+		if unit == 0 {
+			s.broadcast(ep, pdu) // writes reach every unit on the line; nobody answers
 			continue
 		}
 		r := s.handle(ep, unit, pdu)

@@ -113,3 +113,7 @@ devices:
 simulation:
   seed: 42
 `
+
+func faults(latency time.Duration, drop, busy, garbage float64) configs.SimFaults {
+	return configs.SimFaults{Latency: latency, Drop: drop, Busy: busy, Garbage: garbage}
+}

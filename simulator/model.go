@@ -33,10 +33,10 @@ type device struct {
 	tables   map[string]*table
 
 	// Guarded by Simulator.mu.
-	state   string
-	faults  configs.SimFaults
-	rng     *rand.Rand // fault draws: deterministic in request order
-	effects []*effect
+	state      string
+	faults     configs.SimFaults
+	rng        *rand.Rand // fault draws: deterministic in request order
+	effects    []*effect
 	allCurrent bool
 }
 
@@ -137,13 +137,14 @@ func newDevice(cfg configs.Device, sim *configs.Simulation, seed int64) (*device
 			return nil, fmt.Errorf("simulation sensor %s/%s: no such sensor", o.Device, o.Sensor)
 		}
 	}
-	d.rng = rand.New(rand.NewPCG(uint64(seed), d.sensors0Key()))
+	d.rng = rand.New(rand.NewPCG(uint64(seed), deviceKey(d.id)))
 	return d, nil
 }
 
-func (d *device) sensors0Key() uint64 {
+// deviceKey is FNV-1a of a device id: the device's own fault stream.
+func deviceKey(id string) uint64 {
 	var h uint64 = 14695981039346656037
-	for _, c := range []byte(d.id) {
+	for _, c := range []byte(id) {
 		h ^= uint64(c)
 		h *= 1099511628211
 	}

@@ -83,7 +83,7 @@ func (s *Simulator) execute(dev *device, pdu []byte, t time.Duration, band bool)
 		if qty < 1 || qty > 2000 || addr+qty > 0x10000 {
 			return exception(fc, excIllegalValue)
 		}
-		tbl := dev.tables[map[byte]string{0x01: "coil", 0x02: "discrete"}[fc]]
+		tbl := dev.tables[tableOf(fc)]
 		if tbl == nil || !tbl.covers(addr, qty) {
 			return exception(fc, excIllegalAddress)
 		}
@@ -104,7 +104,7 @@ func (s *Simulator) execute(dev *device, pdu []byte, t time.Duration, band bool)
 		if qty < 1 || qty > 125 || addr+qty > 0x10000 {
 			return exception(fc, excIllegalValue)
 		}
-		tbl := dev.tables[map[byte]string{0x03: "holding", 0x04: "input"}[fc]]
+		tbl := dev.tables[tableOf(fc)]
 		if tbl == nil || !tbl.covers(addr, qty) {
 			return exception(fc, excIllegalAddress)
 		}
@@ -295,4 +295,38 @@ func (s *Simulator) currentRegs(sn *sensor, t time.Duration) []uint16 {
 		return []uint16{regs[0] << sn.shape.bit}
 	}
 	return append([]uint16(nil), regs...)
+}
+
+// broadcast runs a write sent to unit 0 on a serial line on every online
+// device of the line. Reads are meaningless as broadcasts and ignored.
+func (s *Simulator) broadcast(ep *endpoint, pdu []byte) {
+	if len(pdu) == 0 {
+		return
+	}
+	switch pdu[0] {
+	case 0x05, 0x06, 0x0f, 0x10:
+	default:
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.clock.now()
+	for _, d := range ep.devices {
+		if state, _ := d.linkAt(t); state == StateOnline {
+			s.execute(d, pdu, t, false)
+		}
+	}
+}
+
+// tableOf is the table a read function addresses.
+func tableOf(fc byte) string {
+	switch fc {
+	case 0x01:
+		return "coil"
+	case 0x02:
+		return "discrete"
+	case 0x03:
+		return "holding"
+	}
+	return "input"
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/internal/configerr"
 	"github.com/rs/zerolog"
 )
 
@@ -34,6 +35,10 @@ type Options struct {
 	// ControlToken, when set, must come as "Authorization: Bearer <token>"
 	// on every state-changing control request.
 	ControlToken string
+	// Localize serves every TCP endpoint on 127.0.0.1 at a free port
+	// instead of the url's host and port, so a plant's site file can be
+	// tried on a laptop; DeviceURL and the control API show where.
+	Localize bool
 	// MaxConns bounds the connections per TCP endpoint; default 256.
 	MaxConns int
 	// IdleTimeout closes a TCP connection that sent nothing for this long;
@@ -92,6 +97,9 @@ func New(opts Options) (*Simulator, error) {
 	}
 	speed := 1.0
 	if sim != nil {
+		if err := sim.Validate(); err != nil {
+			return nil, configerr.Prefix("simulation", err)
+		}
 		s.seed = sim.Seed
 		if sim.Speed > 0 {
 			speed = sim.Speed
@@ -121,6 +129,9 @@ func New(opts Options) (*Simulator, error) {
 		ep := eps[l]
 		if ep == nil {
 			ep = &endpoint{link: l, units: map[uint8]*device{}, baud: dc.Baud}
+			if opts.Localize && l.scheme != "rtu" {
+				ep.listen = "127.0.0.1:0"
+			}
 			eps[l] = ep
 			s.endpoints = append(s.endpoints, ep)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -24,21 +23,13 @@ func newCheckCmd(g *globalFlags) *cobra.Command {
 				return usageErrorf("check: -c FILE is required")
 			}
 			summary, warnings, err := configs.Check(file)
-			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), w.String())
-			}
-			var cerr *configs.Error
-			if errors.As(err, &cerr) {
-				for _, p := range cerr.Problems {
-					fmt.Fprintln(cmd.ErrOrStderr(), p.String())
+			if err := configResult(cmd, file, warnings, err); err != nil {
+				// Whatever stops a check is the input's fault: exit 2.
+				var ue usageError
+				if !errors.As(err, &ue) {
+					err = usageError{err}
 				}
-				return usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
-			}
-			if err != nil {
-				if errors.Is(err, os.ErrNotExist) {
-					return usageErrorf("check: %v", err)
-				}
-				return usageError{err}
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s)\n", file, summary)
 			return nil

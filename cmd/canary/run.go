@@ -11,13 +11,10 @@ import (
 	"github.com/canary-gw/canary/gateway"
 )
 
-// loadSite loads a site config for a command, printing warnings, and turns
-// config problems into a usage error (exit 2).
-func loadSite(cmd *cobra.Command, file string) (*configs.Site, error) {
-	if file == "" {
-		return nil, usageErrorf("-c FILE is required")
-	}
-	site, warnings, err := configs.LoadSite(file)
+// configResult prints a config's warnings and problems the way `canary
+// check` does and turns them into the command's error: problems and a
+// missing file are usage errors (exit 2).
+func configResult(cmd *cobra.Command, file string, warnings []configs.Problem, err error) error {
 	for _, w := range warnings {
 		fmt.Fprintln(cmd.ErrOrStderr(), w.String())
 	}
@@ -26,12 +23,21 @@ func loadSite(cmd *cobra.Command, file string) (*configs.Site, error) {
 		for _, p := range cerr.Problems {
 			fmt.Fprintln(cmd.ErrOrStderr(), p.String())
 		}
-		return nil, usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
+		return usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
 	}
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, usageError{err}
-		}
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		return usageError{err}
+	}
+	return err
+}
+
+// loadSite loads a site config for a command.
+func loadSite(cmd *cobra.Command, file string) (*configs.Site, error) {
+	if file == "" {
+		return nil, usageErrorf("-c FILE is required")
+	}
+	site, warnings, err := configs.LoadSite(file)
+	if err := configResult(cmd, file, warnings, err); err != nil {
 		return nil, err
 	}
 	return site, nil

@@ -14,6 +14,7 @@ func newSimCmd(g *globalFlags) *cobra.Command {
 		file, control, scenarios string
 		seed                     int64
 		speed                    float64
+		local                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sim -c site.yaml [--control ADDR] [--scenarios FILE] [--seed N] [--speed X]",
@@ -35,7 +36,7 @@ func newSimCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			opts := simulator.Options{Site: site, ControlAddr: control, Speed: speed, Logger: log,
+			opts := simulator.Options{Site: site, ControlAddr: control, Speed: speed, Logger: log, Localize: local,
 				ControlToken: os.Getenv("CANARY_SIM_TOKEN")}
 			if cmd.Flags().Changed("seed") {
 				opts.Seed = &seed
@@ -74,6 +75,7 @@ func newSimCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&control, "control", simulator.DefaultControlAddr, "control API listen address")
 	cmd.Flags().StringVar(&scenarios, "scenarios", "", "YAML file with more scenarios (a list, or a mapping with scenarios:)")
 	cmd.Flags().Int64Var(&seed, "seed", 0, "seed for noise and drift (replaces simulation.seed)")
+	cmd.Flags().BoolVar(&local, "local", false, "serve every TCP device on 127.0.0.1 at a free port instead of its url's address (try a plant's file on a laptop)")
 	cmd.Flags().Float64Var(&speed, "speed", 0, "simulated seconds per real second (replaces simulation.speed)")
 	return cmd
 }

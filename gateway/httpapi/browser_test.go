@@ -1,151 +1,17 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/internal/testenv"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// artifactDir is where UI screenshots go: $CANARY_UI_ARTIFACTS, or the
-// git-ignored testdata/artifacts.
-func artifactDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("CANARY_UI_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("testdata", "artifacts")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	return dir
-}
-
-// browser starts a fresh headless Debian Chromium for one test and collects
-// every console error and uncaught exception (CSP violations included).
-func browser(t *testing.T, width, height int) (context.Context, func() []string) {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("browser tests need Debian's Chromium at %s (apt-get install -y chromium): %v", chromiumPath, err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(width, height),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	// Start the browser now, so a missing or broken Chromium fails here.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")), "start chromium")
-
-	var (
-		mu       sync.Mutex
-		problems []string
-		wg       sync.WaitGroup
-	)
-	cctx, stopConsole := context.WithCancel(ctx)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for m, err := range chromedp.Console(cctx) {
-			if err != nil {
-				return
-			}
-			// Expected refusals (401 on a wrong password, 409 on a refused
-			// reset) are network log entries; CSP violations come from
-			// "security" and exceptions are exceptions.
-			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		stopConsole()
-		wg.Wait()
-		cancelCtx()
-		cancelAlloc()
-	})
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), problems...)
-	}
-}
-
-// waitJS polls a JavaScript predicate in the page until it is true.
-func waitJS(t *testing.T, ctx context.Context, what, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		// A poll can fail while the page is still being replaced
-		// ("Cannot find context"); poll again until the deadline.
-		_, err = chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		dump, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 3000)`))
-		t.Fatalf("waiting for %s (%s): %v\npage text:\n%s", what, expr, err, dump)
-	}
-}
-
-func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	require.NoError(t, err, expr)
-	return v
-}
-
-// click clicks an element with the mouse. The UI redraws rows when events
-// arrive, so a node found a moment ago can be gone: find it again.
-func click(t *testing.T, ctx context.Context, sel string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) || !strings.Contains(err.Error(), "node") {
-			t.Fatalf("click %s: %v", sel, err)
-		}
-	}
-}
-
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	p := filepath.Join(artifactDir(t), name)
-	require.NoError(t, os.WriteFile(p, png, 0o644))
-	t.Logf("screenshot: %s", p)
-}
 
 // seedSite gives the fake gateway a small coal face: three devices, one of
 // them offline with a stale reading, a methane trend crossing both limits,
@@ -194,118 +60,118 @@ func seedSite(be *fakeBackend) {
 func TestBrowserControlRoom(t *testing.T) {
 	e := startServer(t, nil)
 	seedSite(e.be)
-	ctx, consoleProblems := browser(t, 1600, 1000)
+	ctx, consoleProblems := testenv.Browser(t, 1600, 1000)
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.url+"/")))
-	waitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
-	waitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
-	require.Equal(t, "Demo colliery, face 3", evalJS[string](t, ctx, `document.getElementById('site-name').textContent`))
+	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
+	testenv.WaitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
+	require.Equal(t, "Demo colliery, face 3", testenv.EvalJS[string](t, ctx, `document.getElementById('site-name').textContent`))
 
 	// The summary is in the SAFETY.md order; the shelved alarm is listed apart.
-	order := evalJS[[]string](t, ctx, `[...document.querySelectorAll('#alarm-rows tr')].map(r => r.dataset.alarm)`)
+	order := testenv.EvalJS[[]string](t, ctx, `[...document.querySelectorAll('#alarm-rows tr')].map(r => r.dataset.alarm)`)
 	require.Equal(t, []string{
 		"face3-gas.ch4.high_high", "face3-gas2.ch4.comm",
 		"face3-gas.ch4.high", "face3-gas.o2.low",
 		"pump-station.discharge.bad",
 	}, order)
 	require.Equal(t, []string{"belt-drive.temp.high"},
-		evalJS[[]string](t, ctx, `[...document.querySelectorAll('#shelved-rows tr')].map(r => r.dataset.alarm)`))
+		testenv.EvalJS[[]string](t, ctx, `[...document.querySelectorAll('#shelved-rows tr')].map(r => r.dataset.alarm)`))
 
 	// Priorities carry a word and a symbol, not only a colour.
-	badges := evalJS[[]string](t, ctx, `[...document.querySelectorAll('#alarm-rows tr .prio')].map(b => b.textContent + '|' + getComputedStyle(b, '::before').content)`)
+	badges := testenv.EvalJS[[]string](t, ctx, `[...document.querySelectorAll('#alarm-rows tr .prio')].map(b => b.textContent + '|' + getComputedStyle(b, '::before').content)`)
 	require.Equal(t, []string{`P1 Emergency|"◆"`, `P1 Emergency|"◆"`, `P2 High|"▲"`, `P2 High|"▲"`, `P3 Medium|"●"`}, badges)
-	p1bg := evalJS[string](t, ctx, `getComputedStyle(document.querySelector('#alarm-rows .prio.p1')).backgroundColor`)
-	p2bg := evalJS[string](t, ctx, `getComputedStyle(document.querySelector('#alarm-rows .prio.p2')).backgroundColor`)
+	p1bg := testenv.EvalJS[string](t, ctx, `getComputedStyle(document.querySelector('#alarm-rows .prio.p1')).backgroundColor`)
+	p2bg := testenv.EvalJS[string](t, ctx, `getComputedStyle(document.querySelector('#alarm-rows .prio.p2')).backgroundColor`)
 	require.NotEqual(t, p1bg, p2bg)
-	require.Equal(t, "UNACK", evalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] .state').textContent`))
-	require.Equal(t, "RTN UNACK", evalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.o2.low"] .state').textContent`))
+	require.Equal(t, "UNACK", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] .state').textContent`))
+	require.Equal(t, "RTN UNACK", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.o2.low"] .state').textContent`))
 
 	// Devices: communication state, and the stale value is greyed, not live.
-	require.Equal(t, "OFFLINE", evalJS[string](t, ctx, `document.querySelector('[data-device="face3-gas2"] .comm').textContent`))
-	require.True(t, evalJS[bool](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas2/ch4"]').classList.contains('stale')`))
-	require.Contains(t, evalJS[string](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas2/ch4"] .s-meta').textContent`), "STALE")
-	require.False(t, evalJS[bool](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas/co"]').classList.contains('stale')`))
-	require.Equal(t, "ppm", evalJS[string](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .s-unit').textContent`))
+	require.Equal(t, "OFFLINE", testenv.EvalJS[string](t, ctx, `document.querySelector('[data-device="face3-gas2"] .comm').textContent`))
+	require.True(t, testenv.EvalJS[bool](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas2/ch4"]').classList.contains('stale')`))
+	require.Contains(t, testenv.EvalJS[string](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas2/ch4"] .s-meta').textContent`), "STALE")
+	require.False(t, testenv.EvalJS[bool](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas/co"]').classList.contains('stale')`))
+	require.Equal(t, "ppm", testenv.EvalJS[string](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .s-unit').textContent`))
 
 	// Values update live from the event stream.
 	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "co", Kind: "co", Value: fp(17.5), Unit: "ppm", Quality: "good", TS: time.Now()})
-	waitJS(t, ctx, "the live CO value", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '17.5'`)
+	testenv.WaitJS(t, ctx, "the live CO value", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '17.5'`)
 	// A value that goes bad shows as a dash, not as a number.
 	e.be.setReading(Reading{Site: "demo", Device: "pump-station", Sensor: "discharge", Kind: "pressure", Value: nil, Unit: "MPa", Quality: "bad", TS: time.Now()})
-	waitJS(t, ctx, "the bad pressure", `document.querySelector('button.sensor[data-sensor="pump-station/discharge"] .v').textContent === '\u2014'`)
+	testenv.WaitJS(t, ctx, "the bad pressure", `document.querySelector('button.sensor[data-sensor="pump-station/discharge"] .v').textContent === '\u2014'`)
 	// A device going offline shows at once.
 	e.srv.Publish(Event{Device: &Device{Site: "demo", ID: "pump-station", State: "fault", Error: "modbus exception 4 (server device failure)"}})
-	waitJS(t, ctx, "the pump fault", `document.querySelector('[data-device="pump-station"] .comm').textContent === 'FAULT'`)
+	testenv.WaitJS(t, ctx, "the pump fault", `document.querySelector('[data-device="pump-station"] .comm').textContent === 'FAULT'`)
 
 	// The trend of the methane sensor, with both limits drawn.
-	click(t, ctx, `button.sensor[data-sensor="face3-gas/ch4"]`)
-	waitJS(t, ctx, "the trend", `document.querySelectorAll('#trend svg polyline.series').length > 0`)
+	testenv.Click(t, ctx, `button.sensor[data-sensor="face3-gas/ch4"]`)
+	testenv.WaitJS(t, ctx, "the trend", `document.querySelectorAll('#trend svg polyline.series').length > 0`)
 	require.Equal(t, []string{"high", "high_high"},
-		evalJS[[]string](t, ctx, `[...document.querySelectorAll('#trend line.limit')].map(l => l.dataset.limit)`))
-	require.Greater(t, evalJS[int](t, ctx, `document.querySelector('#trend polyline.series').getAttribute('points').split(' ').length`), 100)
+		testenv.EvalJS[[]string](t, ctx, `[...document.querySelectorAll('#trend line.limit')].map(l => l.dataset.limit)`))
+	require.Greater(t, testenv.EvalJS[int](t, ctx, `document.querySelector('#trend polyline.series').getAttribute('points').split(' ').length`), 100)
 
 	// Acting needs a login: the button asks for one.
-	click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="ack"]`)
-	waitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
+	testenv.Click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="ack"]`)
+	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS(`#login-user`), "olga"),
 		chromedp.SendKeys(chromedp.CSS(`#login-pass`), "wrong"),
 		chromedp.Click(chromedp.CSS(`#login-ok`)),
 	))
-	waitJS(t, ctx, "the login error", `document.getElementById('login-error').textContent.includes('wrong user name or password')`)
+	testenv.WaitJS(t, ctx, "the login error", `document.getElementById('login-error').textContent.includes('wrong user name or password')`)
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS(`#login-pass`), operatorPass),
 		chromedp.Click(chromedp.CSS(`#login-ok`)),
 	))
-	waitJS(t, ctx, "the logged-in user", `document.getElementById('user-label').textContent === 'olga (operator)'`)
-	require.False(t, evalJS[bool](t, ctx, `document.getElementById('login-dlg').open`))
-	require.Equal(t, "", evalJS[string](t, ctx, `sessionStorage.getItem('canary.auth').includes('`+operatorPass+`') ? 'password stored!' : ''`),
+	testenv.WaitJS(t, ctx, "the logged-in user", `document.getElementById('user-label').textContent === 'olga (operator)'`)
+	require.False(t, testenv.EvalJS[bool](t, ctx, `document.getElementById('login-dlg').open`))
+	require.Equal(t, "", testenv.EvalJS[string](t, ctx, `sessionStorage.getItem('canary.auth').includes('`+operatorPass+`') ? 'password stored!' : ''`),
 		"the UI keeps a session token, never the password")
-	waitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
+	testenv.WaitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
 
 	// Keyboard: the shelve dialog opens from a focused button and Escape closes it, focus returns.
-	evalJS[bool](t, ctx, `(document.querySelector('button[data-alarm="pump-station.discharge.bad"][data-action="shelve"]').focus(), true)`)
+	testenv.EvalJS[bool](t, ctx, `(document.querySelector('button[data-alarm="pump-station.discharge.bad"][data-action="shelve"]').focus(), true)`)
 	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("\r")))
-	waitJS(t, ctx, "the shelve dialog", `document.getElementById('cmd-dlg').open && !document.getElementById('cmd-duration-label').hidden`)
+	testenv.WaitJS(t, ctx, "the shelve dialog", `document.getElementById('cmd-dlg').open && !document.getElementById('cmd-duration-label').hidden`)
 	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)))
-	waitJS(t, ctx, "the dialog closed by Escape", `!document.getElementById('cmd-dlg').open`)
-	waitJS(t, ctx, "focus back on the shelve button", `document.activeElement && document.activeElement.dataset.alarm === 'pump-station.discharge.bad' && document.activeElement.dataset.action === 'shelve'`)
+	testenv.WaitJS(t, ctx, "the dialog closed by Escape", `!document.getElementById('cmd-dlg').open`)
+	testenv.WaitJS(t, ctx, "focus back on the shelve button", `document.activeElement && document.activeElement.dataset.alarm === 'pump-station.discharge.bad' && document.activeElement.dataset.action === 'shelve'`)
 	_, sent := e.be.lastCommand()
 	require.False(t, sent, "a cancelled dialog sends nothing")
 
 	// Acknowledge the P1 alarm with a comment.
-	click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="ack"]`)
-	waitJS(t, ctx, "the ack dialog", `document.getElementById('cmd-dlg').open`)
-	require.Equal(t, "as olga (operator)", evalJS[string](t, ctx, `document.getElementById('cmd-user').textContent`))
+	testenv.Click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="ack"]`)
+	testenv.WaitJS(t, ctx, "the ack dialog", `document.getElementById('cmd-dlg').open`)
+	require.Equal(t, "as olga (operator)", testenv.EvalJS[string](t, ctx, `document.getElementById('cmd-user').textContent`))
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS(`#cmd-comment`), "power cut confirmed, crew withdrawn"),
 		chromedp.Click(chromedp.CSS(`#cmd-ok`)),
 	))
-	waitJS(t, ctx, "the alarm acknowledged", `(() => { const r = document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"]'); return r && r.dataset.state === 'acknowledged'; })()`)
+	testenv.WaitJS(t, ctx, "the alarm acknowledged", `(() => { const r = document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"]'); return r && r.dataset.state === 'acknowledged'; })()`)
 	cmd, ok := e.be.lastCommand()
 	require.True(t, ok)
 	require.Equal(t, Command{Action: "ack", Alarm: "face3-gas.ch4.high_high", User: "olga", Role: "operator", Comment: "power cut confirmed, crew withdrawn"}, cmd)
-	require.Equal(t, "ACK", evalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] .state').textContent`))
-	require.Equal(t, "olga: power cut confirmed, crew withdrawn", evalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] td.wide').textContent`))
+	require.Equal(t, "ACK", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] .state').textContent`))
+	require.Equal(t, "olga: power cut confirmed, crew withdrawn", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] td.wide').textContent`))
 	// Acknowledged P1 moves below... nothing: it stays P1, now after no unacked P1. The P1 rows keep their priority.
-	waitJS(t, ctx, "the audit entry in the event log", `document.querySelector('#log li').textContent.includes('by olga') && document.querySelector('#log li').textContent.includes('power cut confirmed')`)
+	testenv.WaitJS(t, ctx, "the audit entry in the event log", `document.querySelector('#log li').textContent.includes('by olga') && document.querySelector('#log li').textContent.includes('power cut confirmed')`)
 
 	// A rejected command shows the gateway's reason in the dialog.
-	click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="reset"]`)
-	waitJS(t, ctx, "the reset dialog", `document.getElementById('cmd-dlg').open`)
-	click(t, ctx, `#cmd-ok`)
-	waitJS(t, ctx, "the reset refusal", `document.getElementById('cmd-error').textContent.includes('condition still active')`)
-	click(t, ctx, `#cmd-cancel`)
+	testenv.Click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="reset"]`)
+	testenv.WaitJS(t, ctx, "the reset dialog", `document.getElementById('cmd-dlg').open`)
+	testenv.Click(t, ctx, `#cmd-ok`)
+	testenv.WaitJS(t, ctx, "the reset refusal", `document.getElementById('cmd-error').textContent.includes('condition still active')`)
+	testenv.Click(t, ctx, `#cmd-cancel`)
 
-	screenshot(t, ctx, "control-room-wall.png")
+	testenv.Screenshot(t, ctx, "control-room-wall.png")
 
 	// A flood of annunciations raises the banner.
-	require.True(t, evalJS[bool](t, ctx, `document.getElementById('flood').hidden`))
+	require.True(t, testenv.EvalJS[bool](t, ctx, `document.getElementById('flood').hidden`))
 	for i := 0; i < 11; i++ {
 		e.be.setAlarm(Alarm{ID: fmt.Sprintf("face3-gas.x%d.high", i), Site: "demo", Device: "face3-gas", Sensor: fmt.Sprintf("x%d", i),
 			Condition: "high", Priority: 3, State: StateUnacknowledged, Active: true, Value: fp(2), Limit: fp(1), Since: time.Now()}, "activate", "", "")
 	}
-	waitJS(t, ctx, "the flood banner", `!document.getElementById('flood').hidden && document.getElementById('flood').textContent.includes('ALARM FLOOD')`)
+	testenv.WaitJS(t, ctx, "the flood banner", `!document.getElementById('flood').hidden && document.getElementById('flood').textContent.includes('ALARM FLOOD')`)
 
 	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
 }
@@ -313,42 +179,42 @@ func TestBrowserControlRoom(t *testing.T) {
 func TestBrowserPhoneLayout(t *testing.T) {
 	e := startServer(t, nil)
 	seedSite(e.be)
-	ctx, consoleProblems := browser(t, 390, 844)
+	ctx, consoleProblems := testenv.Browser(t, 390, 844)
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
 		chromedp.Navigate(e.url+"/"),
 	))
-	waitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
-	waitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
+	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
+	testenv.WaitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
 	// One column: the panels stack and nothing is wider than the screen.
-	require.Equal(t, 1, evalJS[int](t, ctx, `getComputedStyle(document.querySelector('main.grid')).gridTemplateColumns.split(' ').length`))
-	require.LessOrEqual(t, evalJS[int](t, ctx, `document.documentElement.scrollWidth`), 390)
+	require.Equal(t, 1, testenv.EvalJS[int](t, ctx, `getComputedStyle(document.querySelector('main.grid')).gridTemplateColumns.split(' ').length`))
+	require.LessOrEqual(t, testenv.EvalJS[int](t, ctx, `document.documentElement.scrollWidth`), 390)
 	// Each alarm is a card: its id and its buttons are on screen, no sideways scrolling.
-	require.LessOrEqual(t, evalJS[float64](t, ctx, `document.querySelector('button[data-alarm="face3-gas.ch4.high_high"][data-action="reset"]').getBoundingClientRect().right`), 390.0)
-	require.LessOrEqual(t, evalJS[float64](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] .alarm-id').getBoundingClientRect().right`), 390.0)
-	require.Equal(t, "rgb(229, 50, 45)", evalJS[string](t, ctx, `getComputedStyle(document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"]')).borderLeftColor`))
-	screenshot(t, ctx, "control-room-phone.png")
+	require.LessOrEqual(t, testenv.EvalJS[float64](t, ctx, `document.querySelector('button[data-alarm="face3-gas.ch4.high_high"][data-action="reset"]').getBoundingClientRect().right`), 390.0)
+	require.LessOrEqual(t, testenv.EvalJS[float64](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"] .alarm-id').getBoundingClientRect().right`), 390.0)
+	require.Equal(t, "rgb(229, 50, 45)", testenv.EvalJS[string](t, ctx, `getComputedStyle(document.querySelector('tr[data-alarm="face3-gas.ch4.high_high"]')).borderLeftColor`))
+	testenv.Screenshot(t, ctx, "control-room-phone.png")
 	require.Empty(t, consoleProblems())
 }
 
 func TestBrowserLoginRequired(t *testing.T) {
 	e := startServer(t, func(o *Options) { o.Config.Anonymous = "none" })
 	seedSite(e.be)
-	ctx, consoleProblems := browser(t, 1280, 900)
+	ctx, consoleProblems := testenv.Browser(t, 1280, 900)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.url+"/")))
-	waitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
-	require.Equal(t, 0, evalJS[int](t, ctx, `document.querySelectorAll('#alarm-rows tr').length`), "nothing is shown before login")
+	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
+	require.Equal(t, 0, testenv.EvalJS[int](t, ctx, `document.querySelectorAll('#alarm-rows tr').length`), "nothing is shown before login")
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS(`#login-user`), "victor"),
 		chromedp.SendKeys(chromedp.CSS(`#login-pass`), viewerPass),
 		chromedp.Click(chromedp.CSS(`#login-ok`)),
 	))
-	waitJS(t, ctx, "the alarms after login", `document.querySelectorAll('#alarm-rows tr').length === 5`)
-	waitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
+	testenv.WaitJS(t, ctx, "the alarms after login", `document.querySelectorAll('#alarm-rows tr').length === 5`)
+	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
 	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "co", Kind: "co", Value: fp(3.25), Unit: "ppm", Quality: "good", TS: time.Now()})
-	waitJS(t, ctx, "the live value", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '3.25'`)
+	testenv.WaitJS(t, ctx, "the live value", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '3.25'`)
 	// A viewer may look but not act: the ack button asks for an operator.
-	click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="ack"]`)
-	waitJS(t, ctx, "the operator hint", `document.getElementById('login-dlg').open && document.getElementById('login-error').textContent.includes('log in as an operator')`)
+	testenv.Click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="ack"]`)
+	testenv.WaitJS(t, ctx, "the operator hint", `document.getElementById('login-dlg').open && document.getElementById('login-error').textContent.includes('log in as an operator')`)
 	require.Empty(t, consoleProblems())
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -52,7 +53,12 @@ type Ingest struct {
 	msgs chan paho.Message
 
 	messages, points, batches, deadLetters, receipts atomic.Uint64
+	subscribed                                       atomic.Bool
 }
+
+// Subscribed reports whether the current connection holds its subscriptions
+// (for readiness checks).
+func (in *Ingest) Subscribed() bool { return in.subscribed.Load() }
 
 // New checks the options; it does not dial.
 func New(o Options) (*Ingest, error) {
@@ -128,15 +134,19 @@ func (in *Ingest) Run(ctx context.Context) error {
 		SetOrderMatters(false).SetAutoAckDisabled(true).SetKeepAlive(15 * time.Second).
 		SetDefaultPublishHandler(handler).
 		SetOnConnectHandler(func(c paho.Client) {
-			// Subscribing again on every connect also restores a share
-			// subscription a broker failed to recover (Mosquitto < 2.0.12).
+			// Subscribe on every connect: Mosquitto before 2.0.12 does not
+			// restore a durable client's shared subscriptions after a broker
+			// restart (what was published before this point is lost to the
+			// group; receipt mode recovers it from the gateway's outbox).
 			if err := waitToken(c.SubscribeMultiple(filters, nil), 10*time.Second); err != nil {
 				in.log.Error().Err(err).Msg("subscribe failed")
 				return
 			}
+			in.subscribed.Store(true)
 			in.log.Info().Str("broker", in.o.MQTT.URL).Msg("mqtt connected")
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			in.subscribed.Store(false)
 			in.log.Warn().Err(err).Msg("mqtt connection lost")
 		})
 	c := paho.NewClient(opts)
@@ -233,6 +243,7 @@ func (in *Ingest) add(b *batch, m paho.Message) {
 	if err != nil {
 		b.body = b.body[:from]
 		b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: err.Error()})
+		in.noteDone(b, m)
 	}
 	b.spans = append(b.spans, span{from, len(b.body)})
 }
@@ -298,12 +309,10 @@ func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
 			if errors.As(werr, &rej) {
 				site, _, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
 				b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: werr.Error()})
-				continue
-			}
-			if werr != nil {
+			} else if werr != nil {
 				return werr
 			}
-			in.noteWritten(b, m)
+			in.noteDone(b, m)
 		}
 	} else if err != nil {
 		return err
@@ -332,22 +341,34 @@ func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
 	in.messages.Add(uint64(len(b.msgs)))
 	in.points.Add(uint64(b.points))
 	in.batches.Add(1)
+	in.log.Debug().Int("count", len(b.msgs)).Int("points", b.points).Msg("batch stored")
 	return nil
 }
 
-// noteWritten re-records the sequence numbers of a message written alone.
-func (in *Ingest) noteWritten(b *batch, m paho.Message) {
-	site, kind, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
-	switch kind {
-	case mqtt.TopicReadings:
-		if r, err := mqtt.DecodeReadings(m.Payload()); err == nil {
-			ss := b.site(site)
-			ss.readings[r.Device] = append(ss.readings[r.Device], r.Seq)
-		}
-	case mqtt.TopicEvents:
-		if e, err := mqtt.DecodeEvent(m.Payload()); err == nil {
-			b.site(site).events = append(b.site(site).events, e.Seq)
-		}
+// noteDone records the sequence number of a message this ingest is done
+// with (stored, or dead-lettered), for the receipt. It reads the payload
+// leniently, so a message too broken to store is still named and the
+// gateway stops sending it again.
+func (in *Ingest) noteDone(b *batch, m paho.Message) {
+	site, kind, name := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
+	if site == "" || (kind != mqtt.TopicReadings && kind != mqtt.TopicEvents) {
+		return
+	}
+	var v struct {
+		Seq json.Number `json:"seq"`
+	}
+	if json.Unmarshal(m.Payload(), &v) != nil {
+		return
+	}
+	seq, err := strconv.ParseUint(v.Seq.String(), 10, 64)
+	if err != nil || seq == 0 {
+		return
+	}
+	ss := b.site(site)
+	if kind == mqtt.TopicReadings {
+		ss.readings[name] = append(ss.readings[name], seq)
+	} else {
+		ss.events = append(ss.events, seq)
 	}
 }
 

@@ -47,8 +47,9 @@ func AppendReadingLines(dst []byte, m *mqtt.Readings) []byte {
 
 // AppendAlarmLine appends the `alarm` point of an alarm state message:
 // tags site, device, sensor, alarm, condition, priority; fields state,
-// value, limit, user (who acknowledged), comment; timestamp = updated
-// (the transition time).
+// value, limit, user (who acknowledged), comment, active, and seq (the
+// site's event seq of the transition, when the payload carries it);
+// timestamp = updated (the transition time).
 func AppendAlarmLine(dst []byte, site string, a *mqtt.AlarmState) []byte {
 	dst = append(dst, MeasurementAlarm...)
 	dst = appendTag(dst, "alarm", a.ID)
@@ -67,6 +68,11 @@ func AppendAlarmLine(dst []byte, site string, a *mqtt.AlarmState) []byte {
 	dst = appendFieldString(dst, a.Comment)
 	dst = append(dst, ",active="...)
 	dst = strconv.AppendBool(dst, a.Active)
+	if a.Seq > 0 {
+		dst = append(dst, ",seq="...)
+		dst = strconv.AppendUint(dst, a.Seq, 10)
+		dst = append(dst, 'i')
+	}
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, a.Updated.UnixNano(), 10)
 	return append(dst, '\n')

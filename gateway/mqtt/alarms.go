@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ type AlarmState struct {
 	Value, Limit                        *float64
 	Since, Updated                      time.Time
 	AckedBy, Comment                    string
+	// Seq is the site's event seq of the transition that produced this
+	// state; 0 when the payload has none.
+	Seq uint64
 }
 
 // Event is the decoded payload of <prefix>/v1/<site>/events.
@@ -35,6 +39,7 @@ type Event struct {
 }
 
 type wireAlarm struct {
+	Seq       *uint64  `json:"seq"`
 	ID        *string  `json:"id"`
 	Site      string   `json:"site"`
 	Device    string   `json:"device"`
@@ -111,7 +116,14 @@ func DecodeAlarmState(b []byte) (AlarmState, error) {
 	}
 	return AlarmState{ID: *w.ID, Site: w.Site, Device: w.Device, Sensor: w.Sensor, Condition: w.Condition,
 		Priority: w.Priority, State: *w.State, Active: w.Active, Latched: w.Latched, Value: w.Value, Limit: w.Limit,
-		Since: since, Updated: updated, AckedBy: w.AckedBy, Comment: w.Comment}, nil
+		Since: since, Updated: updated, AckedBy: w.AckedBy, Comment: w.Comment, Seq: seqOf(w.Seq)}, nil
+}
+
+func seqOf(p *uint64) uint64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // DecodeEvent parses an event payload.
@@ -149,6 +161,23 @@ func EventItem(encode func(dst []byte, seq uint64) []byte) outbox.Item {
 func AlarmItem(alarmID string, payload []byte) outbox.Item {
 	return outbox.Item{Kind: outbox.KindAlarm, Stream: alarmID, Encode: func(dst []byte, _ uint64) []byte {
 		return append(dst, payload...)
+	}}
+}
+
+// AlarmStateItem is the outbox item of an alarm's (not normal) state,
+// with the seq of the event that produced it, read when the item is
+// encoded: the payload gains a "seq" member (the one extension of the
+// alarm payload; it is what gives InfluxDB's alarm measurement its seq).
+func AlarmStateItem(alarmID string, payload []byte, eventSeq func() uint64) outbox.Item {
+	return outbox.Item{Kind: outbox.KindAlarm, Stream: alarmID, Encode: func(dst []byte, _ uint64) []byte {
+		seq := eventSeq()
+		if seq == 0 || len(payload) < 2 || payload[len(payload)-1] != '}' {
+			return append(dst, payload...)
+		}
+		dst = append(dst, payload[:len(payload)-1]...)
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+		return append(dst, '}')
 	}}
 }
 

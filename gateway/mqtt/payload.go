@@ -196,11 +196,21 @@ func DecodeReadings(b []byte) (Readings, error) {
 	return m, nil
 }
 
-// ParseTime reads an RFC 3339 timestamp.
+// Timestamps InfluxDB can store (nanoseconds since 1970 in an int64).
+var (
+	minTime = time.Unix(0, math.MinInt64+2).UTC()
+	maxTime = time.Unix(0, math.MaxInt64-1).UTC()
+)
+
+// ParseTime reads an RFC 3339 timestamp in the range InfluxDB can store
+// (1677-09-21 to 2262-04-11).
 func ParseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not RFC 3339", s)
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return time.Time{}, fmt.Errorf("%q is outside 1677-09-21..2262-04-11", s)
 	}
 	return t.UTC(), nil
 }

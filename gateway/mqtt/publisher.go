@@ -51,6 +51,12 @@ type Options struct {
 	// the alarm lane has its own window of 64 so a reading backlog never
 	// holds an alarm back.
 	MaxInflight int
+	// MaxUnreceipted bounds, in receipt mode, the readings published and
+	// acknowledged by the broker but not yet receipted (default 4096): while
+	// canary ingest is down readings wait in the outbox beyond that. Alarm
+	// records have no such bound: alarms reach the broker (and the control
+	// rooms subscribed to it) whether or not ingest is running.
+	MaxUnreceipted int
 	// ReceiptTimeout: in receipt mode a record acknowledged by the broker
 	// but not receipted by then is published again (default 30s).
 	ReceiptTimeout time.Duration
@@ -83,6 +89,7 @@ type PublisherStats struct {
 	Republished uint64 // records sent again after a receipt timeout
 	Sessions    uint64 // successful connections
 	Receipts    uint64 // receipts applied
+	Attempts    uint64 // connection attempts
 	Connected   bool
 }
 
@@ -100,8 +107,8 @@ type Publisher struct {
 	clientMu sync.Mutex
 	client   paho.Client
 
-	published, released, republished, sessions, receipts atomic.Uint64
-	connected                                            atomic.Bool
+	published, released, republished, sessions, receipts, attempts atomic.Uint64
+	connected                                                      atomic.Bool
 }
 
 // NewPublisher checks the options; it does not dial.
@@ -133,6 +140,9 @@ func NewPublisher(o Options) (*Publisher, error) {
 	}
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 256
+	}
+	if o.MaxUnreceipted <= 0 {
+		o.MaxUnreceipted = 4096
 	}
 	def(&o.ReceiptTimeout, 30*time.Second)
 	def(&o.StatusInterval, time.Minute)
@@ -170,7 +180,7 @@ func (p *Publisher) StatusChanged() {
 // Stats returns the counters.
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{Published: p.published.Load(), Released: p.released.Load(), Republished: p.republished.Load(),
-		Sessions: p.sessions.Load(), Receipts: p.receipts.Load(), Connected: p.connected.Load()}
+		Sessions: p.sessions.Load(), Receipts: p.receipts.Load(), Attempts: p.attempts.Load(), Connected: p.connected.Load()}
 }
 
 // Run connects, publishes and reconnects with jittered backoff until ctx
@@ -237,6 +247,7 @@ type session struct {
 
 	fifo     [2][]*flight // published, waiting for the token, per lane
 	inflight [2]int       // unreleased flights per lane
+	acked    [2]int       // of those, acknowledged by the broker, waiting for a receipt
 	awaiting map[seqKey]*flight
 	cursor   [2]uint64
 	// drained: the lane's last Drain returned all there was; the lane is
@@ -295,12 +306,16 @@ func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
 	// A fresh client per session, no paho reconnect and no paho resume: a
 	// token can then only complete with nil after a real PUBACK on this
 	// connection, and everything unreleased is republished by us.
-	opts.SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(false).
+	// OrderMatters keeps commands in the order they were sent; our handlers
+	// only hand the payload to a channel, so they never hold the router up
+	// for long.
+	opts.SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(true).
 		SetKeepAlive(p.o.KeepAlive).SetPingTimeout(p.o.KeepAlive/2+time.Second).
 		SetConnectTimeout(p.o.ConnectTimeout).SetWriteTimeout(p.o.ConnectTimeout).
 		SetBinaryWill(p.topics.Status(), p.statusPayload("offline"), 1, true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { s.markLost(err) })
 	c := paho.NewClient(opts)
+	p.attempts.Add(1)
 	if err := wait(c.Connect(), p.o.ConnectTimeout); err != nil {
 		c.Disconnect(0)
 		return false, fmt.Errorf("connect %s: %w", p.o.Config.URL, err)
@@ -358,18 +373,26 @@ func (p *Publisher) setClient(c paho.Client) {
 	p.clientMu.Unlock()
 }
 
-func (s *session) window(l outbox.Lane) int {
+// room is how many more records of lane may be published now: the
+// records waiting for a PUBACK are bounded by the lane's window; in receipt
+// mode the readings waiting for a receipt are bounded too.
+func (s *session) room(l outbox.Lane) int {
+	window := s.p.o.MaxInflight
 	if l == outbox.Alarms {
-		return alarmWindow
+		window = alarmWindow
 	}
-	return s.p.o.MaxInflight
+	room := window - (s.inflight[l] - s.acked[l])
+	if s.p.receipt && l == outbox.Readings {
+		room = min(room, s.p.o.MaxUnreceipted-s.inflight[l])
+	}
+	return room
 }
 
 // fill publishes from the outbox while the lanes have room: alarms first.
 func (s *session) fill() error {
 	for _, lane := range []outbox.Lane{outbox.Alarms, outbox.Readings} {
 		for {
-			room := s.window(lane) - s.inflight[lane]
+			room := s.room(lane)
 			if room <= 0 || s.drained[lane] {
 				break
 			}
@@ -403,10 +426,13 @@ func (s *session) topic(r *outbox.Record) (string, bool) {
 
 func (s *session) publish(f *flight) {
 	topic, retained := s.topic(&f.rec)
+	lane := f.rec.Key.Lane
 	f.tok = s.client.Publish(topic, 1, retained, f.rec.Payload)
 	f.sentAt = time.Now()
-	f.acked = false
-	lane := f.rec.Key.Lane
+	if f.acked {
+		f.acked = false
+		s.acked[lane]--
+	}
 	s.fifo[lane] = append(s.fifo[lane], f)
 	if !f.done && !s.isRepublish(f) {
 		s.inflight[lane]++
@@ -455,6 +481,7 @@ func (s *session) complete(lane outbox.Lane) error {
 		}
 		if s.p.receipt && f.rec.Kind != outbox.KindAlarm {
 			f.acked = true
+			s.acked[lane]++
 			continue
 		}
 		s.releaseFlight(f)
@@ -468,6 +495,9 @@ func (s *session) releaseFlight(f *flight) {
 	}
 	f.done = true
 	s.inflight[f.rec.Key.Lane]--
+	if f.acked {
+		s.acked[f.rec.Key.Lane]--
+	}
 	delete(s.awaiting, seqKey{f.rec.Kind, f.rec.Stream, f.rec.Seq})
 	s.release = append(s.release, f.rec.Key)
 }
@@ -494,8 +524,9 @@ func (s *session) applyReceipt(b []byte) {
 	apply := func(kind outbox.Kind, stream string, rs []SeqRange) {
 		for _, x := range rs {
 			if x[1]-x[0] < uint64(len(s.awaiting)) {
-				for seq := x[0]; seq <= x[1]; seq++ {
-					if f, ok := s.awaiting[seqKey{kind, stream, seq}]; ok {
+				// Counted loop: a range ending at MaxUint64 must not wrap.
+				for i := uint64(0); i <= x[1]-x[0]; i++ {
+					if f, ok := s.awaiting[seqKey{kind, stream, x[0] + i}]; ok {
 						s.releaseFlight(f)
 					}
 				}

@@ -323,6 +323,17 @@ func (ob *Outbox) commit(group []*request) {
 	ob.mu.Lock()
 	liveBytes = ob.bytes
 	ob.mu.Unlock()
+	// A group that only releases skips the fsync: losing it to a power cut
+	// costs duplicates (the records are published again), never data. Only
+	// this goroutine commits, so flipping NoSync here is safe.
+	releaseOnly := true
+	for _, r := range group {
+		if len(r.items) > 0 {
+			releaseOnly = false
+			break
+		}
+	}
+	ob.db.NoSync = releaseOnly
 	err := ob.db.Update(func(tx *bolt.Tx) error {
 		seqB := tx.Bucket(bucketSeq)
 		buckets := [2]*bolt.Bucket{tx.Bucket(bucketAlarms), tx.Bucket(bucketReadings)}
@@ -438,6 +449,14 @@ func (ob *Outbox) commit(group []*request) {
 		}
 		ob.mu.Unlock()
 	}
+	// Before answering: whoever appended sees the drop already reported.
+	if drop.Records > 0 {
+		ob.log.Warn().Int("count", drop.Records).Int64("bytes", drop.Bytes).Uint64("total", drop.Total).
+			Msg("outbox full: oldest readings dropped")
+		if ob.onDrop != nil {
+			ob.onDrop(drop)
+		}
+	}
 	for i, r := range group {
 		if err != nil {
 			r.err = err
@@ -448,13 +467,6 @@ func (ob *Outbox) commit(group []*request) {
 	}
 	if err == nil && appended {
 		ob.signal()
-	}
-	if drop.Records > 0 {
-		ob.log.Warn().Int("count", drop.Records).Int64("bytes", drop.Bytes).Uint64("total", drop.Total).
-			Msg("outbox full: oldest readings dropped")
-		if ob.onDrop != nil {
-			ob.onDrop(drop)
-		}
 	}
 }
 

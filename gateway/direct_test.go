@@ -1,0 +1,58 @@
+package gateway_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/internal/testenv"
+)
+
+// With an influxdb: section the gateway writes readings and alarms to
+// InfluxDB itself, from its own durable queue, while it also publishes over
+// MQTT.
+func TestGatewayWritesInfluxDBDirectly(t *testing.T) {
+	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	influx := testenv.StartInflux(t)
+	sim, text := startSim(t, simSite)
+	text = gatewaySite(text, broker.URL, t.TempDir(), "olga", bcryptHash(t, "pw"))
+	text = strings.Replace(text, "outbox:\n", fmt.Sprintf("influxdb:\n  url: %s\n  bucket: %s\noutbox:\n", influx.URL, influx.Bucket), 1)
+	site := loadYAML(t, "site.yaml", text)
+	require.NotNil(t, site.InfluxDB)
+	w := watch(t, broker.URL, "e2e")
+	startGateway(t, site)
+
+	require.NoError(t, sim.Hold("face-gas", "ch4", 1.2))
+	eventually(t, "high on MQTT", 10*time.Second, func() bool { return stateOf(w.alarm("face-gas.ch4.high")) == "unacknowledged" })
+
+	count := func(q string) int {
+		r, err := influx.Query(q)
+		if err != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
+			return 0
+		}
+		return len(r.Results[0].Series[0].Values)
+	}
+	eventually(t, "readings in InfluxDB", 20*time.Second, func() bool {
+		return count(`SELECT value, seq FROM reading WHERE site='e2e' AND device='face-gas' AND sensor='ch4'`) >= 3
+	})
+	eventually(t, "the high alarm in InfluxDB, with the seq of its transition", 20*time.Second, func() bool {
+		return count(`SELECT state, seq FROM alarm WHERE alarm='face-gas.ch4.high' AND seq > 0`) >= 1
+	})
+	// Every stored reading of the device has a distinct seq from 1 without a hole.
+	r, err := influx.Query(`SELECT seq FROM reading WHERE device='face-gas' AND sensor='ch4'`)
+	require.NoError(t, err)
+	vals := r.Results[0].Series[0].Values
+	seen := map[int]bool{}
+	maxSeq := 0
+	for _, v := range vals {
+		s := int(v[1].(float64))
+		seen[s] = true
+		maxSeq = max(maxSeq, s)
+	}
+	for s := 1; s <= maxSeq; s++ {
+		require.True(t, seen[s], "seq %d missing in InfluxDB (max %d)", s, maxSeq)
+	}
+}

@@ -1,0 +1,62 @@
+package outbox
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// payload1k is about the size of one 20-reading poll batch on the wire.
+var payload1k = make([]byte, 1400)
+
+func batchItems(devices int) []Item {
+	items := make([]Item, devices)
+	for i := range items {
+		items[i] = Item{Kind: KindReadings, Stream: "d" + strconv.Itoa(i), Encode: func(dst []byte, _ uint64) []byte {
+			return append(dst, payload1k...)
+		}}
+	}
+	return items
+}
+
+// BenchmarkAppend commits polls of 20 readings: one poll per commit (what a
+// lone caller gets) and 50 polls per commit (what the core hands over when
+// polls arrive together), each followed by the publisher's release, so the
+// store stays at its steady size. Every commit is fsynced.
+func BenchmarkAppend(b *testing.B) {
+	for _, per := range []int{1, 10, 50} {
+		b.Run("polls_per_commit="+strconv.Itoa(per), func(b *testing.B) {
+			ob, err := Open(Options{Dir: b.TempDir(), Log: zerolog.Nop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ob.Close()
+			ctx := context.Background()
+			items := batchItems(per)
+			var after uint64
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := ob.Append(ctx, items...); err != nil {
+					b.Fatal(err)
+				}
+				recs, err := ob.Drain(Readings, after, per)
+				if err != nil || len(recs) != per {
+					b.Fatalf("drain: %d records, %v", len(recs), err)
+				}
+				keys := make([]Key, len(recs))
+				for i := range recs {
+					keys[i] = recs[i].Key
+				}
+				after = recs[len(recs)-1].Key.ID
+				if err := ob.Release(ctx, keys...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			polls := float64(b.N * per)
+			b.ReportMetric(polls*20/b.Elapsed().Seconds(), "readings/s")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/polls, "µs/poll")
+		})
+	}
+}
