@@ -137,6 +137,7 @@ CONF
 	"${pin_rest[@]}" "$INFLUXD" -config "$WORK/influx/influxdb.conf" >"$WORK/influx.log" 2>&1 &
 	PIDS+=($!)
 	INFLUX_PID=$!
+	INFLUXDB_PID=$INFLUX_PID
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$IN_PORT/ping" && break; sleep 0.1; done
 	curl -sf -XPOST "http://127.0.0.1:$IN_PORT/query" --data-urlencode "q=CREATE DATABASE canary" >/dev/null
 	cat >"$WORK/ingest.yaml" <<CONF
@@ -167,15 +168,17 @@ SUB_PID=$!
 PIDS+=($SUB_PID)
 sleep 0.5
 declare -A T0
-for name in sim run ingest mosquitto; do
+for name in sim run ingest mosquitto influxdb; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
 	pid="${!var:-}"; [ -n "$pid" ] && T0[$name]="$(cpu_ticks "$pid")"
 done
 START="$(date +%s.%N)"
+START_NS="$(date +%s%N)"
 sleep "$DURATION"
 END="$(date +%s.%N)"
+END_NS="$(date +%s%N)"
 declare -A T1 HWM
-for name in sim run ingest mosquitto; do
+for name in sim run ingest mosquitto influxdb; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
 	pid="${!var:-}"; [ -n "$pid" ] && { T1[$name]="$(cpu_ticks "$pid")"; HWM[$name]="$(hwm_kb "$pid")"; }
 done
@@ -189,7 +192,7 @@ ELAPSED="$(echo "$END - $START" | bc -l)"
 printf 'scenario   %d devices × %d sensors every %s, %ss measured on %s (%d cores)\n' "$DEVICES" "$SENSORS" "$POLL" "$DURATION" "$(uname -m)" "$(nproc)"
 printf 'delivered  %d readings in %d messages to a QoS 1 subscriber = %.0f readings/s\n' "$READINGS" "$MSGS" "$(echo "$READINGS / $ELAPSED" | bc -l)"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
-for name in run ingest sim mosquitto; do
+for name in run ingest sim mosquitto influxdb; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"
 	per1000="$(echo "if ($READINGS > 0) $cpu / $READINGS * 1000 * 1000 else 0" | bc -l)"
@@ -198,7 +201,23 @@ for name in run ingest sim mosquitto; do
 	json+=",\"${name}_cpu_ms_per_1000\":$(printf '%.3f' "$per1000"),\"${name}_peak_rss_bytes\":$((HWM[$name] * 1024))"
 done
 if [ -n "$INGEST_PID" ]; then
-	pts="$(curl -sf -G "http://127.0.0.1:$IN_PORT/query" --data-urlencode db=canary --data-urlencode 'q=SELECT count(*) FROM /.*/' || true)"
-	echo "influxdb   $pts"
+	# Readings of the measured window (by their poll time) in InfluxDB,
+	# once the ingest has caught up (the count stops growing).
+	q="SELECT count(quality) FROM reading WHERE time >= ${START_NS} AND time < ${END_NS}"
+	count_window() {
+		curl -sf -G "http://127.0.0.1:$IN_PORT/query" --data-urlencode db=canary --data-urlencode "q=$q" |
+			python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(r["series"][0]["values"][0][1] if "series" in r else 0)'
+	}
+	last=-1
+	for _ in $(seq 60); do
+		n="$(count_window)"
+		[ "$n" = "$last" ] && break
+		last="$n"
+		sleep 1
+	done
+	printf 'influxdb   %d readings polled in the window written (the subscriber got %d)\n' "$n" "$READINGS"
+	total="$(echo "(${T1[run]} - ${T0[run]} + ${T1[ingest]} - ${T0[ingest]}) / $HZ / $READINGS * 1000 * 1000" | bc -l)"
+	printf 'run+ingest %.2f ms CPU per 1000 readings\n' "$total"
+	json+=",\"influxdb_readings\":$n,\"run_ingest_cpu_ms_per_1000\":$(printf '%.3f' "$total")"
 fi
 echo "$json}"
