@@ -485,10 +485,15 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		}
 	case p.res.Max > p.res.Min && q == Good:
 		// Zero drift of a few percent of span below the range is normal.
+		// Further below is a reading no gas can give (negative oxygen, a
+		// transmitter driven below its zero): a sensor fault, as NAMUR
+		// NE 43's fault-low band is for a raw loop, so it is bad and
+		// raises the sensor's bad alarm instead of holding its limits in
+		// silence. Above the range the sensor is saturated but readable.
 		if v > p.res.Max {
 			q, over = Uncertain, true
 		} else if v < p.res.Min-0.02*(p.res.Max-p.res.Min) {
-			q = Uncertain
+			q = BadQuality
 		}
 	}
 	p.quality, p.overRange, p.value, p.seen = q, over, v, true

@@ -228,9 +228,13 @@ func appendTime(b []byte, t time.Time) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = t.UTC().AppendFormat(b, tsLayout)
 	return append(b, '"')
 }
+
+// tsLayout is RFC 3339 with all nine fraction digits, in UTC, as the MQTT
+// contract promises (time.RFC3339Nano would drop trailing zeros).
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // Command errors; match with errors.Is.
 var (

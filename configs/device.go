@@ -35,6 +35,7 @@ func (d *Device) validate() error {
 		l.Add("sensors", "no sensors: a device must have at least one sensor")
 	}
 	l.Merge("", modbus.ValidateSensors(&d.DeviceConfig, d.ModbusSensors()))
+	overlaps(&l, d.Sensors)
 	for i := range d.Sensors {
 		s := &d.Sensors[i]
 		p := fmt.Sprintf("sensors[%d]", i)
@@ -58,4 +59,36 @@ func kindNames() string {
 		out += n
 	}
 	return out
+}
+
+// overlaps warns about register spans that partly overlap: a float32 at 0
+// and another at 1 read the same register into two values, which is almost
+// always a typo in an address. Identical spans (one register read as two
+// types) and bits of a register are fine.
+func overlaps(l *configerr.List, sensors []Sensor) {
+	type span struct{ lo, hi int }
+	spans := make([]span, len(sensors))
+	for i, s := range sensors {
+		spans[i] = span{-1, -1}
+		if s.Address == nil || s.Bit != nil || (s.Table != "holding" && s.Table != "input") {
+			continue
+		}
+		t, err := modbus.ParseType(s.Type)
+		if err != nil || t.Words() < 1 {
+			continue
+		}
+		spans[i] = span{*s.Address, *s.Address + t.Words() - 1}
+	}
+	for i := range sensors {
+		for j := 0; j < i; j++ {
+			a, b := spans[i], spans[j]
+			if a.lo < 0 || b.lo < 0 || sensors[i].Table != sensors[j].Table || a == b {
+				continue
+			}
+			if a.lo <= b.hi && b.lo <= a.hi {
+				l.Warn(fmt.Sprintf("sensors[%d].address", i), "registers %d-%d overlap sensors[%d] (%s, registers %d-%d): check the address",
+					a.lo, a.hi, j, sensors[j].ID, b.lo, b.hi)
+			}
+		}
+	}
 }

@@ -43,3 +43,18 @@ func TestDefaultsApplied(t *testing.T) {
 	require.Len(t, ac.Points, 1)
 	require.Equal(t, "face3-gas.ch4", ac.Points[0].ID())
 }
+
+func TestOverlappingRegistersWarn(t *testing.T) {
+	_, warnings, err := LoadSite("testdata/valid/overlap.yaml")
+	require.NoError(t, err)
+	var got []string
+	for _, w := range warnings {
+		got = append(got, w.String())
+	}
+	require.Equal(t, []string{
+		"testdata/valid/overlap.yaml:7: warning: devices[0].sensors[1].address: registers 1-2 overlap sensors[0] (a, registers 0-1): check the address",
+		"testdata/valid/overlap.yaml:8: warning: devices[0].sensors[2].address: registers 0-0 overlap sensors[0] (a, registers 0-1): check the address",
+		"testdata/valid/overlap.yaml:9: warning: devices[0].sensors[3].address: registers 0-1 overlap sensors[1] (b, registers 1-2): check the address",
+		"testdata/valid/overlap.yaml:9: warning: devices[0].sensors[3].address: registers 0-1 overlap sensors[2] (raw, registers 0-0): check the address",
+	}, got)
+}

@@ -185,6 +185,14 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 	if err != nil {
 		g.log.Error().Err(err).Str("device", b.Device).Msg("alarm evaluation")
 	}
+	// Publish the quality the engine judged, not only the driver's: a value
+	// above the sensor's valid range is uncertain, one far below it (or in a
+	// NAMUR NE 43 fault band) is bad.
+	for i := range payload.Readings {
+		if _, q, ok := g.eng.Point(metas[i].id); ok {
+			payload.Readings[i].Quality = q.String()
+		}
+	}
 	g.view.setReadings(*b, metas, *payload)
 	if g.view.setDevice(*b) {
 		// The retained status names each device's communication state.
@@ -230,12 +238,15 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 	}
 	for id := range changed {
 		st, _ := g.eng.Alarm(id)
-		if st.State == alerting.Normal {
-			items = append(items, mqtt.AlarmItem(id, nil)) // clears the retained state
-			continue
-		}
 		payload, _ := st.MarshalJSON()
 		items = append(items, mqtt.AlarmStateItem(id, payload, func() uint64 { return eventSeq[id] }))
+		if st.State == alerting.Normal {
+			// The normal state goes out first, so that live subscribers and
+			// InfluxDB's alarm measurement see the return to normal; then
+			// the empty retained payload clears the topic, so the broker
+			// holds exactly the alarms that need attention.
+			items = append(items, mqtt.AlarmItem(id, nil))
+		}
 	}
 	items = append(items, readings...)
 	// Not ctx: when the core is told to stop, a tick or linger that raced

@@ -41,6 +41,15 @@ func TestGatewayWritesInfluxDBDirectly(t *testing.T) {
 	eventually(t, "the high alarm in InfluxDB, with the seq of its transition", 20*time.Second, func() bool {
 		return count(`SELECT state, seq FROM alarm WHERE alarm='face-gas.ch4.high' AND seq > 0`) >= 1
 	})
+	// The return to normal is a row of the alarm measurement too.
+	require.NoError(t, sim.Hold("face-gas", "ch4", 0.2))
+	eventually(t, "high returned", 10*time.Second, func() bool { return stateOf(w.alarm("face-gas.ch4.high")) == "returned_unacknowledged" })
+	w.publish(t, "canary/v1/e2e/cmd", `{"id":"a1","action":"ack","alarm":"face-gas.ch4.high","user":"olga"}`)
+	eventually(t, "high cleared on MQTT", 10*time.Second, func() bool { return w.cleared("face-gas.ch4.high") })
+	eventually(t, "the normal state in InfluxDB", 20*time.Second, func() bool {
+		return count(`SELECT state FROM alarm WHERE alarm='face-gas.ch4.high' AND state='normal'`) >= 1
+	})
+
 	// Every stored reading of the device has a distinct seq from 1 without a hole.
 	r, err := influx.Query(`SELECT seq FROM reading WHERE device='face-gas' AND sensor='ch4'`)
 	require.NoError(t, err)

@@ -154,6 +154,9 @@ func clip(s string) string {
 func jsonErr(err error) string {
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
+		if ute.Field == "" {
+			return "want a JSON object"
+		}
 		return fmt.Sprintf("%s: want a %s", ute.Field, ute.Type)
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")

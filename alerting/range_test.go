@@ -1,0 +1,42 @@
+package alerting
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A reading far below the valid range (negative oxygen) is a sensor fault:
+// bad quality and the bad alarm, never silence. Above the range a sensor is
+// saturated but readable: uncertain, and it still counts for high limits.
+func TestOutOfRangeReadings(t *testing.T) {
+	e, err := New(Config{Points: []PointConfig{
+		{Site: "s", Device: "d", Sensor: "o2", Kind: "oxygen", Poll: time.Second},
+		{Site: "s", Device: "d", Sensor: "lel", Kind: "combustible", Poll: time.Second},
+	}})
+	require.NoError(t, err)
+	t0 := scriptStart
+	_, err = e.Step(t0, []Sample{{Point: "d.o2", Value: 20.9}, {Point: "d.lel", Value: 0}})
+	require.NoError(t, err)
+
+	_, err = e.Step(t0.Add(time.Second), []Sample{{Point: "d.o2", Value: -3}, {Point: "d.lel", Value: 150}})
+	require.NoError(t, err)
+	_, q, _ := e.Point("d.o2")
+	require.Equal(t, BadQuality, q)
+	st, ok := e.Alarm("d.o2.bad")
+	require.True(t, ok)
+	require.True(t, st.Active, "an impossible negative oxygen reading raises the sensor's bad alarm")
+
+	_, q, _ = e.Point("d.lel")
+	require.Equal(t, Uncertain, q, "over-range is uncertain")
+	hh, ok := e.Alarm("d.lel.high_high")
+	require.True(t, ok)
+	require.True(t, hh.Active, "over-range still counts for the high limits")
+
+	// A little zero drift below the range stays good.
+	_, err = e.Step(t0.Add(2*time.Second), []Sample{{Point: "d.o2", Value: -0.2}})
+	require.NoError(t, err)
+	_, q, _ = e.Point("d.o2")
+	require.Equal(t, Good, q)
+}
