@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/json"
 	"slices"
 	"sync"
 	"time"
@@ -87,4 +88,28 @@ type Result struct {
 	Dropped uint64 `json:"outbox_dropped"`
 	// PollErrors counted by the gateway.
 	PollErrors uint64 `json:"poll_errors"`
+}
+
+// MarshalJSON writes the result with its derived figures: memory per sensor,
+// and the alarm latencies as null when no alarm was measured (a 0 would
+// read as a perfect score).
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	out := struct {
+		plain
+		AlarmP50ms   *float64 `json:"alarm_latency_p50_ms"`
+		AlarmP99ms   *float64 `json:"alarm_latency_p99_ms"`
+		AlarmMaxms   *float64 `json:"alarm_latency_max_ms"`
+		CommitP50ms  *float64 `json:"alarm_commit_latency_p50_ms"`
+		CommitP99ms  *float64 `json:"alarm_commit_latency_p99_ms"`
+		MemPerSensor float64  `json:"memory_per_sensor_bytes"`
+	}{plain: plain(r)}
+	if r.AlarmEvents > 0 {
+		out.AlarmP50ms, out.AlarmP99ms, out.AlarmMaxms = &r.AlarmP50ms, &r.AlarmP99ms, &r.AlarmMaxms
+		out.CommitP50ms, out.CommitP99ms = &r.CommitP50ms, &r.CommitP99ms
+	}
+	if n := r.Devices * r.Sensors; n > 0 {
+		out.MemPerSensor = float64(r.PeakRSS) / float64(n)
+	}
+	return json.Marshal(out)
 }
