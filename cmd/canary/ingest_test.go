@@ -82,8 +82,17 @@ metrics: %s
 	s := res.Results[0].Series[0]
 	require.Equal(t, map[string]string{"site": "s1", "device": "d1", "sensor": "ch4", "kind": "methane", "unit": "%vol"}, s.Tags)
 	require.Equal(t, []any{"2026-02-03T04:05:06.000000007Z", 0.42, "good", 7.0}, s.Values[0])
-	_, body := get("/metrics")
-	require.True(t, strings.Contains(body, "canary_ingest_points_total 1\n"), body)
+	// The counter moves once the write is acknowledged, a moment after the
+	// point is queryable.
+	var body string
+	for {
+		_, body = get("/metrics")
+		if strings.Contains(body, "canary_ingest_points_total 1\n") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "points counter: %s", body)
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	require.Equal(t, exitOK, <-done, out.String())
 }
