@@ -100,6 +100,10 @@ type Gateway struct {
 	persistedAt time.Time
 }
 
+// trendBudgetPoints bounds the UI's trend history over all sensors: about
+// 48 MB at 24 bytes a point.
+const trendBudgetPoints = 2_000_000
+
 // New builds a gateway: it opens the outbox and restores the alarm state
 // from disk, but dials nothing.
 func New(o Options) (*Gateway, error) {
@@ -192,8 +196,17 @@ func New(o Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: http users: %w", err)
 		}
 		g.view.users = users
+		// The UI's trends share one memory budget (24 bytes a point): a
+		// site with many sensors keeps fewer points per sensor rather than
+		// growing without bound on a small edge box.
+		sensors := 0
+		for _, d := range s.Devices {
+			sensors += len(d.Sensors)
+		}
+		trendPoints := min(1800, max(120, trendBudgetPoints/max(sensors, 1)))
 		srv, err := httpapi.New(httpapi.Options{
-			Config: s.HTTP, Users: users, Backend: (*backend)(g), Registry: o.Registry,
+			TrendPoints: trendPoints,
+			Config:      s.HTTP, Users: users, Backend: (*backend)(g), Registry: o.Registry,
 			Logger: g.log,
 			Site:   s.Site, SiteName: s.Name,
 		})
