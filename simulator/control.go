@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -258,19 +260,43 @@ func (s *Simulator) writeSensor(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"device": r.PathValue("device"), "sensor": r.PathValue("sensor"), "value": v, "source": src})
 }
 
-// auth guards state-changing requests when a control token is set.
+// auth guards state-changing requests. A web page the operator happens to
+// visit must not be able to drive the simulator (and through it a gateway's
+// alarms and interlocks): a request from a browser names its Origin, which
+// must be this server; and the Host must be an IP address or localhost, so a
+// DNS-rebinding name cannot pose as this server. A control token, when set,
+// is required on top.
 func (s *Simulator) auth(h http.HandlerFunc) http.HandlerFunc {
-	if s.opts.ControlToken == "" {
-		return h
-	}
 	want := []byte("Bearer " + s.opts.ControlToken)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if err := sameSite(r); err != nil {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
+			return
+		}
+		if s.opts.ControlToken != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 			return
 		}
 		h(w, r)
 	}
+}
+
+// sameSite refuses cross-origin browser requests and unknown host names.
+func sameSite(r *http.Request) error {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil {
+		return fmt.Errorf("host %q is not an IP address or localhost", r.Host)
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return fmt.Errorf("cross-origin request from %q refused", o)
+		}
+	}
+	return nil
 }
 
 func readJSON(r *http.Request, v any) error {

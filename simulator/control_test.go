@@ -23,6 +23,10 @@ func call(t *testing.T, method, url, body string, hdr ...string) (int, map[strin
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	require.NoError(t, err)
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -155,4 +159,21 @@ func TestControlAPIToken(t *testing.T) {
 	require.Contains(t, body["error"], "bearer token")
 	code, _, _ = call(t, "PUT", base+"/devices/gas1/state", `{"state": "offline"}`, "Authorization", "Bearer s3cret")
 	require.Equal(t, http.StatusOK, code)
+}
+
+// A page the operator visits cannot drive the simulator: cross-origin
+// browser requests and DNS-rebinding host names are refused on every
+// state-changing endpoint; reads and same-origin tools still work.
+func TestControlAPIRefusesCrossSiteWrites(t *testing.T) {
+	_, base := controlSim(t, "")
+	code, m, _ := call(t, "POST", base+"/scenarios/methane-leak", "name: x\n", "Origin", "http://evil.example", "Content-Type", "text/plain")
+	require.Equal(t, http.StatusForbidden, code)
+	require.Contains(t, m["error"], "cross-origin")
+	code, _, _ = call(t, "PUT", base+"/devices/gas1/sensors/ch4", `{"value": 3}`, "Host", "evil.example")
+	require.Equal(t, http.StatusForbidden, code)
+	code, _, _ = call(t, "GET", base+"/devices", "", "Origin", "http://evil.example")
+	require.Equal(t, http.StatusOK, code, "reads are not state-changing")
+	// A tool on the same host (no Origin, IP host) still works.
+	code, _, body := call(t, "PUT", base+"/devices/gas1/sensors/ch4", `{"value": 0.3}`)
+	require.Equal(t, http.StatusOK, code, body)
 }
