@@ -70,3 +70,11 @@ func TestOutboxAndMQTTValidate(t *testing.T) {
 	m = MQTT{URL: "tcp://broker:1883", CAFile: "/ca.pem", TopicPrefix: "canary"}
 	require.ErrorContains(t, m.Validate(), "ca_file: needs a TLS url")
 }
+
+func TestMQTTURLRefusesCredentials(t *testing.T) {
+	m := MQTT{URL: "tcp://ctl:S3cret@127.0.0.1:1883"}
+	m.SetDefaults()
+	err := m.Validate()
+	require.ErrorContains(t, err, "credentials in the URL are not allowed")
+	require.NotContains(t, err.Error(), "S3cret", "the error must not repeat the secret")
+}

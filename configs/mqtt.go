@@ -74,6 +74,11 @@ func (c *MQTT) Validate() error {
 		if u.Host == "" || u.Port() == "" {
 			l.Add("url", "%q needs host:port", c.URL)
 		}
+		if u.User != nil {
+			// A secret in the URL ends up in every log line that names the
+			// broker.
+			l.Add("url", "credentials in the URL are not allowed: use username and password_file (or %s)", MQTTPasswordEnv)
+		}
 	}
 	if !validTopicLevel(c.TopicPrefix) {
 		l.Add("topic_prefix", "%q is not one topic level (no '/', '+', '#', not empty)", c.TopicPrefix)

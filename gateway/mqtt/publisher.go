@@ -342,6 +342,12 @@ func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
 	}
 	if p.o.Commands != nil {
 		err := wait(c.Subscribe(p.topics.Cmd(), 1, func(_ paho.Client, m paho.Message) {
+			if m.Retained() {
+				// A retained command would run again on every reconnect:
+				// an operator action happens once, when it is sent.
+				p.log.Warn().Str("topic", m.Topic()).Msg("retained command ignored (publish commands without the retain flag)")
+				return
+			}
 			select {
 			case p.cmds <- m.Payload():
 			default:

@@ -229,6 +229,14 @@ func TestCommandsAreHandledAndAnswered(t *testing.T) {
 	cfg := configs.MQTT{URL: m.URL}
 	cfg.SetDefaults()
 	results := subscribe(t, cfg, "canary/v1/s1/cmd/result")
+	// A retained command left on the broker is not run when the gateway
+	// (re)subscribes: it would run again on every reconnect.
+	ropts, err := ClientOptions(cfg, "careless-tool")
+	require.NoError(t, err)
+	rc := paho.NewClient(ropts)
+	require.NoError(t, wait(rc.Connect(), 10*time.Second))
+	require.NoError(t, wait(rc.Publish("canary/v1/s1/cmd", 1, true, `{"id":"retained","action":"ack"}`), 10*time.Second))
+	rc.Disconnect(0)
 	ob := openOutbox(t)
 	p := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: ob, Commands: func(_ context.Context, payload []byte) []byte {
 		var c struct{ ID string }
