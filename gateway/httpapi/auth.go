@@ -123,6 +123,9 @@ type authenticator struct {
 
 	mu       sync.Mutex
 	sessions map[[32]byte]session
+
+	slots    chan struct{} // see bcryptSlots
+	slotWait time.Duration // see bcryptWait
 }
 
 func newAuthenticator(users []User, ttl time.Duration) (*authenticator, error) {
@@ -131,6 +134,8 @@ func newAuthenticator(users []User, ttl time.Duration) (*authenticator, error) {
 		tokens:     map[[32]byte]principal{},
 		sessions:   map[[32]byte]session{},
 		sessionTTL: ttl,
+		slots:      make(chan struct{}, bcryptSlots),
+		slotWait:   bcryptWait,
 	}
 	for _, u := range users {
 		if roleRank(u.Role) == 0 {
@@ -161,7 +166,18 @@ const (
 	authNone authResult = iota
 	authOK
 	authBad
+	// authBusy: too many password checks at once; try again shortly.
+	authBusy
 )
+
+// bcryptSlots bounds concurrent password checks. A bcrypt comparison costs
+// tens of milliseconds of CPU; unbounded, a flood of Basic requests (or a
+// password-guessing run) would starve the alarm engine on a 2-core edge box.
+const bcryptSlots = 1
+
+// bcryptWait is how long a request waits for a slot before it is told to
+// come back (429).
+const bcryptWait = 2 * time.Second
 
 func (a *authenticator) authenticate(r *http.Request, now time.Time) (principal, authResult, string) {
 	h := r.Header.Get("Authorization")
@@ -184,6 +200,16 @@ func (a *authenticator) authenticate(r *http.Request, now time.Time) (principal,
 		hash := u.PasswordHash
 		if !known || len(hash) == 0 {
 			hash = a.dummy
+		}
+		wait := time.NewTimer(a.slotWait)
+		defer wait.Stop()
+		select {
+		case a.slots <- struct{}{}:
+			defer func() { <-a.slots }()
+		case <-wait.C:
+			return principal{}, authBusy, "basic"
+		case <-r.Context().Done():
+			return principal{}, authBusy, "basic"
 		}
 		if err := bcrypt.CompareHashAndPassword(hash, []byte(pass)); err != nil || !known || len(u.PasswordHash) == 0 {
 			return principal{}, authBad, "basic"

@@ -197,6 +197,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, res, scheme := s.auth.authenticate(r, s.now())
+	if res == authBusy {
+		tooBusy(w)
+		return
+	}
 	if res != authOK || scheme != "basic" {
 		// The UI's own login form must not be overlaid by the browser's
 		// password prompt, which a Basic challenge would trigger.
@@ -226,6 +230,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 // handleWhoAmI serves GET /api/v1/session.
 func (s *Server) handleWhoAmI(w http.ResponseWriter, r *http.Request) {
 	p, res, _ := s.auth.authenticate(r, s.now())
+	if res == authBusy {
+		tooBusy(w)
+		return
+	}
 	if res != authOK {
 		s.challenge(w, r, "not logged in")
 		return

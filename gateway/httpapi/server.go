@@ -158,8 +158,12 @@ func (s *Server) Run(ctx context.Context) error {
 // event streams end, and in-flight requests get ShutdownGrace to finish.
 // It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	handler := s.handler
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		handler = loopbackHostOnly(handler)
+	}
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -365,6 +369,9 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, msg string) {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, minRole string) (principal, bool) {
 	p, res, _ := s.auth.authenticate(r, s.now())
 	switch res {
+	case authBusy:
+		tooBusy(w)
+		return principal{}, false
 	case authBad:
 		s.challenge(w, r, "invalid credentials")
 		return principal{}, false
@@ -506,4 +513,29 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// tooBusy answers a request that found every password-check slot taken.
+func tooBusy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "2")
+	writeError(w, http.StatusTooManyRequests, "too many password checks at once; retry shortly (or log in once and use the session token)")
+}
+
+// loopbackHostOnly guards a server that listens on loopback against DNS
+// rebinding: a web page whose name resolves to 127.0.0.1 would otherwise
+// reach it as "same origin" and read the site's readings and alarms. Only
+// an IP address or localhost may name this server.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if host != "localhost" && net.ParseIP(host) == nil {
+			writeError(w, http.StatusMisdirectedRequest, "host %q: this server listens on loopback and answers only to an IP address or localhost", r.Host)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
