@@ -53,7 +53,7 @@ func (c *Control) Validate() error {
 	for i, s := range c.Sites {
 		p := fmt.Sprintf("sites[%d]", i)
 		switch {
-		case !validID(s):
+		case CheckID(s) != nil:
 			l.Add(p, "%q is not a site id ([a-z0-9][a-z0-9_-]*)", s)
 		case seen[s]:
 			l.Add(p, "site %q is listed twice", s)

@@ -47,26 +47,11 @@ func (c *Ingest) Validate() error {
 	}
 	l.Merge("influxdb", c.InfluxDB.Validate())
 	for i, s := range c.Sites {
-		if !validID(s) {
+		if CheckID(s) != nil {
 			l.Add(fmt.Sprintf("sites[%d]", i), "%q is not a site id ([a-z0-9][a-z0-9_-]*)", s)
 		}
 	}
 	return l.Err()
-}
-
-func validID(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		case (r == '_' || r == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // LoadIngest reads and validates an ingest config with the same loader as a

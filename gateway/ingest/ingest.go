@@ -169,13 +169,12 @@ type deadLetter struct {
 }
 
 type batch struct {
-	msgs    []paho.Message
-	spans   []span // lines of each message in body
-	body    []byte
-	points  int
-	dead    []deadLetter
-	seqs    map[string]*siteSeqs
-	started time.Time
+	msgs   []paho.Message
+	spans  []span // lines of each message in body
+	body   []byte
+	points int
+	dead   []deadLetter
+	seqs   map[string]*siteSeqs
 }
 
 type span struct{ from, to int }
