@@ -24,6 +24,10 @@ DURATION="${DURATION:-30}"
 WARMUP="${WARMUP:-5}"
 INFLUXD="${CANARY_INFLUXD:-$(go env GOPATH)/bin/influxd}"
 MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
+# PROFILE=DIR writes pprof CPU and heap profiles of `canary run` and
+# `canary ingest` there (run.cpu, run.heap, ingest.cpu, ingest.heap).
+PROFILE="${PROFILE:-}"
+[ -n "$PROFILE" ] && mkdir -p "$PROFILE" && PROFILE="$(cd "$PROFILE" && pwd)"
 # RUN_CPU pins `canary run` to one core (and GOMAXPROCS=1) and everything
 # else to the other cores: the gateway's one-core ceiling.
 RUN_CPU="${RUN_CPU:-}"
@@ -145,14 +149,16 @@ mqtt: {url: tcp://127.0.0.1:$MQ_PORT, client_id: load-ingest}
 influxdb: {url: http://127.0.0.1:$IN_PORT, bucket: canary/autogen}
 sites: [load]
 CONF
-	"${pin_rest[@]}" "$WORK/canary" ingest -c "$WORK/ingest.yaml" 2>"$WORK/ingest.log" &
+	env ${PROFILE:+CANARY_CPUPROFILE=$PROFILE/ingest.cpu CANARY_MEMPROFILE=$PROFILE/ingest.heap} \
+		"${pin_rest[@]}" "$WORK/canary" ingest -c "$WORK/ingest.yaml" 2>"$WORK/ingest.log" &
 	PIDS+=($!)
 	INGEST_PID=$!
 else
 	echo "load: $INFLUXD missing: MQTT → InfluxDB is not measured" >&2
 fi
 
-"${pin_run[@]}" "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
+env ${PROFILE:+CANARY_CPUPROFILE=$PROFILE/run.cpu CANARY_MEMPROFILE=$PROFILE/run.heap} \
+	"${pin_run[@]}" "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
 PIDS+=($!)
 RUN_PID=$!
 

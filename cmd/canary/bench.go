@@ -341,11 +341,11 @@ func sleepCtx(ctx context.Context, d time.Duration, gwErr <-chan error) error {
 func startCPUProfile(path string) (stop func(), err error) {
 	pf, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(pf); err != nil {
 		pf.Close()
-		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	var once sync.Once
 	return func() { once.Do(func() { pprof.StopCPUProfile(); pf.Close() }) }, nil
@@ -354,11 +354,11 @@ func startCPUProfile(path string) (stop func(), err error) {
 func writeHeapProfile(path string) error {
 	pf, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("bench: heap profile: %w", err)
+		return fmt.Errorf("heap profile: %w", err)
 	}
 	defer pf.Close()
 	if err := pprof.Lookup("heap").WriteTo(pf, 0); err != nil {
-		return fmt.Errorf("bench: heap profile: %w", err)
+		return fmt.Errorf("heap profile: %w", err)
 	}
 	return nil
 }

@@ -112,7 +112,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := profileFromEnv(os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
+}
+
+// profileFromEnv profiles any command from the environment, so a long-running
+// `canary run` or `canary ingest` in a load test can be profiled without a
+// flag on every command: CANARY_CPUPROFILE=FILE writes a CPU profile of the
+// whole run, CANARY_MEMPROFILE=FILE a heap profile at exit.
+func profileFromEnv(stderr io.Writer) (stop func()) {
+	stopCPU := func() {}
+	if path := os.Getenv("CANARY_CPUPROFILE"); path != "" {
+		s, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintln(stderr, "canary:", err)
+		} else {
+			stopCPU = s
+		}
+	}
+	return func() {
+		stopCPU()
+		if path := os.Getenv("CANARY_MEMPROFILE"); path != "" {
+			if err := writeHeapProfile(path); err != nil {
+				fmt.Fprintln(stderr, "canary:", err)
+			}
+		}
+	}
 }
