@@ -86,7 +86,7 @@ const maxGroup = 512
 // for a shared outbox commit. A crash loses at most lingerFor of readings
 // that were never committed (their alarms were committed at once).
 const (
-	lingerFor  = 100 * time.Millisecond
+	lingerFor  = 500 * time.Millisecond
 	maxPending = 512
 )
 
@@ -126,9 +126,6 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 		g.met.observeBatch(group[i], len(e), time.Since(start))
 		if len(e) > 0 {
 			alarmAt = append(alarmAt, payload.TS)
-		}
-		if g.http != nil {
-			g.view.publishReadings(g.http, payload)
 		}
 	}
 	g.alarmAt = alarmAt
@@ -193,10 +190,13 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 			payload.Readings[i].Quality = q.String()
 		}
 	}
-	g.view.setReadings(*b, metas, *payload)
+	g.view.setReadings(metas, *payload)
 	if g.view.setDevice(*b) {
 		// The retained status names each device's communication state.
 		g.pub.StatusChanged()
+	}
+	if g.http != nil {
+		g.view.publishReadings(g.http, metas, *payload)
 	}
 	return evs
 }

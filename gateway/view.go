@@ -21,6 +21,17 @@ const historyLen = 2000
 type sensorMeta struct {
 	id, device, sensor, kind, unit string
 	limits                         []httpapi.Limit
+	idx                            int // into view.live; -1: not configured
+}
+
+// liveReading is a sensor's latest reading, without pointers to the heap:
+// the HTTP API's reading is built from it and the sensor's metadata only
+// when a client asks.
+type liveReading struct {
+	ns      int64 // unix ns; 0: never read
+	value   float64
+	valid   bool
+	quality string // one of the contract's constants
 }
 
 // view is the gateway state that the HTTP API reads: written by the core
@@ -39,7 +50,7 @@ type view struct {
 	users    []httpapi.User
 
 	mu       sync.RWMutex
-	readings map[string]httpapi.Reading
+	live     []liveReading // by sensorMeta.idx
 	devices  map[string]httpapi.Device
 	alarms   map[string]httpapi.Alarm
 	history  []httpapi.Transition
@@ -49,7 +60,6 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 	v.site = s.Site
 	v.meta = map[string]sensorMeta{}
 	v.byDevice = map[string][]sensorMeta{}
-	v.readings = map[string]httpapi.Reading{}
 	v.devices = map[string]httpapi.Device{}
 	v.alarms = map[string]httpapi.Alarm{}
 	for _, d := range s.Devices {
@@ -57,7 +67,7 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 		v.devices[d.ID] = httpapi.Device{Site: s.Site, ID: d.ID, State: "unknown"}
 		for _, sn := range d.Sensors {
 			id := d.ID + "." + sn.ID
-			m := sensorMeta{id: id, device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit}
+			m := sensorMeta{id: id, device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit, idx: len(v.order)}
 			if r, ok := eng.PointSpec(id); ok {
 				m.unit = r.Unit
 				for _, c := range r.Conditions {
@@ -72,6 +82,7 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 			v.order = append(v.order, id)
 		}
 	}
+	v.live = make([]liveReading, len(v.order))
 }
 
 // sensors returns the metadata of a batch's readings, in their order.
@@ -84,8 +95,12 @@ func (v *view) sensors(b *modbus.Batch) []sensorMeta {
 	ms = make([]sensorMeta, len(b.Readings))
 	for i, r := range b.Readings {
 		id := b.Device + "." + r.Sensor
-		ms[i] = v.meta[id]
-		ms[i].id = id
+		m, ok := v.meta[id]
+		if !ok {
+			m = sensorMeta{device: b.Device, sensor: r.Sensor, idx: -1}
+		}
+		m.id = id
+		ms[i] = m
 	}
 	return ms
 }
@@ -102,20 +117,31 @@ func sameSensors(ms []sensorMeta, rs []modbus.Reading) bool {
 	return true
 }
 
-func (v *view) setReadings(b modbus.Batch, metas []sensorMeta, p mqtt.Readings) {
+func (v *view) setReadings(metas []sensorMeta, p mqtt.Readings) {
+	ns := p.TS.UnixNano()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for i, r := range p.Readings {
-		m := &metas[i]
-		id := m.id
-		hr := httpapi.Reading{Site: v.site, Device: b.Device, Sensor: r.Sensor, Kind: r.Kind, Unit: r.Unit,
-			Quality: r.Quality, TS: p.TS, Limits: m.limits}
-		if r.Valid {
-			val := r.Value
-			hr.Value = &val
+		if ix := metas[i].idx; ix >= 0 {
+			v.live[ix] = liveReading{ns: ns, value: r.Value, valid: r.Valid, quality: r.Quality}
 		}
-		v.readings[id] = hr
 	}
+}
+
+// reading builds the HTTP API's reading of a sensor; ok is false when it
+// was never read.
+func (v *view) reading(m *sensorMeta) (httpapi.Reading, bool) {
+	r := httpapi.Reading{Site: v.site, Device: m.device, Sensor: m.sensor, Kind: m.kind, Unit: m.unit, Limits: m.limits}
+	if m.idx < 0 || v.live[m.idx].ns == 0 {
+		return r, false
+	}
+	l := v.live[m.idx]
+	r.Quality, r.TS = l.quality, time.Unix(0, l.ns).UTC()
+	if l.valid {
+		val := l.value
+		r.Value = &val
+	}
+	return r, true
 }
 
 // deviceState classifies a poll: no error is online; exceptions (the device
@@ -146,18 +172,30 @@ func (v *view) setDevice(b modbus.Batch) bool {
 	return changed
 }
 
-func (v *view) publishReadings(srv *httpapi.Server, p mqtt.Readings) {
-	v.mu.RLock()
-	rs := make([]httpapi.Reading, 0, len(p.Readings))
+// publishReadings feeds a poll to the UI's trends and, when a client is on
+// the event stream, to the stream. Without one it allocates nothing.
+func (v *view) publishReadings(srv *httpapi.Server, metas []sensorMeta, p mqtt.Readings) {
 	for _, r := range p.Readings {
-		rs = append(rs, v.readings[p.Device+"."+r.Sensor])
+		val := r.Value
+		if !r.Valid {
+			val = math.NaN()
+		}
+		srv.Trend(p.Device, r.Sensor, p.TS, val, r.Quality)
+	}
+	if !srv.Streaming() {
+		return
+	}
+	v.mu.RLock()
+	rs := make([]httpapi.Reading, len(metas))
+	for i := range metas {
+		rs[i], _ = v.reading(&metas[i])
 	}
 	d := v.devices[p.Device]
 	v.mu.RUnlock()
 	for i := range rs {
-		srv.Publish(httpapi.Event{Reading: &rs[i]})
+		srv.Stream(httpapi.Event{Reading: &rs[i]})
 	}
-	srv.Publish(httpapi.Event{Device: &d})
+	srv.Stream(httpapi.Event{Device: &d})
 }
 
 func optFloat(f float64) *float64 {
@@ -247,13 +285,12 @@ func (v *view) readingsList() []httpapi.Reading {
 	defer v.mu.RUnlock()
 	out := make([]httpapi.Reading, 0, len(v.order))
 	for _, id := range v.order {
-		if r, ok := v.readings[id]; ok {
-			out = append(out, r)
-			continue
-		}
 		m := v.meta[id]
-		out = append(out, httpapi.Reading{Site: v.site, Device: m.device, Sensor: m.sensor, Kind: m.kind,
-			Unit: m.unit, Quality: "bad", Stale: true, Limits: m.limits})
+		r, ok := v.reading(&m)
+		if !ok {
+			r.Quality, r.Stale = "bad", true
+		}
+		out = append(out, r)
 	}
 	return out
 }
@@ -321,9 +358,13 @@ func (l latestValue) after(t time.Time) bool { return !l.ts.Before(t) }
 func (v *view) latest(id string) (latestValue, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	r, ok := v.readings[id]
-	if !ok || r.Value == nil || r.Quality != "good" {
+	m, ok := v.meta[id]
+	if !ok {
 		return latestValue{}, false
 	}
-	return latestValue{value: *r.Value, ts: r.TS}, true
+	l := v.live[m.idx]
+	if l.ns == 0 || !l.valid || l.quality != "good" {
+		return latestValue{}, false
+	}
+	return latestValue{value: l.value, ts: time.Unix(0, l.ns).UTC()}, true
 }

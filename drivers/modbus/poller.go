@@ -298,6 +298,16 @@ func (p *Poller) schedule(d *devState, now time.Time) {
 }
 
 // poll reads every request of one device and decodes its readings.
+// splitOnRefusal is the request cut at its gaps when the device refused it
+// with "illegal data address" and it bridged gaps; nil otherwise (and on the
+// hot path, where err is nil, without allocating).
+func splitOnRefusal(r *Request, err error) []Request {
+	if err == nil || !errors.Is(err, mb.ErrIllegalDataAddress) {
+		return nil
+	}
+	return splitAtGaps(*r)
+}
+
 func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	unit := *d.cfg.Unit
 	b := Batch{Device: d.cfg.ID, Unit: unit, Readings: make([]Reading, len(d.plan.Sensors))}
@@ -317,7 +327,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			continue
 		}
 		regs, bits, err := p.read(ctx, d, r, &reconnects)
-		if parts := splitAtGaps(*r); len(parts) > 1 && errors.Is(err, mb.ErrIllegalDataAddress) {
+		if parts := splitOnRefusal(r, err); len(parts) > 1 {
 			// The device refuses the unrequested registers the planner
 			// bridged: read only what the sensors need, from now on.
 			p.log.Warn().Str("device", d.cfg.ID).Str("table", r.Table.String()).Int("addr", int(r.Addr)).

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -641,7 +642,8 @@ func TestUIServedWithSecurityHeaders(t *testing.T) {
 
 func TestTrend(t *testing.T) {
 	base := time.Now().Add(-time.Minute)
-	e := startServer(t, func(o *Options) { o.TrendPoints = 3 })
+	// Three points over three seconds: one point per second.
+	e := startServer(t, func(o *Options) { o.TrendPoints, o.TrendWindow = 3, 3*time.Second })
 	for i := 0; i < 5; i++ {
 		e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "ch4", Kind: "methane", Value: fp(float64(i)), Unit: "%vol",
 			Quality: "good", TS: base.Add(time.Duration(i) * time.Second), Limits: []Limit{{Condition: "high", Limit: 1, Priority: 2}, {Condition: "high_high", Limit: 1.5, Priority: 1}}})
@@ -678,6 +680,76 @@ func TestTrendWindow(t *testing.T) {
 	require.Len(t, pts, 11, "only the last 10s are kept")
 	require.InDelta(t, 89.0, *pts[0].Value, 1e-9)
 	require.Empty(t, tr.get("d", "other"))
+}
+
+// TestTrendDownsampling: with fewer points than readings in the window,
+// readings share points; the chart still spans the window, keeps a spike,
+// a gap (no value) and the worst quality, and never holds more points than
+// it was given.
+func TestTrendDownsampling(t *testing.T) {
+	tr := newTrends(60*time.Second, 6) // one point per 10 s
+	base := time.Unix(1_800_000_000, 0)
+	for i := 0; i < 120; i++ {
+		r := Reading{Device: "d", Sensor: "s", Value: fp(0.5), Quality: "good", TS: base.Add(time.Duration(i) * time.Second)}
+		switch i {
+		case 93:
+			r.Value = fp(2.75) // a spike inside a bucket
+		case 104:
+			r.Value, r.Quality = nil, "bad" // a lost reading
+		case 112:
+			r.Quality = "uncertain"
+		}
+		tr.add(r)
+	}
+	pts := tr.get("d", "s")
+	require.LessOrEqual(t, len(pts), 6)
+	require.GreaterOrEqual(t, len(pts), 5, "the window stays covered")
+	span := pts[len(pts)-1].TS.Sub(pts[0].TS)
+	require.GreaterOrEqual(t, span, 40*time.Second)
+	require.LessOrEqual(t, span, 60*time.Second)
+	var spike, gap, uncertain bool
+	for _, p := range pts {
+		switch {
+		case p.Value == nil:
+			gap = true
+			require.Equal(t, "bad", p.Quality)
+		case *p.Value == 2.75:
+			spike = true
+		}
+		if p.Quality == "uncertain" {
+			uncertain = true
+		}
+	}
+	require.True(t, spike, "the spike survives downsampling: %+v", pts)
+	require.True(t, gap, "the missing value survives downsampling")
+	require.True(t, uncertain, "the worst quality of a bucket is kept")
+}
+
+// TestTrendFloat32: values are kept as float32 and served in their
+// shortest form, so 1.2 comes back as 1.2.
+func TestTrendFloat32(t *testing.T) {
+	tr := newTrends(time.Minute, 10)
+	tr.add(Reading{Device: "d", Sensor: "s", Value: fp(1.2), Quality: "good", TS: time.Now()})
+	pts := tr.get("d", "s")
+	require.Len(t, pts, 1)
+	b, err := json.Marshal(pts[0].Value)
+	require.NoError(t, err)
+	require.Equal(t, "1.2", string(b))
+}
+
+func BenchmarkTrendAdd(b *testing.B) {
+	tr := newTrends(15*time.Minute, 262)
+	sensors := make([]string, 20)
+	for i := range sensors {
+		sensors[i] = fmt.Sprintf("s%02d", i)
+	}
+	base := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		tr.addSample("d001", sensors[i%20], base.Add(time.Duration(i/20)*time.Second), 1.5, "good")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
 }
 
 func TestLoadUsers(t *testing.T) {

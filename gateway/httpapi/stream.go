@@ -80,13 +80,30 @@ func sseMessage(event string, v any) ([]byte, error) {
 // concurrent use; the gateway calls it for every reading, alarm state
 // change, transition and device state change.
 func (s *Server) Publish(ev Event) {
+	if ev.Reading != nil {
+		s.trends.add(*ev.Reading)
+	}
+	s.Stream(ev)
+}
+
+// Trend records one reading in the trend buffer (value NaN: no value)
+// without building an Event; it does not allocate after a sensor's first
+// reading.
+func (s *Server) Trend(device, sensor string, ts time.Time, value float64, quality string) {
+	s.trends.addSample(device, sensor, ts, value, quality)
+}
+
+// Streaming reports whether a client is on the event stream: without one,
+// building events is pure cost.
+func (s *Server) Streaming() bool { return !s.hub.empty() }
+
+// Stream pushes one change to every event-stream client (not to the
+// trends). It never blocks.
+func (s *Server) Stream(ev Event) {
 	var (
 		name string
 		v    any
 	)
-	if ev.Reading != nil {
-		s.trends.add(*ev.Reading)
-	}
 	// With nobody on the event stream, encoding every reading (reflection
 	// JSON on the gateway's core goroutine) is pure cost.
 	if s.hub.empty() {

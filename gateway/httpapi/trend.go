@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"math"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -13,37 +14,56 @@ type TrendPoint struct {
 	Quality string    `json:"quality"`
 }
 
-// trends keeps the last window of published readings per sensor, so a
-// chart opened now shows the recent past and not an empty axis. It is a
-// display aid; InfluxDB is the history.
+// trends keeps the recent past of every sensor, so a chart opened now shows
+// the last window and not an empty axis. It is a display aid; InfluxDB is
+// the history.
 //
-// Points are stored without pointers (24 bytes each): a gateway keeps
-// hundreds of points for each of thousands of sensors, and pointers there
-// would be millions of objects for the garbage collector to scan.
+// Memory is fixed up front, not grown with uptime: each sensor has a ring
+// of at most `points` 12-byte, pointer-free points (allocated at its first
+// reading), and readings closer together than window/points share one
+// point. The shared point keeps the sample that moved furthest from the
+// point before it (a spike stays on the chart), a missing value over a
+// present one, and the worst quality of the bucket.
 type trends struct {
-	mu     sync.Mutex
-	window time.Duration
-	max    int
-	series map[trendKey]*series
-	quals  []string
-	qualIx map[string]uint8
+	mu      sync.Mutex
+	window  int64 // deciseconds
+	points  int
+	spacing int64 // deciseconds; samples in the same bucket share a point
+	epoch   int64 // unix ns of tick 0; set by the first reading
+	series  map[trendKey]*series
+	quals   []string
+	qualIx  map[string]uint8
 }
 
 type trendKey struct{ device, sensor string }
 
+// trendPt is 12 bytes: the time in deciseconds since the trend's epoch
+// (13 years of uptime before the trend restarts), the value as float32
+// (seven significant digits are far more than a chart can show) and an
+// index into trends.quals.
 type trendPt struct {
-	ns    int64   // unix nanoseconds
-	value float64 // NaN: no value (null)
-	qual  uint8   // index into trends.quals
+	t uint32
+	v float32 // NaN: no value (null)
+	q uint8
 }
 
 type series struct {
-	pts   []trendPt
-	start int
+	pts  []trendPt // ring
+	head int       // oldest
+	n    int
 }
 
-func newTrends(window time.Duration, maxPoints int) *trends {
-	return &trends{window: window, max: maxPoints, series: map[trendKey]*series{}, qualIx: map[string]uint8{}}
+func (s *series) at(i int) *trendPt { return &s.pts[(s.head+i)%len(s.pts)] }
+
+const decisecond = int64(100 * time.Millisecond)
+
+func newTrends(window time.Duration, points int) *trends {
+	w := max(int64(window)/decisecond, 1)
+	points = max(points, 1)
+	return &trends{
+		window: w, points: points, spacing: max(w/int64(points), 1),
+		series: map[trendKey]*series{}, qualIx: map[string]uint8{},
+	}
 }
 
 func (t *trends) qual(q string) uint8 {
@@ -62,33 +82,102 @@ func (t *trends) qual(q string) uint8 {
 	return i
 }
 
+// severity orders qualities for merging: good < uncertain < anything else.
+func (t *trends) severity(q uint8) int {
+	switch t.quals[q] {
+	case "good":
+		return 0
+	case "uncertain":
+		return 1
+	}
+	return 2
+}
+
 func (t *trends) add(r Reading) {
-	k := trendKey{r.Device, r.Sensor}
+	v := math.NaN()
+	if r.Value != nil {
+		v = *r.Value
+	}
+	t.addSample(r.Device, r.Sensor, r.TS, v, r.Quality)
+}
+
+// addSample records one reading; value NaN is "no value". It does not
+// allocate after a sensor's first reading.
+func (t *trends) addSample(device, sensor string, ts time.Time, value float64, quality string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	ns := ts.UnixNano()
+	if t.epoch == 0 {
+		// Room for readings a window older than the first one.
+		t.epoch = ns - t.window*decisecond
+	}
+	d := (ns - t.epoch) / decisecond
+	if d < 0 {
+		return // from before the trend began: nothing to draw it against
+	}
+	if d > math.MaxUint32 {
+		// Thirteen years of uptime: start the trend afresh.
+		t.epoch, t.series = ns-t.window*decisecond, map[trendKey]*series{}
+		d = t.window
+	}
+	k := trendKey{device, sensor}
 	sr := t.series[k]
 	if sr == nil {
-		sr = &series{}
+		sr = &series{pts: make([]trendPt, t.points)}
 		t.series[k] = sr
 	}
-	ns := r.TS.UnixNano()
-	if n := len(sr.pts); n > sr.start && ns <= sr.pts[n-1].ns {
-		return // a duplicate or out-of-order republish adds nothing to a chart
+	p := trendPt{t: uint32(d), v: float32(value), q: t.qual(quality)}
+	if sr.n > 0 {
+		last := sr.at(sr.n - 1)
+		if p.t < last.t {
+			return // an out-of-order republish adds nothing to a chart
+		}
+		if int64(p.t)/t.spacing == int64(last.t)/t.spacing {
+			t.merge(sr, last, p)
+			return
+		}
 	}
-	p := trendPt{ns: ns, value: math.NaN(), qual: t.qual(r.Quality)}
-	if r.Value != nil {
-		p.value = *r.Value
+	if sr.n == len(sr.pts) {
+		sr.head = (sr.head + 1) % len(sr.pts)
+		sr.n--
 	}
-	sr.pts = append(sr.pts, p)
-	for sr.start < len(sr.pts) && (len(sr.pts)-sr.start > t.max || time.Duration(ns-sr.pts[sr.start].ns) > t.window) {
-		sr.start++
+	*sr.at(sr.n) = p
+	sr.n++
+	for sr.n > 1 && int64(p.t)-int64(sr.at(0).t) > t.window {
+		sr.head = (sr.head + 1) % len(sr.pts)
+		sr.n--
 	}
-	// Compact only when half the slice is dead, so adding stays O(1)
-	// amortised.
-	if sr.start > len(sr.pts)/2 {
-		sr.pts = append(sr.pts[:0:0], sr.pts[sr.start:]...)
-		sr.start = 0
+}
+
+// merge folds p into last, the point of the same bucket.
+func (t *trends) merge(sr *series, last *trendPt, p trendPt) {
+	q := last.q
+	if t.severity(p.q) > t.severity(q) {
+		q = p.q
 	}
+	lastNaN, pNaN := math.IsNaN(float64(last.v)), math.IsNaN(float64(p.v))
+	keep := false
+	switch {
+	case lastNaN:
+		keep = true // a gap stays a gap
+	case pNaN:
+	case sr.n > 1 && !math.IsNaN(float64(sr.at(sr.n-2).v)):
+		ref := sr.at(sr.n - 2).v
+		keep = abs32(last.v-ref) >= abs32(p.v-ref)
+	default:
+		keep = true
+	}
+	if !keep {
+		*last = p
+	}
+	last.q = q
+}
+
+func abs32(f float32) float32 {
+	if f < 0 {
+		return -f
+	}
+	return f
 }
 
 func (t *trends) get(device, sensor string) []TrendPoint {
@@ -98,11 +187,15 @@ func (t *trends) get(device, sensor string) []TrendPoint {
 	if sr == nil {
 		return []TrendPoint{}
 	}
-	out := make([]TrendPoint, 0, len(sr.pts)-sr.start)
-	for _, p := range sr.pts[sr.start:] {
-		tp := TrendPoint{TS: time.Unix(0, p.ns).UTC(), Quality: t.quals[p.qual]}
-		if !math.IsNaN(p.value) {
-			v := p.value
+	out := make([]TrendPoint, 0, sr.n)
+	var buf [32]byte
+	for i := range sr.n {
+		p := sr.at(i)
+		tp := TrendPoint{TS: time.Unix(0, t.epoch+int64(p.t)*decisecond).UTC(), Quality: t.quals[p.q]}
+		if !math.IsNaN(float64(p.v)) {
+			// The float32's shortest decimal form (1.2, not
+			// 1.2000000476837158), as the reading was published.
+			v, _ := strconv.ParseFloat(string(strconv.AppendFloat(buf[:0], float64(p.v), 'g', -1, 32)), 64)
 			tp.Value = &v
 		}
 		out = append(out, tp)

@@ -80,7 +80,7 @@ const alarmWindow = 64
 
 // releaseEvery is how often acknowledged records are released from the
 // outbox (sooner when 256 are waiting).
-const releaseEvery = 250 * time.Millisecond
+const releaseEvery = time.Second
 
 // PublisherStats are counters since the publisher was made.
 type PublisherStats struct {
@@ -564,7 +564,7 @@ func (s *session) resendStale() {
 }
 
 func (s *session) loop(ctx context.Context) error {
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	status := time.NewTicker(s.p.o.StatusInterval)
 	defer status.Stop()
