@@ -49,11 +49,11 @@ type view struct {
 	devOrder []string
 	users    []httpapi.User
 
-	mu       sync.RWMutex
-	live     []liveReading // by sensorMeta.idx
-	devices  map[string]httpapi.Device
-	alarms   map[string]httpapi.Alarm
-	history  []httpapi.Transition
+	mu      sync.RWMutex
+	live    []liveReading // by sensorMeta.idx
+	devices map[string]httpapi.Device
+	alarms  map[string]httpapi.Alarm
+	history []httpapi.Transition
 }
 
 func (v *view) init(s *configs.Site, eng *alerting.Engine) {
