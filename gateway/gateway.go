@@ -101,12 +101,12 @@ type Gateway struct {
 }
 
 // trendBudgetBytes bounds the memory of the UI's trends over all sensors
-// (12 bytes a point, allocated at each sensor's first reading): 262 points
-// per sensor at 1 000 sensors (one per 3.4 s over the 15-minute window), 30
-// at 10 000 and more (one per 30 s). The chart always spans the window;
+// (12 bytes a point, allocated at each sensor's first reading): 131 points
+// per sensor at 1 000 sensors (one per 6.9 s over the 15-minute window), 30
+// at 5 000 and more (one per 30 s). The chart always spans the window;
 // readings between two points share one, keeping its most deviant value
 // (httpapi's trend). InfluxDB is the history.
-const trendBudgetBytes = 3 << 20
+const trendBudgetBytes = 3 << 19
 
 // New builds a gateway: it opens the outbox and restores the alarm state
 // from disk, but dials nothing.
