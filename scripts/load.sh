@@ -54,7 +54,8 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; echo "load: kept $WORK" >&2' EXIT
 
-go build -o "$WORK/canary" ./cmd/canary
+# The release build (README): static, no C library mapped.
+CGO_ENABLED="${CGO_ENABLED:-0}" go build -trimpath -o "$WORK/canary" ./cmd/canary
 ulimit -n 65536 2>/dev/null || true
 
 # Distinct free loopback ports: all bound at once, then released.
