@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -49,28 +51,141 @@ func ClientOptions(cfg configs.MQTT, clientID string) (*paho.ClientOptions, erro
 }
 
 // openBuffered dials a plain TCP broker as paho does (a SOCKS proxy from
-// ALL_PROXY included) and reads the connection through a buffer. paho
-// reads every packet in at least three reads (type byte, length, body); on
-// a bare TCP connection each is a system call, so a burst of 50 PUBACKs or
-// PUBLISHes cost 150 calls where a buffer takes one or two. (A TLS
-// connection already reads whole records into its own buffer.)
+// ALL_PROXY included) and buffers the connection both ways. paho reads
+// every packet in at least three reads (type byte, length, body) and writes
+// every packet on its own; on a bare TCP connection each is a system call,
+// and on a VM every one also costs a wake-up of the other side. A burst of
+// 50 publishes and their PUBACKs took some 200 calls; buffered, a handful.
+// (A TLS connection already reads whole records into its own buffer.)
 func openBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	conn, err := proxy.FromEnvironmentUsing(o.Dialer).Dial("tcp", u.Host)
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: conn, r: newReader(conn)}, nil
+	return newBufferedConn(conn, max(o.WriteTimeout, minFlushTimeout)), nil
 }
 
-func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 16<<10) }
+const (
+	// maxPending bounds the bytes written but not yet sent: past it a
+	// Write waits, so a stuck broker holds the writer up instead of
+	// growing memory.
+	maxPending = 256 << 10
+	// minFlushTimeout bounds one flush when paho has no write timeout.
+	minFlushTimeout = 10 * time.Second
+)
 
-// bufferedConn is a net.Conn whose reads go through r.
+// bufferedConn reads through a buffer and coalesces writes: Write appends
+// to a pending buffer and a flusher goroutine sends whatever accumulated
+// once the writer yields, so the packets of one burst share a system call.
+// A failed send is sticky: every later Write returns it and the connection
+// is closed, so paho's reader notices the loss at once. Unsent packets are
+// lost with the connection, exactly as if the kernel had lost them: QoS 1
+// is completed by PUBACKs, never by a successful Write, and the publisher
+// republishes everything unacknowledged on its next session.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
+
+	timeout time.Duration
+	kick    chan struct{} // cap 1: something is pending
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the flusher has exited
+	once    sync.Once
+
+	mu      sync.Mutex
+	drained *sync.Cond // the flusher took the pending bytes, or failed
+	pending []byte
+	spare   []byte // the flusher's previous buffer, reused
+	err     error
+}
+
+func newBufferedConn(c net.Conn, timeout time.Duration) *bufferedConn {
+	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), timeout: timeout,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	b.drained = sync.NewCond(&b.mu)
+	go b.flushLoop()
+	return b
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	for c.err == nil && len(c.pending) >= maxPending {
+		c.drained.Wait()
+	}
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.pending = append(c.pending, p...)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// SetWriteDeadline is ignored: paho sets one around each packet, but the
+// packet is sent later, by the flusher, under its own deadline.
+func (c *bufferedConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Close sends what was written before it (a DISCONNECT, the last status),
+// for at most the flush timeout, then closes the connection.
+func (c *bufferedConn) Close() error {
+	c.once.Do(func() { close(c.stop) })
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
+	return c.Conn.Close()
+}
+
+func (c *bufferedConn) flushLoop() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.kick:
+			// Let the writer add the rest of its burst first.
+			runtime.Gosched()
+			if c.flush() != nil {
+				return
+			}
+		case <-c.stop:
+			_ = c.flush()
+			return
+		}
+	}
+}
+
+func (c *bufferedConn) flush() error {
+	c.mu.Lock()
+	out := c.pending
+	c.pending = c.spare[:0]
+	err := c.err
+	c.mu.Unlock()
+	if err != nil || len(out) == 0 {
+		c.spare = out
+		return err
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err = c.Conn.Write(out)
+	c.mu.Lock()
+	if err != nil {
+		c.err = fmt.Errorf("mqtt send: %w", err)
+	}
+	c.drained.Broadcast()
+	c.mu.Unlock()
+	c.spare = out[:0]
+	if err != nil {
+		_ = c.Conn.Close()
+	}
+	return err
+}
 
 func password(cfg configs.MQTT) (string, error) {
 	if cfg.PasswordFile != "" {
