@@ -27,12 +27,13 @@ type cmdReq struct {
 // is never cancelled, so that a transition the engine made is never lost to
 // a shutdown racing the outbox.
 func (g *Gateway) core(ctx context.Context) error {
-	tick := time.NewTicker(g.o.TickEvery)
+	// The tick fires on multiples of TickEvery (as the pollers start on
+	// multiples of their period and the publisher ticks on the same grid),
+	// so that the process wakes once for all of them: on an edge box each
+	// wake-up costs more than the work it does.
+	tick := time.NewTimer(untilNext(time.Now(), g.o.TickEvery))
 	defer tick.Stop()
 	work := context.WithoutCancel(ctx)
-	g.linger = time.NewTimer(lingerFor)
-	g.linger.Stop()
-	defer g.linger.Stop()
 	for {
 		// Leaving has priority over work that is ready at the same time.
 		select {
@@ -45,15 +46,14 @@ func (g *Gateway) core(ctx context.Context) error {
 			return g.drain(work)
 		case b := <-g.batches:
 			g.onBatches(work, g.takeQueued(b))
-		case <-g.linger.C:
-			g.lingering = false
-			g.flush(work, nil)
 		case c := <-g.cmds:
 			c.done <- g.onCommand(work, c.cmd)
 		case r := <-g.actDone:
 			g.onActionResult(work, r)
 		case now := <-tick.C:
-			g.commit(work, g.eng.Tick(now), nil)
+			tick.Reset(untilNext(now, g.o.TickEvery))
+			// The readings waiting since the last tick share this commit.
+			g.flush(work, g.eng.Tick(now))
 			g.retryActions(now)
 			g.resendAlarms(work)
 			if g.stateDirty && now.Sub(g.persistedAt) >= persistEvery {
@@ -82,13 +82,16 @@ const persistEvery = 250 * time.Millisecond
 // maxGroup bounds how many queued polls the core takes at once.
 const maxGroup = 512
 
-// lingerFor and maxPending bound how long and how many polls' readings wait
-// for a shared outbox commit. A crash loses at most lingerFor of readings
-// that were never committed (their alarms were committed at once).
-const (
-	lingerFor  = 500 * time.Millisecond
-	maxPending = 512
-)
+// maxPending bounds how many polls' readings wait for a shared outbox
+// commit; they wait at most one engine tick (TickEvery, 250 ms by default).
+// A crash loses at most those readings, which never reached the outbox and
+// so never got a seq (no hole); never an alarm, which is committed at once.
+const maxPending = 512
+
+// untilNext is the time from now to the next multiple of d.
+func untilNext(now time.Time, d time.Duration) time.Duration {
+	return now.Truncate(d).Add(d).Sub(now)
+}
 
 // takeQueued returns b and every batch already waiting behind it (up to
 // maxGroup). Devices polled on the same schedule answer together; one
@@ -109,8 +112,8 @@ func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
 	return group
 }
 
-// onBatches evaluates polls as they arrive. Their readings wait (at most
-// lingerFor, at most maxPending) to share an outbox commit, one fsync, with
+// onBatches evaluates polls as they arrive. Their readings wait (until the
+// next tick, at most maxPending polls) to share an outbox commit, one fsync, with
 // the polls after them; a poll that raised or cleared an alarm is committed
 // at once, with every reading waiting before it, so that an alarm is never
 // held back for the sake of batching.
@@ -129,26 +132,18 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 		}
 	}
 	g.alarmAt = alarmAt
-	switch {
-	case len(evs) > 0 || len(g.pending) >= maxPending:
+	if len(evs) > 0 || len(g.pending) >= maxPending {
 		g.flush(ctx, evs)
 		if g.o.AlarmCommitted != nil {
 			for _, at := range alarmAt {
 				g.o.AlarmCommitted(at, len(evs))
 			}
 		}
-	case len(g.pending) > 0 && !g.lingering:
-		g.linger.Reset(lingerFor)
-		g.lingering = true
 	}
 }
 
 // flush commits the waiting readings with evs.
 func (g *Gateway) flush(ctx context.Context, evs []alerting.Event) {
-	if g.lingering {
-		g.linger.Stop() // Go >= 1.23: no stale tick to drain
-		g.lingering = false
-	}
 	g.commit(ctx, evs, g.pending)
 	clear(g.pending) // drop the encoders' references to the payloads
 	g.pending = g.pending[:0]

@@ -37,8 +37,6 @@ func benchGateway(b *testing.B, devices int) *Gateway {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = g.Close() })
-	g.linger = time.NewTimer(time.Hour)
-	g.linger.Stop()
 	return g
 }
 

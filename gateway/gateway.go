@@ -87,13 +87,11 @@ type Gateway struct {
 	actBackoff map[string]time.Duration
 
 	// Scratch space of the core goroutine, reused across polls.
-	group     []modbus.Batch
-	alarmAt   []time.Time
-	samples   []alerting.Sample
-	pending   []outbox.Item // readings waiting for a shared commit
-	linger    *time.Timer
-	lingering bool
-	active    []alerting.AlarmState
+	group   []modbus.Batch
+	alarmAt []time.Time
+	samples []alerting.Sample
+	pending []outbox.Item // readings waiting for a shared commit
+	active  []alerting.AlarmState
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool

@@ -205,7 +205,11 @@ func (p *Poller) Stats() []DeviceStats {
 // failures are reported in batches and stats, never as Run's error.
 func (p *Poller) Run(ctx context.Context) error {
 	defer p.link.Close()
-	start := time.Now().Add(p.phase)
+	// Start on the grid of the poll period (at most 1 s), as the gateway's
+	// other periodic work does: the process then wakes once for all of it.
+	grid := min(p.minPoll(), time.Second)
+	now := time.Now()
+	start := now.Truncate(grid).Add(grid).Add(p.phase)
 	for _, d := range p.devs {
 		d.next = start
 	}

@@ -82,6 +82,14 @@ const alarmWindow = 64
 // outbox (sooner when 256 are waiting).
 const releaseEvery = time.Second
 
+// tickEvery paces the session's housekeeping (releases, receipt resends).
+const tickEvery = 250 * time.Millisecond
+
+// untilNext is the time from now to the next multiple of d.
+func untilNext(now time.Time, d time.Duration) time.Duration {
+	return now.Truncate(d).Add(d).Sub(now)
+}
+
 // PublisherStats are counters since the publisher was made.
 type PublisherStats struct {
 	Published   uint64 // PUBLISH packets sent (including republished)
@@ -564,7 +572,9 @@ func (s *session) resendStale() {
 }
 
 func (s *session) loop(ctx context.Context) error {
-	tick := time.NewTicker(250 * time.Millisecond)
+	// On multiples of tickEvery, the grid the gateway's core and pollers
+	// use, so that the process wakes once for all of them.
+	tick := time.NewTimer(untilNext(time.Now(), tickEvery))
 	defer tick.Stop()
 	status := time.NewTicker(s.p.o.StatusInterval)
 	defer status.Stop()
@@ -598,7 +608,8 @@ func (s *session) loop(ctx context.Context) error {
 			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
 		case <-status.C:
 			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
-		case <-tick.C:
+		case now := <-tick.C:
+			tick.Reset(untilNext(now, tickEvery))
 			// Releases are batched: each flush is an outbox commit (an
 			// fsync), and a release lost to a crash only means a duplicate
 			// publish, which the consumers' idempotent writes absorb.
