@@ -63,8 +63,10 @@ func (g *Gateway) core(ctx context.Context) error {
 	}
 }
 
-// drain commits what the pollers handed over before they stopped.
+// drain commits what the pollers handed over before they stopped, and
+// waits for it: the publisher's last round comes after.
 func (g *Gateway) drain(ctx context.Context) error {
+	g.stopping = true
 	for {
 		select {
 		case b := <-g.batches:
@@ -202,6 +204,13 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 // changed.
 func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []outbox.Item) {
 	if len(evs) == 0 && len(readings) == 0 {
+		return
+	}
+	if len(evs) == 0 && !g.stopping {
+		// Readings only: the core does not wait for the disk, so an alarm
+		// in the next poll is evaluated (and committed behind these, in
+		// queue order) without queueing behind an fsync.
+		g.appendAsync(readings)
 		return
 	}
 	items := make([]outbox.Item, 0, 2*len(evs)+len(readings))

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,8 @@ type Gateway struct {
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool
 	persistedAt time.Time
+	// stopping: the core is draining; commits wait for the disk.
+	stopping bool
 }
 
 // trendBudgetBytes bounds the memory of the UI's trends over all sensors
@@ -263,6 +266,35 @@ func (g *Gateway) openDirect() error {
 // the site writes to InfluxDB directly. Encoders are pure, so the same
 // items are encoded once per outbox, each with its own seq (identical,
 // since both see the same appends).
+// appendAsync queues readings for the next commit without waiting for it;
+// a failure is logged and counted as a synchronous one is. The InfluxDB
+// queue gets them after the main queue stored them, in the same order
+// (callbacks run in commit order), so both allocate the same seqs.
+func (g *Gateway) appendAsync(items []outbox.Item) {
+	items = slices.Clone(items)
+	err := g.ob.AppendAsync(items, func(_ []uint64, err error) {
+		if err != nil {
+			g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
+			g.met.appendErrors.Inc()
+			return
+		}
+		if g.obInflux == nil {
+			return
+		}
+		if err := g.obInflux.AppendAsync(items, func(_ []uint64, err error) {
+			if err != nil {
+				g.log.Error().Err(err).Msg("influxdb outbox append failed")
+			}
+		}); err != nil {
+			g.log.Error().Err(err).Msg("influxdb outbox append failed")
+		}
+	})
+	if err != nil {
+		g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
+		g.met.appendErrors.Inc()
+	}
+}
+
 func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64, error) {
 	seqs, err := g.ob.Append(ctx, items...)
 	// The InfluxDB queue gets exactly what the main queue got, so that both

@@ -98,6 +98,7 @@ type request struct {
 	seqs    []uint64
 	err     error
 	done    chan struct{}
+	then    func([]uint64, error) // AppendAsync's callback
 }
 
 // Open opens (or creates) the outbox in o.Dir and starts its commit goroutine.
@@ -213,6 +214,37 @@ func (ob *Outbox) Append(ctx context.Context, items ...Item) ([]uint64, error) {
 		return nil, fmt.Errorf("append: %w", err)
 	}
 	return r.seqs, r.err
+}
+
+// AppendAsync queues items for the next commit and returns without waiting
+// for it: the caller goes on while the disk works. then is called on the
+// commit goroutine with the seqs (err nil: the items are on disk) or the
+// error, before any request queued after this one completes, so commit
+// order is queue order. then must not block on, or call, this outbox. The
+// only wait is for room in the queue (back-pressure); a closed outbox is
+// reported at once.
+func (ob *Outbox) AppendAsync(items []Item, then func(seqs []uint64, err error)) error {
+	for i, it := range items {
+		if !it.Kind.valid() {
+			return fmt.Errorf("append: item %d: unknown kind %d", i, it.Kind)
+		}
+		if it.Encode == nil {
+			return fmt.Errorf("append: item %d: no encoder", i)
+		}
+	}
+	r := &request{items: items, then: then}
+	ob.mu.Lock()
+	closed := ob.closed
+	ob.mu.Unlock()
+	if closed {
+		return fmt.Errorf("append: %w", ErrClosed)
+	}
+	select {
+	case ob.reqs <- r:
+		return nil
+	case <-ob.stop:
+		return fmt.Errorf("append: %w", ErrClosed)
+	}
 }
 
 // Release deletes records; a key that is already gone is ignored.
@@ -463,7 +495,12 @@ func (ob *Outbox) commit(group []*request) {
 		} else {
 			r.seqs = seqsByReq[i]
 		}
-		close(r.done)
+		if r.then != nil {
+			r.then(r.seqs, r.err)
+		}
+		if r.done != nil {
+			close(r.done)
+		}
 	}
 	if err == nil && appended {
 		ob.signal()

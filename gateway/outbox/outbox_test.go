@@ -171,6 +171,53 @@ func TestClosedOutboxRefuses(t *testing.T) {
 	require.ErrorContains(t, err, "unknown kind")
 }
 
+// TestAppendAsyncKeepsQueueOrder: asynchronous appends are committed in
+// queue order with the synchronous ones around them, and each callback runs
+// (with the seqs, the items on disk) before any later request completes.
+func TestAppendAsyncKeepsQueueOrder(t *testing.T) {
+	ob := open(t, t.TempDir(), 0, nil)
+	defer ob.Close()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var log []string
+	note := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
+	for i := range 20 {
+		require.NoError(t, ob.AppendAsync([]Item{item(KindReadings, "d"), item(KindReadings, "d")}, func(seqs []uint64, err error) {
+			require.NoError(t, err)
+			note(fmt.Sprintf("async %d %v", i, seqs))
+		}))
+		if i%5 == 4 {
+			seqs, err := ob.Append(ctx, item(KindReadings, "d"))
+			require.NoError(t, err)
+			note(fmt.Sprintf("sync %v", seqs))
+		}
+	}
+	seqs, err := ob.Append(ctx, item(KindAlarm, "a")) // after every async callback
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1}, seqs)
+	var want []string
+	next := uint64(1)
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("async %d %v", i, []uint64{next, next + 1}))
+		next += 2
+		if i%5 == 4 {
+			want = append(want, fmt.Sprintf("sync %v", []uint64{next}))
+			next++
+		}
+	}
+	mu.Lock()
+	require.Equal(t, want, log)
+	mu.Unlock()
+	recs, err := ob.Drain(Readings, 0, 1000)
+	require.NoError(t, err)
+	require.Len(t, recs, int(next-1))
+	for i, r := range recs {
+		require.Equal(t, uint64(i+1), r.Seq, "stored in seq order")
+	}
+	require.NoError(t, ob.Close())
+	require.ErrorIs(t, ob.AppendAsync([]Item{item(KindReadings, "d")}, func([]uint64, error) {}), ErrClosed)
+}
+
 func payloads(recs []Record) []string {
 	out := make([]string, len(recs))
 	for i, r := range recs {
