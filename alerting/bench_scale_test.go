@@ -51,15 +51,17 @@ func steadyValue(kind string) float64 {
 	case "pressure":
 		return 5
 	case "h2s":
-		return 2
+		// Clean air: an accumulating TWA of any positive reading reaches
+		// its limit after enough simulated hours of a long benchmark.
+		return 0
 	}
 	return 0.3
 }
 
 // BenchmarkTickFewDue is the gateway's idle case: every sensor reports a
-// steady good value once a second, Tick runs every 250 ms, and only the
-// periodic work (TWA/STEL minute closing) is due. The samples are fed
-// with the timer stopped: ns/op is one Tick.
+// steady good value once a second (one Step per op) and Tick runs every
+// 250 ms (four per op); only periodic work (TWA/STEL minute closing) is
+// due. ns/tick is the time of one Tick alone; ns/op includes the Step.
 func BenchmarkTickFewDue(b *testing.B) {
 	for _, alarms := range []int{2000, 20000} {
 		b.Run(fmt.Sprintf("alarms=%d", alarms), func(b *testing.B) {
@@ -74,27 +76,23 @@ func BenchmarkTickFewDue(b *testing.B) {
 				samples[i] = Sample{Point: pc.ID(), Value: steadyValue(pc.Kind), Quality: Good}
 			}
 			now := scriptStart
-			if _, err := e.Step(now, samples); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(len(e.Alarms())), "alarms")
+			var ticking time.Duration
 			b.ReportAllocs()
-			b.ResetTimer()
-			n := 0
 			for b.Loop() {
-				n++
-				now = now.Add(250 * time.Millisecond)
-				if n%4 == 0 {
-					b.StopTimer()
-					if _, err := e.Step(now, samples); err != nil {
-						b.Fatal(err)
+				if _, err := e.Step(now, samples); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				for range 4 {
+					now = now.Add(250 * time.Millisecond)
+					if evs := e.Tick(now); len(evs) > 0 {
+						b.Fatalf("steady state raised %d events, first %+v", len(evs), evs[0])
 					}
-					b.StartTimer()
 				}
-				if evs := e.Tick(now); len(evs) > 0 {
-					b.Fatalf("steady state raised %d events, first %+v", len(evs), evs[0])
-				}
+				ticking += time.Since(start)
 			}
+			b.ReportMetric(float64(ticking.Nanoseconds())/float64(4*b.N), "ns/tick")
+			b.ReportMetric(float64(len(e.alist)), "alarms")
 		})
 	}
 }
