@@ -328,6 +328,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	shared := map[resolvedKey][]*Resolved{}
 	var scratch [len(sensorConditions)]CondSpec
+	cand := new(Resolved) // compared with the shared ones without a copy per point
 	var interlockActs []*action
 	for i, pc := range cfg.Points {
 		if pc.Device == "" || pc.Sensor == "" {
@@ -346,10 +347,11 @@ func New(cfg Config) (*Engine, error) {
 				continue
 			}
 		}
+		*cand = res
 		if n > 0 {
-			res.Conditions = scratch[:n:n]
+			cand.Conditions = scratch[:n:n]
 		}
-		rp := shareResolved(shared, res)
+		rp := shareResolved(shared, cand)
 		p := &point{origin: origin{site: pc.Site, device: pc.Device, sensor: pc.Sensor}, id: id, res: rp,
 			quality: BadQuality, value: math.NaN(), idx: int32(len(e.plist)), cfgIdx: int32(i), prev: -1, next: -1, commList: -1}
 		p.all = make([]*alarm, 0, len(rp.Conditions)+1)
@@ -448,8 +450,33 @@ func New(cfg Config) (*Engine, error) {
 	if configerr.HasErrors(errs.Err()) {
 		return nil, errs.Err()
 	}
+	e.shareLinks()
 	e.timers.init(len(e.alist), len(e.plist))
 	return e, errs.Err()
+}
+
+// shareLinks lets alarms that only drive the same interlock actions (the
+// limits and fault alarms of every sensor feeding one shutdown) share one
+// alarmLinks: links never change once New is done.
+func (e *Engine) shareLinks() {
+	byActions := map[string]*alarmLinks{}
+	var key []byte
+	for _, a := range e.alist {
+		l := a.links
+		if l == nil || l.group != nil || len(l.memberOf) > 0 {
+			continue
+		}
+		key = key[:0]
+		for _, act := range l.actions {
+			key = append(key, act.cfg.ID...)
+			key = append(key, 0)
+		}
+		if s, ok := byActions[string(key)]; ok {
+			a.links = s
+			continue
+		}
+		byActions[string(key)] = l
+	}
 }
 
 // pointPath is the config path of cfg.Points[i], the prefix of its errors.
@@ -463,16 +490,18 @@ func pointPath(cfg Config, i int) string {
 // shareResolved returns an equal resolved config already held by the
 // engine, or a copy of res (whose conditions are scratch space) that
 // later points can share. Points of one preset with the same overrides
-// thus share one Resolved: per-point memory stays small.
-func shareResolved(shared map[resolvedKey][]*Resolved, res Resolved) *Resolved {
+// thus share one Resolved: per-point memory stays small. The comparison
+// is reflect.DeepEqual so that a field added to CondSpec can never make
+// two different configs look equal.
+func shareResolved(shared map[resolvedKey][]*Resolved, res *Resolved) *Resolved {
 	k := resolvedKey{res.Kind, res.Profile, res.Unit}
 	cands := shared[k]
 	for _, c := range cands {
-		if reflect.DeepEqual(*c, res) {
+		if reflect.DeepEqual(c, res) {
 			return c
 		}
 	}
-	r := res
+	r := *res
 	r.Conditions = append([]CondSpec(nil), res.Conditions...)
 	if len(cands) < maxShared {
 		shared[k] = append(cands, &r)

@@ -401,19 +401,20 @@ func parseClock(s string) (time.Duration, error) {
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
-func checkOrder(errs *configerr.List, conds []CondSpec) {
-	get := func(c Condition) (CondSpec, bool) {
-		for _, s := range conds {
-			if s.Condition == c {
-				return s, true
-			}
+func findCond(conds []CondSpec, c Condition) (*CondSpec, bool) {
+	for i := range conds {
+		if conds[i].Condition == c {
+			return &conds[i], true
 		}
-		return CondSpec{}, false
 	}
-	hh, okHH := get(HighHigh)
-	h, okH := get(High)
-	l, okL := get(Low)
-	ll, okLL := get(LowLow)
+	return nil, false
+}
+
+func checkOrder(errs *configerr.List, conds []CondSpec) {
+	hh, okHH := findCond(conds, HighHigh)
+	h, okH := findCond(conds, High)
+	l, okL := findCond(conds, Low)
+	ll, okLL := findCond(conds, LowLow)
 	if okHH && okH && hh.Limit < h.Limit {
 		errs.Add("alarms.high_high.limit", "%v is below alarms.high.limit %v", hh.Limit, h.Limit)
 	}
