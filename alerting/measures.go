@@ -78,8 +78,11 @@ type exposure struct {
 	minute time.Time // start of the open minute; zero: none open
 	sum    float64
 	n      int
-	// mins holds closed minute averages of the last 8 h, oldest first.
+	// mins[head:] holds closed minute averages of the last 8 h, oldest
+	// first; the dead front is dropped only when it is half the slice, so
+	// closing a minute does not copy 8 h of averages.
 	mins   []tv
+	head   int
 	acc    float64 // accumulating TWA: Σ avg / 480
 	shift  int64   // shift number of the accumulation
 	shiftN bool
@@ -119,16 +122,16 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 	x.minute, x.sum, x.n = time.Time{}, 0, 0
 	x.mins = append(x.mins, tv{m, avg})
 	end := m.Add(time.Minute)
-	i := 0
-	for i < len(x.mins) && end.Sub(x.mins[i].t) > 8*time.Hour {
-		i++
+	for x.head < len(x.mins) && end.Sub(x.mins[x.head].t) > 8*time.Hour {
+		x.head++
 	}
-	if i > 0 {
-		x.mins = append(x.mins[:0], x.mins[i:]...)
+	if x.head > 64 && x.head*2 > len(x.mins) {
+		x.mins = append(x.mins[:0], x.mins[x.head:]...)
+		x.head = 0
 	}
 	if a := px.stel; a != nil {
 		sum, n := 0.0, 0
-		for j := len(x.mins) - 1; j >= 0 && end.Sub(x.mins[j].t) <= a.spec.Period; j-- {
+		for j := len(x.mins) - 1; j >= x.head && end.Sub(x.mins[j].t) <= a.spec.Period; j-- {
 			sum += x.mins[j].v
 			n++
 		}
@@ -139,7 +142,7 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 	if a := px.twa; a != nil {
 		var twa float64
 		if a.spec.Mode == "moving8h" {
-			for _, mv := range x.mins {
+			for _, mv := range x.mins[x.head:] {
 				twa += mv.v
 			}
 			twa /= 480
