@@ -68,8 +68,6 @@ type alarm struct {
 	batched                bool // queued in the current Tick's alarm pass
 }
 
-func (a *alarm) cond() Condition { return a.spec.Condition }
-
 func (a *alarm) ext() *alarmExt {
 	if a.x == nil {
 		a.x = &alarmExt{}
@@ -1027,7 +1025,9 @@ func (e *Engine) Point(id string) (value float64, q Quality, ok bool) {
 	return p.value, p.quality, true
 }
 
-// PointSpec returns the compiled configuration of a point.
+// PointSpec returns the compiled configuration of a point. Its Conditions
+// are shared with the engine (and with other points of the same config):
+// read them, do not modify them.
 func (e *Engine) PointSpec(id string) (Resolved, bool) {
 	p, ok := e.points[id]
 	if !ok {

@@ -388,3 +388,21 @@ func FuzzEngine(f *testing.F) {
 		r.run(data)
 	})
 }
+
+// The gateway passes times with a monotonic clock reading (time.Now);
+// restored snapshot times have none. The timers must agree with the full
+// scan with both kinds mixed, too.
+func TestTimersMatchFullScanMonotonic(t *testing.T) {
+	start := time.Now()
+	require.NotEqual(t, start, start.Round(0), "time.Now has no monotonic reading on this platform")
+	for seed := uint64(1); seed <= 50; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		data := make([]byte, 4000)
+		for i := range data {
+			data[i] = byte(rng.UintN(256))
+		}
+		r := newRunnerWith(t, timerConfig())
+		r.now = start
+		r.run(data)
+	}
+}

@@ -36,8 +36,8 @@ type timers struct {
 	// did before the timers existed. Tests compare the two.
 	scanAll bool
 
-	alarmDue  timerHeap // by alist index
-	pointDue  timerHeap // by plist index
+	alarmDue  dueSet // by alist index
+	pointDue  dueSet // by plist index
 	commLists []commList
 	gdirty    []*group // groups to re-count at the next Tick
 	batch     idxHeap
@@ -179,8 +179,12 @@ func (e *Engine) tickPoints(now time.Time) {
 			b.push(p.idx)
 		}
 	}
-	for e.pointDue.len() > 0 && !now.Before(e.pointDue.minAt()) {
-		b.push(e.pointDue.pop())
+	for {
+		i, ok := e.pointDue.popDue(now)
+		if !ok {
+			break
+		}
+		b.push(i)
 	}
 	last := int32(-1)
 	for b.len() > 0 {
@@ -318,8 +322,11 @@ func (e *Engine) tickAlarms(now time.Time) {
 	cur := int32(-1)
 	e.deferred = e.deferred[:0]
 	for {
-		for e.alarmDue.len() > 0 && !now.Before(e.alarmDue.minAt()) {
-			i := e.alarmDue.pop()
+		for {
+			i, ok := e.alarmDue.popDue(now)
+			if !ok {
+				break
+			}
 			a := e.alist[i]
 			switch {
 			case a.batched:
@@ -423,6 +430,46 @@ func (e *Engine) tickActions(now time.Time) {
 			e.setCond(act.failed, now, true)
 		}
 	}
+}
+
+// dueSet holds timers in two heaps: times that carry a monotonic clock
+// reading (derived from the caller's time.Now) and times that do not
+// (restored from a snapshot, minute boundaries). time.Time compares by the
+// monotonic reading when both sides have one and by the wall clock
+// otherwise, exactly as the rules' own checks do; keeping the two kinds
+// apart keeps each heap totally ordered even when the wall clock is
+// stepped, so no due timer can hide behind one that is not due.
+type dueSet struct{ mono, wall timerHeap }
+
+func (d *dueSet) init(n int) {
+	d.mono.init(n)
+	d.wall.init(n)
+}
+
+func (d *dueSet) set(id int32, t time.Time) {
+	if t != t.Round(0) { // has a monotonic reading
+		d.wall.remove(id)
+		d.mono.set(id, t)
+		return
+	}
+	d.mono.remove(id)
+	d.wall.set(id, t)
+}
+
+func (d *dueSet) remove(id int32) {
+	d.mono.remove(id)
+	d.wall.remove(id)
+}
+
+// popDue removes and returns a timer due at now, if there is one.
+func (d *dueSet) popDue(now time.Time) (int32, bool) {
+	if d.mono.len() > 0 && !now.Before(d.mono.minAt()) {
+		return d.mono.pop(), true
+	}
+	if d.wall.len() > 0 && !now.Before(d.wall.minAt()) {
+		return d.wall.pop(), true
+	}
+	return 0, false
 }
 
 // timerHeap is a binary min-heap of due times keyed by an index (of an
