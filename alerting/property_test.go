@@ -349,7 +349,7 @@ func timerConfig() Config {
 // and group did: same events in the same order, same states.
 func TestTimersMatchFullScan(t *testing.T) {
 	seen := map[string]int{}
-	for seed := uint64(1); seed <= 150; seed++ {
+	for seed := uint64(1); seed <= 100; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		data := make([]byte, 4000)
 		for i := range data {
