@@ -78,7 +78,8 @@ func BenchmarkObserveTransitions(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "evals/s")
 }
 
-// BenchmarkTick measures the time-driven pass over 1024 points.
+// BenchmarkTick measures Tick over 1024 points with nothing due: the cost
+// that no longer grows with the number of points (see tick.go).
 func BenchmarkTick(b *testing.B) {
 	e, ids := benchEngine(b, 1024)
 	now := scriptStart
@@ -91,5 +92,4 @@ func BenchmarkTick(b *testing.B) {
 		now = now.Add(time.Millisecond)
 		e.Tick(now)
 	}
-	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "points/s")
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func (e *Engine) lookup(op, id, user string) (*alarm, error) {
-	a, ok := e.alarms[id]
+	a, ok := e.alarm(id)
 	if !ok {
 		return nil, fmt.Errorf("%s %q: %w", op, id, ErrUnknownAlarm)
 	}
@@ -37,7 +37,8 @@ func (e *Engine) Ack(now time.Time, id, user, comment string) ([]Event, error) {
 		return nil, fmt.Errorf("ack %s: %w for a priority-%d alarm", id, ErrCommentRequired, a.spec.Priority)
 	}
 	from := a.state()
-	a.acked, a.ackedBy, a.comment, a.ackedAt, a.updated = true, user, comment, now, now
+	x := a.ext()
+	a.acked, x.ackedBy, x.comment, x.ackedAt, x.updated = true, user, comment, now, now
 	e.alarmEvent(a, now, EvAck, from, user, comment)
 	e.afterNormal(a, now)
 	return e.take(), nil
@@ -65,9 +66,10 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 		return nil, fmt.Errorf("reset %s: %w", id, ErrResetNeedsAck)
 	}
 	from := a.state()
-	a.latched, a.updated = false, now
+	x := a.ext()
+	a.latched, x.updated = false, now
 	if !a.acked {
-		a.acked, a.ackedBy, a.ackedAt = true, user, now
+		a.acked, x.ackedBy, x.ackedAt = true, user, now
 	}
 	e.alarmEvent(a, now, EvReset, from, user, comment)
 	e.afterNormal(a, now)
@@ -113,7 +115,8 @@ func (e *Engine) shelveCmd(now time.Time, id, user, comment string, m shelveMode
 		return nil, fmt.Errorf("shelve %s one-shot: %w", id, ErrNotActive)
 	}
 	from := a.state()
-	a.shelve, a.shelveUntil, a.updated = m, until, now
+	x := a.ext()
+	a.shelve, x.shelveUntil, x.updated = m, until, now
 	c := comment
 	if m == oneShotShelve {
 		c = "one-shot: " + comment
@@ -140,9 +143,10 @@ func (e *Engine) Unshelve(now time.Time, id, user, comment string) ([]Event, err
 
 func (e *Engine) unshelve(a *alarm, now time.Time, user, comment string) {
 	from := a.state()
-	a.shelve, a.shelveUntil, a.updated = notShelved, time.Time{}, now
+	x := a.ext()
+	a.shelve, x.shelveUntil, x.updated = notShelved, time.Time{}, now
 	if a.active {
-		a.acked, a.ackedBy, a.ackedAt = false, "", time.Time{}
+		a.acked, x.ackedBy, x.ackedAt = false, "", time.Time{}
 	}
 	e.alarmEvent(a, now, EvUnshelve, from, user, comment)
 }
@@ -175,15 +179,16 @@ func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Du
 		}
 		n++
 		from := a.state()
-		a.oos, a.updated = true, now
-		a.oosUntil = time.Time{}
+		x := a.ext()
+		a.oos, x.updated = true, now
+		x.oosUntil = time.Time{}
 		if d > 0 {
-			a.oosUntil = now.Add(d)
+			x.oosUntil = now.Add(d)
 		}
 		e.alarmEvent(a, now, EvOutOfService, from, user, comment)
 		e.updateActions(a, now)
 		e.updateBypass(a.point, now)
-		for _, g := range a.memberOf {
+		for _, g := range a.memberOf() {
 			e.evalGroup(g, now)
 		}
 	}
@@ -218,17 +223,18 @@ func (e *Engine) ReturnToService(now time.Time, id, user, comment string) ([]Eve
 
 func (e *Engine) returnToService(a *alarm, now time.Time, user, comment string) {
 	from := a.state()
-	a.oos, a.oosUntil, a.updated = false, time.Time{}, now
+	x := a.ext()
+	a.oos, x.oosUntil, x.updated = false, time.Time{}, now
 	e.alarmEvent(a, now, EvReturnToService, from, user, comment)
 	e.updateActions(a, now)
 	e.updateBypass(a.point, now)
-	for _, g := range a.memberOf {
+	for _, g := range a.memberOf() {
 		e.evalGroup(g, now)
 	}
 }
 
 func (e *Engine) targets(op, id string) ([]*alarm, error) {
-	if a, ok := e.alarms[id]; ok {
+	if a, ok := e.alarm(id); ok {
 		return []*alarm{a}, nil
 	}
 	if p, ok := e.points[id]; ok {

@@ -3,6 +3,7 @@ package alerting
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,36 +20,136 @@ const (
 	oneShotShelve
 )
 
+// origin is where an alarm comes from; a point's alarms share the point's.
+type origin struct {
+	site, device, sensor string
+}
+
+// alarmLinks are an alarm's ties to voting groups and interlock actions;
+// most alarms have none, so they live behind a pointer.
+type alarmLinks struct {
+	group   *group // set on a group's trip alarm
+	actions []*action
+	// memberOf: groups this alarm votes in (for first-out).
+	memberOf []*group
+}
+
+// alarmExt is the state an alarm has only once it has been pending,
+// active or commanded: a never-raised alarm (nearly all of them) carries
+// none of it.
+type alarmExt struct {
+	pendingSince            time.Time
+	since, updated, ackedAt time.Time
+	shelveUntil, oosUntil   time.Time
+	ackedBy, comment        string
+	chatter                 []time.Time
+}
+
 // alarm is one alarm condition instance and its ISA-18.2 state.
 type alarm struct {
-	id, site, device, sensor string
-	cond                     Condition
-	spec                     CondSpec
-	point                    *point // nil for group and action alarms
-	group                    *group // set on a group's trip alarm
-	actions                  []*action
-	// feeds: alarms of groups this alarm votes in (for first-out).
-	memberOf []*group
+	id    string
+	spec  *CondSpec // shared: a point's resolved preset, or the engine's
+	org   *origin
+	point *point // nil for group and action alarms
+	links *alarmLinks
+	x     *alarmExt
 
-	pending      bool
-	pendingSince time.Time
+	value, limit float64
+	idx          int32 // in Engine.alist
 
+	pending                bool
 	active, acked, latched bool
-	since, updated         time.Time
-	ackedAt                time.Time
-	ackedBy, comment       string
-	value, limit           float64
+	shelve                 shelveMode
+	oos                    bool
+	suppressed             bool
+	firstOut               bool
+	chattering             bool
+	stale                  bool
+	batched                bool // queued in the current Tick's alarm pass
+}
 
-	shelve      shelveMode
-	shelveUntil time.Time
-	oos         bool
-	oosUntil    time.Time
-	suppressed  bool
+func (a *alarm) ext() *alarmExt {
+	if a.x == nil {
+		a.x = &alarmExt{}
+	}
+	return a.x
+}
 
-	firstOut   bool
-	chatter    []time.Time
-	chattering bool
-	stale      bool
+func (a *alarm) since() time.Time {
+	if a.x == nil {
+		return time.Time{}
+	}
+	return a.x.since
+}
+
+func (a *alarm) updated() time.Time {
+	if a.x == nil {
+		return time.Time{}
+	}
+	return a.x.updated
+}
+
+func (a *alarm) ackedAt() time.Time {
+	if a.x == nil {
+		return time.Time{}
+	}
+	return a.x.ackedAt
+}
+
+func (a *alarm) shelveUntil() time.Time {
+	if a.x == nil {
+		return time.Time{}
+	}
+	return a.x.shelveUntil
+}
+
+func (a *alarm) oosUntil() time.Time {
+	if a.x == nil {
+		return time.Time{}
+	}
+	return a.x.oosUntil
+}
+
+func (a *alarm) ackedBy() string {
+	if a.x == nil {
+		return ""
+	}
+	return a.x.ackedBy
+}
+
+func (a *alarm) comment() string {
+	if a.x == nil {
+		return ""
+	}
+	return a.x.comment
+}
+
+func (a *alarm) actions() []*action {
+	if a.links == nil {
+		return nil
+	}
+	return a.links.actions
+}
+
+func (a *alarm) memberOf() []*group {
+	if a.links == nil {
+		return nil
+	}
+	return a.links.memberOf
+}
+
+func (a *alarm) group() *group {
+	if a.links == nil {
+		return nil
+	}
+	return a.links.group
+}
+
+func (a *alarm) link() *alarmLinks {
+	if a.links == nil {
+		a.links = &alarmLinks{}
+	}
+	return a.links
 }
 
 func (a *alarm) baseState() State {
@@ -78,34 +179,67 @@ func (a *alarm) state() State {
 func (a *alarm) annunciated() bool { return !a.oos && a.shelve == notShelved && !a.suppressed }
 
 func (a *alarm) shelvable() bool {
-	return a.spec.Shelvable || (a.spec.Priority > 1 && len(a.actions) == 0)
+	return a.spec.Shelvable || (a.spec.Priority > 1 && len(a.actions()) == 0)
 }
 
 // point is one sensor.
 type point struct {
-	id, site, device, sensor string
-	path                     string // config path, for errors
-	res                      Resolved
-	limits                   []*alarm
-	rate, dev, bad, comm     *alarm
-	frozen, twa, stel        *alarm
-	bypassed                 *alarm
-	all                      []*alarm
-	devWatchers              []*alarm // deviation alarms of other points comparing with this one
-	devPeer                  *point
-	groups                   []*group
+	origin
+	id  string
+	res *Resolved // shared by every point with the same compiled config
+	// all holds the point's alarms in condition order, then "bypassed";
+	// all[:nLimits] are its limit alarms (high_high, high, low, low_low).
+	all                 []*alarm
+	nLimits             uint8
+	bad, comm, bypassed *alarm
+	x                   *pointExt
 
 	quality   Quality
 	seen      bool // a sample has arrived since start
 	overRange bool
+	started   bool
 	value     float64
 	lastValid time.Time
-	started   bool
+	// commStamp is Engine.ticks when comm.value was last set by a sample
+	// or a restore; after a later Tick the comm alarm's value is the age
+	// of lastValid at that Tick (see Engine.valueOf).
+	commStamp uint64
+
+	idx    int32 // in Engine.plist
+	cfgIdx int32 // in Config.Points, for error paths
+	// The point's place in its comm-timeout watch list (see tick.go).
+	prev, next int32
+	commList   int16
+	listed     bool
+}
+
+// pointExt holds what only some kinds of point need.
+type pointExt struct {
+	rate, dev, frozen, twa, stel *alarm
+	devWatchers                  []*alarm // deviation alarms of other points comparing with this one
+	devPeer                      *point
+	groups                       []*group
 
 	roc    rocWindow
 	frzRef float64
 	frzN   int
 	exp    *exposure
+}
+
+func (p *point) limits() []*alarm { return p.all[:p.nLimits] }
+
+func (p *point) ext() *pointExt {
+	if p.x == nil {
+		p.x = &pointExt{}
+	}
+	return p.x
+}
+
+func (p *point) groups() []*group {
+	if p.x == nil {
+		return nil
+	}
+	return p.x.groups
 }
 
 // Engine is the alarm engine: pure and deterministic. It is not safe for
@@ -117,7 +251,7 @@ type Engine struct {
 	opts    Options
 	points  map[string]*point
 	plist   []*point
-	alarms  map[string]*alarm
+	extra   map[string]*alarm // alarms of groups and actions, by id
 	alist   []*alarm
 	groups  []*group
 	actions map[string]*action
@@ -128,6 +262,11 @@ type Engine struct {
 	out     []Event
 	dirty   []*group
 	siteIDs []string // sorted, for a deterministic event order
+
+	// Shared specs of the alarms the engine derives.
+	failedSpec, bypassedSpec, degradedSpec *CondSpec
+
+	timers
 }
 
 type siteState struct {
@@ -136,6 +275,14 @@ type siteState struct {
 	acts  []time.Time // annunciated activations, acts[head:] within the flood window
 	head  int
 }
+
+// resolvedKey groups the resolved configs New can share between points.
+type resolvedKey struct{ kind, profile, unit string }
+
+// maxShared bounds how many distinct resolved configs of one kind,
+// profile and unit New compares a new one with (each comparison is a
+// reflect.DeepEqual), so a config of all-different sensors stays linear.
+const maxShared = 8
 
 // New builds an engine from cfg, resolving every point's preset and
 // overrides. The returned error holds configerr field errors (paths like
@@ -146,12 +293,17 @@ func New(cfg Config) (*Engine, error) {
 	var errs configerr.List
 	e := &Engine{
 		opts:    cfg.Options.withDefaults(),
-		points:  map[string]*point{},
-		alarms:  map[string]*alarm{},
+		points:  make(map[string]*point, len(cfg.Points)),
+		extra:   map[string]*alarm{},
 		actions: map[string]*action{},
 		flags:   map[string]bool{},
 		bySupp:  map[string][]*alarm{},
 		sites:   map[string]*siteState{},
+		plist:   make([]*point, 0, len(cfg.Points)),
+		failedSpec: &CondSpec{Condition: Failed, Priority: 1, Latch: true, ResetNeedsAck: true,
+			Source: "SAFETY §5.2 feedback"},
+		bypassedSpec: &CondSpec{Condition: Bypassed, Priority: 2, Source: "SAFETY table (b) out of service"},
+		degradedSpec: &CondSpec{Condition: Degraded, Priority: 2, ResetNeedsAck: true, Source: "SAFETY table (b) MooN voting"},
 	}
 	for i, ac := range cfg.Actions {
 		path := fmt.Sprintf("actions[%d]", i)
@@ -167,77 +319,89 @@ func New(cfg Config) (*Engine, error) {
 			errs.Add(path+".confirm_timeout", "must not be negative")
 		}
 		act := &action{cfg: ac}
-		act.failed = e.addAlarm(ac.Site, ac.ID+"."+string(Failed), "", "", Failed,
-			CondSpec{Condition: Failed, Priority: 1, Latch: true, ResetNeedsAck: true, Source: "SAFETY §5.2 feedback"}, nil)
+		act.failed = e.addAlarm(ac.ID+"."+string(Failed), &origin{site: ac.Site}, e.failedSpec, nil)
 		act.failed.limit = math.NaN()
 		e.actions[ac.ID] = act
 		e.aclist = append(e.aclist, act)
 	}
+	shared := map[resolvedKey][]*Resolved{}
+	var scratch [len(sensorConditions)]CondSpec
+	cand := new(Resolved) // compared with the shared ones without a copy per point
+	var interlockActs []*action
 	for i, pc := range cfg.Points {
-		path := fmt.Sprintf("points[%d]", i)
-		if pc.Path != "" {
-			path = pc.Path
-		}
 		if pc.Device == "" || pc.Sensor == "" {
-			errs.Add(path, "device and sensor are required")
+			errs.Add(pointPath(cfg, i), "device and sensor are required")
 			continue
 		}
 		id := pc.ID()
 		if _, dup := e.points[id]; dup {
-			errs.Add(path, "duplicate point %q", id)
+			errs.Add(pointPath(cfg, i), "duplicate point %q", id)
 			continue
 		}
-		res, err := Resolve(pc.Kind, pc.Profile, pc.Unit, pc.Poll, pc.Alarms)
-		errs.Merge(path, err)
-		if configerr.HasErrors(err) {
-			continue
+		res, n, err := resolve(&scratch, pc.Kind, pc.Profile, pc.Unit, pc.Poll, pc.Alarms)
+		if err != nil {
+			errs.Merge(pointPath(cfg, i), err)
+			if configerr.HasErrors(err) {
+				continue
+			}
 		}
-		p := &point{id: id, path: path, site: pc.Site, device: pc.Device, sensor: pc.Sensor, res: res, quality: BadQuality, value: math.NaN()}
-		var interlockActs []*action
-		for _, s := range res.Conditions {
-			a := e.addAlarm(pc.Site, id+"."+string(s.Condition), pc.Device, pc.Sensor, s.Condition, s, p)
+		*cand = res
+		if n > 0 {
+			cand.Conditions = scratch[:n:n]
+		}
+		rp := shareResolved(shared, cand)
+		p := &point{origin: origin{site: pc.Site, device: pc.Device, sensor: pc.Sensor}, id: id, res: rp,
+			quality: BadQuality, value: math.NaN(), idx: int32(len(e.plist)), cfgIdx: int32(i), prev: -1, next: -1, commList: -1}
+		p.all = make([]*alarm, 0, len(rp.Conditions)+1)
+		ids := conditionIDs(id, rp.Conditions)
+		interlockActs = interlockActs[:0]
+		for k := range rp.Conditions {
+			s := &rp.Conditions[k]
+			a := e.addAlarm(ids[k], &p.origin, s, p)
 			for _, an := range s.Actions {
 				act, ok := e.actions[an]
 				if !ok {
-					errs.Add(path+".alarms."+string(s.Condition)+".action", "unknown action %q", an)
+					errs.Add(pointPath(cfg, i)+".alarms."+string(s.Condition)+".action", "unknown action %q", an)
 					continue
 				}
-				a.actions = append(a.actions, act)
+				l := a.link()
+				l.actions = append(l.actions, act)
 				act.triggers = append(act.triggers, a)
 				interlockActs = append(interlockActs, act)
 			}
 			switch s.Condition {
 			case HighHigh, High, Low, LowLow:
-				p.limits = append(p.limits, a)
+				p.nLimits++
 			case Rate:
-				p.rate = a
+				p.ext().rate = a
 			case Deviation:
-				p.dev = a
+				p.ext().dev = a
 			case Bad:
 				p.bad = a
 			case Comm:
 				p.comm = a
 			case Frozen:
-				p.frozen = a
+				p.ext().frozen = a
 			case TWA:
-				p.twa = a
+				p.ext().twa = a
 			case STEL:
-				p.stel = a
+				p.ext().stel = a
 			}
 		}
-		if p.twa != nil || p.stel != nil {
-			p.exp = &exposure{}
+		if x := p.x; x != nil && (x.twa != nil || x.stel != nil) {
+			x.exp = &exposure{}
 		}
 		// Fail-safe: a bad or lost safety-critical sensor trips every
 		// interlock its alarms drive.
-		if res.SafetyCritical {
+		if rp.SafetyCritical {
 			for _, fa := range []*alarm{p.bad, p.comm} {
 				if fa == nil {
 					continue
 				}
 				for _, act := range interlockActs {
-					if !containsAction(fa.actions, act) {
-						fa.actions = append(fa.actions, act)
+					if !containsAction(fa.actions(), act) {
+						l := fa.link()
+						l.actions = append(l.actions, act)
 						act.triggers = append(act.triggers, fa)
 					}
 				}
@@ -247,16 +411,17 @@ func New(cfg Config) (*Engine, error) {
 		e.plist = append(e.plist, p)
 	}
 	for _, p := range e.plist {
-		if p.dev == nil {
+		if p.x == nil || p.x.dev == nil {
 			continue
 		}
-		peer, ok := e.points[p.dev.spec.With]
+		dev := p.x.dev
+		peer, ok := e.points[dev.spec.With]
 		if !ok || peer == p {
-			errs.Add(p.path+".alarms.deviation.with", "unknown or same sensor %q (want another \"device.sensor\")", p.dev.spec.With)
+			errs.Add(pointPath(cfg, int(p.cfgIdx))+".alarms.deviation.with", "unknown or same sensor %q (want another \"device.sensor\")", dev.spec.With)
 			continue
 		}
-		p.devPeer = peer
-		peer.devWatchers = append(peer.devWatchers, p.dev)
+		p.x.devPeer = peer
+		peer.ext().devWatchers = append(peer.ext().devWatchers, dev)
 	}
 	for i, gc := range cfg.Groups {
 		e.addGroup(&errs, fmt.Sprintf("groups[%d]", i), gc)
@@ -264,15 +429,14 @@ func New(cfg Config) (*Engine, error) {
 	// Points that feed an interlock get a standing "bypassed" alarm for
 	// out-of-service inputs.
 	for _, p := range e.plist {
-		feeds := len(p.groups) > 0
+		feeds := len(p.groups()) > 0
 		for _, a := range p.all {
-			if len(a.actions) > 0 {
+			if len(a.actions()) > 0 {
 				feeds = true
 			}
 		}
 		if feeds {
-			p.bypassed = e.addAlarm(p.site, p.id+"."+string(Bypassed), p.device, p.sensor, Bypassed,
-				CondSpec{Condition: Bypassed, Priority: 2, Source: "SAFETY table (b) out of service"}, p)
+			p.bypassed = e.addAlarm(p.id+"."+string(Bypassed), &p.origin, e.bypassedSpec, p)
 			p.bypassed.limit = math.NaN()
 		}
 	}
@@ -284,7 +448,88 @@ func New(cfg Config) (*Engine, error) {
 	if configerr.HasErrors(errs.Err()) {
 		return nil, errs.Err()
 	}
+	e.shareLinks()
+	e.timers.init(len(e.alist), len(e.plist))
 	return e, errs.Err()
+}
+
+// shareLinks lets alarms that only drive the same interlock actions (the
+// limits and fault alarms of every sensor feeding one shutdown) share one
+// alarmLinks: links never change once New is done.
+func (e *Engine) shareLinks() {
+	byActions := map[string]*alarmLinks{}
+	var key []byte
+	for _, a := range e.alist {
+		l := a.links
+		if l == nil || l.group != nil || len(l.memberOf) > 0 {
+			continue
+		}
+		key = key[:0]
+		for _, act := range l.actions {
+			key = append(key, act.cfg.ID...)
+			key = append(key, 0)
+		}
+		if s, ok := byActions[string(key)]; ok {
+			a.links = s
+			continue
+		}
+		byActions[string(key)] = l
+	}
+}
+
+// pointPath is the config path of cfg.Points[i], the prefix of its errors.
+func pointPath(cfg Config, i int) string {
+	if p := cfg.Points[i].Path; p != "" {
+		return p
+	}
+	return fmt.Sprintf("points[%d]", i)
+}
+
+// shareResolved returns an equal resolved config already held by the
+// engine, or a copy of res (whose conditions are scratch space) that
+// later points can share. Points of one preset with the same overrides
+// thus share one Resolved: per-point memory stays small. The comparison
+// is reflect.DeepEqual so that a field added to CondSpec can never make
+// two different configs look equal.
+func shareResolved(shared map[resolvedKey][]*Resolved, res *Resolved) *Resolved {
+	k := resolvedKey{res.Kind, res.Profile, res.Unit}
+	cands := shared[k]
+	for _, c := range cands {
+		if reflect.DeepEqual(c, res) {
+			return c
+		}
+	}
+	r := *res
+	r.Conditions = append([]CondSpec(nil), res.Conditions...)
+	if len(cands) < maxShared {
+		shared[k] = append(cands, &r)
+	}
+	return &r
+}
+
+// conditionIDs builds the alarm ids "<point>.<condition>" of a point from
+// one allocation.
+func conditionIDs(pointID string, conds []CondSpec) []string {
+	n := 0
+	for i := range conds {
+		n += len(pointID) + 1 + len(conds[i].Condition)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range conds {
+		b.WriteString(pointID)
+		b.WriteByte('.')
+		b.WriteString(string(conds[i].Condition))
+	}
+	all := b.String()
+	ids := make([]string, len(conds))
+	off := 0
+	for i := range conds {
+		l := len(pointID) + 1 + len(conds[i].Condition)
+		ids[i] = all[off : off+l]
+		off += l
+	}
+	return ids
 }
 
 func containsAction(l []*action, a *action) bool {
@@ -296,15 +541,16 @@ func containsAction(l []*action, a *action) bool {
 	return false
 }
 
-func (e *Engine) addAlarm(site, id, device, sensor string, c Condition, s CondSpec, p *point) *alarm {
-	a := &alarm{id: id, site: site, device: device, sensor: sensor, cond: c, spec: s, point: p,
-		acked: true, value: math.NaN(), limit: s.Limit}
-	switch c {
+func (e *Engine) addAlarm(id string, org *origin, s *CondSpec, p *point) *alarm {
+	a := &alarm{id: id, org: org, spec: s, point: p, acked: true, value: math.NaN(), limit: s.Limit,
+		idx: int32(len(e.alist))}
+	switch s.Condition {
 	case Bad, Frozen:
 		a.limit = math.NaN()
 	case Comm:
 		a.limit = s.Timeout.Seconds()
 	}
+	site := org.site
 	if _, ok := e.sites[site]; !ok {
 		e.sites[site] = &siteState{}
 		i := sort.SearchStrings(e.siteIDs, site)
@@ -312,12 +558,37 @@ func (e *Engine) addAlarm(site, id, device, sensor string, c Condition, s CondSp
 		copy(e.siteIDs[i+1:], e.siteIDs[i:])
 		e.siteIDs[i] = site
 	}
-	e.alarms[id] = a
+	if p == nil {
+		e.extra[id] = a
+	}
 	e.alist = append(e.alist, a)
 	if p != nil {
 		p.all = append(p.all, a)
 	}
 	return a
+}
+
+// alarm finds an alarm by id: a group or action alarm by name, a point's
+// as "<point>.<condition>" (condition names hold no dot).
+func (e *Engine) alarm(id string) (*alarm, bool) {
+	if a, ok := e.extra[id]; ok {
+		return a, true
+	}
+	i := strings.LastIndexByte(id, '.')
+	if i < 0 {
+		return nil, false
+	}
+	p, ok := e.points[id[:i]]
+	if !ok {
+		return nil, false
+	}
+	c := id[i+1:]
+	for _, a := range p.all {
+		if string(a.spec.Condition) == c {
+			return a, true
+		}
+	}
+	return nil, false
 }
 
 // emit appends an event with the next sequence number of the alarm's site.
@@ -333,15 +604,35 @@ func (e *Engine) emit(site string, ev Event) {
 	e.out = append(e.out, ev)
 }
 
+// alarmEvent records a transition of a; every change of an alarm's state
+// goes through here, so it is also where the alarm's timers and the
+// voting groups it feeds are brought up to date.
 func (e *Engine) alarmEvent(a *alarm, now time.Time, t EventType, from State, user, comment string) {
-	e.emit(a.site, Event{TS: now, Type: t, Alarm: a.id, From: from, To: a.state(), Active: a.active,
-		Value: a.value, Limit: a.limit, User: user, Comment: comment})
+	e.emit(a.org.site, Event{TS: now, Type: t, Alarm: a.id, From: from, To: a.state(), Active: a.active,
+		Value: e.valueOf(a), Limit: a.limit, User: user, Comment: comment})
+	e.changed(a)
 }
 
 func (e *Engine) take() []Event {
 	out := e.out
 	e.out = nil
 	return out
+}
+
+// valueOf is an alarm's value. A comm alarm's value is the age of its
+// point's last valid sample as of the latest Tick, unless a sample or a
+// restore set it since: computed here instead of written by every Tick.
+func (e *Engine) valueOf(a *alarm) float64 {
+	if p := a.point; p != nil && p.comm == a && e.ticks > p.commStamp {
+		return e.lastTick.Sub(p.lastValid).Seconds()
+	}
+	return a.value
+}
+
+// setCommValue sets a comm alarm's value explicitly (see valueOf).
+func (e *Engine) setCommValue(p *point, v float64) {
+	p.comm.value = v
+	p.commStamp = e.ticks
 }
 
 // setCond drives an alarm's condition through its on/off delay. cond is
@@ -357,9 +648,11 @@ func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 	}
 	if delay > 0 {
 		if !a.pending {
-			a.pending, a.pendingSince = true, now
+			a.pending = true
+			a.ext().pendingSince = now
+			e.arm(a)
 		}
-		if now.Sub(a.pendingSince) < delay {
+		if now.Sub(a.x.pendingSince) < delay {
 			return
 		}
 	}
@@ -377,28 +670,30 @@ func (a *alarm) hold() { a.pending = false }
 
 func (e *Engine) activate(a *alarm, now time.Time) {
 	from := a.state()
+	x := a.ext()
 	a.active, a.latched, a.acked = true, false, false
-	a.since, a.updated = now, now
-	a.ackedBy, a.comment, a.ackedAt = "", "", time.Time{}
+	x.since, x.updated = now, now
+	x.ackedBy, x.comment, x.ackedAt = "", "", time.Time{}
 	a.stale = false
 	e.alarmEvent(a, now, EvActivate, from, "", "")
 	// chattering: N activations within the window
 	w := e.opts.ChatterWindow
-	keep := a.chatter[:0]
-	for _, t := range a.chatter {
+	keep := x.chatter[:0]
+	for _, t := range x.chatter {
 		if now.Sub(t) < w {
 			keep = append(keep, t)
 		}
 	}
-	a.chatter = append(keep, now)
-	if !a.chattering && len(a.chatter) >= e.opts.ChatterCount {
+	x.chatter = append(keep, now)
+	if !a.chattering && len(x.chatter) >= e.opts.ChatterCount {
 		a.chattering = true
-		e.alarmEvent(a, now, EvChattering, a.state(), "", strconv.Itoa(len(a.chatter))+" activations within "+w.String())
+		e.alarmEvent(a, now, EvChattering, a.state(), "", strconv.Itoa(len(x.chatter))+" activations within "+w.String())
 	}
+	e.arm(a)
 	if a.annunciated() {
-		e.countFlood(a.site, now)
+		e.countFlood(a.org.site, now)
 	}
-	for _, g := range a.memberOf {
+	for _, g := range a.memberOf() {
 		e.markFirstOut(g, a, now)
 	}
 	e.updateActions(a, now)
@@ -408,8 +703,8 @@ func (e *Engine) deactivate(a *alarm, now time.Time) {
 	from := a.state()
 	a.active = false
 	a.latched = a.spec.Latch
-	a.updated = now
-	if d := now.Sub(a.since); d < e.opts.FleetingBelow {
+	a.ext().updated = now
+	if d := now.Sub(a.since()); d < e.opts.FleetingBelow {
 		e.alarmEvent(a, now, EvFleeting, from, "", "active for "+d.String())
 	}
 	e.alarmEvent(a, now, EvReturn, from, "", "")
@@ -424,8 +719,8 @@ func (e *Engine) deactivate(a *alarm, now time.Time) {
 
 // afterNormal runs when an alarm may have reached normal.
 func (e *Engine) afterNormal(a *alarm, now time.Time) {
-	if a.group != nil && a.baseState() == Normal {
-		e.clearFirstOut(a.group, now)
+	if g := a.group(); g != nil && a.baseState() == Normal {
+		e.clearFirstOut(g, now)
 	}
 }
 
@@ -465,15 +760,16 @@ func (e *Engine) Step(now time.Time, samples []Sample) ([]Event, error) {
 
 func (e *Engine) observe(p *point, now time.Time, s Sample) {
 	if !p.started {
-		p.started, p.lastValid = true, now
+		e.start(p, now)
 	}
 	v := s.Value
 	q := s.Quality
 	over := false
+	res := p.res
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
 		q = BadQuality
-	case p.res.NE43:
+	case res.NE43:
 		switch {
 		case v <= 3.6 || v >= 21.0:
 			q = BadQuality
@@ -483,16 +779,16 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 			}
 			over = v > 20.5
 		}
-	case p.res.Max > p.res.Min && q == Good:
+	case res.Max > res.Min && q == Good:
 		// Zero drift of a few percent of span below the range is normal.
 		// Further below is a reading no gas can give (negative oxygen, a
 		// transmitter driven below its zero): a sensor fault, as NAMUR
 		// NE 43's fault-low band is for a raw loop, so it is bad and
 		// raises the sensor's bad alarm instead of holding its limits in
 		// silence. Above the range the sensor is saturated but readable.
-		if v > p.res.Max {
+		if v > res.Max {
 			q, over = Uncertain, true
-		} else if v < p.res.Min-0.02*(p.res.Max-p.res.Min) {
+		} else if v < res.Min-0.02*(res.Max-res.Min) {
 			q = BadQuality
 		}
 	}
@@ -503,7 +799,8 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 	if s.Quality != BadQuality {
 		p.lastValid = now
 		if p.comm != nil {
-			p.comm.value = 0
+			e.watchComm(p)
+			e.setCommValue(p, 0)
 			e.setCond(p.comm, now, false)
 		}
 	}
@@ -511,8 +808,8 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		p.bad.value = v
 		e.setCond(p.bad, now, q == BadQuality)
 	}
-	for _, a := range p.limits {
-		usable := q == Good || (over && a.cond.isHighSide())
+	for _, a := range p.limits() {
+		usable := q == Good || (over && a.spec.Condition.isHighSide())
 		if !usable {
 			a.hold()
 			continue
@@ -520,29 +817,35 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		a.value = v
 		e.setCond(a, now, limitCond(a, v))
 	}
-	if p.rate != nil {
+	x := p.x
+	if x == nil {
+		return
+	}
+	if x.rate != nil {
 		if q == Good {
 			e.evalRate(p, now, v)
 		} else {
-			p.rate.hold()
+			x.rate.hold()
 		}
 	}
-	if p.dev != nil {
-		e.evalDeviation(p.dev, p, p.devPeer, now)
+	if x.dev != nil {
+		e.evalDeviation(x.dev, p, x.devPeer, now)
 	}
-	for _, a := range p.devWatchers {
+	for _, a := range x.devWatchers {
 		e.evalDeviation(a, a.point, p, now)
 	}
-	if p.frozen != nil {
+	if x.frozen != nil {
 		e.evalFrozen(p, now, v, q)
 	}
-	if p.exp != nil {
+	if x.exp != nil {
 		e.closeMinute(p, now)
 		if q == Good {
-			p.exp.add(now, v)
+			if x.exp.add(now, v) {
+				e.armPoint(p)
+			}
 		}
 	}
-	for _, g := range p.groups {
+	for _, g := range x.groups {
 		if !g.dirty {
 			g.dirty = true
 			e.dirty = append(e.dirty, g)
@@ -563,8 +866,8 @@ func (e *Engine) flushGroups(now time.Time) {
 // limitCond is a limit condition with the deadband (or restore level)
 // applied to the return only.
 func limitCond(a *alarm, v float64) bool {
-	s := &a.spec
-	if a.cond.isHighSide() {
+	s := a.spec
+	if s.Condition.isHighSide() {
 		if !a.active {
 			return v >= s.Limit
 		}
@@ -601,90 +904,22 @@ func (e *Engine) evalDeviation(a *alarm, p, peer *point, now time.Time) {
 }
 
 func (e *Engine) evalFrozen(p *point, now time.Time, v float64, q Quality) {
-	a := p.frozen
+	x := p.x
+	a := x.frozen
 	if q != Good {
 		a.hold()
 		return
 	}
 	switch {
 	case math.Abs(v) <= a.spec.ZeroBand:
-		p.frzN = 0
-	case p.frzN == 0 || math.Abs(v-p.frzRef) > a.spec.Limit:
-		p.frzRef, p.frzN = v, 1
+		x.frzN = 0
+	case x.frzN == 0 || math.Abs(v-x.frzRef) > a.spec.Limit:
+		x.frzRef, x.frzN = v, 1
 	default:
-		p.frzN++
+		x.frzN++
 	}
-	a.value = float64(p.frzN)
-	e.setCond(a, now, p.frzN >= a.spec.Samples)
-}
-
-// Tick runs the time-driven transitions at now: communication loss,
-// expiring on/off delays, shelve and out-of-service expiry, re-alarm,
-// stale and chattering flags, flood end, action confirmation timeouts and
-// closing of TWA/STEL minute averages. Call it at least once per second.
-func (e *Engine) Tick(now time.Time) []Event {
-	now = e.monotonic(now)
-	for _, p := range e.plist {
-		if !p.started {
-			p.started, p.lastValid = true, now
-		}
-		if p.comm != nil {
-			age := now.Sub(p.lastValid)
-			p.comm.value = age.Seconds()
-			if age >= p.comm.spec.Timeout {
-				e.setCond(p.comm, now, true)
-			}
-		}
-		if p.exp != nil {
-			e.closeMinute(p, now)
-		}
-	}
-	for _, a := range e.alist {
-		if a.pending {
-			e.setCond(a, now, !a.active)
-		}
-		if a.shelve == timedShelve && !now.Before(a.shelveUntil) {
-			e.unshelve(a, now, "", "shelve expired")
-		}
-		if a.oos && !a.oosUntil.IsZero() && !now.Before(a.oosUntil) {
-			e.returnToService(a, now, "", "out-of-service period expired")
-		}
-		if a.active && a.acked && a.spec.ReAlarm > 0 && now.Sub(a.ackedAt) >= a.spec.ReAlarm {
-			from := a.state()
-			a.acked, a.ackedAt, a.updated = false, time.Time{}, now
-			e.alarmEvent(a, now, EvReAlarm, from, "", "active and acknowledged for "+a.spec.ReAlarm.String())
-		}
-		if a.active && !a.stale && now.Sub(a.since) > e.opts.StaleAfter {
-			a.stale = true
-			e.alarmEvent(a, now, EvStale, a.state(), "", "active for more than "+e.opts.StaleAfter.String())
-		}
-		if a.chattering && len(a.chatter) > 0 && now.Sub(a.chatter[len(a.chatter)-1]) >= e.opts.ChatterWindow {
-			a.chattering = false
-			a.chatter = a.chatter[:0]
-			e.alarmEvent(a, now, EvChatteringEnd, a.state(), "", "")
-		}
-	}
-	for _, site := range e.siteIDs {
-		st := e.sites[site]
-		if st.flood {
-			e.pruneFlood(st, now)
-			if n := len(st.acts) - st.head; n < e.opts.FloodEnd {
-				st.flood = false
-				e.emit(site, Event{TS: now, Type: EvFloodEnd, Value: float64(n), Limit: float64(e.opts.FloodEnd)})
-			}
-		}
-	}
-	for _, g := range e.groups {
-		e.evalGroup(g, now)
-	}
-	for _, act := range e.aclist {
-		if act.awaiting && !now.Before(act.deadline) {
-			act.awaiting = false
-			act.failed.value = 0
-			e.setCond(act.failed, now, true)
-		}
-	}
-	return e.take()
+	a.value = float64(x.frzN)
+	e.setCond(a, now, x.frzN >= a.spec.Samples)
 }
 
 // pruneFlood drops activations older than the flood window; the slice is
@@ -729,15 +964,17 @@ func (e *Engine) SetFlag(now time.Time, name string, v bool) []Event {
 	for _, a := range e.bySupp[name] {
 		from := a.state()
 		a.suppressed = v
-		a.updated = now
+		a.ext().updated = now
 		if v {
 			e.alarmEvent(a, now, EvSuppress, from, "", "suppressed by design: "+name)
 			continue
 		}
 		if a.active {
-			a.since, a.acked, a.ackedBy, a.comment = now, false, "", ""
+			x := a.ext()
+			a.acked = false
+			x.since, x.ackedBy, x.comment = now, "", ""
 			if a.annunciated() {
-				e.countFlood(a.site, now)
+				e.countFlood(a.org.site, now)
 			}
 		}
 		e.alarmEvent(a, now, EvUnsuppress, from, "", "suppression ended: "+name)
@@ -747,30 +984,30 @@ func (e *Engine) SetFlag(now time.Time, name string, v bool) []Event {
 
 // Alarm returns the state of one alarm.
 func (e *Engine) Alarm(id string) (AlarmState, bool) {
-	a, ok := e.alarms[id]
+	a, ok := e.alarm(id)
 	if !ok {
 		return AlarmState{}, false
 	}
-	return a.snapshotState(), true
+	return e.snapshotState(a), true
 }
 
 // Alarms returns the state of every configured alarm, in config order.
 func (e *Engine) Alarms() []AlarmState {
 	out := make([]AlarmState, len(e.alist))
 	for i, a := range e.alist {
-		out[i] = a.snapshotState()
+		out[i] = e.snapshotState(a)
 	}
 	return out
 }
 
-func (a *alarm) snapshotState() AlarmState {
-	s := AlarmState{ID: a.id, Site: a.site, Device: a.device, Sensor: a.sensor, Condition: a.cond,
+func (e *Engine) snapshotState(a *alarm) AlarmState {
+	s := AlarmState{ID: a.id, Site: a.org.site, Device: a.org.device, Sensor: a.org.sensor, Condition: a.spec.Condition,
 		Priority: a.spec.Priority, State: a.state(), Active: a.active, Latched: a.latched,
-		Value: a.value, Limit: a.limit, Since: a.since, Updated: a.updated, AckedBy: a.ackedBy,
-		Comment: a.comment, Acked: a.acked, OneShot: a.shelve == oneShotShelve, Suppressed: a.suppressed,
+		Value: e.valueOf(a), Limit: a.limit, Since: a.since(), Updated: a.updated(), AckedBy: a.ackedBy(),
+		Comment: a.comment(), Acked: a.acked, OneShot: a.shelve == oneShotShelve, Suppressed: a.suppressed,
 		FirstOut: a.firstOut, Chattering: a.chattering, Stale: a.stale, Quality: Good}
 	if a.shelve == timedShelve {
-		s.ShelvedUntil = a.shelveUntil
+		s.ShelvedUntil = a.shelveUntil()
 	}
 	if a.point != nil {
 		s.Quality = a.point.quality
@@ -788,13 +1025,15 @@ func (e *Engine) Point(id string) (value float64, q Quality, ok bool) {
 	return p.value, p.quality, true
 }
 
-// PointSpec returns the compiled configuration of a point.
+// PointSpec returns the compiled configuration of a point. Its Conditions
+// are shared with the engine (and with other points of the same config):
+// read them, do not modify them.
 func (e *Engine) PointSpec(id string) (Resolved, bool) {
 	p, ok := e.points[id]
 	if !ok {
 		return Resolved{}, false
 	}
-	return p.res, true
+	return *p.res, true
 }
 
 // monotonic clamps now to the latest time seen. Callers pass times from

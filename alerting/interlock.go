@@ -21,7 +21,11 @@ type group struct {
 	firstOut    *alarm
 	firstOutAt  time.Time
 	firstOutIdx int
-	dirty       bool
+	dirty       bool // to count at the end of the current Observe/Step
+
+	idx       int32 // in Engine.groups
+	tickDirty bool  // to count at the next Tick (in Engine.gdirty)
+	batched   bool  // queued in the current Tick's group pass
 }
 
 // action is an interlock action's engine-side state.
@@ -87,44 +91,47 @@ func (e *Engine) addGroup(errs *configerr.List, path string, gc GroupConfig) {
 	if gc.M < 1 || gc.M > gc.N {
 		errs.Add(path+".vote", "invalid %doo%d", gc.M, gc.N)
 	}
-	g := &group{cfg: gc}
+	g := &group{cfg: gc, idx: int32(len(e.groups))}
 	for i, pid := range gc.Points {
 		p, ok := e.points[pid]
 		if !ok {
 			errs.Add(fmt.Sprintf("%s.sensors[%d]", path, i), "unknown sensor %q (want \"device.sensor\")", pid)
 			continue
 		}
-		in, ok := e.alarms[pid+"."+string(gc.Condition)]
+		in, ok := e.alarm(pid + "." + string(gc.Condition))
 		if !ok {
 			errs.Add(fmt.Sprintf("%s.sensors[%d]", path, i), "sensor %q has no %s condition to vote with", pid, gc.Condition)
 			continue
 		}
 		g.members = append(g.members, p)
 		g.inputs = append(g.inputs, in)
-		p.groups = append(p.groups, g)
-		in.memberOf = append(in.memberOf, g)
+		p.ext().groups = append(p.ext().groups, g)
+		in.link().memberOf = append(in.link().memberOf, g)
 	}
-	if _, dup := e.alarms[gc.ID+"."+string(gc.Condition)]; dup {
+	if _, dup := e.alarm(gc.ID + "." + string(gc.Condition)); dup {
 		errs.Add(path+".id", "alarm id %s.%s is already used", gc.ID, gc.Condition)
 		return
 	}
-	g.trip = e.addAlarm(gc.Site, gc.ID+"."+string(gc.Condition), "", "", gc.Condition,
-		CondSpec{Condition: gc.Condition, Priority: gc.Priority, Latch: gc.Latch, Limit: float64(gc.M),
+	org := &origin{site: gc.Site}
+	g.trip = e.addAlarm(gc.ID+"."+string(gc.Condition), org,
+		&CondSpec{Condition: gc.Condition, Priority: gc.Priority, Latch: gc.Latch, Limit: float64(gc.M),
 			ResetNeedsAck: true, CommentRequired: gc.Priority == 1, Source: "MooN voting (SAFETY §5.1)"}, nil)
-	g.trip.group = g
-	g.degraded = e.addAlarm(gc.Site, gc.ID+"."+string(Degraded), "", "", Degraded,
-		CondSpec{Condition: Degraded, Priority: 2, ResetNeedsAck: true, Source: "SAFETY table (b) MooN voting"}, nil)
+	g.trip.link().group = g
+	g.degraded = e.addAlarm(gc.ID+"."+string(Degraded), org, e.degradedSpec, nil)
 	g.degraded.limit = math.NaN()
 	if gc.Action != "" {
 		act, ok := e.actions[gc.Action]
 		if !ok {
 			errs.Add(path+".action", "unknown action %q", gc.Action)
 		} else {
-			g.trip.actions = append(g.trip.actions, act)
+			l := g.trip.link()
+			l.actions = append(l.actions, act)
 			act.triggers = append(act.triggers, g.trip)
 		}
 	}
 	e.groups = append(e.groups, g)
+	// The first Tick counts every group (and sets its alarms' values).
+	e.markGroup(g)
 }
 
 // evalGroup counts the votes. A bad, lost or out-of-service input votes
@@ -192,8 +199,8 @@ func (e *Engine) markFirstOut(g *group, a *alarm, now time.Time) {
 	}
 	g.firstOut, g.firstOutAt, g.firstOutIdx = a, now, idx
 	a.firstOut = true
-	e.emit(g.trip.site, Event{TS: now, Type: EvFirstOut, Alarm: a.id, From: a.state(), To: a.state(), Active: a.active,
-		Value: a.value, Limit: a.limit, Comment: "first out in group " + g.cfg.ID})
+	e.emit(g.trip.org.site, Event{TS: now, Type: EvFirstOut, Alarm: a.id, From: a.state(), To: a.state(), Active: a.active,
+		Value: e.valueOf(a), Limit: a.limit, Comment: "first out in group " + g.cfg.ID})
 }
 
 func (e *Engine) clearFirstOut(g *group, now time.Time) {
@@ -205,7 +212,7 @@ func (e *Engine) clearFirstOut(g *group, now time.Time) {
 
 // updateActions re-evaluates the demand of every action a drives.
 func (e *Engine) updateActions(a *alarm, now time.Time) {
-	for _, act := range a.actions {
+	for _, act := range a.actions() {
 		e.updateAction(act, now, a)
 	}
 }
@@ -245,7 +252,7 @@ func (e *Engine) updateAction(act *action, now time.Time, cause *alarm) {
 	act.deadline = now.Add(act.cfg.ConfirmTimeout)
 	v := math.NaN()
 	if cause != nil {
-		v = cause.value
+		v = e.valueOf(cause)
 	}
 	e.emit(act.cfg.Site, Event{TS: now, Type: typ, Alarm: act.cfg.ID, Action: act.cfg.ID, From: from, To: to,
 		Active: demand, Value: v, Limit: math.NaN(), Comment: comment})

@@ -45,11 +45,12 @@ func evict(q []tv, now time.Time, period time.Duration) []tv {
 // fall (value minus the window's maximum). With percent the change is in
 // percent of that reference value.
 func (e *Engine) evalRate(p *point, now time.Time, v float64) {
-	a := p.rate
-	p.roc.push(now, v, a.spec.Period)
-	ref := p.roc.minQ[0].v
+	x := p.x
+	a := x.rate
+	x.roc.push(now, v, a.spec.Period)
+	ref := x.roc.minQ[0].v
 	if a.spec.Limit < 0 {
-		ref = p.roc.maxQ[0].v
+		ref = x.roc.maxQ[0].v
 	}
 	change := v - ref
 	if a.spec.Percent {
@@ -77,26 +78,42 @@ type exposure struct {
 	minute time.Time // start of the open minute; zero: none open
 	sum    float64
 	n      int
-	// mins holds closed minute averages of the last 8 h, oldest first.
+	// mins[head:] holds closed minute averages of the last 8 h, oldest
+	// first; the dead front is dropped only when it is half the slice, so
+	// closing a minute does not copy 8 h of averages.
 	mins   []tv
+	head   int
 	acc    float64 // accumulating TWA: Σ avg / 480
 	shift  int64   // shift number of the accumulation
 	shiftN bool
 }
 
-func (x *exposure) add(now time.Time, v float64) {
-	m := now.Truncate(time.Minute)
+// add accumulates a sample into the open minute; it reports whether the
+// sample opened a new minute (whose closing is then due).
+func (x *exposure) add(now time.Time, v float64) (opened bool) {
 	if x.minute.IsZero() {
-		x.minute = m
+		x.minute = now.Truncate(time.Minute)
+		opened = true
 	}
 	x.sum += math.Max(v, 0)
 	x.n++
+	return opened
+}
+
+// minuteEnd is when the open minute can close: the first instant whose
+// minute is past it. ok is false when no minute is open.
+func (x *exposure) minuteEnd() (t time.Time, ok bool) {
+	if x.minute.IsZero() {
+		return time.Time{}, false
+	}
+	return x.minute.Add(time.Minute), true
 }
 
 // closeMinute closes the open minute once now is past it and evaluates
 // the TWA and STEL alarms.
 func (e *Engine) closeMinute(p *point, now time.Time) {
-	x := p.exp
+	px := p.x
+	x := px.exp
 	if x.minute.IsZero() || now.Truncate(time.Minute).Compare(x.minute) <= 0 {
 		return
 	}
@@ -105,16 +122,16 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 	x.minute, x.sum, x.n = time.Time{}, 0, 0
 	x.mins = append(x.mins, tv{m, avg})
 	end := m.Add(time.Minute)
-	i := 0
-	for i < len(x.mins) && end.Sub(x.mins[i].t) > 8*time.Hour {
-		i++
+	for x.head < len(x.mins) && end.Sub(x.mins[x.head].t) > 8*time.Hour {
+		x.head++
 	}
-	if i > 0 {
-		x.mins = append(x.mins[:0], x.mins[i:]...)
+	if x.head > 64 && x.head*2 > len(x.mins) {
+		x.mins = append(x.mins[:0], x.mins[x.head:]...)
+		x.head = 0
 	}
-	if a := p.stel; a != nil {
+	if a := px.stel; a != nil {
 		sum, n := 0.0, 0
-		for j := len(x.mins) - 1; j >= 0 && end.Sub(x.mins[j].t) <= a.spec.Period; j-- {
+		for j := len(x.mins) - 1; j >= x.head && end.Sub(x.mins[j].t) <= a.spec.Period; j-- {
 			sum += x.mins[j].v
 			n++
 		}
@@ -122,10 +139,10 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 		a.value = stel
 		e.setCond(a, now, highCond(a, stel))
 	}
-	if a := p.twa; a != nil {
+	if a := px.twa; a != nil {
 		var twa float64
 		if a.spec.Mode == "moving8h" {
-			for _, mv := range x.mins {
+			for _, mv := range x.mins[x.head:] {
 				twa += mv.v
 			}
 			twa /= 480

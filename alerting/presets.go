@@ -32,7 +32,12 @@ const (
 )
 
 // sensorConditions is the evaluation order of a point's conditions.
-var sensorConditions = []Condition{HighHigh, High, Low, LowLow, Rate, Deviation, Bad, Comm, Frozen, TWA, STEL}
+var sensorConditions = [...]Condition{HighHigh, High, Low, LowLow, Rate, Deviation, Bad, Comm, Frozen, TWA, STEL}
+
+// condPaths are the config paths of sensorConditions ("alarms.<condition>"),
+// spelled out so that resolving a sensor does not build them.
+var condPaths = [len(sensorConditions)]string{"alarms.high_high", "alarms.high", "alarms.low", "alarms.low_low",
+	"alarms.rate", "alarms.deviation", "alarms.bad", "alarms.comm", "alarms.frozen", "alarms.twa", "alarms.stel"}
 
 func (c Condition) isHighSide() bool { return c == HighHigh || c == High }
 func (c Condition) isLowSide() bool  { return c == Low || c == LowLow }
@@ -206,7 +211,7 @@ var presets = []Preset{
 
 // condDefaults are kind-specific defaults for conditions added by the
 // config (not in the preset): priority, delays, latch.
-func condDefaults(p Preset, c Condition) CondSpec {
+func condDefaults(p *Preset, c Condition) CondSpec {
 	s := CondSpec{Condition: c, Priority: 3, Source: "config"}
 	switch c {
 	case HighHigh, LowLow:
@@ -256,13 +261,25 @@ func KindNames() []string {
 	return ks
 }
 
-// LookupPreset returns the preset of kind and profile ("" = the kind's default).
+// LookupPreset returns the preset of kind and profile ("" = the kind's
+// default). The preset is the caller's copy.
 func LookupPreset(kind, profile string) (Preset, bool) {
-	for _, p := range presets {
-		if p.Kind == kind && (profile == "" || p.Profile == profile) {
-			p.Conditions = append([]CondSpec(nil), p.Conditions...)
-			return p, true
+	p := lookupPreset(kind, profile)
+	if p == nil {
+		return Preset{}, false
+	}
+	c := *p
+	c.Conditions = append([]CondSpec(nil), p.Conditions...)
+	return c, true
+}
+
+// lookupPreset is LookupPreset without the copy, for the engine's own
+// read-only use.
+func lookupPreset(kind, profile string) *Preset {
+	for i := range presets {
+		if p := &presets[i]; p.Kind == kind && (profile == "" || p.Profile == profile) {
+			return p
 		}
 	}
-	return Preset{}, false
+	return nil
 }

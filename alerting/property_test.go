@@ -3,7 +3,10 @@ package alerting
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,13 +42,18 @@ func propertyConfig() Config {
 // opRunner drives an engine from a byte string and checks the invariants
 // after every operation.
 type opRunner struct {
-	t       testing.TB
-	cfg     Config
-	e       *Engine
+	t   testing.TB
+	cfg Config
+	e   *Engine
+	// ref runs every operation too, with Tick as a scan of everything
+	// (timers.scanAll): events and states must match e's after each one.
+	ref     *Engine
 	now     time.Time
 	lastSeq uint64
 	// mustStay: latched alarms that went active since their last reset.
 	mustStay map[string]bool
+	// seen counts the events by type and comment (what was exercised).
+	seen map[string]int
 }
 
 func (r *opRunner) check(evs []Event) {
@@ -54,6 +62,12 @@ func (r *opRunner) check(evs []Event) {
 			r.t.Fatalf("event seq not increasing: %d after %d", ev.Seq, r.lastSeq)
 		}
 		r.lastSeq = ev.Seq
+		if r.seen != nil {
+			r.seen[string(ev.Type)]++
+			if strings.Contains(ev.Comment, "expired") {
+				r.seen[string(ev.Type)+": "+ev.Comment]++
+			}
+		}
 		raw, err := json.Marshal(ev)
 		require.NoError(r.t, err)
 		require.True(r.t, json.Valid(raw), string(raw))
@@ -102,17 +116,19 @@ func (r *opRunner) run(data []byte) {
 			if q > BadQuality {
 				q = Good
 			}
-			evs, err = r.e.Observe(r.now, Sample{Point: p.id, Value: v, Quality: q})
+			evs, err = r.both(func(e *Engine) ([]Event, error) {
+				return e.Observe(r.now, Sample{Point: p.id, Value: v, Quality: q})
+			})
 			require.NoError(r.t, err)
 		case op == 7:
-			evs = r.e.Tick(r.now)
+			evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.Tick(r.now), nil })
 		case op == 8:
 			a := pick()
 			before := make([]bool, len(r.e.alist))
 			for i, x := range r.e.alist {
 				before[i] = x.active
 			}
-			evs, _ = r.e.Ack(r.now, a.id, "u", "c")
+			evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.Ack(r.now, a.id, "u", "c") })
 			for i, x := range r.e.alist {
 				if x.active != before[i] {
 					r.t.Fatalf("ack of %s changed active of %s", a.id, x.id)
@@ -121,31 +137,38 @@ func (r *opRunner) run(data []byte) {
 		case op == 9:
 			a := pick()
 			wasActive := a.active
-			evs, err = r.e.Reset(r.now, a.id, "u", "c")
+			evs, err = r.both(func(e *Engine) ([]Event, error) { return e.Reset(r.now, a.id, "u", "c") })
 			if wasActive && !errors.Is(err, ErrConditionPresent) {
 				r.t.Fatalf("reset of active %s: got %v, want ErrConditionPresent", a.id, err)
 			}
 		case op == 10:
-			evs, _ = r.e.Shelve(r.now, pick().id, "u", "c", time.Duration(next())*time.Second)
+			id, d := pick().id, time.Duration(next())*time.Second
+			evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.Shelve(r.now, id, "u", "c", d) })
 		case op == 11:
-			evs, _ = r.e.ShelveOneShot(r.now, pick().id, "u", "c")
+			id := pick().id
+			evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ShelveOneShot(r.now, id, "u", "c") })
 		case op == 12:
-			evs, _ = r.e.Unshelve(r.now, pick().id, "u", "c")
+			id := pick().id
+			evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.Unshelve(r.now, id, "u", "c") })
 		case op == 13:
 			a := pick()
 			if next()%2 == 0 {
-				evs, _ = r.e.OutOfService(r.now, a.id, "u", "c", time.Duration(next())*time.Second)
+				d := time.Duration(next()) * time.Second
+				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.OutOfService(r.now, a.id, "u", "c", d) })
 			} else {
-				evs, _ = r.e.ReturnToService(r.now, a.id, "u", "c")
+				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ReturnToService(r.now, a.id, "u", "c") })
 			}
 		case op == 14:
 			switch next() % 3 {
 			case 0:
-				evs, _ = r.e.ActionResult(r.now, "cut", next()%2 == 0, "")
+				ok := next()%2 == 0
+				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ActionResult(r.now, "cut", ok, "") })
 			case 1:
-				evs = r.e.SetFlag(r.now, "idle", next()%2 == 0)
+				v := next()%2 == 0
+				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.SetFlag(r.now, "idle", v), nil })
 			default:
-				evs, _ = r.e.ActionResult(r.now, "valve", next()%2 == 0, "")
+				ok := next()%2 == 0
+				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ActionResult(r.now, "valve", ok, "") })
 			}
 		case op == 15:
 			r.restart()
@@ -161,10 +184,21 @@ func (r *opRunner) restart() {
 	before := r.e.Alarms()
 	snap, err := r.e.Snapshot()
 	require.NoError(r.t, err)
-	e2, err := New(r.cfg)
-	require.NoError(r.t, err)
+	e2 := newEngine(r.t, r.cfg)
 	evs, err := e2.Restore(r.now, snap)
 	require.NoError(r.t, err)
+	if r.ref != nil {
+		refSnap, err := r.ref.Snapshot()
+		require.NoError(r.t, err)
+		require.JSONEq(r.t, string(refSnap), string(snap))
+		ref2 := newEngine(r.t, r.cfg)
+		ref2.scanAll = true
+		refEvs, err := ref2.Restore(r.now, snap)
+		require.NoError(r.t, err)
+		require.Equal(r.t, renderEvents(refEvs), renderEvents(evs))
+		r.ref = ref2
+		defer func() { require.Equal(r.t, renderStates(r.ref), renderStates(r.e)) }()
+	}
 	for _, ev := range evs {
 		require.Equal(r.t, EvActionTrip, ev.Type)
 	}
@@ -188,10 +222,149 @@ func (r *opRunner) restart() {
 }
 
 func newRunner(t testing.TB) *opRunner {
+	return newRunnerWith(t, propertyConfig())
+}
+
+func newRunnerWith(t testing.TB, cfg Config) *opRunner {
+	e := newEngine(t, cfg)
+	ref := newEngine(t, cfg)
+	ref.scanAll = true
+	return &opRunner{t: t, cfg: cfg, e: e, ref: ref, now: scriptStart, mustStay: map[string]bool{}}
+}
+
+// both runs op on the engine and on its full-scan twin and checks that
+// they agree on the events, the error and every alarm's and action's state.
+func (r *opRunner) both(op func(*Engine) ([]Event, error)) ([]Event, error) {
+	evs, err := op(r.e)
+	if r.ref == nil {
+		return evs, err
+	}
+	refEvs, refErr := op(r.ref)
+	if (err == nil) != (refErr == nil) || (err != nil && err.Error() != refErr.Error()) {
+		r.t.Fatalf("errors differ: full scan %v, timers %v", refErr, err)
+	}
+	if !sameEvents(refEvs, evs) {
+		require.Equal(r.t, renderEvents(refEvs), renderEvents(evs))
+	}
+	if !sameStates(r.ref, r.e) {
+		require.Equal(r.t, renderStates(r.ref), renderStates(r.e))
+	}
+	return evs, err
+}
+
+func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+
+func sameEvents(a, b []Event) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !sameFloat(x.Value, y.Value) || !sameFloat(x.Limit, y.Limit) {
+			return false
+		}
+		x.Value, x.Limit, y.Value, y.Limit = 0, 0, 0, 0
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// sameStates compares the engines' alarms field by field (cheaper than
+// rendering them after every operation).
+func sameStates(a, b *Engine) bool {
+	for i, x := range a.alist {
+		y := b.alist[i]
+		if x.active != y.active || x.acked != y.acked || x.latched != y.latched || x.pending != y.pending ||
+			x.shelve != y.shelve || x.oos != y.oos || x.suppressed != y.suppressed || x.firstOut != y.firstOut ||
+			x.chattering != y.chattering || x.stale != y.stale || !sameFloat(a.valueOf(x), b.valueOf(y)) ||
+			!sameFloat(x.limit, y.limit) || x.since() != y.since() || x.updated() != y.updated() ||
+			x.ackedAt() != y.ackedAt() || x.shelveUntil() != y.shelveUntil() || x.oosUntil() != y.oosUntil() ||
+			x.ackedBy() != y.ackedBy() || x.comment() != y.comment() {
+			return false
+		}
+	}
+	for i, x := range a.aclist {
+		y := b.aclist[i]
+		if x.tripped != y.tripped || x.trigger != y.trigger || x.awaiting != y.awaiting || x.deadline != y.deadline {
+			return false
+		}
+	}
+	for site, st := range a.sites {
+		if st.flood != b.sites[site].flood || st.seq != b.sites[site].seq {
+			return false
+		}
+	}
+	return true
+}
+
+func renderEvents(evs []Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "%+v\n", ev)
+	}
+	return b.String()
+}
+
+func renderStates(e *Engine) string {
+	var b strings.Builder
+	for _, st := range e.Alarms() {
+		fmt.Fprintf(&b, "%+v\n", st)
+	}
+	for _, a := range e.Actions() {
+		fmt.Fprintf(&b, "%+v\n", a)
+	}
+	for _, site := range e.siteIDs {
+		fmt.Fprintf(&b, "%s flood=%t\n", site, e.Flood(site))
+	}
+	return b.String()
+}
+
+// timerConfig is propertyConfig with short nuisance windows and delays on
+// the comm and return paths, so that every timer of the engine fires
+// within a random run.
+func timerConfig() Config {
 	cfg := propertyConfig()
-	e, err := New(cfg)
-	require.NoError(t, err)
-	return &opRunner{t: t, cfg: cfg, e: e, now: scriptStart, mustStay: map[string]bool{}}
+	cfg.Options.StaleAfter = 90 * time.Second
+	cfg.Options.ChatterWindow = 45 * time.Second
+	cfg.Options.FloodWindow = time.Minute
+	cfg.Options.FloodStart, cfg.Options.FloodEnd = 4, 2
+	for i := range cfg.Points {
+		p := &cfg.Points[i]
+		switch p.ID() {
+		case "x.i":
+			p.Alarms.Comm = &LimitConfig{OnDelay: d(2 * time.Second), OffDelay: d(time.Second), OverrideRegulatory: true}
+		case "l.p":
+			p.Alarms.Low.OffDelay = d(2 * time.Second)
+			p.Alarms.Comm = &LimitConfig{Timeout: d(5 * time.Second), ReAlarm: d(30 * time.Second)}
+		case "f.c":
+			p.Alarms.High = &LimitConfig{OnDelay: d(time.Second), OverrideRegulatory: true}
+		}
+	}
+	return cfg
+}
+
+// The timers (tick.go) must do exactly what a scan of every point, alarm
+// and group did: same events in the same order, same states.
+func TestTimersMatchFullScan(t *testing.T) {
+	seen := map[string]int{}
+	for seed := uint64(1); seed <= 100; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		data := make([]byte, 4000)
+		for i := range data {
+			data[i] = byte(rng.UintN(256))
+		}
+		r := newRunnerWith(t, timerConfig())
+		r.seen = seen
+		r.run(data)
+	}
+	t.Logf("events by type: %v", seen)
+	// Every time-driven rule fired in these runs.
+	for _, k := range []string{"realarm", "stale", "chattering_end", "flood_end", "unshelve: shelve expired",
+		"return_to_service: out-of-service period expired", "activate", "return", "action_trip", "action_release"} {
+		require.Positive(t, seen[k], "no %q event in the runs", k)
+	}
 }
 
 func TestPropertiesRandom(t *testing.T) {
@@ -214,4 +387,22 @@ func FuzzEngine(f *testing.F) {
 		r := newRunner(t)
 		r.run(data)
 	})
+}
+
+// The gateway passes times with a monotonic clock reading (time.Now);
+// restored snapshot times have none. The timers must agree with the full
+// scan with both kinds mixed, too.
+func TestTimersMatchFullScanMonotonic(t *testing.T) {
+	start := time.Now()
+	require.NotEqual(t, start, start.Round(0), "time.Now has no monotonic reading on this platform")
+	for seed := uint64(1); seed <= 50; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		data := make([]byte, 4000)
+		for i := range data {
+			data[i] = byte(rng.UintN(256))
+		}
+		r := newRunnerWith(t, timerConfig())
+		r.now = start
+		r.run(data)
+	}
 }

@@ -67,17 +67,29 @@ var gasKinds = map[string]bool{"methane": true, "combustible": true, "h2s": true
 // "alarms.high.limit"); it may hold only warnings (check with
 // configerr.HasErrors), in which case Resolved is usable.
 func Resolve(kind, profile, unit string, poll time.Duration, a SensorAlarms) (Resolved, error) {
+	var buf [len(sensorConditions)]CondSpec
+	r, n, err := resolve(&buf, kind, profile, unit, poll, a)
+	if n > 0 {
+		r.Conditions = append([]CondSpec(nil), buf[:n]...)
+	}
+	return r, err
+}
+
+// resolve is Resolve writing the conditions into dst (n of them) instead
+// of a new slice: New resolves thousands of sensors and keeps one copy of
+// each distinct result.
+func resolve(dst *[len(sensorConditions)]CondSpec, kind, profile, unit string, poll time.Duration, a SensorAlarms) (r Resolved, n int, err error) {
 	var errs configerr.List
-	p, ok := LookupPreset(kind, profile)
-	if !ok {
+	p := lookupPreset(kind, profile)
+	if p == nil {
 		if _, known := Kinds()[kind]; !known {
 			errs.Add("kind", "unknown sensor kind %q (want one of %s)", kind, strings.Join(KindNames(), ", "))
 		} else {
 			errs.Add("profile", "unknown profile %q for kind %s (want one of %s)", profile, kind, strings.Join(Kinds()[kind], ", "))
 		}
-		return Resolved{}, errs.Err()
+		return Resolved{}, 0, errs.Err()
 	}
-	r := Resolved{Kind: p.Kind, Profile: p.Profile, Unit: p.Unit, Min: p.Min, Max: p.Max, NE43: p.NE43,
+	r = Resolved{Kind: p.Kind, Profile: p.Profile, Unit: p.Unit, Min: p.Min, Max: p.Max, NE43: p.NE43,
 		SafetyCritical: p.SafetyCritical, Source: p.Source}
 	if unit != "" && unit != p.Unit {
 		if len(p.Conditions) > 0 {
@@ -116,7 +128,8 @@ func Resolve(kind, profile, unit string, poll time.Duration, a SensorAlarms) (Re
 	if p.CommTimeoutMax > 0 && commTimeout > p.CommTimeoutMax {
 		commTimeout = p.CommTimeoutMax
 	}
-	base := append([]CondSpec(nil), p.Conditions...)
+	var baseBuf [8]CondSpec
+	base := append(baseBuf[:0], p.Conditions...)
 	base = append(base,
 		CondSpec{Condition: Bad, Priority: faultPrio, Regulatory: true, Source: srcNE43 + "; fail-safe principle (SAFETY §3.3)"},
 		CondSpec{Condition: Comm, Priority: faultPrio, Timeout: commTimeout, Regulatory: true, Source: "SAFETY §3.2: comm timeout 3 x poll; " + srcCoalPoll},
@@ -129,8 +142,8 @@ func Resolve(kind, profile, unit string, poll time.Duration, a SensorAlarms) (Re
 		}
 	}
 
-	for _, c := range sensorConditions {
-		path := "alarms." + string(c)
+	for ci, c := range sensorConditions {
+		path := condPaths[ci]
 		o := a.get(c)
 		var spec CondSpec
 		found := false
@@ -178,11 +191,12 @@ func Resolve(kind, profile, unit string, poll time.Duration, a SensorAlarms) (Re
 		if spec.CommentRequired == false && spec.Priority == 1 && (o == nil || o.CommentRequired == nil) {
 			spec.CommentRequired = true
 		}
-		r.Conditions = append(r.Conditions, spec)
+		dst[n] = spec
+		n++
 	}
 	if p.NeedsLimit {
 		has := false
-		for _, s := range r.Conditions {
+		for _, s := range dst[:n] {
 			if s.Condition.isHighSide() || s.Condition.isLowSide() {
 				has = true
 			}
@@ -191,8 +205,8 @@ func Resolve(kind, profile, unit string, poll time.Duration, a SensorAlarms) (Re
 			errs.Add("alarms", "kind %s has no standard limits: set at least one of alarms.high_high, high, low, low_low with a limit", p.Kind)
 		}
 	}
-	checkOrder(&errs, &r)
-	return r, errs.Err()
+	checkOrder(&errs, dst[:n])
+	return r, n, errs.Err()
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
@@ -206,7 +220,7 @@ func loosen(errs *configerr.List, path string, override bool, format string, arg
 	errs.Add(path, "loosens a regulatory limit: %s; set override_regulatory: true to accept this (it is still reported as a warning)", msg)
 }
 
-func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfig, override bool, p Preset) {
+func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfig, override bool, p *Preset) {
 	c := s.Condition
 	reg := s.Regulatory
 	src := s.Source
@@ -387,12 +401,20 @@ func parseClock(s string) (time.Duration, error) {
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
-func checkOrder(errs *configerr.List, r *Resolved) {
-	get := func(c Condition) (CondSpec, bool) { return r.Cond(c) }
-	hh, okHH := get(HighHigh)
-	h, okH := get(High)
-	l, okL := get(Low)
-	ll, okLL := get(LowLow)
+func findCond(conds []CondSpec, c Condition) (*CondSpec, bool) {
+	for i := range conds {
+		if conds[i].Condition == c {
+			return &conds[i], true
+		}
+	}
+	return nil, false
+}
+
+func checkOrder(errs *configerr.List, conds []CondSpec) {
+	hh, okHH := findCond(conds, HighHigh)
+	h, okH := findCond(conds, High)
+	l, okL := findCond(conds, Low)
+	ll, okLL := findCond(conds, LowLow)
 	if okHH && okH && hh.Limit < h.Limit {
 		errs.Add("alarms.high_high.limit", "%v is below alarms.high.limit %v", hh.Limit, h.Limit)
 	}
@@ -402,7 +424,7 @@ func checkOrder(errs *configerr.List, r *Resolved) {
 	if okH && okL && h.Limit <= l.Limit {
 		errs.Add("alarms.high.limit", "%v is not above alarms.low.limit %v", h.Limit, l.Limit)
 	}
-	for _, s := range r.Conditions {
+	for _, s := range conds {
 		if !s.HasRestore {
 			continue
 		}

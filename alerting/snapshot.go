@@ -60,11 +60,10 @@ func (e *Engine) Snapshot() ([]byte, error) {
 		if a.baseState() == Normal && a.shelve == notShelved && !a.oos {
 			continue
 		}
-		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: a.since,
-			Updated: a.updated, AckedAt: a.ackedAt, AckedBy: a.ackedBy, Comment: a.comment,
-			ShelveUntil: a.shelveUntil, OOS: a.oos, OOSUntil: a.oosUntil, FirstOut: a.firstOut, Stale: a.stale}
-		if !math.IsNaN(a.value) && !math.IsInf(a.value, 0) {
-			v := a.value
+		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: a.since(),
+			Updated: a.updated(), AckedAt: a.ackedAt(), AckedBy: a.ackedBy(), Comment: a.comment(),
+			ShelveUntil: a.shelveUntil(), OOS: a.oos, OOSUntil: a.oosUntil(), FirstOut: a.firstOut, Stale: a.stale}
+		if v := e.valueOf(a); !math.IsNaN(v) && !math.IsInf(v, 0) {
 			sa.Value = &v
 		}
 		switch a.shelve {
@@ -112,7 +111,7 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 	}
 	var unknown []string
 	for _, sa := range s.Alarms {
-		a, ok := e.alarms[sa.ID]
+		a, ok := e.alarm(sa.ID)
 		if !ok {
 			unknown = append(unknown, sa.ID)
 			continue
@@ -123,23 +122,27 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 			// returned-unacknowledged rather than dropping it silently.
 			a.acked = false
 		}
-		a.since, a.updated, a.ackedAt, a.ackedBy, a.comment = sa.Since, sa.Updated, sa.AckedAt, sa.AckedBy, sa.Comment
+		x := a.ext()
+		x.since, x.updated, x.ackedAt, x.ackedBy, x.comment = sa.Since, sa.Updated, sa.AckedAt, sa.AckedBy, sa.Comment
 		if sa.Value != nil {
 			a.value = *sa.Value
+			if p := a.point; p != nil && p.comm == a {
+				p.commStamp = e.ticks
+			}
 		}
 		switch sa.Shelve {
 		case "timed":
-			a.shelve, a.shelveUntil = timedShelve, sa.ShelveUntil
+			a.shelve, x.shelveUntil = timedShelve, sa.ShelveUntil
 		case "oneshot":
 			a.shelve = oneShotShelve
 		default:
 			a.shelve = notShelved
 		}
-		a.oos, a.oosUntil, a.stale = sa.OOS, sa.OOSUntil, sa.Stale
+		a.oos, x.oosUntil, a.stale = sa.OOS, sa.OOSUntil, sa.Stale
 		if sa.FirstOut {
-			for _, g := range a.memberOf {
+			for _, g := range a.memberOf() {
 				if g.firstOut == nil {
-					g.firstOut, g.firstOutAt = a, a.since
+					g.firstOut, g.firstOutAt = a, x.since
 					for i, in := range g.inputs {
 						if in == a {
 							g.firstOutIdx = i
@@ -149,6 +152,17 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 				}
 			}
 		}
+	}
+	// Restored alarms have their timers set afresh, and every group is
+	// counted again at the next Tick (its alarms' values came from the
+	// snapshot).
+	for _, sa := range s.Alarms {
+		if a, ok := e.alarm(sa.ID); ok {
+			e.changed(a)
+		}
+	}
+	for _, g := range e.groups {
+		e.markGroup(g)
 	}
 	for _, p := range e.plist {
 		e.updateBypass(p, now)
