@@ -99,6 +99,8 @@ type Gateway struct {
 	persistedAt time.Time
 	// stopping: the core is draining; commits wait for the disk.
 	stopping bool
+	// asyncSlots holds one token per readings commit not yet on disk.
+	asyncSlots chan struct{}
 }
 
 // trendBudgetBytes bounds the memory of the UI's trends over all sensors
@@ -131,12 +133,13 @@ func New(o Options) (*Gateway, error) {
 	s := o.Site
 	g := &Gateway{
 		o: o, site: s,
-		log:     o.Log.With().Str("site", s.Site).Logger(),
-		batches: make(chan modbus.Batch, 256),
-		cmds:    make(chan cmdReq),
-		actDone: make(chan actResult, 64),
-		actReqs: make(chan actReq, 256),
-		actions: map[string]configs.Action{},
+		log:        o.Log.With().Str("site", s.Site).Logger(),
+		batches:    make(chan modbus.Batch, 256),
+		asyncSlots: make(chan struct{}, maxAsyncCommits),
+		cmds:       make(chan cmdReq),
+		actDone:    make(chan actResult, 64),
+		actReqs:    make(chan actReq, 256),
+		actions:    map[string]configs.Action{},
 
 		unsent:     map[string]bool{},
 		actRetry:   map[string]time.Time{},
@@ -272,7 +275,12 @@ func (g *Gateway) openDirect() error {
 // (callbacks run in commit order), so both allocate the same seqs.
 func (g *Gateway) appendAsync(items []outbox.Item) {
 	items = slices.Clone(items)
+	// Bounded: with maxAsyncCommits queued the core waits, as it would for
+	// a synchronous commit, so a slow disk holds the pollers back (they
+	// count skipped polls) instead of piling readings up in memory.
+	g.asyncSlots <- struct{}{}
 	err := g.ob.AppendAsync(items, func(_ []uint64, err error) {
+		<-g.asyncSlots
 		if err != nil {
 			g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
 			g.met.appendErrors.Inc()
@@ -290,10 +298,14 @@ func (g *Gateway) appendAsync(items []outbox.Item) {
 		}
 	})
 	if err != nil {
+		<-g.asyncSlots
 		g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
 		g.met.appendErrors.Inc()
 	}
 }
+
+// maxAsyncCommits bounds the readings commits queued and not yet on disk.
+const maxAsyncCommits = 4
 
 func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64, error) {
 	seqs, err := g.ob.Append(ctx, items...)
