@@ -70,8 +70,8 @@ func (m *metrics) alarmsChanged(states []alerting.AlarmState) {
 type collector struct {
 	g *Gateway
 
-	polls, pollErrors, timeouts, exceptions, skipped, reconnects, latency, online *prometheus.Desc
-	obRecords, obBytes, obAge, published, released, connected                     *prometheus.Desc
+	polls, pollErrors, timeouts, exceptions, skipped, late, reconnects, latency, online *prometheus.Desc
+	obRecords, obBytes, obAge, published, released, connected                           *prometheus.Desc
 }
 
 func newCollector(g *Gateway) *collector {
@@ -87,6 +87,7 @@ func newCollector(g *Gateway) *collector {
 		timeouts:   d("canary_device_timeouts_total", "Requests that timed out, per device.", dev),
 		exceptions: d("canary_device_exceptions_total", "Modbus exception answers, per device.", dev),
 		skipped:    d("canary_device_skipped_ticks_total", "Poll ticks skipped because the link was busy or backing off.", dev),
+		late:       d("canary_device_late_polls_total", "Polls abandoned because the gateway itself ran late (overloaded): no readings, neither good nor bad.", dev),
 		reconnects: d("canary_device_reconnects_total", "Link reconnects, per device.", dev),
 		latency:    d("canary_device_poll_latency_seconds", "Latency of the device's last successful poll.", dev),
 		online:     d("canary_device_online", "1 when the device answered its last poll.", dev),
@@ -100,7 +101,7 @@ func newCollector(g *Gateway) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.reconnects,
+	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.late, c.reconnects,
 		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected} {
 		ch <- d
 	}
@@ -113,6 +114,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(s.Timeouts), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.exceptions, prometheus.CounterValue, float64(s.Exceptions), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.Skipped), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.late, prometheus.CounterValue, float64(s.Late), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(s.Reconnects), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, s.LastLatency.Seconds(), s.Device)
 		on := 0.0

@@ -258,6 +258,9 @@ func TestIntegrationFaultsTCP(t *testing.T) {
 	require.Less(t, len(deadPolls), len(got.get("live")), "the dead unit backs off")
 	require.NotZero(t, stats["dead"].Backoff)
 	require.False(t, stats["dead"].Online)
+	// A silent unit is a device timeout, never mistaken for the gateway
+	// running late: its readings are bad (an alarm), not withheld.
+	require.Zero(t, stats["dead"].Late)
 
 	closed := got.get("closing")
 	require.NotEmpty(t, closed)

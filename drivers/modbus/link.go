@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"time"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
@@ -66,10 +67,11 @@ func IsException(err error) bool {
 // the devices (unit ids) behind it. It is not safe for concurrent use: one
 // goroutine owns it (the Poller), because the unit id is link-wide state.
 type Link struct {
-	url    string
-	client *mb.ModbusClient
-	open   bool
-	rtu    bool
+	url     string
+	client  *mb.ModbusClient
+	open    bool
+	rtu     bool
+	timeout time.Duration
 }
 
 // NewLink prepares a link from a device config (defaults set, validated).
@@ -106,8 +108,11 @@ func NewLink(d *DeviceConfig, logger zerolog.Logger) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modbus client for %s: %w", d.URL, err)
 	}
-	return &Link{url: d.URL, client: c, rtu: scheme(d.URL) == schemeRTU}, nil
+	return &Link{url: d.URL, client: c, rtu: scheme(d.URL) == schemeRTU, timeout: d.Timeout}, nil
 }
+
+// Timeout is the link's request timeout.
+func (l *Link) Timeout() time.Duration { return l.timeout }
 
 // URL returns the link's URL.
 func (l *Link) URL() string { return l.url }

@@ -34,6 +34,18 @@ type Options struct {
 // isTimeout reports whether err is a request timeout.
 func isTimeout(err error) bool { return errors.Is(err, ErrTimeout) }
 
+// errLate marks a timeout that says nothing about the device: the request's
+// deadline passed while the poller was not running.
+var errLate = errors.New("poller ran late (gateway overloaded)")
+
+// late reports whether a request that timed out after elapsed, with the
+// given timeout, timed out because the poller was not scheduled: a silent
+// device makes the read return at its deadline (plus a few milliseconds of
+// wake-up), not half a timeout after it.
+func late(elapsed, timeout time.Duration) bool {
+	return timeout > 0 && elapsed > timeout+timeout/2+20*time.Millisecond
+}
+
 // retryBase is the first pause before a retry within one poll; it doubles.
 const retryBase = 20 * time.Millisecond
 
@@ -234,7 +246,9 @@ func (p *Poller) Run(ctx context.Context) error {
 			return nil // a poll cut short by shutdown is not a device failure
 		}
 		p.schedule(d, time.Now())
-		p.sink(b)
+		if !b.Late {
+			p.sink(b)
+		}
 	}
 }
 
@@ -337,6 +351,10 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			continue
 		}
 		regs, bits, err := p.read(ctx, d, r, &reconnects)
+		if errors.Is(err, errLate) {
+			b.Late = true
+			break
+		}
 		if parts := splitOnRefusal(r, err); len(parts) > 1 {
 			// The device refuses the unrequested registers the planner
 			// bridged: read only what the sensors need, from now on.
@@ -379,6 +397,13 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 		}
 	}
 	b.At = time.Now()
+	if b.Late {
+		p.mu.Lock()
+		d.stats.Late++
+		p.mu.Unlock()
+		p.log.Debug().Str("device", d.cfg.ID).Int("unit", unit).Msg("poll abandoned: the gateway ran late")
+		return b
+	}
 	for i := range b.Readings {
 		b.Readings[i].At = b.At
 	}
@@ -437,6 +462,7 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 	for attempt := 0; ; attempt++ {
 		var regs []uint16
 		var bits []bool
+		start := time.Now()
 		if r.Table.IsBits() {
 			bits, err = p.link.ReadBits(*d.cfg.Unit, r.Table, r.Addr, r.Count)
 		} else {
@@ -445,6 +471,7 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 		if err == nil {
 			return regs, bits, nil
 		}
+		lateErr := isTimeout(err) && late(time.Since(start), p.link.Timeout())
 		var ex *ExceptionError
 		busy := errors.As(err, &ex) && (ex.Code == 6 || ex.Code == 5)
 		if ex != nil && !busy {
@@ -456,6 +483,10 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 			// serial line a timeout is one silent unit, not a broken line.
 			_ = p.link.Close()
 			*reconnects++
+		}
+		if lateErr {
+			// Retrying would only add load to an overloaded box.
+			return nil, nil, fmt.Errorf("%w: %w", errLate, err)
 		}
 		if attempt >= *d.cfg.Retries {
 			return nil, nil, err

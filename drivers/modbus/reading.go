@@ -60,6 +60,9 @@ type Batch struct {
 	// Skipped counts schedule ticks skipped since the previous batch,
 	// because the link was busy past them or the device was backing off.
 	Skipped uint64
+	// Late: the poll was abandoned because the poller ran late (see
+	// DeviceStats.Late); a late batch is never handed to the sink.
+	Late bool
 }
 
 // DeviceStats are a device's counters, for metrics.
@@ -74,6 +77,12 @@ type DeviceStats struct {
 	// Skipped counts ticks skipped because the link was still busy (an
 	// overrun); Backoff those skipped while a dead device was backing off.
 	Skipped, Backoff uint64
+	// Late counts polls abandoned because the gateway itself was late: a
+	// request's timeout expired while the poller was not running (an
+	// overloaded box), so nothing is known about the device. They yield
+	// no readings, neither good nor bad (no false alarm flood from our
+	// own overload); a device that stays unread raises its comm alarm.
+	Late uint64
 	// Reconnects counts Close+Open cycles of the device's link caused by it.
 	Reconnects uint64
 	// LastLatency is the latency of the last successful poll.

@@ -69,3 +69,25 @@ func TestGroupSpreadsLinksInSlots(t *testing.T) {
 		require.LessOrEqual(t, c, linksPerSlot)
 	}
 }
+
+// TestLateTimeout: a timeout is the gateway's own lateness only when the
+// read came back well past its deadline; a silent device returns at the
+// deadline (plus wake-up jitter) and stays a device timeout.
+func TestLateTimeout(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		elapsed, timeout time.Duration
+		want             bool
+	}{
+		{500 * ms, 500 * ms, false}, // at the deadline: the device was silent
+		{530 * ms, 500 * ms, false}, // a slow wake-up is still the device
+		{769 * ms, 500 * ms, false}, // up to half a timeout + 20 ms
+		{771 * ms, 500 * ms, true},  // the poller was not running
+		{3 * time.Second, 500 * ms, true},
+		{140 * ms, 80 * ms, false},
+		{141 * ms, 80 * ms, true},
+		{time.Hour, 0, false}, // no timeout known: never "late"
+	} {
+		require.Equal(t, tc.want, late(tc.elapsed, tc.timeout), "%v of %v", tc.elapsed, tc.timeout)
+	}
+}
