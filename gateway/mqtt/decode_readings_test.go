@@ -57,8 +57,8 @@ var decodeCases = []string{
 	"{\n\t\"site\" : \"s\" ,\r\n \"device\":\"d\",\"seq\":7,\"ts\":\"2026-01-01T00:00:00Z\"}",
 	okHead + `{"sensor":"a","value":-0,"quality":"uncertain"},{"sensor":"b","value":1e-7,"quality":"good"},{"sensor":"c","value":-12.5E+3,"quality":"good"},{"sensor":"d","value":0.1e1,"quality":"good"}]}`,
 	okHead + `{"sensor":"a","value":1,"unit":"°C","kind":"温度","quality":"good"}]}`,
-	okHead + `{"sensor":"a","value":1,"unit":"\u00b0C","quality":"good"}]}`,    // escape
-	okHead + `{"sensor":"a","value":1,"unit":"a\"b\\c\n","quality":"good"}]}`, // escapes
+	okHead + `{"sensor":"a","value":1,"unit":"\u00b0C","quality":"good"}]}`,        // escape
+	okHead + `{"sensor":"a","value":1,"unit":"a\"b\\c\n","quality":"good"}]}`,      // escapes
 	okHead + `{"sensor":"a","value":1,"unit":"` + "\xff" + `","quality":"good"}]}`, // invalid UTF-8
 	okHead + `{"sensor":"a","value":1,"unit":"` + "\x01" + `","quality":"good"}]}`, // control character
 	okHead + `{"sensor":"a","value":1,"unit":null,"kind":null,"quality":"good"}]}`,
