@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -127,6 +128,11 @@ func (in *Ingest) Run(ctx context.Context) error {
 	opts, err := mqtt.ClientOptions(in.o.MQTT, in.o.MQTT.ClientID)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
+	}
+	if u, err := url.Parse(in.o.MQTT.URL); err == nil {
+		if open := openBufferedFunc(u.Scheme); open != nil {
+			opts.SetCustomOpenConnectionFn(open)
+		}
 	}
 	q := &queue{wake: make(chan struct{}, 1)}
 	filters := in.Filters()
