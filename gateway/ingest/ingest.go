@@ -32,7 +32,7 @@ type Options struct {
 	Writer *Writer
 	// BatchPoints flushes a batch at this many points (default 5000);
 	// BatchWait flushes a partial batch this long after its first message
-	// (default 200ms).
+	// (default configs.IngestBatchWait).
 	BatchPoints int
 	BatchWait   time.Duration
 	// Writes bounds the write requests in flight (default 2): the next
@@ -84,7 +84,7 @@ func New(o Options) (*Ingest, error) {
 		o.BatchPoints = 5000
 	}
 	if o.BatchWait <= 0 {
-		o.BatchWait = 200 * time.Millisecond
+		o.BatchWait = configs.IngestBatchWait
 	}
 	if o.Writes <= 0 {
 		o.Writes = 2
