@@ -119,6 +119,11 @@ func BenchmarkIngest(b *testing.B) {
 	for _, replicas := range []int{1, 2} {
 		b.Run("backlog-replicas-"+strconv.Itoa(replicas), func(b *testing.B) { drainBacklog(b, m, in, log, replicas) })
 	}
+	// The broker's in-flight window (max_inflight_messages, 1000 above)
+	// bounds what one replica holds unacknowledged: two 5000-point batches
+	// of 10-reading messages. A larger window keeps its pipeline full.
+	wide := testenv.StartMosquitto(b, testenv.MosquittoOptions{MaxInflight: 4000})
+	b.Run("backlog-replicas-1-inflight-4000", func(b *testing.B) { drainBacklog(b, wide, in, log, 1) })
 }
 
 // drainBacklog runs the backlog sub-benchmark with the given replicas.
