@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -77,4 +78,22 @@ func TestMQTTURLRefusesCredentials(t *testing.T) {
 	err := m.Validate()
 	require.ErrorContains(t, err, "credentials in the URL are not allowed")
 	require.NotContains(t, err.Error(), "S3cret", "the error must not repeat the secret")
+}
+
+func TestIngestBatchWaitDefaultsLongerThanTheEdge(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ingest.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("mqtt: {client_id: a}\ninfluxdb: {url: 'http://127.0.0.1:8086', bucket: canary/autogen}\n"), 0o600))
+	c, _, err := LoadIngest(path)
+	require.NoError(t, err)
+	require.Equal(t, IngestBatchWait, c.InfluxDB.BatchWait)
+
+	require.NoError(t, os.WriteFile(path, []byte("mqtt: {client_id: a}\ninfluxdb: {url: 'http://127.0.0.1:8086', bucket: canary/autogen, batch_wait: 200ms}\n"), 0o600))
+	c, _, err = LoadIngest(path)
+	require.NoError(t, err)
+	require.Equal(t, 200*time.Millisecond, c.InfluxDB.BatchWait, "an explicit value stays")
+
+	var site InfluxDB
+	site.SetDefaults()
+	require.Equal(t, 200*time.Millisecond, site.BatchWait, "the edge's direct writer keeps its default")
 }

@@ -16,7 +16,9 @@ import (
 
 const benchReadings = 10 // readings per message
 
-func benchMessage(dev string, seq int) []byte {
+func benchMessage(dev string, seq int) []byte { return benchMessageFor(dev, seq) }
+
+func benchMessageFor(dev string, seq int) []byte {
 	m := mqtt.Readings{Site: "bench", Device: dev, Seq: uint64(seq), TS: base.Add(time.Duration(seq) * time.Millisecond)}
 	for i := 0; i < benchReadings; i++ {
 		m.Readings = append(m.Readings, mqtt.Reading{Sensor: "s" + strconv.Itoa(i), Kind: "methane", Value: float64(seq%100) / 10, Valid: true, Unit: "%vol", Quality: mqtt.QualityGood})
@@ -28,6 +30,13 @@ func benchMessage(dev string, seq int) []byte {
 // InfluxDB 1.8.10, ack after write) in points/s, and, in the same run and
 // against the same server, InfluxDB's own ceiling for the same points
 // posted as raw line protocol in 5000-point batches.
+//
+// canary-ingest publishes while the ingest runs, so the benchmark's own
+// publisher (one paho client, 256 publishes in flight) shares the machine
+// and, on two cores, sets the pace. backlog-replicas-N first queues the
+// messages in Mosquitto for N subscribed-but-stopped replicas of one share
+// group, then starts them and times the drain: the ingest's own rate, and
+// how it scales out.
 func BenchmarkIngest(b *testing.B) {
 	m := testenv.StartMosquitto(b, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(b)
@@ -106,4 +115,97 @@ func BenchmarkIngest(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N*benchReadings)/b.Elapsed().Seconds(), "points/s")
 	})
+
+	for _, replicas := range []int{1, 2} {
+		b.Run("backlog-replicas-"+strconv.Itoa(replicas), func(b *testing.B) { drainBacklog(b, m, in, log, replicas) })
+	}
+	// The broker's in-flight window (max_inflight_messages, 1000 above)
+	// bounds what one replica holds unacknowledged: two 5000-point batches
+	// of 10-reading messages. A larger window keeps its pipeline full.
+	wide := testenv.StartMosquitto(b, testenv.MosquittoOptions{MaxInflight: 4000})
+	b.Run("backlog-replicas-1-inflight-4000", func(b *testing.B) { drainBacklog(b, wide, in, log, 1) })
+}
+
+// drainBacklog runs the backlog sub-benchmark with the given replicas.
+func drainBacklog(b *testing.B, m *testenv.Mosquitto, in *testenv.Influx, log zerolog.Logger, replicas int) {
+	group := "backlog-" + strconv.Itoa(replicas) + "-" + strconv.Itoa(b.N)
+	type replica struct {
+		ing    *Ingest
+		cancel context.CancelFunc
+		done   chan error
+	}
+	start := func(id string) replica {
+		w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: in.URL, Bucket: in.Bucket}, Log: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(w.Close)
+		ing, err := New(Options{MQTT: configs.MQTT{URL: m.URL, ClientID: id}, ShareGroup: group, Writer: w, BatchPoints: 5000, BatchWait: 50 * time.Millisecond, Log: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := replica{ing: ing, cancel: cancel, done: make(chan error, 1)}
+		go func() { r.done <- ing.Run(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ing.Subscribed() {
+			if time.Now().After(deadline) {
+				b.Fatal("replica not subscribed")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return r
+	}
+	stop := func(r replica) {
+		r.cancel()
+		if err := <-r.done; err != nil {
+			b.Fatal(err)
+		}
+	}
+	ids := make([]string, replicas)
+	for i := range ids {
+		ids[i] = group + "-r" + strconv.Itoa(i)
+		stop(start(ids[i])) // the durable session and its share stay
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(m.URL).SetClientID(group + "-pub"))
+	if !c.Connect().WaitTimeout(10 * time.Second) {
+		b.Fatal("connect")
+	}
+	defer c.Disconnect(0)
+	dev := "b" + strconv.Itoa(replicas) + "x"
+	toks := make([]paho.Token, 0, 256)
+	for i := 0; i < b.N; i++ {
+		toks = append(toks, c.Publish("canary/v1/bench/readings/"+dev+strconv.Itoa(i%32), 1, false, benchMessageFor(dev+strconv.Itoa(i%32), i+1)))
+		if len(toks) == cap(toks) || i == b.N-1 {
+			for _, t := range toks {
+				t.Wait()
+			}
+			toks = toks[:0]
+		}
+	}
+	b.ResetTimer()
+	rs := make([]replica, replicas)
+	for i, id := range ids {
+		rs[i] = start(id)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var points uint64
+		for _, r := range rs {
+			points += r.ing.Stats().Points
+		}
+		if points >= uint64(b.N*benchReadings) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("ingest stalled: %d of %d points", points, b.N*benchReadings)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*benchReadings)/b.Elapsed().Seconds(), "points/s")
+	for i, r := range rs {
+		b.ReportMetric(float64(r.ing.Stats().Points)/float64(b.N*benchReadings), "share-r"+strconv.Itoa(i))
+		stop(r)
+	}
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/gateway/mqtt"
@@ -29,9 +32,12 @@ type Options struct {
 	Writer *Writer
 	// BatchPoints flushes a batch at this many points (default 5000);
 	// BatchWait flushes a partial batch this long after its first message
-	// (default 200ms).
+	// (default configs.IngestBatchWait).
 	BatchPoints int
 	BatchWait   time.Duration
+	// Writes bounds the write requests in flight (default 2): the next
+	// batches are decoded and written while one is still with InfluxDB.
+	Writes int
 	// NoReceipts turns delivery receipts off.
 	NoReceipts bool
 	Log        zerolog.Logger
@@ -48,9 +54,8 @@ type Stats struct {
 
 // Ingest consumes MQTT and writes InfluxDB.
 type Ingest struct {
-	o    Options
-	log  zerolog.Logger
-	msgs chan paho.Message
+	o   Options
+	log zerolog.Logger
 
 	messages, points, batches, deadLetters, receipts atomic.Uint64
 	subscribed                                       atomic.Bool
@@ -79,15 +84,17 @@ func New(o Options) (*Ingest, error) {
 		o.BatchPoints = 5000
 	}
 	if o.BatchWait <= 0 {
-		o.BatchWait = 200 * time.Millisecond
+		o.BatchWait = configs.IngestBatchWait
+	}
+	if o.Writes <= 0 {
+		o.Writes = 2
 	}
 	if _, err := mqtt.ClientOptions(o.MQTT, o.MQTT.ClientID); err != nil {
 		return nil, fmt.Errorf("new ingest: %w", err)
 	}
 	return &Ingest{
-		o:    o,
-		log:  o.Log.With().Str("component", "ingest").Str("client_id", o.MQTT.ClientID).Logger(),
-		msgs: make(chan paho.Message, 4096),
+		o:   o,
+		log: o.Log.With().Str("component", "ingest").Str("client_id", o.MQTT.ClientID).Logger(),
 	}, nil
 }
 
@@ -122,17 +129,22 @@ func (in *Ingest) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	handler := func(_ paho.Client, m paho.Message) {
-		select {
-		case in.msgs <- m:
-		case <-ctx.Done():
+	if u, err := url.Parse(in.o.MQTT.URL); err == nil {
+		if open := openBufferedFunc(u.Scheme); open != nil {
+			opts.SetCustomOpenConnectionFn(open)
 		}
 	}
+	q := &queue{wake: make(chan struct{}, 1)}
 	filters := in.Filters()
+	// OrderMatters(true) runs the handler on paho's router goroutine
+	// instead of one new goroutine per message; that is safe because the
+	// handler never blocks (queue.push only appends). The queue is bounded
+	// by the broker: it sends at most its in-flight window of messages
+	// this client has not acknowledged.
 	opts.SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
-		SetOrderMatters(false).SetAutoAckDisabled(true).SetKeepAlive(15 * time.Second).
-		SetDefaultPublishHandler(handler).
+		SetOrderMatters(true).SetAutoAckDisabled(true).SetKeepAlive(15 * time.Second).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { q.push(m) }).
 		SetOnConnectHandler(func(c paho.Client) {
 			// Subscribe on every connect: Mosquitto before 2.0.12 does not
 			// restore a durable client's shared subscriptions after a broker
@@ -152,7 +164,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	c := paho.NewClient(opts)
 	c.Connect() // with ConnectRetry the token completes once connected; Run does not need to wait
 	defer c.Disconnect(250)
-	return in.consume(ctx, c)
+	return in.pipeline(ctx, c, q)
 }
 
 func waitToken(t paho.Token, d time.Duration) error {
@@ -160,6 +172,47 @@ func waitToken(t paho.Token, d time.Duration) error {
 		return errors.New("timed out")
 	}
 	return t.Error()
+}
+
+// queue hands messages from paho's handler to the batcher without
+// blocking paho. It wakes the batcher when the first message of a batch
+// arrives (to start the batch's clock) and every wakeEvery messages after
+// (to decode as they come under load), not for every message.
+type queue struct {
+	mu   sync.Mutex
+	msgs []paho.Message
+	wake chan struct{}
+}
+
+const wakeEvery = 64
+
+func (q *queue) push(m paho.Message) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	n := len(q.msgs)
+	q.mu.Unlock()
+	if n == 1 || n%wakeEvery == 0 {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the queued messages and keeps spare (emptied) for the next
+// ones, so the two slices are reused in turn.
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.msgs)
+}
+
+func (q *queue) take(spare []paho.Message) []paho.Message {
+	q.mu.Lock()
+	got := q.msgs
+	q.msgs = spare[:0]
+	q.mu.Unlock()
+	return got
 }
 
 type deadLetter struct {
@@ -175,6 +228,7 @@ type batch struct {
 	points int
 	dead   []deadLetter
 	seqs   map[string]*siteSeqs
+	done   chan error // the write's outcome
 }
 
 type span struct{ from, to int }
@@ -184,10 +238,20 @@ type siteSeqs struct {
 	events   []uint64
 }
 
+func newBatch() *batch { return &batch{seqs: map[string]*siteSeqs{}, done: make(chan error, 1)} }
+
 func (b *batch) reset() {
+	clear(b.msgs) // let the payloads go
+	clear(b.dead)
 	b.msgs, b.spans, b.body, b.points, b.dead = b.msgs[:0], b.spans[:0], b.body[:0], 0, b.dead[:0]
+	if cap(b.body) > maxKeptBody {
+		b.body = nil // a rare huge batch does not stay resident
+	}
 	b.seqs = map[string]*siteSeqs{}
 }
+
+// maxKeptBody bounds the line-protocol buffer a batch keeps between uses.
+const maxKeptBody = 1 << 20
 
 func (b *batch) site(s string) *siteSeqs {
 	ss := b.seqs[s]
@@ -199,22 +263,21 @@ func (b *batch) site(s string) *siteSeqs {
 }
 
 // add decodes one message into the batch.
-func (in *Ingest) add(b *batch, m paho.Message) {
+func (in *Ingest) add(b *batch, dec *mqtt.ReadingsDecoder, r *mqtt.Readings, m paho.Message) {
 	b.msgs = append(b.msgs, m)
 	from := len(b.body)
 	site, kind, name := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
 	var err error
 	switch kind {
 	case mqtt.TopicReadings:
-		var r mqtt.Readings
-		r, err = mqtt.DecodeReadings(m.Payload())
+		err = dec.Decode(m.Payload(), r)
 		if err == nil && (r.Site != site || r.Device != name) {
 			err = fmt.Errorf("payload names %s/%s but topic %s/%s", r.Site, r.Device, site, name)
 		}
 		if err == nil {
-			b.body = AppendReadingLines(b.body, &r)
+			b.body = AppendReadingLines(b.body, r)
 			b.points += len(r.Readings)
-			ss := b.site(site)
+			ss := b.site(r.Site)
 			ss.readings[r.Device] = append(ss.readings[r.Device], r.Seq)
 		}
 	case mqtt.TopicAlarm:
@@ -247,75 +310,151 @@ func (in *Ingest) add(b *batch, m paho.Message) {
 	b.spans = append(b.spans, span{from, len(b.body)})
 }
 
-func (in *Ingest) consume(ctx context.Context, c paho.Client) error {
-	b := &batch{seqs: map[string]*siteSeqs{}}
+// pipeline runs the three stages: the batcher (this goroutine) decodes
+// queued messages into line protocol; up to Writes writers store batches
+// at once; the acker waits for the batches in the order they were cut and,
+// for each, publishes dead letters and receipts and acknowledges its
+// messages — so a message is acknowledged only after InfluxDB accepted all
+// of it, and acknowledgements go out in the order the messages came.
+func (in *Ingest) pipeline(ctx context.Context, c paho.Client, q *queue) error {
+	g, ctx := errgroup.WithContext(ctx)
+	n := in.o.Writes
+	// Writes batches in flight, one filling, one being acknowledged: the
+	// channels below never block their senders.
+	free := make(chan *batch, n+2)
+	for range n + 2 {
+		free <- newBatch()
+	}
+	writes := make(chan *batch, n+2)
+	order := make(chan *batch, n+2)
+	for range n {
+		g.Go(func() error {
+			for b := range writes {
+				b.done <- in.write(ctx, b)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return in.ack(ctx, c, order, free) })
+	g.Go(func() error {
+		defer close(order)
+		defer close(writes)
+		return in.batcher(ctx, q, free, writes, order)
+	})
+	err := g.Wait()
+	if ctx.Err() != nil && !errors.Is(err, errAckFailed) {
+		return nil
+	}
+	return err
+}
+
+var errAckFailed = errors.New("ingest stopped")
+
+func (in *Ingest) batcher(ctx context.Context, q *queue, free, writes, order chan *batch) error {
+	var dec mqtt.ReadingsDecoder
+	var r mqtt.Readings
+	var taken []paho.Message // taken from the queue; next is the first not yet added
+	next := 0
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	var b *batch
+	started, due := false, false
 	for {
+		if b == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case b = <-free:
+			}
+		}
+		// Take queued messages when the batch is due or enough are there;
+		// at a trickle they wait in the queue until the batch's time is up.
+		if next == len(taken) && (due || q.len() >= wakeEvery) {
+			clear(taken)
+			taken, next = q.take(taken), 0
+		}
+		for ; next < len(taken) && b.points < in.o.BatchPoints; next++ {
+			in.add(b, &dec, &r, taken[next])
+			taken[next] = nil
+		}
+		if len(b.msgs) > 0 && (due || b.points >= in.o.BatchPoints) {
+			order <- b
+			writes <- b
+			b, due = nil, false
+			timer.Stop()
+			started = next < len(taken) || q.len() > 0
+			if started {
+				timer.Reset(in.o.BatchWait)
+			}
+			continue
+		}
+		if due {
+			due, started = false, false // nothing was queued after all
+		}
+		if next < len(taken) {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-in.msgs:
-			if len(b.msgs) == 0 {
+		case <-q.wake:
+			if !started {
+				started = true
 				timer.Reset(in.o.BatchWait)
 			}
-			in.add(b, m)
-			// Drain what is already queued without waiting.
-		more:
-			for b.points < in.o.BatchPoints {
-				select {
-				case m := <-in.msgs:
-					in.add(b, m)
-				default:
-					break more
-				}
-			}
-			if b.points < in.o.BatchPoints {
-				continue
-			}
-			timer.Stop()
 		case <-timer.C:
+			due = true
 		}
-		if len(b.msgs) == 0 {
-			continue
-		}
-		if err := in.flush(ctx, c, b); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		b.reset()
 	}
 }
 
-// flush writes the batch, dead-letters what InfluxDB refuses, publishes
-// receipts, and only then acknowledges the messages.
-func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
+// write stores a batch; a batch InfluxDB refuses is written again message
+// by message, and what InfluxDB refuses then is dead-lettered.
+func (in *Ingest) write(ctx context.Context, b *batch) error {
 	err := in.o.Writer.Write(ctx, b.body)
 	var rej *RejectedError
-	if errors.As(err, &rej) {
-		// Find the messages InfluxDB refuses: write each on its own.
-		in.log.Warn().Err(err).Int("messages", len(b.msgs)).Msg("batch rejected, isolating the bad messages")
-		b.seqs = map[string]*siteSeqs{}
-		for i, m := range b.msgs {
-			sp := b.spans[i]
-			if sp.from == sp.to {
-				continue
-			}
-			werr := in.o.Writer.Write(ctx, b.body[sp.from:sp.to])
-			if errors.As(werr, &rej) {
-				site, _, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
-				b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: werr.Error()})
-			} else if werr != nil {
-				return werr
-			}
-			in.noteDone(b, m)
-		}
-	} else if err != nil {
+	if !errors.As(err, &rej) {
 		return err
 	}
+	// Find the messages InfluxDB refuses: write each on its own.
+	in.log.Warn().Err(err).Int("messages", len(b.msgs)).Msg("batch rejected, isolating the bad messages")
+	b.seqs = map[string]*siteSeqs{}
+	for i, m := range b.msgs {
+		sp := b.spans[i]
+		if sp.from == sp.to {
+			continue
+		}
+		werr := in.o.Writer.Write(ctx, b.body[sp.from:sp.to])
+		if errors.As(werr, &rej) {
+			site, _, _ := mqtt.ParseTopic(in.o.MQTT.TopicPrefix, m.Topic())
+			b.dead = append(b.dead, deadLetter{site: site, topic: m.Topic(), payload: m.Payload(), reason: werr.Error()})
+		} else if werr != nil {
+			return werr
+		}
+		in.noteDone(b, m)
+	}
+	return nil
+}
+
+// ack finishes the batches in the order they were cut: dead letters,
+// receipts, then the MQTT acknowledgements.
+func (in *Ingest) ack(ctx context.Context, c paho.Client, order <-chan *batch, free chan<- *batch) error {
+	for b := range order {
+		if err := <-b.done; err != nil {
+			if ctx.Err() != nil {
+				return nil // stopping: the broker delivers the rest again
+			}
+			return fmt.Errorf("%w: %w", errAckFailed, err)
+		}
+		in.finish(c, b)
+		b.reset()
+		free <- b
+	}
+	return nil
+}
+
+func (in *Ingest) finish(c paho.Client, b *batch) {
 	for _, d := range b.dead {
 		in.publishDeadLetter(c, d)
 	}
@@ -341,7 +480,6 @@ func (in *Ingest) flush(ctx context.Context, c paho.Client, b *batch) error {
 	in.points.Add(uint64(b.points))
 	in.batches.Add(1)
 	in.log.Debug().Int("count", len(b.msgs)).Int("points", b.points).Msg("batch stored")
-	return nil
 }
 
 // noteDone records the sequence number of a message this ingest is done

@@ -1,9 +1,6 @@
 package mqtt
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -129,71 +126,6 @@ func ReadingsItem(m Readings) outbox.Item {
 		m.Seq = seq
 		return AppendReadings(dst, &m)
 	}}
-}
-
-type wireReading struct {
-	Sensor  *string  `json:"sensor"`
-	Kind    string   `json:"kind"`
-	Value   *float64 `json:"value"`
-	Unit    string   `json:"unit"`
-	Quality *string  `json:"quality"`
-}
-
-type wireReadings struct {
-	Site     *string       `json:"site"`
-	Device   *string       `json:"device"`
-	Seq      *uint64       `json:"seq"`
-	TS       *string       `json:"ts"`
-	Readings []wireReading `json:"readings"`
-}
-
-// DecodeReadings parses and checks a readings payload. Every problem is an
-// error naming the field; it never panics.
-func DecodeReadings(b []byte) (Readings, error) {
-	var w wireReadings
-	var m Readings
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&w); err != nil {
-		return m, fmt.Errorf("decode readings: %w", err)
-	}
-	if dec.More() {
-		return m, errors.New("decode readings: data after the object")
-	}
-	switch {
-	case w.Site == nil || !ValidID(*w.Site):
-		return m, errors.New("decode readings: site: missing or not an id ([a-z0-9][a-z0-9_-]*)")
-	case w.Device == nil || !ValidID(*w.Device):
-		return m, errors.New("decode readings: device: missing or not an id ([a-z0-9][a-z0-9_-]*)")
-	case w.Seq == nil || *w.Seq == 0:
-		return m, errors.New("decode readings: seq: missing or 0")
-	case w.TS == nil:
-		return m, errors.New("decode readings: ts: missing")
-	}
-	ts, err := ParseTime(*w.TS)
-	if err != nil {
-		return m, fmt.Errorf("decode readings: ts: %w", err)
-	}
-	m = Readings{Site: *w.Site, Device: *w.Device, Seq: *w.Seq, TS: ts, Readings: make([]Reading, len(w.Readings))}
-	for i, r := range w.Readings {
-		if r.Sensor == nil || !ValidID(*r.Sensor) {
-			return m, fmt.Errorf("decode readings: readings[%d].sensor: missing or not an id", i)
-		}
-		if r.Quality == nil {
-			return m, fmt.Errorf("decode readings: readings[%d].quality: missing", i)
-		}
-		q := *r.Quality
-		if q != QualityGood && q != QualityUncertain && q != QualityBad {
-			return m, fmt.Errorf("decode readings: readings[%d].quality: %q (want good, uncertain or bad)", i, q)
-		}
-		if r.Value == nil && q == QualityGood {
-			return m, fmt.Errorf("decode readings: readings[%d].value: null with quality good", i)
-		}
-		m.Readings[i] = Reading{Sensor: *r.Sensor, Kind: r.Kind, Unit: r.Unit, Quality: q}
-		if r.Value != nil {
-			m.Readings[i].Value, m.Readings[i].Valid = *r.Value, true
-		}
-	}
-	return m, nil
 }
 
 // Timestamps InfluxDB can store (nanoseconds since 1970 in an int64).

@@ -1,0 +1,210 @@
+package mqtt
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// requireSameDecode checks that DecodeReadings and a (reused)
+// ReadingsDecoder agree with the encoding/json reference on b: the same
+// result, bit for bit, or the same error.
+func requireSameDecode(t testing.TB, d *ReadingsDecoder, reuse *Readings, b []byte) {
+	t.Helper()
+	want, wantErr := decodeReadingsJSON(b)
+	got, err := DecodeReadings(b)
+	if wantErr != nil {
+		require.EqualError(t, err, wantErr.Error(), "payload %q", b)
+		require.EqualError(t, d.Decode(b, reuse), wantErr.Error(), "payload %q (decoder)", b)
+		// A later payload must not see what the failed one left behind.
+		*reuse = Readings{Readings: reuse.Readings[:0]}
+		return
+	}
+	require.NoError(t, err, "payload %q", b)
+	requireSameReadings(t, want, got, b)
+	require.NoError(t, d.Decode(b, reuse), "payload %q (decoder)", b)
+	requireSameReadings(t, want, *reuse, b)
+}
+
+func requireSameReadings(t testing.TB, want, got Readings, b []byte) {
+	t.Helper()
+	require.Equal(t, want.Site, got.Site, "payload %q", b)
+	require.Equal(t, want.Device, got.Device, "payload %q", b)
+	require.Equal(t, want.Seq, got.Seq, "payload %q", b)
+	require.Equal(t, want.TS, got.TS, "payload %q", b)
+	require.NotNil(t, got.Readings, "payload %q", b)
+	require.Len(t, got.Readings, len(want.Readings), "payload %q", b)
+	for i := range want.Readings {
+		w, g := want.Readings[i], got.Readings[i]
+		require.Equal(t, math.Float64bits(w.Value), math.Float64bits(g.Value), "payload %q reading %d value", b, i)
+		w.Value, g.Value = 0, 0
+		require.Equal(t, w, g, "payload %q reading %d", b, i)
+	}
+}
+
+const okHead = `{"site":"s","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z","readings":[`
+
+// decodeCases are payloads the fast parser takes and payloads it must
+// leave to encoding/json, valid and not.
+var decodeCases = []string{
+	okHead + `]}`,
+	okHead + `{"sensor":"a","kind":"methane","value":1.25,"unit":"%vol","quality":"good"}]}`,
+	` {"readings":[{"quality":"bad","unit":"u","value":null,"kind":"k","sensor":"a"}],"ts":"2026-01-01T00:00:00.123456789+02:00","seq":18446744073709551615,"device":"d-1","site":"s_2"} ` + "\n",
+	"{\n\t\"site\" : \"s\" ,\r\n \"device\":\"d\",\"seq\":7,\"ts\":\"2026-01-01T00:00:00Z\"}",
+	okHead + `{"sensor":"a","value":-0,"quality":"uncertain"},{"sensor":"b","value":1e-7,"quality":"good"},{"sensor":"c","value":-12.5E+3,"quality":"good"},{"sensor":"d","value":0.1e1,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":1,"unit":"°C","kind":"温度","quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":1,"unit":"\u00b0C","quality":"good"}]}`,        // escape
+	okHead + `{"sensor":"a","value":1,"unit":"a\"b\\c\n","quality":"good"}]}`,      // escapes
+	okHead + `{"sensor":"a","value":1,"unit":"` + "\xff" + `","quality":"good"}]}`, // invalid UTF-8
+	okHead + `{"sensor":"a","value":1,"unit":"` + "\x01" + `","quality":"good"}]}`, // control character
+	okHead + `{"sensor":"a","value":1,"unit":null,"kind":null,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":1,"quality":"good","quality":"bad"}]}`, // repeated key: last wins
+	okHead + `{"sensor":"a","value":1,"quality":"good","extra":{"x":[1,2]}}]}`,
+	okHead + `{"Sensor":"a","VALUE":1,"Quality":"good"}]}`, // encoding/json matches keys case-insensitively
+	okHead + `{"sensor":"a","value":1e400,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":01,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":1.,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":.5,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":+1,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":1e,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":NaN,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":"1","quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":true,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":nul,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":null,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":1,"quality":"ok"}]}`,
+	okHead + `{"sensor":"a","value":1}]}`,
+	okHead + `{"value":1,"quality":"good"}]}`,
+	okHead + `{"sensor":"A","value":1,"quality":"good"}]}`,
+	okHead + `{"sensor":"-a","value":1,"quality":"good"}]}`,
+	okHead + `{"sensor":"` + strings.Repeat("a", 129) + `","value":1,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":1,"quality":"good"},]}`,
+	okHead + `{"sensor":"a","value":1,"quality":"good"}`,
+	okHead + `{}]}`,
+	okHead + `null]}`,
+	okHead + `[]]}`,
+	okHead + `{"sensor":"a","value":1,"quality":"good",}]}`,
+	okHead + `]} {}`,
+	okHead + `]}]`, // encoding/json's Decoder.More takes a closing bracket as the end
+	okHead + `]}}`,
+	okHead + `]}x`,
+	okHead + `]`,
+	`{"site":"s","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z","readings":null}`,
+	`{"site":"s","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z","readings":{}}`,
+	`{"site":"s","device":"d","seq":0,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":01,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":-1,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":1.0,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":1e3,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":18446744073709551616,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":"1","ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":1,"ts":"yesterday"}`,
+	`{"site":"s","device":"d","seq":1,"ts":"2300-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":1,"ts":"2026-02-30T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":1,"ts":null}`,
+	`{"site":"s","device":"d","seq":1}`,
+	`{"site":"s","device":"D","seq":1,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"device":"d","seq":1,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","site":"t","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z"}`,
+	`{"site":"s","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z","other":1}`,
+	`{}`, `[]`, `null`, `""`, `1`, ``, ` `, `{`, `{"site"`, `{"site":`, `{"site":"s"`, `{"site":"s",}`,
+	"\xef\xbb\xbf" + okHead + `]}`, // a byte order mark
+}
+
+func TestReadingsDecoderMatchesEncodingJSON(t *testing.T) {
+	var d ReadingsDecoder
+	var reuse Readings
+	for _, c := range decodeCases {
+		requireSameDecode(t, &d, &reuse, []byte(c))
+	}
+	// Real payloads, of every shape AppendReadings writes.
+	m := sample()
+	for i := 0; i < 50; i++ {
+		m.Seq = uint64(i + 1)
+		m.Readings = append(m.Readings, Reading{Sensor: "s" + strconv.Itoa(i), Kind: "k", Value: float64(i) * -1.37e-5, Valid: i%3 != 0, Unit: "u", Quality: QualityUncertain})
+		requireSameDecode(t, &d, &reuse, AppendReadings(nil, &m))
+	}
+}
+
+// The fast parser must really take what gateways send (or the whole
+// exercise is for nothing), and without allocating once warmed up.
+func TestReadingsDecoderFastPathTakesGatewayPayloads(t *testing.T) {
+	m := Readings{Site: "load", Device: "d001", Seq: 99, TS: time.Date(2026, 11, 29, 4, 0, 0, 123, time.UTC)}
+	for i := 0; i < 20; i++ {
+		m.Readings = append(m.Readings, Reading{Sensor: "s" + strconv.Itoa(i), Kind: "methane", Value: 0.1 * float64(i), Valid: i != 3, Unit: "%vol", Quality: QualityGood})
+	}
+	m.Readings[3].Quality = QualityBad
+	p := AppendReadings(nil, &m)
+	var got Readings
+	require.True(t, fastDecodeReadings(p, &got, nil))
+	var d ReadingsDecoder
+	var reuse Readings
+	require.NoError(t, d.Decode(p, &reuse))
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := d.Decode(p, &reuse); err != nil {
+			panic(err)
+		}
+	})
+	require.LessOrEqual(t, allocs, 1.0, "the timestamp string is the only allocation")
+	require.Equal(t, m.Readings[0], reuse.Readings[0])
+	require.Equal(t, m.TS, reuse.TS)
+}
+
+func TestReadingsDecoderInternTableIsBounded(t *testing.T) {
+	var d ReadingsDecoder
+	var m Readings
+	for i := 0; i < internLimit+10; i++ {
+		p := []byte(`{"site":"s","device":"d` + strconv.Itoa(i) + `","seq":1,"ts":"2026-01-01T00:00:00Z"}`)
+		require.NoError(t, d.Decode(p, &m))
+		require.Equal(t, "d"+strconv.Itoa(i), m.Device)
+		require.LessOrEqual(t, len(d.strs), internLimit)
+	}
+}
+
+// FuzzReadingsDecoder decodes random and mutated payloads with the fast
+// decoder and with encoding/json, and requires the same result or the
+// same error.
+func FuzzReadingsDecoder(f *testing.F) {
+	for _, c := range decodeCases {
+		f.Add([]byte(c))
+	}
+	m := sample()
+	f.Add(AppendReadings(nil, &m))
+	var d ReadingsDecoder
+	var reuse Readings
+	f.Fuzz(func(t *testing.T, b []byte) {
+		requireSameDecode(t, &d, &reuse, b)
+	})
+}
+
+func BenchmarkDecodeReadingsJSON(b *testing.B) {
+	m := benchBatch()
+	p := AppendReadings(nil, &m)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeReadingsJSON(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(m.Readings)*b.N)/b.Elapsed().Seconds(), "readings/s")
+}
+
+func BenchmarkReadingsDecoder(b *testing.B) {
+	m := benchBatch()
+	p := AppendReadings(nil, &m)
+	var d ReadingsDecoder
+	var got Readings
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Decode(p, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(m.Readings)*b.N)/b.Elapsed().Seconds(), "readings/s")
+}
