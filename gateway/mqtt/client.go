@@ -44,25 +44,69 @@ func ClientOptions(cfg configs.MQTT, clientID string) (*paho.ClientOptions, erro
 		}
 		o.SetTLSConfig(tc)
 	}
-	if u, err := url.Parse(cfg.URL); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
-		o.SetCustomOpenConnectionFn(openBuffered)
+	if u, err := url.Parse(cfg.URL); err == nil {
+		if open := OpenBuffered(u.Scheme, 0); open != nil {
+			o.SetCustomOpenConnectionFn(open)
+		}
 	}
 	return o, nil
 }
 
-// openBuffered dials a plain TCP broker as paho does (a SOCKS proxy from
-// ALL_PROXY included) and buffers the connection both ways. paho reads
-// every packet in at least three reads (type byte, length, body) and writes
-// every packet on its own; on a bare TCP connection each is a system call,
-// and on a VM every one also costs a wake-up of the other side. A burst of
-// 50 publishes and their PUBACKs took some 200 calls; buffered, a handful.
-// (A TLS connection already reads whole records into its own buffer.)
-func openBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
-	conn, err := proxy.FromEnvironmentUsing(o.Dialer).Dial("tcp", u.Host)
+// OpenBuffered returns a paho connection opener for URLs of the given
+// scheme that dials as paho does (a proxy from ALL_PROXY included) and
+// buffers the connection both ways; nil for schemes it does not handle
+// (websockets keep paho's own opener). paho reads every packet in at least
+// three reads (type byte, length, body) and writes every packet on its
+// own; on a bare TCP connection each is a system call, and on a VM every
+// one also costs a wake-up of the other side. A burst of 50 publishes and
+// their PUBACKs took some 200 calls; buffered, a handful.
+//
+// delay is how long written packets gather before they are sent: 0 sends
+// as soon as the writer yields (the gateway: an alarm is not held back);
+// a few milliseconds gather a consumer's acknowledgements of a whole batch
+// into one segment (the ingest).
+func OpenBuffered(scheme string, delay time.Duration) paho.OpenConnectionFunc {
+	switch scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+	default:
+		return nil
+	}
+	return func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+		dialer := o.Dialer
+		if dialer == nil {
+			dialer = &net.Dialer{Timeout: 30 * time.Second}
+		}
+		var conn net.Conn
+		var err error
+		switch u.Scheme {
+		case "tcp", "mqtt":
+			conn, err = proxy.FromEnvironmentUsing(dialer).Dial("tcp", u.Host)
+		default:
+			conn, err = dialTLS(dialer, u.Host, o.TLSConfig)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return newBufferedConn(conn, max(o.WriteTimeout, minFlushTimeout), delay), nil
+	}
+}
+
+// dialTLS dials as paho does for TLS URLs: directly, or through the proxy
+// named by ALL_PROXY.
+func dialTLS(dialer *net.Dialer, host string, tc *tls.Config) (net.Conn, error) {
+	if os.Getenv("all_proxy") == "" {
+		return tls.DialWithDialer(dialer, "tcp", host, tc)
+	}
+	raw, err := proxy.FromEnvironment().Dial("tcp", host)
 	if err != nil {
 		return nil, err
 	}
-	return newBufferedConn(conn, max(o.WriteTimeout, minFlushTimeout)), nil
+	c := tls.Client(raw, tc)
+	if err := c.Handshake(); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 const (
@@ -72,6 +116,8 @@ const (
 	maxPending = 256 << 10
 	// minFlushTimeout bounds one flush when paho has no write timeout.
 	minFlushTimeout = 10 * time.Second
+	// flushSize ends a delayed gathering early.
+	flushSize = 16 << 10
 )
 
 // bufferedConn reads through a buffer and coalesces writes: Write appends
@@ -87,6 +133,7 @@ type bufferedConn struct {
 	r *bufio.Reader
 
 	timeout time.Duration
+	delay   time.Duration // how long a burst gathers; 0: until the writer yields
 	kick    chan struct{} // cap 1: something is pending
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the flusher has exited
@@ -99,8 +146,8 @@ type bufferedConn struct {
 	err     error
 }
 
-func newBufferedConn(c net.Conn, timeout time.Duration) *bufferedConn {
-	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), timeout: timeout,
+func newBufferedConn(c net.Conn, timeout, delay time.Duration) *bufferedConn {
+	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), timeout: timeout, delay: delay,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	b.drained = sync.NewCond(&b.mu)
 	go b.flushLoop()
@@ -151,13 +198,42 @@ func (c *bufferedConn) flushLoop() {
 		select {
 		case <-c.kick:
 			// Let the writer add the rest of its burst first.
-			runtime.Gosched()
+			if !c.gather() {
+				_ = c.flush()
+				return
+			}
 			if c.flush() != nil {
 				return
 			}
 		case <-c.stop:
 			_ = c.flush()
 			return
+		}
+	}
+}
+
+// gather waits for the rest of a burst: until the writer yields, or for
+// the delay (cut short by a full buffer). False when Close came meanwhile.
+func (c *bufferedConn) gather() bool {
+	if c.delay <= 0 {
+		runtime.Gosched()
+		return true
+	}
+	t := time.NewTimer(c.delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-c.stop:
+			return false
+		case <-c.kick:
+			c.mu.Lock()
+			full := len(c.pending) >= flushSize
+			c.mu.Unlock()
+			if full {
+				return true
+			}
 		}
 	}
 }
