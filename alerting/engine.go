@@ -209,7 +209,7 @@ type point struct {
 	cfgIdx int32 // in Config.Points, for error paths
 	// The point's place in its comm-timeout watch list (see tick.go).
 	prev, next int32
-	commList   int16
+	commList   int32
 	listed     bool
 }
 
@@ -1033,7 +1033,12 @@ func (e *Engine) PointSpec(id string) (Resolved, bool) {
 	if !ok {
 		return Resolved{}, false
 	}
-	return *p.res, true
+	// A copy: the resolved spec is shared by every point with the same
+	// config, and a caller editing its conditions must not move another
+	// sensor's live limits.
+	r := *p.res
+	r.Conditions = append([]CondSpec(nil), r.Conditions...)
+	return r, true
 }
 
 // monotonic clamps now to the latest time seen. Callers pass times from

@@ -68,7 +68,7 @@ func (e *Engine) start(p *point, now time.Time) {
 // sample); a lost point is listed again.
 func (e *Engine) watchComm(p *point) {
 	if p.commList < 0 {
-		p.commList = int16(e.commListFor(p.comm.spec.Timeout))
+		p.commList = int32(e.commListFor(p.comm.spec.Timeout))
 	}
 	l := &e.commLists[p.commList]
 	if p.listed {
@@ -212,13 +212,8 @@ func (e *Engine) tickPoints(now time.Time) {
 // (every Tick re-asserts the condition, which only matters while the
 // alarm is not steadily active).
 func (e *Engine) armPoint(p *point) {
-	var due time.Time
-	has := false
-	at := func(t time.Time) {
-		if !has || t.Before(due) {
-			due, has = t, true
-		}
-	}
+	var due dueAt
+	at := due.at
 	if p.x != nil && p.x.exp != nil {
 		if t, ok := p.x.exp.minuteEnd(); ok {
 			at(t)
@@ -231,23 +226,14 @@ func (e *Engine) armPoint(p *point) {
 			at(e.last)
 		}
 	}
-	if has {
-		e.pointDue.set(p.idx, due)
-	} else {
-		e.pointDue.remove(p.idx)
-	}
+	e.pointDue.setDue(p.idx, due)
 }
 
 // arm sets a's alarm timer to the earliest time one of its time-driven
 // rules can fire (see tickAlarm), or clears it.
 func (e *Engine) arm(a *alarm) {
-	var due time.Time
-	has := false
-	at := func(t time.Time) {
-		if !has || t.Before(due) {
-			due, has = t, true
-		}
-	}
+	var due dueAt
+	at := due.at
 	x := a.x
 	if x != nil {
 		if a.pending {
@@ -278,11 +264,7 @@ func (e *Engine) arm(a *alarm) {
 		// times. Check at the next Tick; tickAlarm re-arms it.
 		at(e.last)
 	}
-	if has {
-		e.alarmDue.set(a.idx, due)
-	} else {
-		e.alarmDue.remove(a.idx)
-	}
+	e.alarmDue.setDue(a.idx, due)
 	if p := a.point; p != nil && p.comm == a {
 		e.armPoint(p)
 	}
@@ -446,14 +428,38 @@ func (d *dueSet) init(n int) {
 	d.wall.init(n)
 }
 
-func (d *dueSet) set(id int32, t time.Time) {
-	if t != t.Round(0) { // has a monotonic reading
-		d.wall.remove(id)
-		d.mono.set(id, t)
+// dueAt is the earliest due time of each clock kind: times with and
+// without a monotonic reading cannot be ordered against each other once
+// the wall clock has been stepped, so each kind keeps its own minimum.
+type dueAt struct {
+	mono, wall       time.Time
+	hasMono, hasWall bool
+}
+
+func (d *dueAt) at(t time.Time) {
+	if t != t.Round(0) {
+		if !d.hasMono || t.Before(d.mono) {
+			d.mono, d.hasMono = t, true
+		}
 		return
 	}
-	d.mono.remove(id)
-	d.wall.set(id, t)
+	if !d.hasWall || t.Before(d.wall) {
+		d.wall, d.hasWall = t, true
+	}
+}
+
+// setDue sets id's entry in each heap (an id may be in both).
+func (d *dueSet) setDue(id int32, t dueAt) {
+	if t.hasMono {
+		d.mono.set(id, t.mono)
+	} else {
+		d.mono.remove(id)
+	}
+	if t.hasWall {
+		d.wall.set(id, t.wall)
+	} else {
+		d.wall.remove(id)
+	}
 }
 
 func (d *dueSet) remove(id int32) {
