@@ -84,7 +84,9 @@ func TestShelveExpiryLateAfterWallStepForward(t *testing.T) {
 
 	w := restoredTwin(t, cfg, t0.Add(16*time.Second), snap)
 	// the value falls back: off-delay (20 min) starts, monotonic
-	w.do(func(e *Engine) ([]Event, error) { return e.Observe(t0.Add(17*time.Second), Sample{Point: "l.p", Value: 5}) })
+	w.do(func(e *Engine) ([]Event, error) {
+		return e.Observe(t0.Add(17*time.Second), Sample{Point: "l.p", Value: 5})
+	})
 	// the system clock is stepped forward by one hour: the shelve (until
 	// t0+30m15s by the wall clock) has expired
 	now := wallStep(t0.Add(18*time.Second), time.Hour)
