@@ -86,9 +86,12 @@ const maxGroup = 512
 
 // maxPending bounds how many polls' readings wait for a shared outbox
 // commit; they wait at most one engine tick (TickEvery, 250 ms by default).
+// It also bounds one commit's fsync, which an alarm arriving meanwhile
+// waits for: at 10 000 sensors, commits of 64 polls instead of 512 took
+// the alarm latency p99 from 6–11 ms to 4–6 ms (canary bench).
 // A crash loses at most those readings, which never reached the outbox and
 // so never got a seq (no hole); never an alarm, which is committed at once.
-const maxPending = 512
+const maxPending = 64
 
 // untilNext is the time from now to the next multiple of d.
 func untilNext(now time.Time, d time.Duration) time.Duration {

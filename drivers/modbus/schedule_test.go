@@ -47,24 +47,24 @@ func TestGroupSpreadsLinksInSlots(t *testing.T) {
 		}
 		return g
 	}
-	// Up to linksPerSlot links start together.
-	g := mk(linksPerSlot, time.Second)
+	// A small group starts together: one wake-up per period.
+	g := mk(smallGroup, time.Second)
 	g.spread()
 	for _, p := range g.pollers {
 		require.Zero(t, p.phase)
 	}
-	// Two and a half slots' worth of links: three slots a third of the
-	// (shortest) period apart, filled round robin.
-	n := 2*linksPerSlot + linksPerSlot/2
-	g = mk(n, 900*time.Millisecond)
+	// 25 links past the small group: slots of linksPerSlot a fraction of
+	// the (shortest) period apart, filled round robin.
+	n := smallGroup + 25
+	g = mk(n, 800*time.Millisecond)
 	g.spread()
+	slots := (n + linksPerSlot - 1) / linksPerSlot
 	count := map[time.Duration]int{}
 	for i, p := range g.pollers {
-		require.Equal(t, time.Duration(i%3)*300*time.Millisecond, p.phase)
+		require.Equal(t, 800*time.Millisecond*time.Duration(i%slots)/time.Duration(slots), p.phase)
 		count[p.phase]++
 	}
-	require.Equal(t, n, count[0]+count[300*time.Millisecond]+count[600*time.Millisecond])
-	require.Len(t, count, 3)
+	require.Len(t, count, slots)
 	for _, c := range count {
 		require.LessOrEqual(t, c, linksPerSlot)
 	}
