@@ -39,13 +39,13 @@ type liveReading struct {
 type view struct {
 	site string
 
-	// Set once by init, read-only after.
-	meta map[string]sensorMeta
-	// byDevice lists a device's sensors in config order (the order of a
-	// poll batch's readings), so the hot path neither builds point ids nor
-	// looks each one up.
+	// Set once by init, read-only after. metas holds every sensor once,
+	// in config order; byDevice's lists are windows onto it (a device's
+	// sensors in the order of its poll batches' readings, so the hot path
+	// neither builds point ids nor looks each one up), meta indexes it.
+	metas    []sensorMeta
+	meta     map[string]int
 	byDevice map[string][]sensorMeta
-	order    []string
 	devOrder []string
 	users    []httpapi.User
 
@@ -58,16 +58,25 @@ type view struct {
 
 func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 	v.site = s.Site
-	v.meta = map[string]sensorMeta{}
+	v.meta = map[string]int{}
 	v.byDevice = map[string][]sensorMeta{}
 	v.devices = map[string]httpapi.Device{}
 	v.alarms = map[string]httpapi.Alarm{}
+	n := 0
+	for _, d := range s.Devices {
+		n += len(d.Sensors)
+	}
+	v.metas = make([]sensorMeta, 0, n)
+	// Sensors of one kind mostly share their limits: one slice for each
+	// distinct set, not one per sensor (10 000 sensors, 2 MB).
+	shared := map[string][]httpapi.Limit{}
 	for _, d := range s.Devices {
 		v.devOrder = append(v.devOrder, d.ID)
 		v.devices[d.ID] = httpapi.Device{Site: s.Site, ID: d.ID, State: "unknown"}
+		first := len(v.metas)
 		for _, sn := range d.Sensors {
 			id := d.ID + "." + sn.ID
-			m := sensorMeta{id: id, device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit, idx: len(v.order)}
+			m := sensorMeta{id: id, device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit, idx: len(v.metas)}
 			if r, ok := eng.PointSpec(id); ok {
 				m.unit = r.Unit
 				for _, c := range r.Conditions {
@@ -76,13 +85,19 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 						m.limits = append(m.limits, httpapi.Limit{Condition: string(c.Condition), Limit: c.Limit, Priority: c.Priority})
 					}
 				}
+				key := fmt.Sprint(m.limits)
+				if l, ok := shared[key]; ok {
+					m.limits = l
+				} else {
+					shared[key] = m.limits
+				}
 			}
-			v.meta[id] = m
-			v.byDevice[d.ID] = append(v.byDevice[d.ID], m)
-			v.order = append(v.order, id)
+			v.meta[id] = len(v.metas)
+			v.metas = append(v.metas, m)
 		}
+		v.byDevice[d.ID] = v.metas[first:len(v.metas):len(v.metas)]
 	}
-	v.live = make([]liveReading, len(v.order))
+	v.live = make([]liveReading, len(v.metas))
 }
 
 // sensors returns the metadata of a batch's readings, in their order.
@@ -95,9 +110,9 @@ func (v *view) sensors(b *modbus.Batch) []sensorMeta {
 	ms = make([]sensorMeta, len(b.Readings))
 	for i, r := range b.Readings {
 		id := b.Device + "." + r.Sensor
-		m, ok := v.meta[id]
-		if !ok {
-			m = sensorMeta{device: b.Device, sensor: r.Sensor, idx: -1}
+		m := sensorMeta{device: b.Device, sensor: r.Sensor, idx: -1}
+		if i, ok := v.meta[id]; ok {
+			m = v.metas[i]
 		}
 		m.id = id
 		ms[i] = m
@@ -283,10 +298,9 @@ func (v *view) authorize(user string) error {
 func (v *view) readingsList() []httpapi.Reading {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := make([]httpapi.Reading, 0, len(v.order))
-	for _, id := range v.order {
-		m := v.meta[id]
-		r, ok := v.reading(&m)
+	out := make([]httpapi.Reading, 0, len(v.metas))
+	for i := range v.metas {
+		r, ok := v.reading(&v.metas[i])
 		if !ok {
 			r.Quality, r.Stale = "bad", true
 		}
@@ -358,11 +372,11 @@ func (l latestValue) after(t time.Time) bool { return !l.ts.Before(t) }
 func (v *view) latest(id string) (latestValue, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	m, ok := v.meta[id]
+	i, ok := v.meta[id]
 	if !ok {
 		return latestValue{}, false
 	}
-	l := v.live[m.idx]
+	l := v.live[v.metas[i].idx]
 	if l.ns == 0 || !l.valid || l.quality != "good" {
 		return latestValue{}, false
 	}

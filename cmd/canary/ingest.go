@@ -89,6 +89,7 @@ func ingestRuntimeDefaults() {
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
 		runtime.GOMAXPROCS(1)
 	}
+	gcDefault()
 }
 
 // ingestMux serves /metrics (Prometheus text format, written by hand to
