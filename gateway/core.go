@@ -73,6 +73,14 @@ func (g *Gateway) drain(ctx context.Context) error {
 			g.onBatches(ctx, g.takeQueued(b))
 		default:
 			g.flush(ctx, nil)
+			// And the asynchronous commits still queued: the publisher's
+			// last round comes after this.
+			for range maxAsyncCommits {
+				g.asyncSlots <- struct{}{}
+			}
+			for range maxAsyncCommits {
+				<-g.asyncSlots
+			}
 			return g.persist()
 		}
 	}

@@ -1,7 +1,6 @@
 package modbus
 
 import (
-	"time"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"time"
 
 	"github.com/rs/zerolog"
 	mb "github.com/simonvetter/modbus"
@@ -72,6 +72,7 @@ type Link struct {
 	open    bool
 	rtu     bool
 	timeout time.Duration
+	sentAt  time.Time // when the last request started, after any dial
 }
 
 // NewLink prepares a link from a device config (defaults set, validated).
@@ -114,6 +115,9 @@ func NewLink(d *DeviceConfig, logger zerolog.Logger) (*Link, error) {
 // Timeout is the link's request timeout.
 func (l *Link) Timeout() time.Duration { return l.timeout }
 
+// SentAt is when the last request started, after the link was (re)opened.
+func (l *Link) SentAt() time.Time { return l.sentAt }
+
 // URL returns the link's URL.
 func (l *Link) URL() string { return l.url }
 
@@ -145,6 +149,7 @@ func (l *Link) unit(u int) error {
 	if err := l.Open(); err != nil {
 		return err
 	}
+	l.sentAt = time.Now()
 	return l.client.SetUnitId(uint8(u))
 }
 

@@ -404,8 +404,13 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	if b.Late {
 		p.mu.Lock()
 		d.stats.Late++
+		n := d.stats.Late
 		p.mu.Unlock()
-		p.log.Debug().Str("device", d.cfg.ID).Int("unit", unit).Msg("poll abandoned: the gateway ran late")
+		if n == 1 || n%100 == 0 {
+			// An overloaded gateway: say so, without a line per poll.
+			p.log.Warn().Str("device", d.cfg.ID).Int("unit", unit).Uint64("late_polls", n).
+				Msg("poll abandoned: the gateway ran late (overloaded); no readings this poll")
+		}
 		return b
 	}
 	for i := range b.Readings {
@@ -466,7 +471,6 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 	for attempt := 0; ; attempt++ {
 		var regs []uint16
 		var bits []bool
-		start := time.Now()
 		if r.Table.IsBits() {
 			bits, err = p.link.ReadBits(*d.cfg.Unit, r.Table, r.Addr, r.Count)
 		} else {
@@ -475,7 +479,9 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 		if err == nil {
 			return regs, bits, nil
 		}
-		lateErr := isTimeout(err) && late(time.Since(start), p.link.Timeout())
+		// From when the request was sent: a slow dial or TLS handshake is
+		// the link's time, not the poller running late.
+		lateErr := isTimeout(err) && late(time.Since(p.link.SentAt()), p.link.Timeout())
 		var ex *ExceptionError
 		busy := errors.As(err, &ex) && (ex.Code == 6 || ex.Code == 5)
 		if ex != nil && !busy {

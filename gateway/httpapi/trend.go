@@ -126,7 +126,13 @@ func (t *trends) addSample(device, sensor string, ts time.Time, value float64, q
 		sr = &series{pts: make([]trendPt, t.points)}
 		t.series[k] = sr
 	}
-	p := trendPt{t: uint32(d), v: float32(value), q: t.qual(quality)}
+	v := float32(value)
+	if math.IsInf(float64(v), 0) {
+		// Beyond float32 (a float64 register read in the wrong order):
+		// JSON has no Inf, and one such point would fail the whole trend.
+		v = float32(math.Copysign(math.MaxFloat32, value))
+	}
+	p := trendPt{t: uint32(d), v: v, q: t.qual(quality)}
 	if sr.n > 0 {
 		last := sr.at(sr.n - 1)
 		if p.t < last.t {

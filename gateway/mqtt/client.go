@@ -116,6 +116,8 @@ const (
 	maxPending = 256 << 10
 	// minFlushTimeout bounds one flush when paho has no write timeout.
 	minFlushTimeout = 10 * time.Second
+	// closeGrace bounds the final flush in Close.
+	closeGrace = time.Second
 	// flushSize ends a delayed gathering early.
 	flushSize = 16 << 10
 )
@@ -144,6 +146,18 @@ type bufferedConn struct {
 	pending []byte
 	spare   []byte // the flusher's previous buffer, reused
 	err     error
+	closed  bool      // Close was called: later Writes fail
+	closeBy time.Time // set by Close: the last flush ends by then
+}
+
+// setDeadline sets the write deadline for a flush, no later than Close allows.
+func (c *bufferedConn) setDeadline(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closeBy.IsZero() && c.closeBy.Before(t) {
+		t = c.closeBy
+	}
+	_ = c.Conn.SetWriteDeadline(t)
 }
 
 func newBufferedConn(c net.Conn, timeout, delay time.Duration) *bufferedConn {
@@ -158,8 +172,12 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	for c.err == nil && len(c.pending) >= maxPending {
+	for c.err == nil && !c.closed && len(c.pending) >= maxPending {
 		c.drained.Wait()
+	}
+	if c.closed && c.err == nil {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
 	}
 	if c.err != nil {
 		err := c.err
@@ -182,6 +200,15 @@ func (c *bufferedConn) SetWriteDeadline(time.Time) error { return nil }
 // Close sends what was written before it (a DISCONNECT, the last status),
 // for at most the flush timeout, then closes the connection.
 func (c *bufferedConn) Close() error {
+	// Later Writes fail; a healthy link sends the last packets at once, a
+	// stuck one (paho closes it because the keep-alive failed) must not
+	// hold paho's connection-lost handling for the whole flush timeout.
+	c.mu.Lock()
+	c.closed = true
+	c.closeBy = time.Now().Add(min(c.timeout, closeGrace))
+	_ = c.Conn.SetWriteDeadline(c.closeBy)
+	c.drained.Broadcast()
+	c.mu.Unlock()
 	c.once.Do(func() { close(c.stop) })
 	t := time.NewTimer(c.timeout)
 	defer t.Stop()
@@ -248,8 +275,15 @@ func (c *bufferedConn) flush() error {
 		c.spare = out
 		return err
 	}
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	_, err = c.Conn.Write(out)
+	// The timeout bounds a stall, not a burst: each chunk gets its own
+	// deadline, as paho gave each packet its own, so a slow link that keeps
+	// moving is not dropped for the size of the backlog it drains.
+	for b := out; len(b) > 0 && err == nil; {
+		n := min(len(b), flushSize)
+		c.setDeadline(time.Now().Add(c.timeout))
+		_, err = c.Conn.Write(b[:n])
+		b = b[n:]
+	}
 	c.mu.Lock()
 	if err != nil {
 		c.err = fmt.Errorf("mqtt send: %w", err)

@@ -361,7 +361,7 @@ func fastDecodeReadings(b []byte, m *Readings, d *ReadingsDecoder) bool {
 	if s.i != len(b) || seen&(seenSite|seenDevice|seenSeq|seenTS) != seenSite|seenDevice|seenSeq|seenTS {
 		return false
 	}
-	if seq == 0 || !validIDBytes(site) || !validIDBytes(device) {
+	if seq == 0 || !validID(site) || !validID(device) {
 		return false
 	}
 	t, err := ParseTime(string(ts))
@@ -442,7 +442,7 @@ func fastReading(s *scanner, d *ReadingsDecoder) (Reading, bool) {
 		}
 		break
 	}
-	if seen&(seenSensor|seenQuality) != seenSensor|seenQuality || !validIDBytes(sensor) {
+	if seen&(seenSensor|seenQuality) != seenSensor|seenQuality || !validID(sensor) {
 		return r, false
 	}
 	switch string(quality) {
@@ -460,20 +460,4 @@ func fastReading(s *scanner, d *ReadingsDecoder) (Reading, bool) {
 	}
 	r.Sensor = d.str(sensor)
 	return r, true
-}
-
-// validIDBytes is ValidID without making a string.
-func validIDBytes(b []byte) bool {
-	if len(b) == 0 || len(b) > 128 {
-		return false
-	}
-	for i, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

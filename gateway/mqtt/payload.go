@@ -148,8 +148,12 @@ func ParseTime(s string) (time.Time, error) {
 }
 
 // ValidID reports whether s is a config id: [a-z0-9][a-z0-9_-]*.
-func ValidID(s string) bool {
-	if s == "" || len(s) > 128 {
+func ValidID(s string) bool { return validID(s) }
+
+// validID is ValidID for strings and byte slices (the decoder checks ids
+// without making a string).
+func validID[S ~string | ~[]byte](s S) bool {
+	if len(s) == 0 || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

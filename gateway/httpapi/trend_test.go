@@ -1,0 +1,39 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A finite float64 reading beyond float32's range (a float64 register read
+// with the wrong byte order) must not break the sensor's trend.
+func TestTrendHugeValue(t *testing.T) {
+	base := time.Now().Add(-time.Minute)
+	e := startServer(t, func(o *Options) { o.TrendPoints, o.TrendWindow = 30, 30*time.Second })
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "ch4", Kind: "methane", Value: fp(0.5), Unit: "%vol", Quality: "good", TS: base})
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "ch4", Kind: "methane", Value: fp(1e200), Unit: "%vol", Quality: "uncertain", TS: base.Add(5 * time.Second)})
+	r := e.do(t, req{path: "/api/v1/trends/face3-gas/ch4"})
+	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+	var tr struct{ Points []TrendPoint }
+	require.NoError(t, json.Unmarshal(r.body, &tr))
+}
+
+// Clock stepped back (NTP correcting a fast clock): the trend freezes until the
+// clock passes the last point again.
+func TestTrendClockStepBack(t *testing.T) {
+	tr := newTrends(15*time.Minute, 100)
+	base := time.Now()
+	for i := 0; i < 10; i++ {
+		tr.addSample("d", "s", base.Add(time.Duration(i)*10*time.Second), float64(i), "good")
+	}
+	back := base.Add(-time.Hour)
+	for i := 0; i < 10; i++ {
+		tr.addSample("d", "s", back.Add(time.Duration(i)*10*time.Second), 100+float64(i), "good")
+	}
+	pts := tr.get("d", "s")
+	t.Logf("points after a 1 h step back and 100 s of readings: %d, last value %v", len(pts), *pts[len(pts)-1].Value)
+}
