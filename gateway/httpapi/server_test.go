@@ -735,6 +735,7 @@ func TestTrendFloat32(t *testing.T) {
 	b, err := json.Marshal(pts[0].Value)
 	require.NoError(t, err)
 	require.Equal(t, "1.2", string(b))
+	require.Zero(t, pts[0].TS.UnixNano()%int64(100*time.Millisecond), "times to 0.1 s")
 }
 
 func BenchmarkTrendAdd(b *testing.B) {

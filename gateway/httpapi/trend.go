@@ -108,8 +108,10 @@ func (t *trends) addSample(device, sensor string, ts time.Time, value float64, q
 	defer t.mu.Unlock()
 	ns := ts.UnixNano()
 	if t.epoch == 0 {
-		// Room for readings a window older than the first one.
+		// Room for readings a window older than the first one; on a whole
+		// decisecond, so that points read as times rounded to 0.1 s.
 		t.epoch = ns - t.window*decisecond
+		t.epoch -= t.epoch % decisecond
 	}
 	d := (ns - t.epoch) / decisecond
 	if d < 0 {
@@ -118,6 +120,7 @@ func (t *trends) addSample(device, sensor string, ts time.Time, value float64, q
 	if d > math.MaxUint32 {
 		// Thirteen years of uptime: start the trend afresh.
 		t.epoch, t.series = ns-t.window*decisecond, map[trendKey]*series{}
+		t.epoch -= t.epoch % decisecond
 		d = t.window
 	}
 	k := trendKey{device, sensor}
