@@ -51,7 +51,9 @@ func (g *Gateway) core(ctx context.Context) error {
 		case r := <-g.actDone:
 			g.onActionResult(work, r)
 		case now := <-tick.C:
-			tick.Reset(untilNext(now, g.o.TickEvery))
+			// From the clock, not the fire time: a core that was busy
+			// goes back to the grid instead of ticking twice.
+			tick.Reset(untilNext(time.Now(), g.o.TickEvery))
 			// The readings waiting since the last tick share this commit.
 			g.flush(work, g.eng.Tick(now))
 			g.retryActions(now)
@@ -73,8 +75,7 @@ func (g *Gateway) drain(ctx context.Context) error {
 			g.onBatches(ctx, g.takeQueued(b))
 		default:
 			g.flush(ctx, nil)
-			// And the asynchronous commits still queued: the publisher's
-			// last round comes after this.
+			// And for the asynchronous commits still queued.
 			for range maxAsyncCommits {
 				g.asyncSlots <- struct{}{}
 			}

@@ -608,8 +608,8 @@ func (s *session) loop(ctx context.Context) error {
 			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
 		case <-status.C:
 			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
-		case now := <-tick.C:
-			tick.Reset(untilNext(now, tickEvery))
+		case <-tick.C:
+			tick.Reset(untilNext(time.Now(), tickEvery))
 			// Releases are batched: each flush is an outbox commit (an
 			// fsync), and a release lost to a crash only means a duplicate
 			// publish, which the consumers' idempotent writes absorb.
