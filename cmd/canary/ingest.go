@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,7 +33,7 @@ func newIngestCmd(g *globalFlags) *cobra.Command {
 			if err := configResult(cmd, file, warnings, err); err != nil {
 				return err
 			}
-			ingestRuntimeDefaults()
+			runtimeDefaults()
 			w, err := ingest.NewWriter(ingest.WriterOptions{Config: cfg.InfluxDB, Log: log})
 			if err != nil {
 				return usageError{err}
@@ -76,20 +74,6 @@ func newIngestCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "ingest config file (YAML)")
 	return cmd
-}
-
-// ingestRuntimeDefaults runs the ingest on one scheduler thread unless the
-// GOMAXPROCS environment variable says otherwise. The ingest is woken for
-// every message batch and HTTP answer; with more Ps each wake-up also
-// wakes idle threads to look for work (measured on the reference load:
-// 5.1 → 3.8 ms CPU per 1000 readings), while one thread still writes far
-// more than one InfluxDB takes (docs/performance-delivery.md). Scale out
-// with replicas.
-func ingestRuntimeDefaults() {
-	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
-		runtime.GOMAXPROCS(1)
-	}
-	gcDefault()
 }
 
 // ingestMux serves /metrics (Prometheus text format, written by hand to
