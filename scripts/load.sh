@@ -163,6 +163,47 @@ env ${PROFILE:+CANARY_CPUPROFILE=$PROFILE/run.cpu CANARY_MEMPROFILE=$PROFILE/run
 PIDS+=($!)
 RUN_PID=$!
 
+# TELEGRAF=/path/to/telegraf runs Telegraf side by side on the same devices
+# (a connection of its own to each), the issue's reference pipeline:
+# inputs.modbus -> outputs.mqtt (QoS 1) + outputs.influxdb_v2, every poll.
+TELEGRAF="${TELEGRAF:-}"
+TELEGRAF_PID=""
+if [ -n "$TELEGRAF" ]; then
+	{
+		echo '[agent]'
+		echo "  interval = \"$POLL\""
+		echo "  flush_interval = \"$POLL\""
+		echo '  metric_batch_size = 1000'
+		echo '  metric_buffer_limit = 100000'
+		echo '  omit_hostname = true'
+		echo '[[outputs.mqtt]]'
+		echo "  servers = [\"127.0.0.1:$MQ_PORT\"]"
+		echo '  topic = "telegraf/{{ .PluginName }}"'
+		echo '  qos = 1'
+		echo '  data_format = "influx"'
+		echo '[[outputs.influxdb_v2]]'
+		echo "  urls = [\"http://127.0.0.1:$IN_PORT\"]"
+		echo '  token = ""'
+		echo '  organization = ""'
+		echo '  bucket = "canary/autogen"'
+		grep -o 'tcp://127.0.0.1:[0-9]*' "$SITE" | while read -r url; do
+			echo '[[inputs.modbus]]'
+			echo "  name = \"${url##*:}\""
+			echo '  slave_id = 1'
+			echo "  timeout = \"${TIMEOUT:-500ms}\""
+			echo "  controller = \"$url\""
+			echo '  holding_registers = ['
+			for ((s = 0; s < SENSORS; s++)); do
+				printf '    { name = "s%02d", byte_order = "ABCD", data_type = "FLOAT32-IEEE", scale = 1.0, address = [%d, %d] },\n' "$s" $((2 * s)) $((2 * s + 1))
+			done
+			echo '  ]'
+		done
+	} >"$WORK/telegraf.conf"
+	"${pin_rest[@]}" "$TELEGRAF" --config "$WORK/telegraf.conf" >"$WORK/telegraf.log" 2>&1 &
+	PIDS+=($!)
+	TELEGRAF_PID=$!
+fi
+
 # cpu_ticks PID: utime+stime in clock ticks (fields 14 and 15, counted after
 # the command name's closing parenthesis).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
@@ -175,7 +216,7 @@ SUB_PID=$!
 PIDS+=($SUB_PID)
 sleep 0.5
 declare -A T0
-for name in sim run ingest mosquitto influxdb; do
+for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
 	pid="${!var:-}"; [ -n "$pid" ] && T0[$name]="$(cpu_ticks "$pid")"
 done
@@ -185,7 +226,7 @@ sleep "$DURATION"
 END="$(date +%s.%N)"
 END_NS="$(date +%s%N)"
 declare -A T1 HWM
-for name in sim run ingest mosquitto influxdb; do
+for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
 	pid="${!var:-}"; [ -n "$pid" ] && { T1[$name]="$(cpu_ticks "$pid")"; HWM[$name]="$(hwm_kb "$pid")"; }
 done
@@ -199,7 +240,7 @@ ELAPSED="$(echo "$END - $START" | bc -l)"
 printf 'scenario   %d devices × %d sensors every %s, %ss measured on %s (%d cores)\n' "$DEVICES" "$SENSORS" "$POLL" "$DURATION" "$(uname -m)" "$(nproc)"
 printf 'delivered  %d readings in %d messages to a QoS 1 subscriber = %.0f readings/s\n' "$READINGS" "$MSGS" "$(echo "$READINGS / $ELAPSED" | bc -l)"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
-for name in run ingest sim mosquitto influxdb; do
+for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"
 	per1000="$(echo "if ($READINGS > 0) $cpu / $READINGS * 1000 * 1000 else 0" | bc -l)"

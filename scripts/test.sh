@@ -16,10 +16,32 @@ go test -count=1 -p 1 -timeout 25m ./...
 # Each fuzz target runs briefly so that CI keeps its corpus honest; longer
 # runs are for developers (docs/testing.md).
 FUZZTIME="${FUZZTIME:-10s}"
+# fuzz PKG TARGET: one run; a run that only failed with the fuzzing engine's
+# own "context deadline exceeded" at the end of -fuzztime, without writing a
+# failing input, is a known race in Go's coordinator under CPU contention
+# (golang/go#75804), not a finding: it runs once more. A failing input, a
+# panic or a second failure fails the build.
+fuzz() {
+	local log
+	log="$(mktemp)"
+	for attempt in 1 2; do
+		echo "fuzz $1 $2 ($FUZZTIME)"
+		if go test -run '^$' -fuzz "^${2}\$" -fuzztime "$FUZZTIME" "$1" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+			rm -f "$log"
+			return 0
+		fi
+		if [ "$attempt" = 1 ] && grep -q 'context deadline exceeded' "$log" &&
+			! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$log"; then
+			echo "fuzz: $2 stopped on the engine's deadline race, no failing input: once more"
+			continue
+		fi
+		rm -f "$log"
+		return 1
+	done
+}
 go list -f '{{.ImportPath}} {{.Dir}}' ./... | while read -r pkg dir; do
 	for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
-		echo "fuzz $pkg $f ($FUZZTIME)"
-		go test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" "$pkg"
+		fuzz "$pkg" "$f"
 	done
 done
 echo "fuzz: all targets ran"
