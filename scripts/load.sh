@@ -186,7 +186,7 @@ if [ -n "$TELEGRAF" ]; then
 		echo '  token = ""'
 		echo '  organization = ""'
 		echo '  bucket = "canary/autogen"'
-		grep -o 'tcp://127.0.0.1:[0-9]*' "$SITE" | while read -r url; do
+		sed -n 's/^    url: \(tcp:\/\/127.0.0.1:[0-9]*\)$/\1/p' "$SITE" | while read -r url; do
 			echo '[[inputs.modbus]]'
 			echo "  name = \"${url##*:}\""
 			echo '  slave_id = 1'
