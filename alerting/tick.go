@@ -462,11 +462,6 @@ func (d *dueSet) setDue(id int32, t dueAt) {
 	}
 }
 
-func (d *dueSet) remove(id int32) {
-	d.mono.remove(id)
-	d.wall.remove(id)
-}
-
 // popDue removes and returns a timer due at now, if there is one.
 func (d *dueSet) popDue(now time.Time) (int32, bool) {
 	if d.mono.len() > 0 && !now.Before(d.mono.minAt()) {

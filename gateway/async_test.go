@@ -16,11 +16,11 @@ import (
 	"github.com/canary-gw/canary/gateway/outbox"
 )
 
-const reviewSite = `
-site: rv
+const asyncSite = `
+site: async
 mqtt:
   url: tcp://127.0.0.1:1
-  client_id: rv
+  client_id: async
 outbox:
   dir: %s
 influxdb:
@@ -45,7 +45,7 @@ devices:
 func TestAsyncCommitsKeepSeqAndOrder(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "site.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(reviewSite, filepath.Join(dir, "ob"))), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(asyncSite, filepath.Join(dir, "ob"))), 0o600))
 	site, _, err := configs.LoadSite(path)
 	require.NoError(t, err)
 	g, err := New(Options{Site: site, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), NoHTTP: true})

@@ -2,11 +2,9 @@ package modbus
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,19 +14,14 @@ import (
 	"github.com/canary-gw/canary/internal/testenv"
 )
 
-// A dead unit behind a TLS endpoint whose handshake takes 400 ms (a WAN
-// link): every poll dials (the link is closed after each timeout), the dial
-// counts into the request's elapsed time, and the timeout is classified as
-// "the gateway ran late". No batch ever reaches the sink: no bad quality, no
-// offline device state.
+// TestDeadDeviceSlowDialIsNotLate: a dead unit behind a TLS endpoint whose
+// handshake takes 400 ms (a WAN link). Every poll dials again (the link is
+// closed after each timeout); the dial must not count as the gateway
+// running late, or the device's polls would be abandoned and it would never
+// report bad quality.
 func TestDeadDeviceSlowDialIsNotLate(t *testing.T) {
 	certs := testenv.GenerateCerts(t, t.TempDir())
-	serverCert, err := tls.LoadX509KeyPair(certs.ServerCertFile, certs.ServerKeyFile)
-	require.NoError(t, err)
-	caPEM, err := os.ReadFile(certs.CAFile)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	serverCert, pool := serverTLS(t, certs)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -60,9 +53,7 @@ func TestDeadDeviceSlowDialIsNotLate(t *testing.T) {
 	require.NoError(t, d.Config.Validate())
 	var c batches
 	g, stop := runGroup(t, []Device{d}, c.sink)
-	time.Sleep(4500 * time.Millisecond)
-	st := g.Stats()
-	stop()
-	t.Logf("stats: %+v", st)
-	require.NotEmpty(t, c.get("dead"), "a dead device produced no batch (all polls classified late)")
+	defer stop()
+	require.Eventually(t, func() bool { return len(c.get("dead")) > 0 }, 10*time.Second, 20*time.Millisecond,
+		"a dead device produced no batch (all polls classified late): %+v", g.Stats())
 }

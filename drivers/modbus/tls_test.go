@@ -15,6 +15,19 @@ import (
 	"github.com/canary-gw/canary/internal/testenv"
 )
 
+// serverTLS loads the test server's certificate and the CA its clients
+// must be signed by.
+func serverTLS(t *testing.T, certs testenv.Certs) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certs.ServerCertFile, certs.ServerKeyFile)
+	require.NoError(t, err)
+	caPEM, err := os.ReadFile(certs.CAFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	return cert, pool
+}
+
 // TestIntegrationPollTCPTLS polls over tcp+tls:// (MBAP over TLS with
 // mutual authentication, as the Modbus/TCP Security spec requires) against
 // a TLS server, with the CA, client certificate and key taken from the
@@ -22,12 +35,7 @@ import (
 // gets bad readings, not values.
 func TestIntegrationPollTCPTLS(t *testing.T) {
 	certs := testenv.GenerateCerts(t, t.TempDir())
-	serverCert, err := tls.LoadX509KeyPair(certs.ServerCertFile, certs.ServerKeyFile)
-	require.NoError(t, err)
-	caPEM, err := os.ReadFile(certs.CAFile)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	serverCert, pool := serverTLS(t, certs)
 
 	url := fmt.Sprintf("tcp+tls://127.0.0.1:%d", testenv.FreePort(t))
 	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: url, TLSServerCert: &serverCert, TLSClientCAs: pool,

@@ -20,8 +20,9 @@ func TestBufferedConnWriteAfterClose(t *testing.T) {
 }
 
 // A link that moves 100 KiB/s: paho's per-packet write timeout (here 200 ms)
-// is easily met by 1 KiB packets, but the coalesced flush of a burst gets one
-// deadline for everything pending.
+// is easily met by 1 KiB packets; a coalesced burst must not get one
+// deadline for everything pending, or a slow link draining a backlog is
+// dropped while it keeps moving.
 func TestBufferedConnSlowLinkBurst(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
@@ -50,7 +51,8 @@ func TestBufferedConnSlowLinkBurst(t *testing.T) {
 }
 
 // Closing a connection whose peer stopped reading (the case paho closes it
-// for: keep-alive lost) waits for the whole flush timeout.
+// for: keep-alive lost) must not wait for the whole flush timeout: paho's
+// connection-lost handling, and so the reconnect, waits on it.
 func TestBufferedConnCloseStuck(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
