@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,10 @@ type opRunner struct {
 	mustStay map[string]bool
 	// seen counts the events by type and comment (what was exercised).
 	seen map[string]int
+	// skipIdle: e skips every Tick that NextDue says has nothing to do
+	// (ref still ticks them all); skipped counts them.
+	skipIdle bool
+	skipped  int
 }
 
 func (r *opRunner) check(evs []Event) {
@@ -120,6 +125,15 @@ func (r *opRunner) run(data []byte) {
 				return e.Observe(r.now, Sample{Point: p.id, Value: v, Quality: q})
 			})
 			require.NoError(r.t, err)
+		case op == 7 && r.skipIdle && r.e.NextDue(r.now) > 0:
+			// A skipped Tick must be one the full scan finds nothing
+			// to do at.
+			refEvs := r.ref.Tick(r.now)
+			if len(refEvs) > 0 {
+				r.t.Fatalf("NextDue %v at %v, but the full scan's Tick has events:\n%s",
+					r.e.NextDue(r.now), r.now, renderEvents(refEvs))
+			}
+			r.skipped++
 		case op == 7:
 			evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.Tick(r.now), nil })
 		case op == 8:
@@ -190,7 +204,12 @@ func (r *opRunner) restart() {
 	if r.ref != nil {
 		refSnap, err := r.ref.Snapshot()
 		require.NoError(r.t, err)
-		require.JSONEq(r.t, string(refSnap), string(snap))
+		if r.skipIdle {
+			refSnap, snap := maskCommSnapshot(r.t, refSnap), maskCommSnapshot(r.t, snap)
+			require.JSONEq(r.t, string(refSnap), string(snap))
+		} else {
+			require.JSONEq(r.t, string(refSnap), string(snap))
+		}
 		ref2 := newEngine(r.t, r.cfg)
 		ref2.scanAll = true
 		refEvs, err := ref2.Restore(r.now, snap)
@@ -243,13 +262,47 @@ func (r *opRunner) both(op func(*Engine) ([]Event, error)) ([]Event, error) {
 	if (err == nil) != (refErr == nil) || (err != nil && err.Error() != refErr.Error()) {
 		r.t.Fatalf("errors differ: full scan %v, timers %v", refErr, err)
 	}
-	if !sameEvents(refEvs, evs) {
+	if r.skipIdle {
+		// A comm alarm's value is the age at the latest Tick, which e
+		// skipped; compare everything else.
+		refEvs, cmp := r.maskComm(refEvs), r.maskComm(evs)
+		if !sameEvents(refEvs, cmp) {
+			require.Equal(r.t, renderEvents(refEvs), renderEvents(cmp))
+		}
+	} else if !sameEvents(refEvs, evs) {
 		require.Equal(r.t, renderEvents(refEvs), renderEvents(evs))
 	}
-	if !sameStates(r.ref, r.e) {
+	if !sameStates(r.ref, r.e, r.skipIdle) {
 		require.Equal(r.t, renderStates(r.ref), renderStates(r.e))
 	}
 	return evs, err
+}
+
+// maskCommSnapshot returns an engine snapshot with comm alarms' values
+// left out (see skipIdle).
+func maskCommSnapshot(t testing.TB, snap []byte) []byte {
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(snap, &m))
+	alarms, _ := m["alarms"].([]any)
+	for _, a := range alarms {
+		if st, ok := a.(map[string]any); ok && strings.HasSuffix(fmt.Sprint(st["id"]), ".comm") {
+			delete(st, "value")
+		}
+	}
+	out, err := json.Marshal(m)
+	require.NoError(t, err)
+	return out
+}
+
+// maskComm returns evs with the values of comm alarms' events zeroed.
+func (r *opRunner) maskComm(evs []Event) []Event {
+	out := slices.Clone(evs)
+	for i := range out {
+		if a, ok := r.e.alarm(out[i].Alarm); ok && a.point != nil && a.point.comm == a {
+			out[i].Value = 0
+		}
+	}
+	return out
 }
 
 func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
@@ -272,19 +325,28 @@ func sameEvents(a, b []Event) bool {
 }
 
 // sameStates compares the engines' alarms field by field (cheaper than
-// rendering them after every operation).
-func sameStates(a, b *Engine) bool {
+// rendering them after every operation); maskComm leaves comm alarms'
+// values out.
+func sameStates(a, b *Engine, maskComm bool) bool {
 	for i, x := range a.alist {
-		y := b.alist[i]
-		if x.active != y.active || x.acked != y.acked || x.latched != y.latched || x.pending != y.pending ||
-			x.shelve != y.shelve || x.oos != y.oos || x.suppressed != y.suppressed || x.firstOut != y.firstOut ||
-			x.chattering != y.chattering || x.stale != y.stale || !sameFloat(a.valueOf(x), b.valueOf(y)) ||
-			!sameFloat(x.limit, y.limit) || x.since() != y.since() || x.updated() != y.updated() ||
-			x.ackedAt() != y.ackedAt() || x.shelveUntil() != y.shelveUntil() || x.oosUntil() != y.oosUntil() ||
-			x.ackedBy() != y.ackedBy() || x.comment() != y.comment() {
+		skipValue := maskComm && x.point != nil && x.point.comm == x
+		if !sameAlarm(a, b, x, b.alist[i], skipValue) {
 			return false
 		}
 	}
+	return sameRest(a, b)
+}
+
+func sameAlarm(a, b *Engine, x, y *alarm, skipValue bool) bool {
+	return !(x.active != y.active || x.acked != y.acked || x.latched != y.latched || x.pending != y.pending ||
+		x.shelve != y.shelve || x.oos != y.oos || x.suppressed != y.suppressed || x.firstOut != y.firstOut ||
+		x.chattering != y.chattering || x.stale != y.stale || (!skipValue && !sameFloat(a.valueOf(x), b.valueOf(y))) ||
+		!sameFloat(x.limit, y.limit) || x.since() != y.since() || x.updated() != y.updated() ||
+		x.ackedAt() != y.ackedAt() || x.shelveUntil() != y.shelveUntil() || x.oosUntil() != y.oosUntil() ||
+		x.ackedBy() != y.ackedBy() || x.comment() != y.comment())
+}
+
+func sameRest(a, b *Engine) bool {
 	for i, x := range a.aclist {
 		y := b.aclist[i]
 		if x.tripped != y.tripped || x.trigger != y.trigger || x.awaiting != y.awaiting || x.deadline != y.deadline {
@@ -405,4 +467,78 @@ func TestTimersMatchFullScanMonotonic(t *testing.T) {
 		r.now = start
 		r.run(data)
 	}
+}
+
+// A caller may skip every Tick that NextDue says has nothing to do: the
+// full scan, ticked every time, finds nothing at those ticks, and the two
+// agree on every event and state after (comm alarms' values aside: they
+// are the age at the latest Tick).
+func TestNextDueSkipsOnlyIdleTicks(t *testing.T) {
+	skipped, ticked := 0, 0
+	for seed := uint64(1); seed <= 100; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 17))
+		data := make([]byte, 4000)
+		for i := range data {
+			data[i] = byte(rng.UintN(256))
+		}
+		r := newRunnerWith(t, timerConfig())
+		r.skipIdle = true
+		if seed%2 == 0 {
+			r.now = time.Now() // monotonic readings too
+		}
+		r.run(data)
+		skipped += r.skipped
+		ticked += int(r.e.ticks)
+	}
+	t.Logf("ticks skipped %d, run %d", skipped, ticked)
+	require.Positive(t, skipped, "no Tick was ever skipped: the property was not exercised")
+	require.Positive(t, ticked)
+}
+
+// A quiet site (every point sampled each second within its limits, Tick
+// every 250 ms) skips most Ticks, and a point that falls silent still
+// raises its comm alarm at the same Tick as the full scan: a skipped Tick
+// never delays a timer.
+func TestNextDueQuietSite(t *testing.T) {
+	r := newRunnerWith(t, timerConfig())
+	r.skipIdle = true
+	normal := map[string]float64{"methane": 0.2, "oxygen": 20.9, "pressure": 5, "h2s": 1, "current": 10}
+	kind := map[string]string{}
+	for _, pc := range r.cfg.Points {
+		kind[pc.ID()] = pc.Kind
+	}
+	ticks := 0
+	var commAt time.Time
+	for step := range 480 { // 2 minutes
+		r.now = r.now.Add(250 * time.Millisecond)
+		if step%4 == 0 {
+			for _, p := range r.e.plist {
+				if p.id == "l.p" && step >= 120 && step < 240 {
+					continue // silent for 30 s: longer than its 5 s comm timeout
+				}
+				v := normal[kind[p.id]] * (1 + 0.02*math.Sin(float64(step+len(p.id)))) // moving: not frozen
+				evs, err := r.both(func(e *Engine) ([]Event, error) {
+					return e.Observe(r.now, Sample{Point: p.id, Value: v, Quality: Good})
+				})
+				require.NoError(t, err)
+				r.check(evs)
+			}
+		}
+		ticks++
+		if r.e.NextDue(r.now) > 0 {
+			require.Empty(t, r.ref.Tick(r.now), "a Tick NextDue skips has events in the full scan at %v", r.now)
+			r.skipped++
+			continue
+		}
+		evs, _ := r.both(func(e *Engine) ([]Event, error) { return e.Tick(r.now), nil })
+		r.check(evs)
+		for _, ev := range evs {
+			if ev.Alarm == "l.p.comm" && ev.Type == EvActivate && commAt.IsZero() {
+				commAt = ev.TS
+			}
+		}
+	}
+	t.Logf("ticks skipped %d of %d; l.p.comm activated at %v", r.skipped, ticks, commAt)
+	require.False(t, commAt.IsZero(), "the silent point raised no comm alarm")
+	require.Greater(t, r.skipped, ticks/2, "a quiet site should skip most ticks")
 }

@@ -1,6 +1,9 @@
 package alerting
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Tick's cost follows what is due, not what is configured. Each rule that
 // fires on time alone has its own index:
@@ -129,6 +132,48 @@ func (e *Engine) Tick(now time.Time) []Event {
 	e.tickGroups(now)
 	e.tickActions(now)
 	return e.take()
+}
+
+// NextDue returns how long after now the next Tick can have anything to
+// do: a Tick called earlier only counts itself. 0 means at the next Tick.
+// A caller that sleeps until then instead of ticking on a fixed grid wakes
+// only when a rule can fire; it must still call Tick within a second of
+// the last one (the age shown as a comm alarm's value is taken at Tick).
+// The times are compared as the rules compare them (monotonic readings
+// where both sides have one), so a caller that wakes at now+NextDue is
+// never late for a timer.
+func (e *Engine) NextDue(now time.Time) time.Duration {
+	if e.scanAll || !e.allStarted || len(e.gdirty) > 0 {
+		return 0
+	}
+	if now.Before(e.last) {
+		now = e.last // as Tick will see it
+	}
+	for _, site := range e.siteIDs {
+		if e.sites[site].flood {
+			return 0 // the flood's window is pruned every Tick
+		}
+	}
+	next := time.Duration(math.MaxInt64)
+	at := func(t time.Time) {
+		next = min(next, t.Sub(now))
+	}
+	for i := range e.commLists {
+		if l := &e.commLists[i]; l.head >= 0 {
+			at(e.plist[l.head].lastValid.Add(l.timeout))
+		}
+	}
+	for _, h := range []*timerHeap{&e.pointDue.mono, &e.pointDue.wall, &e.alarmDue.mono, &e.alarmDue.wall} {
+		if h.len() > 0 {
+			at(h.minAt())
+		}
+	}
+	for _, act := range e.aclist {
+		if act.awaiting {
+			at(act.deadline)
+		}
+	}
+	return max(next, 0)
 }
 
 // tickAll is Tick as a full scan: the reference the timers must match.

@@ -27,11 +27,12 @@ type cmdReq struct {
 // is never cancelled, so that a transition the engine made is never lost to
 // a shutdown racing the outbox.
 func (g *Gateway) core(ctx context.Context) error {
-	// The tick fires on multiples of TickEvery (as the pollers start on
-	// multiples of their period and the publisher ticks on the same grid),
+	// The core wakes for time-driven work only when some is due (see
+	// nextTick), on multiples of TickEvery, as the pollers start on
+	// multiples of their period and the publisher works on the same grid,
 	// so that the process wakes once for all of them: on an edge box each
 	// wake-up costs more than the work it does.
-	tick := time.NewTimer(untilNext(time.Now(), g.o.TickEvery))
+	tick := time.NewTimer(g.nextTick(time.Now()))
 	defer tick.Stop()
 	work := context.WithoutCancel(ctx)
 	for {
@@ -51,10 +52,7 @@ func (g *Gateway) core(ctx context.Context) error {
 		case r := <-g.actDone:
 			g.onActionResult(work, r)
 		case now := <-tick.C:
-			// From the clock, not the fire time: a core that was busy
-			// goes back to the grid instead of ticking twice.
-			tick.Reset(untilNext(time.Now(), g.o.TickEvery))
-			// The readings waiting since the last tick share this commit.
+			// The readings waiting since the last commit share this one.
 			g.flush(work, g.eng.Tick(now))
 			g.retryActions(now)
 			g.resendAlarms(work)
@@ -62,7 +60,56 @@ func (g *Gateway) core(ctx context.Context) error {
 				g.persistNow(now)
 			}
 		}
+		// From the clock, not the fire time: a core that was busy goes
+		// back to the grid instead of ticking twice. Re-armed after every
+		// event, which may have made work due sooner (a delay started,
+		// readings waiting, an action to retry).
+		tick.Reset(g.nextTick(time.Now()))
 	}
+}
+
+// maxIdle bounds the core's sleep when nothing is due: the engine's Tick
+// runs at least about once a second (a comm alarm's value, the age, is
+// taken at Tick).
+const maxIdle = time.Second
+
+// nextTick returns how long the core may sleep: until the engine's next
+// timer (Engine.NextDue), the deadline of waiting readings, a failed
+// action's retry, an alarm state to send again or the alarm snapshot, at
+// most maxIdle, rounded up to the TickEvery grid. A 1 000-reading site
+// polled every second thus wakes once a second for everything (it woke
+// four times, once per 250 ms tick); a Tick that NextDue skips would have
+// found nothing to do (the engine's tests check that against a Tick every
+// time).
+func (g *Gateway) nextTick(now time.Time) time.Duration {
+	d := min(g.eng.NextDue(now), maxIdle)
+	if len(g.pending) > 0 {
+		d = min(d, g.pendingSince.Add(g.o.TickEvery).Sub(now))
+	}
+	if len(g.unsent) > 0 {
+		d = 0
+	}
+	for _, at := range g.actRetry {
+		d = min(d, at.Sub(now))
+	}
+	if g.stateDirty {
+		d = min(d, g.persistedAt.Add(persistEvery).Sub(now))
+	}
+	return untilGrid(now, max(d, 0), g.o.TickEvery)
+}
+
+// untilGrid is the time from now to the first multiple of grid at or after
+// now+d, and strictly after now.
+func untilGrid(now time.Time, d, grid time.Duration) time.Duration {
+	at := now.Add(d).Round(0)
+	next := at.Truncate(grid)
+	if next.Before(at) {
+		next = next.Add(grid)
+	}
+	if !next.After(now.Round(0)) {
+		next = next.Add(grid)
+	}
+	return next.Sub(now.Round(0))
 }
 
 // drain commits what the pollers handed over before they stopped, and
@@ -102,11 +149,6 @@ const maxGroup = 512
 // so never got a seq (no hole); never an alarm, which is committed at once.
 const maxPending = 64
 
-// untilNext is the time from now to the next multiple of d.
-func untilNext(now time.Time, d time.Duration) time.Duration {
-	return now.Truncate(d).Add(d).Sub(now)
-}
-
 // takeQueued returns b and every batch already waiting behind it (up to
 // maxGroup). Devices polled on the same schedule answer together; one
 // commit (one fsync) for all of them instead of one each keeps the core
@@ -139,6 +181,9 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 		var payload mqtt.Readings
 		e := g.evaluate(&group[i], &payload)
 		evs = append(evs, e...)
+		if len(g.pending) == 0 {
+			g.pendingSince = start
+		}
 		g.pending = append(g.pending, mqtt.ReadingsItem(payload))
 		g.met.observeBatch(group[i], len(e), time.Since(start))
 		if len(e) > 0 {
@@ -146,7 +191,7 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 		}
 	}
 	g.alarmAt = alarmAt
-	if len(evs) > 0 || len(g.pending) >= maxPending {
+	if len(evs) > 0 || len(g.pending) >= maxPending || g.burstOver() {
 		g.flush(ctx, evs)
 		if g.o.AlarmCommitted != nil {
 			for _, at := range alarmAt {
@@ -156,8 +201,24 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 	}
 }
 
+// burstOver reports whether the readings waiting should be committed now,
+// without waiting for a timer: every poll that was started has been
+// handed over and evaluated (the pollers of a slot start together, so
+// their answers come in a burst), and the last commit of readings is at
+// least a TickEvery old, so that a large site whose slots follow each
+// other closely still shares commits (about 4 a second, at most
+// maxPending polls each). A small site polled every second commits once a
+// second, in the same wake-up as its polls.
+func (g *Gateway) burstOver() bool {
+	return len(g.pending) > 0 && len(g.batches) == 0 && g.polling.Load() == 0 &&
+		time.Since(g.committedAt) >= g.o.TickEvery
+}
+
 // flush commits the waiting readings with evs.
 func (g *Gateway) flush(ctx context.Context, evs []alerting.Event) {
+	if len(g.pending) > 0 {
+		g.committedAt = time.Now()
+	}
 	g.commit(ctx, evs, g.pending)
 	clear(g.pending) // drop the encoders' references to the payloads
 	g.pending = g.pending[:0]

@@ -93,6 +93,11 @@ type Gateway struct {
 	samples []alerting.Sample
 	pending []outbox.Item // readings waiting for a shared commit
 	active  []alerting.AlarmState
+	// pendingSince: when the first of pending arrived; committedAt: the
+	// latest commit of readings.
+	pendingSince, committedAt time.Time
+	// polling counts the polls under way (modbus.Options.Polling).
+	polling atomic.Int64
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool
@@ -181,7 +186,7 @@ func New(o Options) (*Gateway, error) {
 		devs[i] = modbus.Device{Config: s.Devices[i].DeviceConfig, Sensors: s.Devices[i].ModbusSensors()}
 	}
 	plog := g.log
-	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink})
+	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink, Polling: &g.polling})
 	if err != nil {
 		_ = ob.Close()
 		return nil, fmt.Errorf("gateway: %w", err)

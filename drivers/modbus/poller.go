@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,6 +30,12 @@ type Options struct {
 	// It must not block for long: the link waits for it. The batch is the
 	// sink's to keep.
 	Sink func(Batch)
+	// Polling, when set, counts the polls under way: raised before a
+	// poll's first request, lowered once its batch was handed to Sink (or
+	// the poll was abandoned). With 0 and nothing queued after the sink, a
+	// consumer knows a burst of polls is over and can commit what it
+	// gathered without waiting for a timer.
+	Polling *atomic.Int64
 }
 
 // isTimeout reports whether err is a request timeout.
@@ -65,12 +72,13 @@ type devState struct {
 // path) or one TCP endpoint (same host:port, unit ids multiplexed as behind
 // a serial gateway) share one Poller, so requests never interleave.
 type Poller struct {
-	link   *Link
-	devs   []*devState
-	sink   func(Batch)
-	log    zerolog.Logger
-	writes chan writeReq
-	reopen bool // reconnect after timeouts too (stream links can desync)
+	link    *Link
+	devs    []*devState
+	sink    func(Batch)
+	polling *atomic.Int64 // see Options.Polling; never nil
+	log     zerolog.Logger
+	writes  chan writeReq
+	reopen  bool // reconnect after timeouts too (stream links can desync)
 	// phase delays the first poll: a Group spreads its links over the poll
 	// period in slots so that hundreds of devices do not all answer in the
 	// same millisecond (a burst that queues behind itself and delays alarms).
@@ -90,6 +98,10 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 	if sink == nil {
 		sink = func(Batch) {}
 	}
+	polling := opts.Polling
+	if polling == nil {
+		polling = new(atomic.Int64)
+	}
 	byLink := map[string]*Poller{}
 	var out []*Poller
 	var errs []error
@@ -107,7 +119,7 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		key := linkKey(d.URL)
 		p := byLink[key]
 		if p == nil {
-			p = &Poller{sink: sink, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
+			p = &Poller{sink: sink, polling: polling, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
 			p.log = logger.With().Str("component", "modbus").Str("link", d.URL).Logger()
 			byLink[key] = p
 			out = append(out, p)
@@ -241,14 +253,17 @@ func (p *Poller) Run(ctx context.Context) error {
 			continue
 		case <-timer.C:
 		}
+		p.polling.Add(1)
 		b := p.poll(ctx, d)
 		if ctx.Err() != nil {
+			p.polling.Add(-1)
 			return nil // a poll cut short by shutdown is not a device failure
 		}
 		p.schedule(d, time.Now())
 		if !b.Late {
 			p.sink(b)
 		}
+		p.polling.Add(-1)
 	}
 }
 

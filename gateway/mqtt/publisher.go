@@ -78,11 +78,7 @@ type Options struct {
 
 const alarmWindow = 64
 
-// releaseEvery is how often acknowledged records are released from the
-// outbox (sooner when 256 are waiting).
-const releaseEvery = time.Second
-
-// tickEvery paces the session's housekeeping (releases, receipt resends).
+// tickEvery paces receipt mode's resends.
 const tickEvery = 250 * time.Millisecond
 
 // untilNext is the time from now to the next multiple of d.
@@ -516,16 +512,24 @@ func (s *session) releaseFlight(f *flight) {
 	s.release = append(s.release, f.rec.Key)
 }
 
-func (s *session) flush() error {
+// handOver gives the records released since the last call to the outbox,
+// which deletes them with its next commit (Outbox.ReleaseLater): releasing
+// adds no transaction, no fsync and no timer of its own. A release lost to
+// a crash only means a duplicate publish, which the consumers' idempotent
+// writes absorb.
+func (s *session) handOver() {
 	if len(s.release) == 0 {
-		return nil
+		return
 	}
-	if err := s.p.o.Outbox.Release(context.Background(), s.release...); err != nil {
-		return err
-	}
+	s.p.o.Outbox.ReleaseLater(s.release...)
 	s.p.released.Add(uint64(len(s.release)))
 	s.release = s.release[:0]
-	return nil
+}
+
+// flush hands over the released records and commits them now.
+func (s *session) flush() error {
+	s.handOver()
+	return s.p.o.Outbox.Release(context.Background())
 }
 
 func (s *session) applyReceipt(b []byte) {
@@ -572,14 +576,27 @@ func (s *session) resendStale() {
 }
 
 func (s *session) loop(ctx context.Context) error {
-	// On multiples of tickEvery, the grid the gateway's core and pollers
-	// use, so that the process wakes once for all of them.
+	// Releases deferred by an earlier session are committed first, so
+	// that this one does not publish them again.
+	if err := s.p.o.Outbox.Release(context.Background()); err != nil {
+		return err
+	}
+	// Only receipt mode has time-driven work (resending what no receipt
+	// named); without it the loop wakes only for records, PUBACKs and the
+	// status. Its tick is on multiples of tickEvery, the grid the
+	// gateway's core and pollers use, so that the process wakes once for
+	// all of them.
 	tick := time.NewTimer(untilNext(time.Now(), tickEvery))
 	defer tick.Stop()
+	var tickC <-chan time.Time
+	if s.p.receipt {
+		tickC = tick.C
+	} else {
+		tick.Stop()
+	}
+	lastResend := time.Now()
 	status := time.NewTicker(s.p.o.StatusInterval)
 	defer status.Stop()
-	lastResend := time.Now()
-	lastFlush := time.Now()
 	for {
 		if err := s.fill(); err != nil {
 			return err
@@ -608,27 +625,14 @@ func (s *session) loop(ctx context.Context) error {
 			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
 		case <-status.C:
 			s.client.Publish(s.p.topics.Status(), 1, true, s.p.statusPayload("online"))
-		case <-tick.C:
+		case <-tickC:
 			tick.Reset(untilNext(time.Now(), tickEvery))
-			// Releases are batched: each flush is an outbox commit (an
-			// fsync), and a release lost to a crash only means a duplicate
-			// publish, which the consumers' idempotent writes absorb.
-			if time.Since(lastFlush) >= releaseEvery {
-				if err := s.flush(); err != nil {
-					return err
-				}
-				lastFlush = time.Now()
-			}
-			if s.p.receipt && time.Since(lastResend) > s.p.o.ReceiptTimeout/4 {
+			if time.Since(lastResend) > s.p.o.ReceiptTimeout/4 {
 				s.resendStale()
 				lastResend = time.Now()
 			}
 		}
-		if len(s.release) >= 256 {
-			if err := s.flush(); err != nil {
-				return err
-			}
-		}
+		s.handOver()
 	}
 }
 

@@ -81,8 +81,12 @@ type Outbox struct {
 	stop     chan struct{}
 	done     chan struct{}
 	appended chan struct{}
+	// laterQueued wakes the commit loop when the first deferred release
+	// arrives (ReleaseLater), so that it bounds how long it waits.
+	laterQueued chan struct{}
 
 	mu      sync.Mutex // guards the fields below (also read by Stats/LastSeq)
+	later   []Key      // ReleaseLater's keys, deleted by the next commit
 	closed  bool
 	seqs    map[string]uint64
 	records [2]int
@@ -130,6 +134,8 @@ func Open(o Options) (*Outbox, error) {
 		done:     make(chan struct{}),
 		appended: make(chan struct{}, 1),
 		seqs:     map[string]uint64{},
+
+		laterQueued: make(chan struct{}, 1),
 	}
 	if ob.maxGroup <= 0 {
 		ob.maxGroup = 4096
@@ -247,10 +253,17 @@ func (ob *Outbox) AppendAsync(items []Item, then func(seqs []uint64, err error))
 	}
 }
 
-// Release deletes records; a key that is already gone is ignored.
+// Release deletes records; a key that is already gone is ignored. It also
+// commits the releases ReleaseLater deferred, so Release() with no keys
+// flushes those.
 func (ob *Outbox) Release(ctx context.Context, keys ...Key) error {
 	if len(keys) == 0 {
-		return nil
+		ob.mu.Lock()
+		none := len(ob.later) == 0
+		ob.mu.Unlock()
+		if none {
+			return nil
+		}
 	}
 	r := &request{release: keys, done: make(chan struct{})}
 	if err := ob.submit(ctx, r); err != nil {
@@ -258,6 +271,33 @@ func (ob *Outbox) Release(ctx context.Context, keys ...Key) error {
 	}
 	return r.err
 }
+
+// ReleaseLater deletes records with the next commit instead of a commit of
+// their own: a consumer releasing what the broker acknowledged adds no
+// transaction, its deletes ride on the next append's. They are committed
+// within laterMaxAge when no append comes. Until then the records stay on
+// disk, so a crash or a reconnect publishes them again (a duplicate,
+// which the consumers' idempotent writes absorb), never loses one.
+func (ob *Outbox) ReleaseLater(keys ...Key) {
+	if len(keys) == 0 {
+		return
+	}
+	ob.mu.Lock()
+	first := len(ob.later) == 0
+	ob.later = append(ob.later, keys...)
+	ob.mu.Unlock()
+	if first {
+		select {
+		case ob.laterQueued <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// laterMaxAge bounds how long a deferred release waits for an append to
+// share its commit: longer than a 1 s poll period, so that a site polled
+// every second never commits its releases on their own.
+const laterMaxAge = 2 * time.Second
 
 func (ob *Outbox) submit(ctx context.Context, r *request) error {
 	ob.mu.Lock()
@@ -307,17 +347,29 @@ func (ob *Outbox) Stats() Stats {
 func (ob *Outbox) commitLoop() {
 	defer close(ob.done)
 	group := make([]*request, 0, 64)
+	// later fires laterMaxAge after the first deferred release, if no
+	// commit took it meanwhile.
+	later := time.NewTimer(time.Hour)
+	later.Stop()
+	defer later.Stop()
 	for {
 		var first *request
 		select {
 		case first = <-ob.reqs:
+		case <-ob.laterQueued:
+			later.Reset(laterMaxAge)
+			continue
+		case <-later.C:
+			first = &request{} // commits the deferred releases
 		case <-ob.stop:
-			// Finish what was queued before Close.
+			// Finish what was queued before Close, and the deferred
+			// releases.
 			for {
 				select {
 				case r := <-ob.reqs:
 					ob.commit([]*request{r})
 				default:
+					ob.commit([]*request{{}})
 					return
 				}
 			}
@@ -336,11 +388,20 @@ func (ob *Outbox) commitLoop() {
 	}
 }
 
-// commit runs one transaction for a group of requests.
+// commit runs one transaction for a group of requests, with the releases
+// ReleaseLater deferred.
 func (ob *Outbox) commit(group []*request) {
 	ob.mu.Lock()
 	lastSeq := ob.seqs
+	later := ob.later
+	ob.later = nil
 	ob.mu.Unlock()
+	if len(later) > 0 {
+		group = append(group, &request{release: later})
+	}
+	if idle(group) {
+		return
+	}
 	newSeqs := map[string]uint64{}
 	var (
 		recDelta  [2]int
@@ -458,6 +519,12 @@ func (ob *Outbox) commit(group []*request) {
 	})
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
+		if len(later) > 0 {
+			// Not deleted: the next commit tries again.
+			ob.mu.Lock()
+			ob.later = append(later, ob.later...)
+			ob.mu.Unlock()
+		}
 	} else {
 		ob.mu.Lock()
 		// Copy on write: LastSeq readers may hold the old map.
@@ -505,6 +572,16 @@ func (ob *Outbox) commit(group []*request) {
 	if err == nil && appended {
 		ob.signal()
 	}
+}
+
+// idle reports whether a group has nothing to commit and nobody waiting.
+func idle(group []*request) bool {
+	for _, r := range group {
+		if len(r.items) > 0 || len(r.release) > 0 || r.done != nil || r.then != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Drain returns up to max records of lane with a key above after, in commit

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -246,4 +247,53 @@ func FuzzOutboxRecord(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, r, again)
 	})
+}
+
+// ReleaseLater's deletes ride on the next append's commit (no commit of
+// their own); without an append they are committed within laterMaxAge;
+// Release() with no keys and Close commit them at once.
+func TestReleaseLater(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ob := open(t, dir, 0, nil)
+	_, err := ob.Append(ctx, item(KindReadings, "d1"), item(KindReadings, "d1"), item(KindReadings, "d1"), item(KindReadings, "d1"))
+	require.NoError(t, err)
+	recs, err := ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 4)
+
+	// Rides on the next append.
+	commits := ob.Stats().Commits
+	ob.ReleaseLater(recs[0].Key)
+	require.Equal(t, 4, ob.Stats().Records[Readings], "deferred: nothing deleted yet")
+	_, err = ob.Append(ctx, item(KindReadings, "d2"))
+	require.NoError(t, err)
+	st := ob.Stats()
+	require.Equal(t, commits+1, st.Commits, "the release shared the append's commit")
+	require.Equal(t, 4, st.Records[Readings], "one deleted, one appended")
+	left, err := ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d1#2", "d1#3", "d1#4", "d2#1"}, payloads(left))
+
+	// No append: committed on its own within laterMaxAge.
+	ob.ReleaseLater(recs[1].Key)
+	deadline := time.Now().Add(laterMaxAge + 5*time.Second)
+	for ob.Stats().Records[Readings] != 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, 3, ob.Stats().Records[Readings], "a deferred release was never committed")
+
+	// Release() flushes at once.
+	ob.ReleaseLater(recs[2].Key)
+	require.NoError(t, ob.Release(ctx))
+	require.Equal(t, 2, ob.Stats().Records[Readings])
+
+	// Close commits what is deferred.
+	ob.ReleaseLater(recs[3].Key)
+	require.NoError(t, ob.Close())
+	ob = open(t, dir, 0, nil)
+	defer ob.Close()
+	left, err = ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d2#1"}, payloads(left))
 }

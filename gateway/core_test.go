@@ -1,0 +1,34 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestUntilGrid(t *testing.T) {
+	const grid = 250 * time.Millisecond
+	base := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	for _, tc := range []struct {
+		now, d, want time.Duration // now as an offset from a grid point
+	}{
+		{now: 0, d: 0, want: ms(250)},            // due now, on the grid: the next point, not now
+		{now: ms(10), d: 0, want: ms(240)},       // due now: the next point
+		{now: ms(10), d: ms(240), want: ms(240)}, // due exactly on a point
+		{now: ms(10), d: ms(241), want: ms(490)}, // just past a point: the one after
+		{now: 0, d: time.Second, want: time.Second},
+		{now: ms(100), d: time.Second, want: ms(1150)},
+		{now: ms(249), d: ms(1), want: ms(1)},
+	} {
+		got := untilGrid(base.Add(tc.now), tc.d, grid)
+		require.Equal(t, tc.want, got, "now +%v, due in %v", tc.now, tc.d)
+		// With a monotonic clock reading too (time.Now's kind).
+		mono := time.Now()
+		at := mono.Add(untilGrid(mono, tc.d, grid))
+		require.False(t, at.Before(mono.Add(tc.d)), "woken before due")
+		require.True(t, at.After(mono))
+		require.Zero(t, at.Round(0).UnixNano()%int64(grid), "not on the grid")
+	}
+}
