@@ -92,7 +92,8 @@ SITE="$WORK/site.yaml"
 	echo "site: load"
 	echo "mqtt: {url: tcp://127.0.0.1:$MQ_PORT, client_id: load-gw}"
 	echo "outbox: {dir: $WORK/outbox}"
-	echo "http: {listen: 127.0.0.1:$(free_port)}"; take_port
+	HTTP_PORT="$(free_port)"; take_port
+	echo "http: {listen: 127.0.0.1:$HTTP_PORT}"
 	echo "devices:"
 	for ((d = 0; d < DEVICES; d++)); do
 		printf '  - id: d%03d\n    url: tcp://127.0.0.1:%s\n    unit: 1\n    poll: %s\n' "$d" "$(free_port)" "$POLL"
@@ -220,11 +221,22 @@ for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
 	pid="${!var:-}"; [ -n "$pid" ] && T0[$name]="$(cpu_ticks "$pid")"
 done
+# The gateway's own account of the window, from its /metrics: polls that
+# failed, ticks it skipped, polls it abandoned for running late, readings
+# it dropped at the outbox bound, and what waits in the outbox at the end.
+metric() {
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}'
+}
+GW_METRICS=(canary_device_poll_errors_total canary_device_skipped_ticks_total canary_device_late_polls_total canary_outbox_dropped_readings_total)
+declare -A M0 M1
+for m in "${GW_METRICS[@]}"; do M0[$m]="$(metric "$m")"; done
 START="$(date +%s.%N)"
 START_NS="$(date +%s%N)"
 sleep "$DURATION"
 END="$(date +%s.%N)"
 END_NS="$(date +%s%N)"
+for m in "${GW_METRICS[@]}"; do M1[$m]="$(metric "$m")"; done
+BACKLOG="$(metric canary_outbox_records)"
 declare -A T1 HWM
 for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
@@ -239,7 +251,28 @@ HZ="$(getconf CLK_TCK)"
 ELAPSED="$(echo "$END - $START" | bc -l)"
 printf 'scenario   %d devices × %d sensors every %s, %ss measured on %s (%d cores)\n' "$DEVICES" "$SENSORS" "$POLL" "$DURATION" "$(uname -m)" "$(nproc)"
 printf 'delivered  %d readings in %d messages to a QoS 1 subscriber = %.0f readings/s\n' "$READINGS" "$MSGS" "$(echo "$READINGS / $ELAPSED" | bc -l)"
+# Nothing lost: every device's seqs the subscriber saw are contiguous
+# (duplicates allowed: delivery is at least once).
+GAPS="$(python3 -c '
+import json, sys
+seqs = {}
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    seqs.setdefault(m["device"], set()).add(m["seq"])
+print(sum(max(s) - min(s) + 1 - len(s) for s in seqs.values()))' "$WORK/readings.out")"
+OFFERED="$(python3 -c '
+import re, sys
+m = re.fullmatch(r"([0-9.]+)(ms|s)", sys.argv[4])
+poll = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+print(round(int(sys.argv[1]) * int(sys.argv[2]) / poll))' "$DEVICES" "$SENSORS" "$DURATION" "$POLL")"
+d() { echo $((M1[$1] - M0[$1])); }
+printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %d late polls, %d readings batches dropped; %d records in the outbox at the end\n' \
+	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$(d canary_device_late_polls_total)" "$(d canary_outbox_dropped_readings_total)" "$BACKLOG"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
+json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"late_polls\":$(d canary_device_late_polls_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"outbox_records\":$BACKLOG"
 for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"
