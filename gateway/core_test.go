@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/outbox"
 )
 
 func TestUntilGrid(t *testing.T) {
@@ -30,5 +33,34 @@ func TestUntilGrid(t *testing.T) {
 		require.False(t, at.Before(mono.Add(tc.d)), "woken before due")
 		require.True(t, at.After(mono))
 		require.Zero(t, at.Round(0).UnixNano()%int64(grid), "not on the grid")
+	}
+}
+
+// Readings are committed when their burst is over: nothing queued, no
+// poll under way, and the last commit of readings a tick old.
+func TestBurstOver(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	long := time.Now().Add(-time.Second)
+	for _, tc := range []struct {
+		name      string
+		pending   int
+		queued    bool
+		polling   int64
+		committed time.Time
+		want      bool
+	}{
+		{"burst over", 3, false, 0, long, true},
+		{"nothing waiting", 0, false, 0, long, false},
+		{"a poll still under way", 3, false, 1, long, false},
+		{"a batch still queued", 3, true, 0, long, false},
+		{"committed within a tick: wait to share", 3, false, 0, time.Now(), false},
+	} {
+		g := &Gateway{o: Options{TickEvery: tick}, batches: make(chan modbus.Batch, 1), committedAt: tc.committed}
+		g.pending = make([]outbox.Item, tc.pending)
+		if tc.queued {
+			g.batches <- modbus.Batch{}
+		}
+		g.polling.Store(tc.polling)
+		require.Equal(t, tc.want, g.burstOver(), tc.name)
 	}
 }

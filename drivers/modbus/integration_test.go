@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,4 +367,32 @@ func TestIntegrationSplitOnHoles(t *testing.T) {
 	}
 	require.Len(t, ps[0].devs[0].plan.Requests, 2, "the split is kept")
 	require.Zero(t, ps[0].Stats()[0].Exceptions)
+}
+
+// Options.Polling counts a poll from its first request until its batch was
+// handed to the sink: a consumer that sees 0 and nothing queued knows the
+// burst is over.
+func TestPollingCountsPollsUnderWay(t *testing.T) {
+	url := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}}).URL
+	var polling atomic.Int64
+	during := make(chan int64, 16)
+	g, err := NewGroup([]Device{device("dev", url, 1, 100*time.Millisecond, imageSensors())}, Options{
+		Logger: testLogger(t), Polling: &polling,
+		Sink: func(Batch) { during <- polling.Load() },
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	for range 3 {
+		select {
+		case n := <-during:
+			require.Equal(t, int64(1), n, "a poll handing its batch over is still under way")
+		case <-time.After(10 * time.Second):
+			t.Fatal("no batch")
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.Zero(t, polling.Load(), "every poll was counted out")
 }
