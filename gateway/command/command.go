@@ -57,8 +57,16 @@ type wire struct {
 
 var (
 	alarmIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*){1,2}$`)
-	userPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+	// userPattern is ^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$ with the length
+	// checked apart (validUser): a counted repetition compiles to one copy
+	// of the class per count, 60 KB at every start of every command and
+	// 26 KB kept, where this is 3 KB.
+	userPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]*$`)
 )
+
+// validUser reports whether s is a user name: letters, digits and ._@-,
+// not starting with a punctuation mark, at most 64 bytes.
+func validUser(s string) bool { return len(s) <= 64 && userPattern.MatchString(s) }
 
 // Parse decodes and validates a command payload. On error the returned
 // Command still carries the request id when one could be read, so that
@@ -115,7 +123,7 @@ func Parse(payload []byte) (Command, error) {
 	switch {
 	case w.User == nil || *w.User == "":
 		problems = append(problems, "user: required (who is acting is recorded in the audit trail)")
-	case !userPattern.MatchString(*w.User):
+	case !validUser(*w.User):
 		problems = append(problems, fmt.Sprintf("user: %q is not a user name (letters, digits, '.', '_', '@', '-', at most 64)", clip(*w.User)))
 	default:
 		c.User = *w.User

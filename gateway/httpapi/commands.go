@@ -110,7 +110,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		s.metrics.commands.WithLabelValues(action, "rejected").Inc()
 		writeError(w, code, format, args...)
 	}
-	if !idRE.MatchString(id) {
+	if !validID(id) {
 		reject(http.StatusBadRequest, "alarm id %q is not an id (<device>.<sensor>.<condition>)", id)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // TrendPoint is one sample of a sensor's trend.
@@ -31,6 +32,7 @@ type trends struct {
 	spacing int64 // deciseconds; samples in the same bucket share a point
 	epoch   int64 // unix ns of tick 0; set by the first reading
 	series  map[trendKey]*series
+	slab    []trendPt // not yet handed out as rings
 	quals   []string
 	qualIx  map[string]uint8
 }
@@ -64,6 +66,28 @@ func newTrends(window time.Duration, points int) *trends {
 		window: w, points: points, spacing: max(w/int64(points), 1),
 		series: map[trendKey]*series{}, qualIx: map[string]uint8{},
 	}
+}
+
+// slabBytes is the size of the blocks rings are carved from.
+const slabBytes = 64 << 10
+
+// ring returns a new sensor's ring of t.points points. Rings are carved
+// from 64 KiB blocks: allocated one by one, each would be rounded up to
+// the allocator's size class (at 1 000 sensors 131 points, 1 572 bytes, in
+// a 1 792-byte class: 14 % of the budget for nothing); carved, at most
+// part of one ring per block and the last block's unused rings are lost.
+// Rings larger than half a block are allocated on their own.
+func (t *trends) ring() []trendPt {
+	n := slabBytes / (t.points * int(unsafe.Sizeof(trendPt{})))
+	if n < 2 {
+		return make([]trendPt, t.points)
+	}
+	if len(t.slab) < t.points {
+		t.slab = make([]trendPt, n*t.points)
+	}
+	r := t.slab[:t.points:t.points]
+	t.slab = t.slab[t.points:]
+	return r
 }
 
 func (t *trends) qual(q string) uint8 {
@@ -126,7 +150,7 @@ func (t *trends) addSample(device, sensor string, ts time.Time, value float64, q
 	k := trendKey{device, sensor}
 	sr := t.series[k]
 	if sr == nil {
-		sr = &series{pts: make([]trendPt, t.points)}
+		sr = &series{pts: t.ring()}
 		t.series[k] = sr
 	}
 	v := float32(value)
