@@ -348,8 +348,11 @@ for n in $REPLICAS; do
 	[ -n "${steady:-}" ] || { echo "ingest-scale: $n replica(s) did not drain the backlog; their logs:" >&2; tail -n 20 "$WORK"/r$n-*.log >&2; exit 1; }
 	el="$(echo "($end - $start) / 1000000000" | bc -l)"
 	busy1="$(busy_ticks)"
-	cpu=0 thr=0
+	cpu=0 thr=0 shares=""
 	for ((i = 0; i < n; i++)); do
+		# Each replica's part of the backlog, from its /metrics.
+		got="$(curl -sf "http://127.0.0.1:$(metrics_port "$i")/metrics" | awk '/^canary_ingest_points_total / {print $2}')"
+		shares+="${shares:+,}$(printf '%.3f' "$(echo "${got:-0} / $TOTAL" | bc -l)")"
 		cpu=$((cpu + $(cpu_ticks "${pids[$i]}")))
 		thr=$((thr + $(awk '/^nr_throttled/ {print $2}' "${groups[$i]}/cpu.stat")))
 	done
@@ -365,10 +368,10 @@ for n in $REPLICAS; do
 	[ "$stored" = "$TOTAL" ] || { echo "ingest-scale: $n replica(s): InfluxDB holds $stored of $TOTAL points" >&2; exit 1; }
 	rate="$(echo "$TOTAL / $el" | bc -l)"
 	cpus="$(echo "$cpu / $HZ" | bc -l)"
-	printf '%d replica(s): %.0f points/s steady (%.0f per replica), %.0f%% of the ceiling (whole drain %.0f points/s, %.2f s); ingest CPU %.2f s = %.0f points per CPU-second, throttled in %.0f%% of the periods; influxd %.0f%%, mosquitto %.0f%%, others %.0f%% of a core; stored %d of %d\n' \
+	printf '%d replica(s): %.0f points/s steady (%.0f per replica), %.0f%% of the ceiling (whole drain %.0f points/s, %.2f s); ingest CPU %.2f s = %.0f points per CPU-second, throttled in %.0f%% of the periods; influxd %.0f%%, mosquitto %.0f%%, others %.0f%% of a core; stored %d of %d; shares %s\n' \
 		"$n" "$steady" "$(echo "$steady / $n" | bc -l)" "$(echo "$steady / $CEIL * 100" | bc -l)" "$rate" "$el" "$cpus" "$(echo "$TOTAL / $cpus" | bc -l)" "$thrpct" \
-		"$(echo "$incpu / $el * 100" | bc -l)" "$(echo "$mqcpu / $el * 100" | bc -l)" "$others" "$stored" "$TOTAL"
-	runs+=("{\"replicas\":$n,\"points_per_s\":$steady,\"drain_points_per_s\":$(printf '%.0f' "$rate"),\"points\":$TOTAL,\"seconds\":$(printf '%.3f' "$el"),\"ingest_cpu_s\":$(printf '%.2f' "$cpus"),\"points_per_cpu_s\":$(printf '%.0f' "$(echo "$TOTAL / $cpus" | bc -l)"),\"throttled_periods\":$thr,\"throttled_pct\":$(printf '%.0f' "$thrpct"),\"influxd_cpu_pct\":$(printf '%.0f' "$(echo "$incpu / $el * 100" | bc -l)"),\"others_cpu_pct\":$(printf '%.0f' "$others"),\"stored\":$stored}")
+		"$(echo "$incpu / $el * 100" | bc -l)" "$(echo "$mqcpu / $el * 100" | bc -l)" "$others" "$stored" "$TOTAL" "$shares"
+	runs+=("{\"replicas\":$n,\"points_per_s\":$steady,\"drain_points_per_s\":$(printf '%.0f' "$rate"),\"points\":$TOTAL,\"seconds\":$(printf '%.3f' "$el"),\"ingest_cpu_s\":$(printf '%.2f' "$cpus"),\"points_per_cpu_s\":$(printf '%.0f' "$(echo "$TOTAL / $cpus" | bc -l)"),\"throttled_periods\":$thr,\"throttled_pct\":$(printf '%.0f' "$thrpct"),\"influxd_cpu_pct\":$(printf '%.0f' "$(echo "$incpu / $el * 100" | bc -l)"),\"others_cpu_pct\":$(printf '%.0f' "$others"),\"stored\":$stored,\"shares\":[$shares]}")
 done
 raw 1 after1
 raw 2 after2
