@@ -32,7 +32,7 @@
 #   QUOTA_PCT=10 REPLICAS="1 2 3 4 5 6" MSGS=25000 SENSORS=20 scripts/ingest-scale.sh
 #
 # Needs root (or a writable /sys/fs/cgroup/cpu); it says so and exits 1
-# otherwise. Prints a table and one JSON line.
+# otherwise. Prints one line per raw figure and per run, then one JSON line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,7 +53,7 @@ INFLIGHT="${INFLIGHT:-1000}"
 PROFILE="${PROFILE:-}"
 [ -n "$PROFILE" ] && mkdir -p "$PROFILE" && PROFILE="$(cd "$PROFILE" && pwd)"
 
-for bin in "$MOSQUITTO" mosquitto_pub curl python3; do
+for bin in "$MOSQUITTO" mosquitto_pub curl python3 bc; do
 	command -v "$bin" >/dev/null || { echo "ingest-scale: $bin missing (apt-get install -y mosquitto mosquitto-clients curl)" >&2; exit 1; }
 done
 [ -x "$INFLUXD" ] || { echo "ingest-scale: $INFLUXD missing (InfluxDB 1.8.10: scripts/install-deps.sh)" >&2; exit 1; }
