@@ -147,6 +147,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	// handler never blocks (queue.push only appends). The queue is bounded
 	// by the broker: it sends at most its in-flight window of messages
 	// this client has not acknowledged.
+	opts.SetStore(newInboundStore()) // see inboundStore: paho's copy of every received message is never used
 	opts.SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
 		SetOrderMatters(true).SetAutoAckDisabled(true).SetKeepAlive(15 * time.Second).
