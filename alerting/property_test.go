@@ -412,11 +412,7 @@ func timerConfig() Config {
 func TestTimersMatchFullScan(t *testing.T) {
 	seen := map[string]int{}
 	for seed := uint64(1); seed <= 100; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 11))
-		data := make([]byte, 4000)
-		for i := range data {
-			data[i] = byte(rng.UintN(256))
-		}
+		data := randomOps(seed, 11, 4000)
 		r := newRunnerWith(t, timerConfig())
 		r.seen = seen
 		r.run(data)
@@ -431,11 +427,7 @@ func TestTimersMatchFullScan(t *testing.T) {
 
 func TestPropertiesRandom(t *testing.T) {
 	for seed := uint64(1); seed <= 200; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 7))
-		data := make([]byte, 3000)
-		for i := range data {
-			data[i] = byte(rng.UintN(256))
-		}
+		data := randomOps(seed, 7, 3000)
 		r := newRunner(t)
 		r.run(data)
 	}
@@ -458,15 +450,22 @@ func TestTimersMatchFullScanMonotonic(t *testing.T) {
 	start := time.Now()
 	require.NotEqual(t, start, start.Round(0), "time.Now has no monotonic reading on this platform")
 	for seed := uint64(1); seed <= 50; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 13))
-		data := make([]byte, 4000)
-		for i := range data {
-			data[i] = byte(rng.UintN(256))
-		}
+		data := randomOps(seed, 13, 4000)
 		r := newRunnerWith(t, timerConfig())
 		r.now = start
 		r.run(data)
 	}
+}
+
+// randomOps is n pseudo-random operation bytes for opRunner.run, the same
+// for the same seed and stream.
+func randomOps(seed, stream uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, stream))
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(rng.UintN(256))
+	}
+	return data
 }
 
 // A caller may skip every Tick that NextDue says has nothing to do: the
@@ -476,11 +475,7 @@ func TestTimersMatchFullScanMonotonic(t *testing.T) {
 func TestNextDueSkipsOnlyIdleTicks(t *testing.T) {
 	skipped, ticked := 0, 0
 	for seed := uint64(1); seed <= 100; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 17))
-		data := make([]byte, 4000)
-		for i := range data {
-			data[i] = byte(rng.UintN(256))
-		}
+		data := randomOps(seed, 17, 4000)
 		r := newRunnerWith(t, timerConfig())
 		r.skipIdle = true
 		if seed%2 == 0 {

@@ -35,6 +35,7 @@
 # otherwise. Prints one line per raw figure and per run, then one JSON line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-services.sh
 
 QUOTA_PCT="${QUOTA_PCT:-10}"
 PERIOD_US="${PERIOD_US:-100000}"
@@ -100,39 +101,12 @@ metrics_port() { echo "${PORTS[$((3 + $1))]}"; }
 
 # Mosquitto as in scripts/load.sh: no persistence, unbounded queues, an
 # in-flight window of INFLIGHT messages per client.
-cat >"$WORK/mosquitto.conf" <<CONF
-user root
-persistence false
-max_queued_messages 0
-max_inflight_messages $INFLIGHT
-log_dest stderr
-log_type error
-log_type warning
-listener $MQ_PORT 127.0.0.1
-allow_anonymous true
-CONF
+write_mosquitto_conf "$WORK/mosquitto.conf" "$MQ_PORT" "$INFLIGHT"
 "$MOSQUITTO" -c "$WORK/mosquitto.conf" 2>"$WORK/mosquitto.log" &
 PIDS+=($!)
 MQ_PID=$!
 
-mkdir -p "$WORK/influx"
-cat >"$WORK/influx/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$IN_BIND"
-[meta]
-  dir = "$WORK/influx/meta"
-[data]
-  dir = "$WORK/influx/data"
-  wal-dir = "$WORK/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$IN_PORT"
-  log-enabled = false
-[logging]
-  level = "warn"
-[monitor]
-  store-enabled = false
-CONF
+write_influxd_conf "$WORK/influx" "$IN_PORT" "$IN_BIND"
 "$INFLUXD" -config "$WORK/influx/influxdb.conf" >"$WORK/influx.log" 2>&1 &
 PIDS+=($!)
 INFLUX_PID=$!

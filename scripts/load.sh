@@ -14,6 +14,7 @@
 # Prints one line per process and one JSON line (so runs can be compared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-services.sh
 
 DEVICES="${DEVICES:-50}"
 SENSORS="${SENSORS:-20}"
@@ -71,17 +72,7 @@ take_port() { NEXT_PORT=$((NEXT_PORT + 1)); }
 # Mosquitto: no persistence (the gateway's outbox is the durable store),
 # unbounded queue so that nothing is dropped for a slow subscriber.
 MQ_PORT="$(free_port)"; take_port
-cat >"$WORK/mosquitto.conf" <<CONF
-user root
-persistence false
-max_queued_messages 0
-max_inflight_messages 1000
-log_dest stderr
-log_type error
-log_type warning
-listener $MQ_PORT 127.0.0.1
-allow_anonymous true
-CONF
+write_mosquitto_conf "$WORK/mosquitto.conf" "$MQ_PORT" 1000
 "${pin_rest[@]}" "$MOSQUITTO" -c "$WORK/mosquitto.conf" 2>"$WORK/mosquitto.log" &
 PIDS+=($!)
 MQ_PID=$!
@@ -122,24 +113,7 @@ if [[ "$ingest_help" == *"not built yet"* ]]; then
 	echo "load: canary ingest is not built yet in this version: MQTT → InfluxDB is not measured" >&2
 elif [ -x "$INFLUXD" ]; then
 	IN_PORT="$(free_port)"; take_port
-	mkdir -p "$WORK/influx"
-	cat >"$WORK/influx/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:${PORTS[$((NEXT_PORT + 1))]}"
-[meta]
-  dir = "$WORK/influx/meta"
-[data]
-  dir = "$WORK/influx/data"
-  wal-dir = "$WORK/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$IN_PORT"
-  log-enabled = false
-[logging]
-  level = "warn"
-[monitor]
-  store-enabled = false
-CONF
+	write_influxd_conf "$WORK/influx" "$IN_PORT" "${PORTS[$((NEXT_PORT + 1))]}"
 	"${pin_rest[@]}" "$INFLUXD" -config "$WORK/influx/influxdb.conf" >"$WORK/influx.log" 2>&1 &
 	PIDS+=($!)
 	INFLUX_PID=$!
