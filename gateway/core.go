@@ -32,8 +32,9 @@ func (g *Gateway) core(ctx context.Context) error {
 	// multiples of their period and the publisher works on the same grid,
 	// so that the process wakes once for all of them: on an edge box each
 	// wake-up costs more than the work it does.
-	tick := time.NewTimer(g.nextTick(time.Now()))
-	defer tick.Stop()
+	now := time.Now()
+	tick := newWakeTimer(now, g.nextTick(now))
+	defer tick.t.Stop()
 	work := context.WithoutCancel(ctx)
 	for {
 		// Leaving has priority over work that is ready at the same time.
@@ -51,7 +52,7 @@ func (g *Gateway) core(ctx context.Context) error {
 			c.done <- g.onCommand(work, c.cmd)
 		case r := <-g.actDone:
 			g.onActionResult(work, r)
-		case now := <-tick.C:
+		case now := <-tick.t.C:
 			// The readings waiting since the last commit share this one.
 			g.flush(work, g.eng.Tick(now))
 			g.retryActions(now)
@@ -59,12 +60,47 @@ func (g *Gateway) core(ctx context.Context) error {
 			if g.stateDirty && now.Sub(g.persistedAt) >= persistEvery {
 				g.persistNow(now)
 			}
+			// From the clock, not the fire time: a core that was busy
+			// goes back to the grid instead of ticking twice.
+			now = time.Now()
+			tick.set(now, g.nextTick(now))
+			continue
 		}
-		// From the clock, not the fire time: a core that was busy goes
-		// back to the grid instead of ticking twice. Re-armed after every
-		// event, which may have made work due sooner (a delay started,
-		// readings waiting, an action to retry).
-		tick.Reset(g.nextTick(time.Now()))
+		// Any other event may have made work due sooner (a delay
+		// started, readings waiting, an action to retry); it never
+		// makes the tick later.
+		now := time.Now()
+		tick.sooner(now, g.nextTick(now))
+	}
+}
+
+// wakeTimer is the core's timer for time-driven work. After a tick it is
+// set afresh; after any other event it only ever moves earlier. Moving it
+// later would throw away a tick that is due (since Go 1.23 Reset discards
+// a fire nobody received), and a core kept busy by polls would then push
+// its tick back again and again and starve every timer of the engine.
+type wakeTimer struct {
+	t  *time.Timer
+	at time.Time // when t fires (or fired)
+}
+
+func newWakeTimer(now time.Time, d time.Duration) *wakeTimer {
+	return &wakeTimer{t: time.NewTimer(d), at: now.Add(d)}
+}
+
+// set arms the timer d after now; only after its fire was received.
+func (w *wakeTimer) set(now time.Time, d time.Duration) {
+	w.t.Reset(d)
+	w.at = now.Add(d)
+}
+
+// sooner moves the timer to d after now if that is earlier than it is
+// armed for. A timer that has fired (at is not after now) is left alone:
+// its fire waits for the core.
+func (w *wakeTimer) sooner(now time.Time, d time.Duration) {
+	if at := now.Add(d); at.Before(w.at) {
+		w.t.Reset(d)
+		w.at = at
 	}
 }
 

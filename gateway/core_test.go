@@ -64,3 +64,38 @@ func TestBurstOver(t *testing.T) {
 		require.Equal(t, tc.want, g.burstOver(), tc.name)
 	}
 }
+
+// The core's timer only moves earlier between ticks: a tick that has fired
+// and waits for a busy core is never thrown away or pushed back (a core
+// kept busy by polls would otherwise starve every timer of the engine).
+func TestWakeTimerNeverLosesADueTick(t *testing.T) {
+	// Fired, not yet received: an event on the busy core asks for a later
+	// time (an hour, so that a re-armed timer could not pass for the
+	// fire); the fire must still be there.
+	w := newWakeTimer(time.Now(), 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for !time.Now().After(w.at) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	w.sooner(time.Now(), time.Hour)
+	select {
+	case <-w.t.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a fired tick was thrown away by an event")
+	}
+
+	// Armed for later: an event never pushes it back, and moves it
+	// earlier when work became due sooner.
+	now := time.Now()
+	w = newWakeTimer(now, time.Hour)
+	at := w.at
+	w.sooner(now, 2*time.Hour)
+	require.Equal(t, at, w.at, "an event pushed the tick back")
+	w.sooner(now, time.Millisecond)
+	require.Equal(t, now.Add(time.Millisecond), w.at)
+	select {
+	case <-w.t.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the timer moved earlier never fired")
+	}
+}

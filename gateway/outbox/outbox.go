@@ -520,10 +520,15 @@ func (ob *Outbox) commit(group []*request) {
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		if len(later) > 0 {
-			// Not deleted: the next commit tries again.
+			// Not deleted: the next commit tries again, at the latest
+			// laterMaxAge from now.
 			ob.mu.Lock()
 			ob.later = append(later, ob.later...)
 			ob.mu.Unlock()
+			select {
+			case ob.laterQueued <- struct{}{}:
+			default:
+			}
 		}
 	} else {
 		ob.mu.Lock()
