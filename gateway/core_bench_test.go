@@ -16,27 +16,34 @@ import (
 // benchGateway is a gateway for the reference scenario (devices × 20
 // methane readings) with its outbox on disk, not running: the benchmark
 // drives the core's poll path directly, without network.
-func benchGateway(b *testing.B, devices int) *Gateway {
-	b.Helper()
+func benchGateway(tb testing.TB, devices int) *Gateway {
+	return newCoreGateway(tb, devices, Options{})
+}
+
+// newCoreGateway builds that gateway with o (Site, Log and NoHTTP are
+// filled in).
+func newCoreGateway(tb testing.TB, devices int, o Options) *Gateway {
+	tb.Helper()
 	ports := make([]int, devices)
 	for i := range ports {
 		ports[i] = 20000 + i // never dialled
 	}
 	sc := loadtest.Scenario{Site: "bench", Devices: devices, Sensors: 20, Poll: time.Second, Ports: ports,
-		BrokerURL: "tcp://127.0.0.1:1", OutboxDir: b.TempDir(), MaxOutbox: "4GiB"}
+		BrokerURL: "tcp://127.0.0.1:1", OutboxDir: tb.TempDir(), MaxOutbox: "4GiB"}
 	text, err := sc.SiteYAML()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var site configs.Site
 	if _, err := configs.Parse("bench.yaml", []byte(text), &site); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	g, err := New(Options{Site: &site, Log: zerolog.Nop(), NoHTTP: true})
+	o.Site, o.Log, o.NoHTTP = &site, zerolog.Nop(), true
+	g, err := New(o)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = g.Close() })
+	tb.Cleanup(func() { _ = g.Close() })
 	return g
 }
 

@@ -1,12 +1,17 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/loadtest"
 	"github.com/canary-gw/canary/gateway/outbox"
 )
 
@@ -98,4 +103,77 @@ func TestWakeTimerNeverLosesADueTick(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the timer moved earlier never fired")
 	}
+}
+
+// A tick that falls due while the core is busy runs as soon as the core is
+// free, not a tick later: device d000 falls silent, and while its comm
+// timeout expires the core is held up by an alarm on d001 (its
+// AlarmCommitted hook blocks across the due tick). The comm alarms must
+// carry the due tick's time; re-arming the timer after the busy event
+// would have thrown that tick away and raised them 250 ms late.
+func TestCoreRunsATickThatFellDueWhileBusy(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	var hold atomic.Int64 // unix ns until which the hook blocks the core
+	g := newCoreGateway(t, 2, Options{TickEvery: tick, AlarmCommitted: func(time.Time, int) {
+		if until := hold.Swap(0); until > 0 {
+			time.Sleep(time.Until(time.Unix(0, until)))
+		}
+	}})
+	bs := benchBatches(2)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- g.core(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	// Both devices answer once; d000 then falls silent. Its comm timeout
+	// (3 × the 1 s poll) falls due on the first grid tick at or after
+	// last + 3 s.
+	last := time.Now()
+	for _, b := range bs {
+		b.At = last
+		g.batches <- b
+	}
+	due := last.Add(3 * time.Second)
+	dueTick := due.Round(0).Truncate(tick)
+	if dueTick.Before(due.Round(0)) {
+		dueTick = dueTick.Add(tick)
+	}
+	// 100 ms before that tick, an alarm on d001 whose commit hook holds
+	// the core until 100 ms after it.
+	time.Sleep(time.Until(dueTick.Add(-100 * time.Millisecond)))
+	hold.Store(dueTick.Add(100 * time.Millisecond).UnixNano())
+	b := bs[1]
+	b.Readings = slices.Clone(b.Readings)
+	b.Readings[0].Value = 1.2 // above methane's 1.0 %vol limit
+	b.At = time.Now()
+	g.batches <- b
+
+	// The comm alarm's activation, from the outbox's alarm lane.
+	var ev struct {
+		Type  string    `json:"type"`
+		Alarm string    `json:"alarm"`
+		TS    time.Time `json:"ts"`
+	}
+	want := loadtest.DeviceID(0) + "." + loadtest.SensorID(0) + ".comm"
+	deadline := time.Now().Add(10 * time.Second)
+	for ev.Alarm != want && time.Now().Before(deadline) {
+		recs, err := g.ob.Drain(outbox.Alarms, 0, 10000)
+		require.NoError(t, err)
+		for _, r := range recs {
+			if r.Kind != outbox.KindEvent {
+				continue
+			}
+			var e = ev
+			if json.Unmarshal(r.Payload, &e) == nil && e.Alarm == want && e.Type == "activate" {
+				ev = e
+				break
+			}
+		}
+		if ev.Alarm != want {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	require.Equal(t, want, ev.Alarm, "the silent device's comm alarm was never raised")
+	require.False(t, ev.TS.After(dueTick.Add(50*time.Millisecond)),
+		"comm alarm raised at %v, the tick it fell due on was %v (due %v)", ev.TS, dueTick, due)
 }
