@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/canary-gw/canary/alerting"
@@ -33,6 +34,7 @@ func (g *Gateway) core(ctx context.Context) error {
 	// so that the process wakes once for all of them: on an edge box each
 	// wake-up costs more than the work it does.
 	now := time.Now()
+	g.tickedAt = now
 	tick := newWakeTimer(now, g.nextTick(now))
 	defer tick.t.Stop()
 	work := context.WithoutCancel(ctx)
@@ -53,13 +55,8 @@ func (g *Gateway) core(ctx context.Context) error {
 		case r := <-g.actDone:
 			g.onActionResult(work, r)
 		case now := <-tick.t.C:
-			// The readings waiting since the last commit share this one.
-			g.flush(work, g.eng.Tick(now))
-			g.retryActions(now)
-			g.resendAlarms(work)
-			if g.stateDirty && now.Sub(g.persistedAt) >= persistEvery {
-				g.persistNow(now)
-			}
+			g.onTick(work, now)
+			g.tickedAt = tick.at // on the grid, not late by the fire's delay
 			// From the clock, not the fire time: a core that was busy
 			// goes back to the grid instead of ticking twice.
 			now = time.Now()
@@ -67,18 +64,37 @@ func (g *Gateway) core(ctx context.Context) error {
 			continue
 		}
 		// Any other event may have made work due sooner (a delay
-		// started, readings waiting, an action to retry); it never
-		// makes the tick later.
+		// started, readings waiting, an action to retry) or later
+		// (waiting readings committed at the end of their burst: without
+		// moving the timer back, the core woke at their deadline for
+		// nothing, a second wake-up every second).
 		now := time.Now()
-		tick.sooner(now, g.nextTick(now))
+		tick.move(now, g.nextTick(now))
+	}
+}
+
+// onTick is the core's time-driven work: the engine's timers, failed
+// actions, alarm states to send again and the alarm snapshot.
+func (g *Gateway) onTick(ctx context.Context, now time.Time) {
+	g.tickedAt = now
+	// The readings waiting since the last commit share this one.
+	g.flush(ctx, g.eng.Tick(now))
+	g.retryActions(now)
+	g.resendAlarms(ctx)
+	if g.stateDirty && now.Sub(g.persistedAt) >= persistEvery {
+		g.persistNow(now)
 	}
 }
 
 // wakeTimer is the core's timer for time-driven work. After a tick it is
-// set afresh; after any other event it only ever moves earlier. Moving it
-// later would throw away a tick that is due (since Go 1.23 Reset discards
-// a fire nobody received), and a core kept busy by polls would then push
-// its tick back again and again and starve every timer of the engine.
+// set afresh; after any other event it is moved to when work is next due,
+// unless it has fired: since Go 1.23 Reset discards a fire nobody received,
+// so moving a fired timer would throw away a tick that is due, and a core
+// kept busy by polls would push its tick back again and again and starve
+// every timer of the engine. nextTick never recedes as time passes (its
+// times are the engine's timers, the last tick plus maxIdle and the
+// waiting readings' deadline), so moving an unfired timer later cannot
+// starve anything either.
 type wakeTimer struct {
 	t  *time.Timer
 	at time.Time // when t fires (or fired)
@@ -94,31 +110,38 @@ func (w *wakeTimer) set(now time.Time, d time.Duration) {
 	w.at = now.Add(d)
 }
 
-// sooner moves the timer to d after now if that is earlier than it is
-// armed for. A timer that has fired (at is not after now) is left alone:
-// its fire waits for the core.
-func (w *wakeTimer) sooner(now time.Time, d time.Duration) {
-	if at := now.Add(d); at.Before(w.at) {
-		w.t.Reset(d)
-		w.at = at
+// move re-arms the timer for d after now, earlier or later. A timer that
+// has fired or is due (at is not after now) is left alone: its fire waits
+// for the core. Timers never fire early, so one whose time has not come has
+// not fired.
+func (w *wakeTimer) move(now time.Time, d time.Duration) {
+	at := now.Add(d)
+	if !now.Before(w.at) || at.Equal(w.at) {
+		return
 	}
+	w.t.Reset(d)
+	w.at = at
 }
 
-// maxIdle bounds the core's sleep when nothing is due: the engine's Tick
-// runs at least about once a second (a comm alarm's value, the age, is
-// taken at Tick).
+// maxIdle bounds the time between two of the core's ticks when nothing is
+// due: the engine's Tick runs at least about once a second (a comm alarm's
+// value, the age, is taken at Tick). A burst of polls that ends at least
+// maxIdle/2 after the last tick ticks at its end (onBatches): the process
+// is awake then anyway, and a site polled every second then never wakes
+// for the tick alone.
 const maxIdle = time.Second
 
 // nextTick returns how long the core may sleep: until the engine's next
 // timer (Engine.NextDue), the deadline of waiting readings, a failed
 // action's retry, an alarm state to send again or the alarm snapshot, at
-// most maxIdle, rounded up to the TickEvery grid. A 1 000-reading site
-// polled every second thus wakes once a second for everything (it woke
-// four times, once per 250 ms tick); a Tick that NextDue skips would have
-// found nothing to do (the engine's tests check that against a Tick every
-// time).
+// most maxIdle after the last tick, rounded up to the TickEvery grid. A
+// 1 000-reading site polled every second thus wakes once a second for
+// everything: its polls, and the tick at their end (it woke four times,
+// once per 250 ms tick, and later twice, for the polls and for a tick
+// maxIdle after the last); a Tick that NextDue skips would have found
+// nothing to do (the engine's tests check that against a Tick every time).
 func (g *Gateway) nextTick(now time.Time) time.Duration {
-	d := min(g.eng.NextDue(now), maxIdle)
+	d := min(g.eng.NextDue(now), g.tickedAt.Add(maxIdle).Sub(now))
 	if len(g.pending) > 0 {
 		d = min(d, g.pendingSince.Add(g.o.TickEvery).Sub(now))
 	}
@@ -229,7 +252,8 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 		}
 	}
 	g.alarmAt = alarmAt
-	if len(evs) > 0 || len(g.pending) >= maxPending || g.burstOver() {
+	over := len(evs) == 0 && len(g.pending) < maxPending && g.burstSettled()
+	if len(evs) > 0 || len(g.pending) >= maxPending || over {
 		g.flush(ctx, evs)
 		if g.o.AlarmCommitted != nil {
 			for _, at := range alarmAt {
@@ -237,6 +261,26 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 			}
 		}
 	}
+	if over && time.Since(g.tickedAt) >= maxIdle/2 {
+		g.onTick(ctx, time.Now()) // see maxIdle
+	}
+}
+
+// burstSettled is burstOver, asked again after every goroutine that is
+// ready to run has run. A poller whose device answers at once (the reply
+// is there before it reads) hands its batch over before the other pollers
+// of its slot, woken by the same timer, have started theirs: the core,
+// woken first by the hand-over, saw no poll under way and committed that
+// one poll alone, and the slot's other polls then waited for their
+// deadline, a commit and a wake-up more, in about one second of three at
+// the reference load (scripts/load.sh). Yielding lets them start (and
+// count themselves in Polling) first.
+func (g *Gateway) burstSettled() bool {
+	if !g.burstOver() {
+		return false
+	}
+	runtime.Gosched()
+	return g.burstOver()
 }
 
 // burstOver reports whether the readings waiting should be committed now,

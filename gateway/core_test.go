@@ -70,9 +70,10 @@ func TestBurstOver(t *testing.T) {
 	}
 }
 
-// The core's timer only moves earlier between ticks: a tick that has fired
-// and waits for a busy core is never thrown away or pushed back (a core
-// kept busy by polls would otherwise starve every timer of the engine).
+// The core's timer is never moved once it has fired: a tick that waits for
+// a busy core is never thrown away or pushed back (a core kept busy by
+// polls would otherwise starve every timer of the engine). Before it fires
+// it moves to wherever work is next due, earlier or later.
 func TestWakeTimerNeverLosesADueTick(t *testing.T) {
 	// Fired, not yet received: an event on the busy core asks for a later
 	// time (an hour, so that a re-armed timer could not pass for the
@@ -82,21 +83,20 @@ func TestWakeTimerNeverLosesADueTick(t *testing.T) {
 	for !time.Now().After(w.at) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	w.sooner(time.Now(), time.Hour)
+	w.move(time.Now(), time.Hour)
 	select {
 	case <-w.t.C:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a fired tick was thrown away by an event")
 	}
 
-	// Armed for later: an event never pushes it back, and moves it
-	// earlier when work became due sooner.
+	// Not yet fired: moved later (the readings it waited for were
+	// committed), then earlier (work became due sooner).
 	now := time.Now()
 	w = newWakeTimer(now, time.Hour)
-	at := w.at
-	w.sooner(now, 2*time.Hour)
-	require.Equal(t, at, w.at, "an event pushed the tick back")
-	w.sooner(now, time.Millisecond)
+	w.move(now, 2*time.Hour)
+	require.Equal(t, now.Add(2*time.Hour), w.at, "an unfired timer was not moved later")
+	w.move(now, time.Millisecond)
 	require.Equal(t, now.Add(time.Millisecond), w.at)
 	select {
 	case <-w.t.C:
@@ -176,4 +176,55 @@ func TestCoreRunsATickThatFellDueWhileBusy(t *testing.T) {
 	require.Equal(t, want, ev.Alarm, "the silent device's comm alarm was never raised")
 	require.False(t, ev.TS.After(dueTick.Add(50*time.Millisecond)),
 		"comm alarm raised at %v, the tick it fell due on was %v (due %v)", ev.TS, dueTick, due)
+}
+
+// A site polled every second wakes the core once a second: once its burst
+// of polls is committed, the core sleeps until a second after its last
+// tick, past the pollers' next grid time, and not until the deadline the
+// waiting readings had (half a second on, a wake-up for nothing). A burst
+// that ends half a second or more after the last tick ticks at its end, so
+// that a tick that fell off the pollers' grid (at a deadline, an engine
+// timer) comes back to it instead of waking the process every second at
+// its own time.
+func TestCoreWakesWithThePolls(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	g := newCoreGateway(t, 2, Options{TickEvery: tick})
+	bs := benchBatches(2)
+	// Steady state: the engine's points started, its state persisted.
+	start := time.Now()
+	g.flush(t.Context(), g.eng.Tick(start))
+	g.persistNow(start)
+
+	// The last tick just before the burst: the burst is only committed.
+	last := time.Now()
+	g.tickedAt = last
+	for i := range bs {
+		bs[i].At = last
+	}
+	g.onBatches(t.Context(), bs)
+	now := time.Now()
+	require.Empty(t, g.pending, "the burst's readings were not committed at its end")
+	require.Equal(t, last, g.tickedAt, "ticked at the end of a burst right after a tick")
+	require.Equal(t, untilGrid(now, last.Add(maxIdle).Sub(now), tick), g.nextTick(now),
+		"after the burst the core should sleep until a second after its last tick")
+
+	// While readings wait, the core wakes at their deadline.
+	g.pendingSince = now
+	g.pending = append(g.pending, outbox.Item{})
+	require.Equal(t, untilGrid(now, tick, tick), g.nextTick(now),
+		"while readings wait, the core wakes at their deadline rounded up to the grid")
+	g.pending = g.pending[:0]
+
+	// The last tick off the grid, 600 ms before the burst: it ticks at the
+	// burst's end.
+	g.tickedAt = time.Now().Add(-600 * time.Millisecond)
+	g.committedAt = time.Time{}
+	before := time.Now()
+	for i := range bs {
+		bs[i].At = before
+	}
+	g.onBatches(t.Context(), bs)
+	require.False(t, g.tickedAt.Before(before), "a burst half a second after the last tick did not tick at its end")
+	now = time.Now()
+	require.Equal(t, untilGrid(now, g.tickedAt.Add(maxIdle).Sub(now), tick), g.nextTick(now))
 }

@@ -96,6 +96,8 @@ type Gateway struct {
 	// pendingSince: when the first of pending arrived; committedAt: the
 	// latest commit of readings.
 	pendingSince, committedAt time.Time
+	// tickedAt is the grid time of the core's last tick (nextTick).
+	tickedAt time.Time
 	// polling counts the polls under way (modbus.Options.Polling).
 	polling atomic.Int64
 
@@ -232,6 +234,7 @@ func New(o Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		g.http = srv
+		g.view.numberTrends(srv)
 	}
 	return g, nil
 }

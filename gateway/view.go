@@ -21,7 +21,8 @@ const historyLen = 2000
 type sensorMeta struct {
 	id, device, sensor, kind, unit string
 	limits                         []httpapi.Limit
-	idx                            int // into view.live; -1: not configured
+	idx                            int   // into view.live; -1: not configured
+	trend                          int32 // httpapi.Server.TrendSeries; -1: none yet
 }
 
 // liveReading is a sensor's latest reading, without pointers to the heap:
@@ -98,6 +99,9 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 		v.byDevice[d.ID] = v.metas[first:len(v.metas):len(v.metas)]
 	}
 	v.live = make([]liveReading, len(v.metas))
+	for i := range v.metas {
+		v.metas[i].trend = -1
+	}
 }
 
 // sensors returns the metadata of a batch's readings, in their order.
@@ -110,7 +114,7 @@ func (v *view) sensors(b *modbus.Batch) []sensorMeta {
 	ms = make([]sensorMeta, len(b.Readings))
 	for i, r := range b.Readings {
 		id := b.Device + "." + r.Sensor
-		m := sensorMeta{device: b.Device, sensor: r.Sensor, idx: -1}
+		m := sensorMeta{device: b.Device, sensor: r.Sensor, idx: -1, trend: -1}
 		if i, ok := v.meta[id]; ok {
 			m = v.metas[i]
 		}
@@ -190,12 +194,16 @@ func (v *view) setDevice(b modbus.Batch) bool {
 // publishReadings feeds a poll to the UI's trends and, when a client is on
 // the event stream, to the stream. Without one it allocates nothing.
 func (v *view) publishReadings(srv *httpapi.Server, metas []sensorMeta, p mqtt.Readings) {
-	for _, r := range p.Readings {
+	for i, r := range p.Readings {
 		val := r.Value
 		if !r.Valid {
 			val = math.NaN()
 		}
-		srv.Trend(p.Device, r.Sensor, p.TS, val, r.Quality)
+		if id := metas[i].trend; id >= 0 {
+			srv.TrendAt(id, p.TS, val, r.Quality)
+		} else {
+			srv.Trend(p.Device, r.Sensor, p.TS, val, r.Quality)
+		}
 	}
 	if !srv.Streaming() {
 		return
@@ -381,4 +389,13 @@ func (v *view) latest(id string) (latestValue, bool) {
 		return latestValue{}, false
 	}
 	return latestValue{value: l.value, ts: time.Unix(0, l.ns).UTC()}, true
+}
+
+// numberTrends gives each configured sensor its number in srv's trends
+// (before the pollers start), so that a reading reaches its trend without
+// a lookup by name.
+func (v *view) numberTrends(srv *httpapi.Server) {
+	for i := range v.metas {
+		v.metas[i].trend = srv.TrendSeries(v.metas[i].device, v.metas[i].sensor)
+	}
 }

@@ -5,7 +5,7 @@
 # every poll published at MQTT QoS 1 and written to InfluxDB 1.8.10), run as
 #   canary sim  (the devices)   canary run (the gateway)   canary ingest
 # against a real Mosquitto and a real InfluxDB on loopback. CPU is read from
-# /proc/<pid>/stat (utime+stime), peak RSS from /proc/<pid>/status (VmHWM).
+# /proc/<pid>/task/*/schedstat (ns on a CPU), peak RSS from /proc/<pid>/status (VmHWM).
 # Delivery is counted by a QoS 1 mosquitto_sub on the readings topics and,
 # when the ingest runs, by counting the points in InfluxDB.
 #
@@ -55,8 +55,13 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; echo "load: kept $WORK" >&2' EXIT
 
-# The release build (README): static, no C library mapped.
-CGO_ENABLED="${CGO_ENABLED:-0}" go build -trimpath -o "$WORK/canary" ./cmd/canary
+# The release build (README): static, no C library mapped. CANARY_BIN runs
+# a binary built elsewhere instead (an A/B comparison with another commit).
+if [ -n "${CANARY_BIN:-}" ]; then
+	cp "$CANARY_BIN" "$WORK/canary"
+else
+	CGO_ENABLED="${CGO_ENABLED:-0}" go build -trimpath -o "$WORK/canary" ./cmd/canary
+fi
 ulimit -n 65536 2>/dev/null || true
 
 # Distinct free loopback ports: all bound at once, then released.
@@ -179,10 +184,16 @@ if [ -n "$TELEGRAF" ]; then
 	TELEGRAF_PID=$!
 fi
 
-# cpu_ticks PID: utime+stime in clock ticks (fields 14 and 15, counted after
-# the command name's closing parenthesis).
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# cpu_time PID: nanoseconds on a CPU of all the process's threads so far
+# (the first field of each thread's schedstat), not utime+stime, which
+# count in 10 ms ticks: at 1 000 readings/s a 60 s window is only 30 ticks
+# of canary run, too coarse to compare two builds.
+cpu_time() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# csw PID: context switches of all the process's threads so far (each is a
+# thread going to sleep or being put off the CPU: the wake-ups an idle edge
+# box pays for).
+csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $2} END {print s + 0}'; }
 
 sleep "$WARMUP"
 kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
@@ -190,10 +201,10 @@ kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >
 SUB_PID=$!
 PIDS+=($SUB_PID)
 sleep 0.5
-declare -A T0
+declare -A T0 C0
 for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
-	pid="${!var:-}"; [ -n "$pid" ] && T0[$name]="$(cpu_ticks "$pid")"
+	pid="${!var:-}"; [ -n "$pid" ] && { T0[$name]="$(cpu_time "$pid")"; C0[$name]="$(csw "$pid")"; }
 done
 # The gateway's own account of the window, from its /metrics: polls that
 # failed, ticks it skipped, polls it abandoned for running late, readings
@@ -211,10 +222,10 @@ END="$(date +%s.%N)"
 END_NS="$(date +%s%N)"
 for m in "${GW_METRICS[@]}"; do M1[$m]="$(metric "$m")"; done
 BACKLOG="$(metric canary_outbox_records)"
-declare -A T1 HWM
+declare -A T1 C1 HWM
 for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
-	pid="${!var:-}"; [ -n "$pid" ] && { T1[$name]="$(cpu_ticks "$pid")"; HWM[$name]="$(hwm_kb "$pid")"; }
+	pid="${!var:-}"; [ -n "$pid" ] && { T1[$name]="$(cpu_time "$pid")"; C1[$name]="$(csw "$pid")"; HWM[$name]="$(hwm_kb "$pid")"; }
 done
 # A second for the window's last polls to arrive (what is not there by then
 # counts as not delivered).
@@ -245,7 +256,7 @@ for line in open(sys.argv[1]):
     if start <= ns(m["ts"]) < end:
         n += len(m["readings"])
 print(n, sum(max(s) - min(s) + 1 - len(s) for s in seqs.values()))' "$WORK/readings.out" "$START_NS" "$END_NS")
-HZ="$(getconf CLK_TCK)"
+HZ=1000000000 # cpu_time is in ns
 ELAPSED="$(echo "$END - $START" | bc -l)"
 printf 'scenario   %d devices × %d sensors every %s, %ss measured on %s (%d cores)\n' "$DEVICES" "$SENSORS" "$POLL" "$DURATION" "$(uname -m)" "$(nproc)"
 printf 'delivered  %d readings polled in the window reached a QoS 1 subscriber (%d messages in all) = %.0f readings/s\n' "$READINGS" "$MSGS" "$(echo "$READINGS / $ELAPSED" | bc -l)"
@@ -263,9 +274,10 @@ for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"
 	per1000="$(echo "if ($READINGS > 0) $cpu / $READINGS * 1000 * 1000 else 0" | bc -l)"
-	printf '%-10s %.2f ms CPU per 1000 readings, %.1f%% of one core, peak RSS %.1f MB\n' \
-		"$name" "$per1000" "$(echo "$cpu / $ELAPSED * 100" | bc -l)" "$(echo "${HWM[$name]} / 1000" | bc -l)"
-	json+=",\"${name}_cpu_ms_per_1000\":$(printf '%.3f' "$per1000"),\"${name}_peak_rss_bytes\":$((HWM[$name] * 1024))"
+	cswps="$(echo "(${C1[$name]} - ${C0[$name]}) / $ELAPSED" | bc -l)"
+	printf '%-10s %.2f ms CPU per 1000 readings, %.1f%% of one core, peak RSS %.1f MB, %.0f context switches/s\n' \
+		"$name" "$per1000" "$(echo "$cpu / $ELAPSED * 100" | bc -l)" "$(echo "${HWM[$name]} / 1000" | bc -l)" "$cswps"
+	json+=",\"${name}_cpu_ms_per_1000\":$(printf '%.3f' "$per1000"),\"${name}_peak_rss_bytes\":$((HWM[$name] * 1024)),\"${name}_ctx_switches_per_s\":$(printf '%.1f' "$cswps")"
 done
 if [ -n "$INGEST_PID" ]; then
 	# Readings of the measured window (by their poll time) in InfluxDB,

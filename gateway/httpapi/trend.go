@@ -31,10 +31,14 @@ type trends struct {
 	points  int
 	spacing int64 // deciseconds; samples in the same bucket share a point
 	epoch   int64 // unix ns of tick 0; set by the first reading
-	series  map[trendKey]*series
-	slab    []trendPt // not yet handed out as rings
-	quals   []string
-	qualIx  map[string]uint8
+	// ids numbers the sensors in the order they were first seen; list is
+	// indexed by those numbers, so the gateway, which keeps each
+	// sensor's number, finds its series without hashing two strings.
+	ids    map[trendKey]int32
+	list   []*series
+	slab   []trendPt // not yet handed out as rings
+	quals  []string  // starts with the contract's good, uncertain, bad
+	qualIx map[string]uint8
 }
 
 type trendKey struct{ device, sensor string }
@@ -50,7 +54,7 @@ type trendPt struct {
 }
 
 type series struct {
-	pts  []trendPt // ring
+	pts  []trendPt // ring; nil until the sensor's first reading
 	head int       // oldest
 	n    int
 }
@@ -64,8 +68,28 @@ func newTrends(window time.Duration, points int) *trends {
 	points = max(points, 1)
 	return &trends{
 		window: w, points: points, spacing: max(w/int64(points), 1),
-		series: map[trendKey]*series{}, qualIx: map[string]uint8{},
+		ids:   map[trendKey]int32{},
+		quals: []string{"good", "uncertain", "bad"}, qualIx: map[string]uint8{},
 	}
+}
+
+// id returns the sensor's number, registering it (without memory for
+// points yet) if it is new.
+func (t *trends) id(device, sensor string) int32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.idLocked(device, sensor)
+}
+
+func (t *trends) idLocked(device, sensor string) int32 {
+	k := trendKey{device, sensor}
+	if i, ok := t.ids[k]; ok {
+		return i
+	}
+	i := int32(len(t.list))
+	t.ids[k] = i
+	t.list = append(t.list, &series{})
+	return i
 }
 
 // slabBytes is the size of the blocks rings are carved from.
@@ -91,6 +115,15 @@ func (t *trends) ring() []trendPt {
 }
 
 func (t *trends) qual(q string) uint8 {
+	// The contract's three without hashing: nearly every reading.
+	switch q {
+	case "good":
+		return 0
+	case "uncertain":
+		return 1
+	case "bad":
+		return 2
+	}
 	if i, ok := t.qualIx[q]; ok {
 		return i
 	}
@@ -106,15 +139,10 @@ func (t *trends) qual(q string) uint8 {
 	return i
 }
 
-// severity orders qualities for merging: good < uncertain < anything else.
+// severity orders qualities for merging: good < uncertain < anything else
+// (quals starts with good, uncertain, bad).
 func (t *trends) severity(q uint8) int {
-	switch t.quals[q] {
-	case "good":
-		return 0
-	case "uncertain":
-		return 1
-	}
-	return 2
+	return int(min(q, 2))
 }
 
 func (t *trends) add(r Reading) {
@@ -130,6 +158,21 @@ func (t *trends) add(r Reading) {
 func (t *trends) addSample(device, sensor string, ts time.Time, value float64, quality string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.addLocked(t.idLocked(device, sensor), ts, value, quality)
+}
+
+// addAt is addSample for the sensor numbered id (from id); an unknown
+// number is ignored.
+func (t *trends) addAt(id int32, ts time.Time, value float64, quality string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id < 0 || int(id) >= len(t.list) {
+		return
+	}
+	t.addLocked(id, ts, value, quality)
+}
+
+func (t *trends) addLocked(id int32, ts time.Time, value float64, quality string) {
 	ns := ts.UnixNano()
 	if t.epoch == 0 {
 		// Room for readings a window older than the first one; on a whole
@@ -142,16 +185,18 @@ func (t *trends) addSample(device, sensor string, ts time.Time, value float64, q
 		return // from before the trend began: nothing to draw it against
 	}
 	if d > math.MaxUint32 {
-		// Thirteen years of uptime: start the trend afresh.
-		t.epoch, t.series = ns-t.window*decisecond, map[trendKey]*series{}
+		// Thirteen years of uptime: start the trend afresh (the
+		// sensors keep their numbers and rings).
+		t.epoch = ns - t.window*decisecond
 		t.epoch -= t.epoch % decisecond
 		d = t.window
+		for _, sr := range t.list {
+			sr.head, sr.n = 0, 0
+		}
 	}
-	k := trendKey{device, sensor}
-	sr := t.series[k]
-	if sr == nil {
-		sr = &series{pts: t.ring()}
-		t.series[k] = sr
+	sr := t.list[id]
+	if sr.pts == nil {
+		sr.pts = t.ring()
 	}
 	v := float32(value)
 	if math.IsInf(float64(v), 0) {
@@ -216,10 +261,11 @@ func abs32(f float32) float32 {
 func (t *trends) get(device, sensor string) []TrendPoint {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sr := t.series[trendKey{device, sensor}]
-	if sr == nil {
+	i, ok := t.ids[trendKey{device, sensor}]
+	if !ok {
 		return []TrendPoint{}
 	}
+	sr := t.list[i]
 	out := make([]TrendPoint, 0, sr.n)
 	var buf [32]byte
 	for i := range sr.n {

@@ -84,3 +84,47 @@ func TestTrendRingsCarvedApart(t *testing.T) {
 	require.Less(t, int(ms.HeapAlloc-before), rings+slabBytes+200_000, "trend memory for %d sensors", sensors)
 	runtime.KeepAlive(tr2)
 }
+
+// A sensor's number (TrendSeries) reaches the same trend as its names:
+// readings added by number and by name interleave in one series, qualities
+// other than the contract's three still merge as worst, an unknown number
+// is ignored, and the numbers survive the trend's restart after 13 years.
+func TestTrendByNumber(t *testing.T) {
+	tr := newTrends(15*time.Minute, 100)
+	a, b := tr.id("d", "s1"), tr.id("d", "s2")
+	require.NotEqual(t, a, b)
+	require.Equal(t, a, tr.id("d", "s1"), "a sensor keeps its number")
+	base := time.Now()
+	tr.addAt(a, base, 1, "good")
+	tr.addSample("d", "s1", base.Add(10*time.Second), 2, "good")
+	tr.addAt(a, base.Add(20*time.Second), 3, "uncertain")
+	tr.addAt(b, base, 7, "good")
+	tr.addAt(-1, base, 99, "good")
+	tr.addAt(b+1, base, 99, "good")
+	pts := tr.get("d", "s1")
+	require.Len(t, pts, 3)
+	for i, want := range []float64{1, 2, 3} {
+		require.Equal(t, want, *pts[i].Value)
+	}
+	require.Equal(t, "uncertain", pts[2].Quality)
+	require.Len(t, tr.get("d", "s2"), 1)
+	require.Empty(t, tr.get("d", "s3"), "no sensor registered by an unknown number")
+
+	// Two readings in one bucket (9 s apart, 100 points over 15 min): the
+	// worse quality wins, an unknown one counting as worst.
+	tr.addAt(b, base.Add(time.Second), 7, "stale")
+	pts = tr.get("d", "s2")
+	require.Len(t, pts, 1)
+	require.Equal(t, "stale", pts[0].Quality)
+	tr.addAt(b, base.Add(2*time.Second), 7, "uncertain")
+	require.Equal(t, "stale", tr.get("d", "s2")[0].Quality)
+
+	// Thirteen years on: the trend restarts, numbers and rings kept.
+	later := base.Add(14 * 365 * 24 * time.Hour)
+	tr.addAt(a, later, 5, "good")
+	pts = tr.get("d", "s1")
+	require.Len(t, pts, 1)
+	require.Equal(t, 5.0, *pts[0].Value)
+	require.Empty(t, tr.get("d", "s2"))
+	require.Equal(t, a, tr.id("d", "s1"))
+}

@@ -84,6 +84,9 @@ type Outbox struct {
 	// laterQueued wakes the commit loop when the first deferred release
 	// arrives (ReleaseLater), so that it bounds how long it waits.
 	laterQueued chan struct{}
+	// arena holds one commit's records end to end; owned by the commit
+	// loop (see commit).
+	arena []byte
 
 	mu      sync.Mutex // guards the fields below (also read by Stats/LastSeq)
 	later   []Key      // ReleaseLater's keys, deleted by the next commit
@@ -294,6 +297,10 @@ func (ob *Outbox) ReleaseLater(keys ...Key) {
 	}
 }
 
+// maxArena bounds the record buffer kept between commits (64 polls of
+// 120 readings fit); a commit larger than that allocates its own.
+const maxArena = 1 << 20
+
 // laterMaxAge bounds how long a deferred release waits for an append to
 // share its commit: longer than a 1 s poll period, so that a site polled
 // every second never commits its releases on their own.
@@ -408,7 +415,7 @@ func (ob *Outbox) commit(group []*request) {
 		byteDelta [2]int64
 		drop      Drop
 		appended  bool
-		lastSize  int
+		arena     = ob.arena[:0]
 		now       = time.Now().UnixNano()
 		liveBytes [2]int64
 		seqsByReq = make([][]uint64, len(group))
@@ -465,12 +472,14 @@ func (ob *Outbox) commit(group []*request) {
 					return fmt.Errorf("next key: %w", err)
 				}
 				// bbolt keeps a reference to the value until commit, so
-				// every record gets its own buffer.
-				buf := make([]byte, 0, 64+len(it.Stream)+lastSize)
-				buf = appendHeader(buf, it.Kind, seq, now, it.Stream)
-				buf = it.Encode(buf, seq)
-				buf = appendSum(buf, 0)
-				lastSize = len(buf)
+				// records are laid end to end in one buffer that is
+				// reused by the next commit. When it grows, the records
+				// before keep the old array, which lives until commit.
+				start := len(arena)
+				arena = appendHeader(arena, it.Kind, seq, now, it.Stream)
+				arena = it.Encode(arena, seq)
+				arena = appendSum(arena, start)
+				buf := arena[start:len(arena):len(arena)]
 				kb := keyBytes(id)
 				if err := b.Put(kb, buf); err != nil {
 					return fmt.Errorf("put %s/%d: %w", lane, id, err)
@@ -517,6 +526,11 @@ func (ob *Outbox) commit(group []*request) {
 		}
 		return nil
 	})
+	// bbolt copied the records into its pages (or dropped them): their
+	// buffer serves the next commit, unless one huge commit grew it.
+	if cap(arena) <= maxArena {
+		ob.arena = arena[:0]
+	}
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		if len(later) > 0 {

@@ -297,3 +297,51 @@ func TestReleaseLater(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"d2#1"}, payloads(left))
 }
+
+// Records of one commit share a buffer that the next commit reuses: every
+// record must come back whole, including when the buffer grows in the
+// middle of a commit (a record far larger than the ones before it) and
+// after later commits have overwritten the buffer.
+func TestCommitBufferReuse(t *testing.T) {
+	ctx := context.Background()
+	ob := open(t, t.TempDir(), 0, nil)
+	defer ob.Close()
+	sized := func(stream string, n int, fill byte) Item {
+		return Item{Kind: KindReadings, Stream: stream, Encode: func(dst []byte, seq uint64) []byte {
+			dst = fmt.Appendf(dst, "%s#%d:", stream, seq)
+			for range n {
+				dst = append(dst, fill)
+			}
+			return dst
+		}}
+	}
+	want := map[string]string{}
+	expect := func(stream string, seq uint64, n int, fill byte) {
+		p := fmt.Appendf(nil, "%s#%d:", stream, seq)
+		for range n {
+			p = append(p, fill)
+		}
+		want[fmt.Sprintf("%s#%d", stream, seq)] = string(p)
+	}
+	for round := range 3 {
+		// A different fill each round: a record overwritten by a later
+		// commit's would show it.
+		sizes := []int{10, 300, 200_000, 50}
+		var items []Item
+		for i, n := range sizes {
+			items = append(items, sized(string(rune('a'+i)), n, byte('a'+i+round)))
+		}
+		seqs, err := ob.Append(ctx, items...)
+		require.NoError(t, err)
+		for i, n := range sizes {
+			expect(string(rune('a'+i)), seqs[i], n, byte('a'+i+round))
+		}
+	}
+	recs, err := ob.Drain(Readings, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, recs, 12)
+	for _, r := range recs {
+		key := fmt.Sprintf("%s#%d", r.Stream, r.Seq)
+		require.Equal(t, want[key], string(r.Payload), "record %s", key)
+	}
+}
