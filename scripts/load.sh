@@ -29,6 +29,7 @@ MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
 # `canary ingest` there (run.cpu, run.heap, ingest.cpu, ingest.heap).
 PROFILE="${PROFILE:-}"
 [ -n "$PROFILE" ] && mkdir -p "$PROFILE" && PROFILE="$(cd "$PROFILE" && pwd)"
+# RUN_ENV adds environment variables to `canary run` only (RUN_ENV="GOMAXPROCS=2").
 # RUN_CPU pins `canary run` to one core (and GOMAXPROCS=1) and everything
 # else to the other cores: the gateway's one-core ceiling.
 RUN_CPU="${RUN_CPU:-}"
@@ -139,7 +140,7 @@ else
 fi
 
 env ${PROFILE:+CANARY_CPUPROFILE=$PROFILE/run.cpu CANARY_MEMPROFILE=$PROFILE/run.heap} \
-	"${pin_run[@]}" "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
+	env ${RUN_ENV:-} "${pin_run[@]}" "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
 PIDS+=($!)
 RUN_PID=$!
 
@@ -188,12 +189,12 @@ fi
 # (the first field of each thread's schedstat), not utime+stime, which
 # count in 10 ms ticks: at 1 000 readings/s a 60 s window is only 30 ticks
 # of canary run, too coarse to compare two builds.
-cpu_time() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
+cpu_time() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 # csw PID: context switches of all the process's threads so far (each is a
 # thread going to sleep or being put off the CPU: the wake-ups an idle edge
 # box pays for).
-csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $2} END {print s + 0}'; }
+csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $2} END {printf "%.0f", s}'; }
 
 sleep "$WARMUP"
 kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }

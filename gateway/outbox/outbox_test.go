@@ -3,7 +3,10 @@ package outbox
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -344,4 +347,84 @@ func TestCommitBufferReuse(t *testing.T) {
 		key := fmt.Sprintf("%s#%d", r.Stream, r.Seq)
 		require.Equal(t, want[key], string(r.Payload), "record %s", key)
 	}
+}
+
+// mappedRSS is how much of the file at path the process has resident
+// through its memory mappings (/proc/self/smaps), in bytes.
+func mappedRSS(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	require.NoError(t, err)
+	var total int64
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			in = len(f) >= 6 && f[len(f)-1] == path
+			continue
+		}
+		if in && len(f) == 3 && f[0] == "Rss:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			require.NoError(t, err)
+			total += kb << 10
+		}
+	}
+	return total
+}
+
+// Draining a backlog far larger than trimEvery does not leave the outbox
+// file resident in the process (bbolt reads it through a memory mapping):
+// memory stays bounded while the backlog drains, and after a restart that
+// counted the whole backlog.
+func TestDrainDoesNotKeepTheFileResident(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "outbox.db")
+	ob := open(t, dir, 0, nil)
+	const recSize, records = 64 << 10, 1600 // 100 MiB
+	big := Item{Kind: KindReadings, Stream: "d", Encode: func(dst []byte, seq uint64) []byte {
+		for range recSize {
+			dst = append(dst, byte(seq))
+		}
+		return dst
+	}}
+	for range records / 100 {
+		batch := make([]Item, 100)
+		for i := range batch {
+			batch[i] = big
+		}
+		_, err := ob.Append(ctx, batch...)
+		require.NoError(t, err)
+	}
+	bound := int64(2*trimEvery + 8<<20)
+
+	drain := func(ob *Outbox) {
+		var after uint64
+		n, peak := 0, int64(0)
+		for {
+			recs, err := ob.Drain(Readings, after, 64)
+			require.NoError(t, err)
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				require.Len(t, r.Payload, recSize)
+				require.Equal(t, byte(r.Seq), r.Payload[recSize-1])
+			}
+			n += len(recs)
+			after = recs[len(recs)-1].Key.ID
+			peak = max(peak, mappedRSS(t, path))
+		}
+		require.Equal(t, records, n)
+		t.Logf("drained %d MiB, file resident at most %d MiB", records*recSize>>20, peak>>20)
+		require.Less(t, peak, bound, "the drained file stayed resident")
+	}
+	drain(ob)
+	require.NoError(t, ob.Close())
+
+	// A restart counts the backlog (reading all of it) and drains it again.
+	ob = open(t, dir, 0, nil)
+	defer ob.Close()
+	require.Less(t, mappedRSS(t, path), bound, "the backlog counted at start stayed resident")
+	drain(ob)
 }
