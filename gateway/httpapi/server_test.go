@@ -753,6 +753,48 @@ func BenchmarkTrendAdd(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
 }
 
+// BenchmarkTrendSite adds the readings of a 1 000-sensor site (50 devices
+// × 20) in poll order, by names as Trend does and by the sensors' numbers
+// as the gateway does (TrendAt).
+func BenchmarkTrendSite(b *testing.B) {
+	const devices, sensors = 50, 20
+	var devs, sens []string
+	for d := range devices {
+		devs = append(devs, fmt.Sprintf("d%03d", d))
+	}
+	for s := range sensors {
+		sens = append(sens, fmt.Sprintf("s%02d", s))
+	}
+	base := time.Now()
+	for _, byNumber := range []bool{false, true} {
+		name := "by-name"
+		if byNumber {
+			name = "by-number"
+		}
+		b.Run(name, func(b *testing.B) {
+			tr := newTrends(15*time.Minute, 131)
+			ids := make([]int32, 0, devices*sensors)
+			for _, d := range devs {
+				for _, s := range sens {
+					ids = append(ids, tr.id(d, s))
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				n := i % (devices * sensors)
+				ts := base.Add(time.Duration(i/(devices*sensors)) * time.Second)
+				if byNumber {
+					tr.addAt(ids[n], ts, 1.5, "good")
+				} else {
+					tr.addSample(devs[n/sensors], sens[n%sensors], ts, 1.5, "good")
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+		})
+	}
+}
+
 func TestLoadUsers(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
