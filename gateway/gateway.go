@@ -96,7 +96,8 @@ type Gateway struct {
 	// pendingSince: when the first of pending arrived; committedAt: the
 	// latest commit of readings.
 	pendingSince, committedAt time.Time
-	// tickedAt is the grid time of the core's last tick (nextTick).
+	// tickedAt is when the core last ticked: the grid time its timer was
+	// armed for, or the end of the burst of polls that ticked (maxIdle).
 	tickedAt time.Time
 	// polling counts the polls under way (modbus.Options.Polling).
 	polling atomic.Int64
