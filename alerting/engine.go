@@ -728,7 +728,7 @@ func (e *Engine) afterNormal(a *alarm, now time.Time) {
 // returns the resulting events in order; an unknown point is an error.
 func (e *Engine) Observe(now time.Time, s Sample) ([]Event, error) {
 	now = e.monotonic(now)
-	p, ok := e.points[s.Point]
+	p, ok := e.pointOf(&s)
 	if !ok {
 		return nil, fmt.Errorf("observe %q: %w", s.Point, ErrUnknownPoint)
 	}
@@ -742,13 +742,14 @@ func (e *Engine) Observe(now time.Time, s Sample) ([]Event, error) {
 func (e *Engine) Step(now time.Time, samples []Sample) ([]Event, error) {
 	now = e.monotonic(now)
 	var unknown []string
-	for _, s := range samples {
-		p, ok := e.points[s.Point]
+	for i := range samples {
+		s := &samples[i]
+		p, ok := e.pointOf(s)
 		if !ok {
 			unknown = append(unknown, s.Point)
 			continue
 		}
-		e.observe(p, now, s)
+		e.observe(p, now, *s)
 	}
 	e.flushGroups(now)
 	out := e.take()
@@ -1023,6 +1024,34 @@ func (e *Engine) Point(id string) (value float64, q Quality, ok bool) {
 		return math.NaN(), BadQuality, false
 	}
 	return p.value, p.quality, true
+}
+
+// Ref returns the handle of point id (device.sensor) for Sample.Ref and
+// PointAt; the zero Ref when there is no such point.
+func (e *Engine) Ref(id string) Ref {
+	if p, ok := e.points[id]; ok {
+		return Ref{e: e, p: p}
+	}
+	return Ref{}
+}
+
+// PointAt is Point for the point of r (from Ref); a Ref of another engine
+// or the zero Ref finds nothing.
+func (e *Engine) PointAt(r Ref) (value float64, q Quality, ok bool) {
+	if r.e != e || r.p == nil {
+		return math.NaN(), BadQuality, false
+	}
+	return r.p.value, r.p.quality, true
+}
+
+// pointOf finds a sample's point: through its Ref when that is this
+// engine's and names the same point, else by its id.
+func (e *Engine) pointOf(s *Sample) (*point, bool) {
+	if r := s.Ref; r.e == e && r.p != nil && r.p.id == s.Point {
+		return r.p, true
+	}
+	p, ok := e.points[s.Point]
+	return p, ok
 }
 
 // PointSpec returns the compiled configuration of a point. Its Conditions

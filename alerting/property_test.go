@@ -59,6 +59,10 @@ type opRunner struct {
 	// (ref still ticks them all); skipped counts them.
 	skipIdle bool
 	skipped  int
+	// refs: samples carry a Ref (Engine.Ref): the engine's own, another
+	// engine's, another point's or none, picked by the data; results must
+	// be the same as by id.
+	refs bool
 }
 
 func (r *opRunner) check(evs []Event) {
@@ -121,8 +125,30 @@ func (r *opRunner) run(data []byte) {
 			if q > BadQuality {
 				q = Good
 			}
+			// Only with refs does this op read more of the data: the
+			// other tests' seeded runs stay as they were.
+			kind, other, step := 0, "", false
+			if r.refs {
+				kind = int(next() % 4)
+				other = points[int(next())%len(points)].id
+				step = next()%2 == 0
+			}
 			evs, err = r.both(func(e *Engine) ([]Event, error) {
-				return e.Observe(r.now, Sample{Point: p.id, Value: v, Quality: q})
+				s := Sample{Point: p.id, Value: v, Quality: q}
+				if e == r.e { // the reference finds every point by id
+					switch kind {
+					case 1:
+						s.Ref = e.Ref(p.id)
+					case 2: // another engine's handle of the same point
+						s.Ref = r.ref.Ref(p.id)
+					case 3: // this engine's handle of another point
+						s.Ref = e.Ref(other)
+					}
+				}
+				if step {
+					return e.Step(r.now, []Sample{s})
+				}
+				return e.Observe(r.now, s)
 			})
 			require.NoError(r.t, err)
 		case op == 7 && r.skipIdle && r.e.NextDue(r.now) > 0:
@@ -536,4 +562,29 @@ func TestNextDueQuietSite(t *testing.T) {
 	t.Logf("ticks skipped %d of %d; l.p.comm activated at %v", r.skipped, ticks, commAt)
 	require.False(t, commAt.IsZero(), "the silent point raised no comm alarm")
 	require.Greater(t, r.skipped, ticks/2, "a quiet site should skip most ticks")
+}
+
+// Samples found through their Ref (Engine.Ref) behave exactly as samples
+// found by id, and a Ref that does not fit (another engine's, another
+// point's) is ignored: the engine with Refs runs the random operations in
+// step with the reference engine, which finds every point by id.
+func TestRefsActAsIDs(t *testing.T) {
+	for seed := uint64(1); seed <= 40; seed++ {
+		r := newRunnerWith(t, timerConfig())
+		r.refs = true
+		r.run(randomOps(seed, 23, 3000))
+	}
+	e := newRunnerWith(t, timerConfig()).e
+	id := e.plist[0].id
+	v, q, ok := e.PointAt(e.Ref(id))
+	v2, q2, ok2 := e.Point(id)
+	require.True(t, ok)
+	require.Equal(t, ok2, ok)
+	require.Equal(t, q2, q)
+	require.Equal(t, math.IsNaN(v2), math.IsNaN(v))
+	_, _, ok = e.PointAt(Ref{})
+	require.False(t, ok, "the zero Ref names no point")
+	_, _, ok = e.PointAt(newRunnerWith(t, timerConfig()).e.Ref(id))
+	require.False(t, ok, "another engine's Ref names no point here")
+	require.Equal(t, Ref{}, e.Ref("no.such"))
 }

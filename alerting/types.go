@@ -44,9 +44,20 @@ func ParseQuality(s string) (Quality, error) {
 // Sample is one reading handed to the engine.
 type Sample struct {
 	// Point is "device.sensor".
-	Point   string
+	Point string
+	// Ref, when set (Engine.Ref of Point), finds the point without
+	// looking its id up: a caller that keeps each sensor's Ref saves a
+	// map lookup per reading. A Ref of another engine or of another point
+	// is ignored and Point is looked up.
+	Ref     Ref
 	Value   float64
 	Quality Quality
+}
+
+// Ref is a point's handle (Engine.Ref). The zero Ref names no point.
+type Ref struct {
+	e *Engine
+	p *point
 }
 
 // State is an alarm's presentation state (the MQTT `state` field).

@@ -323,7 +323,7 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 		if q == alerting.BadQuality || math.IsNaN(v) || math.IsInf(v, 0) {
 			v = math.NaN()
 		}
-		samples = append(samples, alerting.Sample{Point: m.id, Value: v, Quality: q})
+		samples = append(samples, alerting.Sample{Point: m.id, Ref: m.ref, Value: v, Quality: q})
 		payload.Readings = append(payload.Readings, mqtt.Reading{
 			Sensor: r.Sensor, Kind: m.kind, Unit: m.unit,
 			Value: v, Valid: !math.IsNaN(v), Quality: q.String(),
@@ -338,7 +338,11 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 	// above the sensor's valid range is uncertain, one far below it (or in a
 	// NAMUR NE 43 fault band) is bad.
 	for i := range payload.Readings {
-		if _, q, ok := g.eng.Point(metas[i].id); ok {
+		_, q, ok := g.eng.PointAt(metas[i].ref)
+		if !ok {
+			_, q, ok = g.eng.Point(metas[i].id)
+		}
+		if ok {
 			payload.Readings[i].Quality = q.String()
 		}
 	}

@@ -21,8 +21,9 @@ const historyLen = 2000
 type sensorMeta struct {
 	id, device, sensor, kind, unit string
 	limits                         []httpapi.Limit
-	idx                            int   // into view.live; -1: not configured
-	trend                          int32 // httpapi.Server.TrendSeries; -1: none yet
+	idx                            int          // into view.live; -1: not configured
+	trend                          int32        // httpapi.Server.TrendSeries; -1: none yet
+	ref                            alerting.Ref // the engine's handle; zero: not an engine point
 }
 
 // liveReading is a sensor's latest reading, without pointers to the heap:
@@ -77,7 +78,7 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 		first := len(v.metas)
 		for _, sn := range d.Sensors {
 			id := d.ID + "." + sn.ID
-			m := sensorMeta{id: id, device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit, idx: len(v.metas)}
+			m := sensorMeta{id: id, device: d.ID, sensor: sn.ID, kind: sn.Kind, unit: sn.Unit, idx: len(v.metas), ref: eng.Ref(id)}
 			if r, ok := eng.PointSpec(id); ok {
 				m.unit = r.Unit
 				for _, c := range r.Conditions {
