@@ -167,6 +167,36 @@ func TestReadingsDecoderInternTableIsBounded(t *testing.T) {
 	}
 }
 
+// The decoder remembers each position's strings from the previous payload;
+// payloads from devices with other sensors, kinds and units at the same
+// positions (and more readings than it remembers) must still decode to
+// exactly what the reference decoder gives, every time.
+func TestReadingsDecoderRememberedStringsFollowEachPayload(t *testing.T) {
+	var d ReadingsDecoder
+	var reuse Readings
+	payload := func(dev string, n int, kind, unit string) []byte {
+		m := Readings{Site: "s", Device: dev, Seq: 1, TS: time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)}
+		for i := range n {
+			m.Readings = append(m.Readings, Reading{Sensor: dev + "-" + strconv.Itoa(i), Kind: kind, Value: float64(i), Valid: true, Unit: unit, Quality: QualityGood})
+		}
+		return AppendReadings(nil, &m)
+	}
+	ps := [][]byte{
+		payload("a", 20, "methane", "%vol"),
+		payload("b", 20, "co", "ppm"),
+		payload("a", 20, "methane", "%vol"),
+		payload("c", maxRecent+5, "h2s", "ppm"),
+		payload("b", 3, "", ""),
+		payload("b", 20, "co", "ppm"),
+	}
+	for round := 0; round < 3; round++ {
+		for _, p := range ps {
+			requireSameDecode(t, &d, &reuse, p)
+		}
+	}
+	require.LessOrEqual(t, len(d.recent), maxRecent)
+}
+
 // FuzzReadingsDecoder decodes random and mutated payloads with the fast
 // decoder and with encoding/json, and requires the same result or the
 // same error.
