@@ -219,3 +219,69 @@ func drainBacklog(b *testing.B, m *testenv.Mosquitto, in *testenv.Influx, log ze
 		stop(r)
 	}
 }
+
+// BenchmarkIngestReferenceSecond is one second of the reference load's
+// work inside the ingest, without the broker: 50 messages of 20 readings
+// decoded into a batch as line protocol (decode), and that batch written to
+// a real InfluxDB 1.8.10 (decode+write). One op = 1000 readings, so
+// -benchmem's B/op and allocs/op are per 1000 readings: the garbage that
+// sets how often the collector runs at GOGC=50.
+//
+//	go test ./gateway/ingest -run '^$' -bench IngestReferenceSecond -benchmem
+func BenchmarkIngestReferenceSecond(b *testing.B) {
+	const devices, readings = 50, 20
+	payloads := make([][]byte, devices)
+	topics := make([]string, devices)
+	for d := range devices {
+		dev := "d" + strconv.Itoa(100+d)
+		m := mqtt.Readings{Site: "load", Device: dev, Seq: 7, TS: base.Add(time.Duration(d) * time.Millisecond)}
+		for i := range readings {
+			m.Readings = append(m.Readings, mqtt.Reading{Sensor: "s" + strconv.Itoa(10+i), Kind: "methane",
+				Value: 0.0472620390355587 + float64(i)/1000, Valid: true, Unit: "%vol", Quality: mqtt.QualityGood})
+		}
+		payloads[d], topics[d] = mqtt.AppendReadings(nil, &m), "canary/v1/load/readings/"+dev
+	}
+	run := func(b *testing.B, w *Writer, write bool) {
+		in, err := New(Options{MQTT: configs.MQTT{URL: "tcp://127.0.0.1:1", ClientID: "bench"}, Writer: w, Log: zerolog.Nop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var dec mqtt.ReadingsDecoder
+		var r mqtt.Readings
+		bt := newBatch()
+		msgs := make([]fakeMessage, devices)
+		b.ReportAllocs()
+		for b.Loop() {
+			bt.reset()
+			for d := range devices {
+				msgs[d] = fakeMessage{topic: topics[d], payload: payloads[d]}
+				in.add(bt, &dec, &r, &msgs[d])
+			}
+			if len(bt.dead) > 0 || bt.points != devices*readings {
+				b.Fatalf("%d points, %d dead letters", bt.points, len(bt.dead))
+			}
+			if write {
+				if err := w.Write(context.Background(), bt.body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.Run("decode", func(b *testing.B) {
+		// The writer is never called here.
+		w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: "http://127.0.0.1:1", Bucket: "x/autogen"}, Log: zerolog.Nop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, w, false)
+	})
+	b.Run("decode+write", func(b *testing.B) {
+		inf := testenv.StartInflux(b)
+		w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: inf.URL, Bucket: inf.Bucket}, Log: zerolog.Nop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer w.Close()
+		run(b, w, true)
+	})
+}

@@ -77,7 +77,7 @@ func TestPipelineAcksInOrderAfterTheWrite(t *testing.T) {
 				{Sensor: "o2", Kind: "oxygen", Value: 20.9, Valid: true, Unit: "%vol", Quality: mqtt.QualityGood}}}
 		msgs[i] = &fakeMessage{i: i, topic: "canary/v1/p/readings/" + dev, payload: mqtt.AppendReadings(nil, &r), log: acks}
 	}
-	q := &queue{wake: make(chan struct{}, 1)}
+	q := newQueue()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.pipeline(ctx, nil, q) }()
@@ -102,4 +102,57 @@ func TestPipelineAcksInOrderAfterTheWrite(t *testing.T) {
 	res, err := inf.Query(`SELECT count(value) FROM reading WHERE site='p'`)
 	require.NoError(t, err)
 	require.EqualValues(t, 2*n, res.Results[0].Series[0].Values[0][1], "every point of every acknowledged message stored")
+}
+
+// A batch close to its due time is cut when the next messages arrive (a
+// gateway's next second of polls), in that wake-up, not when its timer
+// fires: here the timer is an hour away, and the test moves the early-cut
+// time to now once the batch's clock runs. Messages are still acknowledged
+// only after InfluxDB holds them.
+func TestBatchCutEarlyWhenMessagesArriveNearItsDueTime(t *testing.T) {
+	inf := testenv.StartInflux(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: inf.URL, Bucket: inf.Bucket}, Log: log})
+	require.NoError(t, err)
+	t.Cleanup(w.Close)
+	in, err := New(Options{MQTT: configs.MQTT{URL: "tcp://127.0.0.1:1", ClientID: "early"}, Writer: w,
+		BatchWait: time.Hour, NoReceipts: true, Log: log})
+	require.NoError(t, err)
+	acks := &ackLog{stored: func(i int) bool {
+		res, err := inf.Query(`SELECT count(value) FROM reading WHERE site='e' AND seq=` + strconv.Itoa(i/20+1))
+		return err == nil && len(res.Results) == 1 && len(res.Results[0].Series) == 1
+	}}
+	msg := func(i int) *fakeMessage {
+		r := mqtt.Readings{Site: "e", Device: "d", Seq: uint64(i + 1), TS: base.Add(time.Duration(i) * time.Second),
+			Readings: []mqtt.Reading{{Sensor: "ch4", Kind: "methane", Value: float64(i), Valid: true, Unit: "%vol", Quality: mqtt.QualityGood}}}
+		// i*20: the ack log checks InfluxDB for every 20th message.
+		return &fakeMessage{i: i * 20, topic: "canary/v1/e/readings/d", payload: mqtt.AppendReadings(nil, &r), log: acks}
+	}
+	q := newQueue()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.pipeline(ctx, nil, q) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+
+	q.push(msg(0))
+	eventually(t, 10*time.Second, func() bool { return q.cutAt.Load() != noCut }, "batch clock started")
+	require.False(t, q.cutDue(), "an hour-long batch is not near its due time at once")
+	require.Zero(t, in.Stats().Messages)
+
+	q.armCut(0) // the batch is now within BatchWait/earlyCut of its due time
+	q.push(msg(1))
+	eventually(t, 10*time.Second, func() bool { return in.Stats().Messages == 2 }, "batch cut when the next message came")
+	require.Equal(t, uint64(1), in.Stats().Batches, "one batch, both messages")
+	acks.mu.Lock()
+	require.Equal(t, []int{0, 20}, acks.order)
+	require.Empty(t, acks.missing, "acknowledged before InfluxDB held the points")
+	acks.mu.Unlock()
+
+	// The next message starts a new batch with its own clock.
+	q.push(msg(2))
+	eventually(t, 10*time.Second, func() bool { return q.cutAt.Load() != noCut }, "next batch's clock started")
+	require.Equal(t, uint64(2), in.Stats().Messages, "the new batch waits for its time")
 }
