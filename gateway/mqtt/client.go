@@ -45,7 +45,7 @@ func ClientOptions(cfg configs.MQTT, clientID string) (*paho.ClientOptions, erro
 		o.SetTLSConfig(tc)
 	}
 	if u, err := url.Parse(cfg.URL); err == nil {
-		if open := OpenBuffered(u.Scheme, 0); open != nil {
+		if open := OpenBuffered(u.Scheme); open != nil {
 			o.SetCustomOpenConnectionFn(open)
 		}
 	}
@@ -59,13 +59,12 @@ func ClientOptions(cfg configs.MQTT, clientID string) (*paho.ClientOptions, erro
 // three reads (type byte, length, body) and writes every packet on its
 // own; on a bare TCP connection each is a system call, and on a VM every
 // one also costs a wake-up of the other side. A burst of 50 publishes and
-// their PUBACKs took some 200 calls; buffered, a handful.
-//
-// delay is how long written packets gather before they are sent: 0 sends
-// as soon as the writer yields (the gateway: an alarm is not held back);
-// a few milliseconds gather a consumer's acknowledgements of a whole batch
-// into one segment (the ingest).
-func OpenBuffered(scheme string, delay time.Duration) paho.OpenConnectionFunc {
+// their PUBACKs took some 200 calls; buffered, a handful. Written packets
+// are sent as soon as the writer yields: an alarm is not held back, and a
+// consumer's acknowledgements of a batch, handed over without yielding in
+// between, still leave together. (The ingest gathered them for 2 ms: two
+// timer wake-ups a second for nothing, docs/performance.md item 28.)
+func OpenBuffered(scheme string) paho.OpenConnectionFunc {
 	switch scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
 	default:
@@ -87,7 +86,7 @@ func OpenBuffered(scheme string, delay time.Duration) paho.OpenConnectionFunc {
 		if err != nil {
 			return nil, err
 		}
-		return newBufferedConn(conn, max(o.WriteTimeout, minFlushTimeout), delay), nil
+		return newBufferedConn(conn, max(o.WriteTimeout, minFlushTimeout)), nil
 	}
 }
 
@@ -118,7 +117,7 @@ const (
 	minFlushTimeout = 10 * time.Second
 	// closeGrace bounds the final flush in Close.
 	closeGrace = time.Second
-	// flushSize ends a delayed gathering early.
+	// flushSize is the most one write sends (each under its own deadline).
 	flushSize = 16 << 10
 )
 
@@ -135,7 +134,6 @@ type bufferedConn struct {
 	r *bufio.Reader
 
 	timeout time.Duration
-	delay   time.Duration // how long a burst gathers; 0: until the writer yields
 	kick    chan struct{} // cap 1: something is pending
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the flusher has exited
@@ -160,8 +158,8 @@ func (c *bufferedConn) setDeadline(t time.Time) {
 	_ = c.Conn.SetWriteDeadline(t)
 }
 
-func newBufferedConn(c net.Conn, timeout, delay time.Duration) *bufferedConn {
-	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), timeout: timeout, delay: delay,
+func newBufferedConn(c net.Conn, timeout time.Duration) *bufferedConn {
+	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), timeout: timeout,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	b.drained = sync.NewCond(&b.mu)
 	go b.flushLoop()
@@ -225,42 +223,13 @@ func (c *bufferedConn) flushLoop() {
 		select {
 		case <-c.kick:
 			// Let the writer add the rest of its burst first.
-			if !c.gather() {
-				_ = c.flush()
-				return
-			}
+			runtime.Gosched()
 			if c.flush() != nil {
 				return
 			}
 		case <-c.stop:
 			_ = c.flush()
 			return
-		}
-	}
-}
-
-// gather waits for the rest of a burst: until the writer yields, or for
-// the delay (cut short by a full buffer). False when Close came meanwhile.
-func (c *bufferedConn) gather() bool {
-	if c.delay <= 0 {
-		runtime.Gosched()
-		return true
-	}
-	t := time.NewTimer(c.delay)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			return true
-		case <-c.stop:
-			return false
-		case <-c.kick:
-			c.mu.Lock()
-			full := len(c.pending) >= flushSize
-			c.mu.Unlock()
-			if full {
-				return true
-			}
 		}
 	}
 }

@@ -55,7 +55,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 // served whole and in order, and a closed peer ends the stream with EOF.
 func TestBufferedConnReads(t *testing.T) {
 	a, b := tcpPair(t)
-	c := newBufferedConn(a, time.Second, 0)
+	c := newBufferedConn(a, time.Second)
 	burst := []byte{0x40, 0x02, 0x00, 0x01, 0x40, 0x02, 0x00, 0x02} // two PUBACKs
 	_, err := b.Write(burst)
 	require.NoError(t, err)
@@ -77,14 +77,8 @@ func TestBufferedConnReads(t *testing.T) {
 // and in bursts larger than the pending bound, arrives whole and each
 // writer's packets in its order; Close sends what was still pending.
 func TestBufferedConnWritesInOrder(t *testing.T) {
-	for _, delay := range []time.Duration{0, 2 * time.Millisecond} {
-		t.Run(delay.String(), func(t *testing.T) { testWritesInOrder(t, delay) })
-	}
-}
-
-func testWritesInOrder(t *testing.T, delay time.Duration) {
 	a, b := tcpPair(t)
-	c := newBufferedConn(a, 5*time.Second, delay)
+	c := newBufferedConn(a, 5*time.Second)
 	const writers, packets = 4, 3000
 	pkt := func(w, i int) []byte {
 		return bytes.Repeat([]byte{byte('a' + w)}, 1+(i*7)%200) // varying sizes
@@ -128,7 +122,7 @@ func testWritesInOrder(t *testing.T, delay time.Duration) {
 // fails and the connection is closed, so paho's reader sees the loss.
 func TestBufferedConnWriteErrorIsSticky(t *testing.T) {
 	a, b := tcpPair(t)
-	c := newBufferedConn(a, time.Second, 0)
+	c := newBufferedConn(a, time.Second)
 	require.NoError(t, b.(*net.TCPConn).SetLinger(0))
 	require.NoError(t, b.Close()) // the peer resets the connection
 	var err error
@@ -149,25 +143,4 @@ func TestBufferedConnWriteErrorIsSticky(t *testing.T) {
 	_, rerr := c.Read(make([]byte, 1))
 	require.Error(t, rerr, "the connection is closed after a failed send")
 	_ = c.Close() // already closed by the failed send
-}
-
-// TestBufferedConnDelayedFlush: with a gathering delay, small writes (a
-// batch's PUBACKs) go out on their own once the delay passed, without
-// another write or a Close.
-func TestBufferedConnDelayedFlush(t *testing.T) {
-	a, b := tcpPair(t)
-	c := newBufferedConn(a, time.Second, 2*time.Millisecond)
-	defer c.Close()
-	var want []byte
-	for i := range 100 {
-		p := []byte{0x40, 0x02, 0, byte(i)} // a PUBACK
-		_, err := c.Write(p)
-		require.NoError(t, err)
-		want = append(want, p...)
-	}
-	require.NoError(t, b.SetReadDeadline(time.Now().Add(5*time.Second)))
-	got := make([]byte, len(want))
-	_, err := io.ReadFull(b, got)
-	require.NoError(t, err, "the delay ends the gathering")
-	require.Equal(t, want, got)
 }

@@ -13,7 +13,7 @@ import (
 // bytes that will never be sent.
 func TestBufferedConnWriteAfterClose(t *testing.T) {
 	a, _ := tcpPair(t)
-	c := newBufferedConn(a, time.Second, 0)
+	c := newBufferedConn(a, time.Second)
 	require.NoError(t, c.Close())
 	_, err := c.Write([]byte{0xe0, 0x00})
 	require.Error(t, err, "Write after Close reported success")
@@ -38,7 +38,7 @@ func TestBufferedConnSlowLinkBurst(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // 100 KiB/s
 		}
 	}()
-	c := newBufferedConn(a, 200*time.Millisecond, 0)
+	c := newBufferedConn(a, 200*time.Millisecond)
 	defer c.Close()
 	var err error
 	for i := 0; i < 64 && err == nil; i++ {
@@ -56,7 +56,7 @@ func TestBufferedConnSlowLinkBurst(t *testing.T) {
 func TestBufferedConnCloseStuck(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	c := newBufferedConn(a, 2*time.Second, 0)
+	c := newBufferedConn(a, 2*time.Second)
 	_, err := c.Write([]byte{0x30, 0x01, 0x00})
 	require.NoError(t, err)
 	time.Sleep(50 * time.Millisecond)
