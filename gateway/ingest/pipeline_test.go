@@ -51,17 +51,26 @@ func (m *fakeMessage) Ack() {
 	}
 }
 
-// With several writes in flight, messages are still acknowledged once each,
-// in the order they came, and only once InfluxDB holds their points.
-func TestPipelineAcksInOrderAfterTheWrite(t *testing.T) {
+// pipelineRig starts an InfluxDB and an Ingest writing to it with the
+// batching of o; its broker is never dialled (the tests hand messages to
+// the pipeline themselves).
+func pipelineRig(t *testing.T, clientID string, o Options) (*Ingest, *testenv.Influx) {
+	t.Helper()
 	inf := testenv.StartInflux(t)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: inf.URL, Bucket: inf.Bucket}, Log: log})
 	require.NoError(t, err)
 	t.Cleanup(w.Close)
-	in, err := New(Options{MQTT: configs.MQTT{URL: "tcp://127.0.0.1:1", ClientID: "pipeline"}, Writer: w,
-		BatchPoints: 30, BatchWait: 20 * time.Millisecond, Writes: 3, NoReceipts: true, Log: log})
+	o.MQTT, o.Writer, o.NoReceipts, o.Log = configs.MQTT{URL: "tcp://127.0.0.1:1", ClientID: clientID}, w, true, log
+	in, err := New(o)
 	require.NoError(t, err)
+	return in, inf
+}
+
+// With several writes in flight, messages are still acknowledged once each,
+// in the order they came, and only once InfluxDB holds their points.
+func TestPipelineAcksInOrderAfterTheWrite(t *testing.T) {
+	in, inf := pipelineRig(t, "pipeline", Options{BatchPoints: 30, BatchWait: 20 * time.Millisecond, Writes: 3})
 
 	const n = 400
 	acks := &ackLog{stored: func(i int) bool {
@@ -110,14 +119,7 @@ func TestPipelineAcksInOrderAfterTheWrite(t *testing.T) {
 // time to now once the batch's clock runs. Messages are still acknowledged
 // only after InfluxDB holds them.
 func TestBatchCutEarlyWhenMessagesArriveNearItsDueTime(t *testing.T) {
-	inf := testenv.StartInflux(t)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: inf.URL, Bucket: inf.Bucket}, Log: log})
-	require.NoError(t, err)
-	t.Cleanup(w.Close)
-	in, err := New(Options{MQTT: configs.MQTT{URL: "tcp://127.0.0.1:1", ClientID: "early"}, Writer: w,
-		BatchWait: time.Hour, NoReceipts: true, Log: log})
-	require.NoError(t, err)
+	in, inf := pipelineRig(t, "early", Options{BatchWait: time.Hour})
 	acks := &ackLog{stored: func(i int) bool {
 		res, err := inf.Query(`SELECT count(value) FROM reading WHERE site='e' AND seq=` + strconv.Itoa(i/20+1))
 		return err == nil && len(res.Results) == 1 && len(res.Results[0].Series) == 1
