@@ -116,10 +116,13 @@ func (w *wakeTimer) set(now time.Time, d time.Duration) {
 // not fired.
 func (w *wakeTimer) move(now time.Time, d time.Duration) {
 	at := now.Add(d)
-	if !now.Before(w.at) || at.Equal(w.at) {
+	// now was read before nextTick ran: look at the clock again, so that
+	// a timer that fell due meanwhile is not reset (it would fire again at
+	// once for the same grid time, but the rule stays literal).
+	if !now.Before(w.at) || at.Equal(w.at) || !time.Now().Before(w.at) {
 		return
 	}
-	w.t.Reset(d)
+	w.t.Reset(time.Until(at))
 	w.at = at
 }
 

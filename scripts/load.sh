@@ -13,6 +13,11 @@
 #
 # Prints one line per process and one JSON line (so runs can be compared).
 set -euo pipefail
+# CANARY_BIN is the caller's path, not the repository's.
+if [ -n "${CANARY_BIN:-}" ]; then
+	CANARY_BIN="$(realpath "$CANARY_BIN")"
+	[ -x "$CANARY_BIN" ] || { echo "load: CANARY_BIN $CANARY_BIN is not an executable" >&2; exit 1; }
+fi
 cd "$(dirname "$0")/.."
 . scripts/bench-services.sh
 
@@ -29,7 +34,8 @@ MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
 # `canary ingest` there (run.cpu, run.heap, ingest.cpu, ingest.heap).
 PROFILE="${PROFILE:-}"
 [ -n "$PROFILE" ] && mkdir -p "$PROFILE" && PROFILE="$(cd "$PROFILE" && pwd)"
-# RUN_ENV adds environment variables to `canary run` only (RUN_ENV="GOMAXPROCS=2").
+# RUN_ENV adds environment variables to `canary run` only (RUN_ENV="GOMAXPROCS=2";
+# it wins over RUN_CPU's GOMAXPROCS=1).
 # RUN_CPU pins `canary run` to one core (and GOMAXPROCS=1) and everything
 # else to the other cores: the gateway's one-core ceiling.
 RUN_CPU="${RUN_CPU:-}"
@@ -140,7 +146,7 @@ else
 fi
 
 env ${PROFILE:+CANARY_CPUPROFILE=$PROFILE/run.cpu CANARY_MEMPROFILE=$PROFILE/run.heap} \
-	env ${RUN_ENV:-} "${pin_run[@]}" "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
+	"${pin_run[@]}" env ${RUN_ENV:-} "$WORK/canary" run -c "$SITE" --log-level warn 2>"$WORK/run.log" &
 PIDS+=($!)
 RUN_PID=$!
 
@@ -194,6 +200,9 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 # csw PID: context switches of all the process's threads so far (each is a
 # thread going to sleep or being put off the CPU: the wake-ups an idle edge
 # box pays for).
+# tids PID: the process's thread ids. A thread that exits inside the window
+# takes its CPU time out of cpu_time's sum: load.sh warns when one did.
+tids() { ls /proc/"$1"/task 2>/dev/null | sort; }
 csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $2} END {printf "%.0f", s}'; }
 
 sleep "$WARMUP"
@@ -202,10 +211,10 @@ kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >
 SUB_PID=$!
 PIDS+=($SUB_PID)
 sleep 0.5
-declare -A T0 C0
+declare -A T0 C0 TIDS0
 for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
-	pid="${!var:-}"; [ -n "$pid" ] && { T0[$name]="$(cpu_time "$pid")"; C0[$name]="$(csw "$pid")"; }
+	pid="${!var:-}"; [ -n "$pid" ] && { T0[$name]="$(cpu_time "$pid")"; C0[$name]="$(csw "$pid")"; TIDS0[$name]="$(tids "$pid")"; }
 done
 # The gateway's own account of the window, from its /metrics: polls that
 # failed, ticks it skipped, polls it abandoned for running late, readings
@@ -226,7 +235,9 @@ BACKLOG="$(metric canary_outbox_records)"
 declare -A T1 C1 HWM
 for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
-	pid="${!var:-}"; [ -n "$pid" ] && { T1[$name]="$(cpu_time "$pid")"; C1[$name]="$(csw "$pid")"; HWM[$name]="$(hwm_kb "$pid")"; }
+	pid="${!var:-}"; [ -n "$pid" ] && { T1[$name]="$(cpu_time "$pid")"; C1[$name]="$(csw "$pid")"; HWM[$name]="$(hwm_kb "$pid")"
+		gone="$(comm -23 <(echo "${TIDS0[$name]}") <(tids "$pid") | wc -l)"
+		[ "$gone" -eq 0 ] || echo "load: $gone thread(s) of $name exited in the window: its CPU figure is too low" >&2; }
 done
 # A second for the window's last polls to arrive (what is not there by then
 # counts as not delivered).

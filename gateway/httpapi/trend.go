@@ -130,8 +130,8 @@ func (t *trends) qual(q string) uint8 {
 	if len(t.quals) == 256 {
 		// Far more distinct qualities than the contract has (good,
 		// uncertain, bad): the table stays bounded and the point shows as
-		// the first quality seen.
-		return 0
+		// bad, never as better than it may be.
+		return 2
 	}
 	i := uint8(len(t.quals))
 	t.quals = append(t.quals, q)

@@ -119,6 +119,15 @@ func TestTrendByNumber(t *testing.T) {
 	tr.addAt(b, base.Add(2*time.Second), 7, "uncertain")
 	require.Equal(t, "stale", tr.get("d", "s2")[0].Quality)
 
+	// More distinct qualities than the table holds: the rest show as bad,
+	// never better.
+	c := tr.id("d", "q")
+	for i := range 300 {
+		tr.addAt(c, base.Add(time.Duration(i)*10*time.Second), 1, "q"+strconv.Itoa(i))
+	}
+	pts = tr.get("d", "q")
+	require.Equal(t, "bad", pts[len(pts)-1].Quality)
+
 	// Thirteen years on: the trend restarts, numbers and rings kept.
 	later := base.Add(14 * 365 * 24 * time.Hour)
 	tr.addAt(a, later, 5, "good")
