@@ -132,7 +132,7 @@ func TestBrowserControlRoom(t *testing.T) {
 	// Keyboard: the shelve dialog opens from a focused button and Escape closes it, focus returns.
 	testenv.EvalJS[bool](t, ctx, `(document.querySelector('button[data-alarm="pump-station.discharge.bad"][data-action="shelve"]').focus(), true)`)
 	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("\r")))
-	testenv.WaitJS(t, ctx, "the shelve dialog", `document.getElementById('cmd-dlg').open && !document.getElementById('cmd-duration-label').hidden`)
+	testenv.WaitJS(t, ctx, "the shelve dialog", `document.getElementById('cmd-dlg').open && getComputedStyle(document.getElementById('cmd-duration-label')).display !== 'none'`)
 	require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)))
 	testenv.WaitJS(t, ctx, "the dialog closed by Escape", `!document.getElementById('cmd-dlg').open`)
 	testenv.WaitJS(t, ctx, "focus back on the shelve button", `document.activeElement && document.activeElement.dataset.alarm === 'pump-station.discharge.bad' && document.activeElement.dataset.action === 'shelve'`)
@@ -142,6 +142,8 @@ func TestBrowserControlRoom(t *testing.T) {
 	// Acknowledge the P1 alarm with a comment.
 	testenv.Click(t, ctx, `button[data-alarm="face3-gas.ch4.high_high"][data-action="ack"]`)
 	testenv.WaitJS(t, ctx, "the ack dialog", `document.getElementById('cmd-dlg').open`)
+	require.Equal(t, "none", testenv.EvalJS[string](t, ctx, `getComputedStyle(document.getElementById('cmd-duration-label')).display`),
+		"the ack dialog shows no shelve duration")
 	require.Equal(t, "as olga (operator)", testenv.EvalJS[string](t, ctx, `document.getElementById('cmd-user').textContent`))
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS(`#cmd-comment`), "power cut confirmed, crew withdrawn"),
