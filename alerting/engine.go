@@ -42,7 +42,7 @@ type alarmExt struct {
 	since, updated, ackedAt time.Time
 	shelveUntil, oosUntil   time.Time
 	ackedBy, comment        string
-	chatter                 []time.Time
+	chatter                 recent // the latest ChatterCount activations
 }
 
 // alarm is one alarm condition instance and its ISA-18.2 state.
@@ -272,8 +272,7 @@ type Engine struct {
 type siteState struct {
 	seq   uint64
 	flood bool
-	acts  []time.Time // annunciated activations, acts[head:] within the flood window
-	head  int
+	acts  recent // the latest annunciated activations (floodKeep of them)
 }
 
 // resolvedKey groups the resolved configs New can share between points.
@@ -678,16 +677,10 @@ func (e *Engine) activate(a *alarm, now time.Time) {
 	e.alarmEvent(a, now, EvActivate, from, "", "")
 	// chattering: N activations within the window
 	w := e.opts.ChatterWindow
-	keep := x.chatter[:0]
-	for _, t := range x.chatter {
-		if now.Sub(t) < w {
-			keep = append(keep, t)
-		}
-	}
-	x.chatter = append(keep, now)
-	if !a.chattering && len(x.chatter) >= e.opts.ChatterCount {
+	x.chatter.add(now, e.opts.ChatterCount)
+	if n := x.chatter.within(now, w); !a.chattering && n >= e.opts.ChatterCount {
 		a.chattering = true
-		e.alarmEvent(a, now, EvChattering, a.state(), "", strconv.Itoa(len(x.chatter))+" activations within "+w.String())
+		e.alarmEvent(a, now, EvChattering, a.state(), "", strconv.Itoa(n)+" activations within "+w.String())
 	}
 	e.arm(a)
 	if a.annunciated() {
@@ -923,23 +916,14 @@ func (e *Engine) evalFrozen(p *point, now time.Time, v float64, q Quality) {
 	e.setCond(a, now, x.frzN >= a.spec.Samples)
 }
 
-// pruneFlood drops activations older than the flood window; the slice is
-// compacted only when half of it is dead, so a flood costs O(1) per alarm.
-func (e *Engine) pruneFlood(st *siteState, now time.Time) {
-	for st.head < len(st.acts) && now.Sub(st.acts[st.head]) >= e.opts.FloodWindow {
-		st.head++
-	}
-	if st.head > 64 && st.head*2 > len(st.acts) {
-		st.acts = append(st.acts[:0], st.acts[st.head:]...)
-		st.head = 0
-	}
-}
+// floodKeep is how many activations a site keeps: enough to tell both
+// "more than FloodStart" and "fewer than FloodEnd" within the window.
+func (e *Engine) floodKeep() int { return max(e.opts.FloodStart+1, e.opts.FloodEnd) }
 
 func (e *Engine) countFlood(site string, now time.Time) {
 	st := e.sites[site]
-	e.pruneFlood(st, now)
-	st.acts = append(st.acts, now)
-	if n := len(st.acts) - st.head; !st.flood && n > e.opts.FloodStart {
+	st.acts.add(now, e.floodKeep())
+	if n := st.acts.within(now, e.opts.FloodWindow); !st.flood && n > e.opts.FloodStart {
 		st.flood = true
 		e.emit(site, Event{TS: now, Type: EvFloodStart, Value: float64(n), Limit: float64(e.opts.FloodStart),
 			Comment: fmt.Sprintf("more than %d alarms within %s", e.opts.FloodStart, e.opts.FloodWindow)})

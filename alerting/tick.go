@@ -301,8 +301,8 @@ func (e *Engine) arm(a *alarm) {
 			// stale is "longer than", hence the nanosecond
 			at(x.since.Add(e.opts.StaleAfter + time.Nanosecond))
 		}
-		if a.chattering && len(x.chatter) > 0 {
-			at(x.chatter[len(x.chatter)-1].Add(e.opts.ChatterWindow))
+		if t, ok := x.chatter.last(); a.chattering && ok {
+			at(t.Add(e.opts.ChatterWindow))
 		}
 	} else if a.active {
 		// Active without history: restored from a snapshot without
@@ -399,19 +399,24 @@ func (e *Engine) tickAlarm(a *alarm, now time.Time) {
 		a.stale = true
 		e.alarmEvent(a, now, EvStale, a.state(), "", "active for more than "+e.opts.StaleAfter.String())
 	}
-	if x := a.x; a.chattering && x != nil && len(x.chatter) > 0 && now.Sub(x.chatter[len(x.chatter)-1]) >= e.opts.ChatterWindow {
+	if x := a.x; a.chattering && x != nil && chatterOver(x, now, e.opts.ChatterWindow) {
 		a.chattering = false
-		x.chatter = x.chatter[:0]
+		x.chatter.reset()
 		e.alarmEvent(a, now, EvChatteringEnd, a.state(), "", "")
 	}
+}
+
+// chatterOver: a full window has passed since the latest activation.
+func chatterOver(x *alarmExt, now time.Time, w time.Duration) bool {
+	t, ok := x.chatter.last()
+	return ok && now.Sub(t) >= w
 }
 
 func (e *Engine) tickSites(now time.Time) {
 	for _, site := range e.siteIDs {
 		st := e.sites[site]
 		if st.flood {
-			e.pruneFlood(st, now)
-			if n := len(st.acts) - st.head; n < e.opts.FloodEnd {
+			if n := st.acts.within(now, e.opts.FloodWindow); n < e.opts.FloodEnd {
 				st.flood = false
 				e.emit(site, Event{TS: now, Type: EvFloodEnd, Value: float64(n), Limit: float64(e.opts.FloodEnd)})
 			}

@@ -92,7 +92,6 @@ type Gateway struct {
 	alarmAt []time.Time
 	samples []alerting.Sample
 	pending []outbox.Item // readings waiting for a shared commit
-	active  []alerting.AlarmState
 	// pendingSince: when the first of pending arrived; committedAt: the
 	// latest commit of readings.
 	pendingSince, committedAt time.Time
@@ -105,6 +104,7 @@ type Gateway struct {
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool
 	persistedAt time.Time
+	persistTook time.Duration // how long the last snapshot took (persistGap)
 	// stopping: the core is draining; commits wait for the disk.
 	stopping bool
 	// asyncSlots holds one token per readings commit not yet on disk.

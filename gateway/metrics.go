@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/canary-gw/canary/alerting"
 	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/gateway/outbox"
 )
@@ -22,7 +21,6 @@ type metrics struct {
 	appendErrors prometheus.Counter
 	commands     *prometheus.CounterVec
 	actions      *prometheus.CounterVec
-	alarms       *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry, site string) *metrics {
@@ -43,10 +41,8 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help: "Operator commands by action and result.", ConstLabels: labels}, []string{"action", "result"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
 			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
-		alarms: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "canary_alarms",
-			Help: "Alarms that are not normal, by state and priority.", ConstLabels: labels}, []string{"state", "priority"}),
 	}
-	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.appendErrors, m.commands, m.actions, m.alarms)
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.appendErrors, m.commands, m.actions)
 	return m
 }
 
@@ -56,22 +52,13 @@ func (m *metrics) observeBatch(b modbus.Batch, events int, commit time.Duration)
 	m.evalSeconds.Observe(commit.Seconds())
 }
 
-func (m *metrics) alarmsChanged(states []alerting.AlarmState) {
-	m.alarms.Reset()
-	for _, s := range states {
-		if s.State == alerting.Normal {
-			continue
-		}
-		m.alarms.WithLabelValues(string(s.State), strconv.Itoa(s.Priority)).Inc()
-	}
-}
-
 // collector exposes the components' own statistics at scrape time.
 type collector struct {
 	g *Gateway
 
 	polls, pollErrors, timeouts, exceptions, skipped, late, reconnects, latency, online *prometheus.Desc
 	obRecords, obBytes, obAge, published, released, connected                           *prometheus.Desc
+	alarms                                                                              *prometheus.Desc
 }
 
 func newCollector(g *Gateway) *collector {
@@ -97,12 +84,15 @@ func newCollector(g *Gateway) *collector {
 		published:  d("canary_mqtt_published_total", "MQTT PUBLISH packets sent.", nil),
 		released:   d("canary_mqtt_released_total", "Outbox records released after delivery.", nil),
 		connected:  d("canary_mqtt_connected", "1 while connected to the broker.", nil),
+		// Counted by the view as alarms change, read here: a flood's
+		// commits do not recount every alarm that is not normal.
+		alarms: d("canary_alarms", "Alarms that are not normal, by state and priority.", []string{"state", "priority"}),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.late, c.reconnects,
-		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected} {
+		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected, c.alarms} {
 		ch <- d
 	}
 }
@@ -141,4 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		conn = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, conn)
+	c.g.view.alarmClasses(func(state string, priority, n int) {
+		ch <- prometheus.MustNewConstMetric(c.alarms, prometheus.GaugeValue, float64(n), state, strconv.Itoa(priority))
+	})
 }

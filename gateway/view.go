@@ -55,7 +55,18 @@ type view struct {
 	live    []liveReading // by sensorMeta.idx
 	devices map[string]httpapi.Device
 	alarms  map[string]httpapi.Alarm
+	// classes counts the alarms in alarms by state and priority (the
+	// canary_alarms gauge), kept up to date by setAlarm: O(1) per
+	// transition, where counting at every commit was O(alarms not
+	// normal), which an alarm flood made the largest cost of each commit.
+	classes map[alarmClass]int
 	history []httpapi.Transition
+}
+
+// alarmClass is one series of the canary_alarms gauge.
+type alarmClass struct {
+	state    string
+	priority int
 }
 
 func (v *view) init(s *configs.Site, eng *alerting.Engine) {
@@ -64,6 +75,7 @@ func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 	v.byDevice = map[string][]sensorMeta{}
 	v.devices = map[string]httpapi.Device{}
 	v.alarms = map[string]httpapi.Alarm{}
+	v.classes = map[alarmClass]int{}
 	n := 0
 	for _, d := range s.Devices {
 		n += len(d.Sensors)
@@ -241,10 +253,17 @@ func toAlarm(st alerting.AlarmState) httpapi.Alarm {
 func (v *view) setAlarm(srv *httpapi.Server, st alerting.AlarmState) {
 	a := toAlarm(st)
 	v.mu.Lock()
+	if old, ok := v.alarms[st.ID]; ok {
+		c := alarmClass{old.State, old.Priority}
+		if v.classes[c]--; v.classes[c] <= 0 {
+			delete(v.classes, c)
+		}
+	}
 	if st.State == alerting.Normal {
 		delete(v.alarms, st.ID)
 	} else {
 		v.alarms[st.ID] = a
+		v.classes[alarmClass{a.State, a.Priority}]++
 	}
 	v.mu.Unlock()
 	if srv != nil {
@@ -252,16 +271,14 @@ func (v *view) setAlarm(srv *httpapi.Server, st alerting.AlarmState) {
 	}
 }
 
-// activeAlarms lists the alarms not in the normal state (state and
-// priority only): the alarms gauge is counted from it, in O(active) rather
-// than O(configured) alarms.
-func (v *view) activeAlarms(dst []alerting.AlarmState) []alerting.AlarmState {
+// alarmClasses calls fn for each state and priority that has alarms not
+// normal, with their count.
+func (v *view) alarmClasses(fn func(state string, priority, n int)) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	for _, a := range v.alarms {
-		dst = append(dst, alerting.AlarmState{ID: a.ID, State: alerting.State(a.State), Priority: a.Priority})
+	for c, n := range v.classes {
+		fn(c.state, c.priority, n)
 	}
-	return dst
 }
 
 func (v *view) addTransition(srv *httpapi.Server, ev alerting.Event) {
