@@ -465,7 +465,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 }
 
 // persistDue writes the engine snapshot when alarms changed, at most once
-// per persistGap: a snapshot is O(configured alarms) plus two fsyncs, too
+// per persistGap: a snapshot is O(alarms not normal) plus two fsyncs, too
 // much for every poll at thousands of sensors. The transitions themselves
 // are already durable in the outbox; the snapshot only restores the engine
 // after a restart, and a pending one is written by the next tick or at

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,4 +96,65 @@ func BenchmarkCorePolls(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/polls, "µs/poll")
 		})
 	}
+}
+
+// BenchmarkCoreFlood is one device's poll during an alarm flood: every
+// sensor of a site (1 000 or 10 000 sensors) has raised its bad alarm (a site-wide
+// failure, unacknowledged), and one device's 20 sensors flap between bad
+// and good on each op: 20 transitions committed at once. What a
+// transition costs must not grow with the alarms already standing, or a
+// flood slows the core down as it grows.
+func BenchmarkCoreFlood(b *testing.B) {
+	for _, devices := range []int{50, 500} {
+		b.Run("standing="+strconv.Itoa(devices*20), func(b *testing.B) { coreFlood(b, devices) })
+	}
+}
+
+func coreFlood(b *testing.B, devices int) {
+	g := benchGateway(b, devices)
+	batches := benchBatches(devices)
+	ctx := context.Background()
+	setBad := func(bt *modbus.Batch, bad bool) {
+		for s := range bt.Readings {
+			bt.Readings[s].Quality = modbus.QualityGood
+			if bad {
+				bt.Readings[s].Quality = modbus.QualityBad
+			}
+		}
+	}
+	now := time.Now()
+	for i := range batches {
+		batches[i].At = now
+		setBad(&batches[i], true)
+	}
+	g.onBatches(ctx, batches)
+	g.flush(ctx, nil)
+	standing := len(g.view.alarms)
+	if standing < devices*20 {
+		b.Fatalf("%d alarms standing, want at least %d", standing, devices*20)
+	}
+	one := batches[:1]
+	bad := true
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	for b.Loop() {
+		bad = !bad
+		one[0].At = time.Now()
+		setBad(&one[0], bad)
+		g.onBatches(ctx, one)
+	}
+	// Wall time is mostly the commits' fsyncs; the CPU is the cost that
+	// competes with polling when the core is saturated.
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N*20), "cpu-µs/transition")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*20), "µs/transition")
+	b.ReportMetric(float64(standing), "alarms_standing")
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -556,16 +556,13 @@ func (ob *Outbox) commit(group []*request) {
 		}
 	} else {
 		ob.mu.Lock()
-		// Copy on write: LastSeq readers may hold the old map.
-		if len(newSeqs) > 0 {
-			m := make(map[string]uint64, len(ob.seqs)+len(newSeqs))
-			for k, v := range ob.seqs {
-				m[k] = v
-			}
-			for k, v := range newSeqs {
-				m[k] = v
-			}
-			ob.seqs = m
+		// In place: every alarm's retained topic is a stream, so copying
+		// the map made each commit O(alarms ever published), the largest
+		// cost of a commit in an alarm flood. This goroutine is the only
+		// writer and writes under mu; its own unlocked reads (lastSeq)
+		// cannot race with readers, who take mu.
+		for k, v := range newSeqs {
+			ob.seqs[k] = v
 		}
 		for l := range recDelta {
 			ob.records[l] += recDelta[l]
