@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"sync"
@@ -53,6 +55,75 @@ func late(elapsed, timeout time.Duration) bool {
 	return timeout > 0 && elapsed > timeout+timeout/2+20*time.Millisecond
 }
 
+// starvation tells whether the pollers of one gateway run on a saturated
+// scheduler: on a saturated thread a poller is put off between setting
+// its deadline and reading, and the read then fails at once although the
+// answer is in the socket buffer (the Modbus library owns the connection,
+// so the poller cannot look), without running a timeout and a half late:
+// late alone misses it. TestSaturatedGatewayTimeoutsAreLate had 16–20 of
+// 34 polls of devices that answer at once come out bad without it.
+type starvation struct {
+	at atomic.Int64 // unix ns of the latest evidence that the process was saturated
+
+	mu     sync.Mutex
+	sample []metrics.Sample
+}
+
+// starvedWindow is how long evidence that the process was saturated makes
+// the pollers treat timeouts as their own: each piece of evidence is a
+// sample, and a wave of timeouts shares one cause.
+const starvedWindow = time.Second
+
+// waits counts the scheduling latencies of at least d the runtime has
+// recorded so far (it samples one in a few goroutine wake-ups): before and
+// after a request, the difference says whether any goroutine of the
+// process waited that long to run meanwhile. About 0.3 µs.
+func (s *starvation) waits(d time.Duration) uint64 {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sample == nil {
+		s.sample = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	}
+	metrics.Read(s.sample)
+	if s.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return 0
+	}
+	h := s.sample[0].Value.Float64Histogram()
+	var n uint64
+	for i, c := range h.Counts {
+		if h.Buckets[i] >= d.Seconds() { // the bucket's lower bound
+			n += c
+		}
+	}
+	return n
+}
+
+// starved reports whether a request that timed out after the process had
+// recorded before scheduling waits of at least a quarter of timeout (see
+// waits) may have timed out because the poller was not running: some
+// goroutine waited that long to run since, or one does now (the poller
+// yields once and goes to the back of the run queue), or the process was
+// found saturated within starvedWindow. On a process that is not saturated
+// none of this holds (the yield returns within microseconds), so a dead
+// device's timeouts stay bad readings.
+func (s *starvation) starved(timeout time.Duration, before uint64) bool {
+	if s == nil || timeout <= 0 {
+		return false
+	}
+	start := time.Now()
+	runtime.Gosched()
+	now := time.Now()
+	if now.Sub(start) >= timeout/4 || s.waits(timeout/4) > before {
+		s.at.Store(now.UnixNano())
+		return true
+	}
+	at := s.at.Load()
+	return at != 0 && now.Sub(time.Unix(0, at)) < starvedWindow
+}
+
 // retryBase is the first pause before a retry within one poll; it doubles.
 const retryBase = 20 * time.Millisecond
 
@@ -76,6 +147,7 @@ type Poller struct {
 	devs    []*devState
 	sink    func(Batch)
 	polling *atomic.Int64 // see Options.Polling; never nil
+	starve  *starvation   // shared by the pollers of one NewPollers call
 	log     zerolog.Logger
 	writes  chan writeReq
 	reopen  bool // reconnect after timeouts too (stream links can desync)
@@ -103,6 +175,7 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		polling = new(atomic.Int64)
 	}
 	byLink := map[string]*Poller{}
+	starve := new(starvation)
 	var out []*Poller
 	var errs []error
 	for i := range devices {
@@ -119,7 +192,7 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		key := linkKey(d.URL)
 		p := byLink[key]
 		if p == nil {
-			p = &Poller{sink: sink, polling: polling, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
+			p = &Poller{sink: sink, polling: polling, starve: starve, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
 			p.log = logger.With().Str("component", "modbus").Str("link", d.URL).Logger()
 			byLink[key] = p
 			out = append(out, p)
@@ -486,6 +559,7 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 	for attempt := 0; ; attempt++ {
 		var regs []uint16
 		var bits []bool
+		waits := p.starve.waits(p.link.Timeout() / 4)
 		if r.Table.IsBits() {
 			bits, err = p.link.ReadBits(*d.cfg.Unit, r.Table, r.Addr, r.Count)
 		} else {
@@ -496,7 +570,7 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 		}
 		// From when the request was sent: a slow dial or TLS handshake is
 		// the link's time, not the poller running late.
-		lateErr := isTimeout(err) && late(time.Since(p.link.SentAt()), p.link.Timeout())
+		lateErr := isTimeout(err) && (late(time.Since(p.link.SentAt()), p.link.Timeout()) || p.starve.starved(p.link.Timeout(), waits))
 		var ex *ExceptionError
 		busy := errors.As(err, &ex) && (ex.Code == 6 || ex.Code == 5)
 		if ex != nil && !busy {
