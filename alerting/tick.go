@@ -151,7 +151,7 @@ func (e *Engine) NextDue(now time.Time) time.Duration {
 	}
 	for _, site := range e.siteIDs {
 		if e.sites[site].flood {
-			return 0 // the flood's window is pruned every Tick
+			return 0 // a flood's end is checked every Tick
 		}
 	}
 	next := time.Duration(math.MaxInt64)

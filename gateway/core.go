@@ -201,16 +201,22 @@ const persistEvery = 250 * time.Millisecond
 
 // persistShare bounds the core's time spent writing snapshots to about
 // 1/persistShare: the next snapshot waits persistShare times as long as
-// the last one took, if that is longer than persistEvery. A snapshot is
-// O(alarms not normal): in a flood of 60 000 alarms it took 40–60 ms, and
-// written every 250 ms it cost a fifth of the core that the flood needed
-// for its transitions. The transitions themselves are durable in the
-// outbox at once; the snapshot only restores the engine after a restart.
+// the last one took, if that is longer than persistEvery, and at most
+// persistMaxGap. A snapshot encodes every alarm that is not normal: in a
+// flood of 60 000 alarms it took 40–60 ms, and written every 250 ms it
+// cost a fifth of the core that the flood needed for its transitions. The
+// transitions themselves are durable in the outbox at once; the snapshot
+// only restores the engine after a restart.
 const persistShare = 10
+
+// persistMaxGap bounds the gap however slow the last snapshot was (an SD
+// card's fsync can stall for seconds): latches, acks and shelves reach the
+// snapshot within it.
+const persistMaxGap = 2 * time.Second
 
 // persistGap is how long after the last snapshot the next may be written.
 func (g *Gateway) persistGap() time.Duration {
-	return max(persistEvery, persistShare*g.persistTook)
+	return max(persistEvery, min(persistShare*g.persistTook, persistMaxGap))
 }
 
 // maxGroup bounds how many queued polls the core takes at once.
@@ -465,7 +471,8 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 }
 
 // persistDue writes the engine snapshot when alarms changed, at most once
-// per persistGap: a snapshot is O(alarms not normal) plus two fsyncs, too
+// per persistGap: a snapshot walks every alarm and writes those not
+// normal, plus two fsyncs, too
 // much for every poll at thousands of sensors. The transitions themselves
 // are already durable in the outbox; the snapshot only restores the engine
 // after a restart, and a pending one is written by the next tick or at

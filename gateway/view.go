@@ -274,10 +274,19 @@ func (v *view) setAlarm(srv *httpapi.Server, st alerting.AlarmState) {
 // alarmClasses calls fn for each state and priority that has alarms not
 // normal, with their count.
 func (v *view) alarmClasses(fn func(state string, priority, n int)) {
+	type count struct {
+		alarmClass
+		n int
+	}
 	v.mu.RLock()
-	defer v.mu.RUnlock()
+	counts := make([]count, 0, len(v.classes))
 	for c, n := range v.classes {
-		fn(c.state, c.priority, n)
+		counts = append(counts, count{c, n})
+	}
+	v.mu.RUnlock()
+	// fn runs without the lock: the collector sends on a channel.
+	for _, c := range counts {
+		fn(c.state, c.priority, c.n)
 	}
 }
 

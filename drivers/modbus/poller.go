@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"runtime/metrics"
 	"slices"
 	"sort"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 	mb "github.com/simonvetter/modbus"
+	"golang.org/x/sys/unix"
 
 	"github.com/canary-gw/canary/internal/configerr"
 )
@@ -55,73 +55,61 @@ func late(elapsed, timeout time.Duration) bool {
 	return timeout > 0 && elapsed > timeout+timeout/2+20*time.Millisecond
 }
 
-// starvation tells whether the pollers of one gateway run on a saturated
-// scheduler: on a saturated thread a poller is put off between setting
-// its deadline and reading, and the read then fails at once although the
-// answer is in the socket buffer (the Modbus library owns the connection,
-// so the poller cannot look), without running a timeout and a half late:
-// late alone misses it. TestSaturatedGatewayTimeoutsAreLate had 16–20 of
-// 34 polls of devices that answer at once come out bad without it.
-type starvation struct {
-	at atomic.Int64 // unix ns of the latest evidence that the process was saturated
-
-	mu     sync.Mutex
-	sample []metrics.Sample
+// saturation tells whether a request that timed out ran while the
+// gateway's process used all the CPU it may use: then the poller may not
+// have run when the answer came. On a saturated scheduler thread a poller
+// is put off between setting its deadline and reading (a preempted
+// goroutine goes to the back of the global run queue), and the read then
+// fails at once although the answer is in the socket buffer (the Modbus
+// library owns the connection, so the driver cannot look), without
+// running a timeout and a half late: late alone misses it.
+// In TestSaturatedGatewayTimeoutsAreLate, half or more of the polls of
+// devices that answer at once came out bad without it, none with it.
+//
+// The measure is the process's own CPU time over the request (getrusage:
+// every thread, the runtime's included) against what its scheduler
+// threads could have used in that time. It is not the scheduler's waits:
+// another process taking the CPU from the gateway makes goroutines wait
+// too, but it lowers the gateway's CPU share, so a dead device on a box
+// that is merely busy still gives bad readings at once; and nothing is
+// carried from one request to the next or from one link to another.
+type saturation struct {
+	cpu  time.Duration // process CPU time at the start of the request
+	wall time.Time
 }
 
-// starvedWindow is how long evidence that the process was saturated makes
-// the pollers treat timeouts as their own: each piece of evidence is a
-// sample, and a wave of timeouts shares one cause.
-const starvedWindow = time.Second
+// saturatedShare is the share of its scheduler threads' time the process
+// must have used over a request to count as saturated. Half, not all:
+// another process on the box (InfluxDB, the broker) takes some of the
+// CPU from a gateway that is saturated too. A variable for the test that
+// measures what the check changes.
+var saturatedShare = 0.5
 
-// waits counts the scheduling latencies of at least d the runtime has
-// recorded so far (it samples one in a few goroutine wake-ups): before and
-// after a request, the difference says whether any goroutine of the
-// process waited that long to run meanwhile. About 0.3 µs.
-func (s *starvation) waits(d time.Duration) uint64 {
-	if s == nil {
-		return 0
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sample == nil {
-		s.sample = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
-	}
-	metrics.Read(s.sample)
-	if s.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
-		return 0
-	}
-	h := s.sample[0].Value.Float64Histogram()
-	var n uint64
-	for i, c := range h.Counts {
-		if h.Buckets[i] >= d.Seconds() { // the bucket's lower bound
-			n += c
-		}
-	}
-	return n
+// start notes the process's CPU time before a request (one getrusage,
+// about a microsecond).
+func (s *saturation) start() {
+	s.cpu, s.wall = processCPU(), time.Now()
 }
 
-// starved reports whether a request that timed out after the process had
-// recorded before scheduling waits of at least a quarter of timeout (see
-// waits) may have timed out because the poller was not running: some
-// goroutine waited that long to run since, or one does now (the poller
-// yields once and goes to the back of the run queue), or the process was
-// found saturated within starvedWindow. On a process that is not saturated
-// none of this holds (the yield returns within microseconds), so a dead
-// device's timeouts stay bad readings.
-func (s *starvation) starved(timeout time.Duration, before uint64) bool {
-	if s == nil || timeout <= 0 {
+// saturated reports whether the process used at least saturatedShare of
+// its scheduler threads' time since start.
+func (s *saturation) saturated() bool {
+	wall := time.Since(s.wall)
+	if wall <= 0 || s.wall.IsZero() {
 		return false
 	}
-	start := time.Now()
-	runtime.Gosched()
-	now := time.Now()
-	if now.Sub(start) >= timeout/4 || s.waits(timeout/4) > before {
-		s.at.Store(now.UnixNano())
-		return true
+	procs := min(runtime.GOMAXPROCS(0), runtime.NumCPU())
+	return float64(processCPU()-s.cpu) >= saturatedShare*float64(procs)*float64(wall)
+}
+
+// processCPU is the process's user and system CPU time so far; 0 when
+// getrusage fails (then nothing counts as saturated).
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
 	}
-	at := s.at.Load()
-	return at != 0 && now.Sub(time.Unix(0, at)) < starvedWindow
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // retryBase is the first pause before a retry within one poll; it doubles.
@@ -147,7 +135,6 @@ type Poller struct {
 	devs    []*devState
 	sink    func(Batch)
 	polling *atomic.Int64 // see Options.Polling; never nil
-	starve  *starvation   // shared by the pollers of one NewPollers call
 	log     zerolog.Logger
 	writes  chan writeReq
 	reopen  bool // reconnect after timeouts too (stream links can desync)
@@ -175,7 +162,6 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		polling = new(atomic.Int64)
 	}
 	byLink := map[string]*Poller{}
-	starve := new(starvation)
 	var out []*Poller
 	var errs []error
 	for i := range devices {
@@ -192,7 +178,7 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		key := linkKey(d.URL)
 		p := byLink[key]
 		if p == nil {
-			p = &Poller{sink: sink, polling: polling, starve: starve, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
+			p = &Poller{sink: sink, polling: polling, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
 			p.log = logger.With().Str("component", "modbus").Str("link", d.URL).Logger()
 			byLink[key] = p
 			out = append(out, p)
@@ -556,10 +542,14 @@ func (p *Poller) fail(rs []Reading, r *Request, err error) {
 // library never reconnects); other exceptions are final.
 func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *uint64) ([]uint16, []bool, error) {
 	var err error
+	cleanTimeout := false // an attempt timed out while the gateway was not saturated
 	for attempt := 0; ; attempt++ {
 		var regs []uint16
 		var bits []bool
-		waits := p.starve.waits(p.link.Timeout() / 4)
+		var sat saturation
+		if !cleanTimeout {
+			sat.start()
+		}
 		if r.Table.IsBits() {
 			bits, err = p.link.ReadBits(*d.cfg.Unit, r.Table, r.Addr, r.Count)
 		} else {
@@ -570,7 +560,12 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 		}
 		// From when the request was sent: a slow dial or TLS handshake is
 		// the link's time, not the poller running late.
-		lateErr := isTimeout(err) && (late(time.Since(p.link.SentAt()), p.link.Timeout()) || p.starve.starved(p.link.Timeout(), waits))
+		lateErr := isTimeout(err) && (late(time.Since(p.link.SentAt()), p.link.Timeout()) || (!cleanTimeout && sat.saturated()))
+		if isTimeout(err) && !lateErr {
+			// A timeout with the gateway running freely is the device's:
+			// a retry in a busier moment must not turn this poll late.
+			cleanTimeout = true
+		}
 		var ex *ExceptionError
 		busy := errors.As(err, &ex) && (ex.Code == 6 || ex.Code == 5)
 		if ex != nil && !busy {
