@@ -73,6 +73,7 @@ type Link struct {
 	rtu     bool
 	timeout time.Duration
 	sentAt  time.Time // when the last request started, after any dial
+	sat     saturation
 }
 
 // NewLink prepares a link from a device config (defaults set, validated).
@@ -118,6 +119,10 @@ func (l *Link) Timeout() time.Duration { return l.timeout }
 // SentAt is when the last request started, after the link was (re)opened.
 func (l *Link) SentAt() time.Time { return l.sentAt }
 
+// Saturated reports whether the gateway's process was saturated during
+// the last request (see saturation): call it after a timeout.
+func (l *Link) Saturated() bool { return l.sat.saturated() }
+
 // URL returns the link's URL.
 func (l *Link) URL() string { return l.url }
 
@@ -150,6 +155,7 @@ func (l *Link) unit(u int) error {
 		return err
 	}
 	l.sentAt = time.Now()
+	l.sat.start()
 	return l.client.SetUnitId(uint8(u))
 }
 

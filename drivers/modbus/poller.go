@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/rs/zerolog"
 	mb "github.com/simonvetter/modbus"
-	"golang.org/x/sys/unix"
 
 	"github.com/canary-gw/canary/internal/configerr"
 )
@@ -53,63 +51,6 @@ var errLate = errors.New("poller ran late (gateway overloaded)")
 // wake-up), not half a timeout after it.
 func late(elapsed, timeout time.Duration) bool {
 	return timeout > 0 && elapsed > timeout+timeout/2+20*time.Millisecond
-}
-
-// saturation tells whether a request that timed out ran while the
-// gateway's process used all the CPU it may use: then the poller may not
-// have run when the answer came. On a saturated scheduler thread a poller
-// is put off between setting its deadline and reading (a preempted
-// goroutine goes to the back of the global run queue), and the read then
-// fails at once although the answer is in the socket buffer (the Modbus
-// library owns the connection, so the driver cannot look), without
-// running a timeout and a half late: late alone misses it.
-// In TestSaturatedGatewayTimeoutsAreLate, half or more of the polls of
-// devices that answer at once came out bad without it, none with it.
-//
-// The measure is the process's own CPU time over the request (getrusage:
-// every thread, the runtime's included) against what its scheduler
-// threads could have used in that time. It is not the scheduler's waits:
-// another process taking the CPU from the gateway makes goroutines wait
-// too, but it lowers the gateway's CPU share, so a dead device on a box
-// that is merely busy still gives bad readings at once; and nothing is
-// carried from one request to the next or from one link to another.
-type saturation struct {
-	cpu  time.Duration // process CPU time at the start of the request
-	wall time.Time
-}
-
-// saturatedShare is the share of its scheduler threads' time the process
-// must have used over a request to count as saturated. Half, not all:
-// another process on the box (InfluxDB, the broker) takes some of the
-// CPU from a gateway that is saturated too. A variable for the test that
-// measures what the check changes.
-var saturatedShare = 0.5
-
-// start notes the process's CPU time before a request (one getrusage,
-// about a microsecond).
-func (s *saturation) start() {
-	s.cpu, s.wall = processCPU(), time.Now()
-}
-
-// saturated reports whether the process used at least saturatedShare of
-// its scheduler threads' time since start.
-func (s *saturation) saturated() bool {
-	wall := time.Since(s.wall)
-	if wall <= 0 || s.wall.IsZero() {
-		return false
-	}
-	procs := min(runtime.GOMAXPROCS(0), runtime.NumCPU())
-	return float64(processCPU()-s.cpu) >= saturatedShare*float64(procs)*float64(wall)
-}
-
-// processCPU is the process's user and system CPU time so far; 0 when
-// getrusage fails (then nothing counts as saturated).
-func processCPU() time.Duration {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // retryBase is the first pause before a retry within one poll; it doubles.
@@ -546,10 +487,6 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 	for attempt := 0; ; attempt++ {
 		var regs []uint16
 		var bits []bool
-		var sat saturation
-		if !cleanTimeout {
-			sat.start()
-		}
 		if r.Table.IsBits() {
 			bits, err = p.link.ReadBits(*d.cfg.Unit, r.Table, r.Addr, r.Count)
 		} else {
@@ -560,7 +497,7 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 		}
 		// From when the request was sent: a slow dial or TLS handshake is
 		// the link's time, not the poller running late.
-		lateErr := isTimeout(err) && (late(time.Since(p.link.SentAt()), p.link.Timeout()) || (!cleanTimeout && sat.saturated()))
+		lateErr := isTimeout(err) && !cleanTimeout && (late(time.Since(p.link.SentAt()), p.link.Timeout()) || p.link.Saturated())
 		if isTimeout(err) && !lateErr {
 			// A timeout with the gateway running freely is the device's:
 			// a retry in a busier moment must not turn this poll late.
