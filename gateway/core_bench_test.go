@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/gateway/loadtest"
+	"github.com/canary-gw/canary/internal/cputime"
 )
 
 // benchGateway is a gateway for the reference scenario (devices × 20
@@ -135,7 +135,7 @@ func coreFlood(b *testing.B, devices int) {
 	}
 	one := batches[:1]
 	bad := true
-	cpu0 := processCPU(b)
+	cpu0 := processCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		bad = !bad
@@ -145,16 +145,13 @@ func coreFlood(b *testing.B, devices int) {
 	}
 	// Wall time is mostly the commits' fsyncs; the CPU is the cost that
 	// competes with polling when the core is saturated.
-	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N*20), "cpu-µs/transition")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N*20), "cpu-µs/transition")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*20), "µs/transition")
 	b.ReportMetric(float64(standing), "alarms_standing")
 }
 
-// processCPU is the process's user and system CPU time so far.
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// processCPU is the process's CPU time so far.
+func processCPU() time.Duration {
+	d, _ := cputime.Process()
+	return d
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/drivers/modbus/modbustest"
+	"github.com/canary-gw/canary/internal/cputime"
 )
 
 // The saturation of TestSaturatedGatewayTimeoutsAreLate: goroutines busy
@@ -84,7 +85,7 @@ func saturatedPolls(t *testing.T, url string) (r saturatedRun) {
 	g, stop := runGroup(t, devs, c.sink)
 
 	ctx, cancel := context.WithCancel(t.Context())
-	cpu0, _ := processCPU()
+	cpu0, _ := cputime.Process()
 	wall0 := time.Now()
 	var hogs sync.WaitGroup
 	var sink [hogCount]uint64
@@ -105,7 +106,7 @@ func saturatedPolls(t *testing.T, url string) (r saturatedRun) {
 		})
 	}
 	time.Sleep(3 * time.Second)
-	cpu1, _ := processCPU()
+	cpu1, _ := cputime.Process()
 	r.cpu = float64(cpu1-cpu0) / float64(time.Since(wall0))
 	cancel()
 	hogs.Wait()

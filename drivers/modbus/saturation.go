@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/canary-gw/canary/internal/cputime"
 )
 
 // saturation tells whether a request that timed out ran while the
@@ -47,7 +47,7 @@ var saturatedShare = 0.9
 // start notes the process's CPU time before a request (one getrusage,
 // about a microsecond).
 func (s *saturation) start() {
-	s.cpu, s.ok = processCPU()
+	s.cpu, s.ok = cputime.Process()
 	s.wall = time.Now()
 }
 
@@ -57,19 +57,10 @@ func (s *saturation) saturated() bool {
 		return false
 	}
 	wall := time.Since(s.wall)
-	cpu, ok := processCPU()
+	cpu, ok := cputime.Process()
 	if !ok || wall <= 0 {
 		return false
 	}
 	procs := min(runtime.GOMAXPROCS(0), runtime.NumCPU())
 	return float64(cpu-s.cpu) >= saturatedShare*float64(procs)*float64(wall)
-}
-
-// processCPU is the process's user and system CPU time so far.
-func processCPU() (time.Duration, bool) {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
-		return 0, false
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }

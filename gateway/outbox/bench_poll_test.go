@@ -3,11 +3,12 @@ package outbox
 import (
 	"context"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/canary-gw/canary/internal/cputime"
 )
 
 // payload1k is about the size of one 20-reading poll batch on the wire.
@@ -36,9 +37,8 @@ func BenchmarkAppend(b *testing.B) {
 // cpuTime is the process's CPU time so far: commits wait for the disk, so
 // wall time per poll says little about what they cost the box.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cputime.Process()
+	return d
 }
 
 func benchAppend(b *testing.B, per int) {
