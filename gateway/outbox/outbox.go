@@ -92,6 +92,9 @@ type Outbox struct {
 	// drained counts the bytes Drain read since the mapping was last
 	// trimmed (trimMapping).
 	drained atomic.Int64
+	// drops keeps the log of dropped readings to a line per period;
+	// owned by the commit loop.
+	drops dropLog
 
 	mu      sync.Mutex // guards the fields below (also read by Stats/LastSeq)
 	later   []Key      // ReleaseLater's keys, deleted by the next commit
@@ -387,6 +390,7 @@ func (ob *Outbox) commitLoop() {
 					ob.commit([]*request{r})
 				default:
 					ob.commit([]*request{{}})
+					ob.drops.flush(ob.log)
 					return
 				}
 			}
@@ -575,12 +579,9 @@ func (ob *Outbox) commit(group []*request) {
 		ob.mu.Unlock()
 	}
 	// Before answering: whoever appended sees the drop already reported.
-	if drop.Records > 0 {
-		ob.log.Warn().Int("count", drop.Records).Int64("bytes", drop.Bytes).Uint64("total", drop.Total).
-			Msg("outbox full: oldest readings dropped")
-		if ob.onDrop != nil {
-			ob.onDrop(drop)
-		}
+	ob.drops.note(ob.log, time.Now(), drop)
+	if drop.Records > 0 && ob.onDrop != nil {
+		ob.onDrop(drop)
 	}
 	for i, r := range group {
 		if err != nil {
