@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -227,4 +228,95 @@ func TestCoreWakesWithThePolls(t *testing.T) {
 	require.False(t, g.tickedAt.Before(before), "a burst half a second after the last tick did not tick at its end")
 	now = time.Now()
 	require.Equal(t, untilGrid(now, g.tickedAt.Add(maxIdle).Sub(now), tick), g.nextTick(now))
+}
+
+// A flood is committed in parts of at most maxCommitEvents events, not in
+// one transaction: every event lands once, in order; each alarm's state
+// follows its last event, in the same part, and carries that event's seq;
+// the readings go with the last part.
+func TestFloodIsCommittedInParts(t *testing.T) {
+	const devices = 300 // 6 000 sensors
+	g := newCoreGateway(t, devices, Options{})
+	ctx := t.Context()
+	bs := benchBatches(devices)
+	now := time.Now()
+	for i := range bs {
+		bs[i].At = now
+		for s := range bs[i].Readings {
+			bs[i].Readings[s].Quality = modbus.QualityBad
+		}
+	}
+	// d000 fails first and answers again last, so its alarms have events
+	// in the first part and in the last.
+	again := benchBatches(1)[0]
+	again.At = now.Add(time.Millisecond)
+	group := append(slices.Clone(bs), again)
+
+	commits0 := g.ob.Stats().Commits
+	g.onBatches(ctx, group)
+	g.flush(ctx, nil)
+
+	recs, err := g.ob.Drain(outbox.Alarms, 0, 1<<20)
+	require.NoError(t, err)
+	type evRec struct {
+		Seq   uint64 `json:"seq"`
+		Alarm string `json:"alarm"`
+		Type  string `json:"type"`
+	}
+	var events []evRec
+	lastEvent := map[string]int{}   // alarm → index in events of its last event
+	stateAfter := map[string]int{}  // alarm → events seen before its state
+	stateSeq := map[string]uint64{} // alarm → the seq in its state
+	for _, r := range recs {
+		switch r.Kind {
+		case outbox.KindEvent:
+			var e evRec
+			require.NoError(t, json.Unmarshal(r.Payload, &e))
+			require.Equal(t, r.Seq, e.Seq)
+			if e.Alarm != "" {
+				lastEvent[e.Alarm] = len(events)
+			}
+			events = append(events, e)
+		case outbox.KindAlarm:
+			if len(r.Payload) == 0 {
+				continue // the retained topic cleared after a return to normal
+			}
+			var st struct {
+				Seq uint64 `json:"seq"`
+			}
+			require.NoError(t, json.Unmarshal(r.Payload, &st))
+			_, dup := stateAfter[r.Stream]
+			require.False(t, dup, "alarm %s: one state per commit, got two", r.Stream)
+			stateAfter[r.Stream] = len(events)
+			stateSeq[r.Stream] = st.Seq
+		}
+	}
+	n := len(events)
+	require.Greater(t, n, maxCommitEvents, "the flood must need more than one part")
+	parts := (n + maxCommitEvents - 1) / maxCommitEvents
+	require.Equal(t, commits0+uint64(parts), g.ob.Stats().Commits,
+		"%d events: %d commits of at most %d", n, parts, maxCommitEvents)
+	for i, e := range events {
+		require.Equal(t, uint64(i+1), e.Seq, "events in order, none lost or repeated")
+	}
+	straddling := 0
+	require.Equal(t, len(lastEvent), len(stateAfter), "a state for every alarm with events")
+	for a, li := range lastEvent {
+		after, ok := stateAfter[a]
+		require.True(t, ok, "alarm %s has events but no state", a)
+		require.Greater(t, after, li, "alarm %s: state before its last event", a)
+		require.Equal(t, li/maxCommitEvents, (after-1)/maxCommitEvents,
+			"alarm %s: state not in the part of its last event", a)
+		require.Equal(t, events[li].Seq, stateSeq[a], "alarm %s: state carries the seq of its last event", a)
+		if strings.HasPrefix(a, loadtest.DeviceID(0)+".") {
+			straddling++
+			require.Equal(t, parts-1, li/maxCommitEvents, "d000's alarms end in the last part")
+		}
+	}
+	require.Positive(t, straddling)
+	t.Logf("%d events in %d parts, %d alarms, %d of d000 straddling", n, parts, len(lastEvent), straddling)
+
+	readings, err := g.ob.Drain(outbox.Readings, 0, 1<<20)
+	require.NoError(t, err)
+	require.Len(t, readings, devices+1, "every poll's readings, once")
 }
