@@ -86,3 +86,49 @@ func TestUnknownPoint(t *testing.T) {
 	_, err = e.ActionResult(scriptStart, "nope", true, "")
 	require.ErrorIs(t, err, ErrUnknownAction)
 }
+
+// FuzzPayloadJSON checks the hand-written alarm and event encoders against
+// encoding/json's decoder: whatever an operator typed as user or comment
+// (control characters, invalid UTF-8, any value) gives valid JSON that
+// decodes to what was typed, each invalid byte replaced by U+FFFD. Before
+// internal/jsonenc, a comment holding "\u0007" made the payload invalid.
+func FuzzPayloadJSON(f *testing.F) {
+	f.Add("alice", "on my way \"now\"", 1.8)
+	f.Add("bob", "bell\a nul\x00 vt\v del\x7f", -0.0)
+	f.Add("c\xffd", "tag \U000e0001 line \u2028 \xe2\x82", 1e21)
+	f.Add("", "", 1e-7)
+	f.Fuzz(func(t *testing.T, user, comment string, value float64) {
+		now := time.Date(2026, 3, 1, 8, 0, 0, 123456789, time.UTC)
+		st := AlarmState{ID: "d.s.high", Site: "demo", Device: "d", Sensor: "s", Condition: High, Priority: 2,
+			State: Unacknowledged, Active: true, Value: value, Limit: 1, Since: now, Updated: now, AckedBy: user, Comment: comment}
+		ev := Event{Seq: 7, TS: now, Type: EvAck, Alarm: "d.s.high", From: Unacknowledged, To: Acknowledged, Active: true,
+			Value: value, Limit: math.NaN(), User: user, Comment: comment}
+		stRaw, _ := st.MarshalJSON()
+		evRaw, _ := ev.MarshalJSON()
+		for _, raw := range [][]byte{stRaw, evRaw} {
+			if !json.Valid(raw) {
+				t.Fatalf("invalid JSON: %s", raw)
+			}
+			var got struct {
+				User    *string  `json:"user"`
+				AckedBy *string  `json:"acked_by"`
+				Comment string   `json:"comment"`
+				Value   *float64 `json:"value"`
+			}
+			require.NoError(t, json.Unmarshal(raw, &got))
+			who := got.User
+			if who == nil {
+				who = got.AckedBy
+			}
+			require.NotNil(t, who)
+			require.Equal(t, string([]rune(user)), *who)
+			require.Equal(t, string([]rune(comment)), got.Comment)
+			if math.IsNaN(value) || math.IsInf(value, 0) {
+				require.Nil(t, got.Value)
+			} else {
+				require.NotNil(t, got.Value)
+				require.Equal(t, value, *got.Value)
+			}
+		}
+	})
+}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 // Quality is the OPC-style validity of a sample.
@@ -166,19 +168,19 @@ func (s AlarmState) Annunciated() bool {
 func (s AlarmState) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 320)
 	b = append(b, `{"id":`...)
-	b = strconv.AppendQuote(b, s.ID)
+	b = jsonenc.AppendString(b, s.ID)
 	b = append(b, `,"site":`...)
-	b = strconv.AppendQuote(b, s.Site)
+	b = jsonenc.AppendString(b, s.Site)
 	b = append(b, `,"device":`...)
-	b = strconv.AppendQuote(b, s.Device)
+	b = jsonenc.AppendString(b, s.Device)
 	b = append(b, `,"sensor":`...)
-	b = strconv.AppendQuote(b, s.Sensor)
+	b = jsonenc.AppendString(b, s.Sensor)
 	b = append(b, `,"condition":`...)
-	b = strconv.AppendQuote(b, string(s.Condition))
+	b = jsonenc.AppendString(b, string(s.Condition))
 	b = append(b, `,"priority":`...)
 	b = strconv.AppendInt(b, int64(s.Priority), 10)
 	b = append(b, `,"state":`...)
-	b = strconv.AppendQuote(b, string(s.State))
+	b = jsonenc.AppendString(b, string(s.State))
 	b = append(b, `,"active":`...)
 	b = strconv.AppendBool(b, s.Active)
 	b = append(b, `,"latched":`...)
@@ -192,9 +194,9 @@ func (s AlarmState) MarshalJSON() ([]byte, error) {
 	b = append(b, `,"updated":`...)
 	b = appendTime(b, s.Updated)
 	b = append(b, `,"acked_by":`...)
-	b = strconv.AppendQuote(b, s.AckedBy)
+	b = jsonenc.AppendString(b, s.AckedBy)
 	b = append(b, `,"comment":`...)
-	b = strconv.AppendQuote(b, s.Comment)
+	b = jsonenc.AppendString(b, s.Comment)
 	return append(b, '}'), nil
 }
 
@@ -206,13 +208,13 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	b = append(b, `,"ts":`...)
 	b = appendTime(b, e.TS)
 	b = append(b, `,"type":`...)
-	b = strconv.AppendQuote(b, string(e.Type))
+	b = jsonenc.AppendString(b, string(e.Type))
 	b = append(b, `,"alarm":`...)
-	b = strconv.AppendQuote(b, e.Alarm)
+	b = jsonenc.AppendString(b, e.Alarm)
 	b = append(b, `,"from":`...)
-	b = strconv.AppendQuote(b, string(e.From))
+	b = jsonenc.AppendString(b, string(e.From))
 	b = append(b, `,"to":`...)
-	b = strconv.AppendQuote(b, string(e.To))
+	b = jsonenc.AppendString(b, string(e.To))
 	b = append(b, `,"active":`...)
 	b = strconv.AppendBool(b, e.Active)
 	b = append(b, `,"value":`...)
@@ -220,9 +222,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	b = append(b, `,"limit":`...)
 	b = appendNum(b, e.Limit)
 	b = append(b, `,"user":`...)
-	b = strconv.AppendQuote(b, e.User)
+	b = jsonenc.AppendString(b, e.User)
 	b = append(b, `,"comment":`...)
-	b = strconv.AppendQuote(b, e.Comment)
+	b = jsonenc.AppendString(b, e.Comment)
 	return append(b, '}'), nil
 }
 

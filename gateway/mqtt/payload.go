@@ -5,9 +5,9 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/canary-gw/canary/gateway/outbox"
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 // Reading qualities on the wire.
@@ -50,9 +50,9 @@ func AppendTime(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(ds
 // A non-finite value is sent as null.
 func AppendReadings(dst []byte, m *Readings) []byte {
 	dst = append(dst, `{"site":`...)
-	dst = appendString(dst, m.Site)
+	dst = jsonenc.AppendString(dst, m.Site)
 	dst = append(dst, `,"device":`...)
-	dst = appendString(dst, m.Device)
+	dst = jsonenc.AppendString(dst, m.Device)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, m.Seq, 10)
 	dst = append(dst, `,"ts":"`...)
@@ -64,15 +64,15 @@ func AppendReadings(dst []byte, m *Readings) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"sensor":`...)
-		dst = appendString(dst, r.Sensor)
+		dst = jsonenc.AppendString(dst, r.Sensor)
 		dst = append(dst, `,"kind":`...)
-		dst = appendString(dst, r.Kind)
+		dst = jsonenc.AppendString(dst, r.Kind)
 		dst = append(dst, `,"value":`...)
 		dst = appendFloat(dst, r.Value, r.Valid)
 		dst = append(dst, `,"unit":`...)
-		dst = appendString(dst, r.Unit)
+		dst = jsonenc.AppendString(dst, r.Unit)
 		dst = append(dst, `,"quality":`...)
-		dst = appendString(dst, r.Quality)
+		dst = jsonenc.AppendString(dst, r.Quality)
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
@@ -82,41 +82,7 @@ func appendFloat(dst []byte, v float64, valid bool) []byte {
 	if !valid || math.IsNaN(v) || math.IsInf(v, 0) {
 		return append(dst, "null"...)
 	}
-	// encoding/json's choice: plain decimals, exponent only for extremes.
-	abs := math.Abs(v)
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		return strconv.AppendFloat(dst, v, 'e', -1, 64)
-	}
-	return strconv.AppendFloat(dst, v, 'f', -1, 64)
-}
-
-const hexDigits = "0123456789abcdef"
-
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c < 0x20 || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(dst, '"')
+	return jsonenc.AppendFloat(dst, v)
 }
 
 // ReadingsItem is the outbox item of one poll batch: the payload is encoded

@@ -1,0 +1,65 @@
+// Package jsonenc writes JSON strings and numbers for the hand-written
+// encoders (readings, alarm states, events, the alarm-state snapshot),
+// which do not go through encoding/json's reflection.
+//
+// strconv.Quote is not a JSON encoder: it writes \a, \v, \x00 and \U0001xxxx
+// escapes that JSON does not have, and passes invalid UTF-8 through as \xff.
+// An operator's comment holding such a character made the alarm event's
+// payload invalid JSON, which a consumer rejects whole.
+package jsonenc
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s to dst as a JSON string. Control characters and DEL are
+// written as \u00XX, '"' and '\' escaped; each byte of invalid UTF-8
+// becomes U+FFFD, as encoding/json does. The result always decodes
+// (encoding/json) to s with its invalid bytes replaced.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(dst, '"')
+}
+
+// AppendFloat appends f as encoding/json writes a float64: plain decimals,
+// an exponent only below 1e-6 or from 1e21 on (e-7, not e-07). f must be
+// finite: JSON has no NaN or infinity, and each caller says what stands
+// for them (null, or the member left out).
+func AppendFloat(dst []byte, f float64) []byte {
+	abs := math.Abs(f)
+	if abs == 0 || (abs >= 1e-6 && abs < 1e21) {
+		return strconv.AppendFloat(dst, f, 'f', -1, 64)
+	}
+	dst = strconv.AppendFloat(dst, f, 'e', -1, 64)
+	if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+		dst[n-2] = dst[n-1]
+		dst = dst[:n-1]
+	}
+	return dst
+}

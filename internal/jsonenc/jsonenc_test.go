@@ -1,0 +1,86 @@
+package jsonenc
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestAppendString(t *testing.T) {
+	cases := []struct {
+		in, want string
+	}{
+		{"", `""`},
+		{"plain", `"plain"`},
+		{`quote " and \ backslash`, `"quote \" and \\ backslash"`},
+		{"tab\tnewline\n", `"tab\u0009newline\u000a"`},
+		{"bell\a nul\x00 vt\v del\x7f", `"bell\u0007 nul\u0000 vt\u000b del\u007f"`},
+		{"bad \xff byte", `"bad \ufffd byte"`},
+		{"cut \xe2\x82 euro", `"cut \ufffd\ufffd euro"`},
+		{"euro € tag \U000e0001 line\u2028", "\"euro € tag \U000e0001 line\u2028\""},
+		{"<b>&amp;", `"<b>&amp;"`},
+	}
+	for _, tc := range cases {
+		got := string(AppendString([]byte("x"), tc.in))
+		require.Equal(t, "x"+tc.want, got, "input %q", tc.in)
+		require.True(t, json.Valid([]byte(tc.want)))
+	}
+}
+
+// FuzzAppendString checks the encoder against encoding/json's decoder: any
+// string gives valid JSON that decodes to the string, each invalid byte
+// replaced by U+FFFD.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "ok", "a\"b\\c", "\a\x00\v\x7f", "\xff\xfe", "\U000e0001\u2028", "é€𝄞"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := AppendString(nil, s)
+		if !json.Valid(b) {
+			t.Fatalf("%q encodes to invalid JSON %s", s, b)
+		}
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		if want := string([]rune(s)); got != want {
+			t.Fatalf("%q decodes to %q, want %q", s, got, want)
+		}
+	})
+}
+
+func TestAppendFloat(t *testing.T) {
+	cases := []struct {
+		in   float64
+		want string
+	}{
+		{0, "0"}, {math.Copysign(0, -1), "-0"}, {1.5, "1.5"}, {-273.15, "-273.15"}, {100, "100"},
+		{1e-6, "0.000001"}, {9.99e-7, "9.99e-7"}, {1e-7, "1e-7"}, {1e20, "100000000000000000000"},
+		{1e21, "1e+21"}, {-1.5e300, "-1.5e+300"}, {5e-324, "5e-324"}, {0.30000000000000004, "0.30000000000000004"},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, string(AppendFloat(nil, tc.in)), "%v", tc.in)
+	}
+}
+
+// FuzzAppendFloat checks the float encoder byte for byte against
+// encoding/json.
+func FuzzAppendFloat(f *testing.F) {
+	for _, v := range []float64{0, 1.5, 1e-7, 1e21, -2.5e-300, 123456789.125} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return // not JSON; the callers write null or leave the member out
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendFloat(nil, v); string(got) != string(want) {
+			t.Fatalf("%v: got %s, encoding/json %s", v, got, want)
+		}
+	})
+}
