@@ -224,6 +224,7 @@ func (r *opRunner) restart() {
 	before := r.e.Alarms()
 	snap, err := r.e.Snapshot()
 	require.NoError(r.t, err)
+	requireSnapshotMatchesEncodingJSON(r.t, r.e, snap)
 	e2 := newEngine(r.t, r.cfg)
 	evs, err := e2.Restore(r.now, snap)
 	require.NoError(r.t, err)

@@ -1,11 +1,17 @@
 package alerting
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
+
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 const snapshotVersion = 1
@@ -49,37 +55,172 @@ type snapshot struct {
 // sequence numbers per site, flood state and tripped actions. Evaluation
 // state (delay timers, rate windows, exposure averages) is not kept.
 func (e *Engine) Snapshot() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Seq: map[string]uint64{}, Flood: map[string]bool{}}
-	for site, st := range e.sites {
-		s.Seq[site] = st.seq
-		if st.flood {
-			s.Flood[site] = true
+	var b bytes.Buffer
+	err := e.WriteSnapshot(&b)
+	return b.Bytes(), err
+}
+
+// snapChunk is how much of a snapshot WriteSnapshot holds before writing.
+const snapChunk = 32 << 10
+
+// WriteSnapshot writes Snapshot's JSON to w in chunks, without holding the
+// whole snapshot or a copy of every alarm in memory: with thousands of
+// alarms standing (a flood at a large site) the reflection encoder built
+// both, plus its own growing buffer, tens of MB at every persist. The
+// output is the JSON that encoding/json wrote for the snapshot struct
+// (TestWriteSnapshotMatchesEncodingJSON).
+func (e *Engine) WriteSnapshot(w io.Writer) error {
+	b := make([]byte, 0, snapChunk+1024)
+	flush := func(force bool) error {
+		if len(b) == 0 || (!force && len(b) < snapChunk) {
+			return nil
 		}
+		_, err := w.Write(b)
+		b = b[:0]
+		return err
 	}
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, snapshotVersion, 10)
+	sites := make([]string, 0, len(e.sites))
+	for site := range e.sites {
+		sites = append(sites, site)
+	}
+	slices.Sort(sites) // encoding/json's order for map keys
+	b = append(b, `,"seq":{`...)
+	for i, site := range sites {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonenc.AppendString(b, site)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, e.sites[site].seq, 10)
+	}
+	b = append(b, '}')
+	flood := false
+	for _, site := range sites {
+		if !e.sites[site].flood {
+			continue
+		}
+		if !flood {
+			b = append(b, `,"flood":{`...)
+			flood = true
+		} else {
+			b = append(b, ',')
+		}
+		b = jsonenc.AppendString(b, site)
+		b = append(b, `:true`...)
+	}
+	if flood {
+		b = append(b, '}')
+	}
+	b = append(b, `,"alarms":`...)
+	n := 0
 	for _, a := range e.alist {
 		if a.baseState() == Normal && a.shelve == notShelved && !a.oos {
 			continue
 		}
-		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: a.since(),
-			Updated: a.updated(), AckedAt: a.ackedAt(), AckedBy: a.ackedBy(), Comment: a.comment(),
-			ShelveUntil: a.shelveUntil(), OOS: a.oos, OOSUntil: a.oosUntil(), FirstOut: a.firstOut, Stale: a.stale}
-		if v := e.valueOf(a); !math.IsNaN(v) && !math.IsInf(v, 0) {
-			sa.Value = &v
+		if n == 0 {
+			b = append(b, '[')
+		} else {
+			b = append(b, ',')
 		}
-		switch a.shelve {
-		case timedShelve:
-			sa.Shelve = "timed"
-		case oneShotShelve:
-			sa.Shelve = "oneshot"
+		n++
+		b = e.appendSnapAlarm(b, a)
+		if err := flush(false); err != nil {
+			return err
 		}
-		s.Alarms = append(s.Alarms, sa)
 	}
+	if n == 0 {
+		b = append(b, "null"...) // a nil slice, as encoding/json wrote it
+	} else {
+		b = append(b, ']')
+	}
+	n = 0
 	for _, act := range e.aclist {
-		if act.tripped {
-			s.Actions = append(s.Actions, snapAction{ID: act.cfg.ID, Tripped: true, Trigger: act.trigger})
+		if !act.tripped {
+			continue
 		}
+		if n == 0 {
+			b = append(b, `,"actions":[`...)
+		} else {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, `{"id":`...)
+		b = jsonenc.AppendString(b, act.cfg.ID)
+		b = append(b, `,"tripped":true`...)
+		if act.trigger != "" {
+			b = append(b, `,"trigger":`...)
+			b = jsonenc.AppendString(b, act.trigger)
+		}
+		b = append(b, '}')
 	}
-	return json.Marshal(s)
+	if n > 0 {
+		b = append(b, ']')
+	}
+	b = append(b, '}')
+	return flush(true)
+}
+
+// appendSnapAlarm writes one alarm as the snapAlarm struct's JSON (its tags
+// say which members are left out when empty).
+func (e *Engine) appendSnapAlarm(b []byte, a *alarm) []byte {
+	b = append(b, `{"id":`...)
+	b = jsonenc.AppendString(b, a.id)
+	if a.active {
+		b = append(b, `,"active":true`...)
+	}
+	b = append(b, `,"acked":`...)
+	b = strconv.AppendBool(b, a.acked)
+	if a.latched {
+		b = append(b, `,"latched":true`...)
+	}
+	b = appendSnapTime(b, `,"since":`, a.since())
+	b = appendSnapTime(b, `,"updated":`, a.updated())
+	b = appendSnapTime(b, `,"acked_at":`, a.ackedAt())
+	if s := a.ackedBy(); s != "" {
+		b = append(b, `,"acked_by":`...)
+		b = jsonenc.AppendString(b, s)
+	}
+	if s := a.comment(); s != "" {
+		b = append(b, `,"comment":`...)
+		b = jsonenc.AppendString(b, s)
+	}
+	if v := e.valueOf(a); !math.IsNaN(v) && !math.IsInf(v, 0) {
+		b = append(b, `,"value":`...)
+		b = jsonenc.AppendFloat(b, v)
+	}
+	switch a.shelve {
+	case timedShelve:
+		b = append(b, `,"shelve":"timed"`...)
+	case oneShotShelve:
+		b = append(b, `,"shelve":"oneshot"`...)
+	}
+	b = appendSnapTime(b, `,"shelve_until":`, a.shelveUntil())
+	if a.oos {
+		b = append(b, `,"oos":true`...)
+	}
+	b = appendSnapTime(b, `,"oos_until":`, a.oosUntil())
+	if a.firstOut {
+		b = append(b, `,"first_out":true`...)
+	}
+	if a.stale {
+		b = append(b, `,"stale":true`...)
+	}
+	return append(b, '}')
+}
+
+// appendSnapTime writes a time member as time.Time's MarshalJSON does (RFC
+// 3339 with the fraction's trailing zeros dropped, in the time's own
+// zone), left out for the zero time (omitzero).
+func appendSnapTime(b []byte, member string, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	b = append(b, member...)
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
 }
 
 // Restore loads a Snapshot into a freshly built engine at now. Alarms no

@@ -683,16 +683,13 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 
 // persist writes the engine snapshot atomically (write, fsync, rename).
 func (g *Gateway) persist() error {
-	data, err := g.eng.Snapshot()
-	if err != nil {
-		return err
-	}
 	tmp := g.statePath + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	// Streamed in chunks: a flood's snapshot is never whole in memory.
+	if err := g.eng.WriteSnapshot(f); err != nil {
 		f.Close()
 		return err
 	}
