@@ -96,7 +96,7 @@ func TestWriteSnapshotMatchesEncodingJSON(t *testing.T) {
 	requireSnapshotMatchesEncodingJSON(t, e, empty)
 
 	now := time.Date(2026, 11, 29, 3, 0, 0, 120000000, time.UTC)
-	comments := []string{"plain", "<b>gas</b> & co", "bell\a nul\x00", "bad \xff byte", "line\u2028sep", "é€𝄞 \"q\" \\"}
+	comments := []string{"plain", "<b>gas</b> & co", "bell\a nul\x00", "bad \xff byte", "line\u2028sep", "é€𝄞 \"q\" \\", "two\tlines\r\nand DEL\x7f"}
 	for i := range n {
 		id := fmt.Sprintf("d%03d.ch4", i)
 		v := 1.2 + float64(i)*1e-3

@@ -232,7 +232,7 @@ func appendNum(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, "null"...)
 	}
-	return strconv.AppendFloat(b, f, 'g', -1, 64)
+	return jsonenc.AppendFloat(b, f)
 }
 
 // appendTime writes RFC 3339 with nanoseconds in UTC, or null for the zero time.

@@ -264,6 +264,7 @@ func TestFloodIsCommittedInParts(t *testing.T) {
 		Type  string `json:"type"`
 	}
 	var events []evRec
+	var eventAt []int64             // each event's commit time
 	lastEvent := map[string]int{}   // alarm → index in events of its last event
 	stateAfter := map[string]int{}  // alarm → events seen before its state
 	stateSeq := map[string]uint64{} // alarm → the seq in its state
@@ -277,6 +278,7 @@ func TestFloodIsCommittedInParts(t *testing.T) {
 				lastEvent[e.Alarm] = len(events)
 			}
 			events = append(events, e)
+			eventAt = append(eventAt, r.At)
 		case outbox.KindAlarm:
 			if len(r.Payload) == 0 {
 				continue // the retained topic cleared after a return to normal
@@ -319,4 +321,8 @@ func TestFloodIsCommittedInParts(t *testing.T) {
 	readings, err := g.ob.Drain(outbox.Readings, 0, 1<<20)
 	require.NoError(t, err)
 	require.Len(t, readings, devices+1, "every poll's readings, once")
+	require.NotEqual(t, eventAt[0], eventAt[n-1], "the first and last parts are separate commits")
+	for _, r := range readings {
+		require.Equal(t, eventAt[n-1], r.At, "the readings go with the last part")
+	}
 }

@@ -169,7 +169,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: outbox dir: %w", err)
 	}
 	ob, err := outbox.Open(outbox.Options{
-		Dir: s.Outbox.Dir, MaxBytes: int64(s.Outbox.MaxBytes), Log: g.log,
+		Dir: s.Outbox.Dir, MaxBytes: int64(s.Outbox.MaxBytes), Log: g.log.With().Str("outbox", "mqtt").Logger(),
 		OnDrop: g.onDrop,
 	})
 	if err != nil {
@@ -256,7 +256,8 @@ func (g *Gateway) openDirect() error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("gateway: influxdb outbox dir: %w", err)
 	}
-	ob, err := outbox.Open(outbox.Options{Dir: dir, MaxBytes: int64(g.site.Outbox.MaxBytes), Log: g.log, OnDrop: g.onDrop})
+	ob, err := outbox.Open(outbox.Options{Dir: dir, MaxBytes: int64(g.site.Outbox.MaxBytes),
+		Log: g.log.With().Str("outbox", "influxdb").Logger(), OnDrop: g.onDrop})
 	if err != nil {
 		return fmt.Errorf("gateway: influxdb outbox: %w", err)
 	}

@@ -222,7 +222,11 @@ done
 metric() {
 	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}'
 }
-GW_METRICS=(canary_device_poll_errors_total canary_device_skipped_ticks_total canary_device_late_polls_total canary_outbox_dropped_readings_total)
+# metric_prefix sums the series whose name and labels start with $1.
+metric_prefix() {
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" 'index($1, m) == 1 {s += $2} END {printf "%d", s}'
+}
+GW_METRICS=(canary_device_poll_errors_total canary_device_skipped_ticks_total canary_device_late_polls_total canary_outbox_dropped_readings_total canary_alarm_events_total)
 declare -A M0 M1
 for m in "${GW_METRICS[@]}"; do M0[$m]="$(metric "$m")"; done
 START="$(date +%s.%N)"
@@ -232,6 +236,7 @@ END="$(date +%s.%N)"
 END_NS="$(date +%s%N)"
 for m in "${GW_METRICS[@]}"; do M1[$m]="$(metric "$m")"; done
 BACKLOG="$(metric canary_outbox_records)"
+ALARM_BACKLOG="$(metric_prefix 'canary_outbox_records{lane="alarms"')"
 declare -A T1 C1 HWM
 for name in sim run ingest mosquitto influxdb telegraf; do
 	var="${name^^}_PID"; [ "$name" = run ] && var=RUN_PID; [ "$name" = mosquitto ] && var=MQ_PID
@@ -278,10 +283,10 @@ m = re.fullmatch(r"([0-9.]+)(ms|s)", sys.argv[4])
 poll = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
 print(round(int(sys.argv[1]) * int(sys.argv[2]) / poll))' "$DEVICES" "$SENSORS" "$DURATION" "$POLL")"
 d() { echo $((M1[$1] - M0[$1])); }
-printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %d late polls, %d readings batches dropped; %d records in the outbox at the end\n' \
-	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$(d canary_device_late_polls_total)" "$(d canary_outbox_dropped_readings_total)" "$BACKLOG"
+printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %d late polls, %d alarm events, %d readings batches dropped; %d records in the outbox at the end (%d of them alarm states and events)\n' \
+	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$(d canary_device_late_polls_total)" "$(d canary_alarm_events_total)" "$(d canary_outbox_dropped_readings_total)" "$BACKLOG" "$ALARM_BACKLOG"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
-json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"late_polls\":$(d canary_device_late_polls_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"outbox_records\":$BACKLOG"
+json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"late_polls\":$(d canary_device_late_polls_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG"
 for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"

@@ -15,7 +15,9 @@ const dropLogEvery = 10 * time.Second
 // the first drop at once, then one line per period with the sum of the
 // drops in it, and a last line once a period passes without drops (or the
 // outbox closes). Every dropped record is in exactly one line, and each
-// line carries the running total, which Stats and the metric also give.
+// line carries the outbox's running total, which Stats also gives. The
+// ending is seen at a commit: the first one 10 s or more after the last
+// drop (a gateway commits readings several times a second), or Close.
 type dropLog struct {
 	every time.Duration // dropLogEvery; shorter in tests
 
@@ -32,10 +34,10 @@ func (l *dropLog) note(log zerolog.Logger, now time.Time, d Drop) {
 	if every == 0 {
 		every = dropLogEvery
 	}
+	if !l.since.IsZero() && now.Sub(l.lastAt) >= every {
+		l.flush(log) // the spell ended: no drop for a period (no commit either)
+	}
 	if d.Records == 0 {
-		if !l.since.IsZero() && now.Sub(l.lastAt) >= every {
-			l.flush(log)
-		}
 		return
 	}
 	l.records += d.Records

@@ -98,6 +98,17 @@ func TestDropLogOneLinePerPeriod(t *testing.T) {
 			},
 		},
 		{
+			name:    "a drop after a period without commits ends the spell before it and starts a new one",
+			commits: []commit{{0, 3}, {time.Second, 2}, {12 * time.Second, 4}},
+			close:   true,
+			want: []dropLine{
+				{Msg: "full", Records: 3, Commits: 1, Total: 3},
+				{Msg: "no", Records: 2, Commits: 1, Total: 5},
+				{Msg: "full", Records: 4, Commits: 1, Total: 9},
+				{Msg: "no", Records: 0, Commits: 0, Total: 9},
+			},
+		},
+		{
 			name:    "a new spell after the end of one starts with a line at once",
 			commits: []commit{{0, 3}, {15 * time.Second, 0}, {16 * time.Second, 4}, {17 * time.Second, 1}},
 			close:   true,

@@ -547,6 +547,8 @@ func (ob *Outbox) commit(group []*request) {
 	}
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
+		// Rolled back: nothing was dropped, and nothing is reported.
+		drop = Drop{}
 		if len(later) > 0 {
 			// Not deleted: the next commit tries again, at the latest
 			// laterMaxAge from now.

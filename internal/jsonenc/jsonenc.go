@@ -16,22 +16,36 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s to dst as a JSON string. Control characters and DEL are
-// written as \u00XX, '"' and '\' escaped; each byte of invalid UTF-8
-// becomes U+FFFD, as encoding/json does. The result always decodes
-// (encoding/json) to s with its invalid bytes replaced.
+// AppendString appends s to dst as a JSON string, the bytes encoding/json
+// writes with HTML escaping off, except that U+2028 and U+2029 are left as
+// they are (encoding/json escapes them for JavaScript; JSON does not need
+// it): '"' and '\' escaped, \b \f \n \r \t, other control characters as
+// \u00XX, each byte of invalid UTF-8 as \ufffd. The result always decodes
+// to s with its invalid bytes replaced by U+FFFD.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
+			switch c {
+			case '"', '\\':
 				dst = append(dst, '\\', c)
-			case c < 0x20 || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
 			default:
-				dst = append(dst, c)
+				if c < 0x20 {
+					dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				} else {
+					dst = append(dst, c)
+				}
 			}
 			i++
 			continue

@@ -1,8 +1,10 @@
 package jsonenc
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,8 +17,8 @@ func TestAppendString(t *testing.T) {
 		{"", `""`},
 		{"plain", `"plain"`},
 		{`quote " and \ backslash`, `"quote \" and \\ backslash"`},
-		{"tab\tnewline\n", `"tab\u0009newline\u000a"`},
-		{"bell\a nul\x00 vt\v del\x7f", `"bell\u0007 nul\u0000 vt\u000b del\u007f"`},
+		{"tab\tnewline\n cr\r bs\b ff\f", `"tab\tnewline\n cr\r bs\b ff\f"`},
+		{"bell\a nul\x00 vt\v esc\x1b del\x7f", "\"bell\\u0007 nul\\u0000 vt\\u000b esc\\u001b del\x7f\""},
 		{"bad \xff byte", `"bad \ufffd byte"`},
 		{"cut \xe2\x82 euro", `"cut \ufffd\ufffd euro"`},
 		{"euro € tag \U000e0001 line\u2028", "\"euro € tag \U000e0001 line\u2028\""},
@@ -29,9 +31,11 @@ func TestAppendString(t *testing.T) {
 	}
 }
 
-// FuzzAppendString checks the encoder against encoding/json's decoder: any
-// string gives valid JSON that decodes to the string, each invalid byte
-// replaced by U+FFFD.
+// FuzzAppendString checks the encoder against encoding/json: any string
+// gives valid JSON that decodes to the string, each invalid byte replaced
+// by U+FFFD, in the bytes encoding/json writes (with HTML escaping off;
+// strings holding U+2028 or U+2029, which encoding/json escapes, are
+// compared as decoded text only).
 func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "ok", "a\"b\\c", "\a\x00\v\x7f", "\xff\xfe", "\U000e0001\u2028", "é€𝄞"} {
 		f.Add(s)
@@ -47,6 +51,18 @@ func FuzzAppendString(f *testing.F) {
 		}
 		if want := string([]rune(s)); got != want {
 			t.Fatalf("%q decodes to %q, want %q", s, got, want)
+		}
+		if strings.ContainsAny(s, "\u2028\u2029") {
+			return
+		}
+		var ref bytes.Buffer
+		enc := json.NewEncoder(&ref)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if want := bytes.TrimSuffix(ref.Bytes(), []byte("\n")); !bytes.Equal(b, want) {
+			t.Fatalf("%q: got %s, encoding/json %s", s, b, want)
 		}
 	})
 }
