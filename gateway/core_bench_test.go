@@ -150,6 +150,43 @@ func coreFlood(b *testing.B, devices int) {
 	b.ReportMetric(float64(standing), "alarms_standing")
 }
 
+// BenchmarkCoreFloodWide is a site-wide flood: every sensor of 500
+// devices (10 000) flips between bad and good on each op, all in one
+// group of polls, so each op commits 10 000 transitions in parts. This is
+// the flood of an overloaded gateway whose devices all went unread at once
+// (docs/performance.md, item 35): its cost per transition, with the
+// commit's fixed costs spread over thousands, is what decides whether the
+// core keeps up.
+func BenchmarkCoreFloodWide(b *testing.B) {
+	const devices = 500
+	g := benchGateway(b, devices)
+	batches := benchBatches(devices)
+	ctx := context.Background()
+	bad := false
+	cpu0 := processCPU()
+	var transitions int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		bad = !bad
+		now := time.Now()
+		for i := range batches {
+			batches[i].At = now
+			for s := range batches[i].Readings {
+				batches[i].Readings[s].Quality = modbus.QualityGood
+				if bad {
+					batches[i].Readings[s].Quality = modbus.QualityBad
+				}
+			}
+		}
+		g.onBatches(ctx, batches)
+		g.flush(ctx, nil)
+		transitions += devices * 20
+	}
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(transitions), "cpu-µs/transition")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(transitions), "µs/transition")
+}
+
 // processCPU is the process's CPU time so far.
 func processCPU() time.Duration {
 	d, _ := cputime.Process()

@@ -43,11 +43,14 @@ http:
     - name: olga
       role: operator
       password_hash: 'HASH'
+# poll 250ms: the comm timeout (3 × poll) must outlast a busy test box's
+# stalls; at 100ms south once went 300 ms without a reading, and its
+# priority-1 comm alarm headed the alarm list the browser test checks.
 devices:
   - id: face-gas
     url: tcp://127.0.0.1:PORT
     unit: 1
-    poll: 100ms
+    poll: 250ms
     timeout: 80ms
     sensors:
       - id: ch4
@@ -60,7 +63,7 @@ devices:
   - id: face-relay
     url: tcp://127.0.0.1:PORT
     unit: 2
-    poll: 100ms
+    poll: 250ms
     timeout: 80ms
     sensors:
       - id: power_cut

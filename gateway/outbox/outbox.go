@@ -87,8 +87,10 @@ type Outbox struct {
 	// arrives (ReleaseLater), so that it bounds how long it waits.
 	laterQueued chan struct{}
 	// arena holds one commit's records end to end; owned by the commit
-	// loop (see commit).
-	arena []byte
+	// loop (see commit and baseArena), as is arenaUsed, when a commit
+	// last needed more than baseArena of it.
+	arena     []byte
+	arenaUsed time.Time
 	// drained counts the bytes Drain read since the mapping was last
 	// trimmed (trimMapping).
 	drained atomic.Int64
@@ -310,9 +312,37 @@ func (ob *Outbox) ReleaseLater(keys ...Key) {
 	}
 }
 
-// maxArena bounds the record buffer kept between commits (64 polls of
-// 120 readings fit); a commit larger than that allocates its own.
-const maxArena = 1 << 20
+// The record buffer kept between commits. baseArena holds a commit of
+// readings (64 polls of 120 readings fit) and is always kept. A part of an
+// alarm flood (4 096 events with their alarm states: a few MiB) grows it;
+// grown up to maxArena it is kept while commits keep needing it, and let
+// go arenaKeep after the last one did: regrown for every part, it was a
+// third of what a flood allocated (BenchmarkCoreFloodWide: 117 → 75 MB
+// per 10 000 transitions). A commit larger than maxArena allocates its own.
+const (
+	baseArena = 1 << 20
+	maxArena  = 8 << 20
+)
+
+// arenaKeep: see baseArena. A variable for the test.
+var arenaKeep = 10 * time.Second
+
+// keepArena keeps a commit's record buffer for the next (see baseArena).
+func (ob *Outbox) keepArena(arena []byte, now time.Time) {
+	if len(arena) > baseArena {
+		ob.arenaUsed = now
+	}
+	switch {
+	case cap(arena) > maxArena:
+		ob.arena = nil
+	case cap(arena) > 2*baseArena && now.Sub(ob.arenaUsed) >= arenaKeep:
+		// (Up to twice baseArena is what a commit within baseArena can
+		// grow it to: always kept.)
+		ob.arena = nil
+	default:
+		ob.arena = arena[:0]
+	}
+}
 
 // laterMaxAge bounds how long a deferred release waits for an append to
 // share its commit: longer than a 1 s poll period, so that a site polled
@@ -541,10 +571,8 @@ func (ob *Outbox) commit(group []*request) {
 		return nil
 	})
 	// bbolt copied the records into its pages (or dropped them): their
-	// buffer serves the next commit, unless one huge commit grew it.
-	if cap(arena) <= maxArena {
-		ob.arena = arena[:0]
-	}
+	// buffer serves the next commit (see baseArena).
+	ob.keepArena(arena, time.Now())
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
 		// Rolled back: nothing was dropped, and nothing is reported.

@@ -428,3 +428,48 @@ func TestDrainDoesNotKeepTheFileResident(t *testing.T) {
 	require.Less(t, mappedRSS(t, path), bound, "the backlog counted at start stayed resident")
 	drain(ob)
 }
+
+// The record buffer grown by a flood's part is kept while commits need it
+// and let go arenaKeep after the last one did; one larger than maxArena is
+// never kept. (Reading ob.arena here is ordered after the commit loop's
+// write by the Append's answer.)
+func TestArenaKeptWhileFloodsNeedIt(t *testing.T) {
+	ctx := context.Background()
+	ob := open(t, t.TempDir(), 0, nil)
+	defer ob.Close()
+	items := func(n, size int) []Item {
+		var out []Item
+		for range n {
+			out = append(out, Item{Kind: KindAlarm, Stream: "a", Encode: func(dst []byte, seq uint64) []byte {
+				return append(dst, make([]byte, size)...)
+			}})
+		}
+		return out
+	}
+	_, err := ob.Append(ctx, items(3000, 1000)...) // about 3 MiB: a flood's part
+	require.NoError(t, err)
+	grown := cap(ob.arena)
+	require.Greater(t, grown, 2*baseArena)
+	_, err = ob.Append(ctx, items(10, 100)...) // a small commit soon after
+	require.NoError(t, err)
+	require.Equal(t, grown, cap(ob.arena), "kept while floods need it")
+
+	keep := arenaKeep
+	arenaKeep = 0
+	defer func() { arenaKeep = keep }()
+	_, err = ob.Append(ctx, items(10, 100)...)
+	require.NoError(t, err)
+	require.Zero(t, cap(ob.arena), "let go once no commit needed it for arenaKeep")
+	_, err = ob.Append(ctx, items(10, 100)...)
+	require.NoError(t, err)
+	require.Positive(t, cap(ob.arena), "a small buffer is kept again")
+	require.LessOrEqual(t, cap(ob.arena), 2*baseArena)
+
+	arenaKeep = keep
+	_, err = ob.Append(ctx, items(10000, 1000)...) // about 10 MiB: past maxArena
+	require.NoError(t, err)
+	require.Zero(t, cap(ob.arena), "a buffer larger than maxArena is never kept")
+	recs, err := ob.Drain(Alarms, 0, 20000)
+	require.NoError(t, err)
+	require.Len(t, recs, 3000+10+10+10+10000, "every record committed")
+}
