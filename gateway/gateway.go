@@ -266,7 +266,7 @@ func (g *Gateway) openDirect() error {
 		_ = ob.Close()
 		return fmt.Errorf("gateway: %w", err)
 	}
-	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: ob, Writer: w, Site: g.site.Site, Log: g.log})
+	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: ob, Writer: w, Site: g.site.Site, Log: g.o.Log}) // it adds its own site field
 	if err != nil {
 		_ = ob.Close()
 		return fmt.Errorf("gateway: %w", err)
