@@ -74,6 +74,15 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return w.Buffer.Write(p)
 }
 
+// methanePoints is a site of n methane detectors, d00000.ch4 and on.
+func methanePoints(n int) Config {
+	var cfg Config
+	for i := range n {
+		cfg.Points = append(cfg.Points, PointConfig{Site: "demo", Device: fmt.Sprintf("d%05d", i), Sensor: "ch4", Kind: "methane"})
+	}
+	return cfg
+}
+
 type sizeWriter int
 
 func (w *sizeWriter) Write(p []byte) (int, error) {
@@ -86,10 +95,7 @@ func (w *sizeWriter) Write(p []byte) (int, error) {
 // encoding/json, written in chunks, and restored into a new engine.
 func TestWriteSnapshotMatchesEncodingJSON(t *testing.T) {
 	const n = 400
-	var cfg Config
-	for i := range n {
-		cfg.Points = append(cfg.Points, PointConfig{Site: "demo", Device: fmt.Sprintf("d%03d", i), Sensor: "ch4", Kind: "methane"})
-	}
+	cfg := methanePoints(n)
 	e := newEngine(t, cfg)
 	empty, err := e.Snapshot()
 	require.NoError(t, err)
@@ -98,7 +104,7 @@ func TestWriteSnapshotMatchesEncodingJSON(t *testing.T) {
 	now := time.Date(2026, 11, 29, 3, 0, 0, 120000000, time.UTC)
 	comments := []string{"plain", "<b>gas</b> & co", "bell\a nul\x00", "bad \xff byte", "line\u2028sep", "é€𝄞 \"q\" \\", "two\tlines\r\nand DEL\x7f"}
 	for i := range n {
-		id := fmt.Sprintf("d%03d.ch4", i)
+		id := fmt.Sprintf("d%05d.ch4", i)
 		v := 1.2 + float64(i)*1e-3
 		if i%50 == 7 {
 			v = 3e-7 // below 1e-6: exponent form in JSON, no alarm
@@ -129,7 +135,7 @@ func TestWriteSnapshotMatchesEncodingJSON(t *testing.T) {
 	again, err := e2.Snapshot()
 	require.NoError(t, err)
 	requireSnapshotMatchesEncodingJSON(t, e2, again)
-	for _, id := range []string{"d001.ch4.high", "d002.ch4.high", "d003.ch4.high"} {
+	for _, id := range []string{"d00001.ch4.high", "d00002.ch4.high", "d00003.ch4.high"} {
 		a, _ := e.Alarm(id)
 		b, _ := e2.Alarm(id)
 		require.Equal(t, a.State, b.State, id)
@@ -144,11 +150,7 @@ func TestWriteSnapshotMatchesEncodingJSON(t *testing.T) {
 // json.Marshal). Figures in docs/performance.md.
 func BenchmarkSnapshot(b *testing.B) {
 	const n = 10000
-	var cfg Config
-	for i := range n {
-		cfg.Points = append(cfg.Points, PointConfig{Site: "demo", Device: fmt.Sprintf("d%05d", i), Sensor: "ch4", Kind: "methane"})
-	}
-	e := newEngine(b, cfg)
+	e := newEngine(b, methanePoints(n))
 	now := time.Date(2026, 11, 29, 3, 0, 0, 120000000, time.UTC)
 	for i := range n {
 		if _, err := e.Observe(now, Sample{Point: fmt.Sprintf("d%05d.ch4", i), Value: 1.2, Quality: Good}); err != nil {
