@@ -473,3 +473,31 @@ func TestArenaKeptWhileFloodsNeedIt(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, recs, 3000+10+10+10+10000, "every record committed")
 }
+
+// keepArena's rule on made-up times: a buffer grown by large commits is
+// kept, and reused, while large commits keep coming within arenaKeep, and
+// let go at the first commit arenaKeep after the last large one.
+func TestKeepArena(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+	ob := &Outbox{}
+	big := make([]byte, 3<<20)
+	ob.keepArena(big, t0)
+	require.Equal(t, cap(big), cap(ob.arena))
+	kept := &ob.arena[:1][0]
+	small := func(at time.Duration) {
+		ob.keepArena(append(ob.arena[:0], make([]byte, 100)...), t0.Add(at))
+	}
+	small(9 * time.Second)
+	require.Same(t, kept, &ob.arena[:1][0], "a small commit within arenaKeep keeps the buffer")
+	ob.keepArena(append(ob.arena[:0], make([]byte, 2<<20)...), t0.Add(9*time.Second))
+	require.Same(t, kept, &ob.arena[:1][0], "the next large commit reuses it")
+	small(18 * time.Second)
+	require.Same(t, kept, &ob.arena[:1][0], "arenaKeep counts from the last large commit")
+	small(19*time.Second + arenaKeep/10)
+	require.Zero(t, cap(ob.arena), "let go arenaKeep after the last large commit")
+
+	ob.keepArena(make([]byte, 100, 2*baseArena), t0.Add(time.Hour))
+	require.Equal(t, 2*baseArena, cap(ob.arena), "up to twice baseArena is always kept")
+	ob.keepArena(make([]byte, 100, maxArena+1), t0.Add(time.Hour))
+	require.Zero(t, cap(ob.arena), "past maxArena never")
+}
