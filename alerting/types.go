@@ -166,7 +166,12 @@ func (s AlarmState) Annunciated() bool {
 
 // MarshalJSON writes exactly the DESIGN.md alarm payload fields.
 func (s AlarmState) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 320)
+	return s.AppendJSON(make([]byte, 0, 320)), nil
+}
+
+// AppendJSON appends MarshalJSON's payload to b: the gateway encodes
+// straight into the outbox's record buffer, without a copy per alarm.
+func (s *AlarmState) AppendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = jsonenc.AppendString(b, s.ID)
 	b = append(b, `,"site":`...)
@@ -197,12 +202,16 @@ func (s AlarmState) MarshalJSON() ([]byte, error) {
 	b = jsonenc.AppendString(b, s.AckedBy)
 	b = append(b, `,"comment":`...)
 	b = jsonenc.AppendString(b, s.Comment)
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // MarshalJSON writes exactly the DESIGN.md event payload fields.
 func (e Event) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 256)
+	return e.AppendJSON(make([]byte, 0, 256)), nil
+}
+
+// AppendJSON appends MarshalJSON's payload to b (see AlarmState.AppendJSON).
+func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
 	b = append(b, `,"ts":`...)
@@ -225,7 +234,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	b = jsonenc.AppendString(b, e.User)
 	b = append(b, `,"comment":`...)
 	b = jsonenc.AppendString(b, e.Comment)
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 func appendNum(b []byte, f float64) []byte {

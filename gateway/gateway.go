@@ -91,7 +91,11 @@ type Gateway struct {
 	group   []modbus.Batch
 	alarmAt []time.Time
 	samples []alerting.Sample
-	pending []outbox.Item // readings waiting for a shared commit
+	// evBuf and stateBuf: a group's events and a commit part's alarm
+	// states, kept for the next (see onBatches, commitPart).
+	evBuf    []alerting.Event
+	stateBuf []alerting.AlarmState
+	pending  []outbox.Item // readings waiting for a shared commit
 	// pendingSince: when the first of pending arrived; committedAt: the
 	// latest commit of readings.
 	pendingSince, committedAt time.Time

@@ -166,16 +166,18 @@ func AlarmItem(alarmID string, payload []byte) outbox.Item {
 
 // AlarmStateItem is the outbox item of an alarm's (not normal) state,
 // with the seq of the event that produced it, read when the item is
-// encoded: the payload gains a "seq" member (the one extension of the
-// alarm payload; it is what gives InfluxDB's alarm measurement its seq).
-func AlarmStateItem(alarmID string, payload []byte, eventSeq func() uint64) outbox.Item {
+// encoded: the payload, which encode appends, gains a "seq" member (the
+// one extension of the alarm payload; it is what gives InfluxDB's alarm
+// measurement its seq).
+func AlarmStateItem(alarmID string, encode func(dst []byte) []byte, eventSeq func() uint64) outbox.Item {
 	return outbox.Item{Kind: outbox.KindAlarm, Stream: alarmID, Encode: func(dst []byte, _ uint64) []byte {
+		start := len(dst)
+		dst = encode(dst)
 		seq := eventSeq()
-		if seq == 0 || len(payload) < 2 || payload[len(payload)-1] != '}' {
-			return append(dst, payload...)
+		if seq == 0 || len(dst)-start < 2 || dst[len(dst)-1] != '}' {
+			return dst
 		}
-		dst = append(dst, payload[:len(payload)-1]...)
-		dst = append(dst, `,"seq":`...)
+		dst = append(dst[:len(dst)-1], `,"seq":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
 		return append(dst, '}')
 	}}
