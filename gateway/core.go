@@ -462,16 +462,18 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 	// the seq of the transition that produced it into InfluxDB.
 	eventSeq := map[string]uint64{}
 	for i := lo; i < hi; i++ {
-		// Encoded in place, straight into the outbox's record buffer: the
-		// outbox runs the encoders while this goroutine waits in appendAll,
-		// and sets the seq the loop below sets again.
+		// Encoded straight into the outbox's record buffer, from the
+		// caller's event (the outbox runs the encoders while this
+		// goroutine waits in appendAll) with the seq on a copy: a commit
+		// that fails must leave the event's seq as it was.
 		ev := &evs[i]
 		items = append(items, mqtt.EventItem(func(dst []byte, seq uint64) []byte {
-			ev.Seq = seq
 			if ev.Alarm != "" {
 				eventSeq[ev.Alarm] = seq
 			}
-			return ev.AppendJSON(dst)
+			e := *ev
+			e.Seq = seq
+			return e.AppendJSON(dst)
 		}))
 		switch ev.Type {
 		case alerting.EvActionTrip, alerting.EvActionRelease:

@@ -280,9 +280,9 @@ func (g *Gateway) openDirect() error {
 }
 
 // appendAll commits items to the outbox, and to the InfluxDB outbox when
-// the site writes to InfluxDB directly. Encoders are pure, so the same
-// items are encoded once per outbox, each with its own seq (identical,
-// since both see the same appends).
+// the site writes to InfluxDB directly. An encoder gives the same bytes
+// for the same seq, so the same items are encoded once per outbox, each
+// with its own seq (identical, since both see the same appends).
 // appendAsync queues readings for the next commit without waiting for it;
 // a failure is logged and counted as a synchronous one is. The InfluxDB
 // queue gets them after the main queue stored them, in the same order

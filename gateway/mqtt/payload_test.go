@@ -126,3 +126,28 @@ func FuzzDecodeReceipt(f *testing.F) {
 		_, _ = DecodeAlarmState(b)
 	})
 }
+
+// AlarmStateItem appends the state after whatever the record buffer already
+// holds and gives it the seq of its event, leaving the earlier bytes alone;
+// without an event seq the payload goes as encoded.
+func TestAlarmStateItemAppendsTheSeq(t *testing.T) {
+	state := func(dst []byte) []byte { return append(dst, `{"id":"d.s.high","state":"unacknowledged"}`...) }
+	earlier := []byte(`{"seq":7,"type":"activate"}`)
+	for _, tc := range []struct {
+		seq  uint64
+		want string
+	}{
+		{7, `{"id":"d.s.high","state":"unacknowledged","seq":7}`},
+		{0, `{"id":"d.s.high","state":"unacknowledged"}`},
+	} {
+		it := AlarmStateItem("d.s.high", state, func() uint64 { return tc.seq })
+		buf := make([]byte, len(earlier), len(earlier)+8) // the state must grow it
+		copy(buf, earlier)
+		out := it.Encode(buf, 99)
+		require.Equal(t, string(earlier), string(out[:len(earlier)]), "earlier records untouched")
+		require.Equal(t, tc.want, string(out[len(earlier):]))
+		require.True(t, json.Valid(out[len(earlier):]))
+	}
+	empty := AlarmStateItem("d.s.high", func(dst []byte) []byte { return dst }, func() uint64 { return 7 })
+	require.Equal(t, "x", string(empty.Encode([]byte("x"), 1)), "an empty payload stays empty")
+}

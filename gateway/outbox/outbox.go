@@ -58,7 +58,9 @@ type Item struct {
 	// Stream keys the sequence: the device id, the alarm id or "events".
 	Stream string
 	// Encode appends the wire payload given the sequence number allocated at
-	// commit. It runs on the commit goroutine and must be pure and quick.
+	// commit. It runs on the commit goroutine, once per commit that tries
+	// the item, and must be quick; the same item must give the same bytes
+	// for the same seq.
 	Encode func(dst []byte, seq uint64) []byte
 }
 
