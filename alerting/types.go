@@ -2,7 +2,6 @@ package alerting
 
 import (
 	"errors"
-	"math"
 	"strconv"
 	"time"
 
@@ -191,9 +190,9 @@ func (s *AlarmState) AppendJSON(b []byte) []byte {
 	b = append(b, `,"latched":`...)
 	b = strconv.AppendBool(b, s.Latched)
 	b = append(b, `,"value":`...)
-	b = appendNum(b, s.Value)
+	b = jsonenc.AppendNumber(b, s.Value)
 	b = append(b, `,"limit":`...)
-	b = appendNum(b, s.Limit)
+	b = jsonenc.AppendNumber(b, s.Limit)
 	b = append(b, `,"since":`...)
 	b = appendTime(b, s.Since)
 	b = append(b, `,"updated":`...)
@@ -227,21 +226,14 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `,"active":`...)
 	b = strconv.AppendBool(b, e.Active)
 	b = append(b, `,"value":`...)
-	b = appendNum(b, e.Value)
+	b = jsonenc.AppendNumber(b, e.Value)
 	b = append(b, `,"limit":`...)
-	b = appendNum(b, e.Limit)
+	b = jsonenc.AppendNumber(b, e.Limit)
 	b = append(b, `,"user":`...)
 	b = jsonenc.AppendString(b, e.User)
 	b = append(b, `,"comment":`...)
 	b = jsonenc.AppendString(b, e.Comment)
 	return append(b, '}')
-}
-
-func appendNum(b []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(b, "null"...)
-	}
-	return jsonenc.AppendFloat(b, f)
 }
 
 // appendTime writes RFC 3339 with nanoseconds in UTC, or null for the zero time.

@@ -68,7 +68,11 @@ func AppendReadings(dst []byte, m *Readings) []byte {
 		dst = append(dst, `,"kind":`...)
 		dst = jsonenc.AppendString(dst, r.Kind)
 		dst = append(dst, `,"value":`...)
-		dst = appendFloat(dst, r.Value, r.Valid)
+		if r.Valid {
+			dst = jsonenc.AppendNumber(dst, r.Value)
+		} else {
+			dst = append(dst, "null"...)
+		}
 		dst = append(dst, `,"unit":`...)
 		dst = jsonenc.AppendString(dst, r.Unit)
 		dst = append(dst, `,"quality":`...)
@@ -76,13 +80,6 @@ func AppendReadings(dst []byte, m *Readings) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
-}
-
-func appendFloat(dst []byte, v float64, valid bool) []byte {
-	if !valid || math.IsNaN(v) || math.IsInf(v, 0) {
-		return append(dst, "null"...)
-	}
-	return jsonenc.AppendFloat(dst, v)
 }
 
 // ReadingsItem is the outbox item of one poll batch: the payload is encoded

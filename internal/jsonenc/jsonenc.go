@@ -77,3 +77,12 @@ func AppendFloat(dst []byte, f float64) []byte {
 	}
 	return dst
 }
+
+// AppendNumber is AppendFloat, with null for NaN and the infinities, which
+// JSON cannot carry: the payloads' "no value".
+func AppendNumber(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	return AppendFloat(dst, f)
+}

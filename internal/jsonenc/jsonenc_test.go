@@ -81,6 +81,14 @@ func TestAppendFloat(t *testing.T) {
 	}
 }
 
+func TestAppendNumber(t *testing.T) {
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		require.Equal(t, "null", string(AppendNumber(nil, v)), "%v", v)
+	}
+	require.Equal(t, "1e-7", string(AppendNumber(nil, 1e-7)))
+	require.Equal(t, "-273.15", string(AppendNumber(nil, -273.15)))
+}
+
 // FuzzAppendFloat checks the float encoder byte for byte against
 // encoding/json.
 func FuzzAppendFloat(f *testing.F) {
