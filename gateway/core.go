@@ -130,8 +130,14 @@ func (w *wakeTimer) move(now time.Time, d time.Duration) {
 // due: the engine's Tick runs at least about once a second (a comm alarm's
 // value, the age, is taken at Tick). A burst of polls that ends at least
 // maxIdle/2 after the last tick ticks at its end (onBatches): the process
-// is awake then anyway, and a site polled every second then never wakes
-// for the tick alone.
+// is awake then anyway. That tick counts from the grid time before it, so
+// a site polled every second arms the core's timer for its next polls'
+// time and never wakes for the tick alone. Counted from the burst's end
+// instead, the timer was armed for a TickEvery after the next polls, and
+// moved on by their burst before it fired: but the Go runtime still wakes
+// at a timer's old time when it is moved later (or stopped), so the
+// process woke a quarter second after every burst for nothing
+// (docs/performance.md, item 37).
 const maxIdle = time.Second
 
 // nextTick returns how long the core may sleep: until the engine's next
@@ -295,7 +301,12 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 		g.evBuf = nil
 	}
 	if over && time.Since(g.tickedAt) >= maxIdle/2 {
-		g.onTick(ctx, time.Now()) // see maxIdle
+		now := time.Now()
+		g.onTick(ctx, now) // see maxIdle
+		// Counted from the grid time the burst started on, as a timer's
+		// tick is: the next tick, maxIdle on, then falls on the pollers'
+		// next grid time, not a TickEvery after it (see maxIdle).
+		g.tickedAt = now.Truncate(g.o.TickEvery)
 	}
 }
 

@@ -217,7 +217,9 @@ func TestCoreWakesWithThePolls(t *testing.T) {
 	g.pending = g.pending[:0]
 
 	// The last tick off the grid, 600 ms before the burst: it ticks at the
-	// burst's end.
+	// burst's end, counted from the grid time before it, so that the core
+	// next wakes maxIdle after that grid time: with the pollers, whose
+	// next slot is on the same grid, not a grid step after them.
 	g.tickedAt = time.Now().Add(-600 * time.Millisecond)
 	g.committedAt = time.Time{}
 	before := time.Now()
@@ -225,9 +227,15 @@ func TestCoreWakesWithThePolls(t *testing.T) {
 		bs[i].At = before
 	}
 	g.onBatches(t.Context(), bs)
-	require.False(t, g.tickedAt.Before(before), "a burst half a second after the last tick did not tick at its end")
+	after := time.Now()
+	// (A grid time is at most a step before now: later than the old tick.)
+	require.False(t, g.tickedAt.Before(before.Truncate(tick)), "a burst half a second after the last tick did not tick at its end")
+	require.False(t, g.tickedAt.After(after.Truncate(tick)))
+	require.Equal(t, g.tickedAt, g.tickedAt.Truncate(tick), "the burst's tick is counted from the grid time before it")
 	now = time.Now()
-	require.Equal(t, untilGrid(now, g.tickedAt.Add(maxIdle).Sub(now), tick), g.nextTick(now))
+	wake := now.Add(g.nextTick(now))
+	require.Equal(t, g.tickedAt.Add(maxIdle), wake.Round(0),
+		"after a burst that ticked, the core should wake maxIdle after its grid time")
 }
 
 // A flood is committed in parts of at most maxCommitEvents events, not in

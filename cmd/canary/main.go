@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -133,7 +134,20 @@ func profileFromEnv(stderr io.Writer) (stop func()) {
 			stopCPU = s
 		}
 	}
+	stopTrace := func() {}
+	if path := os.Getenv("CANARY_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "canary:", err)
+		} else {
+			stopTrace = func() { trace.Stop(); f.Close() }
+		}
+	}
 	return func() {
+		stopTrace()
 		stopCPU()
 		if path := os.Getenv("CANARY_MEMPROFILE"); path != "" {
 			if err := writeHeapProfile(path); err != nil {

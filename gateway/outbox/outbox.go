@@ -100,6 +100,15 @@ type Outbox struct {
 	// owned by the commit loop.
 	drops dropLog
 
+	// sending is held (read) by a request from its check of closed
+	// until it is in the queue, and (write) by Close while it sets
+	// closed: a request is either refused or queued before Close stops
+	// the commit loop, whose last drain then answers it. Without it a
+	// request that passed the check could be queued after that drain and
+	// never answered (Append waiting forever; AppendAsync's callback
+	// never called for items it reported queued).
+	sending sync.RWMutex
+
 	mu      sync.Mutex // guards the fields below (also read by Stats/LastSeq)
 	later   []Key      // ReleaseLater's keys, deleted by the next commit
 	closed  bool
@@ -208,13 +217,16 @@ func (ob *Outbox) load() error {
 // Close stops the commit goroutine (after finishing queued requests) and
 // closes the file.
 func (ob *Outbox) Close() error {
+	ob.sending.Lock()
 	ob.mu.Lock()
 	if ob.closed {
 		ob.mu.Unlock()
+		ob.sending.Unlock()
 		return nil
 	}
 	ob.closed = true
 	ob.mu.Unlock()
+	ob.sending.Unlock()
 	close(ob.stop)
 	<-ob.done
 	if err := ob.db.Close(); err != nil {
@@ -258,19 +270,10 @@ func (ob *Outbox) AppendAsync(items []Item, then func(seqs []uint64, err error))
 			return fmt.Errorf("append: item %d: no encoder", i)
 		}
 	}
-	r := &request{items: items, then: then}
-	ob.mu.Lock()
-	closed := ob.closed
-	ob.mu.Unlock()
-	if closed {
-		return fmt.Errorf("append: %w", ErrClosed)
+	if err := ob.enqueue(context.Background(), &request{items: items, then: then}); err != nil {
+		return fmt.Errorf("append: %w", err)
 	}
-	select {
-	case ob.reqs <- r:
-		return nil
-	case <-ob.stop:
-		return fmt.Errorf("append: %w", ErrClosed)
-	}
+	return nil
 }
 
 // Release deletes records; a key that is already gone is ignored. It also
@@ -352,24 +355,42 @@ func (ob *Outbox) keepArena(arena []byte, now time.Time) {
 const laterMaxAge = 2 * time.Second
 
 func (ob *Outbox) submit(ctx context.Context, r *request) error {
-	ob.mu.Lock()
-	closed := ob.closed
-	ob.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	select {
-	case ob.reqs <- r:
-	case <-ob.stop:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := ob.enqueue(ctx, r); err != nil {
+		return err
 	}
 	// Once queued the request will be committed or failed; waiting for the
 	// answer (not for ctx) keeps "returned error" meaning "not stored".
 	<-r.done
 	return nil
 }
+
+// enqueue puts r in the commit loop's queue, or reports why not: the
+// outbox is closed, or ctx ended while the queue was full.
+// Holding sending while it waits for room is safe: the commit loop keeps
+// taking requests until Close, which waits for sending, stops it.
+func (ob *Outbox) enqueue(ctx context.Context, r *request) error {
+	ob.sending.RLock()
+	defer ob.sending.RUnlock()
+	ob.mu.Lock()
+	closed := ob.closed
+	ob.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if enqueueHook != nil {
+		enqueueHook(ob)
+	}
+	select {
+	case ob.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueueHook, set only by tests, runs between enqueue's check of closed
+// and its send: where a Close used to slip in.
+var enqueueHook func(*Outbox)
 
 // Appended is signalled (without blocking the committer) after every commit
 // that appended records. One consumer only.

@@ -501,3 +501,99 @@ func TestKeepArena(t *testing.T) {
 	ob.keepArena(make([]byte, 100, maxArena+1), t0.Add(time.Hour))
 	require.Zero(t, cap(ob.arena), "past maxArena never")
 }
+
+// TestCloseAnswersEveryConcurrentAppend: appends racing Close are either
+// refused with ErrClosed or committed; none is queued after the commit
+// loop's last drain, where Append would wait forever and AppendAsync would
+// have reported the items queued without ever calling back. (It also
+// checks that Close, waiting for appends blocked on a full queue, does not
+// deadlock with them.)
+func TestCloseAnswersEveryConcurrentAppend(t *testing.T) {
+	const rounds, writers = 100, 4
+	for round := range rounds {
+		ob, err := Open(Options{Dir: t.TempDir(), Log: zerolog.Nop()})
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		queued, answered := 0, 0
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for {
+					var err error
+					if w%2 == 0 {
+						_, err = ob.Append(context.Background(), item(KindReadings, "d"))
+					} else {
+						err = ob.AppendAsync([]Item{item(KindReadings, "d")}, func([]uint64, error) {
+							mu.Lock()
+							answered++
+							mu.Unlock()
+						})
+						if err == nil {
+							mu.Lock()
+							queued++
+							mu.Unlock()
+						}
+					}
+					if err != nil {
+						require.ErrorIs(t, err, ErrClosed)
+						return
+					}
+				}
+			}()
+		}
+		close(start)
+		time.Sleep(time.Duration(round%5) * 100 * time.Microsecond)
+		require.NoError(t, ob.Close())
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: an Append racing Close never returned", round)
+		}
+		mu.Lock()
+		require.Equal(t, queued, answered, "round %d: every AppendAsync that returned nil is called back by Close", round)
+		mu.Unlock()
+	}
+}
+
+// TestCloseBetweenCheckAndSend: a Close that comes after an append found
+// the outbox open, and before the append is queued, either waits for it
+// (and commits it) or the append is refused; before, the append could be
+// queued after the commit loop's last drain: reported queued, never
+// called back.
+func TestCloseBetweenCheckAndSend(t *testing.T) {
+	for round := range 20 {
+		ob := open(t, t.TempDir(), 0, nil)
+		closed := make(chan error, 1)
+		var once sync.Once
+		enqueueHook = func(ob *Outbox) {
+			once.Do(func() {
+				go func() { closed <- ob.Close() }()
+				// Give Close the time to finish, if it can.
+				select {
+				case <-ob.done:
+				case <-time.After(50 * time.Millisecond):
+				}
+			})
+		}
+		called := make(chan error, 1)
+		err := ob.AppendAsync([]Item{item(KindReadings, "d")}, func(_ []uint64, err error) { called <- err })
+		enqueueHook = nil
+		require.NoError(t, <-closed)
+		if err != nil {
+			require.ErrorIs(t, err, ErrClosed)
+			continue
+		}
+		select {
+		case err := <-called:
+			require.NoError(t, err, "round %d", round)
+		default:
+			t.Fatalf("round %d: AppendAsync reported its items queued, and Close returned without committing them", round)
+		}
+	}
+}
