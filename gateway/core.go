@@ -55,7 +55,7 @@ func (g *Gateway) core(ctx context.Context) error {
 		case r := <-g.actDone:
 			g.onActionResult(work, r)
 		case now := <-tick.t.C:
-			g.onTick(work, now)
+			g.onTimer(work, now)
 			g.tickedAt = tick.at // on the grid, not late by the fire's delay
 			// From the clock, not the fire time: a core that was busy
 			// goes back to the grid instead of ticking twice.
@@ -71,6 +71,21 @@ func (g *Gateway) core(ctx context.Context) error {
 		now := time.Now()
 		tick.move(now, g.nextTick(now))
 	}
+}
+
+// onTimer is the core's work when its timer fires at now: the polls
+// already handed over, then the tick. select picks at random among ready
+// cases, and a tick taken before the queued polls judged their devices by
+// the readings before them: a comm alarm for a device whose answer was
+// waiting in the queue, cleared by the next group (under load, a flood of
+// the gateway's own making: docs/performance.md, item 38). The tick keeps
+// the time it fell due (the engine takes it as no earlier than the
+// readings it has seen).
+func (g *Gateway) onTimer(ctx context.Context, now time.Time) {
+	if len(g.batches) > 0 {
+		g.onBatches(ctx, g.takeQueued(<-g.batches))
+	}
+	g.onTick(ctx, now)
 }
 
 // onTick is the core's time-driven work: the engine's timers, failed

@@ -334,3 +334,55 @@ func TestFloodIsCommittedInParts(t *testing.T) {
 		require.Equal(t, eventAt[n-1], r.At, "the readings go with the last part")
 	}
 }
+
+// When the core's timer fires with polls waiting in its queue, the polls
+// are evaluated first: a device whose answer is queued is not unread. Here
+// both devices were last read 4 s ago (comm timeout 3 × the 1 s poll) and
+// their new answers wait in the queue when the tick falls due: no comm
+// alarm. (A tick taken before them, as select could pick, raised a comm
+// alarm on every sensor and cleared it at once.) Without the answers, the
+// same tick raises them.
+func TestTimerEvaluatesQueuedPollsBeforeTheTick(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	ctx := t.Context()
+	commEvents := func() (activations int) {
+		recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
+		require.NoError(t, err)
+		for _, r := range recs {
+			var e struct {
+				Type  string `json:"type"`
+				Alarm string `json:"alarm"`
+			}
+			if r.Kind == outbox.KindEvent && json.Unmarshal(r.Payload, &e) == nil &&
+				e.Type == "activate" && strings.HasSuffix(e.Alarm, ".comm") {
+				activations++
+			}
+			require.NoError(t, g.ob.Release(ctx, r.Key))
+		}
+		return activations
+	}
+	then := time.Now().Add(-4 * time.Second)
+	g.flush(ctx, g.eng.Tick(then))
+	old := benchBatches(2)
+	for i := range old {
+		old[i].At = then
+	}
+	g.tickedAt = time.Now() // no tick at the end of these bursts
+	g.onBatches(ctx, old)
+	g.flush(ctx, nil)
+	require.Zero(t, commEvents())
+
+	for _, b := range benchBatches(2) {
+		b.At = time.Now()
+		g.batches <- b
+	}
+	g.onTimer(ctx, time.Now())
+	g.flush(ctx, nil)
+	require.Zero(t, commEvents(), "comm alarms raised for devices whose answers were queued")
+	require.Empty(t, g.batches, "the queued polls were not taken")
+
+	// The control: the next tick past the comm timeout, with no answers.
+	g.onTimer(ctx, time.Now().Add(4*time.Second))
+	g.flush(ctx, nil)
+	require.Equal(t, 40, commEvents(), "a comm alarm on each sensor of both silent devices")
+}
