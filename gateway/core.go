@@ -49,13 +49,27 @@ func (g *Gateway) core(ctx context.Context) error {
 		case <-ctx.Done():
 			return g.drain(work)
 		case b := <-g.batches:
+			if !time.Now().Before(tick.at) {
+				// The tick fell due before this hand-over was taken
+				// (select picked it at random, or the timer has yet to
+				// fire): judge as the timer's case does.
+				g.onTimer(work, tick.at, g.takeQueued(b))
+				g.tickedAt = tick.at
+				now := time.Now()
+				tick.set(now, g.nextTick(now)) // a fire not received is discarded: its tick ran
+				continue
+			}
 			g.onBatches(work, g.takeQueued(b))
 		case c := <-g.cmds:
 			c.done <- g.onCommand(work, c.cmd)
 		case r := <-g.actDone:
 			g.onActionResult(work, r)
-		case now := <-tick.t.C:
-			g.onTimer(work, now)
+		case <-tick.t.C:
+			var queued []modbus.Batch
+			if len(g.batches) > 0 {
+				queued = g.takeQueued(<-g.batches)
+			}
+			g.onTimer(work, tick.at, queued)
 			g.tickedAt = tick.at // on the grid, not late by the fire's delay
 			// From the clock, not the fire time: a core that was busy
 			// goes back to the grid instead of ticking twice.
@@ -73,19 +87,36 @@ func (g *Gateway) core(ctx context.Context) error {
 	}
 }
 
-// onTimer is the core's work when its timer fires at now: the polls
-// already handed over, then the tick. select picks at random among ready
-// cases, and a tick taken before the queued polls judged their devices by
-// the readings before them: a comm alarm for a device whose answer was
-// waiting in the queue, cleared by the next group (under load, a flood of
-// the gateway's own making: docs/performance.md, item 38). The tick keeps
-// the time it fell due (the engine takes it as no earlier than the
-// readings it has seen).
-func (g *Gateway) onTimer(ctx context.Context, now time.Time) {
-	if len(g.batches) > 0 {
-		g.onBatches(ctx, g.takeQueued(<-g.batches))
+// onTimer is the core's work for the tick due at due, with the polls that
+// were queued when it was taken. They are judged as a core that was idle
+// at due would have judged them: those read by then are evaluated before
+// the tick, those read later after it. A busy core that took the tick
+// before queued polls (select picks at random among ready cases) judged
+// their devices by the readings before them: a comm alarm for a device
+// whose answer was in hand, cleared by the next group (under load, a
+// flood of the gateway's own making: docs/performance.md, item 38). One
+// that took every queued poll first erred the other way: a late answer
+// hid the comm alarm (or the expired on-delay) that fell due before it.
+// The tick runs at due, so what it raises carries the time it fell due.
+func (g *Gateway) onTimer(ctx context.Context, due time.Time, queued []modbus.Batch) {
+	late := g.late[:0]
+	early := queued[:0]
+	for _, b := range queued {
+		if !b.At.IsZero() && !b.At.After(due) {
+			early = append(early, b)
+		} else {
+			late = append(late, b)
+		}
 	}
-	g.onTick(ctx, now)
+	if len(early) > 0 {
+		g.evaluateGroup(ctx, early)
+	}
+	g.onTick(ctx, due)
+	if len(late) > 0 {
+		g.evaluateGroup(ctx, late)
+	}
+	clear(late) // drop the readings
+	g.late = late[:0]
 }
 
 // onTick is the core's time-driven work: the engine's timers, failed
@@ -279,6 +310,22 @@ func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
 // at once, with every reading waiting before it, so that an alarm is never
 // held back for the sake of batching.
 func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
+	if over := g.evaluateGroup(ctx, group); over && time.Since(g.tickedAt) >= maxIdle/2 {
+		now := time.Now()
+		g.onTick(ctx, now) // see maxIdle
+		// Counted from the grid time before the burst's end, as a
+		// timer's tick is: the next tick, maxIdle on, then falls on the
+		// pollers' next grid time, not a TickEvery after it (see
+		// maxIdle). now.Add keeps the monotonic reading (Truncate drops
+		// it: a wall-clock step would then move the next tick).
+		g.tickedAt = now.Add(-now.Round(0).Sub(now.Truncate(g.o.TickEvery)))
+	}
+}
+
+// evaluateGroup runs a group of polls through the engine and commits
+// what must be committed now (see onBatches); over reports that the burst
+// they belong to is over.
+func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over bool) {
 	evs := g.evBuf[:0]
 	alarmAt := g.alarmAt[:0]
 	for i := range group {
@@ -296,7 +343,7 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 		}
 	}
 	g.alarmAt = alarmAt
-	over := len(evs) == 0 && len(g.pending) < maxPending && g.burstSettled()
+	over = len(evs) == 0 && len(g.pending) < maxPending && g.burstSettled()
 	if len(evs) > 0 || len(g.pending) >= maxPending || over {
 		g.flush(ctx, evs)
 		if g.o.AlarmCommitted != nil {
@@ -315,14 +362,7 @@ func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
 	} else {
 		g.evBuf = nil
 	}
-	if over && time.Since(g.tickedAt) >= maxIdle/2 {
-		now := time.Now()
-		g.onTick(ctx, now) // see maxIdle
-		// Counted from the grid time the burst started on, as a timer's
-		// tick is: the next tick, maxIdle on, then falls on the pollers'
-		// next grid time, not a TickEvery after it (see maxIdle).
-		g.tickedAt = now.Truncate(g.o.TickEvery)
-	}
+	return over
 }
 
 // maxKeptEvents bounds the events buffer kept between groups of polls

@@ -111,7 +111,9 @@ func TestWakeTimerNeverLosesADueTick(t *testing.T) {
 // timeout expires the core is held up by an alarm on d001 (its
 // AlarmCommitted hook blocks across the due tick). The comm alarms must
 // carry the due tick's time; re-arming the timer after the busy event
-// would have thrown that tick away and raised them 250 ms late.
+// would have thrown that tick away and raised them 250 ms late. An answer
+// d000 gives after the tick fell due, queued while the core is held, must
+// not hide them (taken before the tick, it did in about half the runs).
 func TestCoreRunsATickThatFellDueWhileBusy(t *testing.T) {
 	const tick = 250 * time.Millisecond
 	var hold atomic.Int64 // unix ns until which the hook blocks the core
@@ -148,6 +150,13 @@ func TestCoreRunsATickThatFellDueWhileBusy(t *testing.T) {
 	b.Readings[0].Value = 1.2 // above methane's 1.0 %vol limit
 	b.At = time.Now()
 	g.batches <- b
+	// While the core is held, after the tick fell due, d000 answers again:
+	// read too late, its answer must not hide the comm alarm that fell due
+	// before it, whichever of the two the core's select takes first.
+	time.Sleep(time.Until(dueTick.Add(50 * time.Millisecond)))
+	late := bs[0]
+	late.At = time.Now()
+	g.batches <- late
 
 	// The comm alarm's activation, from the outbox's alarm lane.
 	var ev struct {
@@ -231,11 +240,12 @@ func TestCoreWakesWithThePolls(t *testing.T) {
 	// (A grid time is at most a step before now: later than the old tick.)
 	require.False(t, g.tickedAt.Before(before.Truncate(tick)), "a burst half a second after the last tick did not tick at its end")
 	require.False(t, g.tickedAt.After(after.Truncate(tick)))
-	require.Equal(t, g.tickedAt, g.tickedAt.Truncate(tick), "the burst's tick is counted from the grid time before it")
+	require.True(t, g.tickedAt.Equal(g.tickedAt.Truncate(tick)), "the burst's tick is counted from the grid time before it")
+	require.Contains(t, g.tickedAt.String(), " m=", "tickedAt lost its monotonic reading (a wall-clock step would move the next tick)")
 	now = time.Now()
 	wake := now.Add(g.nextTick(now))
-	require.Equal(t, g.tickedAt.Add(maxIdle), wake.Round(0),
-		"after a burst that ticked, the core should wake maxIdle after its grid time")
+	require.True(t, g.tickedAt.Add(maxIdle).Equal(wake), "after a burst that ticked, the core should wake maxIdle after its grid time: %v, not %v",
+		g.tickedAt.Add(maxIdle), wake)
 }
 
 // A flood is committed in parts of at most maxCommitEvents events, not in
@@ -335,54 +345,75 @@ func TestFloodIsCommittedInParts(t *testing.T) {
 	}
 }
 
-// When the core's timer fires with polls waiting in its queue, the polls
-// are evaluated first: a device whose answer is queued is not unread. Here
-// both devices were last read 4 s ago (comm timeout 3 × the 1 s poll) and
-// their new answers wait in the queue when the tick falls due: no comm
-// alarm. (A tick taken before them, as select could pick, raised a comm
-// alarm on every sensor and cleared it at once.) Without the answers, the
-// same tick raises them.
-func TestTimerEvaluatesQueuedPollsBeforeTheTick(t *testing.T) {
-	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
-	ctx := t.Context()
-	commEvents := func() (activations int) {
-		recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
-		require.NoError(t, err)
-		for _, r := range recs {
-			var e struct {
-				Type  string `json:"type"`
-				Alarm string `json:"alarm"`
+// When the core's tick falls due with polls waiting in its queue, they are
+// judged as a core idle at the tick's time would have judged them. Both
+// devices were last read 3.5 s before the tick (comm timeout 3 × the 1 s
+// poll). Answers read before the tick fell due count before it: no comm
+// alarm (a tick taken first, as select could pick, raised 40 and cleared
+// them at once). Answers read after it come after the tick: the comm
+// alarms that fell due are raised, carrying the tick's time (taken first,
+// they hid them).
+func TestTimerJudgesQueuedPollsAsAnIdleCoreWould(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		readAt  time.Duration // after the tick fell due
+		raised  int
+		cleared int
+	}{
+		{"answers read before the tick", -time.Second, 0, 0},
+		{"answers read after the tick", 100 * time.Millisecond, 40, 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+			ctx := t.Context()
+			type event struct {
+				Type  string    `json:"type"`
+				Alarm string    `json:"alarm"`
+				TS    time.Time `json:"ts"`
 			}
-			if r.Kind == outbox.KindEvent && json.Unmarshal(r.Payload, &e) == nil &&
-				e.Type == "activate" && strings.HasSuffix(e.Alarm, ".comm") {
-				activations++
+			commEvents := func() (evs []event) {
+				recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
+				require.NoError(t, err)
+				for _, r := range recs {
+					var e event
+					if r.Kind == outbox.KindEvent && json.Unmarshal(r.Payload, &e) == nil &&
+						strings.HasSuffix(e.Alarm, ".comm") {
+						evs = append(evs, e)
+					}
+					require.NoError(t, g.ob.Release(ctx, r.Key))
+				}
+				return evs
 			}
-			require.NoError(t, g.ob.Release(ctx, r.Key))
-		}
-		return activations
-	}
-	then := time.Now().Add(-4 * time.Second)
-	g.flush(ctx, g.eng.Tick(then))
-	old := benchBatches(2)
-	for i := range old {
-		old[i].At = then
-	}
-	g.tickedAt = time.Now() // no tick at the end of these bursts
-	g.onBatches(ctx, old)
-	g.flush(ctx, nil)
-	require.Zero(t, commEvents())
+			due := time.Now().Add(-time.Second)
+			then := due.Add(-3500 * time.Millisecond)
+			g.flush(ctx, g.eng.Tick(then))
+			old := benchBatches(2)
+			for i := range old {
+				old[i].At = then
+			}
+			g.tickedAt = time.Now() // no tick at the end of this burst
+			g.onBatches(ctx, old)
+			g.flush(ctx, nil)
+			require.Empty(t, commEvents())
 
-	for _, b := range benchBatches(2) {
-		b.At = time.Now()
-		g.batches <- b
+			queued := benchBatches(2)
+			for i := range queued {
+				queued[i].At = due.Add(tc.readAt)
+			}
+			g.onTimer(ctx, due, queued)
+			g.flush(ctx, nil)
+			raised, cleared := 0, 0
+			for _, e := range commEvents() {
+				switch e.Type {
+				case "activate":
+					raised++
+					require.True(t, e.TS.Equal(due), "%s raised at %v, the tick fell due at %v", e.Alarm, e.TS, due)
+				case "return":
+					cleared++
+				}
+			}
+			require.Equal(t, tc.raised, raised, "comm alarms raised")
+			require.Equal(t, tc.cleared, cleared, "comm alarms cleared by the answers")
+		})
 	}
-	g.onTimer(ctx, time.Now())
-	g.flush(ctx, nil)
-	require.Zero(t, commEvents(), "comm alarms raised for devices whose answers were queued")
-	require.Empty(t, g.batches, "the queued polls were not taken")
-
-	// The control: the next tick past the comm timeout, with no answers.
-	g.onTimer(ctx, time.Now().Add(4*time.Second))
-	g.flush(ctx, nil)
-	require.Equal(t, 40, commEvents(), "a comm alarm on each sensor of both silent devices")
 }

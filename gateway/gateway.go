@@ -89,6 +89,7 @@ type Gateway struct {
 
 	// Scratch space of the core goroutine, reused across polls.
 	group   []modbus.Batch
+	late    []modbus.Batch // onTimer's queued polls read after the tick fell due
 	alarmAt []time.Time
 	samples []alerting.Sample
 	// evBuf and stateBuf: a group's events and a commit part's alarm
@@ -100,7 +101,8 @@ type Gateway struct {
 	// latest commit of readings.
 	pendingSince, committedAt time.Time
 	// tickedAt is when the core last ticked: the grid time its timer was
-	// armed for, or the end of the burst of polls that ticked (maxIdle).
+	// armed for, or, for a tick at the end of a burst of polls, the grid
+	// time before that end (maxIdle).
 	tickedAt time.Time
 	// polling counts the polls under way (modbus.Options.Polling).
 	polling atomic.Int64

@@ -136,14 +136,15 @@ func profileFromEnv(stderr io.Writer) (stop func()) {
 	}
 	stopTrace := func() {}
 	if path := os.Getenv("CANARY_TRACE"); path != "" {
-		f, err := os.Create(path)
-		if err == nil {
-			err = trace.Start(f)
-		}
+		s, err := startTrace(path)
 		if err != nil {
 			fmt.Fprintln(stderr, "canary:", err)
 		} else {
-			stopTrace = func() { trace.Stop(); f.Close() }
+			stopTrace = func() {
+				if err := s(); err != nil {
+					fmt.Fprintln(stderr, "canary:", err)
+				}
+			}
 		}
 	}
 	return func() {
@@ -155,4 +156,24 @@ func profileFromEnv(stderr io.Writer) (stop func()) {
 			}
 		}
 	}
+}
+
+// startTrace writes an execution trace of the process to path until the
+// returned stop is called.
+func startTrace(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() error {
+		trace.Stop()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		return nil
+	}, nil
 }

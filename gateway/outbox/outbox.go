@@ -259,8 +259,8 @@ func (ob *Outbox) Append(ctx context.Context, items ...Item) ([]uint64, error) {
 // commit goroutine with the seqs (err nil: the items are on disk) or the
 // error, before any request queued after this one completes, so commit
 // order is queue order. then must not block on, or call, this outbox. The
-// only wait is for room in the queue (back-pressure); a closed outbox is
-// reported at once.
+// only waits are for room in the queue (back-pressure) and for a Close
+// under way to mark the outbox closed; a closed outbox is reported at once.
 func (ob *Outbox) AppendAsync(items []Item, then func(seqs []uint64, err error)) error {
 	for i, it := range items {
 		if !it.Kind.valid() {

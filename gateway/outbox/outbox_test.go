@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -517,6 +518,7 @@ func TestCloseAnswersEveryConcurrentAppend(t *testing.T) {
 		var mu sync.Mutex
 		queued, answered := 0, 0
 		start := make(chan struct{})
+		errs := make(chan error, writers)
 		for w := range writers {
 			wg.Add(1)
 			go func() {
@@ -539,7 +541,9 @@ func TestCloseAnswersEveryConcurrentAppend(t *testing.T) {
 						}
 					}
 					if err != nil {
-						require.ErrorIs(t, err, ErrClosed)
+						if !errors.Is(err, ErrClosed) {
+							errs <- err
+						}
 						return
 					}
 				}
@@ -547,13 +551,24 @@ func TestCloseAnswersEveryConcurrentAppend(t *testing.T) {
 		}
 		close(start)
 		time.Sleep(time.Duration(round%5) * 100 * time.Microsecond)
-		require.NoError(t, ob.Close())
+		closed := make(chan error, 1)
+		go func() { closed <- ob.Close() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close never returned", round)
+		}
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Fatalf("round %d: an Append racing Close never returned", round)
+		}
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: an append failed with %v, not ErrClosed", round, err)
 		}
 		mu.Lock()
 		require.Equal(t, queued, answered, "round %d: every AppendAsync that returned nil is called back by Close", round)
@@ -571,6 +586,7 @@ func TestCloseBetweenCheckAndSend(t *testing.T) {
 		ob := open(t, t.TempDir(), 0, nil)
 		closed := make(chan error, 1)
 		var once sync.Once
+		t.Cleanup(func() { enqueueHook = nil })
 		enqueueHook = func(ob *Outbox) {
 			once.Do(func() {
 				go func() { closed <- ob.Close() }()
