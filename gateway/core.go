@@ -49,32 +49,23 @@ func (g *Gateway) core(ctx context.Context) error {
 		case <-ctx.Done():
 			return g.drain(work)
 		case b := <-g.batches:
-			if !time.Now().Before(tick.at) {
-				// The tick fell due before this hand-over was taken
-				// (select picked it at random, or the timer has yet to
-				// fire): judge as the timer's case does.
-				g.onTimer(work, tick.at, g.takeQueued(b))
-				g.tickedAt = tick.at
-				now := time.Now()
-				tick.set(now, g.nextTick(now)) // a fire not received is discarded: its tick ran
+			group := g.takeQueued(b)
+			if g.tickIfDue(work, tick, group) {
 				continue
 			}
-			g.onBatches(work, g.takeQueued(b))
+			g.onBatches(work, group)
 		case c := <-g.cmds:
+			g.tickIfDue(work, tick, nil)
 			c.done <- g.onCommand(work, c.cmd)
 		case r := <-g.actDone:
+			g.tickIfDue(work, tick, nil)
 			g.onActionResult(work, r)
 		case <-tick.t.C:
 			var queued []modbus.Batch
 			if len(g.batches) > 0 {
 				queued = g.takeQueued(<-g.batches)
 			}
-			g.onTimer(work, tick.at, queued)
-			g.tickedAt = tick.at // on the grid, not late by the fire's delay
-			// From the clock, not the fire time: a core that was busy
-			// goes back to the grid instead of ticking twice.
-			now = time.Now()
-			tick.set(now, g.nextTick(now))
+			g.runTick(work, tick, queued)
 			continue
 		}
 		// Any other event may have made work due sooner (a delay
@@ -85,6 +76,35 @@ func (g *Gateway) core(ctx context.Context) error {
 		now := time.Now()
 		tick.move(now, g.nextTick(now))
 	}
+}
+
+// tickIfDue runs the tick that fell due before an event select took (it
+// picks at random among ready cases, or the timer has yet to fire), with
+// the polls queued (group, taken before the clock is read), and reports
+// whether it did. An event handled before a due tick could hide what the
+// tick would have raised: a late poll answer a comm alarm, a late action
+// result its confirmation failure, a shelve an expired on-delay.
+func (g *Gateway) tickIfDue(ctx context.Context, tick *wakeTimer, group []modbus.Batch) bool {
+	if time.Now().Before(tick.at) {
+		return false
+	}
+	if group == nil && len(g.batches) > 0 {
+		group = g.takeQueued(<-g.batches)
+	}
+	g.runTick(ctx, tick, group)
+	return true
+}
+
+// runTick runs the tick the timer was armed for, with the polls queued, and
+// arms the timer for the next. A fire not received yet is discarded by
+// the re-arming (Go >= 1.23): its tick ran.
+func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.Batch) {
+	g.onTimer(ctx, tick.at, queued)
+	g.tickedAt = tick.at // on the grid, not late by the fire's delay
+	// From the clock, not the fire time: a core that was busy goes back
+	// to the grid instead of ticking twice.
+	now := time.Now()
+	tick.set(now, g.nextTick(now))
 }
 
 // onTimer is the core's work for the tick due at due, with the polls that
@@ -196,7 +216,13 @@ const maxIdle = time.Second
 // maxIdle after the last); a Tick that NextDue skips would have found
 // nothing to do (the engine's tests check that against a Tick every time).
 func (g *Gateway) nextTick(now time.Time) time.Duration {
-	d := min(g.eng.NextDue(now), g.tickedAt.Add(maxIdle).Sub(now))
+	// The idle bound is counted on the wall clock: tickedAt is a grid time
+	// by its wall reading, and the bound counted on the monotonic clock
+	// lands a few ns off the grid (the two clocks are read apart), a whole
+	// TickEvery late when past it. Capped at maxIdle, so that a wall clock
+	// stepped back cannot put the next tick off.
+	idle := min(maxIdle, g.tickedAt.Round(0).Add(maxIdle).Sub(now.Round(0)))
+	d := min(g.eng.NextDue(now), idle)
 	if len(g.pending) > 0 {
 		d = min(d, g.pendingSince.Add(g.o.TickEvery).Sub(now))
 	}

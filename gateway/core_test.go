@@ -244,8 +244,16 @@ func TestCoreWakesWithThePolls(t *testing.T) {
 	require.Contains(t, g.tickedAt.String(), " m=", "tickedAt lost its monotonic reading (a wall-clock step would move the next tick)")
 	now = time.Now()
 	wake := now.Add(g.nextTick(now))
-	require.True(t, g.tickedAt.Add(maxIdle).Equal(wake), "after a burst that ticked, the core should wake maxIdle after its grid time: %v, not %v",
+	// (On the wall clock: the grid is; two readings of the clock need not
+	// have the same offset between wall and monotonic time.)
+	require.True(t, g.tickedAt.Add(maxIdle).Round(0).Equal(wake.Round(0)), "after a burst that ticked, the core should wake maxIdle after its grid time: %v, not %v",
 		g.tickedAt.Add(maxIdle), wake)
+
+	// The wall clock stepped back an hour since the last tick: the next
+	// tick is still at most maxIdle (and a grid step) away.
+	g.tickedAt = time.Now().Add(time.Hour).Round(0).Truncate(tick)
+	now = time.Now()
+	require.LessOrEqual(t, g.nextTick(now), maxIdle+tick, "a wall clock stepped back put the next tick off")
 }
 
 // A flood is committed in parts of at most maxCommitEvents events, not in
@@ -416,4 +424,61 @@ func TestTimerJudgesQueuedPollsAsAnIdleCoreWould(t *testing.T) {
 			require.Equal(t, tc.cleared, cleared, "comm alarms cleared by the answers")
 		})
 	}
+}
+
+// A command or action result that select takes after the tick fell due
+// waits for that tick (tickIfDue), which takes the polls queued meanwhile
+// as the timer would: here the comm alarms that fell due are raised with
+// the tick's time, then the answer read after it clears them. Before the
+// tick falls due, nothing runs.
+func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	ctx := t.Context()
+	due := time.Now().Add(-time.Second)
+	then := due.Add(-3500 * time.Millisecond)
+	g.flush(ctx, g.eng.Tick(then))
+	old := benchBatches(2)
+	for i := range old {
+		old[i].At = then
+	}
+	g.tickedAt = time.Now() // no tick at the end of this burst
+	g.onBatches(ctx, old)
+	g.flush(ctx, nil)
+
+	later := &wakeTimer{t: time.NewTimer(time.Hour), at: time.Now().Add(time.Hour)}
+	defer later.t.Stop()
+	require.False(t, g.tickIfDue(ctx, later, nil), "a tick not yet due ran")
+
+	for _, b := range benchBatches(2) {
+		b.At = due.Add(100 * time.Millisecond)
+		g.batches <- b
+	}
+	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
+	defer w.t.Stop()
+	require.True(t, g.tickIfDue(ctx, w, nil))
+	g.flush(ctx, nil)
+	require.Empty(t, g.batches, "the queued polls were not taken")
+	require.True(t, w.at.After(due), "the timer was not armed for the next tick")
+	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
+	require.NoError(t, err)
+	raised, cleared := 0, 0
+	for _, r := range recs {
+		var e struct {
+			Type  string    `json:"type"`
+			Alarm string    `json:"alarm"`
+			TS    time.Time `json:"ts"`
+		}
+		if r.Kind != outbox.KindEvent || json.Unmarshal(r.Payload, &e) != nil || !strings.HasSuffix(e.Alarm, ".comm") {
+			continue
+		}
+		switch e.Type {
+		case "activate":
+			raised++
+			require.True(t, e.TS.Equal(due), "raised at %v, due %v", e.TS, due)
+		case "return":
+			cleared++
+		}
+	}
+	require.Equal(t, 40, raised)
+	require.Equal(t, 40, cleared)
 }

@@ -150,6 +150,26 @@ env ${PROFILE:+CANARY_CPUPROFILE=$PROFILE/run.cpu CANARY_MEMPROFILE=$PROFILE/run
 PIDS+=($!)
 RUN_PID=$!
 
+# TIMELINE=FILE writes the gateway's own counters once a second from its
+# start to the end of the window (seconds since start, alarm events,
+# skipped ticks, late polls, poll errors, readings dropped): where an
+# overload began, and what began it (docs/performance.md, item 38).
+if [ -n "${TIMELINE:-}" ]; then
+	(
+		t0="$(date +%s.%N)"
+		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings" >"$TIMELINE"
+		while kill -0 "$RUN_PID" 2>/dev/null; do
+			curl -sf --max-time 1 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v now="$(date +%s.%N)" -v t0="$t0" '
+				/^canary_alarm_events_total/ {a += $2} /^canary_device_skipped_ticks_total/ {s += $2}
+				/^canary_device_late_polls_total/ {l += $2} /^canary_device_poll_errors_total/ {e += $2}
+				/^canary_outbox_dropped_readings_total/ {d += $2}
+				END {if (NR) printf "%.1f %d %d %d %d %d\n", now - t0, a, s, l, e, d}' >>"$TIMELINE" || true
+			sleep 1
+		done
+	) &
+	PIDS+=($!)
+fi
+
 # TELEGRAF=/path/to/telegraf runs Telegraf side by side on the same devices
 # (a connection of its own to each), the issue's reference pipeline:
 # inputs.modbus -> outputs.mqtt (QoS 1) + outputs.influxdb_v2, every poll.

@@ -339,16 +339,36 @@ func sleepCtx(ctx context.Context, d time.Duration, gwErr <-chan error) error {
 }
 
 func startCPUProfile(path string) (stop func(), err error) {
-	pf, err := os.Create(path)
+	s, err := startToFile(path, "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
 	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
+		return nil, err
 	}
-	if err := pprof.StartCPUProfile(pf); err != nil {
-		pf.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
+	return func() { _ = s() }, nil
+}
+
+// startToFile creates path and starts writing to it (start: a CPU profile
+// or an execution trace); the returned stop, safe to call more than once,
+// stops it and closes the file. what names it in errors.
+func startToFile(path, what string, start func(io.Writer) error, stop func()) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	var once sync.Once
-	return func() { once.Do(func() { pprof.StopCPUProfile(); pf.Close() }) }, nil
+	var closeErr error
+	return func() error {
+		once.Do(func() {
+			stop()
+			if err := f.Close(); err != nil {
+				closeErr = fmt.Errorf("%s: %w", what, err)
+			}
+		})
+		return closeErr
+	}, nil
 }
 
 func writeHeapProfile(path string) error {

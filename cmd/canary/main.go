@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"runtime/trace"
 	"strings"
 	"syscall"
@@ -125,28 +126,12 @@ func main() {
 // flag on every command: CANARY_CPUPROFILE=FILE writes a CPU profile of the
 // whole run, CANARY_MEMPROFILE=FILE a heap profile at exit.
 func profileFromEnv(stderr io.Writer) (stop func()) {
-	stopCPU := func() {}
-	if path := os.Getenv("CANARY_CPUPROFILE"); path != "" {
-		s, err := startCPUProfile(path)
-		if err != nil {
-			fmt.Fprintln(stderr, "canary:", err)
-		} else {
-			stopCPU = s
-		}
-	}
-	stopTrace := func() {}
-	if path := os.Getenv("CANARY_TRACE"); path != "" {
-		s, err := startTrace(path)
-		if err != nil {
-			fmt.Fprintln(stderr, "canary:", err)
-		} else {
-			stopTrace = func() {
-				if err := s(); err != nil {
-					fmt.Fprintln(stderr, "canary:", err)
-				}
-			}
-		}
-	}
+	stopCPU := fromEnv(stderr, "CANARY_CPUPROFILE", func(path string) (func() error, error) {
+		return startToFile(path, "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
+	})
+	stopTrace := fromEnv(stderr, "CANARY_TRACE", func(path string) (func() error, error) {
+		return startToFile(path, "trace", trace.Start, trace.Stop)
+	})
 	return func() {
 		stopTrace()
 		stopCPU()
@@ -158,22 +143,22 @@ func profileFromEnv(stderr io.Writer) (stop func()) {
 	}
 }
 
-// startTrace writes an execution trace of the process to path until the
-// returned stop is called.
-func startTrace(path string) (stop func() error, err error) {
-	f, err := os.Create(path)
+// fromEnv runs start on the file the environment variable env names, if
+// it names one, and returns what stops it; failures are reported on
+// stderr, not fatal: a profile must not keep a gateway from running.
+func fromEnv(stderr io.Writer, env string, start func(path string) (stop func() error, err error)) func() {
+	path := os.Getenv(env)
+	if path == "" {
+		return func() {}
+	}
+	stop, err := start(path)
 	if err != nil {
-		return nil, fmt.Errorf("trace: %w", err)
+		fmt.Fprintln(stderr, "canary:", err)
+		return func() {}
 	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("trace: %w", err)
-	}
-	return func() error {
-		trace.Stop()
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("trace: %w", err)
+	return func() {
+		if err := stop(); err != nil {
+			fmt.Fprintln(stderr, "canary:", err)
 		}
-		return nil
-	}, nil
+	}
 }
