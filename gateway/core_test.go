@@ -373,53 +373,13 @@ func TestTimerJudgesQueuedPollsAsAnIdleCoreWould(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
-			ctx := t.Context()
-			type event struct {
-				Type  string    `json:"type"`
-				Alarm string    `json:"alarm"`
-				TS    time.Time `json:"ts"`
-			}
-			commEvents := func() (evs []event) {
-				recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
-				require.NoError(t, err)
-				for _, r := range recs {
-					var e event
-					if r.Kind == outbox.KindEvent && json.Unmarshal(r.Payload, &e) == nil &&
-						strings.HasSuffix(e.Alarm, ".comm") {
-						evs = append(evs, e)
-					}
-					require.NoError(t, g.ob.Release(ctx, r.Key))
-				}
-				return evs
-			}
-			due := time.Now().Add(-time.Second)
-			then := due.Add(-3500 * time.Millisecond)
-			g.flush(ctx, g.eng.Tick(then))
-			old := benchBatches(2)
-			for i := range old {
-				old[i].At = then
-			}
-			g.tickedAt = time.Now() // no tick at the end of this burst
-			g.onBatches(ctx, old)
-			g.flush(ctx, nil)
-			require.Empty(t, commEvents())
-
+			due := silentBeforeDue(t, g)
 			queued := benchBatches(2)
 			for i := range queued {
 				queued[i].At = due.Add(tc.readAt)
 			}
-			g.onTimer(ctx, due, queued)
-			g.flush(ctx, nil)
-			raised, cleared := 0, 0
-			for _, e := range commEvents() {
-				switch e.Type {
-				case "activate":
-					raised++
-					require.True(t, e.TS.Equal(due), "%s raised at %v, the tick fell due at %v", e.Alarm, e.TS, due)
-				case "return":
-					cleared++
-				}
-			}
+			g.onTimer(t.Context(), due, queued)
+			raised, cleared := commTransitions(t, g, due)
 			require.Equal(t, tc.raised, raised, "comm alarms raised")
 			require.Equal(t, tc.cleared, cleared, "comm alarms cleared by the answers")
 		})
@@ -434,16 +394,7 @@ func TestTimerJudgesQueuedPollsAsAnIdleCoreWould(t *testing.T) {
 func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
 	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
 	ctx := t.Context()
-	due := time.Now().Add(-time.Second)
-	then := due.Add(-3500 * time.Millisecond)
-	g.flush(ctx, g.eng.Tick(then))
-	old := benchBatches(2)
-	for i := range old {
-		old[i].At = then
-	}
-	g.tickedAt = time.Now() // no tick at the end of this burst
-	g.onBatches(ctx, old)
-	g.flush(ctx, nil)
+	due := silentBeforeDue(t, g)
 
 	later := &wakeTimer{t: time.NewTimer(time.Hour), at: time.Now().Add(time.Hour)}
 	defer later.t.Stop()
@@ -456,13 +407,44 @@ func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
 	defer w.t.Stop()
 	require.True(t, g.tickIfDue(ctx, w, nil))
-	g.flush(ctx, nil)
 	require.Empty(t, g.batches, "the queued polls were not taken")
 	require.True(t, w.at.After(due), "the timer was not armed for the next tick")
+	raised, cleared := commTransitions(t, g, due)
+	require.Equal(t, 40, raised)
+	require.Equal(t, 40, cleared)
+}
+
+// silentBeforeDue has both devices of g read last 3.5 s before the time
+// it returns, a second ago: their comm alarms (timeout 3 s) fell due by
+// then. Nothing is raised yet.
+func silentBeforeDue(t *testing.T, g *Gateway) (due time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	due = time.Now().Add(-time.Second)
+	then := due.Add(-3500 * time.Millisecond)
+	g.flush(ctx, g.eng.Tick(then))
+	old := benchBatches(2)
+	for i := range old {
+		old[i].At = then
+	}
+	g.tickedAt = time.Now() // no tick at the end of this burst
+	g.onBatches(ctx, old)
+	raised, cleared := commTransitions(t, g, due)
+	require.Zero(t, raised+cleared)
+	return due
+}
+
+// commTransitions commits what waits, drains the outbox's alarm lane and
+// counts the comm alarms raised (each must carry the time due) and
+// cleared.
+func commTransitions(t *testing.T, g *Gateway, due time.Time) (raised, cleared int) {
+	t.Helper()
+	ctx := t.Context()
+	g.flush(ctx, nil)
 	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
 	require.NoError(t, err)
-	raised, cleared := 0, 0
 	for _, r := range recs {
+		require.NoError(t, g.ob.Release(ctx, r.Key))
 		var e struct {
 			Type  string    `json:"type"`
 			Alarm string    `json:"alarm"`
@@ -474,11 +456,10 @@ func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
 		switch e.Type {
 		case "activate":
 			raised++
-			require.True(t, e.TS.Equal(due), "raised at %v, due %v", e.TS, due)
+			require.True(t, e.TS.Equal(due), "%s raised at %v, the tick fell due at %v", e.Alarm, e.TS, due)
 		case "return":
 			cleared++
 		}
 	}
-	require.Equal(t, 40, raised)
-	require.Equal(t, 40, cleared)
+	return raised, cleared
 }
