@@ -61,11 +61,7 @@ func (g *Gateway) core(ctx context.Context) error {
 			g.tickIfDue(work, tick, nil)
 			g.onActionResult(work, r)
 		case <-tick.t.C:
-			var queued []modbus.Batch
-			if len(g.batches) > 0 {
-				queued = g.takeQueued(<-g.batches)
-			}
-			g.runTick(work, tick, queued)
+			g.runTick(work, tick, g.takeRest(nil))
 			continue
 		}
 		// Any other event may have made work due sooner (a delay
@@ -88,19 +84,45 @@ func (g *Gateway) tickIfDue(ctx context.Context, tick *wakeTimer, group []modbus
 	if time.Now().Before(tick.at) {
 		return false
 	}
-	if group == nil && len(g.batches) > 0 {
-		group = g.takeQueued(<-g.batches)
-	}
-	g.runTick(ctx, tick, group)
+	g.runTick(ctx, tick, g.takeRest(group))
 	return true
 }
 
 // runTick runs the tick the timer was armed for, with the polls queued, and
 // arms the timer for the next. A fire not received yet is discarded by
 // the re-arming (Go >= 1.23): its tick ran.
+//
+// A core far behind (a full queue, a long tick) may find that the next
+// tick an idle core would have run after this one is already due. The
+// polls read after this tick then wait (carry) for that tick, and the
+// timer is armed for its own time, past, so it fires at once: those polls
+// are judged against it as an idle core would have judged them. Evaluated
+// at once, an answer read after a tick that fell due meanwhile hid the
+// comm alarm (or the expired on-delay) that tick raises, and the core
+// went back to the grid after now, skipping it. Between the two ticks the
+// core goes back to its select: commands and shutdown wait for one tick's
+// polls at most, not for the whole backlog.
 func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.Batch) {
-	g.onTimer(ctx, tick.at, queued)
-	g.tickedAt = tick.at // on the grid, not late by the fire's delay
+	if len(g.carry) > 0 {
+		// Taken from the queue before these, so read before them (about).
+		queued = append(g.carry, queued...)
+		g.carry = queued
+	}
+	due := tick.at
+	later := g.onTimer(ctx, due, queued)
+	g.carry = g.carry[:0]
+	if len(later) > 0 {
+		// As an idle core would have armed its timer after this tick.
+		if next := due.Add(g.nextTick(due)); !next.After(time.Now()) {
+			g.carry = append(g.carry, later...)
+			clear(later)
+			now := time.Now()
+			tick.set(now, next.Sub(now))
+			return
+		}
+		g.evaluateInGroups(ctx, later)
+		clear(later) // drop the readings
+	}
 	// From the clock, not the fire time: a core that was busy goes back
 	// to the grid instead of ticking twice.
 	now := time.Now()
@@ -110,15 +132,16 @@ func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.
 // onTimer is the core's work for the tick due at due, with the polls that
 // were queued when it was taken. They are judged as a core that was idle
 // at due would have judged them: those read by then are evaluated before
-// the tick, those read later after it. A busy core that took the tick
-// before queued polls (select picks at random among ready cases) judged
-// their devices by the readings before them: a comm alarm for a device
-// whose answer was in hand, cleared by the next group (under load, a
-// flood of the gateway's own making: docs/performance.md, item 38). One
-// that took every queued poll first erred the other way: a late answer
-// hid the comm alarm (or the expired on-delay) that fell due before it.
-// The tick runs at due, so what it raises carries the time it fell due.
-func (g *Gateway) onTimer(ctx context.Context, due time.Time, queued []modbus.Batch) {
+// the tick, and those read later are returned, for after it (runTick), in
+// a buffer the next call reuses. A busy core that took the tick before
+// queued polls (select picks at random among ready cases) judged their
+// devices by the readings before them: a comm alarm for a device whose
+// answer was in hand, cleared by the next group (under load, a flood of
+// the gateway's own making: docs/performance.md, item 38). One that took
+// every queued poll first erred the other way: a late answer hid the comm
+// alarm (or the expired on-delay) that fell due before it. The tick runs
+// at due, so what it raises carries the time it fell due.
+func (g *Gateway) onTimer(ctx context.Context, due time.Time, queued []modbus.Batch) []modbus.Batch {
 	late := g.late[:0]
 	early := queued[:0]
 	for _, b := range queued {
@@ -128,15 +151,11 @@ func (g *Gateway) onTimer(ctx context.Context, due time.Time, queued []modbus.Ba
 			late = append(late, b)
 		}
 	}
-	if len(early) > 0 {
-		g.evaluateGroup(ctx, early)
-	}
+	clear(queued[len(early):]) // moved to late
+	g.late = late
+	g.evaluateInGroups(ctx, early)
 	g.onTick(ctx, due)
-	if len(late) > 0 {
-		g.evaluateGroup(ctx, late)
-	}
-	clear(late) // drop the readings
-	g.late = late[:0]
+	return late
 }
 
 // onTick is the core's time-driven work: the engine's timers, failed
@@ -256,6 +275,9 @@ func untilGrid(now time.Time, d, grid time.Duration) time.Duration {
 // waits for it: the publisher's last round comes after.
 func (g *Gateway) drain(ctx context.Context) error {
 	g.stopping = true
+	// Polls carried to a tick that is due (runTick) come before the queue.
+	g.evaluateInGroups(ctx, g.carry)
+	g.carry = g.carry[:0]
 	for {
 		select {
 		case b := <-g.batches:
@@ -316,6 +338,7 @@ const maxPending = 64
 // commit (one fsync) for all of them instead of one each keeps the core
 // ahead of the pollers and the alarm latency at one commit.
 func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
+	clear(g.group) // the last group's readings, not kept alive by the buffer
 	group := append(g.group[:0], b)
 	for len(group) < maxGroup {
 		select {
@@ -328,6 +351,44 @@ func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
 	}
 	g.group = group
 	return group
+}
+
+// takeRest appends every poll queued now to group (nil: a group of its
+// own), for a tick: onTimer judges them all by when they were read. Taken
+// up to maxGroup only, the polls behind those were judged after the tick,
+// and a core more than maxGroup polls behind raised comm alarms on
+// devices whose answers were in its queue. It takes what is queued and
+// what the pollers are handing over (a poller blocked on a full queue
+// holds its answer until a place frees), no more, so pollers adding
+// meanwhile cannot keep it going.
+func (g *Gateway) takeRest(group []modbus.Batch) []modbus.Batch {
+	if group == nil {
+		clear(g.group)
+		group = g.group[:0]
+	}
+	for range len(g.batches) + int(g.polling.Load()) {
+		select {
+		case b := <-g.batches:
+			group = append(group, b)
+		default:
+			g.group = group
+			return group
+		}
+	}
+	g.group = group
+	return group
+}
+
+// evaluateInGroups evaluates polls maxGroup at a time, as they would have
+// been taken from the queue: a commit stays bounded however far behind
+// the core is.
+func (g *Gateway) evaluateInGroups(ctx context.Context, polls []modbus.Batch) {
+	for len(polls) > 0 {
+		n := min(len(polls), maxGroup)
+		g.evaluateGroup(ctx, polls[:n])
+		clear(polls[:n]) // evaluated: the buffer does not keep the readings
+		polls = polls[n:]
+	}
 }
 
 // onBatches evaluates polls as they arrive. Their readings wait (until the

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/gateway/loadtest"
 	"github.com/canary-gw/canary/gateway/outbox"
@@ -378,10 +380,158 @@ func TestTimerJudgesQueuedPollsAsAnIdleCoreWould(t *testing.T) {
 			for i := range queued {
 				queued[i].At = due.Add(tc.readAt)
 			}
-			g.onTimer(t.Context(), due, queued)
+			w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
+			defer w.t.Stop()
+			g.runTick(t.Context(), w, queued)
+			runDueTicks(t, g, w)
 			raised, cleared := commTransitions(t, g, due)
 			require.Equal(t, tc.raised, raised, "comm alarms raised")
 			require.Equal(t, tc.cleared, cleared, "comm alarms cleared by the answers")
+		})
+	}
+}
+
+// A core more than maxGroup polls behind still judges every queued poll
+// by when it was read: the tick takes the whole queue (takeRest), not the
+// first maxGroup polls. Taken up to maxGroup, the answer at the back of
+// the queue was judged after the tick, and its device raised 20 comm
+// alarms that its own answer then cleared (docs/performance.md, item 39).
+func TestTickTakesTheWholeQueue(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	g.batches = make(chan modbus.Batch, 4*maxGroup) // a site polled 2 048 times a second
+	ctx := t.Context()
+	due := silentBeforeDue(t, g)
+	answers := benchBatches(2)
+	for i := range 2 * maxGroup {
+		b := answers[0]
+		b.At = due.Add(-time.Second + time.Duration(i)*time.Microsecond)
+		g.batches <- b
+	}
+	answers[1].At = due.Add(-time.Millisecond)
+	g.batches <- answers[1]
+
+	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
+	defer w.t.Stop()
+	require.True(t, g.tickIfDue(ctx, w, nil))
+	runDueTicks(t, g, w)
+	raised, cleared := commTransitions(t, g, due)
+	require.Zero(t, raised, "comm alarms raised for devices whose answers were queued")
+	require.Zero(t, cleared)
+	require.Empty(t, g.batches, "the queued polls were not all taken")
+}
+
+// A poller blocked on a full queue holds its answer until a place frees:
+// the tick takes it too. Bounded by the queue's capacity alone, the tick
+// left it queued and raised its device's 20 comm alarms with the answer in
+// hand, in exactly the state (a full queue) where that starts a flood.
+func TestTickTakesTheAnswersOfBlockedPollers(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	g.batches = make(chan modbus.Batch, 8)
+	ctx := t.Context()
+	due := silentBeforeDue(t, g)
+	answers := benchBatches(2)
+	for i := range cap(g.batches) {
+		b := answers[0]
+		b.At = due.Add(-time.Second + time.Duration(i)*time.Millisecond)
+		g.batches <- b
+	}
+	answers[1].At = due.Add(-600 * time.Millisecond)
+	g.polling.Add(1) // a poller counts its poll until the hand-over returns
+	sent := make(chan struct{})
+	go func() {
+		g.batches <- answers[1]
+		g.polling.Add(-1)
+		close(sent)
+	}()
+	waitForBlockedSend(t)
+
+	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
+	defer w.t.Stop()
+	require.True(t, g.tickIfDue(ctx, w, nil))
+	<-sent
+	runDueTicks(t, g, w)
+	raised, cleared := commTransitions(t, g, due)
+	require.Zero(t, raised, "comm alarms raised for a device whose answer was handed over")
+	require.Zero(t, cleared)
+	require.Empty(t, g.batches)
+}
+
+// waitForBlockedSend waits until some goroutine is blocked sending on a
+// channel (at most 5 s).
+func waitForBlockedSend(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for range 500 {
+		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), "[chan send") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no goroutine blocked on a send")
+}
+
+// A core far behind runs the ticks an idle core would have run between
+// the polls it finds queued. Device d002's comm alarm falls due 100 ms
+// after the first tick and its answer was read 400 ms after it: the tick
+// 250 ms after the first raises its 20 comm alarms, with that time, and
+// the answer then clears them. d001's answer, read 50 ms after the first
+// tick, came in time. Evaluated together at the first tick's end, the
+// answers hid d002's comm alarms and the core went back to the grid after
+// the clock, skipping the tick between.
+func TestBackloggedCoreRunsTheTicksBetweenItsPolls(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	ctx := t.Context()
+	due := time.Now().Add(-2 * time.Second).Truncate(250 * time.Millisecond)
+	silentSince(t, g, due.Add(-2900*time.Millisecond), due)
+	answers := benchBatches(2)
+	answers[0].At = due.Add(50 * time.Millisecond)
+	answers[1].At = due.Add(400 * time.Millisecond)
+
+	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
+	defer w.t.Stop()
+	g.runTick(ctx, w, answers)
+	armed := w.at
+	runDueTicks(t, g, w)
+	raised, cleared := commTransitions(t, g, due.Add(250*time.Millisecond))
+	require.Equal(t, 20, raised, "comm alarms raised by the tick between the answers")
+	require.Equal(t, 20, cleared, "comm alarms cleared by the later answer")
+	require.Equal(t, due.Add(250*time.Millisecond), armed.Round(0), "the timer was not armed for the tick an idle core would have run next")
+}
+
+// runDueTicks runs the ticks that runTick left due with polls carried to
+// them, as the core's timer fires at once for them (at most ten).
+func runDueTicks(t *testing.T, g *Gateway, w *wakeTimer) {
+	t.Helper()
+	for i := 0; len(g.carry) > 0; i++ {
+		require.Less(t, i, 10, "polls carried past ten ticks")
+		require.False(t, w.at.After(time.Now()), "polls carried to a tick that is not due")
+		g.runTick(t.Context(), w, g.takeRest(nil))
+	}
+}
+
+// The poll queue holds a second of the site's polls, within its bounds.
+func TestHandoverCap(t *testing.T) {
+	site := func(n int, poll time.Duration) []configs.Device {
+		devs := make([]configs.Device, n)
+		for i := range devs {
+			devs[i].Poll = poll
+		}
+		return devs
+	}
+	for _, tc := range []struct {
+		name string
+		devs []configs.Device
+		want int
+	}{
+		{"reference site, 50 at 1 s", site(50, time.Second), minHandover},
+		{"500 at 100 ms", site(500, 100*time.Millisecond), 5000},
+		{"a period that does not divide a second", site(10, 300*time.Millisecond), minHandover},
+		{"300 at 300 ms, rounded up", site(300, 300*time.Millisecond), 1200},
+		{"no period set: the default second", site(400, 0), 400},
+		{"bounded", site(20000, 10*time.Millisecond), maxHandover},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, handoverCap(tc.devs))
 		})
 	}
 }
@@ -409,6 +559,7 @@ func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
 	require.True(t, g.tickIfDue(ctx, w, nil))
 	require.Empty(t, g.batches, "the queued polls were not taken")
 	require.True(t, w.at.After(due), "the timer was not armed for the next tick")
+	runDueTicks(t, g, w)
 	raised, cleared := commTransitions(t, g, due)
 	require.Equal(t, 40, raised)
 	require.Equal(t, 40, cleared)
@@ -419,9 +570,16 @@ func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
 // then. Nothing is raised yet.
 func silentBeforeDue(t *testing.T, g *Gateway) (due time.Time) {
 	t.Helper()
-	ctx := t.Context()
 	due = time.Now().Add(-time.Second)
-	then := due.Add(-3500 * time.Millisecond)
+	silentSince(t, g, due.Add(-3500*time.Millisecond), due)
+	return due
+}
+
+// silentSince has both devices of g read last at then; nothing is raised
+// by due.
+func silentSince(t *testing.T, g *Gateway, then, due time.Time) {
+	t.Helper()
+	ctx := t.Context()
 	g.flush(ctx, g.eng.Tick(then))
 	old := benchBatches(2)
 	for i := range old {
@@ -431,7 +589,6 @@ func silentBeforeDue(t *testing.T, g *Gateway) (due time.Time) {
 	g.onBatches(ctx, old)
 	raised, cleared := commTransitions(t, g, due)
 	require.Zero(t, raised+cleared)
-	return due
 }
 
 // commTransitions commits what waits, drains the outbox's alarm lane and

@@ -88,8 +88,11 @@ type Gateway struct {
 	actBackoff map[string]time.Duration
 
 	// Scratch space of the core goroutine, reused across polls.
-	group   []modbus.Batch
-	late    []modbus.Batch // onTimer's queued polls read after the tick fell due
+	group []modbus.Batch
+	late  []modbus.Batch // onTimer's queued polls read after the tick fell due
+	// carry holds polls read after the last tick that ran, waiting for the
+	// next, which is already due (runTick).
+	carry   []modbus.Batch
 	alarmAt []time.Time
 	samples []alerting.Sample
 	// evBuf and stateBuf: a group's events and a commit part's alarm
@@ -125,6 +128,41 @@ type Gateway struct {
 // (httpapi's trend). InfluxDB is the history.
 const trendBudgetBytes = 3 << 19
 
+// handoverCap is how many polls may wait for the core: a second of the
+// site's polls, at least minHandover and at most maxHandover. The queue
+// absorbs a core that is behind for a while (an alarm flood's commits, a
+// stall of the whole process) without holding the pollers up: a poller
+// blocked on a full queue skips its device's ticks, the device goes
+// unread past its comm timeout, and each of its sensors raises a comm
+// alarm, whose commits put the core further behind (docs/performance.md,
+// item 39). Queued polls are judged by when they were read (onTimer), so
+// waiting in the queue raises nothing. Past a second of polls the pollers
+// wait: the gateway is then overloaded, not held up, and the skipped
+// ticks and comm alarms say so.
+func handoverCap(devs []configs.Device) int {
+	n := 0
+	for i := range devs {
+		p := devs[i].Poll
+		if p <= 0 {
+			p = time.Second
+		}
+		n += int(min((time.Second+p-1)/p, maxHandover))
+		if n >= maxHandover {
+			break
+		}
+	}
+	return min(max(n, minHandover), maxHandover)
+}
+
+// minHandover and maxHandover bound the poll queue (handoverCap). A queued
+// poll holds its readings (72 bytes each: 8.6 KB for a 120-sensor device)
+// and 120 bytes of the channel's buffer, which is allocated at start: a
+// full queue of 5 000 such polls (500 devices every 100 ms) is 43 MB.
+const (
+	minHandover = 256
+	maxHandover = 16384
+)
+
 // New builds a gateway: it opens the outbox and restores the alarm state
 // from disk, but dials nothing.
 func New(o Options) (*Gateway, error) {
@@ -148,7 +186,7 @@ func New(o Options) (*Gateway, error) {
 	g := &Gateway{
 		o: o, site: s,
 		log:        o.Log.With().Str("site", s.Site).Logger(),
-		batches:    make(chan modbus.Batch, 256),
+		batches:    make(chan modbus.Batch, handoverCap(s.Devices)),
 		asyncSlots: make(chan struct{}, maxAsyncCommits),
 		cmds:       make(chan cmdReq),
 		actDone:    make(chan actResult, 64),

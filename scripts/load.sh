@@ -54,6 +54,8 @@ done
 WORK="$(mktemp -d /tmp/canary-load.XXXXXX)"
 PIDS=()
 cleanup() {
+	# A gateway paused by STALL must run again to stop.
+	[ -n "${RUN_PID:-}" ] && kill -CONT "$RUN_PID" 2>/dev/null || true
 	# Newest first: the gateway stops before its devices and its broker.
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -251,6 +253,20 @@ declare -A M0 M1
 for m in "${GW_METRICS[@]}"; do M0[$m]="$(metric "$m")"; done
 START="$(date +%s.%N)"
 START_NS="$(date +%s%N)"
+# STALL=SECONDS pauses `canary run` (SIGSTOP, then SIGCONT) that long,
+# STALL_AT seconds into the window (default: half of it): a process held
+# up for a moment, as by a VM's steal or a storage stall. What it should
+# cost is the polls of the pause, not a flood of comm alarms after it
+# (docs/performance.md, item 39).
+if [ -n "${STALL:-}" ]; then
+	(
+		sleep "${STALL_AT:-$((DURATION / 2))}"
+		kill -STOP "$RUN_PID" && sleep "$STALL"
+		kill -CONT "$RUN_PID"
+		echo "load: canary run paused ${STALL}s, ${STALL_AT:-$((DURATION / 2))}s into the window" >&2
+	) &
+	PIDS+=($!)
+fi
 sleep "$DURATION"
 END="$(date +%s.%N)"
 END_NS="$(date +%s%N)"
@@ -275,7 +291,7 @@ MSGS="$(wc -l <"$WORK/readings.out")"
 # polled in it (by their ts), as InfluxDB's count below does. And nothing
 # lost: every device's seqs the subscriber saw are contiguous (duplicates
 # allowed: delivery is at least once).
-read -r READINGS GAPS < <(python3 -c '
+read -r READINGS GAPS < <("${pin_rest[@]}" python3 -c '
 import json, sys
 start, end = int(sys.argv[2]), int(sys.argv[3])
 def ns(ts):  # RFC 3339 with up to nanoseconds, UTC ("Z")
