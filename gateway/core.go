@@ -100,13 +100,16 @@ func (g *Gateway) tickIfDue(ctx context.Context, tick *wakeTimer, group []modbus
 // at once, an answer read after a tick that fell due meanwhile hid the
 // comm alarm (or the expired on-delay) that tick raises, and the core
 // went back to the grid after now, skipping it. Between the two ticks the
-// core goes back to its select: commands and shutdown wait for one tick's
-// polls at most, not for the whole backlog.
+// core goes back to its select, where commands and shutdown are served.
+// How many polls it carries is bounded (takeRest).
 func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.Batch) {
 	if len(g.carry) > 0 {
 		// Taken from the queue before these, so read before them (about).
-		queued = append(g.carry, queued...)
-		g.carry = queued
+		// queued is never g.carry's own buffer (takeQueued and takeRest
+		// fill g.group's), or the clear below would drop carried polls.
+		merged := append(g.carry, queued...)
+		clear(queued) // copied: the group's buffer keeps no readings alive
+		queued, g.carry = merged, merged
 	}
 	due := tick.at
 	later := g.onTimer(ctx, due, queued)
@@ -339,18 +342,7 @@ const maxPending = 64
 // ahead of the pollers and the alarm latency at one commit.
 func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
 	clear(g.group) // the last group's readings, not kept alive by the buffer
-	group := append(g.group[:0], b)
-	for len(group) < maxGroup {
-		select {
-		case b := <-g.batches:
-			group = append(group, b)
-		default:
-			g.group = group
-			return group
-		}
-	}
-	g.group = group
-	return group
+	return g.receive(append(g.group[:0], b), maxGroup-1)
 }
 
 // takeRest appends every poll queued now to group (nil: a group of its
@@ -360,13 +352,27 @@ func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
 // devices whose answers were in its queue. It takes what is queued and
 // what the pollers are handing over (a poller blocked on a full queue
 // holds its answer until a place frees), no more, so pollers adding
-// meanwhile cannot keep it going.
+// meanwhile cannot keep it going; and nothing while the polls carried to
+// the next tick (runTick) fill a queue's worth (and the polls under way).
+// A core that stays behind thus holds about twice the queue at most, and
+// the queue stays full: the pollers wait and skip their ticks, and the
+// devices go unread, as they are (without that bound, each tick emptied
+// the queue into the carry, which grew with the core's lag, and the
+// pollers never waited).
 func (g *Gateway) takeRest(group []modbus.Batch) []modbus.Batch {
 	if group == nil {
 		clear(g.group)
 		group = g.group[:0]
 	}
-	for range len(g.batches) + int(g.polling.Load()) {
+	polling := int(g.polling.Load())
+	n := len(g.batches) + polling
+	return g.receive(group, min(n, cap(g.batches)+polling-len(g.carry)))
+}
+
+// receive appends up to n polls waiting in the queue to group, without
+// waiting, and keeps group's buffer for the next take.
+func (g *Gateway) receive(group []modbus.Batch, n int) []modbus.Batch {
+	for range n {
 		select {
 		case b := <-g.batches:
 			group = append(group, b)

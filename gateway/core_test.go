@@ -456,6 +456,36 @@ func TestTickTakesTheAnswersOfBlockedPollers(t *testing.T) {
 	require.Empty(t, g.batches)
 }
 
+// A core that stays behind carries at most a queue's worth of polls to
+// its next tick: then a tick takes nothing more, the queue stays full and
+// the pollers wait (and skip their ticks, counted). Here the core's ticks
+// are 5 s behind the clock and every round the pollers offer a queue's
+// worth of answers; without the bound each tick emptied the queue into
+// the carry, which grew by 8 a round while no poller ever waited.
+func TestBehindCoreCarriesAtMostAQueue(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	g.batches = make(chan modbus.Batch, 8)
+	due := time.Now().Add(-5 * time.Second).Truncate(250 * time.Millisecond)
+	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
+	defer w.t.Stop()
+	answers := benchBatches(2)
+	waited := 0
+	for range 12 {
+		for j := range cap(g.batches) {
+			b := answers[j%2]
+			b.At = time.Now()
+			select {
+			case g.batches <- b:
+			default:
+				waited++ // a poller would block here
+			}
+		}
+		g.runTick(t.Context(), w, g.takeRest(nil))
+		require.LessOrEqual(t, len(g.carry), cap(g.batches), "polls carried past a queue's worth")
+	}
+	require.Positive(t, waited, "the pollers never waited for a core that stays behind")
+}
+
 // waitForBlockedSend waits until some goroutine is blocked sending on a
 // channel (at most 5 s).
 func waitForBlockedSend(t *testing.T) {
