@@ -136,9 +136,10 @@ const trendBudgetBytes = 3 << 19
 // unread past its comm timeout, and each of its sensors raises a comm
 // alarm, whose commits put the core further behind (docs/performance.md,
 // item 39). Queued polls are judged by when they were read (onTimer), so
-// waiting in the queue raises nothing. Past a second of polls the pollers
-// wait: the gateway is then overloaded, not held up, and the skipped
-// ticks and comm alarms say so.
+// waiting in the queue raises nothing. Past a full queue, with as much
+// carried to the core's next tick (takeRest), the pollers wait: the
+// gateway is then overloaded, not held up, and the skipped ticks and comm
+// alarms say so.
 func handoverCap(devs []configs.Device) int {
 	n := 0
 	for i := range devs {
