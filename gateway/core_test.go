@@ -486,18 +486,21 @@ func TestBehindCoreCarriesAtMostAQueue(t *testing.T) {
 	require.Positive(t, waited, "the pollers never waited for a core that stays behind")
 }
 
-// waitForBlockedSend waits until some goroutine is blocked sending on a
-// channel (at most 5 s).
+// waitForBlockedSend waits until a goroutine started by the calling test
+// (its stack names the test) is blocked sending on a channel (at most
+// 5 s); another goroutine blocked on a send does not count.
 func waitForBlockedSend(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	for range 500 {
-		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), "[chan send") {
-			return
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "[chan send") && strings.Contains(g, t.Name()+".func") {
+				return
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("no goroutine blocked on a send")
+	t.Fatal("the test's goroutine never blocked on a send")
 }
 
 // A core far behind runs the ticks an idle core would have run between
