@@ -62,6 +62,15 @@ for bin in "$MOSQUITTO" mosquitto_sub; do
 done
 
 WORK="$(mktemp -d /tmp/canary-load.XXXXXX)"
+# The counting subscriber's file (several GB at 600 000 readings/s) goes to
+# tmpfs when there is one: on disk, the kernel's writeback of it (its
+# dirty pages expire every 30 s) ran in unbound kworkers on whichever core,
+# the gateway's pinned one too, and took 200-330 ms of it at a time: the
+# gateway's reads then timed out (docs/performance.md, item 40).
+COUNT="$WORK"
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ]; then
+	COUNT="$(mktemp -d /dev/shm/canary-count.XXXXXX)"
+fi
 PIDS=()
 cleanup() {
 	# Newest first: the gateway stops before its devices and its broker
@@ -70,10 +79,10 @@ cleanup() {
 	# A gateway paused by STALL must run again to stop.
 	[ -n "${RUN_PID:-}" ] && kill -CONT "$RUN_PID" 2>/dev/null || true
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-	rm -rf "$WORK"
+	rm -rf "$WORK" "$COUNT"
 }
 trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap 'for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done; [ -n "${RUN_PID:-}" ] && kill -CONT "$RUN_PID" 2>/dev/null; echo "load: kept $WORK" >&2' EXIT
+[ -n "${KEEP:-}" ] && trap 'for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done; [ -n "${RUN_PID:-}" ] && kill -CONT "$RUN_PID" 2>/dev/null; echo "load: kept $WORK and $COUNT" >&2' EXIT
 
 # The release build (README): static, no C library mapped. CANARY_BIN runs
 # a binary built elsewhere instead (an A/B comparison with another commit).
@@ -240,7 +249,7 @@ csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $
 
 sleep "$WARMUP"
 kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
-"${pin_rest[@]}" mosquitto_sub -p "$MQ_PORT" -q 1 -t 'canary/v1/load/readings/+' -i load-count >"$WORK/readings.out" &
+"${pin_rest[@]}" mosquitto_sub -p "$MQ_PORT" -q 1 -t 'canary/v1/load/readings/+' -i load-count >"$COUNT/readings.out" &
 SUB_PID=$!
 PIDS+=($SUB_PID)
 sleep 0.5
@@ -308,7 +317,7 @@ sleep 1
 kill "$SUB_PID" 2>/dev/null || true
 wait "$SUB_PID" 2>/dev/null || true
 
-MSGS="$(wc -l <"$WORK/readings.out")"
+MSGS="$(wc -l <"$COUNT/readings.out")"
 # The subscriber runs a little longer than the window: count the readings
 # polled in it (by their ts), as InfluxDB's count below does. And nothing
 # lost: every device's seqs the subscriber saw are contiguous (duplicates
@@ -330,7 +339,7 @@ for line in open(sys.argv[1]):
     seqs.setdefault(m["device"], set()).add(m["seq"])
     if start <= ns(m["ts"]) < end:
         n += len(m["readings"])
-print(n, sum(max(s) - min(s) + 1 - len(s) for s in seqs.values()))' "$WORK/readings.out" "$START_NS" "$END_NS")
+print(n, sum(max(s) - min(s) + 1 - len(s) for s in seqs.values()))' "$COUNT/readings.out" "$START_NS" "$END_NS")
 HZ=1000000000 # cpu_time is in ns
 ELAPSED="$(echo "$END - $START" | bc -l)"
 printf 'scenario   %d devices × %d sensors every %s, %ss measured on %s (%d cores)\n' "$DEVICES" "$SENSORS" "$POLL" "$DURATION" "$(uname -m)" "$(nproc)"
