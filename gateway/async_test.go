@@ -61,7 +61,7 @@ func TestAsyncCommitsKeepSeqAndOrder(t *testing.T) {
 		at = at.Add(100 * time.Millisecond)
 		n++
 		// the value carries the poll number so the order can be checked
-		b := modbus.Batch{Device: "gas", Unit: 1, At: at, Readings: []modbus.Reading{{Sensor: "ch4", Value: v + float64(n)*1e-6, Quality: modbus.QualityGood, At: at}}}
+		b := modbus.Batch{Device: "gas", Unit: 1, At: at, Readings: []modbus.Reading{{Sensor: "ch4", Value: v + float64(n)*1e-6, Quality: modbus.QualityGood}}}
 		g.onBatches(ctx, []modbus.Batch{b})
 		if i%5 == 4 {
 			g.flush(ctx, g.eng.Tick(at)) // the engine tick

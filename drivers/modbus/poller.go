@@ -428,9 +428,6 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 		}
 		return b
 	}
-	for i := range b.Readings {
-		b.Readings[i].At = b.At
-	}
 	b.Latency = b.At.Sub(sent)
 	b.Err = errors.Join(errs...)
 	wasOnline := d.fails == 0
