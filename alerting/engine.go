@@ -1054,6 +1054,17 @@ func (e *Engine) PointSpec(id string) (Resolved, bool) {
 	return r, true
 }
 
+// CommTimeout returns a point's communication-loss timeout, if it has a
+// comm alarm: without the copy PointSpec makes.
+func (e *Engine) CommTimeout(id string) (time.Duration, bool) {
+	p, ok := e.points[id]
+	if !ok {
+		return 0, false
+	}
+	c, ok := p.res.Cond(Comm)
+	return c.Timeout, ok && c.Timeout > 0
+}
+
 // monotonic clamps now to the latest time seen. Callers pass times from
 // different sources (a poll's response arrival, a ticker, an operator
 // command), which may interleave slightly out of order; inside the engine

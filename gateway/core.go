@@ -426,10 +426,19 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 		var payload mqtt.Readings
 		e := g.evaluate(&group[i], &payload)
 		evs = append(evs, e...)
+		if len(e) == 0 && g.shedding(&group[i], start) {
+			g.shed(&group[i], start)
+			continue
+		}
 		if len(g.pending) == 0 {
 			g.pendingSince = start
 		}
-		g.pending = append(g.pending, mqtt.ReadingsItem(payload))
+		item := mqtt.ReadingsItem(payload)
+		if n := g.shedGap[group[i].Device]; n > 0 {
+			item.Gap = n
+			delete(g.shedGap, group[i].Device)
+		}
+		g.pending = append(g.pending, item)
 		g.met.observeBatch(group[i], len(e), time.Since(start))
 		if len(e) > 0 {
 			alarmAt = append(alarmAt, payload.TS)
@@ -457,6 +466,72 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 	}
 	return over
 }
+
+// shedding reports whether a poll's readings are to be shed: the core is
+// so far behind that the poll was read more than shedAfter ago (see
+// shedAges). Committing and publishing the readings is about 40 % of
+// what the gateway does per poll at its ceiling (600 000 readings/s on
+// one core here), so a core past it that keeps doing so falls further
+// behind, its outbox fills and drops readings at max_bytes, and its
+// devices go unread past their comm timeout. Shedding the readings of
+// polls that make no alarm transition leaves that to judging polls:
+// the alarms, the views and the live readings stay whole, the telemetry
+// thins out, and the seqs left unused show the gap to every subscriber.
+// A poll that made an alarm transition keeps its readings, and so does
+// shutdown. At 700 800/s offered it delivered more of the readings and
+// the outbox dropped fewer; it does not stop the alarm floods of an
+// overloaded gateway (docs/performance.md, item 42).
+func (g *Gateway) shedding(b *modbus.Batch, now time.Time) bool {
+	if g.stopping || b.At.IsZero() {
+		return false
+	}
+	after, ok := g.shedAfter[b.Device]
+	return ok && now.Sub(b.At) > after
+}
+
+// shed counts a poll whose readings the core sheds (see shedding) and
+// leaves its seq unused: in the device's next appended poll, or at the
+// next flush, whichever comes first.
+func (g *Gateway) shed(b *modbus.Batch, now time.Time) {
+	g.shedGap[b.Device]++
+	g.met.shed.Add(float64(len(b.Readings)))
+	g.shedUnlogged++
+	if now.Sub(g.shedLogged) >= shedLogEvery {
+		g.log.Warn().Str("device", b.Device).Dur("age", now.Sub(b.At)).Uint64("polls_shed", g.shedUnlogged).
+			Msg("core behind: readings of late polls not published (alarms still evaluated; their seqs are left unused)")
+		g.shedLogged, g.shedUnlogged = now, 0
+	}
+}
+
+// shedLogEvery paces the shedding warning: one line, with the count, per
+// 10 s while it lasts.
+const shedLogEvery = 10 * time.Second
+
+// shedAges is, by device, the age past which the core sheds a poll's
+// readings (shedding): half the shortest comm timeout of its sensors, and
+// at least minShedAge. A device without a comm alarm is never shed.
+func shedAges(v *view, eng *alerting.Engine) map[string]time.Duration {
+	ages := make(map[string]time.Duration, len(v.byDevice))
+	for dev, ms := range v.byDevice {
+		var least time.Duration
+		for i := range ms {
+			if t, ok := eng.CommTimeout(ms[i].id); ok && (least == 0 || t < least) {
+				least = t
+			}
+		}
+		if least > 0 {
+			ages[dev] = max(least/2, minShedAge)
+		}
+	}
+	return ages
+}
+
+// minShedAge is the least lag at which the core sheds: a core held up for
+// less (a slow fsync, a pause of the process; the worst seen on this
+// project's VM took 100-330 ms) delivers every reading late rather than
+// lose any. The poll queue holds a second of polls, so shedding still
+// starts before the pollers wait on it.
+const minShedAge = 500 * time.Millisecond
 
 // maxKeptEvents bounds the events buffer kept between groups of polls
 // (about 3 MB of events).
@@ -492,11 +567,18 @@ func (g *Gateway) burstOver() bool {
 		time.Since(g.committedAt) >= g.o.TickEvery
 }
 
-// flush commits the waiting readings with evs.
+// flush commits the waiting readings with evs, and leaves unused the seqs
+// of polls shed since their device's last appended one: durable now, not
+// with a later poll of the device that may never come.
 func (g *Gateway) flush(ctx context.Context, evs []alerting.Event) {
 	if len(g.pending) > 0 {
 		g.committedAt = time.Now()
 	}
+	for dev, n := range g.shedGap {
+		// After every waiting poll of the device: those shed came later.
+		g.pending = append(g.pending, outbox.Item{Kind: outbox.KindReadings, Stream: dev, Gap: n})
+	}
+	clear(g.shedGap)
 	g.commit(ctx, evs, g.pending)
 	clear(g.pending) // drop the encoders' references to the payloads
 	g.pending = g.pending[:0]

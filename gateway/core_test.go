@@ -653,3 +653,84 @@ func commTransitions(t *testing.T, g *Gateway, due time.Time) (raised, cleared i
 	}
 	return raised, cleared
 }
+
+// A core far behind sheds the readings of the polls that change no alarm:
+// a poll evaluated more than half its device's comm timeout after it was
+// read (3 s at the 1 s poll here: shed after 1.5 s) is evaluated, and its
+// readings are counted as shed, not appended; the device's next appended
+// poll, or else the next flush, leaves their seqs unused. A late poll that
+// raises an alarm keeps its readings, and so does every poll once the
+// gateway is stopping.
+func TestCoreShedsTheReadingsOfLatePolls(t *testing.T) {
+	g := newCoreGateway(t, 3, Options{})
+	ctx := t.Context()
+	d0, d1, d2 := loadtest.DeviceID(0), loadtest.DeviceID(1), loadtest.DeviceID(2)
+	require.Equal(t, 1500*time.Millisecond, g.shedAfter[d0])
+	now := time.Now()
+	poll := func(dev int, age time.Duration, ch4 float64) modbus.Batch {
+		b := benchBatches(dev + 1)[dev]
+		b.At = now.Add(-age)
+		b.Readings[0].Value = ch4
+		return b
+	}
+	// Ages only grow while the test runs: those kept are 1 s inside the rule.
+	g.onBatches(ctx, []modbus.Batch{
+		poll(0, 6*time.Second, 0.2),        // shed
+		poll(0, 5*time.Second, 0.2),        // shed
+		poll(0, 4*time.Second, 1.2),        // raises the high alarm: kept, after a gap of 2
+		poll(0, 3*time.Second, 1.2),        // still high, changes nothing: shed
+		poll(1, 2*time.Second, 0.2),        // shed
+		poll(2, 2*time.Second, 0.25),       // shed, and no later poll of d002
+		poll(0, 500*time.Millisecond, 1.2), // kept, after a gap of 1
+		poll(1, 400*time.Millisecond, 0.2), // kept, after a gap of 1
+	})
+	v, _, ok := g.eng.Point(d2 + ".s00")
+	require.True(t, ok)
+	require.Equal(t, 0.25, v, "a shed poll is still evaluated")
+	g.stopping = true // shutdown: nothing is shed, and commits wait for the disk
+	g.onBatches(ctx, []modbus.Batch{poll(1, 10*time.Second, 0.2)})
+	g.flush(ctx, nil)
+
+	recs, err := g.ob.Drain(outbox.Readings, 0, 100)
+	require.NoError(t, err)
+	seqs := map[string][]uint64{}
+	for _, r := range recs {
+		var m struct {
+			Seq     uint64 `json:"seq"`
+			Device  string `json:"device"`
+			Reading []struct {
+				Value float64 `json:"value"`
+			} `json:"readings"`
+		}
+		require.NoError(t, json.Unmarshal(r.Payload, &m))
+		require.Equal(t, r.Seq, m.Seq)
+		require.Equal(t, r.Stream, m.Device)
+		if m.Device == d0 {
+			require.Equal(t, 1.2, m.Reading[0].Value, "d000 kept only its high polls")
+		}
+		seqs[r.Stream] = append(seqs[r.Stream], r.Seq)
+	}
+	require.Equal(t, map[string][]uint64{d0: {3, 5}, d1: {2, 3}}, seqs)
+	require.Equal(t, uint64(1), g.ob.LastSeq(outbox.KindReadings, d2),
+		"a device's last shed polls leave their seqs unused at the flush, with no record")
+
+	alarms, err := g.ob.Drain(outbox.Alarms, 0, 100)
+	require.NoError(t, err)
+	raised := 0
+	for _, r := range alarms {
+		if r.Kind == outbox.KindEvent && strings.Contains(string(r.Payload), `"alarm":"`+d0+`.s00.`) {
+			raised++
+		}
+	}
+	require.Positive(t, raised, "the late poll's alarm is committed")
+
+	mfs, err := g.o.Registry.Gather()
+	require.NoError(t, err)
+	shed := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "canary_readings_shed_total" {
+			shed = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, 5.0*20, shed, "five polls of 20 readings shed")
+}

@@ -18,6 +18,7 @@ type metrics struct {
 	evalSeconds  prometheus.Histogram
 	events       prometheus.Counter
 	dropped      prometheus.Counter
+	shed         prometheus.Counter
 	appendErrors prometheus.Counter
 	commands     *prometheus.CounterVec
 	actions      *prometheus.CounterVec
@@ -35,6 +36,8 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help: "Alarm transitions and operator actions emitted by the engine.", ConstLabels: labels}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_dropped_readings_total",
 			Help: "Reading batches dropped because the outbox reached max_bytes (alarms are never dropped).", ConstLabels: labels}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_readings_shed_total",
+			Help: "Readings evaluated for alarms but not published: the core was behind (overloaded); their batches' seqs are left unused.", ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
@@ -42,7 +45,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
 			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
 	}
-	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.appendErrors, m.commands, m.actions)
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.appendErrors, m.commands, m.actions)
 	return m
 }
 

@@ -62,6 +62,26 @@ type Item struct {
 	// the item, and must be quick; the same item must give the same bytes
 	// for the same seq.
 	Encode func(dst []byte, seq uint64) []byte
+	// Gap is how many of the stream's seqs to leave unused before this
+	// item's: batches its producer did not append (the gateway sheds the
+	// readings of a core far behind), so that a subscriber counting seqs
+	// sees that they are missing. An item with a Gap and no Encode stores
+	// nothing: it only leaves its Gap unused, durably, where no later item
+	// of the stream does yet.
+	Gap uint64
+}
+
+// checkItems rejects items an append cannot commit.
+func checkItems(items []Item) error {
+	for i, it := range items {
+		if !it.Kind.valid() {
+			return fmt.Errorf("append: item %d: unknown kind %d", i, it.Kind)
+		}
+		if it.Encode == nil && it.Gap == 0 {
+			return fmt.Errorf("append: item %d: no encoder", i)
+		}
+	}
+	return nil
 }
 
 // Stats is a snapshot of the outbox.
@@ -239,13 +259,8 @@ func (ob *Outbox) Close() error {
 // callers) and returns the sequence number allocated to each. When it
 // returns nil the items are on disk.
 func (ob *Outbox) Append(ctx context.Context, items ...Item) ([]uint64, error) {
-	for i, it := range items {
-		if !it.Kind.valid() {
-			return nil, fmt.Errorf("append: item %d: unknown kind %d", i, it.Kind)
-		}
-		if it.Encode == nil {
-			return nil, fmt.Errorf("append: item %d: no encoder", i)
-		}
+	if err := checkItems(items); err != nil {
+		return nil, err
 	}
 	r := &request{items: items, done: make(chan struct{})}
 	if err := ob.submit(ctx, r); err != nil {
@@ -262,13 +277,8 @@ func (ob *Outbox) Append(ctx context.Context, items ...Item) ([]uint64, error) {
 // only waits are for room in the queue (back-pressure) and for a Close
 // under way to mark the outbox closed; a closed outbox is reported at once.
 func (ob *Outbox) AppendAsync(items []Item, then func(seqs []uint64, err error)) error {
-	for i, it := range items {
-		if !it.Kind.valid() {
-			return fmt.Errorf("append: item %d: unknown kind %d", i, it.Kind)
-		}
-		if it.Encode == nil {
-			return fmt.Errorf("append: item %d: no encoder", i)
-		}
+	if err := checkItems(items); err != nil {
+		return err
 	}
 	if err := ob.enqueue(context.Background(), &request{items: items, then: then}); err != nil {
 		return fmt.Errorf("append: %w", err)
@@ -528,6 +538,13 @@ func (ob *Outbox) commit(group []*request) {
 				seq, ok := newSeqs[sk]
 				if !ok {
 					seq = lastSeq[sk]
+				}
+				seq += it.Gap
+				if it.Encode == nil {
+					// Only seqs to leave unused (see Item.Gap).
+					newSeqs[sk] = seq
+					seqsByReq[ri][i] = seq
+					continue
 				}
 				seq++
 				newSeqs[sk] = seq

@@ -73,6 +73,47 @@ func TestAppendDrainReleaseAndSeqAcrossRestart(t *testing.T) {
 	require.Equal(t, 3, ob.Stats().Records[Readings])
 }
 
+// TestGapLeavesSeqsUnused: an item's Gap skips that many of its stream's
+// seqs, in the same commit as other items of the stream and across a
+// restart, and touches no other stream.
+func TestGapLeavesSeqsUnused(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ob := open(t, dir, 0, nil)
+	gapped := func(stream string, gap uint64) Item {
+		it := item(KindReadings, stream)
+		it.Gap = gap
+		return it
+	}
+	seqs, err := ob.Append(ctx, item(KindReadings, "d1"), gapped("d1", 2), item(KindReadings, "d2"), item(KindReadings, "d1"))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 4, 1, 5}, seqs)
+	require.NoError(t, ob.Close())
+
+	ob = open(t, dir, 0, nil)
+	defer ob.Close()
+	require.Equal(t, uint64(5), ob.LastSeq(KindReadings, "d1"), "the gap is durable: seqs never go back over it")
+	done := make(chan []uint64, 1)
+	require.NoError(t, ob.AppendAsync([]Item{gapped("d2", 1), gapped("d3", 3)}, func(seqs []uint64, err error) {
+		if err != nil {
+			seqs = nil
+		}
+		done <- seqs
+	}))
+	require.Equal(t, []uint64{3, 4}, <-done, "async appends too; a first item's gap counts from nothing")
+
+	// An item with a gap and no encoder only leaves its gap unused.
+	seqs, err = ob.Append(ctx, Item{Kind: KindReadings, Stream: "d1", Gap: 3}, item(KindReadings, "d1"))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{8, 9}, seqs)
+	_, err = ob.Append(ctx, Item{Kind: KindReadings, Stream: "d1"})
+	require.ErrorContains(t, err, "no encoder", "an item with neither is a mistake")
+	recs, err := ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d1#1", "d1#4", "d2#1", "d1#5", "d2#3", "d3#4", "d1#9"}, payloads(recs))
+	require.Equal(t, 7, ob.Stats().Records[Readings], "no record for the gap alone")
+}
+
 func TestConcurrentAppendsAreGroupedAndContiguous(t *testing.T) {
 	ob := open(t, t.TempDir(), 0, nil)
 	defer ob.Close()
