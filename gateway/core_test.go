@@ -655,8 +655,9 @@ func commTransitions(t *testing.T, g *Gateway, due time.Time) (raised, cleared i
 }
 
 // A core far behind sheds the readings of the polls that change no alarm:
-// a poll evaluated more than half its device's comm timeout after it was
-// read (3 s at the 1 s poll here: shed after 1.5 s) is evaluated, and its
+// a poll evaluated more than half its device's comm timeout (and at least
+// minShedAge) after it was read (3 s at the 1 s poll here: shed after
+// 1.5 s) is evaluated, and its
 // readings are counted as shed, not appended; the device's next appended
 // poll, or else the next flush, leaves their seqs unused. A late poll that
 // raises an alarm keeps its readings, and so does every poll once the
