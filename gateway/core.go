@@ -434,9 +434,11 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 			g.pendingSince = start
 		}
 		item := mqtt.ReadingsItem(payload)
-		if n := g.shedGap[group[i].Device]; n > 0 {
-			item.Gap = n
-			delete(g.shedGap, group[i].Device)
+		if len(g.shedGap) > 0 {
+			if n := g.shedGap[group[i].Device]; n > 0 {
+				item.Gap = n
+				delete(g.shedGap, group[i].Device)
+			}
 		}
 		g.pending = append(g.pending, item)
 		g.met.observeBatch(group[i], len(e), time.Since(start))
@@ -482,11 +484,14 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 // the outbox dropped fewer; it does not stop the alarm floods of an
 // overloaded gateway (docs/performance.md, item 42).
 func (g *Gateway) shedding(b *modbus.Batch, now time.Time) bool {
-	if g.stopping || b.At.IsZero() {
+	// No device's threshold is below minShedAge: a core on time (every
+	// poll, at its ceiling too) decides without a map lookup.
+	age := now.Sub(b.At)
+	if g.stopping || b.At.IsZero() || age <= minShedAge {
 		return false
 	}
 	after, ok := g.shedAfter[b.Device]
-	return ok && now.Sub(b.At) > after
+	return ok && age > after
 }
 
 // shed counts a poll whose readings the core sheds (see shedding) and
