@@ -486,6 +486,37 @@ func TestBehindCoreCarriesAtMostAQueue(t *testing.T) {
 	require.Positive(t, waited, "the pollers never waited for a core that stays behind")
 }
 
+// The same through the core's own loop, where a poll can also be taken
+// by its select: while polls are carried to a tick that is due, the core
+// must take the queue's polls only at that tick. Taken by the select, up
+// to maxGroup at a time on top of the carry, they grew it past any bound
+// (docs/performance.md, item 43): here, with the core 5 s behind and the
+// queue kept full as blocked pollers keep it, by up to 9 polls a turn
+// whenever the select took the queue over the due timer.
+func TestBehindCoreTakesPollsOnlyAtItsTicks(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	g.batches = make(chan modbus.Batch, 8)
+	due := time.Now().Add(-5 * time.Second).Truncate(250 * time.Millisecond)
+	w := &wakeTimer{t: time.NewTimer(0), at: due} // fell due 5 s ago
+	defer w.t.Stop()
+	answers := benchBatches(2)
+	carried := 0
+	for i := range 200 {
+		for j := len(g.batches); j < cap(g.batches); j++ {
+			b := answers[j%2]
+			b.At = time.Now()
+			g.batches <- b
+		}
+		stop, err := g.turn(t.Context(), t.Context(), w)
+		require.NoError(t, err)
+		require.False(t, stop)
+		require.LessOrEqual(t, len(g.carry), cap(g.batches), "turn %d: polls carried past a queue's worth", i)
+		carried = max(carried, len(g.carry))
+	}
+	require.Positive(t, carried, "the core never carried a poll: it was not behind")
+	require.True(t, w.at.After(due.Add(4*time.Second)), "the core did not catch up with its ticks")
+}
+
 // waitForBlockedSend waits until a goroutine started by the calling test
 // (its stack names the test) is blocked sending on a channel (at most
 // 5 s); another goroutine blocked on a send does not count.
