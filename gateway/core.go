@@ -57,17 +57,17 @@ func (g *Gateway) turn(ctx, work context.Context, tick *wakeTimer) (stop bool, e
 	select {
 	case <-ctx.Done():
 		return true, g.drain(work)
-	case b := <-g.intake():
+	case b := <-g.batches:
 		group := g.takeQueued(b)
 		if g.tickIfDue(work, tick, group) {
 			return false, nil
 		}
 		g.onBatches(work, group)
 	case c := <-g.cmds:
-		g.tickIfDue(work, tick, nil)
+		g.ticksIfDue(work, tick)
 		c.done <- g.onCommand(work, c.cmd)
 	case r := <-g.actDone:
-		g.tickIfDue(work, tick, nil)
+		g.ticksIfDue(work, tick)
 		g.onActionResult(work, r)
 	case <-tick.t.C:
 		g.runTick(work, tick, g.takeRest(nil))
@@ -81,20 +81,6 @@ func (g *Gateway) turn(ctx, work context.Context, tick *wakeTimer) (stop bool, e
 	now := time.Now()
 	tick.move(now, g.nextTick(now))
 	return false, nil
-}
-
-// intake is the poll queue, or nil while polls are carried to a tick that
-// is due (runTick): the timer fires at once for that tick, which takes
-// the queue's polls within the carry's bound (takeRest). Taken here as
-// well, up to maxGroup at a time on top of the carry, the polls of a core
-// that stayed behind grew the carry past any bound: at 800 400 readings/s
-// offered it passed 19 000 polls in 70 s against 7 337
-// (docs/performance.md, item 43).
-func (g *Gateway) intake() chan modbus.Batch {
-	if len(g.carry) > 0 {
-		return nil
-	}
-	return g.batches
 }
 
 // tickIfDue runs the tick that fell due before an event select took (it
@@ -111,6 +97,30 @@ func (g *Gateway) tickIfDue(ctx context.Context, tick *wakeTimer, group []modbus
 	return true
 }
 
+// ticksIfDue runs, before a command or an action result, the tick that
+// fell due and, catching up, those after it due by now (runTickOr): the
+// event is then handled after the polls in hand, on the engine's clock.
+// Handled between two replayed ticks, it moved the engine's clock to now,
+// and the next tick was judged at now before the polls carried to it were
+// evaluated: comm alarms raised and cleared for devices whose answers were
+// in hand. Ticks falling due while it catches up may leave polls carried
+// again: a few more rounds, not more (maxEventCatchUps), so that the event
+// waits at most that long.
+func (g *Gateway) ticksIfDue(ctx context.Context, tick *wakeTimer) {
+	for range maxEventCatchUps {
+		if time.Now().Before(tick.at) {
+			return
+		}
+		g.runTickOr(ctx, tick, g.takeRest(nil), true)
+		if len(g.carry) == 0 {
+			return
+		}
+	}
+}
+
+// maxEventCatchUps bounds the catch-ups an event waits for (ticksIfDue).
+const maxEventCatchUps = 3
+
 // runTick runs the tick the timer was armed for, with the polls queued, and
 // arms the timer for the next. A fire not received yet is discarded by
 // the re-arming (Go >= 1.23): its tick ran.
@@ -124,8 +134,21 @@ func (g *Gateway) tickIfDue(ctx context.Context, tick *wakeTimer, group []modbus
 // comm alarm (or the expired on-delay) that tick raises, and the core
 // went back to the grid after now, skipping it. Between the two ticks the
 // core goes back to its select, where commands and shutdown are served.
-// How many polls it carries is bounded (takeRest).
+//
+// A core further behind than that (see replays) catches up instead: it
+// runs every tick due by now in this call, each after the polls read
+// before it (catchUp), and goes back to the grid after now. Replaying one
+// tick per turn of its loop, a core slower than the clock fell further
+// behind at every tick, and the polls it held waited longer and longer:
+// past the ceiling their age, the alarm latency, grew to 51 s in two
+// minutes (docs/performance.md, item 43).
 func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.Batch) {
+	g.runTickOr(ctx, tick, queued, false)
+}
+
+// runTickOr is runTick; with catchUp set it catches up whenever later
+// polls wait for a tick that is due (ticksIfDue).
+func (g *Gateway) runTickOr(ctx context.Context, tick *wakeTimer, queued []modbus.Batch, catchUp bool) {
 	if len(g.carry) > 0 {
 		// Taken from the queue before these, so read before them (about).
 		// queued is never g.carry's own buffer (takeQueued and takeRest
@@ -139,7 +162,12 @@ func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.
 	g.carry = g.carry[:0]
 	if len(later) > 0 {
 		// As an idle core would have armed its timer after this tick.
-		if next := due.Add(g.nextTick(due)); !next.After(time.Now()) {
+		next := due.Add(g.nextTick(due))
+		if !next.After(time.Now()) && (catchUp || !g.replays(next, len(later))) {
+			later, due = g.catchUp(ctx, due, later)
+			next = due.Add(g.nextTick(due))
+		}
+		if !next.After(time.Now()) {
 			g.carry = append(g.carry, later...)
 			clear(later)
 			now := time.Now()
@@ -153,6 +181,62 @@ func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.
 	// to the grid instead of ticking twice.
 	now := time.Now()
 	tick.set(now, g.nextTick(now))
+}
+
+// replays reports whether the core carries later polls to the tick due at
+// next, an idle core's next tick, which is already due: while next is at
+// most maxReplay behind the clock and they fit in the carry, a queue's
+// worth and the polls that were under way when the tick took the queue
+// (takeRest). Otherwise it catches up (runTick). The polls it holds are
+// thus bounded in number (the carry, what a tick takes, the queue and the
+// blocked pollers), and the ticks it has yet to run in time.
+func (g *Gateway) replays(next time.Time, later int) bool {
+	return time.Since(next) <= maxReplay && later <= g.carryCap
+}
+
+// maxReplay bounds how far behind the clock the core replays its ticks
+// one per turn of its loop (replays).
+const maxReplay = 2 * time.Second
+
+// catchUp runs, after the tick due at due, every tick an idle core would
+// have run by the time the polls in hand were taken from the queue
+// (takenAt), each after those of later read before it, as runTick over as
+// many turns would have, but without going back to the loop between them:
+// the polls in hand are judged exactly, and the core's ticks catch up
+// with the clock, whatever its lag. It returns the polls read after the
+// last tick it ran, and that tick's time; the ticks due after it, which
+// fell due while the polls were evaluated, run as runTick's do, with
+// those polls carried to the first. Counted and logged (caughtUp).
+func (g *Gateway) catchUp(ctx context.Context, due time.Time, later []modbus.Batch) ([]modbus.Batch, time.Time) {
+	g.caughtUp(due, len(later))
+	// onTimer returns its late polls in g.late: the polls it judges are in
+	// a buffer of their own.
+	polls := append(g.caught[:0], later...)
+	clear(later)
+	for len(polls) > 0 {
+		next := due.Add(g.nextTick(due))
+		if next.After(g.takenAt) {
+			break
+		}
+		rest := g.onTimer(ctx, next, polls) // evaluates and clears polls
+		polls = append(polls[:0], rest...)
+		clear(rest)
+		due = next
+	}
+	g.caught = polls[:0]
+	return polls, due
+}
+
+// caughtUp counts a catch-up (runTick) and warns of it, one line per 10 s
+// while they last.
+func (g *Gateway) caughtUp(due time.Time, polls int) {
+	g.met.catchups.Inc()
+	g.catchupUnlogged++
+	if now := time.Now(); now.Sub(g.catchupLogged) >= shedLogEvery {
+		g.log.Warn().Dur("behind", now.Sub(due)).Int("polls", polls).Uint64("catchups", g.catchupUnlogged).
+			Msg("core behind: caught up with the clock, its ticks run back to back")
+		g.catchupLogged, g.catchupUnlogged = now, 0
+	}
 }
 
 // onTimer is the core's work for the tick due at due, with the polls that
@@ -375,21 +459,23 @@ func (g *Gateway) takeQueued(b modbus.Batch) []modbus.Batch {
 // devices whose answers were in its queue. It takes what is queued and
 // what the pollers are handing over (a poller blocked on a full queue
 // holds its answer until a place frees), no more, so pollers adding
-// meanwhile cannot keep it going; and nothing while the polls carried to
-// the next tick (runTick) fill a queue's worth (and the polls under way).
-// A core that stays behind thus holds about twice the queue at most, and
-// the queue stays full: the pollers wait and skip their ticks, and the
-// devices go unread, as they are (without that bound, each tick emptied
-// the queue into the carry, which grew with the core's lag, and the
-// pollers never waited).
+// meanwhile cannot keep it going. The polls carried to the next tick are
+// bounded by replays, not here: a tick that took nothing while the carry
+// was full left answers read before it in the queue, and raised comm
+// alarms for their devices.
 func (g *Gateway) takeRest(group []modbus.Batch) []modbus.Batch {
 	if group == nil {
 		clear(g.group)
 		group = g.group[:0]
 	}
 	polling := int(g.polling.Load())
-	n := len(g.batches) + polling
-	return g.receive(group, min(n, cap(g.batches)+polling-len(g.carry)))
+	// Read before the blocked pollers hand over (which lowers polling).
+	g.carryCap = cap(g.batches) + polling
+	group = g.receive(group, len(g.batches)+polling)
+	// Every poll read by now is in hand, or on its way from a poller that
+	// is not blocked (catchUp).
+	g.takenAt = time.Now()
+	return group
 }
 
 // receive appends up to n polls waiting in the queue to group, without

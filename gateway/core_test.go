@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"runtime"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/command"
 	"github.com/canary-gw/canary/gateway/loadtest"
 	"github.com/canary-gw/canary/gateway/outbox"
 )
@@ -456,65 +459,109 @@ func TestTickTakesTheAnswersOfBlockedPollers(t *testing.T) {
 	require.Empty(t, g.batches)
 }
 
-// A core that stays behind carries at most a queue's worth of polls to
-// its next tick: then a tick takes nothing more, the queue stays full and
-// the pollers wait (and skip their ticks, counted). Here the core's ticks
-// are 5 s behind the clock and every round the pollers offer a queue's
-// worth of answers; without the bound each tick emptied the queue into
-// the carry, which grew by 8 a round while no poller ever waited.
+// A core behind carries at most a queue's worth of polls (and those under
+// way) to its next tick; with more read after the tick, it catches up
+// (replays): it evaluates them at once and goes back to the grid after
+// the clock, counted. Here the core is 2.5 s behind and the queue of 8 is
+// refilled before each tick, as blocked pollers refill it: the first tick
+// carries 8 to the next an idle core would have run (a second later, 1.5 s
+// behind: within maxReplay); that one would carry 16 to the one after it,
+// also due.
 func TestBehindCoreCarriesAtMostAQueue(t *testing.T) {
 	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
 	g.batches = make(chan modbus.Batch, 8)
-	due := time.Now().Add(-5 * time.Second).Truncate(250 * time.Millisecond)
+	due := time.Now().Add(-2500 * time.Millisecond).Truncate(250 * time.Millisecond)
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
 	defer w.t.Stop()
 	answers := benchBatches(2)
-	waited := 0
-	for range 12 {
-		for j := range cap(g.batches) {
-			b := answers[j%2]
-			b.At = time.Now()
-			select {
-			case g.batches <- b:
-			default:
-				waited++ // a poller would block here
-			}
-		}
-		g.runTick(t.Context(), w, g.takeRest(nil))
-		require.LessOrEqual(t, len(g.carry), cap(g.batches), "polls carried past a queue's worth")
-	}
-	require.Positive(t, waited, "the pollers never waited for a core that stays behind")
-}
-
-// The same through the core's own loop, where a poll can also be taken
-// by its select: while polls are carried to a tick that is due, the core
-// must take the queue's polls only at that tick. Taken by the select, up
-// to maxGroup at a time on top of the carry, they grew it past any bound
-// (docs/performance.md, item 43): here, with the core 5 s behind and the
-// queue kept full as blocked pollers keep it, by up to 9 polls a turn
-// whenever the select took the queue over the due timer.
-func TestBehindCoreTakesPollsOnlyAtItsTicks(t *testing.T) {
-	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
-	g.batches = make(chan modbus.Batch, 8)
-	due := time.Now().Add(-5 * time.Second).Truncate(250 * time.Millisecond)
-	w := &wakeTimer{t: time.NewTimer(0), at: due} // fell due 5 s ago
-	defer w.t.Stop()
-	answers := benchBatches(2)
 	carried := 0
-	for i := range 200 {
+	for i := range 2 {
 		for j := len(g.batches); j < cap(g.batches); j++ {
 			b := answers[j%2]
 			b.At = time.Now()
 			g.batches <- b
 		}
-		stop, err := g.turn(t.Context(), t.Context(), w)
-		require.NoError(t, err)
-		require.False(t, stop)
-		require.LessOrEqual(t, len(g.carry), cap(g.batches), "turn %d: polls carried past a queue's worth", i)
+		g.runTick(t.Context(), w, g.takeRest(nil))
+		require.LessOrEqual(t, len(g.carry), cap(g.batches), "tick %d: polls carried past a queue's worth", i)
 		carried = max(carried, len(g.carry))
 	}
-	require.Positive(t, carried, "the core never carried a poll: it was not behind")
-	require.True(t, w.at.After(due.Add(4*time.Second)), "the core did not catch up with its ticks")
+	require.Equal(t, cap(g.batches), carried, "the first tick did not carry the polls read after it")
+	require.Empty(t, g.carry, "the second tick did not catch up")
+	require.True(t, w.at.After(time.Now()), "caught up, the timer was not armed after the clock")
+	require.Equal(t, 1.0, counterValue(t, g.met.catchups), "the catch-up was not counted")
+}
+
+// A core further behind than maxReplay catches up in one go: it runs
+// every tick due by now, each after the answers read before it, without
+// going back to its loop between them. The devices' comm timeouts fell
+// due 2.9 s after the first tick, before their answers were read: the
+// tick at 3 s raises their comm alarms with its time, and the answers
+// then clear them. Evaluated at once, the answers hid them (as they hide
+// an on-delay that expired among the ticks skipped: an alarm lost).
+func TestFarBehindCoreCatchesUp(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	ctx := t.Context()
+	due := time.Now().Add(-5 * time.Second).Truncate(250 * time.Millisecond)
+	silentSince(t, g, due.Add(-100*time.Millisecond), due)
+	for _, b := range benchBatches(2) {
+		b.At = time.Now()
+		g.batches <- b
+	}
+	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
+	defer w.t.Stop()
+	g.runTick(ctx, w, g.takeRest(nil))
+	require.Empty(t, g.carry, "polls carried by a core further behind than maxReplay")
+	require.Empty(t, g.batches)
+	require.True(t, w.at.After(time.Now()), "the timer was not armed after the clock")
+	require.Equal(t, 1.0, counterValue(t, g.met.catchups), "the catch-up was not counted")
+	raised, cleared := commTransitions(t, g, due.Add(3*time.Second))
+	require.Equal(t, 40, raised, "comm alarms that fell due among the ticks caught up with")
+	require.Equal(t, 40, cleared, "comm alarms cleared by the answers read after them")
+}
+
+// A command handled while the core carries polls to due ticks waits for
+// them all (ticksIfDue), not one: handled between two, it moved the
+// engine's clock to now, and the next tick was judged at now before the
+// answer carried to it was evaluated. Here d001's answer was read 50 ms
+// before its comm timeout fell due, but after the tick before: judged at
+// now, its 20 comm alarms were raised and then cleared.
+func TestCommandWaitsForTheCarriedTicks(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
+	ctx := t.Context()
+	// d = the first tick due, 1.75–2 s ago; t2 = d+0.25 (d000's comm
+	// timeout falls due at d+0.1), t3 = t2+1 s (the idle bound), t4 =
+	// d+1.5 (d001's falls due at d+1.35), all within maxReplay.
+	d := time.Now().Add(-1750 * time.Millisecond).Truncate(250 * time.Millisecond)
+	g.flush(ctx, g.eng.Tick(d.Add(-3*time.Second)))
+	old := benchBatches(2)
+	old[0].At = d.Add(-2900 * time.Millisecond)
+	old[1].At = d.Add(-1650 * time.Millisecond)
+	g.tickedAt = time.Now()
+	g.onBatches(ctx, old)
+	answers := benchBatches(2)
+	answers[0].At = d.Add(50 * time.Millisecond)   // before its timeout
+	answers[1].At = d.Add(1300 * time.Millisecond) // after t3, before its timeout
+	for _, b := range answers {
+		g.batches <- b
+	}
+	w := &wakeTimer{t: time.NewTimer(time.Hour), at: d}
+	defer w.t.Stop()
+	g.runTick(ctx, w, g.takeRest(nil))
+	require.Len(t, g.carry, 2, "the answers were not carried")
+	g.ticksIfDue(ctx, w)
+	require.Empty(t, g.carry, "the command would run between carried ticks")
+	require.Error(t, g.onCommand(ctx, command.Command{Action: command.Ack, Alarm: "nope", User: "op"}))
+	runDueTicks(t, g, w)
+	raised, _ := commTransitions(t, g, d)
+	require.Zero(t, raised, "comm alarms raised for answers carried past a command")
+}
+
+// counterValue reads a Prometheus counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, c.Write(&m))
+	return m.GetCounter().GetValue()
 }
 
 // waitForBlockedSend waits until a goroutine started by the calling test
@@ -545,7 +592,7 @@ func waitForBlockedSend(t *testing.T) {
 func TestBackloggedCoreRunsTheTicksBetweenItsPolls(t *testing.T) {
 	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
 	ctx := t.Context()
-	due := time.Now().Add(-2 * time.Second).Truncate(250 * time.Millisecond)
+	due := time.Now().Add(-1500 * time.Millisecond).Truncate(250 * time.Millisecond) // within maxReplay
 	silentSince(t, g, due.Add(-2900*time.Millisecond), due)
 	answers := benchBatches(2)
 	answers[0].At = due.Add(50 * time.Millisecond)

@@ -92,7 +92,14 @@ type Gateway struct {
 	late  []modbus.Batch // onTimer's queued polls read after the tick fell due
 	// carry holds polls read after the last tick that ran, waiting for the
 	// next, which is already due (runTick).
-	carry   []modbus.Batch
+	carry []modbus.Batch
+	// carryCap bounds the carry (replays): a queue's worth and the polls
+	// under way when the last tick took the queue (takeRest).
+	carryCap int
+	// caught is catchUp's buffer; takenAt when the last tick took the
+	// queue (takeRest).
+	caught  []modbus.Batch
+	takenAt time.Time
 	alarmAt []time.Time
 	samples []alerting.Sample
 	// evBuf and stateBuf: a group's events and a commit part's alarm
@@ -123,6 +130,9 @@ type Gateway struct {
 	shedGap      map[string]uint64
 	shedLogged   time.Time
 	shedUnlogged uint64
+	// catchupLogged and catchupUnlogged pace the catch-up warning.
+	catchupLogged   time.Time
+	catchupUnlogged uint64
 	// asyncSlots holds one token per readings commit not yet on disk.
 	asyncSlots chan struct{}
 }
@@ -195,6 +205,7 @@ func New(o Options) (*Gateway, error) {
 		o: o, site: s,
 		log:        o.Log.With().Str("site", s.Site).Logger(),
 		batches:    make(chan modbus.Batch, handoverCap(s.Devices)),
+		carryCap:   handoverCap(s.Devices),
 		asyncSlots: make(chan struct{}, maxAsyncCommits),
 		cmds:       make(chan cmdReq),
 		actDone:    make(chan actResult, 64),

@@ -19,6 +19,7 @@ type metrics struct {
 	events       prometheus.Counter
 	dropped      prometheus.Counter
 	shed         prometheus.Counter
+	catchups     prometheus.Counter
 	appendErrors prometheus.Counter
 	commands     *prometheus.CounterVec
 	actions      *prometheus.CounterVec
@@ -38,6 +39,8 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help: "Reading batches dropped because the outbox reached max_bytes (alarms are never dropped).", ConstLabels: labels}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_readings_shed_total",
 			Help: "Readings evaluated for alarms but not published: the core was behind (overloaded); their batches' seqs are left unused.", ConstLabels: labels}),
+		catchups: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_core_catchups_total",
+			Help: "Times the core, its next tick more than 2 s past or more than a queue of answers waiting for it, ran its due ticks back to back to catch up with the clock.", ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
@@ -45,7 +48,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
 			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
 	}
-	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.appendErrors, m.commands, m.actions)
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.appendErrors, m.commands, m.actions)
 	return m
 }
 
