@@ -136,8 +136,9 @@ const maxEventCatchUps = 3
 // core goes back to its select, where commands and shutdown are served.
 //
 // A core further behind than that (see replays) catches up instead: it
-// runs every tick due by now in this call, each after the polls read
-// before it (catchUp), and goes back to the grid after now. Replaying one
+// runs in this call every tick due by the time it took the queue, each
+// after the polls read before it (catchUp), then goes on as above from
+// the last of them. Replaying one
 // tick per turn of its loop, a core slower than the clock fell further
 // behind at every tick, and the polls it held waited longer and longer:
 // past the ceiling their age, the alarm latency, grew to 51 s in two

@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/configs"
@@ -461,8 +461,9 @@ func TestTickTakesTheAnswersOfBlockedPollers(t *testing.T) {
 
 // A core behind carries at most a queue's worth of polls (and those under
 // way) to its next tick; with more read after the tick, it catches up
-// (replays): it evaluates them at once and goes back to the grid after
-// the clock, counted. Here the core is 2.5 s behind and the queue of 8 is
+// (replays): it runs the ticks due by then back to back, evaluates the
+// polls, and goes back to the grid after the clock, counted. Here the
+// core is 2.5 s behind and the queue of 8 is
 // refilled before each tick, as blocked pollers refill it: the first tick
 // carries 8 to the next an idle core would have run (a second later, 1.5 s
 // behind: within maxReplay); that one would carry 16 to the one after it,
@@ -492,7 +493,8 @@ func TestBehindCoreCarriesAtMostAQueue(t *testing.T) {
 }
 
 // A core further behind than maxReplay catches up in one go: it runs
-// every tick due by now, each after the answers read before it, without
+// every tick due by the time it took its queue, each after the answers
+// read before it, without
 // going back to its loop between them. The devices' comm timeouts fell
 // due 2.9 s after the first tick, before their answers were read: the
 // tick at 3 s raises their comm alarms with its time, and the answers
