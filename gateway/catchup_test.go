@@ -1,41 +1,26 @@
 package gateway
 
 import (
-	"encoding/json"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/canary-gw/canary/gateway/outbox"
 	"github.com/stretchr/testify/require"
 )
 
-// commOf is commTransitions for one device, with the times raised.
-func commOf(t *testing.T, g *Gateway, dev string) (raised, cleared int, ts []time.Time) {
+// commOf counts dev's comm alarms raised and cleared.
+func commOf(t *testing.T, g *Gateway, dev string) (raised, cleared int) {
 	t.Helper()
-	g.flush(t.Context(), nil)
-	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
-	require.NoError(t, err)
-	for _, r := range recs {
-		var e struct {
-			Type  string    `json:"type"`
-			Alarm string    `json:"alarm"`
-			TS    time.Time `json:"ts"`
-		}
-		if r.Kind != outbox.KindEvent || json.Unmarshal(r.Payload, &e) != nil || !strings.HasSuffix(e.Alarm, ".comm") || !strings.HasPrefix(e.Alarm, dev) {
-			continue
-		}
+	for _, e := range commEvents(t, g, dev) {
 		switch e.Type {
 		case "activate":
 			raised++
-			ts = append(ts, e.TS)
 		case "return":
 			cleared++
 		}
 	}
-	return
+	return raised, cleared
 }
 
 // catchUpWhileAnswering runs a core 4 s behind through a catch-up (and
@@ -75,7 +60,7 @@ func catchUpWhileAnswering(t *testing.T, beforeDeadline bool) (int, int) {
 	}
 	g.tickedAt = time.Now()
 	g.onBatches(ctx, old)
-	r, c, _ := commOf(t, g, "d000")
+	r, c := commOf(t, g, "d000")
 	require.Zero(t, r+c)
 	hot := benchBatches(3)[2]
 	hot.Readings = slices.Clone(hot.Readings)
@@ -96,8 +81,7 @@ func catchUpWhileAnswering(t *testing.T, beforeDeadline bool) (int, int) {
 	for time.Now().Before(start.Add(2500 * time.Millisecond)) {
 		g.turn(ctx, ctx, w)
 	}
-	raised, cleared, _ := commOf(t, g, "d000")
-	return raised, cleared
+	return commOf(t, g, "d000")
 }
 
 // d000's answer, read after its comm timeout fell due and queued while

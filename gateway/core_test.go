@@ -709,20 +709,7 @@ func silentSince(t *testing.T, g *Gateway, then, due time.Time) {
 // cleared.
 func commTransitions(t *testing.T, g *Gateway, due time.Time) (raised, cleared int) {
 	t.Helper()
-	ctx := t.Context()
-	g.flush(ctx, nil)
-	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
-	require.NoError(t, err)
-	for _, r := range recs {
-		require.NoError(t, g.ob.Release(ctx, r.Key))
-		var e struct {
-			Type  string    `json:"type"`
-			Alarm string    `json:"alarm"`
-			TS    time.Time `json:"ts"`
-		}
-		if r.Kind != outbox.KindEvent || json.Unmarshal(r.Payload, &e) != nil || !strings.HasSuffix(e.Alarm, ".comm") {
-			continue
-		}
+	for _, e := range commEvents(t, g, "") {
 		switch e.Type {
 		case "activate":
 			raised++
@@ -732,6 +719,35 @@ func commTransitions(t *testing.T, g *Gateway, due time.Time) (raised, cleared i
 		}
 	}
 	return raised, cleared
+}
+
+// commEvent is a comm alarm's event, read back from the outbox.
+type commEvent struct {
+	Type  string    `json:"type"`
+	Alarm string    `json:"alarm"`
+	TS    time.Time `json:"ts"`
+}
+
+// commEvents commits what waits, drains and releases the outbox's alarm
+// lane, and returns the comm alarm events in it of the devices whose ids
+// start with dev ("": all).
+func commEvents(t *testing.T, g *Gateway, dev string) []commEvent {
+	t.Helper()
+	ctx := t.Context()
+	g.flush(ctx, nil)
+	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
+	require.NoError(t, err)
+	var evs []commEvent
+	for _, r := range recs {
+		require.NoError(t, g.ob.Release(ctx, r.Key))
+		var e commEvent
+		if r.Kind != outbox.KindEvent || json.Unmarshal(r.Payload, &e) != nil ||
+			!strings.HasSuffix(e.Alarm, ".comm") || !strings.HasPrefix(e.Alarm, dev) {
+			continue
+		}
+		evs = append(evs, e)
+	}
+	return evs
 }
 
 // A core far behind sheds the readings of the polls that change no alarm:

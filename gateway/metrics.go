@@ -40,7 +40,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_readings_shed_total",
 			Help: "Readings evaluated for alarms but not published: the core was behind (overloaded); their batches' seqs are left unused.", ConstLabels: labels}),
 		catchups: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_core_catchups_total",
-			Help: "Times the core, its next tick more than 2 s past or more than a queue of answers waiting for it, ran its due ticks back to back to catch up with the clock.", ConstLabels: labels}),
+			Help: "Times the core ran its due ticks back to back to catch up with the clock: its next tick more than 2 s past, more than a queue of answers waiting for it, or a command or action result waiting behind them.", ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
