@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -74,6 +75,14 @@ type Link struct {
 	timeout time.Duration
 	sentAt  time.Time // when the last request started, after any dial
 	sat     saturation
+	// sock is the library's TCP connection (libSocket): nil on serial
+	// lines, before Open, or when the library's layout is unknown. On
+	// plain TCP the kernel stamps what it receives (stamped), and txn is
+	// the library's transaction id, for AnsweredInTime.
+	sock    *headerConn
+	stamped bool
+	txn     reflect.Value
+	want    answer // the answer the last request waits for, but its txn
 }
 
 // NewLink prepares a link from a device config (defaults set, validated).
@@ -135,6 +144,14 @@ func (l *Link) Open() error {
 		return fmt.Errorf("open %s: %w", l.url, err)
 	}
 	l.open = true
+	l.sock, l.stamped, l.txn = nil, false, reflect.Value{}
+	if !l.rtu {
+		s, plain, txn := libSocket(l.client)
+		l.sock = s
+		if s != nil && plain && txn.IsValid() && stampArrivals(s.TCPConn) == nil {
+			l.stamped, l.txn = true, txn
+		}
+	}
 	return nil
 }
 
@@ -144,61 +161,110 @@ func (l *Link) Close() error {
 		return nil
 	}
 	l.open = false
+	l.sock, l.stamped, l.txn = nil, false, reflect.Value{}
 	return l.client.Close()
 }
 
 // IsOpen reports whether the link is open.
 func (l *Link) IsOpen() bool { return l.open }
 
-func (l *Link) unit(u int) error {
+// unit opens the link and starts a request to unit u with function code
+// fc, whose answer carries data bytes (0 for a write).
+func (l *Link) unit(u int, fc uint8, data int) error {
 	if err := l.Open(); err != nil {
 		return err
 	}
 	l.sentAt = time.Now()
 	l.sat.start()
+	l.want = answer{unit: uint8(u), fc: fc, bytes: uint8(min(data, 255))}
 	return l.client.SetUnitId(uint8(u))
+}
+
+// trustStamps turns AnsweredInTime on; a variable for the test that
+// measures what it changes.
+var trustStamps = true
+
+// done ends a request: it clears the deadline the library set for it,
+// whose timer would otherwise fire after every request (see libSocket).
+// The library sets a new one before each request.
+func (l *Link) done() {
+	if l.sock != nil {
+		_ = l.sock.SetDeadline(time.Time{})
+	}
+}
+
+// AnsweredInTime reports whether, after a read timed out, its whole
+// answer was already waiting in the connection, received within the
+// timeout after the request was sent: the device answered, and the
+// gateway did not read it in time (see libSocket). Call it after a
+// timeout, before the link is closed. False on serial lines, on tcp+tls,
+// and whenever it cannot be told.
+func (l *Link) AnsweredInTime() bool {
+	if !l.stamped || l.timeout <= 0 || !trustStamps {
+		return false
+	}
+	txn, ok := value(l.txn).(uint16)
+	if !ok {
+		return false
+	}
+	want := l.want
+	want.txn = txn
+	return answerWaiting(l.sock, want, l.sentAt, l.sentAt.Add(l.timeout))
 }
 
 // ReadRegisters reads count holding or input registers of unit.
 func (l *Link) ReadRegisters(unit int, t Table, addr, count uint16) ([]uint16, error) {
-	if err := l.unit(unit); err != nil {
-		return nil, err
-	}
-	rt := mb.HOLDING_REGISTER
+	rt, fc := mb.HOLDING_REGISTER, uint8(3)
 	switch t {
 	case TableHolding:
 	case TableInput:
-		rt = mb.INPUT_REGISTER
+		rt, fc = mb.INPUT_REGISTER, 4
 	default:
 		return nil, fmt.Errorf("read registers: table %s holds bits", t)
 	}
+	if err := l.unit(unit, fc, 2*int(count)); err != nil {
+		return nil, err
+	}
 	regs, err := l.client.ReadRegisters(addr, count, rt)
+	l.done()
 	return regs, classify(err)
 }
 
 // ReadBits reads count coils or discrete inputs of unit.
 func (l *Link) ReadBits(unit int, t Table, addr, count uint16) ([]bool, error) {
-	if err := l.unit(unit); err != nil {
+	var fc uint8
+	switch t {
+	case TableCoil:
+		fc = 1
+	case TableDiscrete:
+		fc = 2
+	default:
+		return nil, fmt.Errorf("read bits: table %s holds registers", t)
+	}
+	if err := l.unit(unit, fc, (int(count)+7)/8); err != nil {
 		return nil, err
 	}
 	var bits []bool
 	var err error
-	switch t {
-	case TableCoil:
+	if t == TableCoil {
 		bits, err = l.client.ReadCoils(addr, count)
-	case TableDiscrete:
+	} else {
 		bits, err = l.client.ReadDiscreteInputs(addr, count)
-	default:
-		return nil, fmt.Errorf("read bits: table %s holds registers", t)
 	}
+	l.done()
 	return bits, classify(err)
 }
 
 // WriteRegisters writes holding registers (FC06 for one, FC16 for more).
 func (l *Link) WriteRegisters(unit int, addr uint16, regs []uint16) error {
-	if err := l.unit(unit); err != nil {
+	fc := uint8(16)
+	if len(regs) == 1 {
+		fc = 6
+	}
+	if err := l.unit(unit, fc, 0); err != nil {
 		return err
 	}
+	defer l.done()
 	if len(regs) == 1 {
 		return classify(l.client.WriteRegister(addr, regs[0]))
 	}
@@ -207,9 +273,10 @@ func (l *Link) WriteRegisters(unit int, addr uint16, regs []uint16) error {
 
 // WriteCoil writes one coil (FC05).
 func (l *Link) WriteCoil(unit int, addr uint16, v bool) error {
-	if err := l.unit(unit); err != nil {
+	if err := l.unit(unit, 5, 0); err != nil {
 		return err
 	}
+	defer l.done()
 	return classify(l.client.WriteCoil(addr, v))
 }
 

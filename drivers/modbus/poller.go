@@ -249,7 +249,15 @@ func (p *Poller) Run(ctx context.Context) error {
 			return nil
 		case w := <-p.writes:
 			timer.Stop() // Go >= 1.23: no stale tick to drain
-			w.done <- p.write(w)
+			r := p.write(w)
+			var ex *ExceptionError
+			if r.err != nil && !errors.As(r.err, &ex) && p.reopen && p.link.IsOpen() {
+				// As after a failed poll (read): an answer or part of one
+				// may still come on this connection, and the next request
+				// would read it as its own.
+				_ = p.link.Close()
+			}
+			w.done <- r
 			continue
 		case <-timer.C:
 		}
@@ -493,8 +501,10 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 			return regs, bits, nil
 		}
 		// From when the request was sent: a slow dial or TLS handshake is
-		// the link's time, not the poller running late.
-		lateErr := isTimeout(err) && !cleanTimeout && (late(time.Since(p.link.SentAt()), p.link.Timeout()) || p.link.Saturated())
+		// the link's time, not the poller running late. An answer that
+		// came within the timeout, still unread, is proof of it.
+		lateErr := isTimeout(err) && !cleanTimeout &&
+			(late(time.Since(p.link.SentAt()), p.link.Timeout()) || p.link.Saturated() || p.link.AnsweredInTime())
 		if isTimeout(err) && !lateErr {
 			// A timeout with the gateway running freely is the device's:
 			// a retry in a busier moment must not turn this poll late.

@@ -1,0 +1,438 @@
+package modbus
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+
+	mb "github.com/simonvetter/modbus"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/canary-gw/canary/drivers/modbus/modbustest"
+	"github.com/canary-gw/canary/internal/testenv"
+)
+
+// TestLibSocket: the driver finds the connection the Modbus library dialled
+// (tcp:// and tcp+tls://), clears the deadline the library set for a
+// request once it is done, and stamps what arrives. It fails when a
+// library upgrade changes what libSocket reads; the driver then still
+// polls (without these).
+func TestLibSocket(t *testing.T) {
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
+	d := device("sock", srv.URL, 1, time.Second, imageSensors())
+	d.Config.Timeout = 100 * time.Millisecond
+	require.NoError(t, d.Config.Validate())
+	l, err := NewLink(&d.Config, *testLogger(t))
+	require.NoError(t, err)
+	defer l.Close()
+	require.NoError(t, l.Open())
+	require.NotNil(t, l.sock, "libSocket found no connection in the library's client")
+	require.Equal(t, srv.URL, "tcp://"+l.sock.RemoteAddr().String(), "libSocket found another connection")
+	require.True(t, l.stamped, "stamps on a tcp:// link")
+	txn0, ok := value(l.txn).(uint16)
+	require.True(t, ok, "libSocket found no transaction id")
+
+	_, err = l.ReadRegisters(1, TableHolding, 0, 2)
+	require.NoError(t, err)
+	require.Equal(t, txn0+1, value(l.txn), "the transaction id libSocket reads is not the one the library sent")
+	// The library reads through the driver's headerConn: the answer's 13
+	// bytes, its header with that transaction id.
+	require.Equal(t, 13, l.sock.read, "bytes the library read of the answer")
+	require.Equal(t, txn0+1, uint16(l.sock.hdr[0])<<8|uint16(l.sock.hdr[1]))
+	// The library's deadline was now+timeout: past it, a write (of nothing:
+	// the device sees no byte) fails with a timeout unless it was cleared.
+	time.Sleep(3 * d.Config.Timeout)
+	_, err = l.sock.Write(nil)
+	require.NoError(t, err, "the request's deadline is still set on the connection")
+	_, err = l.ReadRegisters(1, TableHolding, 0, 2)
+	require.NoError(t, err, "a request after the cleared deadline")
+	require.Equal(t, 13, l.sock.read, "bytes read of the second answer (counted from its request)")
+
+	// tcp+tls: the TCP connection under the library's TLS connection.
+	certs := testenv.GenerateCerts(t, t.TempDir())
+	serverCert, pool := serverTLS(t, certs)
+	url := fmt.Sprintf("tcp+tls://127.0.0.1:%d", testenv.FreePort(t))
+	tsrv, err := mb.NewServer(&mb.ServerConfiguration{URL: url, TLSServerCert: &serverCert, TLSClientCAs: pool,
+		MaxClients: 2, Timeout: 10 * time.Second}, benchHandler{})
+	require.NoError(t, err)
+	require.NoError(t, tsrv.Start())
+	t.Cleanup(func() { _ = tsrv.Stop() })
+	td := device("sock-tls", url, 1, time.Second, []SensorConfig{sensor("a", "holding", 0, "float32", "ABCD")})
+	td.Config.CAFile, td.Config.CertFile, td.Config.KeyFile = certs.CAFile, certs.ClientCertFile, certs.ClientKeyFile
+	require.NoError(t, td.Config.Validate())
+	tl, err := NewLink(&td.Config, *testLogger(t))
+	require.NoError(t, err)
+	defer tl.Close()
+	require.NoError(t, tl.Open())
+	require.NotNil(t, tl.sock, "libSocket found no connection under the library's TLS connection")
+	require.Equal(t, url, "tcp+tls://"+tl.sock.RemoteAddr().String())
+	// TLS records are opaque (a session ticket after the handshake looks
+	// like an answer): no stamps there.
+	require.False(t, tl.stamped, "stamps on a tcp+tls:// link")
+	require.False(t, tl.AnsweredInTime())
+}
+
+// tcpPair is a loopback TCP connection: the gateway's end, stamping
+// what it receives once the kernel does, and the device's end.
+func tcpPair(t *testing.T) (gw *net.TCPConn, dev net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	gw = c.(*net.TCPConn)
+	select {
+	case dev = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection accepted")
+	}
+	t.Cleanup(func() { _ = dev.Close() })
+	require.NoError(t, stampArrivals(gw))
+	return gw, dev
+}
+
+// drain reads whatever waits in c.
+func drain(t *testing.T, c net.Conn) {
+	t.Helper()
+	buf := make([]byte, 512)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+	for {
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+	}
+	require.NoError(t, c.SetReadDeadline(time.Time{}))
+}
+
+// waitForStamps waits until what gw receives is stamped: the kernel
+// switches its stamping on shortly after the first socket asks, and what
+// arrives before carries no stamp (never waiting: the safe side). The
+// process keeps it on from then (stampHolder).
+func waitForStamps(t *testing.T, gw *net.TCPConn, dev net.Conn) {
+	t.Helper()
+	want := answer{txn: 7, unit: 1, fc: 3, bytes: 4}
+	require.Eventually(t, func() bool {
+		if _, err := dev.Write(answerFrame(7, 1, 3)); err != nil {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+		ok := answerWaiting(&headerConn{TCPConn: gw}, want, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		drain(t, gw)
+		return ok
+	}, 5*time.Second, 10*time.Millisecond, "the kernel never stamped what arrived")
+}
+
+// answerFrame is the Modbus TCP answer to a read of two holding registers.
+func answerFrame(txn uint16, unit, fc byte) []byte {
+	return []byte{byte(txn >> 8), byte(txn), 0, 0, 0, 7, unit, fc, 4, 0x3f, 0xc0, 0, 0}
+}
+
+// TestAnswerWaiting: after a timeout, only the complete answer to that
+// request (transaction id, unit, function code), received within the
+// window, counts as waiting; the arrival is the kernel's stamp of the
+// segment that completed it, not when the driver looks; and looking
+// reads nothing.
+func TestAnswerWaiting(t *testing.T) {
+	gw, dev := tcpPair(t)
+	want := answer{txn: 7, unit: 1, fc: 3, bytes: 4}
+	waitForStamps(t, gw, dev)
+	hc := &headerConn{TCPConn: gw}
+	require.False(t, answerWaiting(hc, want, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), "nothing waits")
+
+	exception := []byte{0, 7, 0, 0, 0, 3, 1, 0x83, 4}
+	oneRegister := []byte{0, 7, 0, 0, 0, 5, 1, 3, 2, 0x3f, 0xc0} // two were asked for
+	noData := []byte{0, 7, 0, 0, 0, 2, 1, 3}
+	wrongCount := []byte{0, 7, 0, 0, 0, 7, 1, 3, 2, 0x3f, 0xc0, 0, 0} // byte count 2, four bytes
+	frame := answerFrame(7, 1, 3)
+	for _, tc := range []struct {
+		name  string
+		took  []byte   // what the library read of the answer since the request
+		parts [][]byte // written 30 ms apart
+		by    int      // the window ends after part by (0: before the first), or -1: at the end
+		from  int      // the window starts before part from, or -1: after the last
+		want  bool
+	}{
+		{"the answer, within the window", nil, [][]byte{answerFrame(7, 1, 3)}, -1, 0, true},
+		{"the window ended before it came", nil, [][]byte{answerFrame(7, 1, 3)}, 0, 0, false},
+		{"it came before the window", nil, [][]byte{answerFrame(7, 1, 3)}, -1, -1, false},
+		{"another transaction", nil, [][]byte{answerFrame(8, 1, 3)}, -1, 0, false},
+		{"another unit", nil, [][]byte{answerFrame(7, 2, 3)}, -1, 0, false},
+		{"another function", nil, [][]byte{answerFrame(7, 1, 4)}, -1, 0, false},
+		{"an exception", nil, [][]byte{exception}, -1, 0, false},
+		{"one register of two", nil, [][]byte{oneRegister}, -1, 0, false},
+		{"no data", nil, [][]byte{noData}, -1, 0, false},
+		{"a byte count that is not the data's", nil, [][]byte{wrongCount}, -1, 0, false},
+		{"the answer and more", nil, [][]byte{append(answerFrame(7, 1, 3), 0)}, -1, 0, false},
+		{"part of the answer", nil, [][]byte{answerFrame(7, 1, 3)[:9]}, -1, 0, false},
+		{"stale bytes before it", nil, [][]byte{{0xff, 0xff, 0xff}, answerFrame(7, 1, 3)}, -1, 0, false},
+		{"completed after the window", nil, [][]byte{answerFrame(7, 1, 3)[:9], answerFrame(7, 1, 3)[9:]}, 1, 0, false},
+		{"completed within the window", nil, [][]byte{answerFrame(7, 1, 3)[:9], answerFrame(7, 1, 3)[9:]}, -1, 0, true},
+		// The library read the header, and the deadline failed its read
+		// of the rest.
+		{"the rest, after its header", frame[:7], [][]byte{frame[7:]}, -1, 0, true},
+		{"the rest, completed after the window", frame[:7], [][]byte{frame[7:9], frame[9:]}, 1, 0, false},
+		{"the rest, after another transaction's header", answerFrame(8, 1, 3)[:7], [][]byte{frame[7:]}, -1, 0, false},
+		{"the rest, after another unit's header", answerFrame(7, 2, 3)[:7], [][]byte{frame[7:]}, -1, 0, false},
+		{"the rest, after more than a header", frame[:9], [][]byte{frame[7:]}, -1, 0, false},
+		{"the rest, nothing read before", nil, [][]byte{frame[7:]}, -1, 0, false},
+		{"the whole frame, after a read", frame[:7], [][]byte{frame}, -1, 0, false},
+		{"the rest of another function", frame[:7], [][]byte{answerFrame(7, 1, 4)[7:]}, -1, 0, false},
+		{"the rest with a wrong byte count", frame[:7], [][]byte{wrongCount[7:]}, -1, 0, false},
+		{"the rest of an exception", frame[:7], [][]byte{exception[7:]}, -1, 0, false},
+		{"the rest and more", frame[:7], [][]byte{append(frame[7:], 0)}, -1, 0, false},
+	} {
+		drain(t, gw)
+		hc.read = len(tc.took)
+		copy(hc.hdr[:], tc.took)
+		// Delayed acknowledgements on the gateway's end, so that two
+		// writes 30 ms apart stay two segments in its queue (else the
+		// kernel merges them into one, stamped at the later).
+		require.NoError(t, delayedAck(gw))
+		marks := []time.Time{time.Now()}
+		for i, p := range tc.parts {
+			if i > 0 {
+				time.Sleep(30 * time.Millisecond)
+			}
+			_, err := dev.Write(p)
+			require.NoError(t, err)
+			time.Sleep(5 * time.Millisecond) // received
+			marks = append(marks, time.Now())
+		}
+		notBefore, by := marks[0], marks[len(marks)-1]
+		if tc.from < 0 {
+			notBefore = by
+		}
+		if tc.by >= 0 {
+			by = marks[tc.by]
+		}
+		time.Sleep(20 * time.Millisecond) // looked at later: the arrival stays what it was
+		require.Equal(t, tc.want, answerWaiting(hc, want, notBefore, by), tc.name)
+		if len(tc.parts) == 2 && tc.by == 1 && !tc.want {
+			// The case judges by the segment that completed the frame only
+			// if the first segment, alone, carries the earlier stamp.
+			t.Logf("%s: the first segment alone stamped before the second was written: %v",
+				tc.name, firstSegmentEarlier(gw, marks[1]))
+		}
+	}
+
+	// Looking consumes nothing.
+	drain(t, gw)
+	_, err := dev.Write(answerFrame(7, 1, 3))
+	require.NoError(t, err)
+	time.Sleep(5 * time.Millisecond)
+	hc.read = 0
+	require.True(t, answerWaiting(hc, want, time.Now().Add(-time.Second), time.Now()))
+	buf := make([]byte, 64)
+	require.NoError(t, gw.SetReadDeadline(time.Now().Add(time.Second)))
+	n, err := gw.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, answerFrame(7, 1, 3), buf[:n])
+}
+
+// delayedAck turns c's quick acknowledgements off (TCP_QUICKACK 0).
+func delayedAck(c *net.TCPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// firstSegmentEarlier reports whether peeking one byte of what waits in c
+// gives a stamp before t: the first segment was not merged into a later one.
+func firstSegmentEarlier(c *net.TCPConn, t time.Time) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [1]byte
+	var oob [64]byte
+	earlier := false
+	_ = rc.Control(func(fd uintptr) {
+		_, oobn, _, _, err := unix.Recvmsg(int(fd), buf[:], oob[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err != nil {
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		for _, m := range msgs {
+			if m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+				ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+				earlier = time.Unix(ts.Unix()).Before(t)
+			}
+		}
+	})
+	return earlier
+}
+
+// TestLateAnswerIsNotInTime: a device that answers after the timeout has
+// its answer waiting when the driver looks, but stamped too late: the
+// request's timeout is the device's.
+func TestLateAnswerIsNotInTime(t *testing.T) {
+	gw, dev := tcpPair(t)
+	waitForStamps(t, gw, dev)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() { // a unit that answers FC03 80 ms after each request
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req := make([]byte, 12)
+				for {
+					if _, err := io.ReadFull(c, req); err != nil {
+						return
+					}
+					time.Sleep(80 * time.Millisecond)
+					if _, err := c.Write(answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	d := device("slow", "tcp://"+ln.Addr().String(), 1, time.Second, imageSensors())
+	d.Config.Timeout = 20 * time.Millisecond
+	require.NoError(t, d.Config.Validate())
+	l, err := NewLink(&d.Config, *testLogger(t))
+	require.NoError(t, err)
+	defer l.Close()
+	for range 2 {
+		_, err = l.ReadRegisters(1, TableHolding, 0, 2)
+		require.ErrorIs(t, err, ErrTimeout)
+		time.Sleep(150 * time.Millisecond) // the answer came, 80 ms after the request
+		require.True(t, answerWaiting(l.sock, answer{txn: value(l.txn).(uint16), unit: 1, fc: 3, bytes: 4},
+			time.Now().Add(-time.Hour), time.Now()), "the late answer is not waiting")
+		require.False(t, l.AnsweredInTime(), "an answer after the timeout counted as in time")
+		require.NoError(t, l.Close())
+	}
+}
+
+// TestAnsweredInTimeIsLate: devices that answer at once (pymodbus, another
+// process), polled by a gateway whose one scheduler thread always has
+// other goroutines ready to run. The runtime runs due timers at every
+// switch but looks at the network only when it has nothing else to do (or
+// every 10 ms), so a request's deadline fires before its poller learns
+// that the answer came, and the read fails with the answer in the socket.
+// With the CPU share check off in both runs: stamps off, many polls come
+// out bad (12–23 of 12–38 here); on, the answers were stamped within the
+// timeout, and the polls are late (0–1 bad).
+func TestAnsweredInTimeIsLate(t *testing.T) {
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	share := saturatedShare
+	saturatedShare = math.Inf(1)
+	defer func() { saturatedShare, trustStamps = share, true }()
+
+	// How often the network is looked at anyway (the runtime's monitor
+	// thread, every 10 ms; a test process's other goroutines) varies: the
+	// pair of runs is repeated, at most three times, until the run with
+	// the stamps off had at least five bad polls.
+	for attempt := range 3 {
+		trustStamps = false
+		off := busyPolls(t, srv.URL, 1, 1500*time.Millisecond)
+		trustStamps = true
+		on := busyPolls(t, srv.URL, 1, 1500*time.Millisecond)
+		t.Logf("attempt %d: stamps off: %d of %d polls bad, %d late; on: %d of %d bad, %d late",
+			attempt, off.bad, off.polls, off.late, on.bad, on.polls, on.late)
+		if off.bad < 5 {
+			continue // too few requests timed out to judge
+		}
+		// On a loaded box some answers come after the timeout for real:
+		// those polls are rightly bad with the stamps on too.
+		require.Positive(t, on.late, "no poll was abandoned as late")
+		require.LessOrEqual(t, on.bad*2, off.bad, "the stamps kept at most half the bad polls")
+		return
+	}
+	t.Fatal("in three attempts the busy thread never made five requests time out")
+}
+
+// TestSilentDeviceStaysBadWhenBusy: the other side, on the same busy
+// thread: nothing arrives from a unit that never answers, so with the
+// stamps on its timeouts are still bad readings, none late.
+func TestSilentDeviceStaysBadWhenBusy(t *testing.T) {
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	share := saturatedShare
+	saturatedShare = math.Inf(1)
+	defer func() { saturatedShare = share }()
+	r := busyPolls(t, srv.URL, 7, 3*time.Second) // unit 7 is not served
+	t.Logf("%d of %d polls bad, %d late", r.bad, r.polls, r.late)
+	require.Positive(t, r.bad, "polls of the silent unit") // it backs off after the first
+	require.Zero(t, r.late, "a silent unit's poll was abandoned as late")
+}
+
+// busyPolls polls unit of url on two devices every 50 ms (5 ms timeout,
+// no retries) for dur while two goroutines that only yield keep the one
+// scheduler thread's run queue from ever emptying, and counts the polls
+// with bad readings, all polls and the late ones.
+func busyPolls(t *testing.T, url string, unit int, dur time.Duration) (r saturatedRun) {
+	ids := []string{"a", "b"}
+	var devs []Device
+	for _, id := range ids {
+		d := device(id, url, unit, 50*time.Millisecond, imageSensors())
+		d.Config.Timeout = 5 * time.Millisecond
+		retries := 0
+		d.Config.Retries = &retries
+		require.NoError(t, d.Config.Validate())
+		devs = append(devs, d)
+	}
+	var c batches
+	g, stop := runGroup(t, devs, c.sink)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() {
+			for ctx.Err() == nil {
+				runtime.Gosched()
+			}
+			done <- struct{}{}
+		}()
+	}
+	time.Sleep(dur)
+	cancel()
+	<-done
+	<-done
+	stop()
+	for _, id := range ids {
+		for _, b := range c.get(id) {
+			r.polls++
+			for _, rd := range b.Readings {
+				if rd.Quality == QualityBad {
+					r.bad++
+					break
+				}
+			}
+		}
+	}
+	for _, s := range g.Stats() {
+		r.late += s.Late
+		r.polls += int(s.Late)
+	}
+	return r
+}
