@@ -114,7 +114,14 @@ func saturatedPolls(t *testing.T, url string) (r saturatedRun) {
 	cancel()
 	hogs.Wait()
 	stop()
+	n := countPolls(&c, g, ids)
+	r.bad, r.polls, r.late = n.bad, n.polls, n.late
+	return r
+}
 
+// countPolls counts the polls of devices ids that c got with a bad
+// reading, all their polls, and the late ones (which yield no batch).
+func countPolls(c *batches, g *Group, ids []string) (r saturatedRun) {
 	for _, id := range ids {
 		for _, b := range c.get(id) {
 			r.polls++

@@ -157,14 +157,17 @@ func stampArrivals(s *net.TCPConn) error {
 	return setStamps(s)
 }
 
-func setStamps(c syscall.Conn) error {
+func setStamps(c syscall.Conn) error { return setSockOpt(c, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }
+
+// setSockOpt sets an integer socket option on c.
+func setSockOpt(c syscall.Conn, level, opt, v int) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		serr = unix.SetsockoptInt(int(fd), level, opt, v)
 	}); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package modbus
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"math"
 	"net"
@@ -11,12 +10,10 @@ import (
 	"time"
 	"unsafe"
 
-	mb "github.com/simonvetter/modbus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/canary-gw/canary/drivers/modbus/modbustest"
-	"github.com/canary-gw/canary/internal/testenv"
 )
 
 // TestLibSocket: the driver finds the connection the Modbus library dialled
@@ -28,18 +25,14 @@ func TestLibSocket(t *testing.T) {
 	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
 	d := device("sock", srv.URL, 1, time.Second, imageSensors())
 	d.Config.Timeout = 100 * time.Millisecond
-	require.NoError(t, d.Config.Validate())
-	l, err := NewLink(&d.Config, *testLogger(t))
-	require.NoError(t, err)
-	defer l.Close()
-	require.NoError(t, l.Open())
+	l := openLink(t, d)
 	require.NotNil(t, l.sock, "libSocket found no connection in the library's client")
 	require.Equal(t, srv.URL, "tcp://"+l.sock.RemoteAddr().String(), "libSocket found another connection")
 	require.True(t, l.stamped, "stamps on a tcp:// link")
 	txn0, ok := value(l.txn).(uint16)
 	require.True(t, ok, "libSocket found no transaction id")
 
-	_, err = l.ReadRegisters(1, TableHolding, 0, 2)
+	_, err := l.ReadRegisters(1, TableHolding, 0, 2)
 	require.NoError(t, err)
 	require.Equal(t, txn0+1, value(l.txn), "the transaction id libSocket reads is not the one the library sent")
 	// The library reads through the driver's headerConn: the answer's 13
@@ -56,27 +49,28 @@ func TestLibSocket(t *testing.T) {
 	require.Equal(t, 13, l.sock.read, "bytes read of the second answer (counted from its request)")
 
 	// tcp+tls: the TCP connection under the library's TLS connection.
-	certs := testenv.GenerateCerts(t, t.TempDir())
-	serverCert, pool := serverTLS(t, certs)
-	url := fmt.Sprintf("tcp+tls://127.0.0.1:%d", testenv.FreePort(t))
-	tsrv, err := mb.NewServer(&mb.ServerConfiguration{URL: url, TLSServerCert: &serverCert, TLSClientCAs: pool,
-		MaxClients: 2, Timeout: 10 * time.Second}, benchHandler{})
-	require.NoError(t, err)
-	require.NoError(t, tsrv.Start())
-	t.Cleanup(func() { _ = tsrv.Stop() })
+	url, certs := startTLSServer(t)
 	td := device("sock-tls", url, 1, time.Second, []SensorConfig{sensor("a", "holding", 0, "float32", "ABCD")})
 	td.Config.CAFile, td.Config.CertFile, td.Config.KeyFile = certs.CAFile, certs.ClientCertFile, certs.ClientKeyFile
-	require.NoError(t, td.Config.Validate())
-	tl, err := NewLink(&td.Config, *testLogger(t))
-	require.NoError(t, err)
-	defer tl.Close()
-	require.NoError(t, tl.Open())
+	tl := openLink(t, td)
 	require.NotNil(t, tl.sock, "libSocket found no connection under the library's TLS connection")
 	require.Equal(t, url, "tcp+tls://"+tl.sock.RemoteAddr().String())
 	// TLS records are opaque (a session ticket after the handshake looks
 	// like an answer): no stamps there.
 	require.False(t, tl.stamped, "stamps on a tcp+tls:// link")
 	require.False(t, tl.AnsweredInTime())
+}
+
+// openLink validates d's config and opens a link for it, closed at the
+// test's end.
+func openLink(t *testing.T, d Device) *Link {
+	t.Helper()
+	require.NoError(t, d.Config.Validate())
+	l, err := NewLink(&d.Config, *testLogger(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	require.NoError(t, l.Open())
+	return l
 }
 
 // tcpPair is a loopback TCP connection: the gateway's end, stamping
@@ -246,19 +240,7 @@ func TestAnswerWaiting(t *testing.T) {
 }
 
 // delayedAck turns c's quick acknowledgements off (TCP_QUICKACK 0).
-func delayedAck(c *net.TCPConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
+func delayedAck(c *net.TCPConn) error { return setSockOpt(c, unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0) }
 
 // firstSegmentEarlier reports whether peeking one byte of what waits in c
 // gives a stamp before t: the first segment was not merged into a later one.
@@ -419,20 +401,5 @@ func busyPolls(t *testing.T, url string, unit int, dur time.Duration) (r saturat
 	<-done
 	<-done
 	stop()
-	for _, id := range ids {
-		for _, b := range c.get(id) {
-			r.polls++
-			for _, rd := range b.Readings {
-				if rd.Quality == QualityBad {
-					r.bad++
-					break
-				}
-			}
-		}
-	}
-	for _, s := range g.Stats() {
-		r.late += s.Late
-		r.polls += int(s.Late)
-	}
-	return r
+	return countPolls(&c, g, ids)
 }

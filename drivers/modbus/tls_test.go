@@ -28,21 +28,29 @@ func serverTLS(t *testing.T, certs testenv.Certs) (tls.Certificate, *x509.CertPo
 	return cert, pool
 }
 
-// TestIntegrationPollTCPTLS polls over tcp+tls:// (MBAP over TLS with
-// mutual authentication, as the Modbus/TCP Security spec requires) against
-// a TLS server, with the CA, client certificate and key taken from the
-// device config's files; and checks that a client without the server's CA
-// gets bad readings, not values.
-func TestIntegrationPollTCPTLS(t *testing.T) {
+// startTLSServer starts a tcp+tls:// Modbus server (the library's, with
+// mutual authentication) for the test, and returns its URL and the
+// certificates its clients use.
+func startTLSServer(t *testing.T) (string, testenv.Certs) {
+	t.Helper()
 	certs := testenv.GenerateCerts(t, t.TempDir())
 	serverCert, pool := serverTLS(t, certs)
-
 	url := fmt.Sprintf("tcp+tls://127.0.0.1:%d", testenv.FreePort(t))
 	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: url, TLSServerCert: &serverCert, TLSClientCAs: pool,
 		MaxClients: 4, Timeout: 10 * time.Second}, benchHandler{})
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())
 	t.Cleanup(func() { _ = srv.Stop() })
+	return url, certs
+}
+
+// TestIntegrationPollTCPTLS polls over tcp+tls:// (MBAP over TLS with
+// mutual authentication, as the Modbus/TCP Security spec requires) against
+// a TLS server, with the CA, client certificate and key taken from the
+// device config's files; and checks that a client without the server's CA
+// gets bad readings, not values.
+func TestIntegrationPollTCPTLS(t *testing.T) {
+	url, certs := startTLSServer(t)
 
 	sensors := []SensorConfig{sensor("a", "holding", 0, "float32", "ABCD"), sensor("b", "input", 2, "float32", "ABCD")}
 	d := device("tls-dev", url, 1, 200*time.Millisecond, sensors)
