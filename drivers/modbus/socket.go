@@ -31,8 +31,9 @@ import (
 //     says nothing about the device. The kernel stamps what it receives
 //     (SO_TIMESTAMPNS); after a timeout the driver peeks at what waits,
 //     and the complete, well-formed answer to that very request (its
-//     transaction id, unit, function code and byte count), received within
-//     the timeout, makes the poll late, not bad (answerWaiting). Item 44: bursts of such polls
+//     transaction id, unit, function code and byte count), or its rest
+//     after exactly its header, received within the timeout, makes the
+//     poll late, not bad (answerWaiting). Item 44: bursts of such polls
 //     started the alarm floods past the one-core ceiling. Plain tcp://
 //     only: on tcp+tls:// the records are opaque (a TLS 1.3 session ticket
 //     after the handshake looks like an answer).
@@ -40,10 +41,12 @@ import (
 // libSocket reads the connection with reflect from the library's
 // ModbusClient (transport, a *tcpTransport whose socket is the
 // *net.TCPConn, or for tcp+tls a *tlsSockWrapper around a *tls.Conn), and
-// txn the transport's last transaction id. On any other layout (a library
-// upgrade) they come back empty and the driver works as without them: the
-// timers fire, and timeouts are judged by the other rules (late,
-// saturation). TestLibSocket fails then, so an upgrade is noticed.
+// txn the transport's last transaction id; on tcp:// it puts a headerConn
+// in the connection's place, through which the library then reads. On
+// any other layout (a library upgrade) they come back empty and the
+// driver works as without them: the timers fire, and timeouts are judged
+// by the other rules (late, saturation). TestLibSocket fails then, so an
+// upgrade is noticed.
 func libSocket(c *mb.ModbusClient) (s *headerConn, plain bool, txn reflect.Value) {
 	defer func() {
 		if recover() != nil { // a layout we do not know
