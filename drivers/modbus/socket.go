@@ -197,8 +197,7 @@ const maxFrame = 260
 // a busy gateway). Then the library must have read exactly that header
 // since the request was written (headerConn), and exactly the rest of
 // the answer (function code, byte count, data) must wait. It reads
-// nothing: it peeks without
-// blocking. False when anything else waits (part of a frame, another
+// nothing: it peeks without blocking. False when anything else waits (part of a frame, another
 // transaction, an exception, a malformed answer, stale or further bytes),
 // when the stamp is missing or outside the window. Peeking the whole
 // frame, Linux (5.7 and later) reports the stamp of the segment that
@@ -224,20 +223,15 @@ func answerWaiting(s *headerConn, want answer, notBefore, by time.Time) bool {
 		binary.BigEndian.PutUint16(hdr[0:2], want.txn)
 		binary.BigEndian.PutUint16(hdr[4:6], uint16(1+pdu))
 		hdr[6] = want.unit
-		switch {
-		case queued == 7+pdu && s.read == 0: // the whole frame, none of it read
-			n, _, _, _, err := unix.Recvmsg(int(fd), buf[:7], nil, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			if err != nil || n < 7 || [7]byte(buf[:7]) != hdr {
-				return
-			}
-		case queued == pdu && s.tookHeader(hdr): // the rest, after its header
-		default:
+		whole := queued == 7+pdu && s.read == 0              // the whole frame, none of it read
+		if !whole && (queued != pdu || !s.tookHeader(hdr)) { // else the rest, after its header
 			return
 		}
 		// All of it, peeked at once: the stamp is that of the segment that
 		// completed it.
 		n, oobn, _, _, err := unix.Recvmsg(int(fd), buf[:queued], oob[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if err != nil || n != queued || buf[queued-pdu] != want.fc || buf[queued-pdu+1] != want.bytes {
+		if err != nil || n != queued || (whole && [7]byte(buf[:7]) != hdr) ||
+			buf[queued-pdu] != want.fc || buf[queued-pdu+1] != want.bytes {
 			return
 		}
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
