@@ -36,7 +36,7 @@ func (g *Gateway) core(ctx context.Context) error {
 	now := time.Now()
 	g.tickedAt = now
 	tick := newWakeTimer(now, g.nextTick(now))
-	defer tick.t.Stop()
+	defer tick.stop()
 	work := context.WithoutCancel(ctx)
 	for {
 		if stop, err := g.turn(ctx, work, tick); stop {
@@ -310,25 +310,50 @@ func (w *wakeTimer) set(now time.Time, d time.Duration) {
 // has fired or is due (at is not after now) is left alone: its fire waits
 // for the core. Timers never fire early, so one whose time has not come has
 // not fired.
+//
+// The timer is replaced, not reset: the Go runtime keeps a timer that the
+// core waited on in its heap at the time it had then, and one reset to a
+// later time wakes the process at that old time for nothing; one reset to
+// an earlier time does too once moved back, as the runtime notes the
+// earliest time a timer was reset to until it next runs its timers. The
+// core's timer went to the deadline of a burst's waiting readings, half a
+// second on, and back to the next second once the burst was committed:
+// every second the process woke at x.500, and the runtime's monitor
+// thread then polled every 20 µs through the next burst instead of every
+// 10 ms (docs/performance.md, item 45). A stopped timer stays in the heap
+// too, but the runtime takes it out when another is added while it is the
+// next due, as the fresh one is when the core next waits on it.
 func (w *wakeTimer) move(now time.Time, d time.Duration) {
 	at := now.Add(d)
 	// now was read before nextTick ran: look at the clock again, so that
 	// a timer that fell due meanwhile is not reset (it would fire again at
-	// once for the same grid time, but the rule stays literal).
-	if !now.Before(w.at) || at.Equal(w.at) || !time.Now().Before(w.at) {
+	// once for the same grid time, but the rule stays literal). The same
+	// time is compared on the wall clock, where nextTick's grid is: two
+	// readings of the clock need not have the same offset between wall and
+	// monotonic time, and the timer was re-armed after every poll of a
+	// burst for the same grid time, a few ns apart.
+	if !now.Before(w.at) || at.Round(0).Equal(w.at.Round(0)) || !time.Now().Before(w.at) {
 		return
 	}
-	w.t.Reset(time.Until(at))
+	w.t.Stop()
+	w.t = time.NewTimer(time.Until(at))
 	w.at = at
 }
 
+// stop stops the timer (the core is leaving).
+func (w *wakeTimer) stop() { w.t.Stop() }
+
 // maxIdle bounds the time between two of the core's ticks when nothing is
 // due: the engine's Tick runs at least about once a second (a comm alarm's
-// value, the age, is taken at Tick). A burst of polls that ends at least
-// maxIdle/2 after the last tick ticks at its end (onBatches): the process
-// is awake then anyway. That tick counts from the grid time before it, so
-// a site polled every second arms the core's timer for its next polls'
-// time and never wakes for the tick alone. Counted from the burst's end
+// value, the age, is taken at Tick). A burst of polls that ends at least a
+// grid step (TickEvery, at most maxIdle/2) after the last tick ticks at its
+// end (onBatches): the process is awake then anyway. (Half a second, as it
+// was, let a tick at x.750, a grid step before bursts at x.000, stay there
+// for good: no burst ended half a second after it, and the core woke at
+// x.750 every second for the bound alone; docs/performance.md, item 45.)
+// That tick counts from the grid time before it, so a site polled every
+// second arms the core's timer for its next polls' time and never wakes
+// for the tick alone. Counted from the burst's end
 // instead, the timer was armed for a TickEvery after the next polls, and
 // moved on by their burst before it fired: but the Go runtime still wakes
 // at a timer's old time when it is moved later (or stopped), so the
@@ -513,7 +538,7 @@ func (g *Gateway) evaluateInGroups(ctx context.Context, polls []modbus.Batch) {
 // at once, with every reading waiting before it, so that an alarm is never
 // held back for the sake of batching.
 func (g *Gateway) onBatches(ctx context.Context, group []modbus.Batch) {
-	if over := g.evaluateGroup(ctx, group); over && time.Since(g.tickedAt) >= maxIdle/2 {
+	if over := g.evaluateGroup(ctx, group); over && time.Since(g.tickedAt) >= min(g.o.TickEvery, maxIdle/2) {
 		now := time.Now()
 		g.onTick(ctx, now) // see maxIdle
 		// Counted from the grid time before the burst's end, as a

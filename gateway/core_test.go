@@ -197,10 +197,11 @@ func TestCoreRunsATickThatFellDueWhileBusy(t *testing.T) {
 // of polls is committed, the core sleeps until a second after its last
 // tick, past the pollers' next grid time, and not until the deadline the
 // waiting readings had (half a second on, a wake-up for nothing). A burst
-// that ends half a second or more after the last tick ticks at its end, so
+// that ends a grid step or more after the last tick ticks at its end, so
 // that a tick that fell off the pollers' grid (at a deadline, an engine
 // timer) comes back to it instead of waking the process every second at
-// its own time.
+// its own time: a tick a grid step before the bursts stayed there when the
+// step was half a second.
 func TestCoreWakesWithThePolls(t *testing.T) {
 	const tick = 250 * time.Millisecond
 	g := newCoreGateway(t, 2, Options{TickEvery: tick})
@@ -229,6 +230,23 @@ func TestCoreWakesWithThePolls(t *testing.T) {
 	require.Equal(t, untilGrid(now, tick, tick), g.nextTick(now),
 		"while readings wait, the core wakes at their deadline rounded up to the grid")
 	g.pending = g.pending[:0]
+
+	// The last tick less than a grid step before the burst's end: no tick.
+	g.tickedAt = time.Now().Add(-tick + 50*time.Millisecond)
+	was := g.tickedAt
+	g.committedAt = time.Time{}
+	g.onBatches(t.Context(), bs)
+	require.Empty(t, g.pending, "the burst's readings were not committed at its end")
+	require.Equal(t, was, g.tickedAt, "ticked at the end of a burst less than a grid step after a tick")
+
+	// The last tick a grid step before the burst (at x.750, the bursts at
+	// x.000): it ticks at the burst's end, or it would wake the core a
+	// grid step before every burst for good.
+	g.tickedAt = time.Now().Add(-tick)
+	was = g.tickedAt
+	g.committedAt = time.Time{}
+	g.onBatches(t.Context(), bs)
+	require.True(t, g.tickedAt.After(was), "a burst a grid step after the last tick did not tick at its end")
 
 	// The last tick off the grid, 600 ms before the burst: it ticks at the
 	// burst's end, counted from the grid time before it, so that the core
@@ -503,6 +521,10 @@ func TestBehindCoreCarriesAtMostAQueue(t *testing.T) {
 func TestFarBehindCoreCatchesUp(t *testing.T) {
 	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
 	ctx := t.Context()
+	// A grid time passing between the catch-up and its end makes the
+	// next tick due, and the polls read after the last tick caught up
+	// with are rightly carried to it: about one run in 50 before this.
+	awayFromGridTime(250*time.Millisecond, 100*time.Millisecond)
 	due := time.Now().Add(-5 * time.Second).Truncate(250 * time.Millisecond)
 	silentSince(t, g, due.Add(-100*time.Millisecond), due)
 	for _, b := range benchBatches(2) {
@@ -830,4 +852,13 @@ func TestCoreShedsTheReadingsOfLatePolls(t *testing.T) {
 		}
 	}
 	require.Equal(t, 5.0*20, shed, "five polls of 20 readings shed")
+}
+
+// awayFromGridTime waits, if need be, until the next multiple of grid is
+// at least room away.
+func awayFromGridTime(grid, room time.Duration) {
+	now := time.Now()
+	if next := now.Truncate(grid).Add(grid); next.Sub(now) < room {
+		time.Sleep(next.Sub(now) + time.Millisecond)
+	}
 }
