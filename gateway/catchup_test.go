@@ -76,7 +76,7 @@ func catchUpWhileAnswering(t *testing.T, beforeDeadline bool) (int, int) {
 	g.batches <- d1
 	arm.Store(true)
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-	defer w.t.Stop()
+	defer w.stop()
 	g.runTick(ctx, w, g.takeRest(nil))
 	for time.Now().Before(start.Add(2500 * time.Millisecond)) {
 		g.turn(ctx, ctx, w)

@@ -300,9 +300,13 @@ func newWakeTimer(now time.Time, d time.Duration) *wakeTimer {
 	return &wakeTimer{t: time.NewTimer(d), at: now.Add(d)}
 }
 
-// set arms the timer d after now; only after its fire was received.
+// set arms the timer d after now; only after its fire was received or its
+// tick ran (tickIfDue). A fresh timer, as in move: one that fell due but
+// has not run is still in the runtime's heap, and reset it would leave
+// its new time noted for a wake-up after a later move.
 func (w *wakeTimer) set(now time.Time, d time.Duration) {
-	w.t.Reset(d)
+	w.t.Stop()
+	w.t = time.NewTimer(d)
 	w.at = now.Add(d)
 }
 
@@ -315,30 +319,36 @@ func (w *wakeTimer) set(now time.Time, d time.Duration) {
 // core waited on in its heap at the time it had then, and one reset to a
 // later time wakes the process at that old time for nothing; one reset to
 // an earlier time does too once moved back, as the runtime notes the
-// earliest time a timer was reset to until it next runs its timers. The
+// earliest time a timer was reset to until that time has come. The
 // core's timer went to the deadline of a burst's waiting readings, half a
 // second on, and back to the next second once the burst was committed:
 // every second the process woke at x.500, and the runtime's monitor
 // thread then polled every 20 µs through the next burst instead of every
 // 10 ms (docs/performance.md, item 45). A stopped timer stays in the heap
 // too, but the runtime takes it out when another is added while it is the
-// next due, as the fresh one is when the core next waits on it.
+// next due, as the fresh one is when the core next waits on it (on the
+// same scheduler thread: with canary run's GOMAXPROCS=1, always).
 func (w *wakeTimer) move(now time.Time, d time.Duration) {
 	at := now.Add(d)
 	// now was read before nextTick ran: look at the clock again, so that
 	// a timer that fell due meanwhile is not reset (it would fire again at
-	// once for the same grid time, but the rule stays literal). The same
-	// time is compared on the wall clock, where nextTick's grid is: two
-	// readings of the clock need not have the same offset between wall and
-	// monotonic time, and the timer was re-armed after every poll of a
-	// burst for the same grid time, a few ns apart.
-	if !now.Before(w.at) || at.Round(0).Equal(w.at.Round(0)) || !time.Now().Before(w.at) {
+	// once for the same grid time, but the rule stays literal). A time
+	// within sameTime of the one armed is the same grid time: two readings
+	// of the clock need not have the same offset between wall and monotonic
+	// time, and the timer was re-armed after every poll of a burst for the
+	// same grid time, a few ns apart. (Compared on the wall clock, a
+	// forward step of the clock could pass a time a step earlier for the
+	// one armed, and leave the tick that late.)
+	if !now.Before(w.at) || (at.Sub(w.at) > -sameTime && at.Sub(w.at) < sameTime) || !time.Now().Before(w.at) {
 		return
 	}
 	w.t.Stop()
 	w.t = time.NewTimer(time.Until(at))
 	w.at = at
 }
+
+// sameTime: two times of the core's timer this close are one grid time.
+const sameTime = time.Millisecond
 
 // stop stops the timer (the core is leaving).
 func (w *wakeTimer) stop() { w.t.Stop() }

@@ -102,6 +102,11 @@ func TestWakeTimerNeverLosesADueTick(t *testing.T) {
 	w = newWakeTimer(now, time.Hour)
 	w.move(now, 2*time.Hour)
 	require.Equal(t, now.Add(2*time.Hour), w.at, "an unfired timer was not moved later")
+	// The same time, read from another clock reading a few ns apart:
+	// the timer is not re-armed.
+	armed := w.t
+	w.move(now.Add(10*time.Nanosecond), 2*time.Hour-7*time.Nanosecond)
+	require.Same(t, armed, w.t, "the timer was re-armed for the same time")
 	w.move(now, time.Millisecond)
 	require.Equal(t, now.Add(time.Millisecond), w.at)
 	select {
@@ -232,7 +237,7 @@ func TestCoreWakesWithThePolls(t *testing.T) {
 	g.pending = g.pending[:0]
 
 	// The last tick less than a grid step before the burst's end: no tick.
-	g.tickedAt = time.Now().Add(-tick + 50*time.Millisecond)
+	g.tickedAt = time.Now().Add(-tick / 2)
 	was := g.tickedAt
 	g.committedAt = time.Time{}
 	g.onBatches(t.Context(), bs)
@@ -402,7 +407,7 @@ func TestTimerJudgesQueuedPollsAsAnIdleCoreWould(t *testing.T) {
 				queued[i].At = due.Add(tc.readAt)
 			}
 			w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-			defer w.t.Stop()
+			defer w.stop()
 			g.runTick(t.Context(), w, queued)
 			runDueTicks(t, g, w)
 			raised, cleared := commTransitions(t, g, due)
@@ -432,7 +437,7 @@ func TestTickTakesTheWholeQueue(t *testing.T) {
 	g.batches <- answers[1]
 
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-	defer w.t.Stop()
+	defer w.stop()
 	require.True(t, g.tickIfDue(ctx, w, nil))
 	runDueTicks(t, g, w)
 	raised, cleared := commTransitions(t, g, due)
@@ -467,7 +472,7 @@ func TestTickTakesTheAnswersOfBlockedPollers(t *testing.T) {
 	waitForBlockedSend(t)
 
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-	defer w.t.Stop()
+	defer w.stop()
 	require.True(t, g.tickIfDue(ctx, w, nil))
 	<-sent
 	runDueTicks(t, g, w)
@@ -491,7 +496,7 @@ func TestBehindCoreCarriesAtMostAQueue(t *testing.T) {
 	g.batches = make(chan modbus.Batch, 8)
 	due := time.Now().Add(-2500 * time.Millisecond).Truncate(250 * time.Millisecond)
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-	defer w.t.Stop()
+	defer w.stop()
 	answers := benchBatches(2)
 	carried := 0
 	for i := range 2 {
@@ -532,7 +537,7 @@ func TestFarBehindCoreCatchesUp(t *testing.T) {
 		g.batches <- b
 	}
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-	defer w.t.Stop()
+	defer w.stop()
 	g.runTick(ctx, w, g.takeRest(nil))
 	require.Empty(t, g.carry, "polls carried by a core further behind than maxReplay")
 	require.Empty(t, g.batches)
@@ -569,7 +574,7 @@ func TestCommandWaitsForTheCarriedTicks(t *testing.T) {
 		g.batches <- b
 	}
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: d}
-	defer w.t.Stop()
+	defer w.stop()
 	g.runTick(ctx, w, g.takeRest(nil))
 	require.Len(t, g.carry, 2, "the answers were not carried")
 	g.ticksIfDue(ctx, w)
@@ -623,7 +628,7 @@ func TestBackloggedCoreRunsTheTicksBetweenItsPolls(t *testing.T) {
 	answers[1].At = due.Add(400 * time.Millisecond)
 
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-	defer w.t.Stop()
+	defer w.stop()
 	g.runTick(ctx, w, answers)
 	armed := w.at
 	runDueTicks(t, g, w)
@@ -682,7 +687,7 @@ func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
 	due := silentBeforeDue(t, g)
 
 	later := &wakeTimer{t: time.NewTimer(time.Hour), at: time.Now().Add(time.Hour)}
-	defer later.t.Stop()
+	defer later.stop()
 	require.False(t, g.tickIfDue(ctx, later, nil), "a tick not yet due ran")
 
 	for _, b := range benchBatches(2) {
@@ -690,7 +695,7 @@ func TestTickIfDueRunsTheDueTickFirst(t *testing.T) {
 		g.batches <- b
 	}
 	w := &wakeTimer{t: time.NewTimer(time.Hour), at: due}
-	defer w.t.Stop()
+	defer w.stop()
 	require.True(t, g.tickIfDue(ctx, w, nil))
 	require.Empty(t, g.batches, "the queued polls were not taken")
 	require.True(t, w.at.After(due), "the timer was not armed for the next tick")

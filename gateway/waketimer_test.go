@@ -45,17 +45,24 @@ func TestWakeTimerMovedDoesNotWakeAtAnOldTime(t *testing.T) {
 	rounds := map[string]int{}
 	lines := bufio.NewScanner(out)
 	for lines.Scan() {
-		how, ok := strings.CutPrefix(lines.Text(), "round ")
-		if !ok {
+		// "round HOW START", then "moved AT" once the timer is back on the
+		// next second: unix ns of the child's wall clock.
+		f := strings.Fields(lines.Text())
+		if len(f) != 3 || f[0] != "round" || !lines.Scan() {
 			continue
 		}
-		start := time.Now()
+		how := f[1]
+		start := time.Unix(0, atoi(t, f[2]))
+		g := strings.Fields(lines.Text())
+		require.Len(t, g, 2, lines.Text())
+		moved := time.Unix(0, atoi(t, g[1]))
 		time.Sleep(time.Until(start.Add(wakeWatchFrom)))
 		before := threadRuns(t, cmd.Process.Pid)
+		late := time.Since(start.Add(wakeWatchFrom)) > 30*time.Millisecond
 		time.Sleep(time.Until(start.Add(wakeWatchTo)))
 		after := threadRuns(t, cmd.Process.Pid)
-		if time.Since(start) > wakeNext-10*time.Millisecond {
-			continue // this process was held up past the window: no verdict
+		if late || time.Since(start) > wakeNext-10*time.Millisecond || !moved.Before(start.Add(wakeWatchFrom-5*time.Millisecond)) {
+			continue // either process was held up: no verdict on this round
 		}
 		rounds[how]++
 		if after != before {
@@ -94,7 +101,7 @@ func wakeChild() {
 			how = "reset"
 		}
 		now := time.Now()
-		fmt.Printf("round %s\n", how)
+		fmt.Printf("round %s %d\n", how, now.UnixNano())
 		w := newWakeTimer(now, wakeNext)
 		// The core waits on its timer when a poll comes (the runtime
 		// puts a timer in its heap only while someone waits on it).
@@ -118,6 +125,7 @@ func wakeChild() {
 		} else {
 			w.t.Reset(time.Until(now.Add(wakeNext)))
 		}
+		fmt.Printf("moved %d\n", time.Now().UnixNano())
 		<-w.t.C
 	}
 }
@@ -139,5 +147,11 @@ func threadRuns(t *testing.T, pid int) int64 {
 		require.NoError(t, err)
 		n += k
 	}
+	return n
+}
+
+func atoi(t *testing.T, s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
 	return n
 }

@@ -29,7 +29,8 @@ import (
 // but keeps up leaves gaps, so on either a dead device still gives bad
 // readings at once (TestDeadDeviceOnABusyBoxIsBad,
 // TestDeadDeviceOnABusyGatewayIsBad). Nothing is carried from one request
-// to the next or from one link to another.
+// to the next or from one link to another, but for the CPU reading that
+// requests starting within a millisecond share (procSample).
 //
 // Not used: the runtime's scheduling-latency histogram
 // (/sched/latencies:seconds). It also counts waits caused by other
@@ -48,14 +49,17 @@ type saturation struct {
 var saturatedShare = 0.9
 
 // start notes the process's CPU time before a request.
-func (s *saturation) start() { s.startAt(time.Now()) }
+func (s *saturation) start() { s.startAt(time.Now) }
 
-// startAt is start at now: the process's CPU time read within sampleFresh
-// before now serves, with the time it was read at, so that the request's
-// window begins a little earlier.
-func (s *saturation) startAt(now time.Time) {
+// startAt is start on clock: the process's CPU time read within
+// sampleFresh before now serves, with the time it was read at, so that
+// the request's window begins a little earlier. The clock is read under
+// the lock, next to the CPU time: a wait between the two would count as
+// wall time without CPU time.
+func (s *saturation) startAt(clock func() time.Time) {
 	procSample.mu.Lock()
 	defer procSample.mu.Unlock()
+	now := clock()
 	if !procSample.ok || now.Sub(procSample.wall) > sampleFresh || now.Before(procSample.wall) {
 		procSample.cpu, procSample.ok = cputime.Process()
 		procSample.wall = now
@@ -65,11 +69,12 @@ func (s *saturation) startAt(now time.Time) {
 
 // procSample is the last reading of the process's CPU time, shared by the
 // requests that start within sampleFresh of it. The pollers woken by one
-// timer start their requests within a millisecond, and each read its own:
-// at the reference load 50 getrusage calls a second, about 3 % of `canary
-// run`'s CPU. A window begun up to sampleFresh sooner moves the share by
-// at most sampleFresh over the timeout: 4 % for a 25 ms timeout, 0.2 %
-// for the default 500 ms.
+// timer start their requests within a few milliseconds, and each read its
+// own: at the reference load 50 getrusage calls a second (about 6 now),
+// 1-3 % of `canary run`'s CPU. A window begun up to sampleFresh sooner
+// moves the share by at most sampleFresh over the timeout, times
+// NumCPU/GOMAXPROCS (getrusage counts every thread): 0.4 % for the
+// default 500 ms on two cores, 8 % for the 25 ms of the saturation test.
 var procSample struct {
 	mu   sync.Mutex
 	cpu  time.Duration

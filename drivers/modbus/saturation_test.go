@@ -14,17 +14,20 @@ import (
 func TestSaturationSharesARecentSample(t *testing.T) {
 	t0 := time.Now().Add(time.Hour)
 	var a, b, c, d saturation
-	a.startAt(t0)
+	a.startAt(at(t0))
 	require.True(t, a.ok)
 	require.Equal(t, t0, a.wall)
-	b.startAt(t0.Add(sampleFresh / 2))
+	b.startAt(at(t0.Add(sampleFresh / 2)))
 	require.Equal(t, a, b, "a request within sampleFresh did not share the reading")
-	c.startAt(t0.Add(2 * sampleFresh))
+	c.startAt(at(t0.Add(2 * sampleFresh)))
 	require.Equal(t, t0.Add(2*sampleFresh), c.wall, "a request past sampleFresh shared an old reading")
 	require.GreaterOrEqual(t, c.cpu, a.cpu)
-	d.startAt(t0.Add(sampleFresh))
+	d.startAt(at(t0.Add(sampleFresh)))
 	require.Equal(t, t0.Add(sampleFresh), d.wall, "a request before the reading shared it")
 }
+
+// at is a clock stopped at t.
+func at(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 // BenchmarkSaturationStart: a request's start, with the shared reading
 // (the pollers of one wake-up) and with a reading of its own each.
@@ -32,16 +35,17 @@ func BenchmarkSaturationStart(b *testing.B) {
 	b.Run("shared", func(b *testing.B) {
 		var s saturation
 		now := time.Now()
+		clock := at(now)
 		for b.Loop() {
-			s.startAt(now)
+			s.startAt(clock)
 		}
 	})
 	b.Run("own", func(b *testing.B) {
 		var s saturation
 		now := time.Now()
+		clock := func() time.Time { now = now.Add(2 * sampleFresh); return now }
 		for b.Loop() {
-			now = now.Add(2 * sampleFresh)
-			s.startAt(now)
+			s.startAt(clock)
 		}
 	})
 }
