@@ -302,8 +302,8 @@ func newWakeTimer(now time.Time, d time.Duration) *wakeTimer {
 
 // set arms the timer d after now; only after its fire was received or its
 // tick ran (tickIfDue). A fresh timer, as in move: one that fell due but
-// has not run is still in the runtime's heap, and reset it would leave
-// its new time noted for a wake-up after a later move.
+// has not run is still in the runtime's heap, and resetting it would leave
+// its new time noted for a wake-up even after a later move.
 func (w *wakeTimer) set(now time.Time, d time.Duration) {
 	w.t.Stop()
 	w.t = time.NewTimer(d)
@@ -363,8 +363,8 @@ func (w *wakeTimer) stop() { w.t.Stop() }
 // x.750 every second for the bound alone; docs/performance.md, item 45.)
 // That tick counts from the grid time before it, so a site polled every
 // second arms the core's timer for its next polls' time and never wakes
-// for the tick alone. Counted from the burst's end
-// instead, the timer was armed for a TickEvery after the next polls, and
+// for the tick alone. Counted from the burst's end instead, the timer was
+// armed for a TickEvery after the next polls, and
 // moved on by their burst before it fired: but the Go runtime still wakes
 // at a timer's old time when it is moved later (or stopped), so the
 // process woke a quarter second after every burst for nothing
