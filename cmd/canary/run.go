@@ -66,12 +66,12 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Short: "Run the edge gateway: poll, evaluate alarms, buffer on disk, publish over MQTT",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			runtimeDefaults()
-			site, err := loadSiteLean(cmd, file)
+			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			log, err := g.logger(cmd.ErrOrStderr())
+			runtimeDefaults(cmd.Context(), log)
+			site, err := loadSiteLean(cmd, file)
 			if err != nil {
 				return err
 			}
