@@ -62,9 +62,9 @@ func (m *metrics) observeBatch(b modbus.Batch, events int, commit time.Duration)
 type collector struct {
 	g *Gateway
 
-	polls, pollErrors, timeouts, exceptions, skipped, late, reconnects, latency, online *prometheus.Desc
-	obRecords, obBytes, obAge, published, released, connected                           *prometheus.Desc
-	alarms                                                                              *prometheus.Desc
+	polls, pollErrors, timeouts, exceptions, skipped, late, lateAnswers, reconnects, latency, online *prometheus.Desc
+	obRecords, obBytes, obAge, published, released, connected                                        *prometheus.Desc
+	alarms                                                                                           *prometheus.Desc
 }
 
 func newCollector(g *Gateway) *collector {
@@ -74,22 +74,23 @@ func newCollector(g *Gateway) *collector {
 		return prometheus.NewDesc(name, help, labels, site)
 	}
 	return &collector{
-		g:          g,
-		polls:      d("canary_device_polls_total", "Polls per device.", dev),
-		pollErrors: d("canary_device_poll_errors_total", "Failed polls per device.", dev),
-		timeouts:   d("canary_device_timeouts_total", "Requests that timed out, per device.", dev),
-		exceptions: d("canary_device_exceptions_total", "Modbus exception answers, per device.", dev),
-		skipped:    d("canary_device_skipped_ticks_total", "Poll ticks skipped because the link was busy or backing off.", dev),
-		late:       d("canary_device_late_polls_total", "Polls abandoned because the gateway itself ran late (overloaded): no readings, neither good nor bad.", dev),
-		reconnects: d("canary_device_reconnects_total", "Link reconnects, per device.", dev),
-		latency:    d("canary_device_poll_latency_seconds", "Latency of the device's last successful poll.", dev),
-		online:     d("canary_device_online", "1 when the device answered its last poll.", dev),
-		obRecords:  d("canary_outbox_records", "Records waiting in the outbox, by lane.", []string{"lane"}),
-		obBytes:    d("canary_outbox_bytes", "Bytes waiting in the outbox, by lane.", []string{"lane"}),
-		obAge:      d("canary_outbox_oldest_age_seconds", "Age of the oldest record waiting in the outbox, by lane (0 when empty): how far behind delivery is.", []string{"lane"}),
-		published:  d("canary_mqtt_published_total", "MQTT PUBLISH packets sent.", nil),
-		released:   d("canary_mqtt_released_total", "Outbox records released after delivery.", nil),
-		connected:  d("canary_mqtt_connected", "1 while connected to the broker.", nil),
+		g:           g,
+		polls:       d("canary_device_polls_total", "Polls per device.", dev),
+		pollErrors:  d("canary_device_poll_errors_total", "Failed polls per device.", dev),
+		timeouts:    d("canary_device_timeouts_total", "Requests that timed out, per device.", dev),
+		exceptions:  d("canary_device_exceptions_total", "Modbus exception answers, per device.", dev),
+		skipped:     d("canary_device_skipped_ticks_total", "Poll ticks skipped because the link was busy or backing off.", dev),
+		late:        d("canary_device_late_polls_total", "Polls abandoned because the gateway itself ran late (overloaded): no readings, neither good nor bad.", dev),
+		lateAnswers: d("canary_device_late_answers_total", "Requests whose answer came within the timeout but was read after it, the gateway running late: their readings are good.", dev),
+		reconnects:  d("canary_device_reconnects_total", "Link reconnects, per device.", dev),
+		latency:     d("canary_device_poll_latency_seconds", "Latency of the device's last successful poll.", dev),
+		online:      d("canary_device_online", "1 when the device answered its last poll.", dev),
+		obRecords:   d("canary_outbox_records", "Records waiting in the outbox, by lane.", []string{"lane"}),
+		obBytes:     d("canary_outbox_bytes", "Bytes waiting in the outbox, by lane.", []string{"lane"}),
+		obAge:       d("canary_outbox_oldest_age_seconds", "Age of the oldest record waiting in the outbox, by lane (0 when empty): how far behind delivery is.", []string{"lane"}),
+		published:   d("canary_mqtt_published_total", "MQTT PUBLISH packets sent.", nil),
+		released:    d("canary_mqtt_released_total", "Outbox records released after delivery.", nil),
+		connected:   d("canary_mqtt_connected", "1 while connected to the broker.", nil),
 		// Counted by the view as alarms change, read here: a flood's
 		// commits do not recount every alarm that is not normal.
 		alarms: d("canary_alarms", "Alarms that are not normal, by state and priority.", []string{"state", "priority"}),
@@ -97,7 +98,7 @@ func newCollector(g *Gateway) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.late, c.reconnects,
+	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.late, c.lateAnswers, c.reconnects,
 		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected, c.alarms} {
 		ch <- d
 	}
@@ -111,6 +112,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.exceptions, prometheus.CounterValue, float64(s.Exceptions), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.Skipped), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.late, prometheus.CounterValue, float64(s.Late), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.lateAnswers, prometheus.CounterValue, float64(s.LateAnswers), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(s.Reconnects), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, s.LastLatency.Seconds(), s.Device)
 		on := 0.0

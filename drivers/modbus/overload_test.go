@@ -69,6 +69,10 @@ func TestSaturatedGatewayTimeoutsAreLate(t *testing.T) {
 type saturatedRun struct {
 	bad, polls int
 	late       uint64
+	// lateAnswers: requests whose answer was read after their timeout;
+	// wrong: good readings whose value is not imageWant's.
+	lateAnswers uint64
+	wrong       int
 	cpu        float64 // the process's CPU time over wall time
 }
 
@@ -125,16 +129,21 @@ func countPolls(c *batches, g *Group, ids []string) (r saturatedRun) {
 	for _, id := range ids {
 		for _, b := range c.get(id) {
 			r.polls++
+			bad := false
 			for _, rd := range b.Readings {
-				if rd.Quality == QualityBad {
-					r.bad++
-					break
+				bad = bad || rd.Quality == QualityBad
+				if want, ok := imageWant[rd.Sensor]; ok && rd.Quality == QualityGood && math.Abs(rd.Value-want) > 1e-12 {
+					r.wrong++
 				}
+			}
+			if bad {
+				r.bad++
 			}
 		}
 	}
 	for _, s := range g.Stats() {
 		r.late += s.Late
+		r.lateAnswers += s.LateAnswers
 		r.polls += int(s.Late)
 	}
 	return r

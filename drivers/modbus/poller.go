@@ -366,7 +366,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 		b.Readings[i] = Reading{Sensor: id, Quality: QualityUnknown}
 	}
 	var errs []error
-	var timeouts, exceptions, linkErrs, reconnects uint64
+	var timeouts, exceptions, linkErrs, reconnects, lateAnswers uint64
 	var linkDown error
 	sent := time.Now()
 	for ri := 0; ri < len(d.plan.Requests); ri++ {
@@ -406,6 +406,9 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			}
 			p.fail(b.Readings, r, err)
 			continue
+		}
+		if p.link.TookLate() {
+			lateAnswers++
 		}
 		for _, f := range r.Fields {
 			rd := &b.Readings[f.Sensor]
@@ -454,6 +457,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	d.stats.Exceptions += exceptions
 	d.stats.LinkErrors += linkErrs
 	d.stats.Reconnects += reconnects
+	d.stats.LateAnswers += lateAnswers
 	d.stats.LastPoll = b.At
 	if linkDown == nil {
 		d.stats.LastLatency = b.Latency

@@ -84,6 +84,11 @@ type DeviceStats struct {
 	// no readings, neither good nor bad (no false alarm flood from our
 	// own overload); a device that stays unread raises its comm alarm.
 	Late uint64
+	// LateAnswers counts requests whose timeout expired with their whole
+	// answer, received within the timeout, waiting unread: the gateway
+	// ran late, and read the answer then (Link.TookLate). Their readings
+	// are the device's, good; the poll is not late.
+	LateAnswers uint64
 	// Reconnects counts Close+Open cycles of the device's link caused by it.
 	Reconnects uint64
 	// LastLatency is the latency of the last successful poll.

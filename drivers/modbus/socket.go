@@ -105,7 +105,14 @@ func (c *headerConn) Write(p []byte) (int, error) {
 	return c.TCPConn.Write(p)
 }
 
+// stallRead, set by tests, puts the library's reads off as a busy
+// scheduler does; it gets the bytes read since the request was written.
+var stallRead func(read int)
+
 func (c *headerConn) Read(p []byte) (int, error) {
+	if stallRead != nil {
+		stallRead(c.read)
+	}
 	n, err := c.TCPConn.Read(p)
 	if c.read < len(c.hdr) {
 		copy(c.hdr[c.read:], p[:n])
@@ -205,13 +212,26 @@ const maxFrame = 260
 // stamp, on the wall clock, is turned into an age at the peek, so a clock
 // step only matters while the answer waits.
 func answerWaiting(s *headerConn, want answer, notBefore, by time.Time) bool {
+	_, ok := waitingAnswer(s, want, notBefore, by, false)
+	return ok
+}
+
+// takeAnswer is answerWaiting that, when the answer waits, reads it from
+// the socket and returns its data (the registers' or bits' bytes, want.bytes
+// of them): the stream is then in step for the next request, as if the
+// library had read the answer itself.
+func takeAnswer(s *headerConn, want answer, notBefore, by time.Time) ([]byte, bool) {
+	return waitingAnswer(s, want, notBefore, by, true)
+}
+
+func waitingAnswer(s *headerConn, want answer, notBefore, by time.Time, take bool) ([]byte, bool) {
 	rc, err := s.SyscallConn()
 	if err != nil {
-		return false
+		return nil, false
 	}
 	var buf [maxFrame]byte
 	var oob [64]byte
-	var stamp time.Time
+	var data []byte
 	ok := false
 	_ = rc.Control(func(fd uintptr) {
 		queued, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
@@ -238,18 +258,33 @@ func answerWaiting(s *headerConn, want answer, notBefore, by time.Time) bool {
 		if err != nil {
 			return
 		}
+		var stamp time.Time
 		for _, m := range msgs {
 			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS &&
 				len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
 				ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-				stamp, ok = time.Unix(ts.Unix()), true
+				stamp = time.Unix(ts.Unix())
 			}
 		}
+		if stamp.IsZero() {
+			return
+		}
+		now := time.Now()
+		at := now.Add(-now.Sub(stamp)) // now's monotonic reading, less the answer's age
+		if at.Before(notBefore) || at.After(by) {
+			return
+		}
+		if !take {
+			ok = true
+			return
+		}
+		// What was peeked is all that waited, and only this goroutine
+		// reads the socket: the read takes exactly those bytes.
+		var got [maxFrame]byte
+		if n, err := unix.Read(int(fd), got[:queued]); err != nil || n != queued || got != buf {
+			return
+		}
+		data, ok = append([]byte(nil), buf[queued-pdu+2:queued]...), true
 	})
-	if !ok {
-		return false
-	}
-	now := time.Now()
-	at := now.Add(-now.Sub(stamp)) // now's monotonic reading, less the answer's age
-	return !at.Before(notBefore) && !at.After(by)
+	return data, ok
 }
