@@ -73,7 +73,7 @@ type saturatedRun struct {
 	// wrong: good readings whose value is not imageWant's.
 	lateAnswers uint64
 	wrong       int
-	cpu        float64 // the process's CPU time over wall time
+	cpu         float64 // the process's CPU time over wall time
 }
 
 // saturatedPolls polls four devices of url every 100 ms (25 ms timeout)
