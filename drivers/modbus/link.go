@@ -84,9 +84,9 @@ type Link struct {
 	stamped bool
 	txn     reflect.Value
 	want    answer // the answer the last request waits for, but its txn
-	// tookLate: the last request's answer was read after its timeout
-	// (takeLate).
-	tookLate bool
+	// lateAt: when the last request's answer arrived, if it was read
+	// after its timeout (takeLate); zero otherwise.
+	lateAt time.Time
 }
 
 // NewLink prepares a link from a device config (defaults set, validated).
@@ -179,7 +179,7 @@ func (l *Link) unit(u int, fc uint8, data int) error {
 		return err
 	}
 	l.sentAt = time.Now()
-	l.tookLate = false
+	l.lateAt = time.Time{}
 	l.sat.start()
 	l.want = answer{unit: uint8(u), fc: fc, bytes: uint8(min(data, 255))}
 	return l.client.SetUnitId(uint8(u))
@@ -235,15 +235,16 @@ func (l *Link) takeLate(err error) ([]byte, bool) {
 	}
 	want := l.want
 	want.txn = txn
-	data, ok := takeAnswer(l.sock, want, l.sentAt, l.sentAt.Add(l.timeout))
-	l.tookLate = ok
+	data, at, ok := takeAnswer(l.sock, want, l.sentAt, l.sentAt.Add(l.timeout))
+	l.lateAt = at
 	return data, ok
 }
 
-// TookLate reports whether the last request's answer was read after its
+// LateAnswer reports whether the last request's answer was read after its
 // timeout had expired: it came within the timeout, and the gateway read
-// it late (takeLate).
-func (l *Link) TookLate() bool { return l.tookLate }
+// it late (takeLate). at is when it arrived, by the kernel's stamp, on the
+// monotonic clock: the time of the device's values.
+func (l *Link) LateAnswer() (at time.Time, ok bool) { return l.lateAt, !l.lateAt.IsZero() }
 
 // ReadRegisters reads count holding or input registers of unit.
 func (l *Link) ReadRegisters(unit int, t Table, addr, count uint16) ([]uint16, error) {

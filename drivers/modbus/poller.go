@@ -368,6 +368,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	var errs []error
 	var timeouts, exceptions, linkErrs, reconnects, lateAnswers uint64
 	var linkDown error
+	var lateAt time.Time // when the last request's answer came, if read late
 	sent := time.Now()
 	for ri := 0; ri < len(d.plan.Requests); ri++ {
 		r := &d.plan.Requests[ri]
@@ -378,6 +379,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			continue
 		}
 		regs, bits, err := p.read(ctx, d, r, &reconnects)
+		lateAt = time.Time{}
 		if errors.Is(err, errLate) {
 			b.Late = true
 			break
@@ -407,8 +409,9 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			p.fail(b.Readings, r, err)
 			continue
 		}
-		if p.link.TookLate() {
+		if at, ok := p.link.LateAnswer(); ok {
 			lateAnswers++
+			lateAt = at
 		}
 		for _, f := range r.Fields {
 			rd := &b.Readings[f.Sensor]
@@ -427,6 +430,14 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 		}
 	}
 	b.At = time.Now()
+	if !lateAt.IsZero() {
+		// The poll's last answer was read late: its values are the
+		// device's when that answer came, not when the gateway got to
+		// it. A tick due in between judges them before it (the core), a
+		// device's comm timeout counts from then, and the latency is the
+		// device's.
+		b.At = lateAt
+	}
 	if b.Late {
 		p.mu.Lock()
 		d.stats.Late++

@@ -212,26 +212,28 @@ const maxFrame = 260
 // stamp, on the wall clock, is turned into an age at the peek, so a clock
 // step only matters while the answer waits.
 func answerWaiting(s *headerConn, want answer, notBefore, by time.Time) bool {
-	_, ok := waitingAnswer(s, want, notBefore, by, false)
+	_, _, ok := waitingAnswer(s, want, notBefore, by, false)
 	return ok
 }
 
 // takeAnswer is answerWaiting that, when the answer waits, reads it from
 // the socket and returns its data (the registers' or bits' bytes, want.bytes
-// of them): the stream is then in step for the next request, as if the
-// library had read the answer itself.
-func takeAnswer(s *headerConn, want answer, notBefore, by time.Time) ([]byte, bool) {
+// of them) and when it arrived (on the monotonic clock): the stream is
+// then in step for the next request, as if the library had read the
+// answer itself.
+func takeAnswer(s *headerConn, want answer, notBefore, by time.Time) ([]byte, time.Time, bool) {
 	return waitingAnswer(s, want, notBefore, by, true)
 }
 
-func waitingAnswer(s *headerConn, want answer, notBefore, by time.Time, take bool) ([]byte, bool) {
+func waitingAnswer(s *headerConn, want answer, notBefore, by time.Time, take bool) ([]byte, time.Time, bool) {
 	rc, err := s.SyscallConn()
 	if err != nil {
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	var buf [maxFrame]byte
 	var oob [64]byte
 	var data []byte
+	var arrived time.Time
 	ok := false
 	_ = rc.Control(func(fd uintptr) {
 		queued, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
@@ -278,6 +280,7 @@ func waitingAnswer(s *headerConn, want answer, notBefore, by time.Time, take boo
 			ok = true
 			return
 		}
+		arrived = at
 		// What was peeked is all that waited, and only this goroutine
 		// reads the socket: the read takes exactly those bytes.
 		var got [maxFrame]byte
@@ -286,5 +289,8 @@ func waitingAnswer(s *headerConn, want answer, notBefore, by time.Time, take boo
 		}
 		data, ok = append([]byte(nil), buf[queued-pdu+2:queued]...), true
 	})
-	return data, ok
+	if !ok || !take {
+		return nil, time.Time{}, ok
+	}
+	return data, arrived, true
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -220,9 +222,10 @@ func TestAnswerWaiting(t *testing.T) {
 		// Taking agrees with looking: it takes exactly the answer that
 		// waits, and nothing when none does.
 		queued := inQueue(t, gw)
-		data, took := takeAnswer(hc, want, notBefore, by)
+		data, at, took := takeAnswer(hc, want, notBefore, by)
 		require.Equal(t, tc.want, took, "take: %s", tc.name)
 		if took {
+			require.False(t, at.Before(notBefore) || at.After(by), "take: %s: arrived at %v, not in the window", tc.name, at)
 			require.Equal(t, frame[9:], data, "take: %s: the answer's data", tc.name)
 			require.Zero(t, inQueue(t, gw), "take: %s: bytes left in the connection", tc.name)
 		} else {
@@ -291,6 +294,18 @@ func firstSegmentEarlier(c *net.TCPConn, t time.Time) bool {
 	return earlier
 }
 
+// tookLate says whether l's last answer was read late, and checks its
+// arrival is within the request's timeout.
+func tookLate(t *testing.T, l *Link) bool {
+	t.Helper()
+	at, ok := l.LateAnswer()
+	if ok {
+		require.False(t, at.Before(l.SentAt()) || at.After(l.SentAt().Add(l.Timeout())),
+			"late answer arrived at %v, outside %v + %v", at, l.SentAt(), l.Timeout())
+	}
+	return ok
+}
+
 // TestLateAnswerIsRead: a device (pymodbus) answers at once, and the
 // gateway is put off past the timeout before it reads: before the answer's
 // header, or between the header and the rest. The answer, received in
@@ -320,16 +335,16 @@ func TestLateAnswerIsRead(t *testing.T) {
 		var err error
 		v.holding, err = l.ReadRegisters(1, TableHolding, 0, 10)
 		require.NoError(t, err, "holding")
-		took = append(took, l.TookLate())
+		took = append(took, tookLate(t, l))
 		v.input, err = l.ReadRegisters(1, TableInput, 0, 2)
 		require.NoError(t, err, "input")
-		took = append(took, l.TookLate())
+		took = append(took, tookLate(t, l))
 		v.coils, err = l.ReadBits(1, TableCoil, 0, 3)
 		require.NoError(t, err, "coils")
-		took = append(took, l.TookLate())
+		took = append(took, tookLate(t, l))
 		v.inputs, err = l.ReadBits(1, TableDiscrete, 0, 2)
 		require.NoError(t, err, "discrete inputs")
-		took = append(took, l.TookLate())
+		took = append(took, tookLate(t, l))
 		return v, took
 	}
 	want, took := readAll(-1)
@@ -345,6 +360,57 @@ func TestLateAnswerIsRead(t *testing.T) {
 		require.Equal(t, []bool{false, false, false, false}, took, "after a late read")
 		require.Equal(t, want, got, "after a late read: the stream is out of step")
 	}
+}
+
+// TestPollReadLateKeepsTheAnswersTime: a poll whose answer is read late
+// (the poller put off 150 ms past a 50 ms timeout) has good readings, the
+// time the answer arrived (not the time it was read) and the device's
+// latency; it counts as an answer read late, not a late poll, a timeout or
+// a reconnect.
+func TestPollReadLateKeepsTheAnswersTime(t *testing.T) {
+	gw, dev := tcpPair(t)
+	waitForStamps(t, gw, dev)
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
+	d := device("late", srv.URL, 1, 300*time.Millisecond, []SensorConfig{sensor("pi-abcd", "holding", 0, "float32", "ABCD")})
+	d.Config.Timeout = 50 * time.Millisecond
+	const stall = 150 * time.Millisecond
+	var reads atomic.Int32
+	stallRead = func(read int) {
+		if read == 0 && reads.Add(1) == 3 { // the third poll's one request
+			time.Sleep(stall)
+		}
+	}
+	defer func() { stallRead = nil }()
+	var c batches
+	var mu sync.Mutex
+	var received []time.Time
+	g, stop := runGroup(t, []Device{d}, func(b Batch) {
+		mu.Lock()
+		received = append(received, time.Now())
+		mu.Unlock()
+		c.sink(b)
+	})
+	require.Eventually(t, func() bool { return len(c.get("late")) >= 4 }, 10*time.Second, 20*time.Millisecond)
+	stop()
+
+	bs := c.get("late")
+	for i, b := range bs {
+		require.False(t, b.Late, "poll %d", i)
+		require.Equal(t, QualityGood, b.Readings[0].Quality, "poll %d: %v", i, b.Err)
+		require.InDelta(t, imageWant["pi-abcd"], b.Readings[0].Value, 1e-12, "poll %d", i)
+	}
+	late := bs[2]
+	mu.Lock()
+	readAt := received[2]
+	mu.Unlock()
+	t.Logf("read late: latency %v, handed over %v after its time", late.Latency, readAt.Sub(late.At))
+	require.Less(t, late.Latency, d.Config.Timeout, "the latency is the device's, not the stall's")
+	require.GreaterOrEqual(t, readAt.Sub(late.At), stall-d.Config.Timeout, "the poll carries the time it was read, not when its answer came")
+	st := g.Stats()[0]
+	require.Equal(t, uint64(1), st.LateAnswers)
+	require.Zero(t, st.Late)
+	require.Zero(t, st.Timeouts)
+	require.Zero(t, st.Reconnects)
 }
 
 // TestLateAnswerIsNotInTime: a device that answers after the timeout has
