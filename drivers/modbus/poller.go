@@ -433,9 +433,9 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	if !lateAt.IsZero() {
 		// The poll's last answer was read late: its values are the
 		// device's when that answer came, not when the gateway got to
-		// it. A tick due in between judges them before it (the core), a
-		// device's comm timeout counts from then, and the latency is the
-		// device's.
+		// it. A tick due in between judges them before it (the core;
+		// the engine never runs time backwards), and the latency is
+		// the device's.
 		b.At = lateAt
 	}
 	if b.Late {

@@ -86,7 +86,7 @@ type DeviceStats struct {
 	Late uint64
 	// LateAnswers counts requests whose timeout expired with their whole
 	// answer, received within the timeout, waiting unread: the gateway
-	// ran late, and read the answer then (Link.TookLate). Their readings
+	// ran late, and read the answer then (Link.LateAnswer). Their readings
 	// are the device's, good; the poll is not late.
 	LateAnswers uint64
 	// Reconnects counts Close+Open cycles of the device's link caused by it.
