@@ -79,7 +79,7 @@ type Link struct {
 	// sock is the library's TCP connection (libSocket): nil on serial
 	// lines, before Open, or when the library's layout is unknown. On
 	// plain TCP the kernel stamps what it receives (stamped), and txn is
-	// the library's transaction id, for AnsweredInTime.
+	// the library's transaction id, for takeLate.
 	sock    *headerConn
 	stamped bool
 	txn     reflect.Value
@@ -185,7 +185,7 @@ func (l *Link) unit(u int, fc uint8, data int) error {
 	return l.client.SetUnitId(uint8(u))
 }
 
-// trustStamps turns AnsweredInTime on; a variable for the test that
+// trustStamps turns takeLate on; a variable for the test that
 // measures what it changes.
 var trustStamps = true
 
@@ -198,28 +198,11 @@ func (l *Link) done() {
 	}
 }
 
-// AnsweredInTime reports whether, after a read timed out, its whole
-// answer was already waiting in the connection, received within the
-// timeout after the request was sent: the device answered, and the
-// gateway did not read it in time (see libSocket). Call it after a
-// timeout, before the link is closed. False on serial lines, on tcp+tls,
-// and whenever it cannot be told.
-func (l *Link) AnsweredInTime() bool {
-	if !l.stamped || l.timeout <= 0 || !trustStamps {
-		return false
-	}
-	txn, ok := value(l.txn).(uint16)
-	if !ok {
-		return false
-	}
-	want := l.want
-	want.txn = txn
-	return answerWaiting(l.sock, want, l.sentAt, l.sentAt.Add(l.timeout))
-}
-
 // takeLate reads, after a read request timed out, its answer if the
-// whole of it waits in the connection, received within the timeout (the
-// conditions of AnsweredInTime), and returns its data bytes. The device
+// whole of it waits in the connection, received within the timeout after
+// the request was sent (answerWaiting, libSocket), and returns its data
+// bytes; nothing on serial lines, on tcp+tls, or whenever it cannot be
+// told, and then the connection is left as it was. The device
 // answered in time and the gateway, running late, had not read it: the
 // answer is the device's, as good as one read at once, and reading it
 // keeps the stream in step, so the link need not be reopened

@@ -38,8 +38,8 @@ func TestSaturatedGatewayTimeoutsAreLate(t *testing.T) {
 	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	share := saturatedShare
-	// The answers' arrival stamps (TestAnsweredInTimeIsLate) would make
-	// these polls late without the check: this test is about the check.
+	// The answers' arrival stamps (TestAnsweredInTimeIsRead) would have
+	// these answers read without the check: this test is about the check.
 	trustStamps = false
 	defer func() { saturatedShare, trustStamps = share, true }()
 

@@ -410,6 +410,15 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			continue
 		}
 		if at, ok := p.link.LateAnswer(); ok {
+			if time.Since(at) > d.cfg.Poll {
+				// Read more than a poll period after it came, the answer
+				// stands for a time the device's next poll would already
+				// have covered, and judged now (the engine never runs
+				// time backwards) it could clear a comm alarm for a
+				// device that has gone quiet since: late, as before.
+				b.Late = true
+				break
+			}
 			lateAnswers++
 			lateAt = at
 		}
@@ -441,6 +450,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	if b.Late {
 		p.mu.Lock()
 		d.stats.Late++
+		d.stats.LateAnswers += lateAnswers
 		n := d.stats.Late
 		p.mu.Unlock()
 		if n == 1 || n%100 == 0 {
@@ -516,10 +526,10 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 			return regs, bits, nil
 		}
 		// From when the request was sent: a slow dial or TLS handshake is
-		// the link's time, not the poller running late. An answer that
-		// came within the timeout, still unread, is proof of it.
+		// the link's time, not the poller running late. (An answer that
+		// came within the timeout, still unread, was read: Link.takeLate.)
 		lateErr := isTimeout(err) && !cleanTimeout &&
-			(late(time.Since(p.link.SentAt()), p.link.Timeout()) || p.link.Saturated() || p.link.AnsweredInTime())
+			(late(time.Since(p.link.SentAt()), p.link.Timeout()) || p.link.Saturated())
 		if isTimeout(err) && !lateErr {
 			// A timeout with the gateway running freely is the device's:
 			// a retry in a busier moment must not turn this poll late.

@@ -15,8 +15,8 @@ import (
 // goes to the back of the global run queue), and the read then fails at
 // once although the answer is in the socket buffer, without running a
 // timeout and a half late: late alone misses it. On tcp:// links the
-// driver now looks in the socket (Link.AnsweredInTime: the answer,
-// stamped within the timeout); this check remains for the other links
+// driver now looks in the socket (Link.takeLate: the answer, stamped
+// within the timeout, is read); this check remains for the other links
 // and for what the stamps cannot tell. In
 // TestSaturatedGatewayTimeoutsAreLate, half or more of the polls of
 // devices that answer at once came out bad without it, none with it.

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	mb "github.com/simonvetter/modbus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
@@ -60,7 +61,8 @@ func TestLibSocket(t *testing.T) {
 	// TLS records are opaque (a session ticket after the handshake looks
 	// like an answer): no stamps there.
 	require.False(t, tl.stamped, "stamps on a tcp+tls:// link")
-	require.False(t, tl.AnsweredInTime())
+	_, took := tl.takeLate(mb.ErrRequestTimedOut)
+	require.False(t, took)
 }
 
 // openLink validates d's config and opens a link for it, closed at the
@@ -315,10 +317,20 @@ func tookLate(t *testing.T, l *Link) bool {
 func TestLateAnswerIsRead(t *testing.T) {
 	gw, dev := tcpPair(t)
 	waitForStamps(t, gw, dev)
-	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
+	// Bits over more than one byte: the first is the lowest of the first.
+	coils := []int{1, 0, 0, 1, 0, 1, 1, 0, 0, 1, 1}
+	inputs := []int{0, 1, 1, 0, 0, 0, 0, 1, 1, 0}
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: {
+		Holding: holdingImage, Input: inputImage, Coils: coils, Discrete: inputs}}})
 	d := device("late", srv.URL, 1, time.Second, imageSensors())
 	d.Config.Timeout = 50 * time.Millisecond
 	l := openLink(t, d)
+	bools := func(bits []int) (out []bool) {
+		for _, b := range bits {
+			out = append(out, b == 1)
+		}
+		return out
+	}
 
 	type values struct {
 		holding, input []uint16
@@ -339,18 +351,18 @@ func TestLateAnswerIsRead(t *testing.T) {
 		v.input, err = l.ReadRegisters(1, TableInput, 0, 2)
 		require.NoError(t, err, "input")
 		took = append(took, tookLate(t, l))
-		v.coils, err = l.ReadBits(1, TableCoil, 0, 3)
+		v.coils, err = l.ReadBits(1, TableCoil, 0, uint16(len(coils)))
 		require.NoError(t, err, "coils")
 		took = append(took, tookLate(t, l))
-		v.inputs, err = l.ReadBits(1, TableDiscrete, 0, 2)
+		v.inputs, err = l.ReadBits(1, TableDiscrete, 0, uint16(len(inputs)))
 		require.NoError(t, err, "discrete inputs")
 		took = append(took, tookLate(t, l))
 		return v, took
 	}
 	want, took := readAll(-1)
 	require.Equal(t, []bool{false, false, false, false}, took, "read in time")
-	require.Equal(t, []bool{false, false, true}, want.coils)
-	require.Equal(t, []bool{false, true}, want.inputs)
+	require.Equal(t, bools(coils), want.coils)
+	require.Equal(t, bools(inputs), want.inputs)
 	for _, stallAt := range []int{0, 7} {
 		got, took := readAll(stallAt)
 		require.Equal(t, []bool{true, true, true, true}, took, "stalled at %d bytes: not read late", stallAt)
@@ -366,21 +378,29 @@ func TestLateAnswerIsRead(t *testing.T) {
 // (the poller put off 150 ms past a 50 ms timeout) has good readings, the
 // time the answer arrived (not the time it was read) and the device's
 // latency; it counts as an answer read late, not a late poll, a timeout or
-// a reconnect.
+// a reconnect. An answer read more than a poll period (300 ms) after it
+// came is too old: that poll is late, without readings.
 func TestPollReadLateKeepsTheAnswersTime(t *testing.T) {
 	gw, dev := tcpPair(t)
 	waitForStamps(t, gw, dev)
 	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
 	d := device("late", srv.URL, 1, 300*time.Millisecond, []SensorConfig{sensor("pi-abcd", "holding", 0, "float32", "ABCD")})
 	d.Config.Timeout = 50 * time.Millisecond
-	const stall = 150 * time.Millisecond
+	const stall, tooLong = 150 * time.Millisecond, 400 * time.Millisecond
 	var reads atomic.Int32
 	stallRead = func(read int) {
-		if read == 0 && reads.Add(1) == 3 { // the third poll's one request
+		if read != 0 {
+			return
+		}
+		switch reads.Add(1) {
+		case 3: // the third poll's one request
 			time.Sleep(stall)
+		case 5:
+			time.Sleep(tooLong)
 		}
 	}
-	defer func() { stallRead = nil }()
+	// Cleanups run last in first out: this one after the pollers stop.
+	t.Cleanup(func() { stallRead = nil })
 	var c batches
 	var mu sync.Mutex
 	var received []time.Time
@@ -390,7 +410,7 @@ func TestPollReadLateKeepsTheAnswersTime(t *testing.T) {
 		mu.Unlock()
 		c.sink(b)
 	})
-	require.Eventually(t, func() bool { return len(c.get("late")) >= 4 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(c.get("late")) >= 6 }, 10*time.Second, 20*time.Millisecond)
 	stop()
 
 	bs := c.get("late")
@@ -405,10 +425,10 @@ func TestPollReadLateKeepsTheAnswersTime(t *testing.T) {
 	mu.Unlock()
 	t.Logf("read late: latency %v, handed over %v after its time", late.Latency, readAt.Sub(late.At))
 	require.Less(t, late.Latency, d.Config.Timeout, "the latency is the device's, not the stall's")
-	require.GreaterOrEqual(t, readAt.Sub(late.At), stall-d.Config.Timeout, "the poll carries the time it was read, not when its answer came")
+	require.GreaterOrEqual(t, readAt.Sub(late.At), stall-d.Config.Timeout, "the poll must carry the time its answer came, not when it was read")
 	st := g.Stats()[0]
 	require.Equal(t, uint64(1), st.LateAnswers)
-	require.Zero(t, st.Late)
+	require.Equal(t, uint64(1), st.Late, "the answer read 400 ms after it came")
 	require.Zero(t, st.Timeouts)
 	require.Zero(t, st.Reconnects)
 }
@@ -455,7 +475,10 @@ func TestLateAnswerIsNotInTime(t *testing.T) {
 		time.Sleep(150 * time.Millisecond) // the answer came, 80 ms after the request
 		require.True(t, answerWaiting(l.sock, answer{txn: value(l.txn).(uint16), unit: 1, fc: 3, bytes: 4},
 			time.Now().Add(-time.Hour), time.Now()), "the late answer is not waiting")
-		require.False(t, l.AnsweredInTime(), "an answer after the timeout counted as in time")
+		queued := inQueue(t, l.sock.TCPConn)
+		_, took := l.takeLate(mb.ErrRequestTimedOut)
+		require.False(t, took, "an answer after the timeout counted as in time")
+		require.Equal(t, queued, inQueue(t, l.sock.TCPConn), "bytes of an answer after the timeout taken")
 		require.NoError(t, l.Close())
 	}
 }
