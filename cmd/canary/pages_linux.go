@@ -74,15 +74,17 @@ type pageRange struct {
 type mapping struct {
 	pageRange
 	perms, dev, inode string
-	anon, swap        int64 // kB; -1 until the line is read
-	accounted         bool  // VmFlags has "ac": writable at some time
+	anon, swap        int64    // kB; -1 until the line is read
+	flags             []string // VmFlags; nil until the line is read
 }
 
 // releasable: a private, never writable mapping of file dev/inode with
-// no page of its own, in memory or in swap.
+// no page of its own, in memory or in swap. VmFlags "ac": the mapping was
+// writable at some time; "ht": hugetlbfs, whose copy-on-write pages are not
+// counted in Anonymous. Without the lines that tell, it is kept.
 func (m *mapping) releasable(dev, inode string) bool {
 	return m.dev == dev && m.inode == inode && len(m.perms) == 4 && m.perms[1] != 'w' && m.perms[3] == 'p' &&
-		!m.accounted && m.anon == 0 && m.swap == 0
+		m.anon == 0 && m.swap == 0 && m.flags != nil && !slices.Contains(m.flags, "ac") && !slices.Contains(m.flags, "ht")
 }
 
 // releasableRanges reads /proc/PID/smaps and returns the releasable
@@ -123,7 +125,7 @@ func releasableRanges(smaps io.Reader, pc uintptr) ([]pageRange, error) {
 				m.swap = kb
 			}
 		case "VmFlags:":
-			m.accounted = slices.Contains(fields[1:], "ac")
+			m.flags = append([]string{}, fields[1:]...)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -45,7 +45,7 @@ func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 	release := func(when string) {
 		n, err := releaseStartupPages()
 		if err != nil {
-			log.Debug().Err(err).Msg("start-up pages kept")
+			log.Debug().Err(err).Str("when", when).Int64("bytes", n).Msg("start-up pages not all released")
 			return
 		}
 		log.Debug().Str("when", when).Int64("bytes", n).Msg("start-up pages released")

@@ -87,7 +87,9 @@ type DeviceStats struct {
 	// LateAnswers counts requests whose timeout expired with their whole
 	// answer, received within the timeout, waiting unread: the gateway
 	// ran late, and read the answer then (Link.LateAnswer). Their readings
-	// are the device's, good; the poll is not late.
+	// are the device's, good, unless a later request of the same poll
+	// makes it late; an answer read more than a poll period after it came
+	// is not counted here: its poll is late.
 	LateAnswers uint64
 	// Reconnects counts Close+Open cycles of the device's link caused by it.
 	Reconnects uint64

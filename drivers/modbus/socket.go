@@ -32,9 +32,11 @@ import (
 //     (SO_TIMESTAMPNS); after a timeout the driver peeks at what waits,
 //     and the complete, well-formed answer to that very request (its
 //     transaction id, unit, function code and byte count), or its rest
-//     after exactly its header, received within the timeout, makes the
-//     poll late, not bad (answerWaiting). Item 44: bursts of such polls
-//     started the alarm floods past the one-core ceiling. Plain tcp://
+//     after exactly its header, received within the timeout, is the
+//     device's answer: the driver reads it then (takeAnswer, Link.takeLate;
+//     item 48; until then the poll was abandoned as late). Item 44: bursts
+//     of such polls, judged bad, started the alarm floods past the
+//     one-core ceiling. Plain tcp://
 //     only: on tcp+tls:// the records are opaque (a TLS 1.3 session ticket
 //     after the handshake looks like an answer).
 //
