@@ -208,27 +208,9 @@ func TestRunReleasesStartupPages(t *testing.T) {
 	dir := t.TempDir()
 	site := filepath.Join(dir, "site.yaml")
 	httpPort := testenv.FreePort(t)
-	require.NoError(t, os.WriteFile(site, []byte(fmt.Sprintf(`
-site: pages
-mqtt:
-  url: tcp://127.0.0.1:%d
-  client_id: pages-gw
-outbox:
-  dir: %s
-http:
-  listen: 127.0.0.1:%d
-devices:
-  - id: gas
-    url: tcp://127.0.0.1:%d
-    unit: 1
-    poll: 1s
-    sensors:
-      - id: ch4
-        kind: methane
-        table: holding
-        address: 0
-        type: float32
-`, testenv.FreePort(t), filepath.Join(dir, "outbox"), httpPort, testenv.FreePort(t))), 0o600))
+	// The SIGKILL test's site, with its broker and device unreachable.
+	require.NoError(t, os.WriteFile(site, []byte(fmt.Sprintf(restartSite,
+		fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t)), filepath.Join(dir, "outbox"), httpPort, testenv.FreePort(t))), 0o600))
 
 	cmd := canaryProcess(t, "run", "-c", site, "--log-level", "debug", "--log-format", "json")
 	logFile := cmd.Stdout.(*os.File).Name()
@@ -263,5 +245,5 @@ devices:
 	resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	require.Contains(t, string(body), `"gas"`)
+	require.Contains(t, string(body), `"face-gas"`)
 }
