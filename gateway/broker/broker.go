@@ -138,8 +138,22 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.o.Log.Info().Str("component", "broker").Str("addr", a).Msg("mqtt broker listening")
 	close(b.ready)
 	<-ctx.Done()
-	// Close disconnects the clients and waits for their goroutines; the
-	// net listener is closed by it too.
+	// mochi-mqtt v2.7.9's Close can deadlock (mochi-mqtt/server#488, the
+	// fix unreleased): it lists each listener's clients with
+	// GetByListener, which read-locks the client map twice, and a client
+	// that connects or leaves between the two locks waits for the write
+	// lock while the second read lock waits for it. It hung a test run
+	// here. So the listeners are closed first, their clients disconnected
+	// as Close would, listed with one read lock (GetAll); Close then finds
+	// every listener closed (a listener lists its clients only once), and
+	// waits for the clients' goroutines.
+	b.srv.Listeners.CloseAll(func(listener string) {
+		for _, cl := range b.srv.Clients.GetAll() {
+			if cl.Net.Listener == listener && !cl.Closed() {
+				_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
 	if err := b.srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("broker close: %w", err)
 	}

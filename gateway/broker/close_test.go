@@ -1,0 +1,83 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/gateway/broker"
+)
+
+// connectPacket is an MQTT 3.1.1 CONNECT with a clean session.
+func connectPacket(id string) []byte {
+	body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, byte(len(id))}, id...)
+	return append([]byte{0x10, byte(len(body))}, body...)
+}
+
+// TestCloseWhileClientsComeAndGo stops the broker while clients connect
+// and leave as fast as they can, and each time it must stop within 10 s.
+// mochi-mqtt v2.7.9's Server.Close can deadlock there
+// (mochi-mqtt/server#488: it read-locks the client map twice, and a client
+// that leaves between the two locks waits for the write lock while the
+// second read lock waits for it), which Broker.Run works around. The
+// window is nanoseconds wide: 120 rounds of this test did not hit it with
+// the plain Close, so it guards the close under churn, not that race.
+func TestCloseWhileClientsComeAndGo(t *testing.T) {
+	deadline := time.Now().Add(10 * time.Second)
+	rounds := 0
+	for ; rounds < 15 && time.Now().Before(deadline); rounds++ {
+		b, err := broker.New(broker.Options{Listen: "127.0.0.1:0", Log: zerolog.Nop()})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+		select {
+		case <-b.Ready():
+		case err := <-done:
+			t.Fatalf("broker stopped: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("broker not ready")
+		}
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		var sessions atomic.Int64
+		for w := range 8 {
+			wg.Go(func() {
+				buf := make([]byte, 4)
+				for i := 0; !stop.Load(); i++ {
+					c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
+					if err != nil {
+						continue // closed: the round is ending
+					}
+					_ = c.SetDeadline(time.Now().Add(time.Second))
+					if _, err := c.Write(connectPacket(fmt.Sprintf("churn-%d-%d", w, i))); err == nil {
+						if _, err := c.Read(buf); err == nil {
+							sessions.Add(1)
+						}
+					}
+					_ = c.Close()
+				}
+			})
+		}
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			stop.Store(true)
+			t.Fatalf("round %d: the broker did not stop in 10 s (%d sessions): deadlocked in Close", rounds, sessions.Load())
+		}
+		stop.Store(true)
+		wg.Wait()
+		require.Positive(t, sessions.Load(), "round %d: no client session before the close", rounds)
+	}
+	t.Logf("%d rounds", rounds)
+}
