@@ -634,6 +634,10 @@ async function submitCommand(ev) {
 }
 
 function closeCommand() {
+  // The close event comes in a task of its own, after the dialog closed: a
+  // command opened again before it (Escape, then Ack at once) is open now
+  // and must keep its st.cmd, or its OK would send nothing.
+  if ($('cmd-dlg').open) return;
   const c = st.cmd;
   st.cmd = null;
   if (c && c.opener && document.contains(c.opener)) c.opener.focus();
