@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,24 +17,46 @@ import (
 
 func start(t *testing.T, o broker.Options) *broker.Broker {
 	t.Helper()
-	o.Log = zerolog.New(zerolog.NewTestWriter(t))
+	b, stop := startStoppable(t, o)
+	t.Cleanup(func() { require.NoError(t, stop(time.Minute)) })
+	return b
+}
+
+// startStoppable starts a broker and returns it with a stop that cancels
+// its Run and waits at most timeout for it to return (an error if it did
+// not, or Run's own error).
+func startStoppable(t *testing.T, o broker.Options) (*broker.Broker, func(timeout time.Duration) error) {
+	t.Helper()
+	if o.Log.GetLevel() != zerolog.Disabled { // zerolog.Nop() keeps a test quiet
+		o.Log = zerolog.New(zerolog.NewTestWriter(t))
+	}
 	b, err := broker.New(o)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
 	select {
 	case <-b.Ready():
 	case err := <-done:
+		cancel()
 		t.Fatalf("broker stopped: %v", err)
 	case <-time.After(10 * time.Second):
+		cancel()
 		t.Fatal("broker not ready")
 	}
-	return b
+	var once sync.Once
+	var stopErr error
+	return b, func(timeout time.Duration) error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(timeout):
+				stopErr = fmt.Errorf("broker.Run did not return %v after its context ended", timeout)
+			}
+		})
+		return stopErr
+	}
 }
 
 func connect(t *testing.T, url, id, user, pass string) (paho.Client, error) {

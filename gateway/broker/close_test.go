@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -33,18 +32,7 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	rounds := 0
 	for ; rounds < 15 && time.Now().Before(deadline); rounds++ {
-		b, err := broker.New(broker.Options{Listen: "127.0.0.1:0", Log: zerolog.Nop()})
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		select {
-		case <-b.Ready():
-		case err := <-done:
-			t.Fatalf("broker stopped: %v", err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("broker not ready")
-		}
+		b, stopBroker := startStoppable(t, broker.Options{Listen: "127.0.0.1:0", Log: zerolog.Nop()})
 		var stop atomic.Bool
 		var wg sync.WaitGroup
 		var sessions atomic.Int64
@@ -67,15 +55,9 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 			})
 		}
 		time.Sleep(50 * time.Millisecond)
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			stop.Store(true)
-			t.Fatalf("round %d: the broker did not stop in 10 s (%d sessions): deadlocked in Close", rounds, sessions.Load())
-		}
+		err := stopBroker(10 * time.Second)
 		stop.Store(true)
+		require.NoError(t, err, "round %d (%d sessions): deadlocked in Close?", rounds, sessions.Load())
 		wg.Wait()
 		require.Positive(t, sessions.Load(), "round %d: no client session before the close", rounds)
 	}
