@@ -432,6 +432,62 @@ func TestPollReadLateKeepsTheAnswersTime(t *testing.T) {
 	require.Zero(t, st.Reconnects)
 }
 
+// TestPollOfTwoRequestsTakesItsLastAnswersTime: a poll of two requests
+// carries the time of its last answer. Its first answer read late, the
+// second read at once: the poll's time is the second's, after the stall.
+// Its second answer read late: the poll's time is when that answer came,
+// before the stall.
+func TestPollOfTwoRequestsTakesItsLastAnswersTime(t *testing.T) {
+	gw, dev := tcpPair(t)
+	waitForStamps(t, gw, dev)
+	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
+	d := device("two", srv.URL, 1, 400*time.Millisecond, []SensorConfig{
+		sensor("pi-abcd", "holding", 0, "float32", "ABCD"), sensor("r108", "holding", 108, "uint16", "")})
+	d.Config.Timeout = 50 * time.Millisecond
+	const stall = 150 * time.Millisecond
+	var reads atomic.Int32
+	stallRead = func(read int) {
+		if read != 0 {
+			return
+		}
+		switch reads.Add(1) {
+		case 5, 8: // the third poll's first request, the fourth poll's second
+			time.Sleep(stall)
+		}
+	}
+	t.Cleanup(func() { stallRead = nil })
+	var c batches
+	var mu sync.Mutex
+	var received []time.Time
+	g, stop := runGroup(t, []Device{d}, func(b Batch) {
+		mu.Lock()
+		received = append(received, time.Now())
+		mu.Unlock()
+		c.sink(b)
+	})
+	require.Eventually(t, func() bool { return len(c.get("two")) >= 5 }, 10*time.Second, 20*time.Millisecond)
+	stop()
+
+	bs := c.get("two")
+	for i, b := range bs {
+		require.Len(t, b.Readings, 2)
+		for _, r := range b.Readings {
+			require.Equal(t, QualityGood, r.Quality, "poll %d: %v", i, b.Err)
+			require.InDelta(t, imageWant[r.Sensor], r.Value, 1e-12, "poll %d %s", i, r.Sensor)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	first, second := bs[2], bs[3]
+	t.Logf("first answer late: latency %v, handed over %v after its time; second late: latency %v, %v after",
+		first.Latency, received[2].Sub(first.At), second.Latency, received[3].Sub(second.At))
+	require.GreaterOrEqual(t, first.Latency, stall, "the first answer read late: the poll ends with the second, after the stall")
+	require.Less(t, received[2].Sub(first.At), stall-d.Config.Timeout)
+	require.Less(t, second.Latency, d.Config.Timeout, "the second answer read late: the poll's time is when it came")
+	require.GreaterOrEqual(t, received[3].Sub(second.At), stall-d.Config.Timeout)
+	require.Equal(t, uint64(2), g.Stats()[0].LateAnswers)
+}
+
 // TestLateAnswerIsNotInTime: a device that answers after the timeout has
 // its answer waiting when the driver looks, but stamped too late: the
 // request's timeout is the device's.
