@@ -381,22 +381,68 @@ func TestLateAnswerIsRead(t *testing.T) {
 // a reconnect. An answer read more than a poll period (300 ms) after it
 // came is too old: that poll is late, without readings.
 func TestPollReadLateKeepsTheAnswersTime(t *testing.T) {
+	const stall, tooLong = 150 * time.Millisecond, 400 * time.Millisecond
+	var d Device
+	bs, received, st := stalledPolls(t, func(url string) Device {
+		d = device("late", url, 1, 300*time.Millisecond, []SensorConfig{sensor("pi-abcd", "holding", 0, "float32", "ABCD")})
+		d.Config.Timeout = 50 * time.Millisecond
+		return d
+	}, 6, map[int32]time.Duration{3: stall, 5: tooLong}) // the third poll's one request, the fifth's
+
+	late, readAt := bs[2], received[2]
+	t.Logf("read late: latency %v, handed over %v after its time", late.Latency, readAt.Sub(late.At))
+	require.Less(t, late.Latency, d.Config.Timeout, "the latency is the device's, not the stall's")
+	require.GreaterOrEqual(t, readAt.Sub(late.At), stall-d.Config.Timeout, "the poll must carry the time its answer came, not when it was read")
+	require.Equal(t, uint64(1), st.LateAnswers)
+	require.Equal(t, uint64(1), st.Late, "the answer read 400 ms after it came")
+	require.Zero(t, st.Timeouts)
+	require.Zero(t, st.Reconnects)
+}
+
+// TestPollOfTwoRequestsTakesItsLastAnswersTime: a poll of two requests
+// carries the time of its last answer. Its first answer read late, the
+// second read at once: the poll's time is the second's, after the stall.
+// Its second answer read late: the poll's time is when that answer came,
+// before the stall.
+func TestPollOfTwoRequestsTakesItsLastAnswersTime(t *testing.T) {
+	const stall = 150 * time.Millisecond
+	var d Device
+	bs, received, st := stalledPolls(t, func(url string) Device {
+		d = device("two", url, 1, 400*time.Millisecond, []SensorConfig{
+			sensor("pi-abcd", "holding", 0, "float32", "ABCD"), sensor("r108", "holding", 108, "uint16", "")})
+		d.Config.Timeout = 50 * time.Millisecond
+		return d
+	}, 5, map[int32]time.Duration{5: stall, 8: stall}) // the third poll's first request, the fourth poll's second
+
+	for i, b := range bs {
+		require.Len(t, b.Readings, 2, "poll %d", i)
+	}
+	first, second := bs[2], bs[3]
+	t.Logf("first answer late: latency %v, handed over %v after its time; second late: latency %v, %v after",
+		first.Latency, received[2].Sub(first.At), second.Latency, received[3].Sub(second.At))
+	require.GreaterOrEqual(t, first.Latency, stall, "the first answer read late: the poll ends with the second, after the stall")
+	require.Less(t, received[2].Sub(first.At), stall-d.Config.Timeout)
+	require.Less(t, second.Latency, d.Config.Timeout, "the second answer read late: the poll's time is when it came")
+	require.GreaterOrEqual(t, received[3].Sub(second.At), stall-d.Config.Timeout)
+	require.Equal(t, uint64(2), st.LateAnswers)
+}
+
+// stalledPolls polls the device newDevice builds for a pymodbus server of
+// imageUnit (the kernel's stamps on) until it has handed
+// over polls batches, putting the poller off for stalls[n] before it
+// reads the n-th request's answer (counted from 1 over all polls). Every
+// handed-over reading must be good and the device's. It returns the
+// batches, when each was handed over, and the device's stats.
+func stalledPolls(t *testing.T, newDevice func(url string) Device, polls int, stalls map[int32]time.Duration) ([]Batch, []time.Time, DeviceStats) {
+	t.Helper()
 	gw, dev := tcpPair(t)
 	waitForStamps(t, gw, dev)
 	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
-	d := device("late", srv.URL, 1, 300*time.Millisecond, []SensorConfig{sensor("pi-abcd", "holding", 0, "float32", "ABCD")})
-	d.Config.Timeout = 50 * time.Millisecond
-	const stall, tooLong = 150 * time.Millisecond, 400 * time.Millisecond
+	d := newDevice(srv.URL)
 	var reads atomic.Int32
 	stallRead = func(read int) {
-		if read != 0 {
-			return
-		}
-		switch reads.Add(1) {
-		case 3: // the third poll's one request
-			time.Sleep(stall)
-		case 5:
-			time.Sleep(tooLong)
+		if read == 0 {
+			time.Sleep(stalls[reads.Add(1)])
 		}
 	}
 	// Cleanups run last in first out: this one after the pollers stop.
@@ -410,67 +456,11 @@ func TestPollReadLateKeepsTheAnswersTime(t *testing.T) {
 		mu.Unlock()
 		c.sink(b)
 	})
-	require.Eventually(t, func() bool { return len(c.get("late")) >= 6 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(c.get(d.Config.ID)) >= polls }, 10*time.Second, 20*time.Millisecond)
 	stop()
 
-	bs := c.get("late")
+	bs := c.get(d.Config.ID)
 	for i, b := range bs {
-		require.Equal(t, QualityGood, b.Readings[0].Quality, "poll %d: %v", i, b.Err)
-		require.InDelta(t, imageWant["pi-abcd"], b.Readings[0].Value, 1e-12, "poll %d", i)
-	}
-	late := bs[2]
-	mu.Lock()
-	readAt := received[2]
-	mu.Unlock()
-	t.Logf("read late: latency %v, handed over %v after its time", late.Latency, readAt.Sub(late.At))
-	require.Less(t, late.Latency, d.Config.Timeout, "the latency is the device's, not the stall's")
-	require.GreaterOrEqual(t, readAt.Sub(late.At), stall-d.Config.Timeout, "the poll must carry the time its answer came, not when it was read")
-	st := g.Stats()[0]
-	require.Equal(t, uint64(1), st.LateAnswers)
-	require.Equal(t, uint64(1), st.Late, "the answer read 400 ms after it came")
-	require.Zero(t, st.Timeouts)
-	require.Zero(t, st.Reconnects)
-}
-
-// TestPollOfTwoRequestsTakesItsLastAnswersTime: a poll of two requests
-// carries the time of its last answer. Its first answer read late, the
-// second read at once: the poll's time is the second's, after the stall.
-// Its second answer read late: the poll's time is when that answer came,
-// before the stall.
-func TestPollOfTwoRequestsTakesItsLastAnswersTime(t *testing.T) {
-	gw, dev := tcpPair(t)
-	waitForStamps(t, gw, dev)
-	srv := modbustest.StartTCP(t, modbustest.Spec{Units: map[int]modbustest.Unit{1: imageUnit()}})
-	d := device("two", srv.URL, 1, 400*time.Millisecond, []SensorConfig{
-		sensor("pi-abcd", "holding", 0, "float32", "ABCD"), sensor("r108", "holding", 108, "uint16", "")})
-	d.Config.Timeout = 50 * time.Millisecond
-	const stall = 150 * time.Millisecond
-	var reads atomic.Int32
-	stallRead = func(read int) {
-		if read != 0 {
-			return
-		}
-		switch reads.Add(1) {
-		case 5, 8: // the third poll's first request, the fourth poll's second
-			time.Sleep(stall)
-		}
-	}
-	t.Cleanup(func() { stallRead = nil })
-	var c batches
-	var mu sync.Mutex
-	var received []time.Time
-	g, stop := runGroup(t, []Device{d}, func(b Batch) {
-		mu.Lock()
-		received = append(received, time.Now())
-		mu.Unlock()
-		c.sink(b)
-	})
-	require.Eventually(t, func() bool { return len(c.get("two")) >= 5 }, 10*time.Second, 20*time.Millisecond)
-	stop()
-
-	bs := c.get("two")
-	for i, b := range bs {
-		require.Len(t, b.Readings, 2)
 		for _, r := range b.Readings {
 			require.Equal(t, QualityGood, r.Quality, "poll %d: %v", i, b.Err)
 			require.InDelta(t, imageWant[r.Sensor], r.Value, 1e-12, "poll %d %s", i, r.Sensor)
@@ -478,14 +468,7 @@ func TestPollOfTwoRequestsTakesItsLastAnswersTime(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	first, second := bs[2], bs[3]
-	t.Logf("first answer late: latency %v, handed over %v after its time; second late: latency %v, %v after",
-		first.Latency, received[2].Sub(first.At), second.Latency, received[3].Sub(second.At))
-	require.GreaterOrEqual(t, first.Latency, stall, "the first answer read late: the poll ends with the second, after the stall")
-	require.Less(t, received[2].Sub(first.At), stall-d.Config.Timeout)
-	require.Less(t, second.Latency, d.Config.Timeout, "the second answer read late: the poll's time is when it came")
-	require.GreaterOrEqual(t, received[3].Sub(second.At), stall-d.Config.Timeout)
-	require.Equal(t, uint64(2), g.Stats()[0].LateAnswers)
+	return bs, append([]time.Time(nil), received...), g.Stats()[0]
 }
 
 // TestLateAnswerIsNotInTime: a device that answers after the timeout has
