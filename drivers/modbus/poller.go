@@ -450,6 +450,13 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	if b.Late {
 		p.mu.Lock()
 		d.stats.Late++
+		// The poll is abandoned, not what its requests met on the way:
+		// an exception answered, a link closed (a late timeout closes a
+		// TCP link too) happened and are counted like any other.
+		d.stats.Timeouts += timeouts
+		d.stats.Exceptions += exceptions
+		d.stats.LinkErrors += linkErrs
+		d.stats.Reconnects += reconnects
 		d.stats.LateAnswers += lateAnswers
 		n := d.stats.Late
 		p.mu.Unlock()

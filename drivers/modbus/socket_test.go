@@ -427,6 +427,73 @@ func TestPollOfTwoRequestsTakesItsLastAnswersTime(t *testing.T) {
 	require.Equal(t, uint64(2), st.LateAnswers)
 }
 
+// TestLatePollKeepsItsCounts: a poll abandoned as late is abandoned, but
+// what its requests met on the way happened and is counted. Every poll's
+// first request gets an exception; the second poll's second request is
+// never answered, and the poller, put off 300 ms before it reads, finds its
+// 50 ms timeout late: the poll is late, the link closed. That poll's
+// exception and the link's reconnect are counted; the late timeout is not
+// the device's.
+func TestLatePollKeepsItsCounts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	var at108 atomic.Int32
+	go func() { // exception 04 at register 0; 555 at 108, but once no answer
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req := make([]byte, 12)
+				for {
+					if _, err := io.ReadFull(c, req); err != nil {
+						return
+					}
+					ans := []byte{req[0], req[1], 0, 0, 0, 3, req[6], req[7] | 0x80, 4}
+					if req[8] == 0 && req[9] == 108 {
+						if at108.Add(1) == 2 {
+							continue
+						}
+						ans = []byte{req[0], req[1], 0, 0, 0, 5, req[6], req[7], 2, 0x02, 0x2b}
+					}
+					if _, err := c.Write(ans); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	d := device("counts", "tcp://"+ln.Addr().String(), 1, 400*time.Millisecond, []SensorConfig{
+		sensor("pi-abcd", "holding", 0, "float32", "ABCD"), sensor("r108", "holding", 108, "uint16", "")})
+	d.Config.Timeout = 50 * time.Millisecond
+	var reads atomic.Int32
+	stallRead = func(read int) {
+		if read == 0 && reads.Add(1) == 4 { // the second poll's second answer
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { stallRead = nil }) // after the pollers stop
+	var c batches
+	g, stop := runGroup(t, []Device{d}, c.sink)
+	require.Eventually(t, func() bool { return len(c.get(d.Config.ID)) >= 3 }, 10*time.Second, 20*time.Millisecond)
+	stop()
+
+	for i, b := range c.get(d.Config.ID) {
+		require.Equal(t, QualityBad, b.Readings[0].Quality, "poll %d: the exception's sensor", i)
+		require.Equal(t, QualityGood, b.Readings[1].Quality, "poll %d: %v", i, b.Err)
+		require.Equal(t, 555.0, b.Readings[1].Value, "poll %d", i)
+	}
+	st := g.Stats()[0]
+	require.Equal(t, uint64(1), st.Late, "the second poll")
+	require.Equal(t, st.Polls+st.Late, st.Exceptions, "every poll's exception, the late poll's too")
+	require.Equal(t, uint64(1), st.Reconnects, "the late poll's link, closed")
+	require.Zero(t, st.Timeouts, "a timeout found late is the gateway's")
+	require.Equal(t, st.Polls, st.Errors, "the handed-over polls had their exception; the late one is no poll error")
+}
+
 // stalledPolls polls the device newDevice builds for a pymodbus server of
 // imageUnit (the kernel's stamps on) until it has handed
 // over polls batches, putting the poller off for stalls[n] before it
