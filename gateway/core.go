@@ -142,7 +142,7 @@ const maxEventCatchUps = 3
 // tick per turn of its loop, a core slower than the clock fell further
 // behind at every tick, and the polls it held waited longer and longer:
 // past the ceiling their age, the alarm latency, grew to 51 s in two
-// minutes (docs/performance.md, item 43).
+// minutes (docs/performance-history.md, item 43).
 func (g *Gateway) runTick(ctx context.Context, tick *wakeTimer, queued []modbus.Batch) {
 	g.runTickOr(ctx, tick, queued, false)
 }
@@ -248,7 +248,7 @@ func (g *Gateway) caughtUp(due time.Time, polls int) {
 // queued polls (select picks at random among ready cases) judged their
 // devices by the readings before them: a comm alarm for a device whose
 // answer was in hand, cleared by the next group (under load, a flood of
-// the gateway's own making: docs/performance.md, item 38). One that took
+// the gateway's own making: docs/performance-history.md, item 38). One that took
 // every queued poll first erred the other way: a late answer hid the comm
 // alarm (or the expired on-delay) that fell due before it. The tick runs
 // at due, so what it raises carries the time it fell due.
@@ -324,7 +324,7 @@ func (w *wakeTimer) set(now time.Time, d time.Duration) {
 // second on, and back to the next second once the burst was committed:
 // every second the process woke at x.500, and the runtime's monitor
 // thread then polled every 20 µs through the next burst instead of every
-// 10 ms (docs/performance.md, item 45). A stopped timer stays in the heap
+// 10 ms (docs/performance-history.md, item 45). A stopped timer stays in the heap
 // too, but the runtime takes it out when another is added while it is the
 // next due, as the fresh one is when the core next waits on it (on the
 // same scheduler thread: with canary run's GOMAXPROCS=1, always).
@@ -360,7 +360,7 @@ func (w *wakeTimer) stop() { w.t.Stop() }
 // end (onBatches): the process is awake then anyway. (Half a second, as it
 // was, let a tick at x.750, a grid step before bursts at x.000, stay there
 // for good: no burst ended half a second after it, and the core woke at
-// x.750 every second for the bound alone; docs/performance.md, item 45.)
+// x.750 every second for the bound alone; docs/performance-history.md, item 45.)
 // That tick counts from the grid time before it, so a site polled every
 // second arms the core's timer for its next polls' time and never wakes
 // for the tick alone. Counted from the burst's end instead, the timer was
@@ -368,7 +368,7 @@ func (w *wakeTimer) stop() { w.t.Stop() }
 // moved on by their burst before it fired: but the Go runtime still wakes
 // at a timer's old time when it is moved later (or stopped), so the
 // process woke a quarter second after every burst for nothing
-// (docs/performance.md, item 37).
+// (docs/performance-history.md, item 37).
 const maxIdle = time.Second
 
 // nextTick returns how long the core may sleep: until the engine's next
@@ -627,7 +627,7 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 // A poll that made an alarm transition keeps its readings, and so does
 // shutdown. At 700 800/s offered it delivered more of the readings and
 // the outbox dropped fewer; it does not stop the alarm floods of an
-// overloaded gateway (docs/performance.md, item 42).
+// overloaded gateway (docs/performance-history.md, item 42).
 func (g *Gateway) shedding(b *modbus.Batch, now time.Time) bool {
 	// No device's threshold is below minShedAge: a core on time (every
 	// poll, at its ceiling too) decides without a map lookup.

@@ -154,7 +154,7 @@ func coreFlood(b *testing.B, devices int) {
 // devices (10 000) flips between bad and good on each op, all in one
 // group of polls, so each op commits 10 000 transitions in parts. This is
 // the flood of an overloaded gateway whose devices all went unread at once
-// (docs/performance.md, item 35): its cost per transition, with the
+// (docs/performance-history.md, item 35): its cost per transition, with the
 // commit's fixed costs spread over thousands, is what decides whether the
 // core keeps up.
 func BenchmarkCoreFloodWide(b *testing.B) {

@@ -421,7 +421,7 @@ func TestTimerJudgesQueuedPollsAsAnIdleCoreWould(t *testing.T) {
 // by when it was read: the tick takes the whole queue (takeRest), not the
 // first maxGroup polls. Taken up to maxGroup, the answer at the back of
 // the queue was judged after the tick, and its device raised 20 comm
-// alarms that its own answer then cleared (docs/performance.md, item 39).
+// alarms that its own answer then cleared (docs/performance-history.md, item 39).
 func TestTickTakesTheWholeQueue(t *testing.T) {
 	g := newCoreGateway(t, 2, Options{TickEvery: 250 * time.Millisecond})
 	g.batches = make(chan modbus.Batch, 4*maxGroup) // a site polled 2 048 times a second

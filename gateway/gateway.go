@@ -151,7 +151,7 @@ const trendBudgetBytes = 3 << 19
 // stall of the whole process) without holding the pollers up: a poller
 // blocked on a full queue skips its device's ticks, the device goes
 // unread past its comm timeout, and each of its sensors raises a comm
-// alarm, whose commits put the core further behind (docs/performance.md,
+// alarm, whose commits put the core further behind (docs/performance-history.md,
 // item 39). Queued polls are judged by when they were read (onTimer), so
 // waiting in the queue raises nothing. Past a full queue, with as much
 // carried to the core's next tick (takeRest), the pollers wait: the

@@ -19,7 +19,7 @@ import (
 // Each second the core moves its timer from the next second to the
 // deadline of a burst's waiting readings (half a second on) and back once
 // the burst is committed; reset in place, the Go runtime woke the process
-// at the deadline for nothing (docs/performance.md, item 45). A child
+// at the deadline for nothing (docs/performance-history.md, item 45). A child
 // process (this test binary, GOMAXPROCS=1 as `canary run`) does that in
 // rounds, and this process watches from outside whether any of its threads
 // ran around the deadline (the run counts in /proc/PID/task/*/schedstat):

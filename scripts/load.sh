@@ -66,7 +66,7 @@ WORK="$(mktemp -d /tmp/canary-load.XXXXXX)"
 # tmpfs when there is one: on disk, the kernel's writeback of it (its
 # dirty pages expire every 30 s) ran in unbound kworkers on whichever core,
 # the gateway's pinned one too, and took 200-330 ms of it at a time: the
-# gateway's reads then timed out (docs/performance.md, item 40).
+# gateway's reads then timed out (docs/performance-history.md, item 40).
 COUNT="$WORK"
 if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ]; then
 	COUNT="$(mktemp -d /dev/shm/canary-count.XXXXXX)"
@@ -175,7 +175,7 @@ RUN_PID=$!
 # TIMELINE=FILE writes the gateway's own counters once a second from its
 # start to the end of the window (seconds since start, alarm events,
 # skipped ticks, late polls, poll errors, readings dropped, readings shed): where an
-# overload began, and what began it (docs/performance.md, item 38).
+# overload began, and what began it (docs/performance-history.md, item 38).
 if [ -n "${TIMELINE:-}" ]; then
 	(
 		t0="$(date +%s.%N)"
@@ -286,7 +286,7 @@ START_NS="$(date +%s%N)"
 # STALL_AT seconds into the window (default: half of it): a process held
 # up for a moment, as by a VM's steal or a storage stall. What it should
 # cost is the polls of the pause, not a flood of comm alarms after it
-# (docs/performance.md, item 39).
+# (docs/performance-history.md, item 39).
 if [ -n "${STALL:-}" ]; then
 	STALL_AT="${STALL_AT:-$(awk -v d="$DURATION" 'BEGIN {print d / 2}')}"
 	(

@@ -13,7 +13,7 @@ the gateway exits:
   major faults and voluntary / involuntary context switches;
 - after `||`, every other task that took 2 % or more, with the core it last
   ran on (`name@core`): kernel threads included, which is how the rig's own
-  writeback on the gateway's pinned core was found (docs/performance.md,
+  writeback on the gateway's pinned core was found (docs/performance-history.md,
   item 40).
 
 It reads every task's stat once a second, which costs CPU of its own (a 10 s

@@ -20,7 +20,7 @@ import (
 // that are mapped now, so that only those it touches again count against
 // it, much as the kernel frees its own init code once it has booted.
 //
-// Why it matters (docs/performance.md, "Memory", item 47): the one binary
+// Why it matters (docs/performance.md, "Memory"; docs/performance-history.md, item 47): the one binary
 // holds every command, and every package's init runs in every process. By
 // the time `canary run` or `canary ingest` starts its work, package init
 // has touched about 9 MB of the executable, and the kernel maps each file

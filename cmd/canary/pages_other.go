@@ -2,6 +2,6 @@
 
 package main
 
-// releaseStartupPages is Linux-only (docs/performance.md, item 47):
+// releaseStartupPages is Linux-only (docs/performance-history.md, item 47):
 // elsewhere it releases nothing.
 func releaseStartupPages() (int64, error) { return 0, nil }

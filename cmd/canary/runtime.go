@@ -17,7 +17,8 @@ const startupSettle = 5 * time.Second
 
 // runtimeDefaults tunes the Go runtime of a long-running process (canary
 // run, canary ingest) for a small edge box, unless the environment says
-// otherwise. Both were measured with scripts/load.sh (docs/performance.md):
+// otherwise. Both were measured with scripts/load.sh (docs/performance-history.md,
+// items 18 and 20):
 //
 //   - GOGC=50: garbage is collected when the heap has grown by half since
 //     the last cycle instead of doubling. Edge boxes are sized by resident

@@ -206,7 +206,7 @@ func (l *Link) done() {
 // answered in time and the gateway, running late, had not read it: the
 // answer is the device's, as good as one read at once, and reading it
 // keeps the stream in step, so the link need not be reopened
-// (docs/performance.md, item 48). Before this, such a poll was abandoned
+// (docs/performance-history.md, item 48). Before this, such a poll was abandoned
 // as late and yielded no readings.
 func (l *Link) takeLate(err error) ([]byte, bool) {
 	if !errors.Is(err, mb.ErrRequestTimedOut) || !l.stamped || l.timeout <= 0 || !trustStamps {

@@ -34,7 +34,7 @@ func (q Quality) String() string {
 // Reading is one sensor's value from one poll. With QualityBad, Value is 0
 // and meaningless and Reason says why (timeout, exception, nan, ...). Its
 // time is its Batch's At: a copy in every reading was a third of the
-// memory of the polls a busy core holds (docs/performance.md, item 41).
+// memory of the polls a busy core holds (docs/performance-history.md, item 41).
 type Reading struct {
 	Sensor  string
 	Value   float64

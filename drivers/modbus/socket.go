@@ -22,7 +22,7 @@ import (
 //     every request arms a runtime timer that fires a timeout after it,
 //     long after the answer: at a 1 s poll and a 500 ms timeout, a burst
 //     of wake-ups half a second after every burst of polls
-//     (docs/performance.md, item 44). The driver clears it after each
+//     (docs/performance-history.md, item 44). The driver clears it after each
 //     request (tcp:// and tcp+tls://).
 //   - A request can time out with its whole answer already in the socket:
 //     Go's scheduler runs due timers (the deadline) at every switch but

@@ -134,7 +134,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	// writer hand each PUBACK over without the flusher running in between,
 	// so a batch's acknowledgements still leave in one write. (It used to
 	// gather for 2 ms: two more timer wake-ups a second for nothing;
-	// docs/performance.md item 28.)
+	// docs/performance-history.md item 28.)
 	q := newQueue()
 	filters := in.Filters()
 	// OrderMatters(true) runs the handler on paho's router goroutine
@@ -417,7 +417,7 @@ var errAckFailed = errors.New("ingest stopped")
 // the next messages arrive instead of when its timer fires. A gateway sends
 // a site's polls once a second, so at batch_wait 1s each batch fell due
 // within milliseconds of the next second's messages and the ingest woke
-// twice (docs/performance.md item 28). A steady stream cuts batches at
+// twice (docs/performance-history.md item 28). A steady stream cuts batches at
 // most 1/32 sooner (about 3 % more writes); nothing waits longer.
 const earlyCut = 32
 

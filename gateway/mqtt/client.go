@@ -63,7 +63,7 @@ func ClientOptions(cfg configs.MQTT, clientID string) (*paho.ClientOptions, erro
 // are sent as soon as the writer yields: an alarm is not held back, and a
 // consumer's acknowledgements of a batch, handed over without yielding in
 // between, still leave together. (The ingest gathered them for 2 ms: two
-// timer wake-ups a second for nothing, docs/performance.md item 28.)
+// timer wake-ups a second for nothing, docs/performance-history.md item 28.)
 func OpenBuffered(scheme string) paho.OpenConnectionFunc {
 	switch scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":

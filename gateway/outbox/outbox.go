@@ -744,7 +744,7 @@ const trimEvery = 16 << 20
 // them back in from there. bbolt reads the file through a read-only shared
 // memory mapping, so draining a backlog of hundreds of megabytes left all
 // of it resident in `canary run` (537 MB at 400 000 readings/s offered,
-// docs/performance.md): memory that grew with the backlog up to max_bytes,
+// docs/performance-history.md, item 27): memory that grew with the backlog up to max_bytes,
 // though the kernel could reclaim it. The mapping only changes under
 // bbolt's remap, which waits for open transactions, so tx keeps it stable
 // here. MADV_DONTNEED on a shared file mapping loses nothing: the file
