@@ -141,6 +141,41 @@ func answerFrame(txn uint16, unit, fc byte) []byte {
 	return []byte{byte(txn >> 8), byte(txn), 0, 0, 0, 7, unit, fc, 4, 0x3f, 0xc0, 0, 0}
 }
 
+// requestServer is a Modbus TCP unit on loopback that reads each 12-byte
+// request and writes what answer returns for it (nothing for nil). It
+// returns the unit's URL; it stops with the test.
+func requestServer(t *testing.T, answer func(req []byte) []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req := make([]byte, 12)
+				for {
+					if _, err := io.ReadFull(c, req); err != nil {
+						return
+					}
+					ans := answer(req)
+					if ans == nil {
+						continue
+					}
+					if _, err := c.Write(ans); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "tcp://" + ln.Addr().String()
+}
+
 // TestAnswerWaiting: after a timeout, only the complete answer to that
 // request (transaction id, unit, function code), received within the
 // window, counts as waiting; the arrival is the kernel's stamp of the
@@ -435,38 +470,17 @@ func TestPollOfTwoRequestsTakesItsLastAnswersTime(t *testing.T) {
 // exception and the link's reconnect are counted; the late timeout is not
 // the device's.
 func TestLatePollKeepsItsCounts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
 	var at108 atomic.Int32
-	go func() { // exception 04 at register 0; 555 at 108, but once no answer
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	url := requestServer(t, func(req []byte) []byte { // exception 04 at register 0; 555 at 108, but once no answer
+		if req[8] == 0 && req[9] == 108 {
+			if at108.Add(1) == 2 {
+				return nil
 			}
-			go func() {
-				defer c.Close()
-				req := make([]byte, 12)
-				for {
-					if _, err := io.ReadFull(c, req); err != nil {
-						return
-					}
-					ans := []byte{req[0], req[1], 0, 0, 0, 3, req[6], req[7] | 0x80, 4}
-					if req[8] == 0 && req[9] == 108 {
-						if at108.Add(1) == 2 {
-							continue
-						}
-						ans = []byte{req[0], req[1], 0, 0, 0, 5, req[6], req[7], 2, 0x02, 0x2b}
-					}
-					if _, err := c.Write(ans); err != nil {
-						return
-					}
-				}
-			}()
+			return []byte{req[0], req[1], 0, 0, 0, 5, req[6], req[7], 2, 0x02, 0x2b}
 		}
-	}()
-	d := device("counts", "tcp://"+ln.Addr().String(), 1, 400*time.Millisecond, []SensorConfig{
+		return []byte{req[0], req[1], 0, 0, 0, 3, req[6], req[7] | 0x80, 4}
+	})
+	d := device("counts", url, 1, 400*time.Millisecond, []SensorConfig{
 		sensor("pi-abcd", "holding", 0, "float32", "ABCD"), sensor("r108", "holding", 108, "uint16", "")})
 	d.Config.Timeout = 50 * time.Millisecond
 	var reads atomic.Int32
@@ -544,31 +558,11 @@ func stalledPolls(t *testing.T, newDevice func(url string) Device, polls int, st
 func TestLateAnswerIsNotInTime(t *testing.T) {
 	gw, dev := tcpPair(t)
 	waitForStamps(t, gw, dev)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() { // a unit that answers FC03 80 ms after each request
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req := make([]byte, 12)
-				for {
-					if _, err := io.ReadFull(c, req); err != nil {
-						return
-					}
-					time.Sleep(80 * time.Millisecond)
-					if _, err := c.Write(answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	d := device("slow", "tcp://"+ln.Addr().String(), 1, time.Second, imageSensors())
+	url := requestServer(t, func(req []byte) []byte { // a unit that answers FC03 80 ms after each request
+		time.Sleep(80 * time.Millisecond)
+		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
+	})
+	d := device("slow", url, 1, time.Second, imageSensors())
 	d.Config.Timeout = 20 * time.Millisecond
 	require.NoError(t, d.Config.Validate())
 	l, err := NewLink(&d.Config, *testLogger(t))
