@@ -11,7 +11,8 @@
 #
 #   DEVICES=50 SENSORS=20 POLL=1s DURATION=30 WARMUP=5 scripts/load.sh
 #
-# Prints one line per process and one JSON line (so runs can be compared).
+# Prints one line per process, each core's busy share over the window (is
+# the rig itself saturated?), and one JSON line (so runs can be compared).
 set -euo pipefail
 # CANARY_BIN is the caller's path, not the repository's.
 if [ -n "${CANARY_BIN:-}" ]; then
@@ -246,6 +247,11 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 # takes its CPU time out of cpu_time's sum: load.sh warns when one did.
 tids() { ls /proc/"$1"/task 2>/dev/null | sort; }
 csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $2} END {printf "%.0f", s}'; }
+# core_ticks: each core's ticks so far, one line a core: name, not idle
+# (user, nice, system, irq, softirq, steal), all. Past the gateway's
+# ceiling the other core (simulator, broker, subscriber) can be full too:
+# then late answers are the simulated devices', not the gateway's.
+core_ticks() { awk '/^cpu[0-9]/ {b = $2 + $3 + $4 + $7 + $8 + $9; print $1, b, b + $5 + $6}' /proc/stat; }
 
 sleep "$WARMUP"
 kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
@@ -282,6 +288,7 @@ scrape
 for m in "${GW_METRICS[@]}"; do M0[$m]="$(metric "$m")"; done
 START="$(date +%s.%N)"
 START_NS="$(date +%s%N)"
+CORES0="$(core_ticks)"
 # STALL=SECONDS pauses `canary run` (SIGSTOP, then SIGCONT) that long,
 # STALL_AT seconds into the window (default: half of it): a process held
 # up for a moment, as by a VM's steal or a storage stall. What it should
@@ -301,6 +308,7 @@ fi
 sleep "$DURATION"
 END="$(date +%s.%N)"
 END_NS="$(date +%s%N)"
+CORES1="$(core_ticks)"
 scrape
 for m in "${GW_METRICS[@]}"; do M1[$m]="$(metric "$m")"; done
 BACKLOG="$(metric canary_outbox_records)"
@@ -353,8 +361,12 @@ print(round(int(sys.argv[1]) * int(sys.argv[2]) / poll))' "$DEVICES" "$SENSORS" 
 d() { echo $((M1[$1] - M0[$1])); }
 printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %d late polls, %d answers read late, %d alarm events, %d readings batches dropped, %d readings shed; %d records in the outbox at the end (%d of them alarm states and events)\n' \
 	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$(d canary_device_late_polls_total)" "$(d canary_device_late_answers_total)" "$(d canary_alarm_events_total)" "$(d canary_outbox_dropped_readings_total)" "$(d canary_readings_shed_total)" "$BACKLOG" "$ALARM_BACKLOG"
+# Each core's busy share over the window, and where canary run was pinned.
+CORES="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s%s %.1f%%", (NR > 1 ? ", " : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
+CORES_JSON="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s\"%s\":%.1f", (NR > 1 ? "," : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
+printf 'cores      busy in the window: %s%s\n' "$CORES" "${RUN_CPU:+ (canary run alone on cpu$RUN_CPU)}"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
-json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG"
+json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG,\"core_busy_pct\":{$CORES_JSON}"
 for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"
