@@ -450,12 +450,13 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	if b.Late {
 		p.mu.Lock()
 		d.stats.Late++
-		// The poll is abandoned, not what its requests met on the way:
-		// an exception answered, a link closed (a late timeout closes a
-		// TCP link too) happened and are counted like any other.
-		d.stats.Timeouts += timeouts
+		// The poll's readings are abandoned, but what its requests met
+		// happened: an exception answered before the late request, and
+		// the link closed after a late timeout (TCP), are counted as on
+		// any poll. (Timeouts and link errors cannot precede a late
+		// request: either ends the poll's reads. The late request's own
+		// timeout is the gateway's, not the device's: not counted.)
 		d.stats.Exceptions += exceptions
-		d.stats.LinkErrors += linkErrs
 		d.stats.Reconnects += reconnects
 		d.stats.LateAnswers += lateAnswers
 		n := d.stats.Late
