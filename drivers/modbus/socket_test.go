@@ -466,10 +466,10 @@ func TestPollOfTwoRequestsTakesItsLastAnswersTime(t *testing.T) {
 // what its requests met on the way happened and is counted. Every poll's
 // first request gets an exception; the second poll's second request is
 // never answered, and the poller, put off 1 s before it reads, finds its
-// 200 ms timeout late: the poll is late, the link closed. (The margins are
-// wide: a genuine timeout on a loaded machine would change every count.) That poll's
+// 200 ms timeout late: the poll is late, the link closed. That poll's
 // exception and the link's reconnect are counted; the late timeout is not
-// the device's.
+// the device's. (The margins are wide: a genuine timeout on a loaded
+// machine would change every count.)
 func TestLatePollKeepsItsCounts(t *testing.T) {
 	var at108 atomic.Int32
 	url := requestServer(t, func(req []byte) []byte { // exception 04 at register 0; 555 at 108, but once no answer
