@@ -90,14 +90,12 @@ cleanup() {
 	# A gateway paused by STALL must run again to stop.
 	[ -n "${RUN_PID:-}" ] && kill -CONT "$RUN_PID" 2>/dev/null || true
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-	if [ -n "${RUN_CG:-}" ]; then
-		for _ in $(seq 50); do rmdir "$RUN_CG" 2>/dev/null && break; sleep 0.1; done
-		[ ! -d "$RUN_CG" ] || echo "load: could not remove cgroup $RUN_CG" >&2
-	fi
+	# The gateway has exited (waited for above): its cgroup is empty.
+	[ -z "${RUN_CG:-}" ] || rmdir "$RUN_CG" || echo "load: could not remove cgroup $RUN_CG" >&2
 	rm -rf "$WORK" "$COUNT"
 }
 trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap 'for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done; [ -n "${RUN_PID:-}" ] && kill -CONT "$RUN_PID" 2>/dev/null; echo "load: kept $WORK and $COUNT" >&2; [ -z "${RUN_CG:-}" ] || { sleep 1; rmdir "$RUN_CG"; }' EXIT
+[ -n "${KEEP:-}" ] && trap 'for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done; [ -n "${RUN_PID:-}" ] && kill -CONT "$RUN_PID" 2>/dev/null; echo "load: kept $WORK and $COUNT" >&2; [ -z "${RUN_CG:-}" ] || { wait "$RUN_PID" 2>/dev/null; rmdir "$RUN_CG" || echo "load: could not remove cgroup $RUN_CG" >&2; }' EXIT
 
 # The release build (README): static, no C library mapped. CANARY_BIN runs
 # a binary built elsewhere instead (an A/B comparison with another commit).
