@@ -867,3 +867,27 @@ func awayFromGridTime(grid, room time.Duration) {
 		time.Sleep(next.Sub(now) + time.Millisecond)
 	}
 }
+
+// TestQueueDepthIsExported: canary_core_queued_polls counts the polls read
+// and waiting for the core, canary_core_queue_capacity how many may wait.
+func TestQueueDepthIsExported(t *testing.T) {
+	g := newCoreGateway(t, 3, Options{})
+	gauge := func(name string) float64 {
+		t.Helper()
+		mfs, err := g.o.Registry.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no %s in /metrics", name)
+		return 0
+	}
+	require.Equal(t, float64(handoverCap(g.site.Devices)), gauge("canary_core_queue_capacity"))
+	require.Zero(t, gauge("canary_core_queued_polls"))
+	for _, b := range benchBatches(2) { // the core is not running: they wait
+		g.batches <- b
+	}
+	require.Equal(t, 2.0, gauge("canary_core_queued_polls"))
+}

@@ -65,6 +65,7 @@ type collector struct {
 	polls, pollErrors, timeouts, exceptions, skipped, late, lateAnswers, reconnects, latency, online *prometheus.Desc
 	obRecords, obBytes, obAge, published, released, connected                                        *prometheus.Desc
 	alarms                                                                                           *prometheus.Desc
+	queued, queueCap                                                                                 *prometheus.Desc
 }
 
 func newCollector(g *Gateway) *collector {
@@ -94,12 +95,18 @@ func newCollector(g *Gateway) *collector {
 		// Counted by the view as alarms change, read here: a flood's
 		// commits do not recount every alarm that is not normal.
 		alarms: d("canary_alarms", "Alarms that are not normal, by state and priority.", []string{"state", "priority"}),
+		// The hand-over queue's depth: nearly empty, the core keeps up
+		// with the pollers (an overload is then the pollers' own: late
+		// polls, skipped ticks); full, the core is behind and the pollers
+		// wait (docs/performance.md, "The gateway alone past its ceiling").
+		queued:   d("canary_core_queued_polls", "Polls read and waiting for the core to evaluate them.", nil),
+		queueCap: d("canary_core_queue_capacity", "How many polls may wait for the core (about a second of the site's polls); when they are all taken, the pollers wait.", nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.late, c.lateAnswers, c.reconnects,
-		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected, c.alarms} {
+		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected, c.alarms, c.queued, c.queueCap} {
 		ch <- d
 	}
 }
@@ -139,6 +146,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		conn = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, conn)
+	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(len(c.g.batches)))
+	ch <- prometheus.MustNewConstMetric(c.queueCap, prometheus.GaugeValue, float64(cap(c.g.batches)))
 	c.g.view.alarmClasses(func(state string, priority, n int) {
 		ch <- prometheus.MustNewConstMetric(c.alarms, prometheus.GaugeValue, float64(n), state, strconv.Itoa(priority))
 	})

@@ -200,18 +200,20 @@ RUN_PID=$!
 
 # TIMELINE=FILE writes the gateway's own counters once a second from its
 # start to the end of the window (seconds since start, alarm events,
-# skipped ticks, late polls, poll errors, readings dropped, readings shed): where an
-# overload began, and what began it (docs/performance-history.md, item 38).
+# skipped ticks, late polls, poll errors, readings batches dropped, readings
+# shed, polls waiting for the core): where an overload began, and what began
+# it (docs/performance-history.md, item 38).
 if [ -n "${TIMELINE:-}" ]; then
 	(
 		t0="$(date +%s.%N)"
-		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings" >"$TIMELINE"
+		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings queued_polls" >"$TIMELINE"
 		while kill -0 "$RUN_PID" 2>/dev/null; do
 			curl -sf --max-time 1 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v now="$(date +%s.%N)" -v t0="$t0" '
 				/^canary_alarm_events_total/ {a += $2} /^canary_device_skipped_ticks_total/ {s += $2}
 				/^canary_device_late_polls_total/ {l += $2} /^canary_device_poll_errors_total/ {e += $2}
 				/^canary_outbox_dropped_readings_total/ {d += $2} /^canary_readings_shed_total/ {h += $2}
-				END {if (NR) printf "%.1f %d %d %d %d %d %d\n", now - t0, a, s, l, e, d, h}' >>"$TIMELINE" || true
+				/^canary_core_queued_polls/ {q += $2}
+				END {if (NR) printf "%.1f %d %d %d %d %d %d %d\n", now - t0, a, s, l, e, d, h, q}' >>"$TIMELINE" || true
 			sleep 1
 		done
 	) &
@@ -296,9 +298,15 @@ done
 # One scrape per moment (SCRAPE): at 500 devices a scrape costs the gateway
 # about 10 ms of CPU, and a scrape per figure, back to back, took 50–70 ms
 # of a core that had 15 % to spare at 600 000 readings/s.
+# A gateway held to a small CPU quota in a flood can take more than 10 s to
+# answer: three tries before the run is given up.
 scrape() {
-	SCRAPE="$(curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT/metrics")" ||
-		{ echo "load: could not read the gateway's /metrics" >&2; exit 1; }
+	for try in 1 2 3; do
+		SCRAPE="$(curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT/metrics")" && return
+		echo "load: /metrics did not answer within 10 s (try $try of 3)" >&2
+	done
+	echo "load: could not read the gateway's /metrics" >&2
+	exit 1
 }
 metric() {
 	awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}' <<<"$SCRAPE"
