@@ -99,7 +99,7 @@ func newCollector(g *Gateway) *collector {
 		// with the pollers (an overload is then the pollers' own: late
 		// polls, skipped ticks); full, the core is behind and the pollers
 		// wait (docs/performance.md, "The gateway alone past its ceiling").
-		queued:   d("canary_core_queued_polls", "Polls read and waiting for the core to evaluate them.", nil),
+		queued:   d("canary_core_queued_polls", "Polls read and waiting in the hand-over queue for the core (not those it has already taken from the queue).", nil),
 		queueCap: d("canary_core_queue_capacity", "How many polls may wait for the core (about a second of the site's polls); when they are all taken, the pollers wait.", nil),
 	}
 }
