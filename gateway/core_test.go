@@ -891,3 +891,29 @@ func TestQueueDepthIsExported(t *testing.T) {
 	}
 	require.Equal(t, 2.0, gauge("canary_core_queued_polls"))
 }
+
+// TestLateStartsAreExported: /metrics carries each device's late starts
+// (drivers/modbus counts them: TestLateWakeIsALateStart).
+func TestLateStartsAreExported(t *testing.T) {
+	g := newCoreGateway(t, 3, Options{})
+	mfs, err := g.o.Registry.Gather()
+	require.NoError(t, err)
+	devices := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "canary_device_late_starts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "device" {
+					devices[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	want := map[string]float64{}
+	for _, d := range g.site.Devices {
+		want[d.ID] = 0 // not polled yet
+	}
+	require.Equal(t, want, devices)
+}

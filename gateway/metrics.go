@@ -62,10 +62,10 @@ func (m *metrics) observeBatch(b modbus.Batch, events int, commit time.Duration)
 type collector struct {
 	g *Gateway
 
-	polls, pollErrors, timeouts, exceptions, skipped, late, lateAnswers, reconnects, latency, online *prometheus.Desc
-	obRecords, obBytes, obAge, published, released, connected                                        *prometheus.Desc
-	alarms                                                                                           *prometheus.Desc
-	queued, queueCap                                                                                 *prometheus.Desc
+	polls, pollErrors, timeouts, exceptions, skipped, lateStarts, late, lateAnswers, reconnects, latency, online *prometheus.Desc
+	obRecords, obBytes, obAge, published, released, connected                                                    *prometheus.Desc
+	alarms                                                                                                       *prometheus.Desc
+	queued, queueCap                                                                                             *prometheus.Desc
 }
 
 func newCollector(g *Gateway) *collector {
@@ -81,6 +81,7 @@ func newCollector(g *Gateway) *collector {
 		timeouts:    d("canary_device_timeouts_total", "Requests that timed out, per device.", dev),
 		exceptions:  d("canary_device_exceptions_total", "Modbus exception answers, per device.", dev),
 		skipped:     d("canary_device_skipped_ticks_total", "Poll ticks skipped because the link was busy or backing off.", dev),
+		lateStarts:  d("canary_device_late_starts_total", "Polls started more than a quarter of the poll period after their tick (or after the link was free): the gateway getting its pollers the CPU late.", dev),
 		late:        d("canary_device_late_polls_total", "Polls abandoned because the gateway itself ran late (overloaded): no readings, neither good nor bad.", dev),
 		lateAnswers: d("canary_device_late_answers_total", "Requests whose answer came within the timeout but was read after it, the gateway running late: their readings are good.", dev),
 		reconnects:  d("canary_device_reconnects_total", "Link reconnects, per device.", dev),
@@ -105,7 +106,7 @@ func newCollector(g *Gateway) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.late, c.lateAnswers, c.reconnects,
+	for _, d := range []*prometheus.Desc{c.polls, c.pollErrors, c.timeouts, c.exceptions, c.skipped, c.lateStarts, c.late, c.lateAnswers, c.reconnects,
 		c.latency, c.online, c.obRecords, c.obBytes, c.obAge, c.published, c.released, c.connected, c.alarms, c.queued, c.queueCap} {
 		ch <- d
 	}
@@ -118,6 +119,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(s.Timeouts), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.exceptions, prometheus.CounterValue, float64(s.Exceptions), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.Skipped), s.Device)
+		ch <- prometheus.MustNewConstMetric(c.lateStarts, prometheus.CounterValue, float64(s.LateStarts), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.late, prometheus.CounterValue, float64(s.Late), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.lateAnswers, prometheus.CounterValue, float64(s.LateAnswers), s.Device)
 		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(s.Reconnects), s.Device)

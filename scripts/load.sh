@@ -201,19 +201,19 @@ RUN_PID=$!
 # TIMELINE=FILE writes the gateway's own counters once a second from its
 # start to the end of the window (seconds since start, alarm events,
 # skipped ticks, late polls, poll errors, readings batches dropped, readings
-# shed, polls waiting for the core): where an overload began, and what began
-# it (docs/performance-history.md, item 38).
+# shed, polls waiting for the core, polls started late): where an overload
+# began, and what began it (docs/performance-history.md, items 38 and 49).
 if [ -n "${TIMELINE:-}" ]; then
 	(
 		t0="$(date +%s.%N)"
-		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings queued_polls" >"$TIMELINE"
+		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings queued_polls late_starts" >"$TIMELINE"
 		while kill -0 "$RUN_PID" 2>/dev/null; do
 			curl -sf --max-time 1 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v now="$(date +%s.%N)" -v t0="$t0" '
 				/^canary_alarm_events_total/ {a += $2} /^canary_device_skipped_ticks_total/ {s += $2}
 				/^canary_device_late_polls_total/ {l += $2} /^canary_device_poll_errors_total/ {e += $2}
 				/^canary_outbox_dropped_readings_total/ {d += $2} /^canary_readings_shed_total/ {h += $2}
-				/^canary_core_queued_polls/ {q += $2}
-				END {if (NR) printf "%.1f %d %d %d %d %d %d %d\n", now - t0, a, s, l, e, d, h, q}' >>"$TIMELINE" || true
+				/^canary_core_queued_polls/ {q += $2} /^canary_device_late_starts_total/ {ls += $2}
+				END {if (NR) printf "%.1f %d %d %d %d %d %d %d %d\n", now - t0, a, s, l, e, d, h, q, ls}' >>"$TIMELINE" || true
 			sleep 1
 		done
 	) &
@@ -315,7 +315,7 @@ metric() {
 metric_prefix() {
 	awk -v m="$1" 'index($1, m) == 1 {s += $2} END {printf "%d", s}' <<<"$SCRAPE"
 }
-GW_METRICS=(canary_device_poll_errors_total canary_device_skipped_ticks_total canary_device_late_polls_total canary_device_late_answers_total canary_outbox_dropped_readings_total canary_readings_shed_total canary_alarm_events_total)
+GW_METRICS=(canary_device_poll_errors_total canary_device_skipped_ticks_total canary_device_late_polls_total canary_device_late_answers_total canary_outbox_dropped_readings_total canary_readings_shed_total canary_alarm_events_total canary_device_late_starts_total canary_device_polls_total)
 declare -A M0 M1
 scrape
 for m in "${GW_METRICS[@]}"; do M0[$m]="$(metric "$m")"; done
@@ -392,14 +392,14 @@ m = re.fullmatch(r"([0-9.]+)(ms|s)", sys.argv[4])
 poll = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
 print(round(int(sys.argv[1]) * int(sys.argv[2]) / poll))' "$DEVICES" "$SENSORS" "$DURATION" "$POLL")"
 d() { echo $((M1[$1] - M0[$1])); }
-printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %d late polls, %d answers read late, %d alarm events, %d readings batches dropped, %d readings shed; %d records in the outbox at the end (%d of them alarm states and events)\n' \
-	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$(d canary_device_late_polls_total)" "$(d canary_device_late_answers_total)" "$(d canary_alarm_events_total)" "$(d canary_outbox_dropped_readings_total)" "$(d canary_readings_shed_total)" "$BACKLOG" "$ALARM_BACKLOG"
+printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %d polls of %d started late, %d late polls, %d answers read late, %d alarm events, %d readings batches dropped, %d readings shed; %d records in the outbox at the end (%d of them alarm states and events)\n' \
+	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$(d canary_device_late_starts_total)" "$(($(d canary_device_polls_total) + $(d canary_device_late_polls_total)))" "$(d canary_device_late_polls_total)" "$(d canary_device_late_answers_total)" "$(d canary_alarm_events_total)" "$(d canary_outbox_dropped_readings_total)" "$(d canary_readings_shed_total)" "$BACKLOG" "$ALARM_BACKLOG"
 # Each core's busy share over the window, and where canary run was pinned.
 CORES="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s%s %.1f%%", (NR > 1 ? ", " : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
 CORES_JSON="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s\"%s\":%.1f", (NR > 1 ? "," : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
 printf 'cores      busy in the window: %s%s%s\n' "$CORES" "${RUN_CPU:+ (canary run alone on cpu$RUN_CPU)}" "${RUN_QUOTA:+; canary run limited to $RUN_QUOTA % of one core}"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
-json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG,\"core_busy_pct\":{$CORES_JSON},\"run_quota_pct\":${RUN_QUOTA:-null}"
+json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"polls\":$(d canary_device_polls_total),\"late_starts\":$(d canary_device_late_starts_total),\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG,\"core_busy_pct\":{$CORES_JSON},\"run_quota_pct\":${RUN_QUOTA:-null}"
 for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"

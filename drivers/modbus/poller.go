@@ -243,7 +243,8 @@ func (p *Poller) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		d := p.due()
-		timer.Reset(time.Until(d.next))
+		armed := time.Now()
+		timer.Reset(d.next.Sub(armed))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -261,6 +262,17 @@ func (p *Poller) Run(ctx context.Context) error {
 			continue
 		case <-timer.C:
 		}
+		if stallWake != nil {
+			stallWake()
+		}
+		// How late the poll starts after its tick, or after the link
+		// was free if that was later: the gateway's own lateness (a
+		// slow device or line only makes the link free later).
+		if time.Since(maxTime(d.next, armed)) > d.cfg.Poll/4 {
+			p.mu.Lock()
+			d.stats.LateStarts++
+			p.mu.Unlock()
+		}
 		p.polling.Add(1)
 		b := p.poll(ctx, d)
 		if ctx.Err() != nil {
@@ -273,6 +285,17 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		p.polling.Add(-1)
 	}
+}
+
+// stallWake, set by tests, puts a poller off after its timer fired, as a
+// busy gateway would (the scheduler running it late).
+var stallWake func()
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // spread gives the links their phases. A small group (at most

@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,4 +91,63 @@ func TestLateTimeout(t *testing.T) {
 	} {
 		require.Equal(t, tc.want, late(tc.elapsed, tc.timeout), "%v of %v", tc.elapsed, tc.timeout)
 	}
+}
+
+// TestSlowLinkIsNotALateStart: two devices share a link, and the first
+// answers 700 ms after each request: the second device's polls start that
+// much after their tick, because the link was busy, not because the
+// gateway ran late. Neither counts a late start.
+func TestSlowLinkIsNotALateStart(t *testing.T) {
+	url := requestServer(t, func(req []byte) []byte { // unit 1 slow, unit 2 at once
+		if req[6] == 1 {
+			time.Sleep(700 * time.Millisecond)
+		}
+		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
+	})
+	slow := device("slow", url, 1, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
+	fast := device("fast", url, 2, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
+	slow.Config.Timeout, fast.Config.Timeout = 900*time.Millisecond, 900*time.Millisecond
+	var c batches
+	g, stop := runGroup(t, []Device{slow, fast}, c.sink) // slow first: polled first at a shared tick
+	require.Eventually(t, func() bool { return len(c.get("fast")) >= 3 }, 15*time.Second, 20*time.Millisecond)
+	stop()
+
+	for _, b := range c.get("fast") {
+		require.NoError(t, b.Err)
+		// The premise: the fast device waited for the link. Its tick
+		// is on the second's grid; its answer came 700 ms or more later.
+		require.GreaterOrEqual(t, b.At.Sub(b.At.Truncate(time.Second)), 690*time.Millisecond, "the fast device did not wait for the link")
+	}
+	for _, s := range g.Stats() {
+		require.Positive(t, s.Polls, "device %s", s.Device)
+		require.Zero(t, s.LateStarts, "device %s: a late start counted for a busy link", s.Device)
+		require.Zero(t, s.Skipped, "device %s", s.Device)
+	}
+}
+
+// TestLateWakeIsALateStart: a poller put off after its timer fired (as a
+// busy gateway's scheduler does) by more than a quarter of the poll period
+// counts a late start; put off by less, it does not.
+func TestLateWakeIsALateStart(t *testing.T) {
+	url := requestServer(t, func(req []byte) []byte {
+		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
+	})
+	d := device("dev", url, 1, 400*time.Millisecond, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
+	var wakes atomic.Int32
+	stallWake = func() {
+		switch wakes.Add(1) {
+		case 2:
+			time.Sleep(250 * time.Millisecond) // past a quarter of 400 ms
+		case 3:
+			time.Sleep(20 * time.Millisecond) // within it
+		}
+	}
+	t.Cleanup(func() { stallWake = nil }) // after the pollers stop
+	var c batches
+	g, stop := runGroup(t, []Device{d}, c.sink)
+	require.Eventually(t, func() bool { return len(c.get("dev")) >= 4 }, 15*time.Second, 20*time.Millisecond)
+	stop()
+	s := g.Stats()[0]
+	require.Equal(t, uint64(1), s.LateStarts, "the poll put off 250 ms, and only it")
+	require.Zero(t, s.Late, "nothing spoilt: the poll only started late")
 }
