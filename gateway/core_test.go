@@ -892,8 +892,10 @@ func TestQueueDepthIsExported(t *testing.T) {
 	require.Equal(t, 2.0, gauge("canary_core_queued_polls"))
 }
 
-// TestLateStartsAreExported: /metrics carries each device's late starts
-// (drivers/modbus counts them: TestLateWakeIsALateStart).
+// TestLateStartsAreExported: /metrics carries a late-start series for
+// every device, labelled with its id. Only the wiring: the gateway here
+// never polls, so every count is 0 (drivers/modbus counts them:
+// TestLateWakeIsALateStart, TestHandOverWaitIsALateStart).
 func TestLateStartsAreExported(t *testing.T) {
 	g := newCoreGateway(t, 3, Options{})
 	mfs, err := g.o.Registry.Gather()

@@ -392,14 +392,23 @@ m = re.fullmatch(r"([0-9.]+)(ms|s)", sys.argv[4])
 poll = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
 print(round(int(sys.argv[1]) * int(sys.argv[2]) / poll))' "$DEVICES" "$SENSORS" "$DURATION" "$POLL")"
 d() { echo $((M1[$1] - M0[$1])); }
-printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %d polls of %d started late, %d late polls, %d answers read late, %d alarm events, %d readings batches dropped, %d readings shed; %d records in the outbox at the end (%d of them alarm states and events)\n' \
-	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$(d canary_device_late_starts_total)" "$(($(d canary_device_polls_total) + $(d canary_device_late_polls_total)))" "$(d canary_device_late_polls_total)" "$(d canary_device_late_answers_total)" "$(d canary_alarm_events_total)" "$(d canary_outbox_dropped_readings_total)" "$(d canary_readings_shed_total)" "$BACKLOG" "$ALARM_BACKLOG"
+# Every poll begun: those that yielded readings and those abandoned late.
+POLLS=$(($(d canary_device_polls_total) + $(d canary_device_late_polls_total)))
+# A binary from before canary_device_late_starts_total (CANARY_BIN) has no
+# such series: say so rather than print 0.
+if grep -q '^canary_device_late_starts_total' <<<"$SCRAPE"; then
+	LATE_STARTS="$(d canary_device_late_starts_total)" LATE_STARTS_JSON="$LATE_STARTS"
+else
+	LATE_STARTS=n/a LATE_STARTS_JSON=null
+fi
+printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %s polls of %d started late, %d late polls, %d answers read late, %d alarm events, %d readings batches dropped, %d readings shed; %d records in the outbox at the end (%d of them alarm states and events)\n' \
+	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$LATE_STARTS" "$POLLS" "$(d canary_device_late_polls_total)" "$(d canary_device_late_answers_total)" "$(d canary_alarm_events_total)" "$(d canary_outbox_dropped_readings_total)" "$(d canary_readings_shed_total)" "$BACKLOG" "$ALARM_BACKLOG"
 # Each core's busy share over the window, and where canary run was pinned.
 CORES="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s%s %.1f%%", (NR > 1 ? ", " : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
 CORES_JSON="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s\"%s\":%.1f", (NR > 1 ? "," : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
 printf 'cores      busy in the window: %s%s%s\n' "$CORES" "${RUN_CPU:+ (canary run alone on cpu$RUN_CPU)}" "${RUN_QUOTA:+; canary run limited to $RUN_QUOTA % of one core}"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
-json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"polls\":$(d canary_device_polls_total),\"late_starts\":$(d canary_device_late_starts_total),\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG,\"core_busy_pct\":{$CORES_JSON},\"run_quota_pct\":${RUN_QUOTA:-null}"
+json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"polls\":$POLLS,\"late_starts\":$LATE_STARTS_JSON,\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG,\"core_busy_pct\":{$CORES_JSON},\"run_quota_pct\":${RUN_QUOTA:-null}"
 for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"

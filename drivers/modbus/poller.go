@@ -231,9 +231,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	defer p.link.Close()
 	// Start on the grid of the poll period (at most 1 s), as the gateway's
 	// other periodic work does: the process then wakes once for all of it.
-	grid := min(p.minPoll(), time.Second)
-	now := time.Now()
-	start := now.Truncate(grid).Add(grid).Add(p.phase)
+	start := gridStart(time.Now(), min(p.minPoll(), time.Second), p.phase)
 	for _, d := range p.devs {
 		d.next = start
 	}
@@ -241,16 +239,17 @@ func (p *Poller) Run(ctx context.Context) error {
 	defer p.log.Info().Msg("polling stopped")
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	free := time.Now() // when the link was last free: after the last poll or write
 	for {
 		d := p.due()
-		armed := time.Now()
-		timer.Reset(d.next.Sub(armed))
+		timer.Reset(time.Until(d.next))
 		select {
 		case <-ctx.Done():
 			return nil
 		case w := <-p.writes:
 			timer.Stop() // Go >= 1.23: no stale tick to drain
 			r := p.write(w)
+			free = time.Now()
 			var ex *ExceptionError
 			if r.err != nil && !errors.As(r.err, &ex) && p.reopen && p.link.IsOpen() {
 				// As after a failed poll (read): an answer or part of one
@@ -267,8 +266,10 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		// How late the poll starts after its tick, or after the link
 		// was free if that was later: the gateway's own lateness (a
-		// slow device or line only makes the link free later).
-		if time.Since(maxTime(d.next, armed)) > d.cfg.Poll/4 {
+		// slow device or line only makes the link free later). The time
+		// since includes a wait to hand the last batch over to a core
+		// that is behind (Options.Sink): the gateway's lateness too.
+		if time.Since(maxTime(d.next, free)) > d.cfg.Poll/4 {
 			p.mu.Lock()
 			d.stats.LateStarts++
 			p.mu.Unlock()
@@ -279,12 +280,22 @@ func (p *Poller) Run(ctx context.Context) error {
 			p.polling.Add(-1)
 			return nil // a poll cut short by shutdown is not a device failure
 		}
-		p.schedule(d, time.Now())
+		free = time.Now()
+		p.schedule(d, free)
 		if !b.Late {
 			p.sink(b)
 		}
 		p.polling.Add(-1)
 	}
+}
+
+// gridStart is the first tick at or after now's next multiple of grid,
+// shifted by phase. It keeps now's monotonic clock reading (Truncate drops
+// it): the schedule then runs on the monotonic clock, and a step of the
+// wall clock (NTP at boot) neither stops polling (a step back) nor makes
+// every poll late (a step forward).
+func gridStart(now time.Time, grid, phase time.Duration) time.Time {
+	return now.Add(grid - now.Sub(now.Truncate(grid)) + phase)
 }
 
 // stallWake, set by tests, puts a poller off after its timer fired, as a

@@ -127,17 +127,18 @@ func TestSlowLinkIsNotALateStart(t *testing.T) {
 
 // TestLateWakeIsALateStart: a poller put off after its timer fired (as a
 // busy gateway's scheduler does) by more than a quarter of the poll period
-// counts a late start; put off by less, it does not.
+// counts a late start; put off by less, it does not. (Margins are wide: a
+// loaded test machine may delay a wake-up by tens of milliseconds.)
 func TestLateWakeIsALateStart(t *testing.T) {
 	url := requestServer(t, func(req []byte) []byte {
 		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
 	})
-	d := device("dev", url, 1, 400*time.Millisecond, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
+	d := device("dev", url, 1, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
 	var wakes atomic.Int32
 	stallWake = func() {
 		switch wakes.Add(1) {
 		case 2:
-			time.Sleep(250 * time.Millisecond) // past a quarter of 400 ms
+			time.Sleep(600 * time.Millisecond) // past a quarter of 1 s
 		case 3:
 			time.Sleep(20 * time.Millisecond) // within it
 		}
@@ -148,6 +149,48 @@ func TestLateWakeIsALateStart(t *testing.T) {
 	require.Eventually(t, func() bool { return len(c.get("dev")) >= 4 }, 15*time.Second, 20*time.Millisecond)
 	stop()
 	s := g.Stats()[0]
-	require.Equal(t, uint64(1), s.LateStarts, "the poll put off 250 ms, and only it")
+	require.Equal(t, uint64(1), s.LateStarts, "the poll put off 600 ms, and only it")
 	require.Zero(t, s.Late, "nothing spoilt: the poll only started late")
+}
+
+// TestGridStart: the first tick is on the grid (plus the phase), after
+// now, and keeps the monotonic clock reading, so that the schedule does
+// not follow steps of the wall clock.
+func TestGridStart(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct{ grid, phase time.Duration }{
+		{time.Second, 0}, {100 * time.Millisecond, 0}, {time.Second, 300 * time.Millisecond},
+	} {
+		start := gridStart(now, tc.grid, tc.phase)
+		require.Contains(t, start.String(), "m=", "grid %s: the monotonic reading is kept", tc.grid)
+		onGrid := start.Add(-tc.phase)
+		require.Zero(t, onGrid.Round(0).Sub(onGrid.Round(0).Truncate(tc.grid)), "grid %s: on the grid", tc.grid)
+		require.True(t, onGrid.After(now), "grid %s: after now", tc.grid)
+		require.LessOrEqual(t, onGrid.Sub(now), tc.grid, "grid %s: within a grid period", tc.grid)
+	}
+}
+
+// TestHandOverWaitIsALateStart: a poller that waits to hand its batch over
+// (a core that is behind, Options.Sink) starts its next poll late, with
+// the link free all along: a late start.
+func TestHandOverWaitIsALateStart(t *testing.T) {
+	url := requestServer(t, func(req []byte) []byte {
+		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
+	})
+	d := device("dev", url, 1, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
+	var c batches
+	var n atomic.Int32
+	g, stop := runGroup(t, []Device{d}, func(b Batch) {
+		if n.Add(1) == 2 {
+			// Past the next tick (1 s) and a quarter period more: the
+			// next poll starts about 400 ms after its tick.
+			time.Sleep(1400 * time.Millisecond)
+		}
+		c.sink(b)
+	})
+	require.Eventually(t, func() bool { return len(c.get("dev")) >= 4 }, 15*time.Second, 20*time.Millisecond)
+	stop()
+	s := g.Stats()[0]
+	require.Equal(t, uint64(1), s.LateStarts, "the poll after the wait, and only it")
+	require.Zero(t, s.Skipped, "the wait ended before the tick after")
 }
