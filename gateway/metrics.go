@@ -81,7 +81,7 @@ func newCollector(g *Gateway) *collector {
 		timeouts:    d("canary_device_timeouts_total", "Requests that timed out, per device.", dev),
 		exceptions:  d("canary_device_exceptions_total", "Modbus exception answers, per device.", dev),
 		skipped:     d("canary_device_skipped_ticks_total", "Poll ticks skipped because the link was busy or backing off.", dev),
-		lateStarts:  d("canary_device_late_starts_total", "Polls started more than a quarter of the poll period after their tick (or after the link was free): the gateway getting its pollers the CPU late.", dev),
+		lateStarts:  d("canary_device_late_starts_total", "Polls started more than a quarter of the poll period after their tick (or after the link was free): the gateway getting its pollers the CPU late, or holding them while the core takes their batches.", dev),
 		late:        d("canary_device_late_polls_total", "Polls abandoned because the gateway itself ran late (overloaded): no readings, neither good nor bad.", dev),
 		lateAnswers: d("canary_device_late_answers_total", "Requests whose answer came within the timeout but was read after it, the gateway running late: their readings are good.", dev),
 		reconnects:  d("canary_device_reconnects_total", "Link reconnects, per device.", dev),

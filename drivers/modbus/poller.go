@@ -261,6 +261,9 @@ func (p *Poller) Run(ctx context.Context) error {
 			continue
 		case <-timer.C:
 		}
+		if ctx.Err() != nil {
+			return nil // the tick and the cancel came together
+		}
 		if stallWake != nil {
 			stallWake()
 		}
@@ -268,7 +271,9 @@ func (p *Poller) Run(ctx context.Context) error {
 		// was free if that was later: the gateway's own lateness (a
 		// slow device or line only makes the link free later). The time
 		// since includes a wait to hand the last batch over to a core
-		// that is behind (Options.Sink): the gateway's lateness too.
+		// that is behind (Options.Sink): the gateway's lateness too. (A
+		// write taken first, with the tick already passed, moves the
+		// link's free time on: that late start is not counted.)
 		if time.Since(maxTime(d.next, free)) > d.cfg.Poll/4 {
 			p.mu.Lock()
 			d.stats.LateStarts++
@@ -292,8 +297,11 @@ func (p *Poller) Run(ctx context.Context) error {
 // gridStart is the first tick at or after now's next multiple of grid,
 // shifted by phase. It keeps now's monotonic clock reading (Truncate drops
 // it): the schedule then runs on the monotonic clock, and a step of the
-// wall clock (NTP at boot) neither stops polling (a step back) nor makes
-// every poll late (a step forward).
+// wall clock (NTP at boot) neither stops polling for the step's length (a
+// step back) nor counts the step's ticks as skipped (a step forward). After
+// such a step the ticks stay where they were, off the wall-clock grid the
+// core and the publisher wake on, until a restart: more wake-ups, nothing
+// missed.
 func gridStart(now time.Time, grid, phase time.Duration) time.Time {
 	return now.Add(grid - now.Sub(now.Truncate(grid)) + phase)
 }

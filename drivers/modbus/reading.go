@@ -80,9 +80,10 @@ type DeviceStats struct {
 	Skipped, Backoff uint64
 	// LateStarts counts polls that started more than a quarter period
 	// after their tick (or after the link was free, if that was later):
-	// the gateway getting its pollers the CPU late, the sign that comes
-	// before ticks are skipped and polls spoilt (Late). A slow device or
-	// line makes the link free later, which is not a late start.
+	// the gateway getting its pollers the CPU late, or holding them while
+	// it takes their batches, counted also where no poll is spoilt (Late).
+	// A slow device or line makes the link free later, which is not a
+	// late start.
 	LateStarts uint64
 	// Late counts polls abandoned because the gateway itself was late: a
 	// request's timeout expired while the poller was not running (an
