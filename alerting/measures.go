@@ -75,7 +75,14 @@ func (e *Engine) evalRate(p *point, now time.Time, v float64) {
 // exposure accumulates 1-minute averages for TWA and STEL. Negative
 // readings (zero drift) are clamped to 0.
 type exposure struct {
-	minute time.Time // start of the open minute; zero: none open
+	// minute is the start of the open minute (zero: none open), with the
+	// sample's monotonic clock reading: the minute closes a minute of
+	// monotonic time later, so that a step of the wall clock (NTP at boot)
+	// neither holds a minute open for the step's length (a step back: no
+	// STEL or TWA judged for it, then the whole span averaged as one
+	// minute) nor drops the minutes before it from the STEL window (a step
+	// forward).
+	minute time.Time
 	sum    float64
 	n      int
 	// mins[head:] holds closed minute averages of the last 8 h, oldest
@@ -92,7 +99,9 @@ type exposure struct {
 // sample opened a new minute (whose closing is then due).
 func (x *exposure) add(now time.Time, v float64) (opened bool) {
 	if x.minute.IsZero() {
-		x.minute = now.Truncate(time.Minute)
+		// On the wall clock's minute grid, keeping the monotonic
+		// reading (Truncate drops it).
+		x.minute = now.Add(-now.Round(0).Sub(now.Truncate(time.Minute)))
 		opened = true
 	}
 	x.sum += math.Max(v, 0)
@@ -114,7 +123,7 @@ func (x *exposure) minuteEnd() (t time.Time, ok bool) {
 func (e *Engine) closeMinute(p *point, now time.Time) {
 	px := p.x
 	x := px.exp
-	if x.minute.IsZero() || now.Truncate(time.Minute).Compare(x.minute) <= 0 {
+	if x.minute.IsZero() || now.Before(x.minute.Add(time.Minute)) {
 		return
 	}
 	m := x.minute
@@ -148,11 +157,16 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 			twa /= 480
 		} else {
 			if a.spec.ShiftSet {
-				s := int64(m.Add(-a.spec.ShiftStart).Sub(time.Unix(0, 0)) / (24 * time.Hour))
-				if x.shiftN && s != x.shift {
+				// The shift is the wall clock's; a step of it back
+				// into the shift before does not wipe this shift's
+				// exposure (the shift number only moves on).
+				s := int64(m.Round(0).Add(-a.spec.ShiftStart).Sub(time.Unix(0, 0)) / (24 * time.Hour))
+				if x.shiftN && s > x.shift {
 					x.acc = 0
 				}
-				x.shift, x.shiftN = s, true
+				if !x.shiftN || s > x.shift {
+					x.shift, x.shiftN = s, true
+				}
 			}
 			x.acc += avg / 480
 			twa = x.acc

@@ -126,3 +126,104 @@ func TestReAlarmLateAfterWallStepBackward(t *testing.T) {
 	}
 	t.Log(renderEvents(all))
 }
+
+// stelCfg: an H2S point with a 5-minute STEL of 10 ppm.
+func stelCfg() Config {
+	return Config{Points: []PointConfig{{Site: "s", Device: "w", Sensor: "h", Kind: "h2s", Poll: time.Second,
+		Alarms: SensorAlarms{STEL: &LimitConfig{Limit: f(10), Period: d(5 * time.Minute)}}}}}
+}
+
+// TestSTELAfterWallStepBackward: the system clock is stepped back an hour
+// while a TWA/STEL minute is open, and the gas then reads 50 ppm. The
+// minute closes a minute (monotonic) after it opened, and the STEL alarm
+// comes within two minutes; on the wall clock the minute stayed open for
+// the hour, and no STEL was judged until then.
+func TestSTELAfterWallStepBackward(t *testing.T) {
+	t0 := time.Now()
+	w := twin{t: t, e: newEngine(t, stelCfg()), ref: newEngine(t, stelCfg())}
+	w.ref.scanAll = true
+	w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0), nil })
+	w.do(func(e *Engine) ([]Event, error) { return e.Observe(t0, Sample{Point: "w.h", Value: 0}) })
+	raised := time.Duration(-1)
+	for s := 1; s <= 5*60 && raised < 0; s++ {
+		at := t0.Add(time.Duration(s) * time.Second)
+		if s >= 20 {
+			at = wallStep(at, -time.Hour) // stepped back 20 s in
+		}
+		for _, op := range []func(*Engine) ([]Event, error){
+			func(e *Engine) ([]Event, error) { return e.Observe(at, Sample{Point: "w.h", Value: 50}) },
+			func(e *Engine) ([]Event, error) { return e.Tick(at), nil },
+		} {
+			for _, ev := range w.do(op) {
+				if ev.Alarm == "w.h.stel" && ev.Type == EvActivate {
+					raised = time.Duration(s) * time.Second
+				}
+			}
+		}
+	}
+	require.GreaterOrEqual(t, raised, time.Duration(0), "no STEL alarm within 5 minutes of 50 ppm")
+	require.LessOrEqual(t, raised, 2*time.Minute, "STEL raised %s after the gas came", raised)
+}
+
+// TestSTELWindowAfterWallStepForward: three minutes of 50 ppm, then the
+// system clock is stepped forward an hour and the gas reads 0. The STEL
+// window is five minutes of monotonic time: the minutes of gas stay in it,
+// and the alarm stays active; on the wall clock they fell out of the
+// window at once and the alarm cleared.
+func TestSTELWindowAfterWallStepForward(t *testing.T) {
+	t0 := time.Now()
+	w := twin{t: t, e: newEngine(t, stelCfg()), ref: newEngine(t, stelCfg())}
+	w.ref.scanAll = true
+	w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0), nil })
+	active := func() bool {
+		st, ok := w.e.Alarm("w.h.stel")
+		require.True(t, ok)
+		return st.Active
+	}
+	for s := 0; s <= 4*60; s++ {
+		at := t0.Add(time.Duration(s) * time.Second)
+		v := 50.0
+		if s >= 3*60 {
+			at, v = wallStep(at, time.Hour), 0
+		}
+		w.do(func(e *Engine) ([]Event, error) { return e.Observe(at, Sample{Point: "w.h", Value: v}) })
+		w.do(func(e *Engine) ([]Event, error) { return e.Tick(at), nil })
+	}
+	require.True(t, active(), "the gas minutes left the 5-minute STEL window 1 minute after the step")
+}
+
+// TestTWAShiftAfterWallStepBackward: an accumulating TWA whose shift began
+// two to three minutes ago; gas throughout, and 3.5 minutes in the system
+// clock is stepped back an hour, into the shift before. The shift's
+// exposure is kept (the shift number only moves on): the TWA equals that
+// of an engine whose clock was not stepped. It was wiped when the shift
+// number went back.
+func TestTWAShiftAfterWallStepBackward(t *testing.T) {
+	t0 := time.Now()
+	shift := t0.UTC().Add(-2 * time.Minute).Format("15:04")
+	cfg := Config{Points: []PointConfig{{Site: "s", Device: "w", Sensor: "h", Kind: "h2s", Poll: time.Second,
+		Alarms: SensorAlarms{TWA: &LimitConfig{Limit: f(1), ShiftStart: shift}}}}}
+	w := twin{t: t, e: newEngine(t, cfg), ref: newEngine(t, cfg)}
+	w.ref.scanAll = true
+	plain := newEngine(t, cfg) // the same samples, the clock not stepped
+	w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0), nil })
+	plain.Tick(t0)
+	twa := func(e *Engine) float64 {
+		st, ok := e.Alarm("w.h.twa")
+		require.True(t, ok)
+		return st.Value
+	}
+	for s := 0; s <= 6*60; s++ {
+		at := t0.Add(time.Duration(s) * time.Second)
+		_, err := plain.Observe(at, Sample{Point: "w.h", Value: 50})
+		require.NoError(t, err)
+		plain.Tick(at)
+		if s >= 3*60+30 {
+			at = wallStep(at, -time.Hour)
+		}
+		w.do(func(e *Engine) ([]Event, error) { return e.Observe(at, Sample{Point: "w.h", Value: 50}) })
+		w.do(func(e *Engine) ([]Event, error) { return e.Tick(at), nil })
+	}
+	require.GreaterOrEqual(t, twa(plain), 5*50.0/480, "five minutes closed")
+	require.InDelta(t, twa(plain), twa(w.e), 1e-9, "the shift's exposure changed by the step back")
+}
