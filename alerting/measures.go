@@ -88,11 +88,12 @@ type exposure struct {
 	// mins[head:] holds closed minute averages of the last 8 h, oldest
 	// first; the dead front is dropped only when it is half the slice, so
 	// closing a minute does not copy 8 h of averages.
-	mins   []tv
-	head   int
-	acc    float64 // accumulating TWA: Σ avg / 480
-	shift  int64   // shift number of the accumulation
-	shiftN bool
+	mins    []tv
+	head    int
+	acc     float64   // accumulating TWA: Σ avg / 480
+	shift   int64     // shift number of the accumulation
+	shiftAt time.Time // the accumulation's first minute
+	shiftN  bool
 }
 
 // add accumulates a sample into the open minute; it reports whether the
@@ -109,13 +110,28 @@ func (x *exposure) add(now time.Time, v float64) (opened bool) {
 	return opened
 }
 
-// minuteEnd is when the open minute can close: the first instant whose
-// minute is past it. ok is false when no minute is open.
+// minuteEnd is when the open minute's timer is due: minuteSlack before
+// its end, where closeMinute may close it already (see minuteOver). ok is
+// false when no minute is open.
 func (x *exposure) minuteEnd() (t time.Time, ok bool) {
 	if x.minute.IsZero() {
 		return time.Time{}, false
 	}
-	return x.minute.Add(time.Minute), true
+	return x.minute.Add(time.Minute - minuteSlack), true
+}
+
+// minuteSlack: see minuteOver.
+const minuteSlack = time.Millisecond
+
+// minuteOver reports whether the minute that ends at end is over at now:
+// by the monotonic clock, or by the wall clock when the monotonic clock is
+// within minuteSlack of the end. Go reads the two clocks apart, so their
+// offset moves by nanoseconds from one reading to the next: the core's
+// tick on the wall clock's minute could otherwise find the minute a few
+// nanoseconds short and leave it to the next tick. A step of the wall
+// clock is far outside the slack.
+func minuteOver(now, end time.Time) bool {
+	return !now.Before(end) || (!now.Round(0).Before(end.Round(0)) && end.Sub(now) < minuteSlack)
 }
 
 // closeMinute closes the open minute once now is past it and evaluates
@@ -123,7 +139,7 @@ func (x *exposure) minuteEnd() (t time.Time, ok bool) {
 func (e *Engine) closeMinute(p *point, now time.Time) {
 	px := p.x
 	x := px.exp
-	if x.minute.IsZero() || now.Before(x.minute.Add(time.Minute)) {
+	if x.minute.IsZero() || !minuteOver(now, x.minute.Add(time.Minute)) {
 		return
 	}
 	m := x.minute
@@ -157,15 +173,18 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 			twa /= 480
 		} else {
 			if a.spec.ShiftSet {
-				// The shift is the wall clock's; a step of it back
+				// The shift is the wall clock's. A step of it back
 				// into the shift before does not wipe this shift's
-				// exposure (the shift number only moves on).
+				// exposure (the shift number only moves on), and a
+				// shift lasts at most 24 h of monotonic time, so that
+				// a step forward by days, undone, does not hold one
+				// shift's accumulation for those days.
 				s := int64(m.Round(0).Add(-a.spec.ShiftStart).Sub(time.Unix(0, 0)) / (24 * time.Hour))
-				if x.shiftN && s > x.shift {
-					x.acc = 0
-				}
-				if !x.shiftN || s > x.shift {
-					x.shift, x.shiftN = s, true
+				switch {
+				case !x.shiftN:
+					x.shift, x.shiftAt, x.shiftN = s, m, true
+				case s > x.shift || m.Sub(x.shiftAt) >= 24*time.Hour:
+					x.acc, x.shift, x.shiftAt = 0, s, m
 				}
 			}
 			x.acc += avg / 480

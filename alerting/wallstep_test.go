@@ -139,7 +139,10 @@ func stelCfg() Config {
 // comes within two minutes; on the wall clock the minute stayed open for
 // the hour, and no STEL was judged until then.
 func TestSTELAfterWallStepBackward(t *testing.T) {
+	// On the wall clock's minute (keeping the monotonic reading), so that
+	// the first minute is open when the clock is stepped, 20 s in.
 	t0 := time.Now()
+	t0 = t0.Add(-t0.Round(0).Sub(t0.Truncate(time.Minute)))
 	w := twin{t: t, e: newEngine(t, stelCfg()), ref: newEngine(t, stelCfg())}
 	w.ref.scanAll = true
 	w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0), nil })
@@ -226,4 +229,61 @@ func TestTWAShiftAfterWallStepBackward(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, twa(plain), 5*50.0/480, "five minutes closed")
 	require.InDelta(t, twa(plain), twa(w.e), 1e-9, "the shift's exposure changed by the step back")
+}
+
+// TestTWAShiftAfterWallStepForwardUndone: the clock is stepped forward two
+// days (a new shift: the accumulation restarts) and back again. The shift
+// number is then two days ahead of the clock; the accumulation still
+// restarts 24 h (monotonic) after the shift began, not two days later.
+func TestTWAShiftAfterWallStepForwardUndone(t *testing.T) {
+	t0 := time.Now()
+	cfg := Config{Points: []PointConfig{{Site: "s", Device: "w", Sensor: "h", Kind: "h2s", Poll: time.Minute,
+		Alarms: SensorAlarms{TWA: &LimitConfig{Limit: f(1), ShiftStart: "00:00"}}}}}
+	e := newEngine(t, cfg)
+	e.Tick(t0)
+	twa := func() float64 {
+		st, ok := e.Alarm("w.h.twa")
+		require.True(t, ok)
+		return st.Value
+	}
+	step := time.Duration(0)
+	for m := 0; m <= 30*60; m++ { // 30 h, a sample a minute
+		if m == 10 {
+			step = 48 * time.Hour // forward two days
+		}
+		if m == 20 {
+			step = 0 // and back
+		}
+		at := wallStep(t0.Add(time.Duration(m)*time.Minute), step)
+		_, err := e.Observe(at, Sample{Point: "w.h", Value: 48})
+		require.NoError(t, err)
+		e.Tick(at)
+	}
+	// Each closed minute adds 48/480 = 0.1. The shift that began at the
+	// step forward (minute 10) ended 24 h later; at most the minutes since
+	// then (about 6 h) and since the shift the wall clock is in are counted.
+	require.Less(t, twa(), 0.1*(7*60), "the accumulation held for the step's two days")
+}
+
+// TestMinuteOver: a minute is over by the monotonic clock, or by the wall
+// clock when the monotonic clock is within minuteSlack of its end (the two
+// clocks are read apart: nanoseconds), never by a wall clock stepped
+// forward alone.
+func TestMinuteOver(t *testing.T) {
+	end := time.Now().Add(time.Minute)
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want bool
+	}{
+		{"at the end", end, true},
+		{"after it", end.Add(time.Second), true},
+		{"before it", end.Add(-time.Second), false},
+		{"the wall clock stepped back, the minute over", wallStep(end.Add(time.Second), -time.Hour), true},
+		{"the wall clock past the end, the monotonic 0.5 ms short", wallStep(end.Add(-500*time.Microsecond), time.Second), true},
+		{"the wall clock stepped past the end, the monotonic 2 ms short", wallStep(end.Add(-2*time.Millisecond), time.Second), false},
+		{"the wall clock stepped an hour on, the minute just begun", wallStep(end.Add(-59*time.Second), time.Hour), false},
+	} {
+		require.Equal(t, tc.want, minuteOver(tc.now, end), tc.name)
+	}
 }
