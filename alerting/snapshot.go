@@ -273,7 +273,17 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 		}
 		switch sa.Shelve {
 		case "timed":
-			a.shelve, x.shelveUntil = timedShelve, sa.ShelveUntil
+			until := sa.ShelveUntil
+			if until.Sub(now.Round(0)) > e.opts.MaxShelve {
+				// No shelve is longer than MaxShelve: the clock is
+				// wrong now (a box booted without a real-time clock,
+				// NTP not reached yet) or was when the snapshot was
+				// written. Judged by that clock, the alarm could stay
+				// shelved for as long as the clock is wrong: at most
+				// MaxShelve from now instead, on the monotonic clock.
+				until = now.Add(e.opts.MaxShelve)
+			}
+			a.shelve, x.shelveUntil = timedShelve, until
 		case "oneshot":
 			a.shelve = oneShotShelve
 		default:

@@ -287,3 +287,34 @@ func TestMinuteOver(t *testing.T) {
 		require.Equal(t, tc.want, minuteOver(tc.now, end), tc.name)
 	}
 }
+
+// TestRestoredShelveCappedWhenTheClockIsWrong: an alarm shelved for an
+// hour; the gateway restarts on a box whose clock is a year behind (no
+// real-time clock, NTP not reached). By that clock the shelve has a year
+// and an hour to run; no shelve is longer than MaxShelve (8 h), so it ends
+// 8 h after the restart, on the monotonic clock.
+func TestRestoredShelveCappedWhenTheClockIsWrong(t *testing.T) {
+	cfg := pressureCfg(nil)
+	t0 := time.Now()
+	e1 := newEngine(t, cfg)
+	e1.Tick(t0)
+	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
+	require.NoError(t, err)
+	_, err = e1.Shelve(t0, "l.p.high", "u", "maintenance", time.Hour)
+	require.NoError(t, err)
+	snap, err := e1.Snapshot()
+	require.NoError(t, err)
+
+	const yearBehind = -365 * 24 * time.Hour
+	at := func(d time.Duration) time.Time { return wallStep(t0.Add(time.Minute+d), yearBehind) }
+	w := restoredTwin(t, cfg, at(0), snap)
+	unshelvedAt := time.Duration(-1)
+	for d := time.Duration(0); d <= 9*time.Hour && unshelvedAt < 0; d += time.Minute {
+		for _, ev := range w.do(func(e *Engine) ([]Event, error) { return e.Tick(at(d)), nil }) {
+			if ev.Alarm == "l.p.high" && ev.Type == EvUnshelve {
+				unshelvedAt = d
+			}
+		}
+	}
+	require.Equal(t, 8*time.Hour, unshelvedAt, "the restored shelve ends MaxShelve after the restart")
+}
