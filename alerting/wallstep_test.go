@@ -46,9 +46,16 @@ func (w twin) do(op func(*Engine) ([]Event, error)) []Event {
 	return evs
 }
 
-func restoredTwin(t *testing.T, cfg Config, at time.Time, snap []byte) twin {
+// newTwin is a twin of two fresh engines on cfg, the reference scanning
+// every alarm at every call.
+func newTwin(t *testing.T, cfg Config) twin {
 	w := twin{t: t, e: newEngine(t, cfg), ref: newEngine(t, cfg)}
 	w.ref.scanAll = true
+	return w
+}
+
+func restoredTwin(t *testing.T, cfg Config, at time.Time, snap []byte) twin {
+	w := newTwin(t, cfg)
 	w.do(func(e *Engine) ([]Event, error) { return e.Restore(at, snap) })
 	return w
 }
@@ -143,8 +150,7 @@ func TestSTELAfterWallStepBackward(t *testing.T) {
 	// the first minute is open when the clock is stepped, 20 s in.
 	t0 := time.Now()
 	t0 = t0.Add(-t0.Round(0).Sub(t0.Truncate(time.Minute)))
-	w := twin{t: t, e: newEngine(t, stelCfg()), ref: newEngine(t, stelCfg())}
-	w.ref.scanAll = true
+	w := newTwin(t, stelCfg())
 	w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0), nil })
 	w.do(func(e *Engine) ([]Event, error) { return e.Observe(t0, Sample{Point: "w.h", Value: 0}) })
 	raised := time.Duration(-1)
@@ -175,8 +181,7 @@ func TestSTELAfterWallStepBackward(t *testing.T) {
 // window at once and the alarm cleared.
 func TestSTELWindowAfterWallStepForward(t *testing.T) {
 	t0 := time.Now()
-	w := twin{t: t, e: newEngine(t, stelCfg()), ref: newEngine(t, stelCfg())}
-	w.ref.scanAll = true
+	w := newTwin(t, stelCfg())
 	w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0), nil })
 	active := func() bool {
 		st, ok := w.e.Alarm("w.h.stel")
@@ -206,8 +211,7 @@ func TestTWAShiftAfterWallStepBackward(t *testing.T) {
 	shift := t0.UTC().Add(-2 * time.Minute).Format("15:04")
 	cfg := Config{Points: []PointConfig{{Site: "s", Device: "w", Sensor: "h", Kind: "h2s", Poll: time.Second,
 		Alarms: SensorAlarms{TWA: &LimitConfig{Limit: f(1), ShiftStart: shift}}}}}
-	w := twin{t: t, e: newEngine(t, cfg), ref: newEngine(t, cfg)}
-	w.ref.scanAll = true
+	w := newTwin(t, cfg)
 	plain := newEngine(t, cfg) // the same samples, the clock not stepped
 	w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0), nil })
 	plain.Tick(t0)

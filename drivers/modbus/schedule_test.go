@@ -102,7 +102,7 @@ func TestSlowLinkIsNotALateStart(t *testing.T) {
 		if req[6] == 1 {
 			time.Sleep(700 * time.Millisecond)
 		}
-		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
+		return answerTo(req)
 	})
 	slow := device("slow", url, 1, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
 	fast := device("fast", url, 2, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
@@ -130,9 +130,7 @@ func TestSlowLinkIsNotALateStart(t *testing.T) {
 // counts a late start; put off by less, it does not. (Margins are wide: a
 // loaded test machine may delay a wake-up by tens of milliseconds.)
 func TestLateWakeIsALateStart(t *testing.T) {
-	url := requestServer(t, func(req []byte) []byte {
-		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
-	})
+	url := requestServer(t, answerTo)
 	d := device("dev", url, 1, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
 	var wakes atomic.Int32
 	stallWake = func() {
@@ -174,9 +172,7 @@ func TestGridStart(t *testing.T) {
 // (a core that is behind, Options.Sink) starts its next poll late, with
 // the link free all along: a late start.
 func TestHandOverWaitIsALateStart(t *testing.T) {
-	url := requestServer(t, func(req []byte) []byte {
-		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
-	})
+	url := requestServer(t, answerTo)
 	d := device("dev", url, 1, time.Second, []SensorConfig{sensor("v", "holding", 0, "float32", "ABCD")})
 	var c batches
 	var n atomic.Int32

@@ -141,6 +141,12 @@ func answerFrame(txn uint16, unit, fc byte) []byte {
 	return []byte{byte(txn >> 8), byte(txn), 0, 0, 0, 7, unit, fc, 4, 0x3f, 0xc0, 0, 0}
 }
 
+// answerTo is answerFrame for the 12-byte request req: its transaction,
+// unit and function code.
+func answerTo(req []byte) []byte {
+	return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
+}
+
 // requestServer is a Modbus TCP unit on loopback that reads each 12-byte
 // request and writes what answer returns for it (nothing for nil). It
 // returns the unit's URL; it stops with the test.
@@ -561,7 +567,7 @@ func TestLateAnswerIsNotInTime(t *testing.T) {
 	waitForStamps(t, gw, dev)
 	url := requestServer(t, func(req []byte) []byte { // a unit that answers FC03 80 ms after each request
 		time.Sleep(80 * time.Millisecond)
-		return answerFrame(uint16(req[0])<<8|uint16(req[1]), req[6], req[7])
+		return answerTo(req)
 	})
 	d := device("slow", url, 1, time.Second, imageSensors())
 	d.Config.Timeout = 20 * time.Millisecond
