@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/canary-gw/canary/internal/clocktest"
 )
 
 // TestTimersMatchFullScanMonotonic with the system clock stepped (±1 h)
@@ -22,7 +24,7 @@ func TestTimersMatchFullScanWallSteps(t *testing.T) {
 				}
 				r.run(data)
 				step := time.Duration(rng.IntN(7200)-3600) * time.Second
-				r.now = wallStep(r.now, step)
+				r.now = clocktest.WallStep(r.now, step)
 			}
 		})
 		if !ok {

@@ -3,34 +3,11 @@ package alerting
 import (
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/internal/clocktest"
 )
-
-// wallStep returns t (which must carry a monotonic reading) with its wall
-// clock moved by s and its monotonic reading unchanged: what time.Now
-// returns after the system clock was stepped by s (NTP step, operator).
-func wallStep(t time.Time, s time.Duration) time.Time {
-	type tm struct {
-		wall uint64
-		ext  int64
-		loc  *time.Location
-	}
-	p := (*tm)(unsafe.Pointer(&t))
-	if p.wall&(1<<63) == 0 {
-		panic("no monotonic reading")
-	}
-	p.wall += uint64(int64(s/time.Second) << 30)
-	return t
-}
-
-func TestWallStepHelper(t *testing.T) {
-	t0 := time.Now()
-	t1 := wallStep(t0, time.Hour)
-	require.Equal(t, time.Duration(0), t1.Sub(t0))
-	require.Equal(t, time.Hour, t1.Round(0).Sub(t0.Round(0)))
-}
 
 // twin runs the same calls on the timer engine and on a full-scan engine.
 type twin struct {
@@ -96,7 +73,7 @@ func TestShelveExpiryLateAfterWallStepForward(t *testing.T) {
 	})
 	// the system clock is stepped forward by one hour: the shelve (until
 	// t0+30m15s by the wall clock) has expired
-	now := wallStep(t0.Add(18*time.Second), time.Hour)
+	now := clocktest.WallStep(t0.Add(18*time.Second), time.Hour)
 	w.do(func(e *Engine) ([]Event, error) { return e.Tick(now), nil })
 }
 
@@ -126,7 +103,7 @@ func TestReAlarmLateAfterWallStepBackward(t *testing.T) {
 	for s := 1; s <= 11*60; s++ {
 		now := t1.Add(time.Duration(s) * time.Second)
 		if s >= 60 {
-			now = wallStep(now, -time.Hour) // stepped back at t1+1m
+			now = clocktest.WallStep(now, -time.Hour) // stepped back at t1+1m
 		}
 		all = append(all, w.do(func(e *Engine) ([]Event, error) { return e.Step(now, []Sample{{Point: "l.p", Value: 7}}) })...)
 		all = append(all, w.do(func(e *Engine) ([]Event, error) { return e.Tick(now), nil })...)
@@ -157,7 +134,7 @@ func TestSTELAfterWallStepBackward(t *testing.T) {
 	for s := 1; s <= 5*60 && raised < 0; s++ {
 		at := t0.Add(time.Duration(s) * time.Second)
 		if s >= 20 {
-			at = wallStep(at, -time.Hour) // stepped back 20 s in
+			at = clocktest.WallStep(at, -time.Hour) // stepped back 20 s in
 		}
 		for _, op := range []func(*Engine) ([]Event, error){
 			func(e *Engine) ([]Event, error) { return e.Observe(at, Sample{Point: "w.h", Value: 50}) },
@@ -192,7 +169,7 @@ func TestSTELWindowAfterWallStepForward(t *testing.T) {
 		at := t0.Add(time.Duration(s) * time.Second)
 		v := 50.0
 		if s >= 3*60 {
-			at, v = wallStep(at, time.Hour), 0
+			at, v = clocktest.WallStep(at, time.Hour), 0
 		}
 		w.do(func(e *Engine) ([]Event, error) { return e.Observe(at, Sample{Point: "w.h", Value: v}) })
 		w.do(func(e *Engine) ([]Event, error) { return e.Tick(at), nil })
@@ -226,7 +203,7 @@ func TestTWAShiftAfterWallStepBackward(t *testing.T) {
 		require.NoError(t, err)
 		plain.Tick(at)
 		if s >= 3*60+30 {
-			at = wallStep(at, -time.Hour)
+			at = clocktest.WallStep(at, -time.Hour)
 		}
 		w.do(func(e *Engine) ([]Event, error) { return e.Observe(at, Sample{Point: "w.h", Value: 50}) })
 		w.do(func(e *Engine) ([]Event, error) { return e.Tick(at), nil })
@@ -258,7 +235,7 @@ func TestTWAShiftAfterWallStepForwardUndone(t *testing.T) {
 		if m == 20 {
 			step = 0 // and back
 		}
-		at := wallStep(t0.Add(time.Duration(m)*time.Minute), step)
+		at := clocktest.WallStep(t0.Add(time.Duration(m)*time.Minute), step)
 		_, err := e.Observe(at, Sample{Point: "w.h", Value: 48})
 		require.NoError(t, err)
 		e.Tick(at)
@@ -283,10 +260,10 @@ func TestMinuteOver(t *testing.T) {
 		{"at the end", end, true},
 		{"after it", end.Add(time.Second), true},
 		{"before it", end.Add(-time.Second), false},
-		{"the wall clock stepped back, the minute over", wallStep(end.Add(time.Second), -time.Hour), true},
-		{"the wall clock past the end, the monotonic 0.5 ms short", wallStep(end.Add(-500*time.Microsecond), time.Second), true},
-		{"the wall clock stepped past the end, the monotonic 2 ms short", wallStep(end.Add(-2*time.Millisecond), time.Second), false},
-		{"the wall clock stepped an hour on, the minute just begun", wallStep(end.Add(-59*time.Second), time.Hour), false},
+		{"the wall clock stepped back, the minute over", clocktest.WallStep(end.Add(time.Second), -time.Hour), true},
+		{"the wall clock past the end, the monotonic 0.5 ms short", clocktest.WallStep(end.Add(-500*time.Microsecond), time.Second), true},
+		{"the wall clock stepped past the end, the monotonic 2 ms short", clocktest.WallStep(end.Add(-2*time.Millisecond), time.Second), false},
+		{"the wall clock stepped an hour on, the minute just begun", clocktest.WallStep(end.Add(-59*time.Second), time.Hour), false},
 	} {
 		require.Equal(t, tc.want, minuteOver(tc.now, end), tc.name)
 	}
@@ -310,7 +287,7 @@ func TestRestoredShelveCappedWhenTheClockIsWrong(t *testing.T) {
 	require.NoError(t, err)
 
 	const yearBehind = -365 * 24 * time.Hour
-	at := func(d time.Duration) time.Time { return wallStep(t0.Add(time.Minute+d), yearBehind) }
+	at := func(d time.Duration) time.Time { return clocktest.WallStep(t0.Add(time.Minute+d), yearBehind) }
 	w := restoredTwin(t, cfg, at(0), snap)
 	unshelvedAt := time.Duration(-1)
 	for d := time.Duration(0); d <= 9*time.Hour && unshelvedAt < 0; d += time.Minute {

@@ -774,7 +774,7 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 			payload.Readings[i].Quality = q.String()
 		}
 	}
-	g.view.setReadings(metas, *payload)
+	g.view.setReadings(metas, *payload, at)
 	if g.view.setDevice(*b) {
 		// The retained status names each device's communication state.
 		g.pub.StatusChanged()

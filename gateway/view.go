@@ -30,7 +30,13 @@ type sensorMeta struct {
 // the HTTP API's reading is built from it and the sensor's metadata only
 // when a client asks.
 type liveReading struct {
-	ns      int64 // unix ns; 0: never read
+	ns int64 // unix ns; 0: never read
+	// mono is when the poll's answer arrived, in ns after view.epoch on
+	// the monotonic clock: its age in the API and whether it can confirm
+	// an interlock's write stay right across a step of the wall clock
+	// (NTP at an edge box's boot), which ns alone would get wrong for the
+	// step's length.
+	mono    int64
 	value   float64
 	valid   bool
 	quality string // one of the contract's constants
@@ -39,7 +45,8 @@ type liveReading struct {
 // view is the gateway state that the HTTP API reads: written by the core
 // goroutine, read by request goroutines.
 type view struct {
-	site string
+	site  string
+	epoch time.Time // liveReading.mono's origin, with its monotonic reading
 
 	// Set once by init, read-only after. metas holds every sensor once,
 	// in config order; byDevice's lists are windows onto it (a device's
@@ -71,6 +78,7 @@ type alarmClass struct {
 
 func (v *view) init(s *configs.Site, eng *alerting.Engine) {
 	v.site = s.Site
+	v.epoch = time.Now()
 	v.meta = map[string]int{}
 	v.byDevice = map[string][]sensorMeta{}
 	v.devices = map[string]httpapi.Device{}
@@ -149,13 +157,14 @@ func sameSensors(ms []sensorMeta, rs []modbus.Reading) bool {
 	return true
 }
 
-func (v *view) setReadings(metas []sensorMeta, p mqtt.Readings) {
-	ns := p.TS.UnixNano()
+// setReadings records a poll's readings, whose answer arrived at at.
+func (v *view) setReadings(metas []sensorMeta, p mqtt.Readings, at time.Time) {
+	ns, mono := p.TS.UnixNano(), int64(at.Sub(v.epoch))
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for i, r := range p.Readings {
 		if ix := metas[i].idx; ix >= 0 {
-			v.live[ix] = liveReading{ns: ns, value: r.Value, valid: r.Valid, quality: r.Quality}
+			v.live[ix] = liveReading{ns: ns, mono: mono, value: r.Value, valid: r.Valid, quality: r.Quality}
 		}
 	}
 }
@@ -168,7 +177,7 @@ func (v *view) reading(m *sensorMeta) (httpapi.Reading, bool) {
 		return r, false
 	}
 	l := v.live[m.idx]
-	r.Quality, r.TS = l.quality, time.Unix(0, l.ns).UTC()
+	r.Quality, r.TS, r.Received = l.quality, time.Unix(0, l.ns).UTC(), v.epoch.Add(time.Duration(l.mono))
 	if l.valid {
 		val := l.value
 		r.Value = &val
@@ -398,10 +407,16 @@ func (g *Gateway) deviceStatus() []mqtt.DeviceStatus {
 
 type latestValue struct {
 	value float64
-	ts    time.Time
+	at    time.Time // when its answer arrived, with the monotonic reading
 }
 
-func (l latestValue) after(t time.Time) bool { return !l.ts.Before(t) }
+// after reports whether the value's answer arrived at or after t, on the
+// monotonic clock when t has a reading of it (the interlock's request
+// time does): a wall-clock step back between an interlock's write and its
+// read-back poll must not fail the confirmation (a false latched P1
+// "action failed"), and a step forward must not let an answer from
+// before the write confirm it.
+func (l latestValue) after(t time.Time) bool { return !l.at.Before(t) }
 
 // latest returns the last good value of a sensor.
 func (v *view) latest(id string) (latestValue, bool) {
@@ -415,7 +430,7 @@ func (v *view) latest(id string) (latestValue, bool) {
 	if l.ns == 0 || !l.valid || l.quality != "good" {
 		return latestValue{}, false
 	}
-	return latestValue{value: l.value, ts: time.Unix(0, l.ns).UTC()}, true
+	return latestValue{value: l.value, at: v.epoch.Add(time.Duration(l.mono))}, true
 }
 
 // numberTrends gives each configured sensor its number in srv's trends

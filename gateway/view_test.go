@@ -10,6 +10,8 @@ import (
 
 	"github.com/canary-gw/canary/alerting"
 	"github.com/canary-gw/canary/gateway/httpapi"
+	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/internal/clocktest"
 )
 
 // The audit trail keeps the newest historyLen transitions, in order,
@@ -55,4 +57,55 @@ func TestAlarmClassesFollowTheAlarms(t *testing.T) {
 		})
 		require.Equal(t, want, got, "step %d", step)
 	}
+}
+
+// oneSensorView is a view of one configured sensor, relay.power_cut.
+func oneSensorView() *view {
+	v := &view{epoch: time.Now(), meta: map[string]int{"relay.power_cut": 0}, live: make([]liveReading, 1),
+		metas: []sensorMeta{{id: "relay.power_cut", device: "relay", sensor: "power_cut", idx: 0, trend: -1}}}
+	v.byDevice = map[string][]sensorMeta{"relay": v.metas}
+	return v
+}
+
+// setOne records the sensor's reading, answered at at.
+func (v *view) setOne(value float64, at time.Time) {
+	v.setReadings(v.byDevice["relay"], mqtt.Readings{Site: "s", Device: "relay", TS: at.UTC(),
+		Readings: []mqtt.Reading{{Sensor: "power_cut", Value: value, Valid: true, Quality: "good"}}}, at)
+}
+
+// An interlock's read-back is judged on the monotonic clock: an answer
+// that arrived after the write confirms it even when the wall clock was
+// stepped back meanwhile (NTP at a box's boot; judged by wall time the
+// confirmation failed, a false latched P1 "action failed"), and one that
+// arrived before the write does not, even when the wall clock was
+// stepped forward meanwhile (a stale answer confirming a write).
+func TestReadBackAcrossWallClockSteps(t *testing.T) {
+	v := oneSensorView()
+	before := time.Now()
+	asked := before.Add(time.Second)
+	answered := asked.Add(time.Second)
+
+	v.setOne(1, clocktest.WallStep(answered, -time.Hour))
+	l, ok := v.latest("relay.power_cut")
+	require.True(t, ok)
+	require.Equal(t, 1.0, l.value)
+	require.True(t, l.after(asked), "answered a second after the write, on a wall clock stepped an hour back")
+
+	v.setOne(0, clocktest.WallStep(before, time.Hour))
+	l, ok = v.latest("relay.power_cut")
+	require.True(t, ok)
+	require.False(t, l.after(asked), "answered a second before the write, on a wall clock stepped an hour forward")
+}
+
+// The API's reading carries when its answer arrived on the monotonic
+// clock (Received), which the API judges its age by
+// (httpapi.TestReadingAgeAcrossWallClockStep).
+func TestReadingReceivedIsMonotonic(t *testing.T) {
+	v := oneSensorView()
+	at := clocktest.WallStep(time.Now().Add(-40*time.Second), -time.Hour)
+	v.setOne(1, at)
+	r, ok := v.reading(&v.metas[0])
+	require.True(t, ok)
+	require.Equal(t, time.Duration(0), r.Received.Sub(at), "the same instant on the monotonic clock")
+	require.Equal(t, at.Round(0).UTC(), r.TS.Round(0), "ts stays the wall clock's, as published")
 }

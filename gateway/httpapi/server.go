@@ -403,11 +403,12 @@ func (s *Server) fillReading(r *Reading, now time.Time) {
 		r.Stale = true
 		return
 	}
-	r.AgeSeconds = now.Sub(r.TS).Seconds()
-	if r.AgeSeconds < 0 {
-		r.AgeSeconds = 0
+	age := now.Sub(r.TS)
+	if !r.Received.IsZero() {
+		age = now.Sub(r.Received) // monotonic when both have the reading
 	}
-	if now.Sub(r.TS) > s.opts.StaleAfter {
+	r.AgeSeconds = max(age.Seconds(), 0)
+	if age > s.opts.StaleAfter {
 		r.Stale = true
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/internal/clocktest"
 )
 
 const (
@@ -228,6 +229,28 @@ func TestReadingsJSON(t *testing.T) {
 	require.InDelta(t, 2.0, raw[0]["age_s"], 1e-9)
 	require.Nil(t, raw[1]["value"], "a bad reading has a null value, not 0")
 	require.Equal(t, true, raw[1]["stale"], "older than StaleAfter (30s) is not live")
+}
+
+// A reading's age is judged by when the gateway received it, on the
+// monotonic clock: after a step of the wall clock back (NTP at a box's
+// boot), a reading received 40 s ago is stale, not 0 s old and live for
+// the step's length as its wall-clock ts would say.
+func TestReadingAgeAcrossWallClockStep(t *testing.T) {
+	e := startServer(t, func(o *Options) {
+		o.StaleAfter = 30 * time.Second
+		o.Now = func() time.Time { return clocktest.WallStep(time.Now(), -time.Hour) }
+	})
+	received := time.Now().Add(-40 * time.Second)
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "ch4", Kind: "methane", Value: fp(0.42), Unit: "%vol",
+		Quality: "good", TS: received.UTC(), Received: received})
+	r := e.do(t, req{path: "/api/v1/readings"})
+	require.Equal(t, http.StatusOK, r.code)
+	var raw []map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &raw))
+	require.Len(t, raw, 1)
+	require.Equal(t, true, raw[0]["stale"])
+	require.InDelta(t, 40.0, raw[0]["age_s"], 1)
+	require.NotContains(t, raw[0], "Received")
 }
 
 func TestAuthOnCommands(t *testing.T) {
