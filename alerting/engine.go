@@ -247,7 +247,10 @@ func (p *point) groups() []*group {
 type Engine struct {
 	// last is the latest time the engine was given; time never runs
 	// backwards inside the engine (see monotonic).
-	last    time.Time
+	last time.Time
+	// behind is set by a Restore whose wall clock was behind the
+	// snapshot's saved_at (restoredclock.go).
+	behind  *behindClock
 	opts    Options
 	points  map[string]*point
 	plist   []*point
@@ -697,7 +700,7 @@ func (e *Engine) deactivate(a *alarm, now time.Time) {
 	a.active = false
 	a.latched = a.spec.Latch
 	a.ext().updated = now
-	if d := now.Sub(a.since()); d < e.opts.FleetingBelow {
+	if d := e.elapsed(now, a.since()); d < e.opts.FleetingBelow {
 		e.alarmEvent(a, now, EvFleeting, from, "", "active for "+d.String())
 	}
 	e.alarmEvent(a, now, EvReturn, from, "", "")

@@ -257,7 +257,7 @@ func (s *script) run(steps string) {
 		case "result":
 			evs, err = s.e.ActionResult(now, a[2], a[3] == "ok", arg(a, 4))
 		case "restart":
-			snap, serr := s.e.Snapshot()
+			snap, serr := s.e.Snapshot(now)
 			require.NoError(s.t, serr)
 			s.e = newEngine(s.t, s.cfg)
 			evs, err = s.e.Restore(now, snap)

@@ -42,7 +42,12 @@ type snapAction struct {
 }
 
 type snapshot struct {
-	Version int               `json:"version"`
+	Version int `json:"version"`
+	// SavedAt is when the snapshot was written. Every time in it is on
+	// the wall clock of that moment, whatever steps the clock took while
+	// the engine ran, so that a restore can tell how far each was from
+	// it (restoredclock.go).
+	SavedAt time.Time         `json:"saved_at,omitzero"`
 	Seq     map[string]uint64 `json:"seq"`
 	Flood   map[string]bool   `json:"flood,omitempty"`
 	Alarms  []snapAlarm       `json:"alarms"`
@@ -53,10 +58,12 @@ type snapshot struct {
 // alarm that is not plainly normal (unacknowledged, latched, active,
 // shelved, out of service, with their original since), the event
 // sequence numbers per site, flood state and tripped actions. Evaluation
-// state (delay timers, rate windows, exposure averages) is not kept.
-func (e *Engine) Snapshot() ([]byte, error) {
+// state (delay timers, rate windows, exposure averages) is not kept. now
+// is the time it is written (the gateway's clock, with its monotonic
+// reading).
+func (e *Engine) Snapshot(now time.Time) ([]byte, error) {
 	var b bytes.Buffer
-	err := e.WriteSnapshot(&b)
+	err := e.WriteSnapshot(now, &b)
 	return b.Bytes(), err
 }
 
@@ -69,7 +76,7 @@ const snapChunk = 32 << 10
 // both, plus its own growing buffer, tens of MB at every persist. The
 // output is the JSON that encoding/json wrote for the snapshot struct
 // (TestWriteSnapshotMatchesEncodingJSON).
-func (e *Engine) WriteSnapshot(w io.Writer) error {
+func (e *Engine) WriteSnapshot(now time.Time, w io.Writer) error {
 	b := make([]byte, 0, snapChunk+1024)
 	flush := func(force bool) error {
 		if len(b) == 0 || (!force && len(b) < snapChunk) {
@@ -81,6 +88,8 @@ func (e *Engine) WriteSnapshot(w io.Writer) error {
 	}
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, snapshotVersion, 10)
+	base := e.snapClock(now)
+	b = appendSnapTime(b, `,"saved_at":`, base)
 	sites := make([]string, 0, len(e.sites))
 	for site := range e.sites {
 		sites = append(sites, site)
@@ -125,7 +134,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) error {
 			b = append(b, ',')
 		}
 		n++
-		b = e.appendSnapAlarm(b, a)
+		b = e.appendSnapAlarm(b, a, now, base)
 		if err := flush(false); err != nil {
 			return err
 		}
@@ -164,7 +173,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) error {
 
 // appendSnapAlarm writes one alarm as the snapAlarm struct's JSON (its tags
 // say which members are left out when empty).
-func (e *Engine) appendSnapAlarm(b []byte, a *alarm) []byte {
+func (e *Engine) appendSnapAlarm(b []byte, a *alarm, now, base time.Time) []byte {
 	b = append(b, `{"id":`...)
 	b = jsonenc.AppendString(b, a.id)
 	if a.active {
@@ -175,9 +184,9 @@ func (e *Engine) appendSnapAlarm(b []byte, a *alarm) []byte {
 	if a.latched {
 		b = append(b, `,"latched":true`...)
 	}
-	b = appendSnapTime(b, `,"since":`, a.since())
-	b = appendSnapTime(b, `,"updated":`, a.updated())
-	b = appendSnapTime(b, `,"acked_at":`, a.ackedAt())
+	b = appendSnapTime(b, `,"since":`, onClockOf(now, base, a.since()))
+	b = appendSnapTime(b, `,"updated":`, onClockOf(now, base, a.updated()))
+	b = appendSnapTime(b, `,"acked_at":`, onClockOf(now, base, a.ackedAt()))
 	if s := a.ackedBy(); s != "" {
 		b = append(b, `,"acked_by":`...)
 		b = jsonenc.AppendString(b, s)
@@ -196,11 +205,11 @@ func (e *Engine) appendSnapAlarm(b []byte, a *alarm) []byte {
 	case oneShotShelve:
 		b = append(b, `,"shelve":"oneshot"`...)
 	}
-	b = appendSnapTime(b, `,"shelve_until":`, a.shelveUntil())
+	b = appendSnapTime(b, `,"shelve_until":`, onClockOf(now, base, a.shelveUntil()))
 	if a.oos {
 		b = append(b, `,"oos":true`...)
 	}
-	b = appendSnapTime(b, `,"oos_until":`, a.oosUntil())
+	b = appendSnapTime(b, `,"oos_until":`, onClockOf(now, base, a.oosUntil()))
 	if a.firstOut {
 		b = append(b, `,"first_out":true`...)
 	}
@@ -209,6 +218,41 @@ func (e *Engine) appendSnapAlarm(b []byte, a *alarm) []byte {
 	}
 	return append(b, '}')
 }
+
+// snapClock is the clock a snapshot written at now is on, its saved_at:
+// now's wall clock, unless a Restore with the clock behind is still being
+// made up for (restoredclock.go), when it is the later time judgeNow
+// takes, so that a second restart before NTP keeps what the first one
+// knew: the restored times are on that clock.
+func (e *Engine) snapClock(now time.Time) time.Time {
+	return e.judgeNow(now, now.Round(0)).Round(0)
+}
+
+// onClockOf returns t, a time of the engine at now, on the snapshot's
+// clock base (snapClock): base moved by their monotonic difference. A time
+// taken before a step of the wall clock (NTP at boot) is thus written as
+// it relates to saved_at, not as the clock then said. On now's own clock
+// and without a step between them, t is as it was: Go reads the two clocks
+// apart, so their differences disagree by nanoseconds, and a restart must
+// not move an alarm's since. Times without a monotonic reading (restored
+// ones, on the snapshot's clock already; tests' fixed times) are as they
+// were.
+func onClockOf(now, base, t time.Time) time.Time {
+	if t.IsZero() || t == t.Round(0) {
+		return t
+	}
+	d := t.Sub(now) // monotonic when now has the reading too
+	if base.Equal(now.Round(0)) {
+		if step := t.Round(0).Sub(base) - d; step < clockStepMin && step > -clockStepMin {
+			return t
+		}
+	}
+	return base.Add(d)
+}
+
+// clockStepMin is the smallest disagreement between the wall and monotonic
+// clocks onClockOf takes for a step of the wall clock.
+const clockStepMin = time.Millisecond
 
 // appendSnapTime writes a time member as time.Time's MarshalJSON does (RFC
 // 3339 with the fraction's trailing zeros dropped, in the time's own
@@ -250,6 +294,9 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 		}
 		st.flood = s.Flood[site]
 	}
+	if !s.SavedAt.IsZero() && now.Round(0).Before(s.SavedAt) {
+		e.behind = &behindClock{saved: s.SavedAt, at: now} // restoredclock.go
+	}
 	var unknown []string
 	for _, sa := range s.Alarms {
 		a, ok := e.alarm(sa.ID)
@@ -274,13 +321,14 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 		switch sa.Shelve {
 		case "timed":
 			until := sa.ShelveUntil
-			if until.Sub(now.Round(0)) > e.opts.MaxShelve {
+			if until.Sub(e.judgeNow(now, until)) > e.opts.MaxShelve {
 				// No shelve is longer than MaxShelve: the clock is
 				// wrong now (a box booted without a real-time clock,
 				// NTP not reached yet) or was when the snapshot was
-				// written. Judged by that clock, the alarm could stay
-				// shelved for as long as the clock is wrong: at most
-				// MaxShelve from now instead, on the monotonic clock.
+				// written, in a way saved_at does not show (a
+				// snapshot from before it existed, or a restore with
+				// the clock ahead of it). At most MaxShelve from now
+				// instead, on the monotonic clock.
 				until = now.Add(e.opts.MaxShelve)
 			}
 			a.shelve, x.shelveUntil = timedShelve, until

@@ -14,8 +14,9 @@ import (
 // snapshotOracle is the snapshot struct exactly as Snapshot built it for
 // encoding/json before WriteSnapshot: the reference the hand-written
 // encoder is checked against.
-func snapshotOracle(e *Engine) snapshot {
-	s := snapshot{Version: snapshotVersion, Seq: map[string]uint64{}, Flood: map[string]bool{}}
+func snapshotOracle(e *Engine, now time.Time) snapshot {
+	base := e.snapClock(now)
+	s := snapshot{Version: snapshotVersion, SavedAt: base, Seq: map[string]uint64{}, Flood: map[string]bool{}}
 	for site, st := range e.sites {
 		s.Seq[site] = st.seq
 		if st.flood {
@@ -26,9 +27,9 @@ func snapshotOracle(e *Engine) snapshot {
 		if a.baseState() == Normal && a.shelve == notShelved && !a.oos {
 			continue
 		}
-		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: a.since(),
-			Updated: a.updated(), AckedAt: a.ackedAt(), AckedBy: a.ackedBy(), Comment: a.comment(),
-			ShelveUntil: a.shelveUntil(), OOS: a.oos, OOSUntil: a.oosUntil(), FirstOut: a.firstOut, Stale: a.stale}
+		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: onClockOf(now, base, a.since()),
+			Updated: onClockOf(now, base, a.updated()), AckedAt: onClockOf(now, base, a.ackedAt()), AckedBy: a.ackedBy(), Comment: a.comment(),
+			ShelveUntil: onClockOf(now, base, a.shelveUntil()), OOS: a.oos, OOSUntil: onClockOf(now, base, a.oosUntil()), FirstOut: a.firstOut, Stale: a.stale}
 		if v := e.valueOf(a); !math.IsNaN(v) && !math.IsInf(v, 0) {
 			sa.Value = &v
 		}
@@ -52,12 +53,12 @@ func snapshotOracle(e *Engine) snapshot {
 // byte for byte against encoding/json's encoding of snapshotOracle. Two
 // differences are encoding/json's own and do not change what decodes: it
 // escapes <, > and & (turned off here) and U+2028/U+2029 (put back).
-func requireSnapshotMatchesEncodingJSON(t testing.TB, e *Engine, got []byte) {
+func requireSnapshotMatchesEncodingJSON(t testing.TB, e *Engine, now time.Time, got []byte) {
 	t.Helper()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	require.NoError(t, enc.Encode(snapshotOracle(e)))
+	require.NoError(t, enc.Encode(snapshotOracle(e, now)))
 	want := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	want = bytes.ReplaceAll(want, []byte(`\u2028`), []byte("\u2028"))
 	want = bytes.ReplaceAll(want, []byte(`\u2029`), []byte("\u2029"))
@@ -97,11 +98,11 @@ func TestWriteSnapshotMatchesEncodingJSON(t *testing.T) {
 	const n = 400
 	cfg := methanePoints(n)
 	e := newEngine(t, cfg)
-	empty, err := e.Snapshot()
-	require.NoError(t, err)
-	requireSnapshotMatchesEncodingJSON(t, e, empty)
-
 	now := time.Date(2026, 11, 29, 3, 0, 0, 120000000, time.UTC)
+	empty, err := e.Snapshot(now)
+	require.NoError(t, err)
+	requireSnapshotMatchesEncodingJSON(t, e, now, empty)
+
 	comments := []string{"plain", "<b>gas</b> & co", "bell\a nul\x00", "bad \xff byte", "line\u2028sep", "é€𝄞 \"q\" \\", "two\tlines\r\nand DEL\x7f"}
 	for i := range n {
 		id := fmt.Sprintf("d%05d.ch4", i)
@@ -122,19 +123,19 @@ func TestWriteSnapshotMatchesEncodingJSON(t *testing.T) {
 		require.NoError(t, err)
 	}
 	var w countingWriter
-	require.NoError(t, e.WriteSnapshot(&w))
+	require.NoError(t, e.WriteSnapshot(now.Add(4*time.Second), &w))
 	require.Greater(t, w.writes, 1, "a large snapshot is written in chunks")
-	requireSnapshotMatchesEncodingJSON(t, e, w.Bytes())
-	snap, err := e.Snapshot()
+	requireSnapshotMatchesEncodingJSON(t, e, now.Add(4*time.Second), w.Bytes())
+	snap, err := e.Snapshot(now.Add(4 * time.Second))
 	require.NoError(t, err)
 	require.Equal(t, w.String(), string(snap))
 
 	e2 := newEngine(t, cfg)
 	_, err = e2.Restore(now.Add(4*time.Second), snap)
 	require.NoError(t, err)
-	again, err := e2.Snapshot()
+	again, err := e2.Snapshot(now.Add(5 * time.Second))
 	require.NoError(t, err)
-	requireSnapshotMatchesEncodingJSON(t, e2, again)
+	requireSnapshotMatchesEncodingJSON(t, e2, now.Add(5*time.Second), again)
 	for _, id := range []string{"d00001.ch4.high", "d00002.ch4.high", "d00003.ch4.high"} {
 		a, _ := e.Alarm(id)
 		b, _ := e2.Alarm(id)
@@ -162,7 +163,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		var size int
 		for b.Loop() {
 			var w sizeWriter // as a file: what is written is not kept
-			if err := e.WriteSnapshot(&w); err != nil {
+			if err := e.WriteSnapshot(now, &w); err != nil {
 				b.Fatal(err)
 			}
 			size = int(w)
@@ -173,7 +174,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.ReportAllocs()
 		var size int
 		for b.Loop() {
-			out, err := json.Marshal(snapshotOracle(e))
+			out, err := json.Marshal(snapshotOracle(e, now))
 			if err != nil {
 				b.Fatal(err)
 			}

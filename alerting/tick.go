@@ -289,17 +289,17 @@ func (e *Engine) arm(a *alarm) {
 			at(x.pendingSince.Add(d))
 		}
 		if a.shelve == timedShelve {
-			at(x.shelveUntil)
+			e.atRestored(at, x.shelveUntil)
 		}
 		if a.oos && !x.oosUntil.IsZero() {
-			at(x.oosUntil)
+			e.atRestored(at, x.oosUntil)
 		}
 		if a.active && a.acked && a.spec.ReAlarm > 0 {
-			at(x.ackedAt.Add(a.spec.ReAlarm))
+			e.atRestored(at, x.ackedAt.Add(a.spec.ReAlarm))
 		}
 		if a.active && !a.stale {
 			// stale is "longer than", hence the nanosecond
-			at(x.since.Add(e.opts.StaleAfter + time.Nanosecond))
+			e.atRestored(at, x.since.Add(e.opts.StaleAfter+time.Nanosecond))
 		}
 		if t, ok := x.chatter.last(); a.chattering && ok {
 			at(t.Add(e.opts.ChatterWindow))
@@ -383,19 +383,19 @@ func (e *Engine) tickAlarm(a *alarm, now time.Time) {
 	if a.pending {
 		e.setCond(a, now, !a.active)
 	}
-	if a.shelve == timedShelve && !now.Before(a.shelveUntil()) {
+	if a.shelve == timedShelve && e.reached(now, a.shelveUntil()) {
 		e.unshelve(a, now, "", "shelve expired")
 	}
-	if a.oos && !a.oosUntil().IsZero() && !now.Before(a.oosUntil()) {
+	if a.oos && !a.oosUntil().IsZero() && e.reached(now, a.oosUntil()) {
 		e.returnToService(a, now, "", "out-of-service period expired")
 	}
-	if a.active && a.acked && a.spec.ReAlarm > 0 && now.Sub(a.ackedAt()) >= a.spec.ReAlarm {
+	if a.active && a.acked && a.spec.ReAlarm > 0 && e.elapsed(now, a.ackedAt()) >= a.spec.ReAlarm {
 		from := a.state()
 		x := a.ext()
 		a.acked, x.ackedAt, x.updated = false, time.Time{}, now
 		e.alarmEvent(a, now, EvReAlarm, from, "", "active and acknowledged for "+a.spec.ReAlarm.String())
 	}
-	if a.active && !a.stale && now.Sub(a.since()) > e.opts.StaleAfter {
+	if a.active && !a.stale && e.elapsed(now, a.since()) > e.opts.StaleAfter {
 		a.stale = true
 		e.alarmEvent(a, now, EvStale, a.state(), "", "active for more than "+e.opts.StaleAfter.String())
 	}

@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"regexp"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func TestShelveExpiryLateAfterWallStepForward(t *testing.T) {
 	require.True(t, st.Active)
 	_, err = e1.Shelve(t0.Add(15*time.Second), "l.p.high", "u", "maintenance", 30*time.Minute)
 	require.NoError(t, err)
-	snap, err := e1.Snapshot()
+	snap, err := e1.Snapshot(t0.Add(15 * time.Second))
 	require.NoError(t, err)
 
 	w := restoredTwin(t, cfg, t0.Add(16*time.Second), snap)
@@ -93,7 +94,7 @@ func TestReAlarmLateAfterWallStepBackward(t *testing.T) {
 	st, _ := e1.Alarm("l.p.high")
 	require.True(t, st.Active)
 	t1 := t0.Add(24*time.Hour - 5*time.Minute)
-	snap, err := e1.Snapshot()
+	snap, err := e1.Snapshot(t0)
 	require.NoError(t, err)
 
 	w := restoredTwin(t, cfg, t1, snap)
@@ -269,33 +270,191 @@ func TestMinuteOver(t *testing.T) {
 	}
 }
 
-// TestRestoredShelveCappedWhenTheClockIsWrong: an alarm shelved for an
-// hour; the gateway restarts on a box whose clock is a year behind (no
-// real-time clock, NTP not reached). By that clock the shelve has a year
-// and an hour to run; no shelve is longer than MaxShelve (8 h), so it ends
-// 8 h after the restart, on the monotonic clock.
-func TestRestoredShelveCappedWhenTheClockIsWrong(t *testing.T) {
-	cfg := pressureCfg(nil)
+// TestRestoredExpiriesWhenTheClockIsWrong: an alarm shelved for an hour
+// and another out of service for two, then a restart.
+//   - On a box whose clock is a year behind at the restart (no real-time
+//     clock, NTP not reached), by which both have a year and more to run:
+//     each ends when what was left of it at the snapshot has passed; the
+//     alarms' times are kept as they were.
+//   - Down 40 minutes, restored with the clock 45 minutes behind (a drifted
+//     real-time clock), NTP setting it right 2 minutes later: each ends at
+//     its real end, not 40 minutes late.
+//   - Set while the clock was a year ahead, written after NTP stepped it
+//     back half an hour later, restored a minute after that with the right
+//     clock: each ends at its real end.
+//   - From a snapshot written before snapshots carried saved_at, with the
+//     clock a year behind: the shelve ends MaxShelve (8 h) after the
+//     restart, the out-of-service period (no bound of its own) only when
+//     the clock reaches its end.
+func TestRestoredExpiriesWhenTheClockIsWrong(t *testing.T) {
+	cfg := pressureCfg(func(a *SensorAlarms) { a.HighHigh = &LimitConfig{Limit: f(9)} })
+	const year = 365 * 24 * time.Hour
+	t0 := time.Now()
+	// snapshot: l.p.high active from start, both periods set a minute
+	// later, the snapshot written at written; since is l.p.high's.
+	snapshot := func(start time.Time, written time.Time) (snap []byte, since time.Time) {
+		e1 := newEngine(t, cfg)
+		e1.Tick(start)
+		_, err := e1.Observe(start, Sample{Point: "l.p", Value: 7})
+		require.NoError(t, err)
+		set := start.Add(time.Minute)
+		e1.Tick(set)
+		st, _ := e1.Alarm("l.p.high")
+		require.True(t, st.Active)
+		_, err = e1.Shelve(set, "l.p.high", "u", "maintenance", time.Hour)
+		require.NoError(t, err)
+		_, err = e1.OutOfService(set, "l.p.high_high", "u", "calibration", 2*time.Hour)
+		require.NoError(t, err)
+		snap, err = e1.Snapshot(written)
+		require.NoError(t, err)
+		return snap, st.Since
+	}
+	// ends restores snap at at(0) and ticks a minute at a time: when each
+	// period ended after the restart (-1: not within 9 h), and the restored
+	// since of l.p.high.
+	ends := func(snap []byte, at func(time.Duration) time.Time) (shelve, oos time.Duration, since time.Time) {
+		w := restoredTwin(t, cfg, at(0), snap)
+		st, ok := w.e.Alarm("l.p.high")
+		require.True(t, ok)
+		shelve, oos = -1, -1
+		for d := time.Duration(0); d <= 9*time.Hour && (shelve < 0 || oos < 0); d += time.Minute {
+			for _, ev := range w.do(func(e *Engine) ([]Event, error) { return e.Tick(at(d)), nil }) {
+				switch {
+				case ev.Alarm == "l.p.high" && ev.Type == EvUnshelve:
+					shelve = d
+				case ev.Alarm == "l.p.high_high" && ev.Type == EvReturnToService:
+					oos = d
+				}
+			}
+		}
+		return shelve, oos, st.Since
+	}
+
+	snap, since0 := snapshot(t0, t0.Add(time.Minute))
+	require.Contains(t, string(snap), `"saved_at":`)
+	yearBehind := func(d time.Duration) time.Time { return clocktest.WallStep(t0.Add(time.Minute+d), -year) }
+	shelve, oos, since := ends(snap, yearBehind)
+	e := newEngine(t, cfg)
+	_, err := e.Restore(yearBehind(0), snap)
+	require.NoError(t, err)
+	saved, behind, ok := e.ClockBehindSnapshot()
+	require.True(t, ok)
+	require.Equal(t, year, behind)
+	require.True(t, saved.Equal(t0.Add(time.Minute)))
+	require.Equal(t, time.Hour, shelve, "clock behind: the shelve ends when what was left of it has passed")
+	require.Equal(t, 2*time.Hour, oos, "clock behind: out of service ends when what was left of it has passed")
+	require.False(t, since.IsZero())
+	require.True(t, since.Equal(since0), "the restored since is the saved one")
+
+	drifted := func(d time.Duration) time.Time {
+		if d < 2*time.Minute {
+			return clocktest.WallStep(t0.Add(41*time.Minute+d), -45*time.Minute)
+		}
+		return t0.Add(41*time.Minute + d) // NTP has set the clock right
+	}
+	shelve, oos, _ = ends(snap, drifted)
+	require.Equal(t, 20*time.Minute, shelve, "clock set right after the restore: the shelve ends at its saved time")
+	require.Equal(t, 80*time.Minute, oos, "clock set right after the restore: out of service ends at its saved time")
+
+	stepped, _ := snapshot(clocktest.WallStep(t0, year), t0.Add(30*time.Minute))
+	shelve, oos, _ = ends(stepped, func(d time.Duration) time.Time { return t0.Add(31*time.Minute + d) })
+	require.Equal(t, 30*time.Minute, shelve, "set on a clock a year ahead: the shelve ends an hour after it was set")
+	require.Equal(t, 90*time.Minute, oos, "set on a clock a year ahead: out of service ends two hours after it was set")
+
+	// A second restart 20 minutes after the first, the clock still a year
+	// behind: the snapshot written meanwhile keeps what the first restore
+	// knew, so each ends when what was left of it has passed.
+	first := restoredTwin(t, cfg, yearBehind(0), snap)
+	snap2, err := first.e.Snapshot(yearBehind(20 * time.Minute))
+	require.NoError(t, err)
+	shelve, oos, _ = ends(snap2, func(d time.Duration) time.Time { return yearBehind(21*time.Minute + d) })
+	require.Equal(t, 40*time.Minute, shelve, "second restart, clock still behind: the shelve ends when what was left of it has passed")
+	require.Equal(t, 100*time.Minute, oos, "second restart, clock still behind: out of service ends when what was left of it has passed")
+
+	old := regexp.MustCompile(`,"saved_at":"[^"]*"`).ReplaceAll(snap, nil)
+	shelve, oos, _ = ends(old, yearBehind)
+	require.Equal(t, 8*time.Hour, shelve, "without saved_at, the restored shelve ends MaxShelve after the restart")
+	require.Equal(t, time.Duration(-1), oos, "without saved_at, out of service ends by the wall clock, a year on")
+}
+
+// TestRestoredReAlarmWhenTheClockIsBehind: an alarm acknowledged a minute
+// before the snapshot re-alarms 10 minutes after its acknowledgement; the
+// restart is on a box whose clock is a year behind. Judged by that clock
+// the re-alarm would wait a year: it comes 9 minutes after the restart.
+func TestRestoredReAlarmWhenTheClockIsBehind(t *testing.T) {
+	cfg := pressureCfg(func(a *SensorAlarms) { a.High.ReAlarm = d(10 * time.Minute); a.High.OnDelay = d(0) })
 	t0 := time.Now()
 	e1 := newEngine(t, cfg)
 	e1.Tick(t0)
 	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
 	require.NoError(t, err)
-	_, err = e1.Shelve(t0, "l.p.high", "u", "maintenance", time.Hour)
+	_, err = e1.Ack(t0.Add(time.Minute), "l.p.high", "u", "seen")
 	require.NoError(t, err)
-	snap, err := e1.Snapshot()
+	snap, err := e1.Snapshot(t0.Add(2 * time.Minute))
 	require.NoError(t, err)
 
-	const yearBehind = -365 * 24 * time.Hour
-	at := func(d time.Duration) time.Time { return clocktest.WallStep(t0.Add(time.Minute+d), yearBehind) }
+	at := func(d time.Duration) time.Time {
+		return clocktest.WallStep(t0.Add(2*time.Minute+d), -365*24*time.Hour)
+	}
 	w := restoredTwin(t, cfg, at(0), snap)
-	unshelvedAt := time.Duration(-1)
-	for d := time.Duration(0); d <= 9*time.Hour && unshelvedAt < 0; d += time.Minute {
+	reAlarm := time.Duration(-1)
+	for d := time.Duration(0); d <= 20*time.Minute && reAlarm < 0; d += 30 * time.Second {
+		for _, ev := range w.do(func(e *Engine) ([]Event, error) {
+			return e.Step(at(d), []Sample{{Point: "l.p", Value: 7}})
+		}) {
+			if ev.Alarm == "l.p.high" && ev.Type == EvReAlarm {
+				reAlarm = d
+			}
+		}
 		for _, ev := range w.do(func(e *Engine) ([]Event, error) { return e.Tick(at(d)), nil }) {
-			if ev.Alarm == "l.p.high" && ev.Type == EvUnshelve {
-				unshelvedAt = d
+			if ev.Alarm == "l.p.high" && ev.Type == EvReAlarm {
+				reAlarm = d
 			}
 		}
 	}
-	require.Equal(t, 8*time.Hour, unshelvedAt, "the restored shelve ends MaxShelve after the restart")
+	require.Equal(t, 9*time.Minute, reAlarm)
+}
+
+// onClockOf moves a time onto the snapshot's clock only across a step of
+// the wall clock, or onto a snapshot clock other than now's; otherwise it
+// is written as it was, to the nanosecond.
+func TestOnClockOf(t *testing.T) {
+	now := time.Now()
+	then := now.Add(-time.Minute)
+	require.Equal(t, then, onClockOf(now, now.Round(0), then), "no step: as it was")
+	stepped := clocktest.WallStep(now, -time.Hour) // now, after a step back
+	require.Equal(t, stepped.Round(0).Add(-time.Minute), onClockOf(stepped, stepped.Round(0), then), "a minute before the snapshot, on its clock")
+	base := now.Round(0).Add(time.Hour)
+	require.Equal(t, base.Add(-time.Minute), onClockOf(now, base, then), "on a snapshot clock an hour ahead of now's")
+	require.Equal(t, then.Round(0), onClockOf(stepped, stepped.Round(0), then.Round(0)), "no monotonic reading: as it was")
+}
+
+// TestRestoredStaleWhenTheClockIsBehind: an alarm active for 23 hours at
+// the snapshot is marked stale (active for more than 24 h) an hour after a
+// restart on a box whose clock is a year behind, not a year later.
+func TestRestoredStaleWhenTheClockIsBehind(t *testing.T) {
+	cfg := pressureCfg(func(a *SensorAlarms) { a.High.OnDelay = d(0) })
+	t0 := time.Now()
+	e1 := newEngine(t, cfg)
+	e1.Tick(t0)
+	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
+	require.NoError(t, err)
+	snap, err := e1.Snapshot(t0.Add(23 * time.Hour))
+	require.NoError(t, err)
+
+	at := func(d time.Duration) time.Time {
+		return clocktest.WallStep(t0.Add(23*time.Hour+d), -365*24*time.Hour)
+	}
+	w := restoredTwin(t, cfg, at(0), snap)
+	stale := time.Duration(-1)
+	for d := time.Duration(0); d <= 2*time.Hour && stale < 0; d += time.Minute {
+		evs := w.do(func(e *Engine) ([]Event, error) { return e.Step(at(d), []Sample{{Point: "l.p", Value: 7}}) })
+		evs = append(evs, w.do(func(e *Engine) ([]Event, error) { return e.Tick(at(d)), nil })...)
+		for _, ev := range evs {
+			if ev.Alarm == "l.p.high" && ev.Type == EvStale {
+				stale = d
+			}
+		}
+	}
+	require.Equal(t, 61*time.Minute, stale, "stale is more than 24 h active: the first tick after the hour")
 }

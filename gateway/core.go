@@ -1039,6 +1039,13 @@ func (g *Gateway) restore(ctx context.Context) error {
 		// re-issues.
 		g.log.Warn().Err(err).Str("file", g.statePath).Msg("alarm state partly restored")
 	}
+	if saved, behind, ok := g.eng.ClockBehindSnapshot(); ok {
+		// A box without a real-time clock, NTP not reached yet: say so,
+		// as restored periods and reminders now also end by the time
+		// passed since the restore (docs/alarms.md).
+		g.log.Warn().Time("saved_at", saved).Dur("behind", behind).
+			Msg("clock is behind the alarm state's saved time: restored shelves, out-of-service periods and reminders end at the latest as if restarted when it was saved")
+	}
 	restored := nonNormal(g.eng.Alarms())
 	for _, st := range restored {
 		g.view.setAlarm(nil, st)
@@ -1102,7 +1109,7 @@ func (g *Gateway) persist() error {
 		return err
 	}
 	// Streamed in chunks: a flood's snapshot is never whole in memory.
-	if err := g.eng.WriteSnapshot(f); err != nil {
+	if err := g.eng.WriteSnapshot(time.Now(), f); err != nil {
 		f.Close()
 		return err
 	}

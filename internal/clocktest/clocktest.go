@@ -16,7 +16,7 @@ import (
 // clock moved by s (whole seconds; a fraction is dropped) and its monotonic reading unchanged: what time.Now
 // returns after the system clock was stepped by s. It relies on the
 // layout of time.Time (a wall word holding whole seconds since 1885 in
-// bits 33–62 when bit 63, "has monotonic", is set); TestWallStep checks
+// bits 30–62 when bit 63, "has monotonic", is set); TestWallStep checks
 // the result against the time package's own arithmetic.
 func WallStep(t time.Time, s time.Duration) time.Time {
 	type tm struct {
