@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/internal/clocktest"
 )
 
 func propertyConfig() Config {
@@ -59,6 +61,10 @@ type opRunner struct {
 	// (ref still ticks them all); skipped counts them.
 	skipIdle bool
 	skipped  int
+	// behindRestarts: every restart restores on a clock a year behind the
+	// snapshot's (a box without a real-time clock), which stays behind.
+	behindRestarts bool
+	restarts       int
 	// refs: samples carry a Ref (Engine.Ref): the engine's own, another
 	// engine's, another point's or none, picked by the data; results must
 	// be the same as by id.
@@ -221,12 +227,17 @@ func (r *opRunner) run(data []byte) {
 // restart round-trips the engine through Snapshot/Restore and checks that
 // every alarm that needs attention keeps its state and since.
 func (r *opRunner) restart() {
+	r.restarts++
 	before := r.e.Alarms()
 	snap, err := r.e.Snapshot(r.now)
 	require.NoError(r.t, err)
 	requireSnapshotMatchesEncodingJSON(r.t, r.e, r.now, snap)
+	restoreAt := r.now
+	if r.behindRestarts {
+		restoreAt = clocktest.WallStep(r.now, -365*24*time.Hour)
+	}
 	e2 := newEngine(r.t, r.cfg)
-	evs, err := e2.Restore(r.now, snap)
+	evs, err := e2.Restore(restoreAt, snap)
 	require.NoError(r.t, err)
 	if r.ref != nil {
 		refSnap, err := r.ref.Snapshot(r.now)
@@ -239,7 +250,7 @@ func (r *opRunner) restart() {
 		}
 		ref2 := newEngine(r.t, r.cfg)
 		ref2.scanAll = true
-		refEvs, err := ref2.Restore(r.now, snap)
+		refEvs, err := ref2.Restore(restoreAt, snap)
 		require.NoError(r.t, err)
 		require.Equal(r.t, renderEvents(refEvs), renderEvents(evs))
 		r.ref = ref2
@@ -264,7 +275,7 @@ func (r *opRunner) restart() {
 		}
 		require.Equal(r.t, b.State, a.State, b.ID)
 	}
-	r.e = e2
+	r.e, r.now = e2, restoreAt
 	// sequence numbers continue across the restart
 	r.check(evs)
 }

@@ -393,26 +393,26 @@ func TestRestoredReAlarmWhenTheClockIsBehind(t *testing.T) {
 	snap, err := e1.Snapshot(t0.Add(2 * time.Minute))
 	require.NoError(t, err)
 
-	at := func(d time.Duration) time.Time {
-		return clocktest.WallStep(t0.Add(2*time.Minute+d), -365*24*time.Hour)
-	}
-	w := restoredTwin(t, cfg, at(0), snap)
-	reAlarm := time.Duration(-1)
-	for d := time.Duration(0); d <= 20*time.Minute && reAlarm < 0; d += 30 * time.Second {
-		for _, ev := range w.do(func(e *Engine) ([]Event, error) {
-			return e.Step(at(d), []Sample{{Point: "l.p", Value: 7}})
-		}) {
-			if ev.Alarm == "l.p.high" && ev.Type == EvReAlarm {
-				reAlarm = d
-			}
-		}
-		for _, ev := range w.do(func(e *Engine) ([]Event, error) { return e.Tick(at(d)), nil }) {
-			if ev.Alarm == "l.p.high" && ev.Type == EvReAlarm {
-				reAlarm = d
-			}
-		}
-	}
+	reAlarm := untilHighEvent(t, cfg, snap, t0.Add(2*time.Minute), 30*time.Second, 20*time.Minute, EvReAlarm)
 	require.Equal(t, 9*time.Minute, reAlarm)
+}
+
+// untilHighEvent restores snap at restart on a clock a year behind, then
+// every step (up to limit) steps l.p at 7 and ticks: how long after the
+// restart l.p.high had an event of type typ (-1: not within limit).
+func untilHighEvent(t *testing.T, cfg Config, snap []byte, restart time.Time, step, limit time.Duration, typ EventType) time.Duration {
+	at := func(d time.Duration) time.Time { return clocktest.WallStep(restart.Add(d), -365*24*time.Hour) }
+	w := restoredTwin(t, cfg, at(0), snap)
+	for d := time.Duration(0); d <= limit; d += step {
+		evs := w.do(func(e *Engine) ([]Event, error) { return e.Step(at(d), []Sample{{Point: "l.p", Value: 7}}) })
+		evs = append(evs, w.do(func(e *Engine) ([]Event, error) { return e.Tick(at(d)), nil })...)
+		for _, ev := range evs {
+			if ev.Alarm == "l.p.high" && ev.Type == typ {
+				return d
+			}
+		}
+	}
+	return -1
 }
 
 // onClockOf moves a time onto the snapshot's clock only across a step of
@@ -442,19 +442,6 @@ func TestRestoredStaleWhenTheClockIsBehind(t *testing.T) {
 	snap, err := e1.Snapshot(t0.Add(23 * time.Hour))
 	require.NoError(t, err)
 
-	at := func(d time.Duration) time.Time {
-		return clocktest.WallStep(t0.Add(23*time.Hour+d), -365*24*time.Hour)
-	}
-	w := restoredTwin(t, cfg, at(0), snap)
-	stale := time.Duration(-1)
-	for d := time.Duration(0); d <= 2*time.Hour && stale < 0; d += time.Minute {
-		evs := w.do(func(e *Engine) ([]Event, error) { return e.Step(at(d), []Sample{{Point: "l.p", Value: 7}}) })
-		evs = append(evs, w.do(func(e *Engine) ([]Event, error) { return e.Tick(at(d)), nil })...)
-		for _, ev := range evs {
-			if ev.Alarm == "l.p.high" && ev.Type == EvStale {
-				stale = d
-			}
-		}
-	}
+	stale := untilHighEvent(t, cfg, snap, t0.Add(23*time.Hour), time.Minute, 2*time.Hour, EvStale)
 	require.Equal(t, 61*time.Minute, stale, "stale is more than 24 h active: the first tick after the hour")
 }
