@@ -99,7 +99,7 @@ func TestReadBackAcrossWallClockSteps(t *testing.T) {
 
 // The API's reading carries when its answer arrived on the monotonic
 // clock (Received), which the API judges its age by
-// (httpapi.TestReadingAgeAcrossWallClockStep).
+// (httpapi.TestReadingAgeIsTheOlderOfTsAndReceipt).
 func TestReadingReceivedIsMonotonic(t *testing.T) {
 	v := oneSensorView()
 	at := clocktest.WallStep(time.Now().Add(-40*time.Second), -time.Hour)

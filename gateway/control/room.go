@@ -193,7 +193,7 @@ func (r *Room) onMessage(_ paho.Client, m paho.Message) {
 			r.log.Warn().Err(err).Str("topic", m.Topic()).Msg("readings message ignored")
 			return
 		}
-		for _, hr := range r.st.setReadings(rd) {
+		for _, hr := range r.st.setReadings(rd, time.Now()) {
 			r.http.Publish(httpapi.Event{Reading: &hr})
 		}
 		if d, changed := r.st.markDevice(site, rd.Device, rd); changed {

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/canary-gw/canary/gateway/httpapi"
 	"github.com/canary-gw/canary/gateway/mqtt"
@@ -43,7 +44,8 @@ func splitQualified(q string) (site, id string, ok bool) {
 	return site, id, ok && mqtt.ValidID(site) && id != ""
 }
 
-func (s *state) setReadings(m mqtt.Readings) []httpapi.Reading {
+// setReadings stores a site's readings message, received at at.
+func (s *state) setReadings(m mqtt.Readings, at time.Time) []httpapi.Reading {
 	dev := qualify(m.Site, m.Device)
 	out := make([]httpapi.Reading, 0, len(m.Readings))
 	s.mu.Lock()
@@ -51,7 +53,7 @@ func (s *state) setReadings(m mqtt.Readings) []httpapi.Reading {
 	for _, r := range m.Readings {
 		k := dev + "/" + r.Sensor
 		hr := httpapi.Reading{Site: m.Site, Device: dev, Sensor: r.Sensor, Kind: r.Kind, Unit: r.Unit,
-			Quality: r.Quality, TS: m.TS, Limits: s.limits[k]}
+			Quality: r.Quality, TS: m.TS, Received: at, Limits: s.limits[k]}
 		if r.Valid {
 			v := r.Value
 			hr.Value = &v

@@ -405,7 +405,11 @@ func (s *Server) fillReading(r *Reading, now time.Time) {
 	}
 	age := now.Sub(r.TS)
 	if !r.Received.IsZero() {
-		age = now.Sub(r.Received) // monotonic when both have the reading
+		// The older of the two: by ts, a value delivered late (an
+		// outbox backlog, a retained message) is as old as it is; by
+		// receipt, on the monotonic clock, a step of the wall clock
+		// back, or a sender's clock ahead, cannot make it fresh.
+		age = max(age, now.Sub(r.Received))
 	}
 	r.AgeSeconds = max(age.Seconds(), 0)
 	if age > s.opts.StaleAfter {

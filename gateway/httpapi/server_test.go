@@ -231,26 +231,43 @@ func TestReadingsJSON(t *testing.T) {
 	require.Equal(t, true, raw[1]["stale"], "older than StaleAfter (30s) is not live")
 }
 
-// A reading's age is judged by when the gateway received it, on the
-// monotonic clock: after a step of the wall clock back (NTP at a box's
-// boot), a reading received 40 s ago is stale, not 0 s old and live for
-// the step's length as its wall-clock ts would say.
-func TestReadingAgeAcrossWallClockStep(t *testing.T) {
-	e := startServer(t, func(o *Options) {
-		o.StaleAfter = 30 * time.Second
-		o.Now = func() time.Time { return clocktest.WallStep(time.Now(), -time.Hour) }
-	})
-	received := time.Now().Add(-40 * time.Second)
-	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "ch4", Kind: "methane", Value: fp(0.42), Unit: "%vol",
-		Quality: "good", TS: received.UTC(), Received: received})
-	r := e.do(t, req{path: "/api/v1/readings"})
-	require.Equal(t, http.StatusOK, r.code)
-	var raw []map[string]any
-	require.NoError(t, json.Unmarshal(r.body, &raw))
-	require.Len(t, raw, 1)
-	require.Equal(t, true, raw[0]["stale"])
-	require.InDelta(t, 40.0, raw[0]["age_s"], 1)
-	require.NotContains(t, raw[0], "Received")
+// A reading's age is the older of its ages by ts and by when it was
+// received (Received, on the monotonic clock): a step of the wall clock
+// back (NTP at a box's boot) or a sender's clock ahead cannot make a value
+// after which nothing came look fresh, and a value delivered late (an
+// outbox backlog, a retained message) is as old as its ts says.
+func TestReadingAgeIsTheOlderOfTsAndReceipt(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		now          func() time.Time
+		ts, received time.Duration // before the real now
+		wantAge      float64
+		wantStale    bool
+	}{
+		{"received 40 s ago, the wall clock stepped an hour back since",
+			func() time.Time { return clocktest.WallStep(time.Now(), -time.Hour) }, 40 * time.Second, 40 * time.Second, 40, true},
+		{"delivered just now from a backlog, ts 2 minutes ago", time.Now, 2 * time.Minute, 0, 120, true},
+		{"received 40 s ago from a sender whose clock is an hour ahead", time.Now, -time.Hour, 40 * time.Second, 40, true},
+		{"received 2 s ago", time.Now, 2 * time.Second, 2 * time.Second, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startServer(t, func(o *Options) {
+				o.StaleAfter = 30 * time.Second
+				o.Now = tc.now
+			})
+			now := time.Now()
+			e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "ch4", Kind: "methane", Value: fp(0.42), Unit: "%vol",
+				Quality: "good", TS: now.Add(-tc.ts).UTC(), Received: now.Add(-tc.received)})
+			r := e.do(t, req{path: "/api/v1/readings"})
+			require.Equal(t, http.StatusOK, r.code)
+			var raw []map[string]any
+			require.NoError(t, json.Unmarshal(r.body, &raw))
+			require.Len(t, raw, 1)
+			require.Equal(t, tc.wantStale, raw[0]["stale"])
+			require.InDelta(t, tc.wantAge, raw[0]["age_s"], 1)
+			require.NotContains(t, raw[0], "Received")
+		})
+	}
 }
 
 func TestAuthOnCommands(t *testing.T) {

@@ -58,11 +58,12 @@ type Reading struct {
 	Stale bool `json:"stale"`
 	// AgeSeconds is filled in by the API at response time.
 	AgeSeconds float64 `json:"age_s"`
-	// Received is when the gateway received the reading, with the
-	// monotonic clock's reading (zero when unknown, as for a reading from
-	// MQTT): ages and Stale are then judged by it, not by TS, so that a
-	// step of the wall clock back cannot show a dead device's last value
-	// as fresh for the step's length. Not in the JSON.
+	// Received is when the reading arrived (at the gateway from the
+	// device, at the control room from MQTT), with the monotonic clock's
+	// reading; zero when unknown. The age is then the older of the ages
+	// by TS and by Received, so that neither a step of the wall clock
+	// back nor a sender's clock ahead shows a value after which nothing
+	// came as fresh. Not in the JSON.
 	Received time.Time `json:"-"`
 	// Limits are the configured alarm limits of the sensor, drawn on trends.
 	Limits []Limit `json:"limits,omitempty"`
