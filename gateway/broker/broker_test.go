@@ -9,11 +9,18 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/gateway/broker"
 )
+
+// mochi's test fixtures are dropped at init: every broker test here runs
+// without them.
+func TestMochiTestFixturesDropped(t *testing.T) {
+	require.Nil(t, packets.TPacketData)
+}
 
 func start(t *testing.T, o broker.Options) *broker.Broker {
 	t.Helper()
