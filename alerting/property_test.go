@@ -268,7 +268,7 @@ func (r *opRunner) restart() {
 		if b.State != Normal || b.Active || b.Latched {
 			// The same instant: the snapshot writes it on the clock of
 			// its writing, which a step of the wall clock since moved.
-			require.True(r.t, onClockOf(r.now, r.e.snapClock(r.now), b.Since).Equal(a.Since), b.ID)
+			require.True(r.t, r.e.onClockOf(r.now, b.Since).Equal(a.Since), b.ID)
 		}
 		if b.Suppressed {
 			continue // flags are the gateway's, re-set after a restart

@@ -88,8 +88,7 @@ func (e *Engine) WriteSnapshot(now time.Time, w io.Writer) error {
 	}
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, snapshotVersion, 10)
-	base := e.snapClock(now)
-	b = appendSnapTime(b, `,"saved_at":`, base)
+	b = appendSnapTime(b, `,"saved_at":`, now.Round(0))
 	sites := make([]string, 0, len(e.sites))
 	for site := range e.sites {
 		sites = append(sites, site)
@@ -134,7 +133,7 @@ func (e *Engine) WriteSnapshot(now time.Time, w io.Writer) error {
 			b = append(b, ',')
 		}
 		n++
-		b = e.appendSnapAlarm(b, a, now, base)
+		b = e.appendSnapAlarm(b, a, now)
 		if err := flush(false); err != nil {
 			return err
 		}
@@ -173,7 +172,7 @@ func (e *Engine) WriteSnapshot(now time.Time, w io.Writer) error {
 
 // appendSnapAlarm writes one alarm as the snapAlarm struct's JSON (its tags
 // say which members are left out when empty).
-func (e *Engine) appendSnapAlarm(b []byte, a *alarm, now, base time.Time) []byte {
+func (e *Engine) appendSnapAlarm(b []byte, a *alarm, now time.Time) []byte {
 	b = append(b, `{"id":`...)
 	b = jsonenc.AppendString(b, a.id)
 	if a.active {
@@ -184,9 +183,9 @@ func (e *Engine) appendSnapAlarm(b []byte, a *alarm, now, base time.Time) []byte
 	if a.latched {
 		b = append(b, `,"latched":true`...)
 	}
-	b = appendSnapTime(b, `,"since":`, onClockOf(now, base, a.since()))
-	b = appendSnapTime(b, `,"updated":`, onClockOf(now, base, a.updated()))
-	b = appendSnapTime(b, `,"acked_at":`, onClockOf(now, base, a.ackedAt()))
+	b = appendSnapTime(b, `,"since":`, e.onClockOf(now, a.since()))
+	b = appendSnapTime(b, `,"updated":`, e.onClockOf(now, a.updated()))
+	b = appendSnapTime(b, `,"acked_at":`, e.onClockOf(now, a.ackedAt()))
 	if s := a.ackedBy(); s != "" {
 		b = append(b, `,"acked_by":`...)
 		b = jsonenc.AppendString(b, s)
@@ -205,11 +204,11 @@ func (e *Engine) appendSnapAlarm(b []byte, a *alarm, now, base time.Time) []byte
 	case oneShotShelve:
 		b = append(b, `,"shelve":"oneshot"`...)
 	}
-	b = appendSnapTime(b, `,"shelve_until":`, onClockOf(now, base, a.shelveUntil()))
+	b = appendSnapTime(b, `,"shelve_until":`, e.onClockOf(now, a.shelveUntil()))
 	if a.oos {
 		b = append(b, `,"oos":true`...)
 	}
-	b = appendSnapTime(b, `,"oos_until":`, onClockOf(now, base, a.oosUntil()))
+	b = appendSnapTime(b, `,"oos_until":`, e.onClockOf(now, a.oosUntil()))
 	if a.firstOut {
 		b = append(b, `,"first_out":true`...)
 	}
@@ -219,33 +218,33 @@ func (e *Engine) appendSnapAlarm(b []byte, a *alarm, now, base time.Time) []byte
 	return append(b, '}')
 }
 
-// snapClock is the clock a snapshot written at now is on, its saved_at:
-// now's wall clock, unless a Restore with the clock behind is still being
-// made up for (restoredclock.go), when it is the later time judgeNow
-// takes, so that a second restart before NTP keeps what the first one
-// knew: the restored times are on that clock.
-func (e *Engine) snapClock(now time.Time) time.Time {
-	return e.judgeNow(now, now.Round(0)).Round(0)
-}
-
-// onClockOf returns t, a time of the engine at now, on the snapshot's
-// clock base (snapClock): base moved by their monotonic difference. A time
-// taken before a step of the wall clock (NTP at boot) is thus written as
-// it relates to saved_at, not as the clock then said. On now's own clock
-// and without a step between them, t is as it was: Go reads the two clocks
-// apart, so their differences disagree by nanoseconds, and a restart must
-// not move an alarm's since. Times without a monotonic reading (restored
-// ones, on the snapshot's clock already; tests' fixed times) are as they
+// onClockOf returns t, a time of the engine at now, on now's wall clock,
+// the snapshot's saved_at. A time taken before a step of the wall clock
+// (NTP at boot) has the monotonic reading: it is moved by the monotonic
+// difference, and so written as it relates to saved_at, not as the clock
+// then said. Without a step between them it is as it was: Go reads the two
+// clocks apart, so their differences disagree by nanoseconds, and a
+// restart must not move an alarm's since. A restored time (no monotonic
+// reading) is on the clock of the snapshot it came from; after a restore
+// with the clock behind that snapshot's (restoredclock.go) it is moved by
+// how far that clock, as judgeNow carries it on, is ahead of now's, so that
+// a second restart before NTP keeps what the first one knew. Tests' fixed
+// times have no monotonic reading either and no restore behind: as they
 // were.
-func onClockOf(now, base, t time.Time) time.Time {
-	if t.IsZero() || t == t.Round(0) {
+func (e *Engine) onClockOf(now, t time.Time) time.Time {
+	if t.IsZero() {
 		return t
 	}
-	d := t.Sub(now) // monotonic when now has the reading too
-	if base.Equal(now.Round(0)) {
-		if step := t.Round(0).Sub(base) - d; step < clockStepMin && step > -clockStepMin {
-			return t
+	base := now.Round(0)
+	if t == t.Round(0) {
+		if ahead := e.judgeNow(now, t).Round(0).Sub(base); ahead > 0 {
+			return t.Add(-ahead)
 		}
+		return t
+	}
+	d := t.Sub(now) // monotonic
+	if step := t.Round(0).Sub(base) - d; step < clockStepMin && step > -clockStepMin {
+		return t
 	}
 	return base.Add(d)
 }
@@ -322,13 +321,13 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 		case "timed":
 			until := sa.ShelveUntil
 			if until.Sub(e.judgeNow(now, until)) > e.opts.MaxShelve {
-				// No shelve is longer than MaxShelve: the clock is
-				// wrong now (a box booted without a real-time clock,
-				// NTP not reached yet) or was when the snapshot was
-				// written, in a way saved_at does not show (a
-				// snapshot from before it existed, or a restore with
-				// the clock ahead of it). At most MaxShelve from now
-				// instead, on the monotonic clock.
+				// No shelve is longer than MaxShelve, judged as the
+				// restored times are (restoredclock.go). Only a clock
+				// that is wrong in a way saved_at does not show gets
+				// here: a snapshot from before it existed, or one
+				// written with the clock ahead and restored with it
+				// further ahead. At most MaxShelve from now instead,
+				// on the monotonic clock.
 				until = now.Add(e.opts.MaxShelve)
 			}
 			a.shelve, x.shelveUntil = timedShelve, until

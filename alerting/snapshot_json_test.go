@@ -15,8 +15,7 @@ import (
 // encoding/json before WriteSnapshot: the reference the hand-written
 // encoder is checked against.
 func snapshotOracle(e *Engine, now time.Time) snapshot {
-	base := e.snapClock(now)
-	s := snapshot{Version: snapshotVersion, SavedAt: base, Seq: map[string]uint64{}, Flood: map[string]bool{}}
+	s := snapshot{Version: snapshotVersion, SavedAt: now.Round(0), Seq: map[string]uint64{}, Flood: map[string]bool{}}
 	for site, st := range e.sites {
 		s.Seq[site] = st.seq
 		if st.flood {
@@ -27,9 +26,9 @@ func snapshotOracle(e *Engine, now time.Time) snapshot {
 		if a.baseState() == Normal && a.shelve == notShelved && !a.oos {
 			continue
 		}
-		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: onClockOf(now, base, a.since()),
-			Updated: onClockOf(now, base, a.updated()), AckedAt: onClockOf(now, base, a.ackedAt()), AckedBy: a.ackedBy(), Comment: a.comment(),
-			ShelveUntil: onClockOf(now, base, a.shelveUntil()), OOS: a.oos, OOSUntil: onClockOf(now, base, a.oosUntil()), FirstOut: a.firstOut, Stale: a.stale}
+		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: e.onClockOf(now, a.since()),
+			Updated: e.onClockOf(now, a.updated()), AckedAt: e.onClockOf(now, a.ackedAt()), AckedBy: a.ackedBy(), Comment: a.comment(),
+			ShelveUntil: e.onClockOf(now, a.shelveUntil()), OOS: a.oos, OOSUntil: e.onClockOf(now, a.oosUntil()), FirstOut: a.firstOut, Stale: a.stale}
 		if v := e.valueOf(a); !math.IsNaN(v) && !math.IsInf(v, 0) {
 			sa.Value = &v
 		}

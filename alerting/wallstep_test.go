@@ -362,14 +362,15 @@ func TestRestoredExpiriesWhenTheClockIsWrong(t *testing.T) {
 	require.Equal(t, 90*time.Minute, oos, "set on a clock a year ahead: out of service ends two hours after it was set")
 
 	// A second restart 20 minutes after the first, the clock still a year
-	// behind: the snapshot written meanwhile keeps what the first restore
-	// knew, so each ends when what was left of it has passed.
+	// behind and running on: the snapshot written meanwhile puts the
+	// restored times on that clock, so each ends when what was left of it
+	// has passed (the minute between the writing and the restart included).
 	first := restoredTwin(t, cfg, yearBehind(0), snap)
 	snap2, err := first.e.Snapshot(yearBehind(20 * time.Minute))
 	require.NoError(t, err)
 	shelve, oos, _ = ends(snap2, func(d time.Duration) time.Time { return yearBehind(21*time.Minute + d) })
-	require.Equal(t, 40*time.Minute, shelve, "second restart, clock still behind: the shelve ends when what was left of it has passed")
-	require.Equal(t, 100*time.Minute, oos, "second restart, clock still behind: out of service ends when what was left of it has passed")
+	require.Equal(t, 39*time.Minute, shelve, "second restart, clock still behind: the shelve ends when what was left of it has passed")
+	require.Equal(t, 99*time.Minute, oos, "second restart, clock still behind: out of service ends when what was left of it has passed")
 
 	old := regexp.MustCompile(`,"saved_at":"[^"]*"`).ReplaceAll(snap, nil)
 	shelve, oos, _ = ends(old, yearBehind)
@@ -416,17 +417,21 @@ func untilHighEvent(t *testing.T, cfg Config, snap []byte, restart time.Time, st
 }
 
 // onClockOf moves a time onto the snapshot's clock only across a step of
-// the wall clock, or onto a snapshot clock other than now's; otherwise it
-// is written as it was, to the nanosecond.
+// the wall clock, or, for a restored time, by how far the clock carried on
+// from a restore with the clock behind is ahead; otherwise it is written as
+// it was, to the nanosecond.
 func TestOnClockOf(t *testing.T) {
+	e := newEngine(t, pressureCfg(nil))
 	now := time.Now()
 	then := now.Add(-time.Minute)
-	require.Equal(t, then, onClockOf(now, now.Round(0), then), "no step: as it was")
+	require.Equal(t, then, e.onClockOf(now, then), "no step: as it was")
 	stepped := clocktest.WallStep(now, -time.Hour) // now, after a step back
-	require.Equal(t, stepped.Round(0).Add(-time.Minute), onClockOf(stepped, stepped.Round(0), then), "a minute before the snapshot, on its clock")
-	base := now.Round(0).Add(time.Hour)
-	require.Equal(t, base.Add(-time.Minute), onClockOf(now, base, then), "on a snapshot clock an hour ahead of now's")
-	require.Equal(t, then.Round(0), onClockOf(stepped, stepped.Round(0), then.Round(0)), "no monotonic reading: as it was")
+	require.Equal(t, stepped.Round(0).Add(-time.Minute), e.onClockOf(stepped, then), "a minute before the snapshot, on its clock")
+	require.Equal(t, then.Round(0), e.onClockOf(stepped, then.Round(0)), "restored, no restore behind: as it was")
+	e.behind = &behindClock{saved: now.Round(0).Add(time.Hour), at: now}
+	require.Equal(t, then.Round(0).Add(-time.Hour), e.onClockOf(now, then.Round(0)),
+		"restored after a restore an hour behind: an hour earlier on now's clock")
+	require.Equal(t, then, e.onClockOf(now, then), "not restored: as it was")
 }
 
 // TestRestoredStaleWhenTheClockIsBehind: an alarm active for 23 hours at
@@ -444,4 +449,75 @@ func TestRestoredStaleWhenTheClockIsBehind(t *testing.T) {
 
 	stale := untilHighEvent(t, cfg, snap, t0.Add(23*time.Hour), time.Minute, 2*time.Hour, EvStale)
 	require.Equal(t, 61*time.Minute, stale, "stale is more than 24 h active: the first tick after the hour")
+}
+
+// TestRestoredReturnWhenTheClockIsBehind: an alarm active since a minute
+// before the snapshot returns 10 s after a restart on a box whose clock is
+// a year behind. Judged by that clock it was active for minus a year, a
+// "fleeting" activation; it was active for 70 s.
+func TestRestoredReturnWhenTheClockIsBehind(t *testing.T) {
+	cfg := pressureCfg(func(a *SensorAlarms) { a.High.OnDelay = d(0); a.High.OffDelay = d(0) })
+	t0 := time.Now()
+	e1 := newEngine(t, cfg)
+	e1.Tick(t0)
+	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
+	require.NoError(t, err)
+	snap, err := e1.Snapshot(t0.Add(time.Minute))
+	require.NoError(t, err)
+
+	at := func(d time.Duration) time.Time { return clocktest.WallStep(t0.Add(time.Minute+d), -365*24*time.Hour) }
+	w := restoredTwin(t, cfg, at(0), snap)
+	evs := w.do(func(e *Engine) ([]Event, error) {
+		return e.Step(at(10*time.Second), []Sample{{Point: "l.p", Value: 5}})
+	})
+	var types []EventType
+	for _, ev := range evs {
+		if ev.Alarm == "l.p.high" {
+			types = append(types, ev.Type)
+		}
+	}
+	require.Equal(t, []EventType{EvReturn}, types)
+}
+
+// TestSnapshotFromAClockAheadIsNotCarriedOn: a shelve set and a snapshot
+// written on a clock a year ahead; the restart is on the right clock
+// (behind the snapshot's), and the next snapshot is written on the right
+// clock with the restored times moved onto it. A second restart is then
+// not behind any more, and the shelve ends an hour after it was set (and
+// the minute of the first restart, which the restore could not measure).
+func TestSnapshotFromAClockAheadIsNotCarriedOn(t *testing.T) {
+	cfg := pressureCfg(nil)
+	const year = 365 * 24 * time.Hour
+	t0 := time.Now()
+	e1 := newEngine(t, cfg)
+	ahead := clocktest.WallStep(t0, year)
+	e1.Tick(ahead)
+	_, err := e1.Observe(ahead, Sample{Point: "l.p", Value: 7})
+	require.NoError(t, err)
+	_, err = e1.Shelve(ahead, "l.p.high", "u", "maintenance", time.Hour)
+	require.NoError(t, err)
+	snap, err := e1.Snapshot(clocktest.WallStep(t0.Add(time.Minute), year))
+	require.NoError(t, err)
+
+	e2 := newEngine(t, cfg)
+	_, err = e2.Restore(t0.Add(2*time.Minute), snap)
+	require.NoError(t, err)
+	_, _, behind := e2.ClockBehindSnapshot()
+	require.True(t, behind)
+	snap2, err := e2.Snapshot(t0.Add(3 * time.Minute))
+	require.NoError(t, err)
+
+	w := restoredTwin(t, cfg, t0.Add(4*time.Minute), snap2)
+	_, _, behind = w.e.ClockBehindSnapshot()
+	require.False(t, behind, "the second snapshot is on the right clock")
+	unshelved := time.Duration(-1)
+	for d := time.Duration(0); d <= 2*time.Hour && unshelved < 0; d += time.Minute {
+		for _, ev := range w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0.Add(4*time.Minute + d)), nil }) {
+			if ev.Alarm == "l.p.high" && ev.Type == EvUnshelve {
+				unshelved = d
+			}
+		}
+	}
+	require.Equal(t, 57*time.Minute, unshelved,
+		"an hour after it was set, plus the minute the gateway was down, which the clock ahead hid")
 }

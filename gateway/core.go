@@ -1039,7 +1039,7 @@ func (g *Gateway) restore(ctx context.Context) error {
 		// re-issues.
 		g.log.Warn().Err(err).Str("file", g.statePath).Msg("alarm state partly restored")
 	}
-	if saved, behind, ok := g.eng.ClockBehindSnapshot(); ok {
+	if saved, behind, ok := g.eng.ClockBehindSnapshot(); ok && behind >= time.Second {
 		// A box without a real-time clock, NTP not reached yet: say so,
 		// as restored periods and reminders now also end by the time
 		// passed since the restore (docs/alarms.md).
