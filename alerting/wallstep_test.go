@@ -38,6 +38,16 @@ func restoredTwin(t *testing.T, cfg Config, at time.Time, snap []byte) twin {
 	return w
 }
 
+// highAt is a fresh engine of cfg in which l.p reads 7 (above its high
+// limit of 6) from at on.
+func highAt(t *testing.T, cfg Config, at time.Time) *Engine {
+	e := newEngine(t, cfg)
+	e.Tick(at)
+	_, err := e.Observe(at, Sample{Point: "l.p", Value: 7})
+	require.NoError(t, err)
+	return e
+}
+
 func pressureCfg(extra func(*SensorAlarms)) Config {
 	a := SensorAlarms{Range: []float64{0, 10}, High: &LimitConfig{Limit: f(6)}}
 	if extra != nil {
@@ -54,15 +64,11 @@ func pressureCfg(extra func(*SensorAlarms)) Config {
 func TestShelveExpiryLateAfterWallStepForward(t *testing.T) {
 	cfg := pressureCfg(func(a *SensorAlarms) { a.High.OffDelay = d(20 * time.Minute) })
 	t0 := time.Now()
-	e1 := newEngine(t, cfg)
-	e1.Tick(t0)
-	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
-	require.NoError(t, err)
-	_, err = e1.Tick(t0.Add(15*time.Second)), nil
-	require.NoError(t, err)
+	e1 := highAt(t, cfg, t0)
+	e1.Tick(t0.Add(15 * time.Second))
 	st, _ := e1.Alarm("l.p.high")
 	require.True(t, st.Active)
-	_, err = e1.Shelve(t0.Add(15*time.Second), "l.p.high", "u", "maintenance", 30*time.Minute)
+	_, err := e1.Shelve(t0.Add(15*time.Second), "l.p.high", "u", "maintenance", 30*time.Minute)
 	require.NoError(t, err)
 	snap, err := e1.Snapshot(t0.Add(15 * time.Second))
 	require.NoError(t, err)
@@ -87,10 +93,7 @@ func TestShelveExpiryLateAfterWallStepForward(t *testing.T) {
 func TestReAlarmLateAfterWallStepBackward(t *testing.T) {
 	cfg := pressureCfg(func(a *SensorAlarms) { a.High.ReAlarm = d(10 * time.Minute); a.High.OnDelay = d(0) })
 	t0 := time.Now()
-	e1 := newEngine(t, cfg)
-	e1.Tick(t0)
-	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
-	require.NoError(t, err)
+	e1 := highAt(t, cfg, t0)
 	st, _ := e1.Alarm("l.p.high")
 	require.True(t, st.Active)
 	t1 := t0.Add(24*time.Hour - 5*time.Minute)
@@ -293,15 +296,12 @@ func TestRestoredExpiriesWhenTheClockIsWrong(t *testing.T) {
 	// snapshot: l.p.high active from start, both periods set a minute
 	// later, the snapshot written at written; since is l.p.high's.
 	snapshot := func(start time.Time, written time.Time) (snap []byte, since time.Time) {
-		e1 := newEngine(t, cfg)
-		e1.Tick(start)
-		_, err := e1.Observe(start, Sample{Point: "l.p", Value: 7})
-		require.NoError(t, err)
+		e1 := highAt(t, cfg, start)
 		set := start.Add(time.Minute)
 		e1.Tick(set)
 		st, _ := e1.Alarm("l.p.high")
 		require.True(t, st.Active)
-		_, err = e1.Shelve(set, "l.p.high", "u", "maintenance", time.Hour)
+		_, err := e1.Shelve(set, "l.p.high", "u", "maintenance", time.Hour)
 		require.NoError(t, err)
 		_, err = e1.OutOfService(set, "l.p.high_high", "u", "calibration", 2*time.Hour)
 		require.NoError(t, err)
@@ -385,11 +385,8 @@ func TestRestoredExpiriesWhenTheClockIsWrong(t *testing.T) {
 func TestRestoredReAlarmWhenTheClockIsBehind(t *testing.T) {
 	cfg := pressureCfg(func(a *SensorAlarms) { a.High.ReAlarm = d(10 * time.Minute); a.High.OnDelay = d(0) })
 	t0 := time.Now()
-	e1 := newEngine(t, cfg)
-	e1.Tick(t0)
-	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
-	require.NoError(t, err)
-	_, err = e1.Ack(t0.Add(time.Minute), "l.p.high", "u", "seen")
+	e1 := highAt(t, cfg, t0)
+	_, err := e1.Ack(t0.Add(time.Minute), "l.p.high", "u", "seen")
 	require.NoError(t, err)
 	snap, err := e1.Snapshot(t0.Add(2 * time.Minute))
 	require.NoError(t, err)
@@ -440,10 +437,7 @@ func TestOnClockOf(t *testing.T) {
 func TestRestoredStaleWhenTheClockIsBehind(t *testing.T) {
 	cfg := pressureCfg(func(a *SensorAlarms) { a.High.OnDelay = d(0) })
 	t0 := time.Now()
-	e1 := newEngine(t, cfg)
-	e1.Tick(t0)
-	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
-	require.NoError(t, err)
+	e1 := highAt(t, cfg, t0)
 	snap, err := e1.Snapshot(t0.Add(23 * time.Hour))
 	require.NoError(t, err)
 
@@ -458,10 +452,7 @@ func TestRestoredStaleWhenTheClockIsBehind(t *testing.T) {
 func TestRestoredReturnWhenTheClockIsBehind(t *testing.T) {
 	cfg := pressureCfg(func(a *SensorAlarms) { a.High.OnDelay = d(0); a.High.OffDelay = d(0) })
 	t0 := time.Now()
-	e1 := newEngine(t, cfg)
-	e1.Tick(t0)
-	_, err := e1.Observe(t0, Sample{Point: "l.p", Value: 7})
-	require.NoError(t, err)
+	e1 := highAt(t, cfg, t0)
 	snap, err := e1.Snapshot(t0.Add(time.Minute))
 	require.NoError(t, err)
 
