@@ -225,3 +225,27 @@ func TestBrowserLoginRequired(t *testing.T) {
 	testenv.WaitJS(t, ctx, "the operator hint", `document.getElementById('login-dlg').open && document.getElementById('login-error').textContent.includes('log in as an operator')`)
 	require.Empty(t, consoleProblems())
 }
+
+// After a step of the gateway's wall clock back (NTP setting a box's clock
+// after boot), every later ts is older than what the browser holds: the
+// stream's updates must still show. An alarm annunciated again and a new
+// value, both stamped an hour before what the page loaded.
+func TestBrowserUpdatesAfterAClockStepBack(t *testing.T) {
+	e := startServer(t, nil)
+	seedSite(e.be)
+	ctx, consoleProblems := testenv.Browser(t, 1280, 900)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.url+"/")))
+	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
+	testenv.WaitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
+	require.Equal(t, "acknowledged", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas2.ch4.comm"]').dataset.state`))
+	// Past the moments in which a stream item can have raced the snapshot.
+	testenv.WaitJS(t, ctx, "the snapshot's race window over", `performance.now() > st.snapUntil`)
+
+	back := time.Now().Add(-time.Hour)
+	e.be.setAlarm(Alarm{ID: "face3-gas2.ch4.comm", Site: "demo", Device: "face3-gas2", Sensor: "ch4", Condition: "comm", Priority: 1,
+		State: StateUnacknowledged, Active: true, Value: fp(0.41), Limit: fp(30), Since: back, Updated: back}, "re_alarm", "", "")
+	testenv.WaitJS(t, ctx, "the alarm annunciated again", `document.querySelector('tr[data-alarm="face3-gas2.ch4.comm"]').dataset.state === 'unacknowledged'`)
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "co", Kind: "co", Value: fp(13.5), Unit: "ppm", Quality: "good", TS: back})
+	testenv.WaitJS(t, ctx, "the new CO value", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '13.5'`)
+	require.Empty(t, consoleProblems())
+}

@@ -27,7 +27,20 @@ const st = {
   trend: null, // {device, sensor, unit, limits, points}
   streamAbort: null,
   cmd: null, // {action, alarm, opener}
+  snapUntil: 0, // performance.now() until which a stream item may have raced the snapshot
 };
+
+// A stream item produced after the subscription but before the snapshot was
+// read arrives after the snapshot, and may be older than it: such an item is
+// dropped, and only such an item. Once the first seconds after the snapshot
+// are over, or the stream has updated the entry, the stream's order is the
+// truth whatever the timestamps say: after a step of the gateway's wall clock
+// back every later ts is older, and comparing them would hide every update of
+// the entry (an alarm annunciated again, a new value) for the step's length.
+const RACE_MS = 2000;
+function racedSnapshot(old, oldTs, newTs) {
+  return !!old && old._snap === true && performance.now() < st.snapUntil && Date.parse(oldTs) > Date.parse(newTs);
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -151,10 +164,11 @@ async function loadAll() {
     getJSON('/api/v1/devices'), getJSON('/api/v1/history?limit=200'),
   ]);
   const now = Date.now();
+  st.snapUntil = performance.now() + RACE_MS;
   st.readings.clear();
-  for (const r of readings) { r._rx = now; st.readings.set(key(r.device, r.sensor), r); }
+  for (const r of readings) { r._rx = now; r._snap = true; st.readings.set(key(r.device, r.sensor), r); }
   st.alarms.clear();
-  for (const a of alarms) st.alarms.set(a.id, a);
+  for (const a of alarms) { a._snap = true; st.alarms.set(a.id, a); }
   st.devices.clear();
   for (const d of devices) st.devices.set(d.id, d);
   st.log = history;
@@ -250,7 +264,7 @@ function handleBlock(block) {
 function onReading(r) {
   const k = key(r.device, r.sensor);
   const old = st.readings.get(k);
-  if (old && Date.parse(old.ts) > Date.parse(r.ts)) return; // older than the snapshot
+  if (racedSnapshot(old, old && old.ts, r.ts)) return;
   r._rx = Date.now();
   st.readings.set(k, r);
   if (!old) renderDevices(); else updateSensor(k);
@@ -267,7 +281,7 @@ function onReading(r) {
 
 function onAlarm(a) {
   const old = st.alarms.get(a.id);
-  if (old && Date.parse(old.updated) > Date.parse(a.updated)) return;
+  if (racedSnapshot(old, old && old.updated, a.updated)) return;
   if (a.state === 'normal') st.alarms.delete(a.id); else st.alarms.set(a.id, a);
   scheduleAlarms();
 }
