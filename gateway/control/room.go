@@ -52,6 +52,11 @@ type Room struct {
 
 	mu      sync.Mutex
 	pending map[string]chan command.Result
+	// pubMu makes a change of state and its event to the page one step,
+	// for the MQTT callbacks and reconcileLoop alike: the page follows the
+	// stream's order (docs/ui.md), so an event must not overtake the one
+	// of a later change.
+	pubMu sync.Mutex
 	// reconnects carries the alarms known before a reconnect to Run, which
 	// reconciles them once the retained states had time to arrive.
 	reconnects chan map[string]httpapi.Alarm
@@ -186,6 +191,10 @@ func (r *Room) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	payload := m.Payload()
+	if rest != "cmd/result" {
+		r.pubMu.Lock()
+		defer r.pubMu.Unlock()
+	}
 	switch {
 	case strings.HasPrefix(rest, "readings/"):
 		rd, err := mqtt.DecodeReadings(payload)
@@ -193,7 +202,11 @@ func (r *Room) onMessage(_ paho.Client, m paho.Message) {
 			r.log.Warn().Err(err).Str("topic", m.Topic()).Msg("readings message ignored")
 			return
 		}
-		for _, hr := range r.st.setReadings(rd, time.Now()) {
+		hrs, fresh := r.st.setReadings(rd, time.Now())
+		if !fresh {
+			return // a republished older poll (receipt mode): history, not news
+		}
+		for _, hr := range hrs {
 			r.http.Publish(httpapi.Event{Reading: &hr})
 		}
 		if d, changed := r.st.markDevice(site, rd.Device, rd); changed {
@@ -299,6 +312,7 @@ func (r *Room) reconcileLoop(ctx context.Context) error {
 			return nil
 		case <-time.After(r.o.Reconcile):
 		}
+		r.pubMu.Lock()
 		for id, a := range old {
 			if r.st.hasAlarm(id) {
 				continue
@@ -306,6 +320,7 @@ func (r *Room) reconcileLoop(ctx context.Context) error {
 			a.State, a.Active, a.Latched = httpapi.StateNormal, false, false
 			r.http.Publish(httpapi.Event{Alarm: &a})
 		}
+		r.pubMu.Unlock()
 	}
 }
 

@@ -22,6 +22,7 @@ type state struct {
 	devices  map[string]httpapi.Device  // by site.device
 	sites    map[string]string          // site -> online | offline
 	limits   map[string][]httpapi.Limit // by site.device/sensor, learnt from alarm payloads
+	lastPoll map[string]pollMark        // by site.device: the newest readings message
 	history  []httpapi.Transition
 }
 
@@ -32,7 +33,14 @@ func newState() *state {
 		devices:  map[string]httpapi.Device{},
 		sites:    map[string]string{},
 		limits:   map[string][]httpapi.Limit{},
+		lastPoll: map[string]pollMark{},
 	}
+}
+
+// pollMark is a readings message's place: its seq and its time.
+type pollMark struct {
+	seq uint64
+	ts  time.Time
 }
 
 // qualify makes a device or alarm id unique across sites.
@@ -44,12 +52,22 @@ func splitQualified(q string) (site, id string, ok bool) {
 	return site, id, ok && mqtt.ValidID(site) && id != ""
 }
 
-// setReadings stores a site's readings message, received at at.
-func (s *state) setReadings(m mqtt.Readings, at time.Time) []httpapi.Reading {
+// setReadings stores a site's readings message, received at at. fresh is
+// false, and nothing is stored, for a message older than the newest of its
+// device by both seq and time: a poll the gateway republished (receipt
+// mode republishes unconfirmed polls, in no order), which must not replace
+// a newer value on the page. Either alone is not enough to drop it: seqs
+// start again after a gateway's outbox is replaced, and times go back
+// after a step of its wall clock.
+func (s *state) setReadings(m mqtt.Readings, at time.Time) (out []httpapi.Reading, fresh bool) {
 	dev := qualify(m.Site, m.Device)
-	out := make([]httpapi.Reading, 0, len(m.Readings))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if last, ok := s.lastPoll[dev]; ok && m.Seq <= last.seq && !m.TS.After(last.ts) {
+		return nil, false
+	}
+	s.lastPoll[dev] = pollMark{seq: m.Seq, ts: m.TS}
+	out = make([]httpapi.Reading, 0, len(m.Readings))
 	for _, r := range m.Readings {
 		k := dev + "/" + r.Sensor
 		hr := httpapi.Reading{Site: m.Site, Device: dev, Sensor: r.Sensor, Kind: r.Kind, Unit: r.Unit,
@@ -61,7 +79,7 @@ func (s *state) setReadings(m mqtt.Readings, at time.Time) []httpapi.Reading {
 		s.readings[k] = hr
 		out = append(out, hr)
 	}
-	return out
+	return out, true
 }
 
 // setAlarm stores a retained alarm state; it returns the alarm as the API

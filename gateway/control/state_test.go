@@ -18,8 +18,40 @@ func TestReadingsCarryTheirReceipt(t *testing.T) {
 	at := time.Now()
 	m := mqtt.Readings{Site: "north", Device: "face-gas", TS: at.Add(time.Hour).UTC(),
 		Readings: []mqtt.Reading{{Sensor: "ch4", Kind: "methane", Unit: "%vol", Value: 0.4, Valid: true, Quality: "good"}}}
-	out := st.setReadings(m, at)
+	out, fresh := st.setReadings(m, at)
+	require.True(t, fresh)
 	require.Len(t, out, 1)
 	require.Equal(t, at, out[0].Received)
 	require.Equal(t, at, st.readings["north.face-gas/ch4"].Received)
+}
+
+// A readings message older than its device's newest by both seq and time
+// is a republished poll (receipt mode) and changes nothing; one older by
+// only one of them is news: seqs start again after a gateway's outbox is
+// replaced, and times go back after a step of its wall clock.
+func TestRepublishedOlderPollIsNotNews(t *testing.T) {
+	st := newState()
+	t0 := time.Now().UTC()
+	poll := func(seq uint64, ts time.Time, v float64) mqtt.Readings {
+		return mqtt.Readings{Site: "north", Device: "face-gas", Seq: seq, TS: ts,
+			Readings: []mqtt.Reading{{Sensor: "ch4", Kind: "methane", Unit: "%vol", Value: v, Valid: true, Quality: "good"}}}
+	}
+	value := func() float64 { return *st.readings["north.face-gas/ch4"].Value }
+	for _, step := range []struct {
+		name      string
+		m         mqtt.Readings
+		fresh     bool
+		wantValue float64
+	}{
+		{"the first poll", poll(5, t0, 0.5), true, 0.5},
+		{"republished, 30 s older by both", poll(3, t0.Add(-30*time.Second), 0.3), false, 0.5},
+		{"the same poll again (a QoS 1 duplicate)", poll(5, t0, 0.5), false, 0.5},
+		{"the next poll", poll(6, t0.Add(time.Second), 0.6), true, 0.6},
+		{"after the gateway's outbox was replaced: seq 1, newer time", poll(1, t0.Add(2*time.Second), 0.7), true, 0.7},
+		{"after its wall clock stepped back an hour: newer seq", poll(2, t0.Add(-time.Hour), 0.8), true, 0.8},
+	} {
+		_, fresh := st.setReadings(step.m, time.Now())
+		require.Equal(t, step.fresh, fresh, step.name)
+		require.Equal(t, step.wantValue, value(), step.name)
+	}
 }
