@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -57,14 +58,20 @@ func seedSite(be *fakeBackend) {
 	alarm("belt-drive.temp.high", 4, StateShelved, 20*time.Minute, false, true, 71, 70)
 }
 
-func TestBrowserControlRoom(t *testing.T) {
+// openSeededSite serves the seeded site (seedSite) and opens it in a
+// browser of width × height, live, its five alarm rows shown.
+func openSeededSite(t *testing.T, width, height int) (*testEnv, context.Context, func() []string) {
 	e := startServer(t, nil)
 	seedSite(e.be)
-	ctx, consoleProblems := testenv.Browser(t, 1600, 1000)
-
+	ctx, consoleProblems := testenv.Browser(t, width, height)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.url+"/")))
 	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
 	testenv.WaitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
+	return e, ctx, consoleProblems
+}
+
+func TestBrowserControlRoom(t *testing.T) {
+	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
 	require.Equal(t, "Demo colliery, face 3", testenv.EvalJS[string](t, ctx, `document.getElementById('site-name').textContent`))
 
 	// The summary is in the SAFETY.md order; the shelved alarm is listed apart.
@@ -231,12 +238,7 @@ func TestBrowserLoginRequired(t *testing.T) {
 // stream's updates must still show. An alarm annunciated again and a new
 // value, both stamped an hour before what the page loaded.
 func TestBrowserUpdatesAfterAClockStepBack(t *testing.T) {
-	e := startServer(t, nil)
-	seedSite(e.be)
-	ctx, consoleProblems := testenv.Browser(t, 1280, 900)
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.url+"/")))
-	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
-	testenv.WaitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
+	e, ctx, consoleProblems := openSeededSite(t, 1280, 900)
 	require.Equal(t, "acknowledged", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas2.ch4.comm"]').dataset.state`))
 	// Past the moments in which a stream item can have raced the snapshot.
 	testenv.WaitJS(t, ctx, "the snapshot's race window over", `performance.now() > st.snapUntil`)
