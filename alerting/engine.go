@@ -700,7 +700,9 @@ func (e *Engine) deactivate(a *alarm, now time.Time) {
 	a.active = false
 	a.latched = a.spec.Latch
 	a.ext().updated = now
-	if d := e.elapsed(now, a.since()); d < e.opts.FleetingBelow {
+	// A negative time active is a restored since judged after a step of
+	// the wall clock back (restoredclock.go), not a fleeting activation.
+	if d := e.elapsed(now, a.since()); d >= 0 && d < e.opts.FleetingBelow {
 		e.alarmEvent(a, now, EvFleeting, from, "", "active for "+d.String())
 	}
 	e.alarmEvent(a, now, EvReturn, from, "", "")
