@@ -481,3 +481,46 @@ func highEventTypes(evs []Event) []EventType {
 	}
 	return types
 }
+
+// TestSnapshotFromAClockAheadIsNotCarriedOn: a shelve set and a snapshot
+// written on a clock a year ahead; the restart is on the right clock
+// (behind the snapshot's), and the next snapshot is written on the right
+// clock with the restored times moved onto it. A second restart is then
+// not behind any more, and the shelve ends an hour after it was set (and
+// the minute of the first restart, which the restore could not measure).
+func TestSnapshotFromAClockAheadIsNotCarriedOn(t *testing.T) {
+	cfg := pressureCfg(nil)
+	const year = 365 * 24 * time.Hour
+	t0 := time.Now()
+	e1 := newEngine(t, cfg)
+	ahead := clocktest.WallStep(t0, year)
+	e1.Tick(ahead)
+	_, err := e1.Observe(ahead, Sample{Point: "l.p", Value: 7})
+	require.NoError(t, err)
+	_, err = e1.Shelve(ahead, "l.p.high", "u", "maintenance", time.Hour)
+	require.NoError(t, err)
+	snap, err := e1.Snapshot(clocktest.WallStep(t0.Add(time.Minute), year))
+	require.NoError(t, err)
+
+	e2 := newEngine(t, cfg)
+	_, err = e2.Restore(t0.Add(2*time.Minute), snap)
+	require.NoError(t, err)
+	_, _, behind := e2.ClockBehindSnapshot()
+	require.True(t, behind)
+	snap2, err := e2.Snapshot(t0.Add(3 * time.Minute))
+	require.NoError(t, err)
+
+	w := restoredTwin(t, cfg, t0.Add(4*time.Minute), snap2)
+	_, _, behind = w.e.ClockBehindSnapshot()
+	require.False(t, behind, "the second snapshot is on the right clock")
+	unshelved := time.Duration(-1)
+	for d := time.Duration(0); d <= 2*time.Hour && unshelved < 0; d += time.Minute {
+		for _, ev := range w.do(func(e *Engine) ([]Event, error) { return e.Tick(t0.Add(4*time.Minute + d)), nil }) {
+			if ev.Alarm == "l.p.high" && ev.Type == EvUnshelve {
+				unshelved = d
+			}
+		}
+	}
+	require.Equal(t, 57*time.Minute, unshelved,
+		"an hour after it was set, plus the minute the gateway was down, which the clock ahead hid")
+}

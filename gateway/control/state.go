@@ -58,7 +58,10 @@ func splitQualified(q string) (site, id string, ok bool) {
 // mode republishes unconfirmed polls, in no order), which must not replace
 // a newer value on the page. Either alone is not enough to drop it: seqs
 // start again after a gateway's outbox is replaced, and times go back
-// after a step of its wall clock.
+// after a step of its wall clock. The marks are forgotten when the site
+// comes online again or its status reports a device's seqs lower
+// (setStatus). A poll republished from before a step of the clock back
+// still shows, until the next poll.
 func (s *state) setReadings(m mqtt.Readings, at time.Time) (out []httpapi.Reading, fresh bool) {
 	dev := qualify(m.Site, m.Device)
 	s.mu.Lock()
@@ -175,8 +178,9 @@ type siteStatus struct {
 	State   string `json:"state"`
 	Site    string `json:"site"`
 	Devices []struct {
-		Device string `json:"device"`
-		Comm   string `json:"comm"`
+		Device  string `json:"device"`
+		Comm    string `json:"comm"`
+		LastSeq uint64 `json:"last_seq"`
 	} `json:"devices"`
 }
 
@@ -185,10 +189,23 @@ type siteStatus struct {
 func (s *state) setStatus(site string, st siteStatus) []httpapi.Device {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if st.State == "online" && s.sites[site] != "online" {
+		// A new session of the site's gateway: its seqs (a replaced
+		// box, a new outbox) and its clock may have started again, so
+		// the marks of the last one must not hold its readings back.
+		for id := range s.lastPoll {
+			if strings.HasPrefix(id, site+".") {
+				delete(s.lastPoll, id)
+			}
+		}
+	}
 	s.sites[site] = st.State
 	var out []httpapi.Device
 	for _, d := range st.Devices {
 		id := qualify(site, d.Device)
+		if m, ok := s.lastPoll[id]; ok && d.LastSeq < m.seq {
+			delete(s.lastPoll, id) // its seqs started again
+		}
 		hd := s.devices[id]
 		hd.Site, hd.ID = site, id
 		switch {

@@ -1,6 +1,8 @@
 package control
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -54,4 +56,37 @@ func TestRepublishedOlderPollIsNotNews(t *testing.T) {
 		require.Equal(t, step.fresh, fresh, step.name)
 		require.Equal(t, step.wantValue, value(), step.name)
 	}
+}
+
+// A site that comes online again, or whose status reports a device's seqs
+// lower than the last poll's, may have started its seqs and its clock
+// again (a replaced box): its next polls are news, though older by both.
+func TestNewGatewaySessionForgetsThePollMarks(t *testing.T) {
+	st := newState()
+	t0 := time.Now().UTC()
+	poll := func(seq uint64, ts time.Time) mqtt.Readings {
+		return mqtt.Readings{Site: "north", Device: "face-gas", Seq: seq, TS: ts,
+			Readings: []mqtt.Reading{{Sensor: "ch4", Kind: "methane", Unit: "%vol", Value: float64(seq), Valid: true, Quality: "good"}}}
+	}
+	status := func(state string, lastSeq uint64) siteStatus {
+		var s siteStatus
+		require.NoError(t, json.Unmarshal([]byte(fmt.Sprintf(`{"state":%q,"site":"north","devices":[{"device":"face-gas","comm":"ok","last_seq":%d}]}`, state, lastSeq)), &s))
+		return s
+	}
+	st.setStatus("north", status("online", 5000))
+	_, fresh := st.setReadings(poll(5000, t0), time.Now())
+	require.True(t, fresh)
+	_, fresh = st.setReadings(poll(1, t0.Add(-10*time.Minute)), time.Now())
+	require.False(t, fresh, "same session: a republished older poll")
+
+	st.setStatus("north", siteStatus{State: "offline", Site: "north"}) // the MQTT will
+	st.setStatus("north", siteStatus{State: "online", Site: "north"})  // before its devices are known
+	_, fresh = st.setReadings(poll(1, t0.Add(-10*time.Minute)), time.Now())
+	require.True(t, fresh, "a new session: seq 1 on a clock behind is news")
+
+	_, fresh = st.setReadings(poll(7000, t0), time.Now())
+	require.True(t, fresh)
+	st.setStatus("north", status("online", 3))
+	_, fresh = st.setReadings(poll(4, t0.Add(-time.Minute)), time.Now())
+	require.True(t, fresh, "the status reports the seqs started again")
 }
