@@ -415,7 +415,7 @@ type latestValue struct {
 // time does): a wall-clock step back between an interlock's write and its
 // read-back poll must not fail the confirmation (a false latched P1
 // "action failed"), and a step forward must not let an answer from
-// before the write confirm it.
+// before the request confirm it.
 func (l latestValue) after(t time.Time) bool { return !l.at.Before(t) }
 
 // latest returns the last good value of a sensor.
