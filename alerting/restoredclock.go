@@ -13,8 +13,12 @@ import "time"
 // are then judged by the later of the wall clock and saved_at moved on by
 // the monotonic time since the restore: a restored period lasts at most
 // what was left of it when the snapshot was written, and ends at its saved
-// time if NTP sets the clock right first. Both can only bring an end or a
-// reminder earlier, never later.
+// time if NTP sets the clock right first. Judging by the later of the two
+// clocks can only bring an end or a reminder earlier, never later.
+
+// wallOnly reports whether t has no monotonic reading: a time restored
+// from a snapshot (or a test's fixed time).
+func wallOnly(t time.Time) bool { return t == t.Round(0) }
 
 // behindClock is what a Restore with the clock behind saved_at keeps.
 type behindClock struct {
@@ -36,7 +40,7 @@ func (e *Engine) ClockBehindSnapshot() (savedAt time.Time, behind time.Duration,
 // is the later of now and saved_at moved on by the time since the restore.
 func (e *Engine) judgeNow(now, t time.Time) time.Time {
 	b := e.behind
-	if b == nil || t != t.Round(0) {
+	if b == nil || !wallOnly(t) {
 		return now
 	}
 	if v := b.saved.Add(now.Sub(b.at)); v.After(now.Round(0)) {
@@ -55,7 +59,7 @@ func (e *Engine) elapsed(now, t time.Time) time.Duration { return e.judgeNow(now
 // with the clock behind, for the monotonic moment judgeNow reaches it.
 func (e *Engine) atRestored(at func(time.Time), t time.Time) {
 	at(t)
-	if b := e.behind; b != nil && t == t.Round(0) {
+	if b := e.behind; b != nil && wallOnly(t) {
 		at(b.at.Add(t.Sub(b.saved)))
 	}
 }

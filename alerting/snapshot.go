@@ -236,7 +236,7 @@ func (e *Engine) onClockOf(now, t time.Time) time.Time {
 		return t
 	}
 	base := now.Round(0)
-	if t == t.Round(0) {
+	if wallOnly(t) {
 		if ahead := e.judgeNow(now, t).Round(0).Sub(base); ahead > 0 {
 			return t.Add(-ahead)
 		}

@@ -487,7 +487,7 @@ type dueAt struct {
 }
 
 func (d *dueAt) at(t time.Time) {
-	if t != t.Round(0) {
+	if !wallOnly(t) {
 		if !d.hasMono || t.Before(d.mono) {
 			d.mono, d.hasMono = t, true
 		}

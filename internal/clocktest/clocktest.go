@@ -13,8 +13,9 @@ import (
 )
 
 // WallStep returns t (which must carry a monotonic reading) with its wall
-// clock moved by s (whole seconds; a fraction is dropped) and its monotonic reading unchanged: what time.Now
-// returns after the system clock was stepped by s. It relies on the
+// clock moved by s (whole seconds; a fraction is dropped) and its
+// monotonic reading unchanged: what time.Now returns after the system
+// clock was stepped by s. It relies on the
 // layout of time.Time (a wall word holding whole seconds since 1885 in
 // bits 30–62 when bit 63, "has monotonic", is set); TestWallStep checks
 // the result against the time package's own arithmetic.

@@ -38,8 +38,8 @@ const st = {
 // back every later ts is older, and comparing them would hide every update of
 // the entry (an alarm annunciated again, a new value) for the step's length.
 const RACE_MS = 2000;
-function racedSnapshot(old, oldTs, newTs) {
-  return !!old && old._snap === true && performance.now() < st.snapUntil && Date.parse(oldTs) > Date.parse(newTs);
+function racedSnapshot(old, fresh, field) {
+  return !!old && old._snap === true && performance.now() < st.snapUntil && Date.parse(old[field]) > Date.parse(fresh[field]);
 }
 
 const $ = (id) => document.getElementById(id);
@@ -264,7 +264,7 @@ function handleBlock(block) {
 function onReading(r) {
   const k = key(r.device, r.sensor);
   const old = st.readings.get(k);
-  if (racedSnapshot(old, old && old.ts, r.ts)) return;
+  if (racedSnapshot(old, r, 'ts')) return;
   r._rx = Date.now();
   st.readings.set(k, r);
   if (!old) renderDevices(); else updateSensor(k);
@@ -281,7 +281,7 @@ function onReading(r) {
 
 function onAlarm(a) {
   const old = st.alarms.get(a.id);
-  if (racedSnapshot(old, old && old.updated, a.updated)) return;
+  if (racedSnapshot(old, a, 'updated')) return;
   if (a.state === 'normal') st.alarms.delete(a.id); else st.alarms.set(a.id, a);
   scheduleAlarms();
 }
