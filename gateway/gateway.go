@@ -138,12 +138,13 @@ type Gateway struct {
 }
 
 // trendBudgetBytes bounds the memory of the UI's trends over all sensors
-// (12 bytes a point, allocated at each sensor's first reading): 131 points
-// per sensor at 1 000 sensors (one per 6.9 s over the 15-minute window), 30
-// at 5 000 and more (one per 30 s). The chart always spans the window;
-// readings between two points share one, keeping its most deviant value
-// (httpapi's trend). InfluxDB is the history.
-const trendBudgetBytes = 3 << 19
+// (httpapi.TrendPointBytes, 9 bytes, a point, allocated at each sensor's
+// first reading): 131 072 points, 131 per sensor at 1 000 sensors (one per
+// 6.9 s over the 15-minute window), 30 at 5 000 and more (one per 30 s).
+// The chart always spans the window; readings between two points share
+// one, keeping its most deviant value (httpapi's trend). InfluxDB is the
+// history.
+const trendBudgetBytes = 131072 * httpapi.TrendPointBytes
 
 // handoverCap is how many polls may wait for the core: a second of the
 // site's polls, at least minHandover and at most maxHandover. The queue
@@ -280,14 +281,14 @@ func New(o Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: http users: %w", err)
 		}
 		g.view.users = users
-		// The UI's trends share one memory budget (24 bytes a point): a
-		// site with many sensors keeps fewer points per sensor rather than
-		// growing without bound on a small edge box.
+		// The UI's trends share one memory budget: a site with many
+		// sensors keeps fewer points per sensor rather than growing
+		// without bound on a small edge box.
 		sensors := 0
 		for _, d := range s.Devices {
 			sensors += len(d.Sensors)
 		}
-		trendPoints := min(1800, max(30, trendBudgetBytes/12/max(sensors, 1)))
+		trendPoints := min(1800, max(30, trendBudgetBytes/httpapi.TrendPointBytes/max(sensors, 1)))
 		srv, err := httpapi.New(httpapi.Options{
 			TrendPoints: trendPoints,
 			Config:      s.HTTP, Users: users, Backend: (*backend)(g), Registry: o.Registry,

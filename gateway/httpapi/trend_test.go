@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -76,13 +78,34 @@ func TestTrendRingsCarvedApart(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	rings := sensors * points * 12
+	rings := sensors * points * TrendPointBytes
 	t.Logf("trends of %d sensors × %d points: %d bytes", sensors, points, ms.HeapAlloc-before)
 	// Rings one by one took 1 792 bytes each (1 792 000); carved, the rings
-	// take their 1 572 000 bytes plus at most one unused block, and the
-	// map and series headers about 150 KB more.
+	// take their 1 179 000 bytes (9-byte points; 1 572 000 as padded
+	// 12-byte structs) plus at most one unused block, and the map and
+	// series headers about 150 KB more.
 	require.Less(t, int(ms.HeapAlloc-before), rings+slabBytes+200_000, "trend memory for %d sensors", sensors)
 	runtime.KeepAlive(tr2)
+}
+
+// A packed point gives back what was put in it: every bit of the time,
+// the float32's bits (NaN, the signed zero, the extremes) and the quality.
+func TestTrendPointPacking(t *testing.T) {
+	require.Equal(t, uintptr(TrendPointBytes), unsafe.Sizeof(trendPt{}), "a slice of points is not padded")
+	for _, c := range []struct {
+		t uint32
+		v float32
+		q uint8
+	}{
+		{0, 0, 0}, {1, -1.5, 1}, {math.MaxUint32, math.MaxFloat32, 255},
+		{0x01020304, -math.MaxFloat32, 2}, {7, math.SmallestNonzeroFloat32, 3},
+		{9, float32(math.Copysign(0, -1)), 0}, {11, float32(math.NaN()), 2},
+	} {
+		p := mkTrendPt(c.t, c.v, c.q)
+		require.Equal(t, c.t, p.t())
+		require.Equal(t, math.Float32bits(c.v), math.Float32bits(p.v()), "value %v", c.v)
+		require.Equal(t, c.q, p.q())
+	}
 }
 
 // A sensor's number (TrendSeries) reaches the same trend as its names:
