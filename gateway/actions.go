@@ -147,7 +147,7 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 	if r.trip {
 		value = *a.Trip
 	}
-	sensor, ok := g.site.SensorAt(a.Device, a.Table, a.Address)
+	sensor, ok := g.sensorAt(a.Device, a.Table, a.Address)
 	if !ok {
 		return actResult{action: r.action, detail: "target register is not a configured sensor"}
 	}
@@ -185,7 +185,7 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 	if r.trip {
 		want = *rb.Trip
 	}
-	point, ok := g.site.SensorAt(rb.Device, rb.Table, *rb.Address)
+	point, ok := g.sensorAt(rb.Device, rb.Table, *rb.Address)
 	if !ok {
 		return actResult{action: r.action, detail: "read-back point is not a configured sensor"}
 	}

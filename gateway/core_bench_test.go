@@ -25,6 +25,20 @@ func benchGateway(tb testing.TB, devices int) *Gateway {
 // filled in).
 func newCoreGateway(tb testing.TB, devices int, o Options) *Gateway {
 	tb.Helper()
+	o.Site, o.Log, o.NoHTTP = coreSite(tb, devices), zerolog.Nop(), true
+	g, err := New(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = g.Close() })
+	return g
+}
+
+// coreSite is newCoreGateway's site: devices × 20 sensors, polled every
+// second, at ports never dialled. (The gateway keeps the site without its
+// devices: a test that needs them parses its own.)
+func coreSite(tb testing.TB, devices int) *configs.Site {
+	tb.Helper()
 	ports := make([]int, devices)
 	for i := range ports {
 		ports[i] = 20000 + i // never dialled
@@ -39,13 +53,7 @@ func newCoreGateway(tb testing.TB, devices int, o Options) *Gateway {
 	if _, err := configs.Parse("bench.yaml", []byte(text), &site); err != nil {
 		tb.Fatal(err)
 	}
-	o.Site, o.Log, o.NoHTTP = &site, zerolog.Nop(), true
-	g, err := New(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = g.Close() })
-	return g
+	return &site
 }
 
 func benchBatches(devices int) []modbus.Batch {
