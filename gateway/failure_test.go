@@ -3,7 +3,9 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -76,4 +78,87 @@ func TestFailedInterlockIsRetriedUntilConfirmed(t *testing.T) {
 		v, _, err := sim.Value("face-relay", "power_cut")
 		return err == nil && v == 1
 	})
+}
+
+// readBackSite is simSite with the power cut confirmed on another register:
+// the relay's feed contact (a discrete input that reads 0 once the feed is
+// cut), found by the sensor configured at it.
+func readBackSite(t *testing.T) string {
+	t.Helper()
+	text := strings.Replace(simSite, `      - id: power_cut
+        kind: generic
+        table: coil
+        address: 0
+        type: bool
+`, `      - id: power_cut
+        kind: generic
+        table: coil
+        address: 0
+        type: bool
+      - id: feed
+        kind: generic
+        table: discrete
+        address: 4
+        type: bool
+`, 1)
+	text = strings.Replace(text, "    release: 0\n", "    release: 0\n    confirm_timeout: 2s\n    readback: {table: discrete, address: 4, trip: 0, release: 1}\n", 1)
+	require.Contains(t, text, "readback:", "simSite changed: the read-back site must be rebuilt")
+	require.Contains(t, text, "id: feed")
+	return text
+}
+
+// TestInterlockConfirmedByReadBack: a trip is confirmed by the read-back
+// register's sensor reading the trip value, and fails (P1 "<action>.failed")
+// when it never does. The sensor at the read-back register is looked up
+// when the gateway starts, before it lets the devices' configs go.
+func TestInterlockConfirmedByReadBack(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		feed      float64 // what the feed contact reads after the trip
+		confirmed bool
+	}{{"feed cut", 0, true}, {"feed stays on", 1, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+			sim, text := startSim(t, readBackSite(t))
+			site := loadYAML(t, "site.yaml", gatewaySite(text, broker.URL, t.TempDir(), "olga", bcryptHash(t, "pw")))
+			w := watch(t, broker.URL, "e2e")
+			gw := startGateway(t, site)
+			eventually(t, "readings", 10*time.Second, func() bool {
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				return w.retained["canary/v1/e2e/readings/face-relay"] != nil
+			})
+			require.NoError(t, sim.Hold("face-relay", "feed", c.feed))
+			require.NoError(t, sim.Hold("face-gas", "ch4", 1.8))
+			result := "ok"
+			if !c.confirmed {
+				result = "rejected"
+			}
+			series := fmt.Sprintf(`canary_interlock_actions_total{action="power-cut",op="trip",result=%q,site="e2e"} 1`, result)
+			eventually(t, series, 15*time.Second, func() bool {
+				return strings.Contains(scrape(t, gw.url+"/metrics"), series)
+			})
+			if c.confirmed {
+				st := stateOf(w.alarm("power-cut.failed"))
+				require.False(t, strings.HasPrefix(st, "unack"), "power-cut.failed is %s after a confirmed trip", st)
+			} else {
+				eventually(t, "power-cut.failed", 5*time.Second, func() bool {
+					return strings.HasPrefix(stateOf(w.alarm("power-cut.failed")), "unack")
+				})
+			}
+			v, _, err := sim.Value("face-relay", "power_cut")
+			require.NoError(t, err)
+			require.Equal(t, 1.0, v, "the relay was written either way")
+		})
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }

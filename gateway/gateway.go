@@ -144,7 +144,7 @@ type Gateway struct {
 // trendBudgetBytes bounds the memory of the UI's trends over all sensors
 // (httpapi.TrendPointBytes, 9 bytes, a point, allocated at each sensor's
 // first reading): 131 072 points, 131 per sensor at 1 000 sensors (one per
-// 6.9 s over the 15-minute window), 30 at 5 000 and more (one per 30 s).
+// 6.8 s over the 15-minute window), 30 at 5 000 and more (one per 30 s).
 // The chart always spans the window; readings between two points share
 // one, keeping its most deviant value (httpapi's trend). InfluxDB is the
 // history.
