@@ -66,6 +66,8 @@ func (p *trendPt) t() uint32  { return binary.LittleEndian.Uint32(p[0:4]) }
 func (p *trendPt) v() float32 { return math.Float32frombits(binary.LittleEndian.Uint32(p[4:8])) }
 func (p *trendPt) q() uint8   { return p[8] }
 
+func (p *trendPt) setQ(q uint8) { p[8] = q }
+
 type series struct {
 	pts  []trendPt // ring; nil until the sensor's first reading
 	head int       // oldest
@@ -262,7 +264,7 @@ func (t *trends) merge(sr *series, last *trendPt, p trendPt) {
 	if !keep {
 		*last = p
 	}
-	last[8] = q
+	last.setQ(q)
 }
 
 func abs32(f float32) float32 {
