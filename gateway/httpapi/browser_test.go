@@ -243,11 +243,20 @@ func TestBrowserUpdatesAfterAClockStepBack(t *testing.T) {
 	// Past the moments in which a stream item can have raced the snapshot.
 	testenv.WaitJS(t, ctx, "the snapshot's race window over", `performance.now() > st.snapUntil`)
 
+	// The CO trend on screen: it follows the stepped-back clock too.
+	testenv.Click(t, ctx, `button.sensor[data-sensor="face3-gas/co"]`)
+	testenv.WaitJS(t, ctx, "the CO trend", `st.trend && st.trend.sensor === 'co' && st.trend.points.length > 0`)
+
 	back := time.Now().Add(-time.Hour)
 	e.be.setAlarm(Alarm{ID: "face3-gas2.ch4.comm", Site: "demo", Device: "face3-gas2", Sensor: "ch4", Condition: "comm", Priority: 1,
 		State: StateUnacknowledged, Active: true, Value: fp(0.41), Limit: fp(30), Since: back, Updated: back}, "re_alarm", "", "")
 	testenv.WaitJS(t, ctx, "the alarm annunciated again", `document.querySelector('tr[data-alarm="face3-gas2.ch4.comm"]').dataset.state === 'unacknowledged'`)
 	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "co", Kind: "co", Value: fp(13.5), Unit: "ppm", Quality: "good", TS: back})
 	testenv.WaitJS(t, ctx, "the new CO value", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '13.5'`)
+	testenv.WaitJS(t, ctx, "the CO trend restarted at the new time",
+		`st.trend.points.length === 1 && st.trend.points[0].value === 13.5`)
+	// And a reload shows the server's trend the same way.
+	testenv.EvalJS[bool](t, ctx, `(st.trend = null, loadTrend('face3-gas/co'), true)`)
+	testenv.WaitJS(t, ctx, "the reloaded CO trend", `st.trend && st.trend.points.length === 1 && st.trend.points[0].value === 13.5`)
 	require.Empty(t, consoleProblems())
 }

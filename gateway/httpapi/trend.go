@@ -31,7 +31,6 @@ type trends struct {
 	window  int64 // deciseconds
 	points  int
 	spacing int64 // deciseconds; samples in the same bucket share a point
-	epoch   int64 // unix ns of tick 0; set by the first reading
 	// ids numbers the sensors in the order they were first seen; list is
 	// indexed by those numbers, so the gateway, which keeps each
 	// sensor's number, finds its series without hashing two strings.
@@ -72,6 +71,11 @@ type series struct {
 	pts  []trendPt // ring; nil until the sensor's first reading
 	head int       // oldest
 	n    int
+	// epoch is the unix ns of the series' tick 0, a window before its
+	// first point. Each series has its own: the sensors of one control
+	// room come from gateways with clocks of their own, and a series
+	// restarts on its own clock's step (addLocked).
+	epoch int64
 }
 
 func (s *series) at(i int) *trendPt { return &s.pts[(s.head+i)%len(s.pts)] }
@@ -187,32 +191,40 @@ func (t *trends) addAt(id int32, ts time.Time, value float64, quality string) {
 	t.addLocked(id, ts, value, quality)
 }
 
+// stepBack is how far a reading may be older than its series' newest point
+// and still be an out-of-order straggler (ignored) rather than the sign that
+// the clock stamping the readings was stepped back. A step back shorter than
+// this freezes the series for less than a minute; a longer one restarts it.
+// (The UI's page, app.js, uses the same minute.)
+const stepBack = time.Minute
+
 func (t *trends) addLocked(id int32, ts time.Time, value float64, quality string) {
 	ns := ts.UnixNano()
-	if t.epoch == 0 {
-		// Room for readings a window older than the first one; on a whole
-		// decisecond, so that points read as times rounded to 0.1 s.
-		t.epoch = ns - t.window*decisecond
-		t.epoch -= t.epoch % decisecond
-	}
-	d := (ns - t.epoch) / decisecond
-	if d < 0 {
-		return // from before the trend began: nothing to draw it against
-	}
-	if d > math.MaxUint32 {
-		// Thirteen years of uptime: start the trend afresh (the
-		// sensors keep their numbers and rings).
-		t.epoch = ns - t.window*decisecond
-		t.epoch -= t.epoch % decisecond
-		d = t.window
-		for _, sr := range t.list {
-			sr.head, sr.n = 0, 0
-		}
-	}
 	sr := t.list[id]
 	if sr.pts == nil {
 		sr.pts = t.ring()
 	}
+	if sr.n > 0 {
+		last := sr.epoch + int64(sr.at(sr.n-1).t())*decisecond
+		if ns < last && ns >= last-int64(stepBack) {
+			return // an out-of-order republish adds nothing to a chart
+		}
+		if ns < last || (ns-sr.epoch)/decisecond > math.MaxUint32 {
+			// The gateway's clock was stepped back (NTP correcting a
+			// clock that ran ahead), or thirteen years of uptime: the
+			// series starts afresh at the new time rather than freeze
+			// until the clock passes its old points again.
+			sr.head, sr.n = 0, 0
+		}
+	}
+	if sr.n == 0 {
+		// On a whole decisecond, so that points read as times rounded to
+		// 0.1 s; a window before the first point, so that the chart's
+		// window fits.
+		sr.epoch = ns - t.window*decisecond
+		sr.epoch -= sr.epoch % decisecond
+	}
+	d := (ns - sr.epoch) / decisecond
 	v := float32(value)
 	if math.IsInf(float64(v), 0) {
 		// Beyond float32 (a float64 register read in the wrong order):
@@ -222,9 +234,6 @@ func (t *trends) addLocked(id int32, ts time.Time, value float64, quality string
 	p := mkTrendPt(uint32(d), v, t.qual(quality))
 	if sr.n > 0 {
 		last := sr.at(sr.n - 1)
-		if p.t() < last.t() {
-			return // an out-of-order republish adds nothing to a chart
-		}
 		if int64(p.t())/t.spacing == int64(last.t())/t.spacing {
 			t.merge(sr, last, p)
 			return
@@ -286,7 +295,7 @@ func (t *trends) get(device, sensor string) []TrendPoint {
 	var buf [32]byte
 	for i := range sr.n {
 		p := sr.at(i)
-		tp := TrendPoint{TS: time.Unix(0, t.epoch+int64(p.t())*decisecond).UTC(), Quality: t.quals[p.q()]}
+		tp := TrendPoint{TS: time.Unix(0, sr.epoch+int64(p.t())*decisecond).UTC(), Quality: t.quals[p.q()]}
 		if pv := p.v(); !math.IsNaN(float64(pv)) {
 			// The float32's shortest decimal form (1.2, not
 			// 1.2000000476837158), as the reading was published.

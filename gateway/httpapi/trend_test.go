@@ -28,22 +28,57 @@ func TestTrendHugeValue(t *testing.T) {
 	require.Greater(t, *tr.Points[1].Value, 1e38, "clamped to float32's largest, not lost")
 }
 
-// Clock stepped back (NTP correcting a fast clock): readings older than the
-// trend's last point are ignored (the chart freezes until the clock passes
-// it again) rather than drawn out of order.
+// Clock stepped back (NTP correcting a clock that ran ahead): the series
+// starts afresh at the new time, rather than freeze for as long as the step
+// (it did: an RTC a year ahead froze the chart for a year) or draw two
+// clocks' points as one line. A straggler up to stepBack older than the
+// newest point is ignored, and the other series keep theirs.
 func TestTrendClockStepBack(t *testing.T) {
+	for _, step := range []time.Duration{time.Hour, 2 * time.Minute, 365 * 24 * time.Hour} {
+		t.Run(step.String(), func(t *testing.T) {
+			tr := newTrends(15*time.Minute, 100)
+			base := time.Now().Truncate(time.Second)
+			for i := range 10 {
+				tr.addSample("d", "s", base.Add(time.Duration(i)*10*time.Second), float64(i), "good")
+				tr.addSample("d", "other", base.Add(time.Duration(i)*10*time.Second), float64(i), "good")
+			}
+			tr.addSample("d", "s", base.Add(90*time.Second-time.Second), 50, "good") // stragglers
+			tr.addSample("d", "s", base.Add(90*time.Second-stepBack), 51, "good")
+			pts := tr.get("d", "s")
+			require.Len(t, pts, 10)
+			require.Equal(t, 9.0, *pts[9].Value, "a straggler up to stepBack older changes nothing")
+
+			back := base.Add(90*time.Second - step)
+			for i := range 10 {
+				tr.addSample("d", "s", back.Add(time.Duration(i)*10*time.Second), 100+float64(i), "good")
+			}
+			pts = tr.get("d", "s")
+			require.Len(t, pts, 10, "only the points of the new clock")
+			for i, p := range pts {
+				require.Equal(t, 100+float64(i), *p.Value)
+				require.True(t, p.TS.Equal(back.Add(time.Duration(i)*10*time.Second)), "point %d at %v", i, p.TS)
+			}
+			require.Len(t, tr.get("d", "other"), 10, "another sensor's series is its own")
+			require.Equal(t, 9.0, *tr.get("d", "other")[9].Value)
+		})
+	}
+}
+
+// Sensors of two gateways whose clocks differ by more than the window (a
+// control room): each series is drawn on its own clock; before, the
+// second's readings fell before the first's epoch and were all dropped.
+func TestTrendSeriesOnTheirOwnClocks(t *testing.T) {
 	tr := newTrends(15*time.Minute, 100)
-	base := time.Now()
-	for i := 0; i < 10; i++ {
-		tr.addSample("d", "s", base.Add(time.Duration(i)*10*time.Second), float64(i), "good")
+	now := time.Now().Truncate(time.Second)
+	behind := now.Add(-2 * time.Hour)
+	for i := range 5 {
+		tr.addSample("a", "s", now.Add(time.Duration(i)*10*time.Second), 1, "good")
+		tr.addSample("b", "s", behind.Add(time.Duration(i)*10*time.Second), 2, "good")
 	}
-	back := base.Add(-time.Hour)
-	for i := 0; i < 10; i++ {
-		tr.addSample("d", "s", back.Add(time.Duration(i)*10*time.Second), 100+float64(i), "good")
-	}
-	pts := tr.get("d", "s")
-	require.Len(t, pts, 10)
-	require.Equal(t, 9.0, *pts[len(pts)-1].Value)
+	require.Len(t, tr.get("a", "s"), 5)
+	pts := tr.get("b", "s")
+	require.Len(t, pts, 5)
+	require.True(t, pts[4].TS.Equal(behind.Add(40*time.Second)), "%v", pts[4].TS)
 }
 
 // Rings carved from shared blocks: every sensor keeps its own points when
@@ -151,12 +186,18 @@ func TestTrendByNumber(t *testing.T) {
 	pts = tr.get("d", "q")
 	require.Equal(t, "bad", pts[len(pts)-1].Quality)
 
-	// Thirteen years on: the trend restarts, numbers and rings kept.
+	// Thirteen years on: each series restarts at its next reading,
+	// numbers and rings kept.
 	later := base.Add(14 * 365 * 24 * time.Hour)
 	tr.addAt(a, later, 5, "good")
 	pts = tr.get("d", "s1")
 	require.Len(t, pts, 1)
 	require.Equal(t, 5.0, *pts[0].Value)
-	require.Empty(t, tr.get("d", "s2"))
+	require.True(t, pts[0].TS.Equal(later.Truncate(100*time.Millisecond)), "%v", pts[0].TS)
+	require.Len(t, tr.get("d", "s2"), 1, "s2 keeps its last points until its next reading")
+	tr.addAt(b, later, 8, "good")
+	pts = tr.get("d", "s2")
+	require.Len(t, pts, 1)
+	require.Equal(t, 8.0, *pts[0].Value)
 	require.Equal(t, a, tr.id("d", "s1"))
 }

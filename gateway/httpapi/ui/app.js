@@ -261,6 +261,10 @@ function handleBlock(block) {
   }
 }
 
+// A reading this much older than the trend's newest point means the
+// gateway's clock was stepped back (trend.go's stepBack).
+const STEP_BACK_MS = 60 * 1000;
+
 function onReading(r) {
   const k = key(r.device, r.sensor);
   const old = st.readings.get(k);
@@ -270,7 +274,13 @@ function onReading(r) {
   if (!old) renderDevices(); else updateSensor(k);
   if (st.trend && st.selected === k) {
     const pts = st.trend.points;
-    if (!pts.length || Date.parse(pts[pts.length - 1].ts) < Date.parse(r.ts)) {
+    const t = Date.parse(r.ts);
+    // Older than the chart's newest point by more than a minute: the
+    // gateway's clock was stepped back. Start the chart afresh at the new
+    // time, as the server's trend does (trend.go, stepBack), instead of
+    // freezing it until the clock passes its old points again.
+    if (pts.length && t < Date.parse(pts[pts.length - 1].ts) - STEP_BACK_MS) pts.length = 0;
+    if (!pts.length || Date.parse(pts[pts.length - 1].ts) < t) {
       pts.push({ ts: r.ts, value: r.value, quality: r.quality });
       const cut = Date.parse(r.ts) - 15 * 60 * 1000;
       while (pts.length && Date.parse(pts[0].ts) < cut) pts.shift();
