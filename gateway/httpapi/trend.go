@@ -43,8 +43,8 @@ type trends struct {
 
 type trendKey struct{ device, sensor string }
 
-// trendPt is 9 bytes, packed: the time in deciseconds since the trend's
-// epoch (uint32: 13 years of uptime before the trend restarts), the value
+// trendPt is 9 bytes, packed: the time in deciseconds since its series'
+// epoch (uint32: 13 years before the series restarts), the value
 // as float32 (seven significant digits are far more than a chart can
 // show; NaN is no value, null) and an index into trends.quals. A struct
 // of the three would be padded to 12 bytes: a quarter of the trends'
@@ -198,7 +198,16 @@ func (t *trends) addAt(id int32, ts time.Time, value float64, quality string) {
 // (The UI's page, app.js, uses the same minute.)
 const stepBack = time.Minute
 
+// A reading stamped outside these years is not drawn: before 1970 no clock
+// stamps a reading (a box without a real-time clock boots at 1970), and
+// outside 1678-2262 a time has no int64 of nanoseconds, so the arithmetic
+// below would wrap.
+const minTrendYear, maxTrendYear = 1970, 2261
+
 func (t *trends) addLocked(id int32, ts time.Time, value float64, quality string) {
+	if y := ts.Year(); y < minTrendYear || y > maxTrendYear {
+		return
+	}
 	ns := ts.UnixNano()
 	sr := t.list[id]
 	if sr.pts == nil {
@@ -210,8 +219,9 @@ func (t *trends) addLocked(id int32, ts time.Time, value float64, quality string
 			return // an out-of-order republish adds nothing to a chart
 		}
 		if ns < last || (ns-sr.epoch)/decisecond > math.MaxUint32 {
-			// The gateway's clock was stepped back (NTP correcting a
-			// clock that ran ahead), or thirteen years of uptime: the
+			// The clock stamping the readings (the gateway's; in a
+			// control room, the site's) was stepped back, e.g. by NTP
+			// correcting a clock that ran ahead, or thirteen years: the
 			// series starts afresh at the new time rather than freeze
 			// until the clock passes its old points again.
 			sr.head, sr.n = 0, 0

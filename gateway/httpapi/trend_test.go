@@ -64,6 +64,31 @@ func TestTrendClockStepBack(t *testing.T) {
 	}
 }
 
+// Readings stamped before 1970 (a zero time, a garbled stamp) or past 2261
+// are not drawn and do not touch the series: their nanoseconds would wrap
+// the trend's arithmetic.
+func TestTrendIgnoresImpossibleTimes(t *testing.T) {
+	tr := newTrends(15*time.Minute, 100)
+	now := time.Now().Truncate(time.Second)
+	for i := range 3 {
+		tr.addSample("d", "s", now.Add(time.Duration(i)*10*time.Second), float64(i), "good")
+	}
+	for _, ts := range []time.Time{{}, time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC),
+		time.Date(2262, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		tr.addSample("d", "s", ts, 99, "good")
+	}
+	tr.addSample("d", "s", now.Add(30*time.Second), 3, "good")
+	pts := tr.get("d", "s")
+	require.Len(t, pts, 4)
+	for i, p := range pts {
+		require.Equal(t, float64(i), *p.Value)
+		require.True(t, p.TS.Equal(now.Add(time.Duration(i)*10*time.Second)), "point %d at %v", i, p.TS)
+	}
+	// A box without a real-time clock, at 1970 until NTP: drawn.
+	tr.addSample("d", "boot", time.Unix(42, 0), 1, "good")
+	require.Len(t, tr.get("d", "boot"), 1)
+}
+
 // Sensors of two gateways whose clocks differ by more than the window (a
 // control room): each series is drawn on its own clock; before, the
 // second's readings fell before the first's epoch and were all dropped.
