@@ -3,9 +3,7 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +134,7 @@ func TestInterlockConfirmedByReadBack(t *testing.T) {
 			}
 			series := fmt.Sprintf(`canary_interlock_actions_total{action="power-cut",op="trip",result=%q,site="e2e"} 1`, result)
 			eventually(t, series, 15*time.Second, func() bool {
-				return strings.Contains(scrape(t, gw.url+"/metrics"), series)
+				return strings.Contains(scrape(gw.url+"/metrics"), series)
 			})
 			if c.confirmed {
 				st := stateOf(w.alarm("power-cut.failed"))
@@ -151,14 +149,4 @@ func TestInterlockConfirmedByReadBack(t *testing.T) {
 			require.Equal(t, 1.0, v, "the relay was written either way")
 		})
 	}
-}
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return string(b)
 }

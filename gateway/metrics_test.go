@@ -1,8 +1,6 @@
 package gateway_test
 
 import (
-	"io"
-	"net/http"
 	"regexp"
 	"testing"
 	"time"
@@ -21,15 +19,6 @@ func TestMetricsShowTheGatewaysState(t *testing.T) {
 	gw := startGateway(t, site)
 	require.NoError(t, sim.Hold("face-gas", "ch4", 1.2))
 
-	scrape := func() string {
-		resp, err := http.Get(gw.url + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
 	want := []*regexp.Regexp{
 		regexp.MustCompile(`canary_device_polls_total\{device="face-gas",site="e2e"\} [1-9]`),
 		regexp.MustCompile(`canary_device_online\{device="face-relay",site="e2e"\} 1`),
@@ -41,7 +30,7 @@ func TestMetricsShowTheGatewaysState(t *testing.T) {
 	}
 	var body string
 	eventually(t, "the gateway's metrics", 15*time.Second, func() bool {
-		body = scrape()
+		body = scrape(gw.url + "/metrics")
 		for _, re := range want {
 			if !re.MatchString(body) {
 				return false
