@@ -207,6 +207,13 @@ func (w *watcher) alarm(id string) map[string]any {
 	return m
 }
 
+// hasReadings: a readings message of device has arrived.
+func (w *watcher) hasReadings(device string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.retained["canary/v1/e2e/readings/"+device] != nil
+}
+
 func (w *watcher) cleared(id string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -281,11 +288,7 @@ func TestAlarmLifeCycleEndToEnd(t *testing.T) {
 	gw := startGateway(t, site)
 
 	// Background methane: readings flow with seq, no alarm.
-	eventually(t, "readings on MQTT", 10*time.Second, func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.retained["canary/v1/e2e/readings/face-gas"] != nil
-	})
+	eventually(t, "readings on MQTT", 10*time.Second, func() bool { return w.hasReadings("face-gas") })
 
 	// 1.2 %vol: high (alarm level) but not high_high.
 	require.NoError(t, sim.Hold("face-gas", "ch4", 1.2))

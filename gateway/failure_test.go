@@ -56,11 +56,7 @@ func TestFailedInterlockIsRetriedUntilConfirmed(t *testing.T) {
 	site := loadYAML(t, "site.yaml", gatewaySite(text, broker.URL, t.TempDir(), "olga", bcryptHash(t, "pw")))
 	w := watch(t, broker.URL, "e2e")
 	startGateway(t, site)
-	eventually(t, "readings", 10*time.Second, func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.retained["canary/v1/e2e/readings/face-relay"] != nil
-	})
+	eventually(t, "readings", 10*time.Second, func() bool { return w.hasReadings("face-relay") })
 
 	require.NoError(t, sim.SetState("face-relay", "offline"))
 	require.NoError(t, sim.Hold("face-gas", "ch4", 1.8))
@@ -121,11 +117,7 @@ func TestInterlockConfirmedByReadBack(t *testing.T) {
 			site := loadYAML(t, "site.yaml", gatewaySite(text, broker.URL, t.TempDir(), "olga", bcryptHash(t, "pw")))
 			w := watch(t, broker.URL, "e2e")
 			gw := startGateway(t, site)
-			eventually(t, "readings", 10*time.Second, func() bool {
-				w.mu.Lock()
-				defer w.mu.Unlock()
-				return w.retained["canary/v1/e2e/readings/face-relay"] != nil
-			})
+			eventually(t, "readings", 10*time.Second, func() bool { return w.hasReadings("face-relay") })
 			require.NoError(t, sim.Hold("face-relay", "feed", c.feed))
 			require.NoError(t, sim.Hold("face-gas", "ch4", 1.8))
 			result := "ok"

@@ -224,9 +224,9 @@ func New(o Options) (*Gateway, error) {
 	g.registers = map[register]string{}
 	for _, a := range s.Actions {
 		g.actions[a.ID] = a
-		g.register(s, a.Device, a.Table, a.Address)
+		g.noteRegister(s, a.Device, a.Table, a.Address)
 		if rb := a.Readback; rb != nil && rb.Address != nil {
-			g.register(s, rb.Device, rb.Table, *rb.Address)
+			g.noteRegister(s, rb.Device, rb.Table, *rb.Address)
 		}
 	}
 	g.met = newMetrics(o.Registry, s.Site)
@@ -329,9 +329,9 @@ type register struct {
 	address       int
 }
 
-// register looks up, while the devices' configs are still there, the
+// noteRegister looks up, while the devices' configs are still there, the
 // sensor at an action's register.
-func (g *Gateway) register(s *configs.Site, device, table string, address int) {
+func (g *Gateway) noteRegister(s *configs.Site, device, table string, address int) {
 	if id, ok := s.SensorAt(device, table, address); ok {
 		g.registers[register{device, table, address}] = id
 	}
