@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,12 +45,7 @@ import (
 // and the release would be lost. It returns the resident bytes released,
 // as smaps counted them.
 func releaseStartupPages() (int64, error) {
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return 0, fmt.Errorf("release start-up pages: %w", err)
-	}
-	ranges, err := releasableRanges(f, reflect.ValueOf(releaseStartupPages).Pointer())
-	f.Close()
+	ranges, err := executableRanges()
 	if err != nil {
 		return 0, fmt.Errorf("release start-up pages: %w", err)
 	}
@@ -62,6 +59,107 @@ func releaseStartupPages() (int64, error) {
 		released += r.rss
 	}
 	return released, errors.Join(errs...)
+}
+
+// executableRanges reads /proc/self/smaps for the releasable mappings of
+// this process's executable.
+func executableRanges() ([]pageRange, error) {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return releasableRanges(f, reflect.ValueOf(executableRanges).Pointer())
+}
+
+// faultAroundOff makes the kernel map only the pages of the executable
+// this process touches, one page per fault, instead of each fault's whole
+// 64 KiB neighbourhood of pages already in the page cache (fault-around).
+//
+// Why (docs/performance.md, "Memory"; docs/performance-history.md, item
+// 52): the gateway touches code and runtime tables all over its 13 MB
+// executable (the garbage collector reads the stack maps of every
+// function on a goroutine's stack, and Go lays code out package by
+// package), and with fault-around about 9 MB of it was resident, half of
+// `canary run`'s peak RSS at the reference load; mapped page by page,
+// 3.5–4 MB. The pages left unmapped stay in the page cache, shared with
+// any other process running the binary, and cost a minor fault each when
+// they are touched: what changes is that the process holds only what it
+// uses, and the kernel can drop what it does not use under memory
+// pressure without unmapping it from the gateway first.
+//
+// How: Linux turns fault-around off for a mapping registered with a
+// userfaultfd for write-protection (mm/memory.c, should_fault_around),
+// and since Linux 6.7 the asynchronous write-protect mode
+// (UFFD_FEATURE_WP_ASYNC) may be registered on any memory, a file's
+// private mapping included. Nothing more is asked of it: no page is ever
+// write-protected (no UFFDIO_WRITEPROTECT, no WP_UNPOPULATED), these
+// mappings are not writable anyway (a write is a SIGSEGV before any
+// userfault), and in asynchronous mode the kernel resolves a
+// write-protect fault itself, so no fault ever waits for a reader of the
+// descriptor. UFFD_USER_MODE_ONLY needs no privilege (Linux 5.11). Where
+// userfaultfd is refused (Linux before 6.7, or a seccomp profile without
+// it, such as Docker's default without CAP_SYS_PTRACE), it returns the
+// error, nothing stays registered, and the process runs as before.
+//
+// It must run before the start-up pages are released (releaseStartupPages),
+// so that what the process touches again comes back page by page. It
+// registers once per process (the descriptor stays open for the life of
+// the process: closing it would unregister the mappings); a later call
+// returns the first call's result.
+var faultAroundOff = sync.OnceValue(func() error {
+	ranges, err := executableRanges()
+	if err != nil {
+		return fmt.Errorf("fault-around off: %w", err)
+	}
+	if _, err := mapTouchedPagesOnly(ranges); err != nil {
+		return fmt.Errorf("fault-around off: %w", err)
+	}
+	return nil
+})
+
+// The userfaultfd ABI (include/uapi/linux/userfaultfd.h); golang.org/x/sys
+// has only the system call's number.
+const (
+	uffdUserModeOnly   = 1          // UFFD_USER_MODE_ONLY
+	uffdAPI            = 0xAA       // UFFD_API
+	uffdioAPI          = 0xC018AA3F // _IOWR(0xAA, 0x3F, struct uffdio_api)
+	uffdioRegister     = 0xC020AA00 // _IOWR(0xAA, 0x00, struct uffdio_register)
+	uffdFeatureWPAsync = 1 << 15    // UFFD_FEATURE_WP_ASYNC
+	uffdModeWP         = 1 << 1     // UFFDIO_REGISTER_MODE_WP
+)
+
+type uffdioAPIArg struct{ api, features, ioctls uint64 }
+
+type uffdioRegisterArg struct{ start, len, mode, ioctls uint64 }
+
+// mapTouchedPagesOnly registers ranges with a new userfaultfd in
+// asynchronous write-protect mode (see faultAroundOff) and returns its
+// descriptor. All or nothing: on an error the descriptor is closed, which
+// unregisters whatever was registered.
+func mapTouchedPagesOnly(ranges []pageRange) (int, error) {
+	r, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
+	if errno != 0 {
+		return -1, fmt.Errorf("userfaultfd: %w", errno)
+	}
+	fd := int(r)
+	api := uffdioAPIArg{api: uffdAPI, features: uffdFeatureWPAsync}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uffdioAPI, uintptr(unsafe.Pointer(&api))); errno != 0 {
+		unix.Close(fd)
+		return -1, fmt.Errorf("userfaultfd: asynchronous write-protect mode: %w", errno)
+	}
+	if api.features&uffdFeatureWPAsync == 0 {
+		unix.Close(fd)
+		return -1, errors.New("userfaultfd: no asynchronous write-protect mode")
+	}
+	for _, pr := range ranges {
+		reg := uffdioRegisterArg{start: uint64(pr.lo), len: uint64(pr.hi - pr.lo), mode: uffdModeWP}
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uffdioRegister, uintptr(unsafe.Pointer(&reg))); errno != 0 {
+			unix.Close(fd)
+			return -1, fmt.Errorf("userfaultfd: register %#x-%#x: %w", pr.lo, pr.hi, errno)
+		}
+	}
+	return fd, nil
 }
 
 // pageRange is one mapping that releaseStartupPages may release.

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,11 +12,15 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/canary-gw/canary/internal/testenv"
 )
@@ -236,6 +241,38 @@ func TestRunReleasesStartupPages(t *testing.T) {
 	for _, l := range lines {
 		require.NotContains(t, l, `"bytes":0,`, "nothing was released: %s", l)
 	}
+	// Before the first release, fault-around was turned off for the
+	// executable, or the log says why not (faultAroundOff).
+	logged, err := os.ReadFile(logFile)
+	require.NoError(t, err)
+	off := strings.Index(string(logged), `"fault-around off for the executable`)
+	on := strings.Index(string(logged), `"fault-around stays on for the executable"`)
+	require.True(t, off >= 0 || on >= 0, "fault-around not logged")
+	require.Less(t, max(off, on), strings.Index(string(logged), `"start-up pages released"`), "fault-around logged after the first release")
+	if off >= 0 {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+		require.NoError(t, err)
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", cmd.Process.Pid))
+		require.NoError(t, err)
+		readOnly, registered := 0, 0
+		var cur []string
+		for _, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			switch {
+			case len(fields) >= 6 && !strings.HasSuffix(fields[0], ":"):
+				cur = fields
+			case len(fields) > 0 && fields[0] == "VmFlags:" && cur != nil && cur[5] == exe && cur[1][1] != 'w':
+				readOnly++
+				if slices.Contains(fields[1:], "uw") {
+					registered++
+				}
+			}
+		}
+		require.Positive(t, readOnly, "no read-only mapping of %s", exe)
+		require.Equal(t, readOnly, registered, "read-only mappings of the executable not registered")
+	} else {
+		t.Logf("fault-around stays on here: %s", string(logged)[on:min(len(logged), on+200)])
+	}
 	// The gateway goes on running the code it released: it serves its
 	// API, with the device it could not reach.
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -246,4 +283,126 @@ func TestRunReleasesStartupPages(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	require.Contains(t, string(body), `"face-gas"`)
+}
+
+// mappingAt reads /proc/self/smaps for the mapping that starts at lo: its
+// resident bytes and its VmFlags.
+func mappingAt(t *testing.T, lo uintptr) (rss int64, flags []string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	require.NoError(t, err)
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(fields[0], ":") {
+			if found {
+				break
+			}
+			m, err := parseMapping(fields)
+			require.NoError(t, err)
+			found = m.lo == lo
+			continue
+		}
+		if !found || len(fields) < 2 {
+			continue
+		}
+		switch fields[0] {
+		case "Rss:":
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			require.NoError(t, err)
+			rss = kb << 10
+		case "VmFlags:":
+			flags = fields[1:]
+		}
+	}
+	require.True(t, found, "no mapping at %#x", lo)
+	return rss, flags
+}
+
+// cachedFileMapping maps a file of n pages, read once so that its pages
+// are in the page cache, privately and read-only, as the executable's
+// read-only segments are mapped.
+func cachedFileMapping(t *testing.T, n int) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pages")
+	require.NoError(t, os.WriteFile(path, bytes.Repeat([]byte{0xA5}, n*os.Getpagesize()), 0o600))
+	_, err := os.ReadFile(path)
+	require.NoError(t, err)
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, n*os.Getpagesize(), unix.PROT_READ, unix.MAP_PRIVATE)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = unix.Munmap(m) })
+	return m
+}
+
+func rangeOf(m []byte) pageRange {
+	lo := uintptr(unsafe.Pointer(&m[0]))
+	return pageRange{lo: lo, hi: lo + uintptr(len(m))}
+}
+
+// TestMapTouchedPagesOnly maps the same cached file twice, registers one
+// mapping, and touches one page of each: the registered mapping holds
+// that page alone, where the kernel maps its cached neighbours into the
+// other (fault-around). Closing the descriptor unregisters the mapping.
+// On a kernel that refuses asynchronous write-protection (before Linux
+// 6.7, or a seccomp profile without userfaultfd) the call must fail and
+// leave the mapping as it was.
+func TestMapTouchedPagesOnly(t *testing.T) {
+	const pages = 64
+	page := os.Getpagesize()
+	on, off := cachedFileMapping(t, pages), cachedFileMapping(t, pages)
+	fd, err := mapTouchedPagesOnly([]pageRange{rangeOf(off)})
+	if err != nil {
+		t.Logf("this kernel refuses it: %v", err)
+		require.ErrorContains(t, err, "userfaultfd")
+		_, flags := mappingAt(t, rangeOf(off).lo)
+		require.NotContains(t, flags, "uw", "a failed registration stayed")
+		return
+	}
+	_, flags := mappingAt(t, rangeOf(off).lo)
+	require.Contains(t, flags, "uw", "the mapping is not registered for write-protection")
+
+	var sum byte
+	sum += on[40*page] + off[40*page]
+	require.Equal(t, byte(0x4A), sum) // 0xA5 + 0xA5, mod 256
+	rssOn, _ := mappingAt(t, rangeOf(on).lo)
+	rssOff, _ := mappingAt(t, rangeOf(off).lo)
+	t.Logf("one page touched: %d KiB resident with fault-around, %d KiB without", rssOn>>10, rssOff>>10)
+	require.Equal(t, int64(page), rssOff, "more than the touched page was mapped")
+	if rssOn == int64(page) {
+		t.Logf("this kernel does not fault around here (fault_around_bytes set to one page?): the registration is all that can be checked")
+	}
+
+	require.NoError(t, unix.Close(fd))
+	_, flags = mappingAt(t, rangeOf(off).lo)
+	require.NotContains(t, flags, "uw", "closing the descriptor did not unregister the mapping")
+}
+
+// TestMapTouchedPagesOnlyAllOrNothing registers a mapping and a range that
+// is not mapped: the call fails, naming the range, and the mapping it
+// could register is not left registered.
+func TestMapTouchedPagesOnlyAllOrNothing(t *testing.T) {
+	probe, err := mapTouchedPagesOnly(nil)
+	supported := err == nil
+	if supported {
+		require.NoError(t, unix.Close(probe))
+	}
+	m := cachedFileMapping(t, 4)
+	hole := cachedFileMapping(t, 4)
+	gone := rangeOf(hole)
+	require.NoError(t, unix.Munmap(hole))
+	fd, err := mapTouchedPagesOnly([]pageRange{rangeOf(m), gone})
+	require.Equal(t, -1, fd)
+	if supported {
+		require.ErrorContains(t, err, fmt.Sprintf("userfaultfd: register %#x-%#x", gone.lo, gone.hi))
+	} else {
+		require.ErrorContains(t, err, "userfaultfd")
+	}
+	_, flags := mappingAt(t, rangeOf(m).lo)
+	require.NotContains(t, flags, "uw", "the mapping registered before the error stayed registered")
 }

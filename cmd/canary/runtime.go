@@ -34,8 +34,9 @@ const startupSettle = 5 * time.Second
 //     simulator, broker and gateway all on one thread. Set GOMAXPROCS for
 //     larger sites, or where the HTTP API serves many clients at once.
 //
-// It also releases the executable's pages that package init touched, now
-// and once more when start-up is over (releaseStartupPages).
+// It also has the kernel map the executable's pages only as they are
+// touched (faultAroundOff), and releases those that package init touched,
+// now and once more when start-up is over (releaseStartupPages).
 func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(50)
@@ -50,6 +51,12 @@ func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 			return
 		}
 		log.Debug().Str("when", when).Int64("bytes", n).Msg("start-up pages released")
+	}
+	// Before the release: what is touched again comes back page by page.
+	if err := faultAroundOff(); err != nil {
+		log.Debug().Err(err).Msg("fault-around stays on for the executable")
+	} else {
+		log.Debug().Msg("fault-around off for the executable: its pages are mapped as they are touched")
 	}
 	release("after init")
 	go func() {
