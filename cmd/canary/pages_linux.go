@@ -85,22 +85,33 @@ func executableRanges() ([]pageRange, error) {
 // 3.5–4 MB. The pages left unmapped stay in the page cache, shared with
 // any other process running the binary, and cost a minor fault each when
 // they are touched: what changes is that the process holds only what it
-// uses, and the kernel can drop what it does not use under memory
-// pressure without unmapping it from the gateway first.
+// uses. The trade-off: under memory pressure the kernel reclaims cached
+// pages no process maps more readily than mapped ones, so a rarely run
+// path (the first alarm after a quiet spell) may find its page evicted and
+// read it from disk. Since the start-up release (releaseStartupPages) that
+// was already so for every page not touched since, and fault-around mapped
+// a rare path only when it happened to lie near one in use.
 //
 // How: Linux turns fault-around off for a mapping registered with a
 // userfaultfd for write-protection (mm/memory.c, should_fault_around),
 // and since Linux 6.7 the asynchronous write-protect mode
 // (UFFD_FEATURE_WP_ASYNC) may be registered on any memory, a file's
-// private mapping included. Nothing more is asked of it: no page is ever
-// write-protected (no UFFDIO_WRITEPROTECT, no WP_UNPOPULATED), these
+// private mapping included, where the architecture supports userfaultfd
+// write-protection (x86-64 does). Nothing more is asked of it: no page is
+// ever write-protected (UFFDIO_WRITEPROTECT is never called; the
+// WP_UNPOPULATED behaviour the kernel turns on with WP_ASYNC only matters
+// to it), these
 // mappings are not writable anyway (a write is a SIGSEGV before any
 // userfault), and in asynchronous mode the kernel resolves a
 // write-protect fault itself, so no fault ever waits for a reader of the
 // descriptor. UFFD_USER_MODE_ONLY needs no privilege (Linux 5.11). Where
-// userfaultfd is refused (Linux before 6.7, or a seccomp profile without
-// it, such as Docker's default without CAP_SYS_PTRACE), it returns the
-// error, nothing stays registered, and the process runs as before.
+// it is not available (Linux before 6.7, or without write-protect support,
+// fails UFFDIO_API with EINVAL; a seccomp profile that refuses the call
+// with an error, such as Docker's default without CAP_SYS_PTRACE), it
+// returns the error, nothing stays registered, and the process runs as
+// before. A seccomp profile that kills on userfaultfd kills the process
+// at start: CANARY_FAULT_AROUND=on (keepFaultAround) leaves the kernel's
+// default alone.
 //
 // It must run before the start-up pages are released (releaseStartupPages),
 // so that what the process touches again comes back page by page. It
@@ -138,6 +149,9 @@ type uffdioRegisterArg struct{ start, len, mode, ioctls uint64 }
 // descriptor. All or nothing: on an error the descriptor is closed, which
 // unregisters whatever was registered.
 func mapTouchedPagesOnly(ranges []pageRange) (int, error) {
+	if len(ranges) == 0 {
+		return -1, errors.New("userfaultfd: no mapping to register")
+	}
 	r, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
 	if errno != 0 {
 		return -1, fmt.Errorf("userfaultfd: %w", errno)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -250,26 +249,29 @@ func TestRunReleasesStartupPages(t *testing.T) {
 	require.True(t, off >= 0 || on >= 0, "fault-around not logged")
 	require.Less(t, max(off, on), strings.Index(string(logged), `"start-up pages released"`), "fault-around logged after the first release")
 	if off >= 0 {
+		// Every mapping the gateway could release (releasableRanges, as
+		// it reads them) is registered: `uw` in its VmFlags.
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
 		require.NoError(t, err)
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", cmd.Process.Pid))
 		require.NoError(t, err)
-		readOnly, registered := 0, 0
-		var cur []string
+		var inExe uintptr
 		for _, line := range strings.Split(string(b), "\n") {
-			fields := strings.Fields(line)
-			switch {
-			case len(fields) >= 6 && !strings.HasSuffix(fields[0], ":"):
-				cur = fields
-			case len(fields) > 0 && fields[0] == "VmFlags:" && cur != nil && cur[5] == exe && cur[1][1] != 'w':
-				readOnly++
-				if slices.Contains(fields[1:], "uw") {
-					registered++
-				}
+			if fields := strings.Fields(line); len(fields) == 6 && fields[5] == exe {
+				m, err := parseMapping(fields)
+				require.NoError(t, err)
+				inExe = m.lo
+				break
 			}
 		}
-		require.Positive(t, readOnly, "no read-only mapping of %s", exe)
-		require.Equal(t, readOnly, registered, "read-only mappings of the executable not registered")
+		require.NotZero(t, inExe, "no mapping of %s", exe)
+		ranges, err := releasableRanges(bytes.NewReader(b), inExe)
+		require.NoError(t, err)
+		require.NotEmpty(t, ranges)
+		for _, r := range ranges {
+			_, flags := smapsMappingAt(t, b, r.lo)
+			require.Contains(t, flags, "uw", "mapping %#x-%#x of the executable not registered", r.lo, r.hi)
+		}
 	} else {
 		t.Logf("fault-around stays on here: %s", string(logged)[on:min(len(logged), on+200)])
 	}
@@ -291,6 +293,12 @@ func mappingAt(t *testing.T, lo uintptr) (rss int64, flags []string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/smaps")
 	require.NoError(t, err)
+	return smapsMappingAt(t, b, lo)
+}
+
+// smapsMappingAt finds the mapping that starts at lo in smaps text b.
+func smapsMappingAt(t *testing.T, b []byte, lo uintptr) (rss int64, flags []string) {
+	t.Helper()
 	found := false
 	for _, line := range strings.Split(string(b), "\n") {
 		fields := strings.Fields(line)
@@ -357,6 +365,12 @@ func TestMapTouchedPagesOnly(t *testing.T) {
 	page := os.Getpagesize()
 	on, off := cachedFileMapping(t, pages), cachedFileMapping(t, pages)
 	fd, err := mapTouchedPagesOnly([]pageRange{rangeOf(off)})
+	closed := false
+	t.Cleanup(func() {
+		if err == nil && !closed {
+			_ = unix.Close(fd)
+		}
+	})
 	if err != nil {
 		t.Logf("this kernel refuses it: %v", err)
 		require.ErrorContains(t, err, "userfaultfd")
@@ -378,31 +392,55 @@ func TestMapTouchedPagesOnly(t *testing.T) {
 		t.Logf("this kernel does not fault around here (fault_around_bytes set to one page?): the registration is all that can be checked")
 	}
 
+	closed = true
 	require.NoError(t, unix.Close(fd))
 	_, flags = mappingAt(t, rangeOf(off).lo)
 	require.NotContains(t, flags, "uw", "closing the descriptor did not unregister the mapping")
 }
 
-// TestMapTouchedPagesOnlyAllOrNothing registers a mapping and a range that
-// is not mapped: the call fails, naming the range, and the mapping it
-// could register is not left registered.
+// TestMapTouchedPagesOnlyAllOrNothing registers a mapping and then a range
+// the kernel refuses (its length is not a whole number of pages): the
+// call fails, naming that range, and the mapping it had registered is not
+// left registered. With no range at all it fails too: "off" must mean
+// something was registered.
 func TestMapTouchedPagesOnlyAllOrNothing(t *testing.T) {
-	probe, err := mapTouchedPagesOnly(nil)
-	supported := err == nil
-	if supported {
-		require.NoError(t, unix.Close(probe))
-	}
-	m := cachedFileMapping(t, 4)
-	hole := cachedFileMapping(t, 4)
-	gone := rangeOf(hole)
-	require.NoError(t, unix.Munmap(hole))
-	fd, err := mapTouchedPagesOnly([]pageRange{rangeOf(m), gone})
+	fd, err := mapTouchedPagesOnly(nil)
 	require.Equal(t, -1, fd)
-	if supported {
-		require.ErrorContains(t, err, fmt.Sprintf("userfaultfd: register %#x-%#x", gone.lo, gone.hi))
-	} else {
-		require.ErrorContains(t, err, "userfaultfd")
+	require.EqualError(t, err, "userfaultfd: no mapping to register")
+
+	m, other := cachedFileMapping(t, 4), cachedFileMapping(t, 4)
+	bad := rangeOf(other)
+	bad.hi = bad.lo + uintptr(os.Getpagesize()/2)
+	fd, err = mapTouchedPagesOnly([]pageRange{rangeOf(m), bad})
+	require.Equal(t, -1, fd)
+	require.ErrorContains(t, err, "userfaultfd")
+	if probe, perr := mapTouchedPagesOnly([]pageRange{rangeOf(other)}); perr == nil {
+		require.NoError(t, unix.Close(probe))
+		// This kernel registers: the failure was the bad range's.
+		require.ErrorContains(t, err, fmt.Sprintf("userfaultfd: register %#x-%#x", bad.lo, bad.hi))
 	}
 	_, flags := mappingAt(t, rangeOf(m).lo)
 	require.NotContains(t, flags, "uw", "the mapping registered before the error stayed registered")
+}
+
+func TestKeepFaultAround(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		keep bool
+		err  string
+	}{
+		{"", false, ""},
+		{"off", false, ""},
+		{"on", true, ""},
+		{"yes", false, `CANARY_FAULT_AROUND="yes": want on or off`},
+	} {
+		t.Setenv("CANARY_FAULT_AROUND", c.env)
+		keep, err := keepFaultAround()
+		require.Equal(t, c.keep, keep, c.env)
+		if c.err == "" {
+			require.NoError(t, err, c.env)
+		} else {
+			require.EqualError(t, err, c.err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -35,7 +36,8 @@ const startupSettle = 5 * time.Second
 //     larger sites, or where the HTTP API serves many clients at once.
 //
 // It also has the kernel map the executable's pages only as they are
-// touched (faultAroundOff), and releases those that package init touched,
+// touched (faultAroundOff; CANARY_FAULT_AROUND=on leaves the kernel's
+// default), and releases those that package init touched,
 // now and once more when start-up is over (releaseStartupPages).
 func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 	if _, set := os.LookupEnv("GOGC"); !set {
@@ -53,8 +55,14 @@ func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 		log.Debug().Str("when", when).Int64("bytes", n).Msg("start-up pages released")
 	}
 	// Before the release: what is touched again comes back page by page.
-	if err := faultAroundOff(); err != nil {
-		log.Debug().Err(err).Msg("fault-around stays on for the executable")
+	keep, err := keepFaultAround()
+	if err != nil {
+		log.Warn().Err(err).Msg("fault-around off for the executable, as by default")
+	}
+	if keep {
+		log.Info().Msg("fault-around stays on for the executable: CANARY_FAULT_AROUND=on")
+	} else if err := faultAroundOff(); err != nil {
+		log.Info().Err(err).Msg("fault-around stays on for the executable")
 	} else {
 		log.Debug().Msg("fault-around off for the executable: its pages are mapped as they are touched")
 	}
@@ -68,4 +76,20 @@ func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 			release("after start-up")
 		}
 	}()
+}
+
+// keepFaultAround reports whether the environment asks to leave the
+// kernel's fault-around on for the executable (CANARY_FAULT_AROUND=on):
+// for a seccomp profile that kills a process calling userfaultfd, or to
+// compare. "off" or unset is the default; any other value is an error,
+// and the default.
+func keepFaultAround() (bool, error) {
+	switch v := os.Getenv("CANARY_FAULT_AROUND"); v {
+	case "on":
+		return true, nil
+	case "", "off":
+		return false, nil
+	default:
+		return false, fmt.Errorf("CANARY_FAULT_AROUND=%q: want on or off", v)
+	}
 }
