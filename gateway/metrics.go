@@ -134,11 +134,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range []outbox.Lane{outbox.Alarms, outbox.Readings} {
 		ch <- prometheus.MustNewConstMetric(c.obRecords, prometheus.GaugeValue, float64(os.Records[l]), l.String())
 		ch <- prometheus.MustNewConstMetric(c.obBytes, prometheus.GaugeValue, float64(os.Bytes[l]), l.String())
-		age := 0.0
-		if recs, err := c.g.ob.Drain(l, 0, 1); err == nil && len(recs) == 1 {
-			age = max(0, time.Since(time.Unix(0, recs[0].At)).Seconds())
-		}
-		ch <- prometheus.MustNewConstMetric(c.obAge, prometheus.GaugeValue, age, l.String())
+		// On the monotonic clock: a step of the wall clock neither hides
+		// a stuck lane nor ages every record at once (outbox.ageMarks).
+		age, _ := c.g.ob.OldestAge(l)
+		ch <- prometheus.MustNewConstMetric(c.obAge, prometheus.GaugeValue, age.Seconds(), l.String())
 	}
 	ps := c.g.pub.Stats()
 	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(ps.Published))

@@ -42,6 +42,8 @@ type Options struct {
 	MaxGroup int
 	// Log receives lifecycle and drop messages.
 	Log zerolog.Logger
+	// Now is the clock (nil: time.Now); tests step its wall reading.
+	Now func() time.Time
 }
 
 // Drop reports readings dropped by one commit.
@@ -138,6 +140,8 @@ type Outbox struct {
 	dropped uint64
 	corrupt uint64
 	commits uint64
+	ages    [2]ageMarks // by lane: see ageMarks
+	now     func() time.Time
 }
 
 type request struct {
@@ -178,8 +182,12 @@ func Open(o Options) (*Outbox, error) {
 		done:     make(chan struct{}),
 		appended: make(chan struct{}, 1),
 		seqs:     map[string]uint64{},
+		now:      o.Now,
 
 		laterQueued: make(chan struct{}, 1),
+	}
+	if ob.now == nil {
+		ob.now = time.Now
 	}
 	if ob.maxGroup <= 0 {
 		ob.maxGroup = 4096
@@ -216,10 +224,17 @@ func (ob *Outbox) load() error {
 		if v := tx.Bucket(bucketMeta).Get(metaDropped); len(v) == 8 {
 			ob.dropped = binary.BigEndian.Uint64(v)
 		}
+		opened := ob.now()
 		for lane, name := range [][]byte{bucketAlarms, bucketReadings} {
 			if err := tx.Bucket(name).ForEach(func(k, v []byte) error {
 				ob.records[lane]++
 				ob.bytes[lane] += int64(len(k) + len(v))
+				// As old at the open as the wall clock says, and aging on
+				// the monotonic clock from here (ageMarks).
+				if at, ok := recordAt(v); ok && len(k) == 8 {
+					age := max(0, opened.Sub(time.Unix(0, at)))
+					ob.ages[lane].add(binary.BigEndian.Uint64(k), opened.Add(-age))
+				}
 				return nil
 			}); err != nil {
 				return err
@@ -493,7 +508,9 @@ func (ob *Outbox) commit(group []*request) {
 		drop      Drop
 		appended  bool
 		arena     = ob.arena[:0]
-		now       = time.Now().UnixNano()
+		committed = ob.now()
+		now       = committed.UnixNano()
+		firstID   [2]uint64 // by lane, the first record appended; 0 for none
 		liveBytes [2]int64
 		seqsByReq = make([][]uint64, len(group))
 	)
@@ -554,6 +571,9 @@ func (ob *Outbox) commit(group []*request) {
 				id, err := b.NextSequence()
 				if err != nil {
 					return fmt.Errorf("next key: %w", err)
+				}
+				if firstID[lane] == 0 {
+					firstID[lane] = id
 				}
 				// bbolt keeps a reference to the value until commit, so
 				// records are laid end to end in one buffer that is
@@ -646,6 +666,11 @@ func (ob *Outbox) commit(group []*request) {
 		if drop.Records > 0 {
 			ob.dropped = drop.Total
 		}
+		for l, id := range firstID {
+			if id != 0 {
+				ob.ages[l].add(id, committed)
+			}
+		}
 		ob.mu.Unlock()
 	}
 	// Before answering: whoever appended sees the drop already reported.
@@ -669,6 +694,25 @@ func (ob *Outbox) commit(group []*request) {
 	if err == nil && appended {
 		ob.signal()
 	}
+}
+
+// OldestAge is how long the oldest record waiting in lane l has waited,
+// on the monotonic clock (ageMarks), or 0 when the lane is empty. A record
+// no mark covers (its header did not read at the open) is aged by its
+// stored wall time, as far as it goes.
+func (ob *Outbox) OldestAge(l Lane) (time.Duration, error) {
+	recs, err := ob.Drain(l, 0, 1)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	now := ob.now()
+	ob.mu.Lock()
+	at, ok := ob.ages[l].oldest(recs[0].Key.ID)
+	ob.mu.Unlock()
+	if !ok {
+		at = time.Unix(0, recs[0].At)
+	}
+	return max(0, now.Sub(at)), nil
 }
 
 // idle reports whether a group has nothing to commit and nobody waiting.
