@@ -248,6 +248,10 @@ type Engine struct {
 	// last is the latest time the engine was given; time never runs
 	// backwards inside the engine (see monotonic).
 	last time.Time
+	// shortened lists the alarms whose restored shelve was cut to
+	// MaxShelve from the restore (ShortenedShelves).
+	shortened []string
+
 	// behind is set by a Restore whose wall clock was behind the
 	// snapshot's saved_at (restoredclock.go).
 	behind  *behindClock

@@ -35,6 +35,13 @@ func (e *Engine) ClockBehindSnapshot() (savedAt time.Time, behind time.Duration,
 	return time.Time{}, 0, false
 }
 
+// ShortenedShelves lists, after a Restore, the alarms whose restored timed
+// shelve ended more than MaxShelve after the restore, judged as restored
+// times are, and was cut to MaxShelve from then: a clock wrong in a way the
+// snapshot's saved_at does not show (see Restore). The operator should
+// know that a shelve ends sooner than it was set to.
+func (e *Engine) ShortenedShelves() []string { return e.shortened }
+
 // judgeNow is the time to judge t by at now: now, unless t is a restored
 // time (no monotonic reading) and the restore's clock was behind, when it
 // is the later of now and saved_at moved on by the time since the restore.

@@ -296,6 +296,7 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 	if !s.SavedAt.IsZero() && now.Round(0).Before(s.SavedAt) {
 		e.behind = &behindClock{saved: s.SavedAt, at: now} // restoredclock.go
 	}
+	e.shortened = nil
 	var unknown []string
 	for _, sa := range s.Alarms {
 		a, ok := e.alarm(sa.ID)
@@ -329,6 +330,7 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 				// further ahead. At most MaxShelve from now instead,
 				// on the monotonic clock.
 				until = now.Add(e.opts.MaxShelve)
+				e.shortened = append(e.shortened, sa.ID)
 			}
 			a.shelve, x.shelveUntil = timedShelve, until
 		case "oneshot":

@@ -372,9 +372,11 @@ func TestRestoredExpiriesWhenTheClockIsWrong(t *testing.T) {
 	require.Equal(t, 39*time.Minute, shelve, "second restart, clock still behind: the shelve ends when what was left of it has passed")
 	require.Equal(t, 99*time.Minute, oos, "second restart, clock still behind: out of service ends when what was left of it has passed")
 
+	require.Empty(t, restoredTwin(t, cfg, yearBehind(0), snap).e.ShortenedShelves(), "saved_at shows the clock behind: nothing cut")
 	old := regexp.MustCompile(`,"saved_at":"[^"]*"`).ReplaceAll(snap, nil)
 	shelve, oos, _ = ends(old, yearBehind)
 	require.Equal(t, 8*time.Hour, shelve, "without saved_at, the restored shelve ends MaxShelve after the restart")
+	require.Equal(t, []string{"l.p.high"}, restoredTwin(t, cfg, yearBehind(0), old).e.ShortenedShelves(), "the cut shelve is named")
 	require.Equal(t, time.Duration(-1), oos, "without saved_at, out of service ends by the wall clock, a year on")
 }
 

@@ -1046,6 +1046,13 @@ func (g *Gateway) restore(ctx context.Context) error {
 		g.log.Warn().Time("saved_at", saved).Dur("behind", behind).
 			Msg("clock is behind the alarm state's saved time: restored shelves, out-of-service periods and reminders end at the latest as if restarted when it was saved")
 	}
+	if ids := g.eng.ShortenedShelves(); len(ids) > 0 {
+		// A shelve that would have run past max_shelve from now (a clock
+		// wrong in a way the state's saved time does not show) ends
+		// sooner than the operator set it: say which.
+		g.log.Warn().Strs("alarms", ids).Str("file", g.statePath).
+			Msg("restored shelves cut to max_shelve from now")
+	}
 	restored := nonNormal(g.eng.Alarms())
 	for _, st := range restored {
 		g.view.setAlarm(nil, st)
