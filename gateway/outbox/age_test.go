@@ -17,29 +17,31 @@ func TestAgeMarks(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	var a ageMarks
-	a.add(1, sec(0))
-	a.add(5, sec(0.5)) // within a second of the last mark: covered by it
-	a.add(9, sec(2))
-	a.add(12, sec(1.5)) // older than the last mark: merged, the older time kept
-	require.Equal(t, []ageMark{{1, sec(0)}, {9, sec(1.5)}}, a.m)
+	a.add(1, sec(0), false)
+	a.add(5, sec(0.5), false) // within a second of the last mark: covered by it
+	a.add(9, sec(2), false)
+	a.add(12, sec(1.5), true) // older than the last mark: merged, the older time kept
+	require.Equal(t, []ageMark{{1, sec(0), false}, {9, sec(1.5), true}}, a.m)
 
 	for _, c := range []struct {
 		id   uint64
-		at   time.Time
+		mk   ageMark
 		ok   bool
 		left int
 	}{
-		{0, time.Time{}, false, 2}, // before every mark
-		{7, sec(0), true, 2},
-		{9, sec(1.5), true, 1}, // the mark before it is dropped
-		{3, time.Time{}, false, 1},
-		{40, sec(1.5), true, 1},
+		{0, ageMark{}, false, 2}, // before every mark
+		{7, ageMark{1, sec(0), false}, true, 2},
+		{9, ageMark{9, sec(1.5), true}, true, 1}, // the mark before it is dropped
+		{3, ageMark{}, false, 1},
+		{40, ageMark{9, sec(1.5), true}, true, 1},
 	} {
-		at, ok := a.oldest(c.id)
+		mk, ok := a.oldest(c.id)
 		require.Equal(t, c.ok, ok, "id %d", c.id)
-		require.Equal(t, c.at, at, "id %d", c.id)
+		require.Equal(t, c.mk, mk, "id %d", c.id)
 		require.Len(t, a.m, c.left, "id %d", c.id)
 	}
+	a.reset()
+	require.Empty(t, a.m)
 }
 
 // Past maxMarks the marks are thinned; what every record reads as its
@@ -51,16 +53,50 @@ func TestAgeMarksBounded(t *testing.T) {
 	truth := map[uint64]time.Time{}
 	for i := range uint64(5000) {
 		at := t0.Add(time.Duration(i) * 2 * time.Second)
-		a.add(i*3+1, at)
-		truth[i*3+1] = at
+		a.add(i*3+1, at, i == 4000) // one restored mark: merges keep the flag
+		for id := i*3 + 1; id <= i*3+3; id++ {
+			truth[id] = at
+		}
 	}
 	require.LessOrEqual(t, len(a.m), maxMarks)
-	require.Equal(t, ageMark{1, t0}, a.m[0])
+	require.Equal(t, ageMark{1, t0, false}, a.m[0])
+	restored := 0
+	for _, mk := range a.m {
+		if mk.restored {
+			restored++
+		}
+	}
+	require.Equal(t, 1, restored, "the restored mark's flag was lost in a merge")
 	for id, at := range truth {
 		c := ageMarks{m: slices.Clone(a.m)}
-		got, ok := c.oldest(id)
+		mk, ok := c.oldest(id)
 		require.True(t, ok, "id %d", id)
-		require.False(t, got.After(at), "id %d reads younger than it is", id)
+		require.False(t, mk.at.After(at), "id %d reads younger than it is", id)
+	}
+}
+
+// laneAge never reads younger than the marks or the wall clock can show.
+func TestLaneAge(t *testing.T) {
+	now := time.Now() // with a monotonic reading, as the outbox's clock
+	wallAt := func(ago time.Duration) int64 { return now.Round(0).Add(-ago).UnixNano() }
+	for _, c := range []struct {
+		name  string
+		marks []ageMark
+		id    uint64
+		at    int64
+		want  time.Duration
+	}{
+		{"own mark, wall clock stepped back since", []ageMark{{1, now.Add(-time.Minute), false}}, 3, wallAt(-time.Hour), time.Minute},
+		{"own mark, wall clock stepped forward since", []ageMark{{1, now.Add(-time.Minute), false}}, 3, wallAt(2 * time.Hour), time.Minute},
+		{"restored mark, the clock set right after the open", []ageMark{{1, now.Add(-time.Minute), true}}, 3, wallAt(10 * time.Minute), 10 * time.Minute},
+		{"restored mark, the wall clock behind", []ageMark{{1, now.Add(-time.Minute), true}}, 3, wallAt(-time.Hour), time.Minute},
+		{"marks newer than the record left", []ageMark{{5, now.Add(-time.Minute), false}}, 3, wallAt(-time.Hour), time.Minute},
+		{"marks newer, the wall older", []ageMark{{5, now.Add(-time.Minute), false}}, 3, wallAt(5 * time.Minute), 5 * time.Minute},
+		{"no mark yet", nil, 3, wallAt(2 * time.Second), 2 * time.Second},
+		{"no mark, the wall clock behind", nil, 3, wallAt(-time.Hour), 0},
+	} {
+		a := ageMarks{m: slices.Clone(c.marks)}
+		require.Equal(t, c.want, a.laneAge(now, c.id, c.at), c.name)
 	}
 }
 
@@ -117,8 +153,9 @@ func TestOldestAgeAcrossWallClockSteps(t *testing.T) {
 }
 
 // Records restored at the open are as old as their stored wall time says
-// then, and age on the monotonic clock from there; records committed after
-// the open get marks of their own.
+// then, and age on the monotonic clock from there (or by the wall clock,
+// when that says they are older); records committed after the open get
+// marks of their own, on the monotonic clock alone.
 func TestOldestAgeOfRestoredRecords(t *testing.T) {
 	dir := t.TempDir()
 	var step atomic.Int64
@@ -140,8 +177,11 @@ func TestOldestAgeOfRestoredRecords(t *testing.T) {
 		require.InDelta(t, want.Seconds(), age.Seconds(), 30, "age %v", age)
 	}
 	near(10 * time.Minute)
+	// A restored record also reads its wall age when that is older (the
+	// clock at the open may have been wrong, see the next test): a step
+	// forward after the open ages it, erring old.
 	step.Store(3600)
-	near(10 * time.Minute) // not 70 minutes
+	near(70 * time.Minute)
 
 	_, err = ob.Append(context.Background(), Item{Kind: KindAlarm, Stream: "a2", Encode: func(dst []byte, _ uint64) []byte { return append(dst, `{}`...) }})
 	require.NoError(t, err)
@@ -150,4 +190,40 @@ func TestOldestAgeOfRestoredRecords(t *testing.T) {
 	require.Len(t, recs, 1)
 	require.NoError(t, ob.Release(context.Background(), recs[0].Key))
 	near(0) // the new record's own mark, not the restored one's
+
+	// All delivered: the lane's marks go with its records.
+	recs, err = ob.Drain(Alarms, 0, 1)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.NoError(t, ob.Release(context.Background(), recs[0].Key))
+	ob.mu.Lock()
+	left := len(ob.ages[Alarms].m)
+	ob.mu.Unlock()
+	require.Zero(t, left, "marks kept for an empty lane")
+}
+
+// A box whose clock is behind when the outbox opens (no real-time clock,
+// NTP not reached yet) sees restored records as new; once the clock is set
+// right they read as old as they are, not as old as the open.
+func TestOldestAgeOfRestoredRecordsWithTheClockBehindAtTheOpen(t *testing.T) {
+	dir := t.TempDir()
+	var step atomic.Int64
+	step.Store(-600) // committed ten minutes before the true now
+	ob, err := Open(Options{Dir: dir, Log: zerolog.Nop(), Now: steppedClock(&step)})
+	require.NoError(t, err)
+	_, err = ob.Append(context.Background(), benchItem("d0"))
+	require.NoError(t, err)
+	require.NoError(t, ob.Close())
+
+	step.Store(-3600) // opened with the clock an hour behind
+	ob, err = Open(Options{Dir: dir, Log: zerolog.Nop(), Now: steppedClock(&step)})
+	require.NoError(t, err)
+	defer ob.Close()
+	age, err := ob.OldestAge(Readings)
+	require.NoError(t, err)
+	require.Less(t, age, time.Minute, "the clock says the record is from the future")
+	step.Store(0) // NTP sets it right
+	age, err = ob.OldestAge(Readings)
+	require.NoError(t, err)
+	require.InDelta(t, (10 * time.Minute).Seconds(), age.Seconds(), 30, "age %v", age)
 }

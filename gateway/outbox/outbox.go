@@ -233,7 +233,7 @@ func (ob *Outbox) load() error {
 				// the monotonic clock from here (ageMarks).
 				if at, ok := recordAt(v); ok && len(k) == 8 {
 					age := max(0, opened.Sub(time.Unix(0, at)))
-					ob.ages[lane].add(binary.BigEndian.Uint64(k), opened.Add(-age))
+					ob.ages[lane].add(binary.BigEndian.Uint64(k), opened.Add(-age), true)
 				}
 				return nil
 			}); err != nil {
@@ -667,8 +667,11 @@ func (ob *Outbox) commit(group []*request) {
 			ob.dropped = drop.Total
 		}
 		for l, id := range firstID {
+			if ob.records[l] == 0 {
+				ob.ages[l].reset()
+			}
 			if id != 0 {
-				ob.ages[l].add(id, committed)
+				ob.ages[l].add(id, committed, false)
 			}
 		}
 		ob.mu.Unlock()
@@ -697,9 +700,8 @@ func (ob *Outbox) commit(group []*request) {
 }
 
 // OldestAge is how long the oldest record waiting in lane l has waited,
-// on the monotonic clock (ageMarks), or 0 when the lane is empty. A record
-// no mark covers (its header did not read at the open) is aged by its
-// stored wall time, as far as it goes.
+// on the monotonic clock where it can tell (ageMarks.laneAge), or 0 when
+// the lane is empty.
 func (ob *Outbox) OldestAge(l Lane) (time.Duration, error) {
 	recs, err := ob.Drain(l, 0, 1)
 	if err != nil || len(recs) == 0 {
@@ -707,12 +709,8 @@ func (ob *Outbox) OldestAge(l Lane) (time.Duration, error) {
 	}
 	now := ob.now()
 	ob.mu.Lock()
-	at, ok := ob.ages[l].oldest(recs[0].Key.ID)
-	ob.mu.Unlock()
-	if !ok {
-		at = time.Unix(0, recs[0].At)
-	}
-	return max(0, now.Sub(at)), nil
+	defer ob.mu.Unlock()
+	return ob.ages[l].laneAge(now, recs[0].Key.ID, recs[0].At), nil
 }
 
 // idle reports whether a group has nothing to commit and nobody waiting.
