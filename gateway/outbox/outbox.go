@@ -102,6 +102,7 @@ type Outbox struct {
 	maxGroup int
 	onDrop   func(Drop)
 	log      zerolog.Logger
+	now      func() time.Time // Options.Now
 
 	reqs     chan *request
 	stop     chan struct{}
@@ -141,7 +142,6 @@ type Outbox struct {
 	corrupt uint64
 	commits uint64
 	ages    [2]ageMarks // by lane: see ageMarks
-	now     func() time.Time
 }
 
 type request struct {
