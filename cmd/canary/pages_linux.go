@@ -202,6 +202,31 @@ func (m *mapping) releasable(dev, inode string) bool {
 // releasableRanges reads /proc/PID/smaps and returns the releasable
 // mappings (see releaseStartupPages) of the file mapped at address pc.
 func releasableRanges(smaps io.Reader, pc uintptr) ([]pageRange, error) {
+	all, err := parseSmaps(smaps)
+	if err != nil {
+		return nil, err
+	}
+	var dev, inode string
+	for _, m := range all {
+		if m.lo <= pc && pc < m.hi {
+			dev, inode = m.dev, m.inode
+		}
+	}
+	if inode == "" || inode == "0" {
+		return nil, fmt.Errorf("smaps: no file mapping holds the code at %#x", pc)
+	}
+	var out []pageRange
+	for _, m := range all {
+		if m.releasable(dev, inode) {
+			out = append(out, m.pageRange)
+		}
+	}
+	return out, nil
+}
+
+// parseSmaps reads /proc/PID/smaps: each mapping with its resident bytes,
+// Anonymous and Swap (kB) and VmFlags.
+func parseSmaps(smaps io.Reader) ([]mapping, error) {
 	var all []mapping
 	sc := bufio.NewScanner(smaps)
 	for sc.Scan() {
@@ -243,22 +268,7 @@ func releasableRanges(smaps io.Reader, pc uintptr) ([]pageRange, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read smaps: %w", err)
 	}
-	var dev, inode string
-	for _, m := range all {
-		if m.lo <= pc && pc < m.hi {
-			dev, inode = m.dev, m.inode
-		}
-	}
-	if inode == "" || inode == "0" {
-		return nil, fmt.Errorf("smaps: no file mapping holds the code at %#x", pc)
-	}
-	var out []pageRange
-	for _, m := range all {
-		if m.releasable(dev, inode) {
-			out = append(out, m.pageRange)
-		}
-	}
-	return out, nil
+	return all, nil
 }
 
 // parseMapping parses a smaps header line.

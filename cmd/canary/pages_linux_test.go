@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -299,35 +298,15 @@ func mappingAt(t *testing.T, lo uintptr) (rss int64, flags []string) {
 // smapsMappingAt finds the mapping that starts at lo in smaps text b.
 func smapsMappingAt(t *testing.T, b []byte, lo uintptr) (rss int64, flags []string) {
 	t.Helper()
-	found := false
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		if !strings.HasSuffix(fields[0], ":") {
-			if found {
-				break
-			}
-			m, err := parseMapping(fields)
-			require.NoError(t, err)
-			found = m.lo == lo
-			continue
-		}
-		if !found || len(fields) < 2 {
-			continue
-		}
-		switch fields[0] {
-		case "Rss:":
-			kb, err := strconv.ParseInt(fields[1], 10, 64)
-			require.NoError(t, err)
-			rss = kb << 10
-		case "VmFlags:":
-			flags = fields[1:]
+	all, err := parseSmaps(bytes.NewReader(b))
+	require.NoError(t, err)
+	for _, m := range all {
+		if m.lo == lo {
+			return m.rss, m.flags
 		}
 	}
-	require.True(t, found, "no mapping at %#x", lo)
-	return rss, flags
+	require.Failf(t, "no mapping", "no mapping at %#x", lo)
+	return 0, nil
 }
 
 // cachedFileMapping maps a file of n pages, read once so that its pages
