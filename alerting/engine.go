@@ -270,6 +270,9 @@ type Engine struct {
 	dirty   []*group
 	siteIDs []string // sorted, for a deterministic event order
 
+	// commHeld: active comm alarms do not return (SetCommHold).
+	commHeld bool
+
 	// Shared specs of the alarms the engine derives.
 	failedSpec, bypassedSpec, degradedSpec *CondSpec
 
@@ -648,6 +651,10 @@ func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 		a.pending = false
 		return
 	}
+	if !cond && e.commHeld && a.spec.Condition == Comm {
+		a.pending = false // a return's off-delay starts after the hold
+		return
+	}
 	delay := a.spec.OffDelay
 	if cond {
 		delay = a.spec.OnDelay
@@ -937,6 +944,36 @@ func (e *Engine) countFlood(site string, now time.Time) {
 		e.emit(site, Event{TS: now, Type: EvFloodStart, Value: float64(n), Limit: float64(e.opts.FloodStart),
 			Comment: fmt.Sprintf("more than %d alarms within %s", e.opts.FloodStart, e.opts.FloodWindow)})
 	}
+}
+
+// SetCommHold holds every active comm alarm active (on) or lets the
+// holds go (off), and returns the site events saying so (comm_hold,
+// comm_hold_end, with reason as their comment); nothing when the hold
+// is already as asked.
+//
+// The gateway holds its comm alarms while it is itself overloaded. An
+// overloaded gateway leaves devices unread past their comm timeout, and
+// reads them again a moment later: each of their sensors' comm alarms
+// would be raised and returned, again and again, a flood of its own
+// making whose commits take the CPU the pollers lack (the gateway's own
+// alarm floods, docs/performance.md). Held, an alarm is raised once and
+// stays active until the hold ends: stricter, never looser (an alarm
+// raises as ever; only its return waits). A held alarm returns on its
+// point's first valid sample after the hold ends, through its off-delay.
+func (e *Engine) SetCommHold(now time.Time, on bool, reason string) []Event {
+	now = e.monotonic(now)
+	if on == e.commHeld {
+		return nil
+	}
+	e.commHeld = on
+	t := EvCommHoldEnd
+	if on {
+		t = EvCommHold
+	}
+	for _, site := range e.siteIDs {
+		e.emit(site, Event{TS: now, Type: t, Value: math.NaN(), Limit: math.NaN(), Comment: reason})
+	}
+	return e.take()
 }
 
 // Flood reports whether site is in an alarm flood.

@@ -232,6 +232,7 @@ func (g *Gateway) catchUp(ctx context.Context, due time.Time, later []modbus.Bat
 // while they last.
 func (g *Gateway) caughtUp(due time.Time, polls int) {
 	g.met.catchups.Inc()
+	g.catchups++
 	g.catchupUnlogged++
 	if now := time.Now(); now.Sub(g.catchupLogged) >= shedLogEvery {
 		g.log.Warn().Dur("behind", now.Sub(due)).Int("polls", polls).Uint64("catchups", g.catchupUnlogged).
@@ -273,6 +274,7 @@ func (g *Gateway) onTimer(ctx context.Context, due time.Time, queued []modbus.Ba
 // actions, alarm states to send again and the alarm snapshot.
 func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	g.tickedAt = now
+	g.judgeOverload(ctx, now)
 	// The readings waiting since the last commit share this one.
 	g.flush(ctx, g.eng.Tick(now))
 	g.retryActions(now)
@@ -586,7 +588,7 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 			}
 		}
 		g.pending = append(g.pending, item)
-		g.met.observeBatch(group[i], len(e), time.Since(start))
+		g.met.observeBatch(group[i], time.Since(start))
 		if len(e) > 0 {
 			alarmAt = append(alarmAt, payload.TS)
 		}
@@ -793,6 +795,10 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 	if len(evs) == 0 && len(readings) == 0 {
 		return
 	}
+	// Every event, from a poll, a tick, a command or a restore (until
+	// 2026-12-01 only those of polls were counted: a flood's comm alarms,
+	// raised by ticks, were not).
+	g.met.events.Add(float64(len(evs)))
 	if len(evs) == 0 && !g.stopping {
 		// Readings only: the core does not wait for the disk, so an alarm
 		// in the next poll is evaluated (and committed behind these, in

@@ -120,6 +120,12 @@ type Gateway struct {
 	tickedAt time.Time
 	// polling counts the polls under way (modbus.Options.Polling).
 	polling atomic.Int64
+	// lateness counts the pollers' polls and lateness
+	// (modbus.Options.Lateness); catchups the core's catch-ups. overload
+	// judges them for the comm hold (overload.go).
+	lateness modbus.Lateness
+	catchups uint64
+	overload overloadJudge
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool
@@ -263,7 +269,7 @@ func New(o Options) (*Gateway, error) {
 		devs[i] = modbus.Device{Config: s.Devices[i].DeviceConfig, Sensors: s.Devices[i].ModbusSensors()}
 	}
 	plog := g.log
-	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink, Polling: &g.polling})
+	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink, Polling: &g.polling, Lateness: &g.lateness})
 	if err != nil {
 		_ = ob.Close()
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -20,6 +20,8 @@ type metrics struct {
 	dropped      prometheus.Counter
 	shed         prometheus.Counter
 	catchups     prometheus.Counter
+	commHold     prometheus.Gauge
+	commHolds    prometheus.Counter
 	appendErrors prometheus.Counter
 	commands     *prometheus.CounterVec
 	actions      *prometheus.CounterVec
@@ -34,13 +36,17 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help:        "Time from a poll's response to its readings and alarm transitions being committed.",
 			ConstLabels: labels, Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_alarm_events_total",
-			Help: "Alarm transitions and operator actions emitted by the engine.", ConstLabels: labels}),
+			Help: "Alarm transitions, operator actions and site events emitted by the engine and committed to the outbox.", ConstLabels: labels}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_dropped_readings_total",
 			Help: "Reading batches dropped because the outbox reached max_bytes (alarms are never dropped).", ConstLabels: labels}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_readings_shed_total",
 			Help: "Readings evaluated for alarms but not published: the core was behind (overloaded); their batches' seqs are left unused.", ConstLabels: labels}),
 		catchups: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_core_catchups_total",
 			Help: "Times the core ran its due ticks back to back to catch up with the clock: its next tick more than 2 s past, more than a queue of answers waiting for it, or a command or action result waiting behind them.", ConstLabels: labels}),
+		commHold: prometheus.NewGauge(prometheus.GaugeOpts{Name: "canary_comm_hold",
+			Help: "1 while the gateway, overloaded, holds its comm alarms active (they return once it has run a calm spell without running late), else 0.", ConstLabels: labels}),
+		commHolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_comm_holds_total",
+			Help: "Times the gateway started holding its comm alarms because it ran late (overloaded).", ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
@@ -48,13 +54,12 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
 			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
 	}
-	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.appendErrors, m.commands, m.actions)
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.commHold, m.commHolds, m.appendErrors, m.commands, m.actions)
 	return m
 }
 
-func (m *metrics) observeBatch(b modbus.Batch, events int, commit time.Duration) {
+func (m *metrics) observeBatch(b modbus.Batch, commit time.Duration) {
 	m.readings.Add(float64(len(b.Readings)))
-	m.events.Add(float64(events))
 	m.evalSeconds.Observe(commit.Seconds())
 }
 

@@ -182,7 +182,13 @@ func closingServer(t *testing.T) string {
 }
 
 func runGroup(t *testing.T, devs []Device, sink func(Batch)) (*Group, func()) {
-	g, err := NewGroup(devs, Options{Logger: testLogger(t), Sink: sink})
+	return runGroupWith(t, devs, Options{Sink: sink})
+}
+
+// runGroupWith is runGroup with opts (the logger is the test's).
+func runGroupWith(t *testing.T, devs []Device, opts Options) (*Group, func()) {
+	opts.Logger = testLogger(t)
+	g, err := NewGroup(devs, opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

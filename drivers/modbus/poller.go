@@ -36,6 +36,22 @@ type Options struct {
 	// consumer knows a burst of polls is over and can commit what it
 	// gathered without waiting for a timer.
 	Polling *atomic.Int64
+	// Lateness, when set, counts across the pollers that share it the
+	// polls started and the gateway's own lateness among them (late
+	// starts and abandoned polls, as in DeviceStats): a consumer reads
+	// its pollers' lateness without a copy of every device's stats.
+	Lateness *Lateness
+}
+
+// Lateness counts polls and the gateway's own lateness (see
+// Options.Lateness).
+type Lateness struct {
+	// Polls counts the polls started.
+	Polls atomic.Uint64
+	// LateStarts counts polls that started late (DeviceStats.LateStarts).
+	LateStarts atomic.Uint64
+	// Late counts polls abandoned as late (DeviceStats.Late).
+	Late atomic.Uint64
 }
 
 // isTimeout reports whether err is a request timeout.
@@ -85,6 +101,9 @@ type Poller struct {
 	phase time.Duration
 
 	mu sync.Mutex // guards devs[*].stats
+
+	// lateness is Options.Lateness; never nil.
+	lateness *Lateness
 }
 
 // NewPollers validates the devices (defaults must already be set), groups
@@ -101,6 +120,10 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 	polling := opts.Polling
 	if polling == nil {
 		polling = new(atomic.Int64)
+	}
+	lateness := opts.Lateness
+	if lateness == nil {
+		lateness = new(Lateness)
 	}
 	byLink := map[string]*Poller{}
 	var out []*Poller
@@ -119,7 +142,7 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		key := linkKey(d.URL)
 		p := byLink[key]
 		if p == nil {
-			p = &Poller{sink: sink, polling: polling, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
+			p = &Poller{sink: sink, polling: polling, lateness: lateness, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
 			p.log = logger.With().Str("component", "modbus").Str("link", d.URL).Logger()
 			byLink[key] = p
 			out = append(out, p)
@@ -278,7 +301,9 @@ func (p *Poller) Run(ctx context.Context) error {
 			p.mu.Lock()
 			d.stats.LateStarts++
 			p.mu.Unlock()
+			p.lateness.LateStarts.Add(1)
 		}
+		p.lateness.Polls.Add(1)
 		p.polling.Add(1)
 		b := p.poll(ctx, d)
 		if ctx.Err() != nil {
@@ -503,6 +528,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 		d.stats.LateAnswers += lateAnswers
 		n := d.stats.Late
 		p.mu.Unlock()
+		p.lateness.Late.Add(1)
 		if n == 1 || n%100 == 0 {
 			// An overloaded gateway: say so, without a line per poll.
 			p.log.Warn().Str("device", d.cfg.ID).Int("unit", unit).Uint64("late_polls", n).

@@ -143,12 +143,17 @@ func TestLateWakeIsALateStart(t *testing.T) {
 	}
 	t.Cleanup(func() { stallWake = nil }) // after the pollers stop
 	var c batches
-	g, stop := runGroup(t, []Device{d}, c.sink)
+	var lateness Lateness
+	g, stop := runGroupWith(t, []Device{d}, Options{Sink: c.sink, Lateness: &lateness})
 	require.Eventually(t, func() bool { return len(c.get("dev")) >= 4 }, 15*time.Second, 20*time.Millisecond)
 	stop()
 	s := g.Stats()[0]
 	require.Equal(t, uint64(1), s.LateStarts, "the poll put off 600 ms, and only it")
 	require.Zero(t, s.Late, "nothing spoilt: the poll only started late")
+	// The shared counters count the same (Options.Lateness).
+	require.Equal(t, uint64(1), lateness.LateStarts.Load())
+	require.Zero(t, lateness.Late.Load())
+	require.GreaterOrEqual(t, lateness.Polls.Load(), s.Polls)
 }
 
 // TestGridStart: the first tick is on the grid (plus the phase), after

@@ -498,7 +498,8 @@ func TestLatePollKeepsItsCounts(t *testing.T) {
 	}
 	t.Cleanup(func() { stallRead = nil }) // after the pollers stop
 	var c batches
-	g, stop := runGroup(t, []Device{d}, c.sink)
+	var lateness Lateness
+	g, stop := runGroupWith(t, []Device{d}, Options{Sink: c.sink, Lateness: &lateness})
 	require.Eventually(t, func() bool { return len(c.get(d.Config.ID)) >= 3 }, 15*time.Second, 20*time.Millisecond)
 	stop()
 
@@ -510,6 +511,8 @@ func TestLatePollKeepsItsCounts(t *testing.T) {
 	st := g.Stats()[0]
 	require.Equal(t, uint64(1), st.Late, "the second poll")
 	require.Equal(t, st.Polls+st.Late, st.Exceptions, "every poll's exception, the late poll's too")
+	require.Equal(t, uint64(1), lateness.Late.Load(), "the shared count (Options.Lateness)")
+	require.GreaterOrEqual(t, lateness.Polls.Load(), st.Polls+st.Late)
 	require.Equal(t, uint64(1), st.Reconnects, "the late poll's link, closed")
 	require.Zero(t, st.Timeouts, "a timeout found late is the gateway's")
 	require.Equal(t, st.Polls, st.Errors, "the handed-over polls had their exception; the late one is no poll error")

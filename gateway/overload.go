@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The comm hold (alerting.Engine.SetCommHold): while the gateway is itself
+// overloaded, its comm alarms stay active once raised, so that the
+// devices it leaves unread now and then do not raise and return their
+// sensors' comm alarms again and again (a flood of its own making, whose
+// commits take the CPU its pollers lack: docs/performance.md, "The
+// one-core ceiling, and past it"). docs/alarms.md says what an operator
+// sees.
+const (
+	// judgeEvery is the window over which lateness is judged.
+	judgeEvery = time.Second
+	// holdAfter: the hold starts at the second late window within it (one
+	// stall of the process is not an overload).
+	holdAfter = 10 * time.Second
+	// holdCalm is how long the gateway must run without a late window
+	// before the hold ends; it doubles, up to holdCalmMax, when a hold
+	// starts again within the last one's calm after it ended (a gateway
+	// that the returns themselves overload again), and is back to
+	// holdCalm once no hold has started for holdCalmReset.
+	holdCalm      = 30 * time.Second
+	holdCalmMax   = 10 * time.Minute
+	holdCalmReset = 10 * time.Minute
+	// lateStartShare: a window is late when at least 1/lateStartShare of
+	// its polls started late (a quarter period after their tick). At full
+	// load within the ceiling 0.03 % did; with half the CPU a load needs,
+	// 11 % (docs/performance.md).
+	lateStartShare = 20
+)
+
+// lateness is what the pollers and the core counted so far: polls
+// started, polls started late, polls abandoned as late, core catch-ups.
+type lateness struct {
+	polls, lateStarts, late, catchups uint64
+}
+
+func (l lateness) sub(o lateness) lateness {
+	return lateness{l.polls - o.polls, l.lateStarts - o.lateStarts, l.late - o.late, l.catchups - o.catchups}
+}
+
+// late reports whether a window with these counts shows the gateway
+// running late: a poll abandoned, a catch-up, or a share of late starts.
+func (l lateness) lateWindow() bool {
+	return l.late > 0 || l.catchups > 0 || (l.lateStarts > 0 && l.lateStarts*lateStartShare >= l.polls)
+}
+
+// overloadJudge decides when the comm hold starts and ends. It is driven
+// by the core's ticks (their due times) and the counters read then.
+type overloadJudge struct {
+	seen     lateness
+	judgedAt time.Time // start of the current window (zero: no baseline)
+	// lateAt: the last late window's end; prevLateAt the one before.
+	lateAt, prevLateAt time.Time
+	held               bool
+	calm               time.Duration
+	endedAt            time.Time // the last hold's end (zero: none)
+}
+
+// verdict is a change of the hold: on says which way, reason says why.
+type verdict struct {
+	on     bool
+	reason string
+}
+
+// judge takes the counters at now and returns a change of the hold, if
+// any.
+func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
+	if j.judgedAt.IsZero() {
+		j.seen, j.judgedAt = c, now
+		return verdict{}, false
+	}
+	if now.Sub(j.judgedAt) < judgeEvery {
+		return verdict{}, false
+	}
+	d := c.sub(j.seen)
+	j.seen, j.judgedAt = c, now
+	if d.lateWindow() {
+		j.prevLateAt, j.lateAt = j.lateAt, now
+		if !j.held && !j.prevLateAt.IsZero() && now.Sub(j.prevLateAt) <= holdAfter {
+			j.start(now)
+			return verdict{true, fmt.Sprintf("gateway overloaded (in the last %s: %d polls abandoned as late, %d of %d polls started late, %d core catch-ups): comm alarms held active until it has run %s without running late",
+				judgeEvery, d.late, d.lateStarts, d.polls, d.catchups, j.calm)}, true
+		}
+		return verdict{}, false
+	}
+	if j.held && now.Sub(j.lateAt) >= j.calm {
+		j.held, j.endedAt = false, now
+		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): held comm alarms return on their next valid reading", j.calm)}, true
+	}
+	return verdict{}, false
+}
+
+// start starts a hold at now, setting the calm it needs to end.
+func (j *overloadJudge) start(now time.Time) {
+	switch {
+	case j.calm == 0 || (!j.endedAt.IsZero() && now.Sub(j.endedAt) >= holdCalmReset):
+		j.calm = holdCalm
+	case !j.endedAt.IsZero() && now.Sub(j.endedAt) < j.calm:
+		j.calm = min(2*j.calm, holdCalmMax)
+	}
+	j.held = true
+}
+
+// judgeOverload starts or ends the comm hold as the pollers' and the
+// core's lateness says (core goroutine, before the tick at now, so that
+// the tick's expiring off-delays see it).
+func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
+	c := lateness{polls: g.lateness.Polls.Load(), lateStarts: g.lateness.LateStarts.Load(),
+		late: g.lateness.Late.Load(), catchups: g.catchups}
+	v, changed := g.overload.judge(now, c)
+	if !changed {
+		return
+	}
+	if v.on {
+		g.met.commHolds.Inc()
+		g.met.commHold.Set(1)
+		g.log.Warn().Msg(v.reason)
+	} else {
+		g.met.commHold.Set(0)
+		g.log.Info().Msg(v.reason)
+	}
+	g.flush(ctx, g.eng.SetCommHold(now, v.on, v.reason))
+}

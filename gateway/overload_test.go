@@ -1,0 +1,303 @@
+package gateway
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/loadtest"
+	"github.com/canary-gw/canary/gateway/outbox"
+)
+
+func TestLateWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    lateness
+		late bool
+	}{
+		{"calm", lateness{polls: 3340}, false},
+		{"nothing polled", lateness{}, false},
+		{"a poll abandoned", lateness{polls: 3340, late: 1}, true},
+		{"a catch-up", lateness{polls: 3340, catchups: 1}, true},
+		{"late starts under 5 %", lateness{polls: 3340, lateStarts: 166}, false},
+		{"late starts at 5 %", lateness{polls: 3340, lateStarts: 167}, true},
+		{"the one poll of a small site started late", lateness{polls: 1, lateStarts: 1}, true},
+		// A late start counted in the window its poll started in, the
+		// poll in the one before: the share is still judged.
+		{"late starts, no poll", lateness{lateStarts: 1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.late, tc.d.lateWindow())
+		})
+	}
+}
+
+// judgeSteps drives an overloadJudge second by second: each step is the
+// lateness of one window, and the verdicts are collected by second.
+func judgeSteps(j *overloadJudge, t0 time.Time, from int, windows []lateness, c *lateness) map[int]verdict {
+	out := map[int]verdict{}
+	for i, d := range windows {
+		c.polls += d.polls
+		c.lateStarts += d.lateStarts
+		c.late += d.late
+		c.catchups += d.catchups
+		if v, ok := j.judge(t0.Add(time.Duration(from+i)*time.Second), *c); ok {
+			out[from+i] = v
+		}
+	}
+	return out
+}
+
+func repeat(d lateness, n int) []lateness {
+	out := make([]lateness, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+func TestOverloadJudge(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	calm := lateness{polls: 100}
+	late := lateness{polls: 100, late: 3}
+
+	t.Run("one late window is a stall, not an overload", func(t *testing.T) {
+		var j overloadJudge
+		var c lateness
+		w := append([]lateness{{}}, calm, late)
+		w = append(w, repeat(calm, 60)...)
+		require.Empty(t, judgeSteps(&j, t0, 0, w, &c))
+	})
+
+	t.Run("two late windows within 10 s hold; 30 s calm ends it", func(t *testing.T) {
+		var j overloadJudge
+		var c lateness
+		w := []lateness{{}, late, calm, calm, calm, calm, calm, calm, calm, calm, calm, {polls: 100, lateStarts: 5}}
+		w = append(w, repeat(calm, 40)...)
+		got := judgeSteps(&j, t0, 0, w, &c)
+		require.Len(t, got, 2, "%v", got)
+		require.True(t, got[11].on, "held at the second late window, 10 s after the first")
+		require.Contains(t, got[11].reason, "5 of 100 polls started late")
+		require.False(t, got[41].on, "ended after 30 s without a late window")
+	})
+
+	t.Run("late windows 11 s apart do not hold", func(t *testing.T) {
+		var j overloadJudge
+		var c lateness
+		w := append([]lateness{{}, late}, repeat(calm, 10)...)
+		w = append(w, late)
+		require.Empty(t, judgeSteps(&j, t0, 0, w, &c))
+	})
+
+	t.Run("each late window restarts the calm", func(t *testing.T) {
+		var j overloadJudge
+		var c lateness
+		w := []lateness{{}, late, late}
+		w = append(w, repeat(calm, 20)...)
+		w = append(w, late)
+		w = append(w, repeat(calm, 31)...)
+		got := judgeSteps(&j, t0, 0, w, &c)
+		require.Len(t, got, 2, "%v", got)
+		require.True(t, got[2].on)
+		require.False(t, got[53].on, "30 s after the late window at 23 s")
+	})
+
+	t.Run("a relapse within the calm doubles it, up to 10 minutes; 10 minutes without a hold resets it", func(t *testing.T) {
+		var j overloadJudge
+		var c lateness
+		w := []lateness{{}, late, late} // held at 2 s
+		w = append(w, repeat(calm, 30)...)
+		got := judgeSteps(&j, t0, 0, w, &c)
+		require.False(t, got[32].on, "ended at 32 s")
+		require.Equal(t, holdCalm, j.calm)
+		at := 33
+		for _, want := range []time.Duration{60 * time.Second, 120 * time.Second, 240 * time.Second, 480 * time.Second, 600 * time.Second, 600 * time.Second} {
+			// Overloaded again at once: held again with twice the calm.
+			got = judgeSteps(&j, t0, at, []lateness{late, late}, &c)
+			require.True(t, got[at+1].on, "held again at %d s", at+1)
+			require.Equal(t, want, j.calm)
+			require.Contains(t, got[at+1].reason, "until it has run "+want.String()+" without running late")
+			n := int(want / time.Second)
+			got = judgeSteps(&j, t0, at+2, repeat(calm, n), &c)
+			require.False(t, got[at+1+n].on, "ended %s after the last late window", want)
+			at += 2 + n
+		}
+		// A relapse after the last calm but within 10 minutes keeps it.
+		got = judgeSteps(&j, t0, at, repeat(calm, 601), &c)
+		require.Empty(t, got)
+		at += 601
+		got = judgeSteps(&j, t0, at, []lateness{late, late}, &c)
+		require.True(t, got[at+1].on)
+		require.Equal(t, holdCalm, j.calm, "back to 30 s after 10 minutes without a hold")
+	})
+
+	t.Run("windows shorter than a second are not judged", func(t *testing.T) {
+		var j overloadJudge
+		c := lateness{}
+		_, ok := j.judge(t0, c)
+		require.False(t, ok)
+		for i := 1; i <= 8; i++ {
+			c.late++
+			_, ok := j.judge(t0.Add(time.Duration(i)*100*time.Millisecond), c)
+			require.False(t, ok, "judged %d00 ms in", i)
+		}
+		// The window's counts are not lost to the early calls: one
+		// window of 8 abandoned polls, then a second late one holds.
+		c.late++
+		_, ok = j.judge(t0.Add(time.Second), c)
+		require.False(t, ok)
+		c.late++
+		v, ok := j.judge(t0.Add(2*time.Second), c)
+		require.True(t, ok)
+		require.True(t, v.on)
+		require.True(t, strings.Contains(v.reason, "1 polls abandoned as late"), v.reason)
+	})
+}
+
+// siteEvent is an event of the alarm lane, as published.
+type siteEvent struct {
+	Type    string `json:"type"`
+	Alarm   string `json:"alarm"`
+	Comment string `json:"comment"`
+}
+
+// drainEvents commits what waits, drains and releases the alarm lane, and
+// returns its events.
+func drainEvents(t *testing.T, g *Gateway) []siteEvent {
+	t.Helper()
+	ctx := t.Context()
+	g.flush(ctx, nil)
+	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
+	require.NoError(t, err)
+	var evs []siteEvent
+	for _, r := range recs {
+		require.NoError(t, g.ob.Release(ctx, r.Key))
+		if r.Kind != outbox.KindEvent {
+			continue
+		}
+		var e siteEvent
+		require.NoError(t, json.Unmarshal(r.Payload, &e))
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// countEvents counts evs of type typ of dev's comm alarms, or with dev
+// "" the site's own events (no alarm).
+func countEvents(evs []siteEvent, typ, dev string) int {
+	n := 0
+	for _, e := range evs {
+		comm := strings.HasPrefix(e.Alarm, dev+".") && strings.HasSuffix(e.Alarm, ".comm")
+		if e.Type == typ && (comm || dev == "" && e.Alarm == "") {
+			n++
+		}
+	}
+	return n
+}
+
+// A gateway whose pollers run late holds its comm alarms: d000, unread
+// past its comm timeout while the gateway is overloaded, raises its 20
+// comm alarms once, and they stay active when it is read again, until
+// the gateway has run 30 s without running late; then its next poll
+// returns them. The hold is published as site events and in the metrics.
+// The pollers' lateness is what they count (modbus.Options.Lateness),
+// added here by hand: what the test drives is the gateway's judgement and
+// the engine's hold.
+func TestCommHoldWhileOverloaded(t *testing.T) {
+	g := newCoreGateway(t, 2, Options{})
+	ctx := t.Context()
+	d0, d1 := loadtest.DeviceID(0), loadtest.DeviceID(1)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	poll := func(s float64, devs ...string) {
+		bs := benchBatches(2)
+		var polled []modbus.Batch
+		for _, b := range bs {
+			if slices.Contains(devs, b.Device) {
+				b.At = at(s)
+				polled = append(polled, b)
+			}
+		}
+		g.lateness.Polls.Add(uint64(len(polled)))
+		g.onBatches(ctx, polled)
+	}
+	second := func(s float64, late bool) {
+		if late {
+			g.lateness.Late.Add(1)
+		}
+		g.onTick(ctx, at(s))
+	}
+
+	poll(0, d0, d1)
+	second(0, false)
+	poll(1, d0, d1)
+	second(1, true) // one late window: a stall
+	require.Zero(t, metricValue(t, g.met.commHold))
+	poll(2, d1)
+	second(2, true) // the second: held
+	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
+	require.Equal(t, 1.0, metricValue(t, g.met.commHolds))
+	evs := drainEvents(t, g)
+	total := len(evs)
+	require.Equal(t, 1, countEvents(evs, "comm_hold", ""), "%v", evs)
+	require.Contains(t, evs[len(evs)-1].Comment, "gateway overloaded")
+
+	// d000 unread since 1 s: its comm alarms rise at the 4 s tick and
+	// stay, read again or not, while the gateway keeps running late.
+	poll(3, d1)
+	second(3, true)
+	poll(4, d1)
+	second(4, true)
+	poll(4.5, d0, d1)
+	for s := 5.0; s <= 20; s++ {
+		poll(s, d0, d1)
+		second(s, s <= 8)
+	}
+	evs = drainEvents(t, g)
+	total += len(evs)
+	require.Equal(t, 20, countEvents(evs, "activate", d0), "%v", evs)
+	require.Zero(t, countEvents(evs, "return", d0), "returned while held")
+	require.Zero(t, countEvents(evs, "activate", d1))
+	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
+
+	// 30 s after the last late window (at 8 s) the hold ends, and d000's
+	// next poll returns its alarms.
+	for s := 21.0; s <= 38; s++ {
+		poll(s, d0, d1)
+		second(s, false)
+		if s < 38 {
+			require.Equal(t, 1.0, metricValue(t, g.met.commHold), "held at %v s", s)
+		}
+	}
+	require.Zero(t, metricValue(t, g.met.commHold), "the hold ended at 38 s")
+	evs = drainEvents(t, g)
+	total += len(evs)
+	require.Equal(t, 1, countEvents(evs, "comm_hold_end", ""), "%v", evs)
+	require.Zero(t, countEvents(evs, "return", d0), "the tick returns nothing: the next poll does")
+	poll(38.5, d0, d1)
+	evs = drainEvents(t, g)
+	total += len(evs)
+	require.Equal(t, 20, countEvents(evs, "return", d0), "%v", evs)
+	require.Equal(t, 1.0, metricValue(t, g.met.commHolds))
+	// Every event is counted, those of ticks (the comm alarms raised, the
+	// hold's) as well as those of polls.
+	require.Equal(t, float64(total), metricValue(t, g.met.events))
+}
+
+// metricValue is a gauge's or a counter's value.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	require.NoError(t, m.Write(&d))
+	if d.Gauge != nil {
+		return d.Gauge.GetValue()
+	}
+	return d.Counter.GetValue()
+}
