@@ -55,10 +55,12 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	if err != nil {
 		return nil, err
 	}
+	// A comm alarm the comm hold keeps active (keepHeld) is back: it is
+	// reset as the latched alarm its return would have left.
 	switch {
-	case a.active:
+	case a.active && !a.held:
 		return nil, fmt.Errorf("reset %s: %w", id, ErrConditionPresent)
-	case !a.latched:
+	case !a.latched && !(a.held && a.spec.Latch):
 		return nil, fmt.Errorf("reset %s: %w", id, ErrNotLatched)
 	case a.point != nil && a.point.quality != Good:
 		return nil, fmt.Errorf("reset %s: %w (%s)", id, ErrQualityNotGood, a.point.quality)
@@ -68,6 +70,7 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	from := a.state()
 	x := a.ext()
 	a.latched, x.updated = false, now
+	a.active, a.held = a.active && !a.held, false
 	if !a.acked {
 		a.acked, x.ackedBy, x.ackedAt = true, user, now
 	}

@@ -66,6 +66,11 @@ type alarm struct {
 	chattering             bool
 	stale                  bool
 	batched                bool // queued in the current Tick's alarm pass
+	// held: a comm alarm the comm hold keeps active (SetCommHold) after
+	// its return fell due. Interlocks, groups and reset see it as
+	// returned: the hold changes what the alarm shows, not what it drives.
+	// inHeldList: it is in Engine.heldList (once, however often held).
+	held, inHeldList bool
 }
 
 func (a *alarm) ext() *alarmExt {
@@ -270,8 +275,10 @@ type Engine struct {
 	dirty   []*group
 	siteIDs []string // sorted, for a deterministic event order
 
-	// commHeld: active comm alarms do not return (SetCommHold).
+	// commHeld: active comm alarms do not return (SetCommHold); heldList
+	// holds those kept active, for the hold's end.
 	commHeld bool
+	heldList []*alarm
 
 	// Shared specs of the alarms the engine derives.
 	failedSpec, bypassedSpec, degradedSpec *CondSpec
@@ -649,10 +656,13 @@ func (e *Engine) setCommValue(p *point, v float64) {
 func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 	if cond == a.active {
 		a.pending = false
+		if cond && a.held {
+			e.lostAgain(a, now)
+		}
 		return
 	}
-	if !cond && e.commHeld && a.spec.Condition == Comm {
-		a.pending = false // a return's off-delay starts after the hold
+	if a.held {
+		a.pending = false // back, and its return already due: held
 		return
 	}
 	delay := a.spec.OffDelay
@@ -670,11 +680,44 @@ func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 		}
 	}
 	a.pending = false
-	if cond {
+	switch {
+	case cond:
 		e.activate(a, now)
-	} else {
+	case e.commHeld && a.point != nil && a.point.comm == a:
+		e.keepHeld(a, now)
+	default:
 		e.deactivate(a, now)
 	}
+}
+
+// keepHeld keeps a comm alarm whose return fell due active, for the comm
+// hold (SetCommHold). Nothing is published: its state is unchanged. The
+// groups and interlocks it feeds see it returned (a held input votes by
+// its value; a latching one is latched for them).
+func (e *Engine) keepHeld(a *alarm, now time.Time) {
+	a.held = true
+	if !a.inHeldList {
+		a.inHeldList = true
+		e.heldList = append(e.heldList, a)
+	}
+	e.changed(a)
+	e.updateActions(a, now)
+}
+
+// lostAgain: a held comm alarm's point is lost again. It is no longer
+// held, and if it was acknowledged it annunciates again, as the return and
+// new activation the hold stood in for would have made it.
+func (e *Engine) lostAgain(a *alarm, now time.Time) {
+	a.held = false
+	if a.acked {
+		from := a.state()
+		x := a.ext()
+		a.acked, x.ackedAt, x.updated = false, time.Time{}, now
+		e.alarmEvent(a, now, EvReAlarm, from, "", "communication lost again while held (gateway overloaded)")
+	} else {
+		e.changed(a)
+	}
+	e.updateActions(a, now)
 }
 
 // hold freezes an alarm's condition (its input is not usable): pending
@@ -956,10 +999,12 @@ func (e *Engine) countFlood(site string, now time.Time) {
 // reads them again a moment later: each of their sensors' comm alarms
 // would be raised and returned, again and again, a flood of its own
 // making whose commits take the CPU the pollers lack (the gateway's own
-// alarm floods, docs/performance.md). Held, an alarm is raised once and
-// stays active until the hold ends: stricter, never looser (an alarm
-// raises as ever; only its return waits). A held alarm returns on its
-// point's first valid sample after the hold ends, through its off-delay.
+// alarm floods, docs/performance.md). Held, a point's comm alarm raises
+// as ever, and when its return falls due (valid samples again, through
+// its off-delay) it stays active: it returns when the hold ends, or
+// annunciates again if the point is lost again meanwhile after an ack.
+// Only what the alarm shows is held: the groups and interlocks it feeds,
+// and a reset, see it returned (keepHeld).
 func (e *Engine) SetCommHold(now time.Time, on bool, reason string) []Event {
 	now = e.monotonic(now)
 	if on == e.commHeld {
@@ -972,6 +1017,18 @@ func (e *Engine) SetCommHold(now time.Time, on bool, reason string) []Event {
 	}
 	for _, site := range e.siteIDs {
 		e.emit(site, Event{TS: now, Type: t, Value: math.NaN(), Limit: math.NaN(), Comment: reason})
+	}
+	if !on {
+		// Their returns fell due while held: they return now.
+		for _, a := range e.heldList {
+			a.inHeldList = false
+			if a.held {
+				a.held = false
+				e.deactivate(a, now)
+			}
+		}
+		clear(e.heldList)
+		e.heldList = e.heldList[:0]
 	}
 	return e.take()
 }

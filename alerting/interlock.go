@@ -144,7 +144,9 @@ func (e *Engine) evalGroup(g *group, now time.Time) {
 	votes, removed, faulty := 0, 0, 0
 	for i, p := range g.members {
 		in := g.inputs[i]
-		bad := (p.seen && p.quality == BadQuality) || (p.comm != nil && p.comm.active) || in.oos
+		// A comm alarm the comm hold keeps active is back: its input
+		// votes by its value (keepHeld).
+		bad := (p.seen && p.quality == BadQuality) || (p.comm != nil && p.comm.active && !p.comm.held) || in.oos
 		switch {
 		case bad:
 			faulty++
@@ -211,6 +213,16 @@ func (e *Engine) clearFirstOut(g *group, now time.Time) {
 }
 
 // updateActions re-evaluates the demand of every action a drives.
+// demands reports whether a trigger demands its actions: active or
+// latched. A comm alarm the comm hold keeps active (keepHeld) demands as
+// the return it stands in for would: only if it latches.
+func (a *alarm) demands() bool {
+	if a.held {
+		return a.spec.Latch
+	}
+	return a.active || a.latched
+}
+
 func (e *Engine) updateActions(a *alarm, now time.Time) {
 	for _, act := range a.actions() {
 		e.updateAction(act, now, a)
@@ -224,7 +236,7 @@ func (e *Engine) updateAction(act *action, now time.Time, cause *alarm) {
 	demand := false
 	trigger := ""
 	for _, t := range act.triggers {
-		if (t.active || t.latched) && (!t.oos || act.tripped) {
+		if t.demands() && (!t.oos || act.tripped) {
 			demand = true
 			if trigger == "" {
 				trigger = t.id

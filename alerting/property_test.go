@@ -182,7 +182,9 @@ func (r *opRunner) run(data []byte) {
 			}
 		case op == 9:
 			a := pick()
-			wasActive := a.active
+			// A held comm alarm (SetCommHold) is back: it resets as
+			// the latched alarm its return would have left.
+			wasActive := a.active && !a.held
 			evs, err = r.both(func(e *Engine) ([]Event, error) { return e.Reset(r.now, a.id, "u", "c") })
 			if wasActive && !errors.Is(err, ErrConditionPresent) {
 				r.t.Fatalf("reset of active %s: got %v, want ErrConditionPresent", a.id, err)
@@ -205,13 +207,16 @@ func (r *opRunner) run(data []byte) {
 				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ReturnToService(r.now, a.id, "u", "c") })
 			}
 		case op == 14:
-			switch next() % 3 {
+			switch next() % 4 {
 			case 0:
 				ok := next()%2 == 0
 				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ActionResult(r.now, "cut", ok, "") })
 			case 1:
 				v := next()%2 == 0
 				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.SetFlag(r.now, "idle", v), nil })
+			case 2:
+				on := !r.e.commHeld
+				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.SetCommHold(r.now, on, "overload"), nil })
 			default:
 				ok := next()%2 == 0
 				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ActionResult(r.now, "valve", ok, "") })

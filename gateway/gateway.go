@@ -126,6 +126,9 @@ type Gateway struct {
 	lateness modbus.Lateness
 	catchups uint64
 	overload overloadJudge
+	// judgeClock is the overload judge's clock: time.Now when nil (tests
+	// set their own).
+	judgeClock func() time.Time
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool

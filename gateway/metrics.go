@@ -36,7 +36,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help:        "Time from a poll's response to its readings and alarm transitions being committed.",
 			ConstLabels: labels, Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_alarm_events_total",
-			Help: "Alarm transitions, operator actions and site events emitted by the engine and committed to the outbox.", ConstLabels: labels}),
+			Help: "Alarm transitions, operator actions and site events the engine emitted, from polls, ticks, commands and restores (each goes to an outbox commit; failed commits are in canary_outbox_append_errors_total).", ConstLabels: labels}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_dropped_readings_total",
 			Help: "Reading batches dropped because the outbox reached max_bytes (alarms are never dropped).", ConstLabels: labels}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_readings_shed_total",

@@ -16,14 +16,17 @@ import (
 const (
 	// judgeEvery is the window over which lateness is judged.
 	judgeEvery = time.Second
-	// holdAfter: the hold starts at the second late window within it (one
-	// stall of the process is not an overload).
-	holdAfter = 10 * time.Second
+	// holdAfter: the hold starts at the holdLateWindows-th late window
+	// within it. One stall of the process, however long, makes one or two
+	// (the window it ends in, and the next if the pollers' late starts
+	// spill over): not an overload.
+	holdAfter       = 10 * time.Second
+	holdLateWindows = 3
 	// holdCalm is how long the gateway must run without a late window
 	// before the hold ends; it doubles, up to holdCalmMax, when a hold
 	// starts again within the last one's calm after it ended (a gateway
 	// that the returns themselves overload again), and is back to
-	// holdCalm once no hold has started for holdCalmReset.
+	// holdCalm once holdCalmReset has passed since the last hold ended.
 	holdCalm      = 30 * time.Second
 	holdCalmMax   = 10 * time.Minute
 	holdCalmReset = 10 * time.Minute
@@ -51,15 +54,17 @@ func (l lateness) lateWindow() bool {
 }
 
 // overloadJudge decides when the comm hold starts and ends. It is driven
-// by the core's ticks (their due times) and the counters read then.
+// by the core's ticks, on the clock (not the ticks' due times: a core
+// catching up runs many of those within a moment), with the counters
+// read then.
 type overloadJudge struct {
 	seen     lateness
 	judgedAt time.Time // start of the current window (zero: no baseline)
-	// lateAt: the last late window's end; prevLateAt the one before.
-	lateAt, prevLateAt time.Time
-	held               bool
-	calm               time.Duration
-	endedAt            time.Time // the last hold's end (zero: none)
+	// lateAt holds the ends of the latest late windows, the latest first.
+	lateAt  [holdLateWindows]time.Time
+	held    bool
+	calm    time.Duration
+	endedAt time.Time // the last hold's end (zero: none)
 }
 
 // verdict is a change of the hold: on says which way, reason says why.
@@ -75,23 +80,26 @@ func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
 		j.seen, j.judgedAt = c, now
 		return verdict{}, false
 	}
-	if now.Sub(j.judgedAt) < judgeEvery {
+	window := now.Sub(j.judgedAt)
+	if window < judgeEvery {
 		return verdict{}, false
 	}
 	d := c.sub(j.seen)
 	j.seen, j.judgedAt = c, now
 	if d.lateWindow() {
-		j.prevLateAt, j.lateAt = j.lateAt, now
-		if !j.held && !j.prevLateAt.IsZero() && now.Sub(j.prevLateAt) <= holdAfter {
+		copy(j.lateAt[1:], j.lateAt[:])
+		j.lateAt[0] = now
+		first := j.lateAt[holdLateWindows-1]
+		if !j.held && !first.IsZero() && now.Sub(first) <= holdAfter {
 			j.start(now)
 			return verdict{true, fmt.Sprintf("gateway overloaded (in the last %s: %d polls abandoned as late, %d of %d polls started late, %d core catch-ups): comm alarms held active until it has run %s without running late",
-				judgeEvery, d.late, d.lateStarts, d.polls, d.catchups, j.calm)}, true
+				window.Round(100*time.Millisecond), d.late, d.lateStarts, d.polls, d.catchups, j.calm)}, true
 		}
 		return verdict{}, false
 	}
-	if j.held && now.Sub(j.lateAt) >= j.calm {
+	if j.held && now.Sub(j.lateAt[0]) >= j.calm {
 		j.held, j.endedAt = false, now
-		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): held comm alarms return on their next valid reading", j.calm)}, true
+		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): the held comm alarms of sensors read again return", j.calm)}, true
 	}
 	return verdict{}, false
 }
@@ -108,12 +116,17 @@ func (j *overloadJudge) start(now time.Time) {
 }
 
 // judgeOverload starts or ends the comm hold as the pollers' and the
-// core's lateness says (core goroutine, before the tick at now, so that
-// the tick's expiring off-delays see it).
+// core's lateness says (core goroutine, before the tick due at now, so
+// that the tick's expiring off-delays see it). The lateness is judged on
+// the clock (judgeClock), the hold set at now.
 func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
 	c := lateness{polls: g.lateness.Polls.Load(), lateStarts: g.lateness.LateStarts.Load(),
 		late: g.lateness.Late.Load(), catchups: g.catchups}
-	v, changed := g.overload.judge(now, c)
+	clock := time.Now
+	if g.judgeClock != nil {
+		clock = g.judgeClock
+	}
+	v, changed := g.overload.judge(clock(), c)
 	if !changed {
 		return
 	}

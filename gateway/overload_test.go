@@ -68,74 +68,91 @@ func TestOverloadJudge(t *testing.T) {
 	calm := lateness{polls: 100}
 	late := lateness{polls: 100, late: 3}
 
-	t.Run("one late window is a stall, not an overload", func(t *testing.T) {
+	t.Run("one or two late windows are a stall, not an overload", func(t *testing.T) {
 		var j overloadJudge
 		var c lateness
-		w := append([]lateness{{}}, calm, late)
+		w := []lateness{{}, calm, late, late}
 		w = append(w, repeat(calm, 60)...)
 		require.Empty(t, judgeSteps(&j, t0, 0, w, &c))
 	})
 
-	t.Run("two late windows within 10 s hold; 30 s calm ends it", func(t *testing.T) {
+	t.Run("three late windows within 10 s hold; 30 s calm ends it", func(t *testing.T) {
 		var j overloadJudge
 		var c lateness
-		w := []lateness{{}, late, calm, calm, calm, calm, calm, calm, calm, calm, calm, {polls: 100, lateStarts: 5}}
+		w := []lateness{{}, late, calm, calm, calm, late, calm, calm, calm, calm, calm, {polls: 100, lateStarts: 5}}
 		w = append(w, repeat(calm, 40)...)
 		got := judgeSteps(&j, t0, 0, w, &c)
 		require.Len(t, got, 2, "%v", got)
-		require.True(t, got[11].on, "held at the second late window, 10 s after the first")
-		require.Contains(t, got[11].reason, "5 of 100 polls started late")
+		require.True(t, got[11].on, "held at the third late window, 10 s after the first")
+		require.Contains(t, got[11].reason, "in the last 1s: 0 polls abandoned as late, 5 of 100 polls started late, 0 core catch-ups")
+		require.Contains(t, got[11].reason, "until it has run 30s without running late")
 		require.False(t, got[41].on, "ended after 30 s without a late window")
 	})
 
-	t.Run("late windows 11 s apart do not hold", func(t *testing.T) {
+	t.Run("late windows spread over more than 10 s do not hold", func(t *testing.T) {
 		var j overloadJudge
 		var c lateness
-		w := append([]lateness{{}, late}, repeat(calm, 10)...)
-		w = append(w, late)
+		w := []lateness{{}, late, calm, calm, calm, calm, late}
+		w = append(w, repeat(calm, 5)...)
+		w = append(w, late) // at 12 s: 11 s after the first
+		w = append(w, repeat(calm, 5)...)
+		w = append(w, late) // at 18 s: 12 s after the second
+		w = append(w, repeat(calm, 30)...)
 		require.Empty(t, judgeSteps(&j, t0, 0, w, &c))
 	})
 
 	t.Run("each late window restarts the calm", func(t *testing.T) {
 		var j overloadJudge
 		var c lateness
-		w := []lateness{{}, late, late}
+		w := []lateness{{}, late, late, late}
 		w = append(w, repeat(calm, 20)...)
 		w = append(w, late)
 		w = append(w, repeat(calm, 31)...)
 		got := judgeSteps(&j, t0, 0, w, &c)
 		require.Len(t, got, 2, "%v", got)
-		require.True(t, got[2].on)
-		require.False(t, got[53].on, "30 s after the late window at 23 s")
+		require.True(t, got[3].on)
+		require.False(t, got[54].on, "30 s after the late window at 24 s")
 	})
 
-	t.Run("a relapse within the calm doubles it, up to 10 minutes; 10 minutes without a hold resets it", func(t *testing.T) {
+	t.Run("a relapse within the calm doubles it, up to 10 minutes; one later keeps it; 10 minutes after a hold it is reset", func(t *testing.T) {
 		var j overloadJudge
 		var c lateness
-		w := []lateness{{}, late, late} // held at 2 s
+		w := []lateness{{}, late, late, late} // held at 3 s
 		w = append(w, repeat(calm, 30)...)
 		got := judgeSteps(&j, t0, 0, w, &c)
-		require.False(t, got[32].on, "ended at 32 s")
+		require.False(t, got[33].on, "ended at 33 s")
 		require.Equal(t, holdCalm, j.calm)
-		at := 33
+		at := 34
 		for _, want := range []time.Duration{60 * time.Second, 120 * time.Second, 240 * time.Second, 480 * time.Second, 600 * time.Second, 600 * time.Second} {
 			// Overloaded again at once: held again with twice the calm.
-			got = judgeSteps(&j, t0, at, []lateness{late, late}, &c)
-			require.True(t, got[at+1].on, "held again at %d s", at+1)
+			got = judgeSteps(&j, t0, at, []lateness{late, late, late}, &c)
+			require.True(t, got[at+2].on, "held again at %d s", at+2)
 			require.Equal(t, want, j.calm)
-			require.Contains(t, got[at+1].reason, "until it has run "+want.String()+" without running late")
+			require.Contains(t, got[at+2].reason, "until it has run "+want.String()+" without running late")
 			n := int(want / time.Second)
-			got = judgeSteps(&j, t0, at+2, repeat(calm, n), &c)
-			require.False(t, got[at+1+n].on, "ended %s after the last late window", want)
-			at += 2 + n
+			got = judgeSteps(&j, t0, at+3, repeat(calm, n), &c)
+			require.False(t, got[at+2+n].on, "ended %s after the last late window", want)
+			at += 3 + n
 		}
-		// A relapse after the last calm but within 10 minutes keeps it.
-		got = judgeSteps(&j, t0, at, repeat(calm, 601), &c)
+		// 10 minutes after the last hold ended, a relapse starts over
+		// at 30 s.
+		got = judgeSteps(&j, t0, at, repeat(calm, 600), &c)
 		require.Empty(t, got)
-		at += 601
-		got = judgeSteps(&j, t0, at, []lateness{late, late}, &c)
-		require.True(t, got[at+1].on)
-		require.Equal(t, holdCalm, j.calm, "back to 30 s after 10 minutes without a hold")
+		at += 600
+		got = judgeSteps(&j, t0, at, []lateness{late, late, late}, &c)
+		require.True(t, got[at+2].on)
+		require.Equal(t, holdCalm, j.calm, "back to 30 s 10 minutes after the last hold ended")
+		got = judgeSteps(&j, t0, at+3, repeat(calm, 30), &c)
+		require.False(t, got[at+32].on)
+		at += 33
+		// 40 s after that hold ended: later than its calm (30 s), within
+		// 10 minutes: the calm stays 30 s.
+		got = judgeSteps(&j, t0, at, repeat(calm, 38), &c)
+		require.Empty(t, got)
+		at += 38
+		got = judgeSteps(&j, t0, at, []lateness{late, late, late}, &c)
+		require.True(t, got[at+2].on)
+		require.Equal(t, holdCalm, j.calm, "a relapse after the calm keeps it")
 	})
 
 	t.Run("windows shorter than a second are not judged", func(t *testing.T) {
@@ -143,21 +160,24 @@ func TestOverloadJudge(t *testing.T) {
 		c := lateness{}
 		_, ok := j.judge(t0, c)
 		require.False(t, ok)
-		for i := 1; i <= 8; i++ {
+		for i := 1; i <= 9; i++ {
 			c.late++
 			_, ok := j.judge(t0.Add(time.Duration(i)*100*time.Millisecond), c)
 			require.False(t, ok, "judged %d00 ms in", i)
 		}
 		// The window's counts are not lost to the early calls: one
-		// window of 8 abandoned polls, then a second late one holds.
+		// window of 10 abandoned polls, then two more late ones hold.
 		c.late++
 		_, ok = j.judge(t0.Add(time.Second), c)
 		require.False(t, ok)
 		c.late++
-		v, ok := j.judge(t0.Add(2*time.Second), c)
+		_, ok = j.judge(t0.Add(2*time.Second), c)
+		require.False(t, ok)
+		c.late++
+		v, ok := j.judge(t0.Add(3500*time.Millisecond), c)
 		require.True(t, ok)
 		require.True(t, v.on)
-		require.True(t, strings.Contains(v.reason, "1 polls abandoned as late"), v.reason)
+		require.Contains(t, v.reason, "in the last 1.5s: 1 polls abandoned as late")
 	})
 }
 
@@ -205,17 +225,19 @@ func countEvents(evs []siteEvent, typ, dev string) int {
 // A gateway whose pollers run late holds its comm alarms: d000, unread
 // past its comm timeout while the gateway is overloaded, raises its 20
 // comm alarms once, and they stay active when it is read again, until
-// the gateway has run 30 s without running late; then its next poll
-// returns them. The hold is published as site events and in the metrics.
-// The pollers' lateness is what they count (modbus.Options.Lateness),
-// added here by hand: what the test drives is the gateway's judgement and
-// the engine's hold.
+// the gateway has run 30 s without running late; then they return. The
+// hold is published as site events and in the metrics. The pollers'
+// lateness is what they count (modbus.Options.Lateness), added here by
+// hand, and the judge's clock is the test's: what the test drives is the
+// gateway's judgement and the engine's hold.
 func TestCommHoldWhileOverloaded(t *testing.T) {
 	g := newCoreGateway(t, 2, Options{})
 	ctx := t.Context()
 	d0, d1 := loadtest.DeviceID(0), loadtest.DeviceID(1)
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var clock time.Time
+	g.judgeClock = func() time.Time { return clock }
 	poll := func(s float64, devs ...string) {
 		bs := benchBatches(2)
 		var polled []modbus.Batch
@@ -226,49 +248,58 @@ func TestCommHoldWhileOverloaded(t *testing.T) {
 			}
 		}
 		g.lateness.Polls.Add(uint64(len(polled)))
+		// As catchup_test's: the core's last tick is now, so that
+		// onBatches does not tick by itself at the end of the burst.
+		g.tickedAt = time.Now()
 		g.onBatches(ctx, polled)
 	}
 	second := func(s float64, late bool) {
 		if late {
 			g.lateness.Late.Add(1)
 		}
+		clock = at(s)
 		g.onTick(ctx, at(s))
+	}
+	var total int
+	drain := func() []siteEvent {
+		evs := drainEvents(t, g)
+		total += len(evs)
+		return evs
 	}
 
 	poll(0, d0, d1)
 	second(0, false)
 	poll(1, d0, d1)
-	second(1, true) // one late window: a stall
+	second(1, true)
+	poll(2, d0, d1)
+	second(2, true) // two late windows: a stall
 	require.Zero(t, metricValue(t, g.met.commHold))
-	poll(2, d1)
-	second(2, true) // the second: held
+	poll(3, d1)
+	second(3, true) // the third: held
 	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
 	require.Equal(t, 1.0, metricValue(t, g.met.commHolds))
-	evs := drainEvents(t, g)
-	total := len(evs)
+	evs := drain()
 	require.Equal(t, 1, countEvents(evs, "comm_hold", ""), "%v", evs)
 	require.Contains(t, evs[len(evs)-1].Comment, "gateway overloaded")
 
-	// d000 unread since 1 s: its comm alarms rise at the 4 s tick and
-	// stay, read again or not, while the gateway keeps running late.
-	poll(3, d1)
-	second(3, true)
+	// d000 unread since 2 s: its comm alarms rise at the 5 s tick and
+	// stay, read again, while the gateway keeps running late.
 	poll(4, d1)
 	second(4, true)
-	poll(4.5, d0, d1)
-	for s := 5.0; s <= 20; s++ {
+	poll(5, d1)
+	second(5, true)
+	for s := 5.5; s <= 20; s++ {
 		poll(s, d0, d1)
-		second(s, s <= 8)
+		second(s+0.5, s <= 8)
 	}
-	evs = drainEvents(t, g)
-	total += len(evs)
+	evs = drain()
 	require.Equal(t, 20, countEvents(evs, "activate", d0), "%v", evs)
 	require.Zero(t, countEvents(evs, "return", d0), "returned while held")
 	require.Zero(t, countEvents(evs, "activate", d1))
 	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
 
-	// 30 s after the last late window (at 8 s) the hold ends, and d000's
-	// next poll returns its alarms.
+	// 30 s after the last late window (at 8 s) the hold ends, and
+	// d000's alarms, read all along, return with it.
 	for s := 21.0; s <= 38; s++ {
 		poll(s, d0, d1)
 		second(s, false)
@@ -277,13 +308,8 @@ func TestCommHoldWhileOverloaded(t *testing.T) {
 		}
 	}
 	require.Zero(t, metricValue(t, g.met.commHold), "the hold ended at 38 s")
-	evs = drainEvents(t, g)
-	total += len(evs)
+	evs = drain()
 	require.Equal(t, 1, countEvents(evs, "comm_hold_end", ""), "%v", evs)
-	require.Zero(t, countEvents(evs, "return", d0), "the tick returns nothing: the next poll does")
-	poll(38.5, d0, d1)
-	evs = drainEvents(t, g)
-	total += len(evs)
 	require.Equal(t, 20, countEvents(evs, "return", d0), "%v", evs)
 	require.Equal(t, 1.0, metricValue(t, g.met.commHolds))
 	// Every event is counted, those of ticks (the comm alarms raised, the
@@ -300,4 +326,29 @@ func metricValue(t *testing.T, m prometheus.Metric) float64 {
 		return d.Gauge.GetValue()
 	}
 	return d.Counter.GetValue()
+}
+
+// The lateness is judged on the clock, not on the ticks' due times: a
+// core catching up runs many due ticks within a moment, and they are not
+// as many windows (they would make a single stall an overload, and let a
+// hold's calm pass within a catch-up).
+func TestOverloadJudgedOnTheClock(t *testing.T) {
+	g := newCoreGateway(t, 1, Options{})
+	ctx := t.Context()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	clock := t0
+	g.judgeClock = func() time.Time { return clock }
+	g.onTick(ctx, t0)
+	clock = t0.Add(300 * time.Millisecond)
+	for i := 1; i <= 10; i++ { // ten due ticks, one after the other
+		g.lateness.Late.Add(1)
+		g.onTick(ctx, t0.Add(time.Duration(i)*time.Second))
+	}
+	require.Zero(t, metricValue(t, g.met.commHold), "ten due ticks within 300 ms held")
+	for i := 1; i <= 3; i++ { // three windows of the clock
+		clock = t0.Add(time.Duration(i) * 1100 * time.Millisecond)
+		g.lateness.Late.Add(1)
+		g.onTick(ctx, t0.Add(time.Duration(10+i)*time.Second))
+	}
+	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
 }
