@@ -55,7 +55,7 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	if err != nil {
 		return nil, err
 	}
-	// A comm alarm the comm hold keeps active (keepHeld) is back: it is
+	// An alarm the fault hold keeps active (keepHeld) is back: it is
 	// reset as the latched alarm its return would have left.
 	switch {
 	case a.active && !a.held:

@@ -66,8 +66,8 @@ type alarm struct {
 	chattering             bool
 	stale                  bool
 	batched                bool // queued in the current Tick's alarm pass
-	// held: a comm alarm the comm hold keeps active (SetCommHold) after
-	// its return fell due. Interlocks, groups and reset see it as
+	// held: a point's comm or bad alarm the fault hold keeps active
+	// (SetFaultHold) after its return fell due. Interlocks, groups and reset see it as
 	// returned: the hold changes what the alarm shows, not what it drives.
 	// inHeldList: it is in Engine.heldList (once, however often held).
 	held, inHeldList bool
@@ -275,10 +275,10 @@ type Engine struct {
 	dirty   []*group
 	siteIDs []string // sorted, for a deterministic event order
 
-	// commHeld: active comm alarms do not return (SetCommHold); heldList
+	// faultHeld: active comm and bad alarms do not return (SetFaultHold); heldList
 	// holds those kept active, for the hold's end.
-	commHeld bool
-	heldList []*alarm
+	faultHeld bool
+	heldList  []*alarm
 
 	// Shared specs of the alarms the engine derives.
 	failedSpec, bypassedSpec, degradedSpec *CondSpec
@@ -683,15 +683,15 @@ func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 	switch {
 	case cond:
 		e.activate(a, now)
-	case e.commHeld && a.point != nil && a.point.comm == a:
+	case e.faultHeld && a.point != nil && (a.point.comm == a || a.point.bad == a):
 		e.keepHeld(a, now)
 	default:
 		e.deactivate(a, now)
 	}
 }
 
-// keepHeld keeps a comm alarm whose return fell due active, for the comm
-// hold (SetCommHold). Nothing is published: its state is unchanged. The
+// keepHeld keeps a comm or bad alarm whose return fell due active, for
+// the fault hold (SetFaultHold). Nothing is published: its state is unchanged. The
 // groups and interlocks it feeds see it returned (a held input votes by
 // its value; a latching one is latched for them).
 func (e *Engine) keepHeld(a *alarm, now time.Time) {
@@ -704,7 +704,8 @@ func (e *Engine) keepHeld(a *alarm, now time.Time) {
 	e.updateActions(a, now)
 }
 
-// lostAgain: a held comm alarm's point is lost again. It is no longer
+// lostAgain: a held alarm's condition is back (its point lost, or bad,
+// again). It is no longer
 // held, and if it was acknowledged it annunciates again, as the return and
 // new activation the hold stood in for would have made it.
 func (e *Engine) lostAgain(a *alarm, now time.Time) {
@@ -713,7 +714,11 @@ func (e *Engine) lostAgain(a *alarm, now time.Time) {
 		from := a.state()
 		x := a.ext()
 		a.acked, x.ackedAt, x.updated = false, time.Time{}, now
-		e.alarmEvent(a, now, EvReAlarm, from, "", "communication lost again while held (gateway overloaded)")
+		what := "bad again"
+		if a.spec.Condition == Comm {
+			what = "communication lost again"
+		}
+		e.alarmEvent(a, now, EvReAlarm, from, "", what+" while held (gateway overloaded)")
 	} else {
 		e.changed(a)
 	}
@@ -989,31 +994,32 @@ func (e *Engine) countFlood(site string, now time.Time) {
 	}
 }
 
-// SetCommHold holds every active comm alarm active (on) or lets the
-// holds go (off), and returns the site events saying so (comm_hold,
-// comm_hold_end, with reason as their comment); nothing when the hold
+// SetFaultHold holds the points' active comm and bad alarms (on) or lets the
+// holds go (off), and returns the site events saying so (fault_hold,
+// fault_hold_end, with reason as their comment); nothing when the hold
 // is already as asked.
 //
-// The gateway holds its comm alarms while it is itself overloaded. An
-// overloaded gateway leaves devices unread past their comm timeout, and
-// reads them again a moment later: each of their sensors' comm alarms
-// would be raised and returned, again and again, a flood of its own
-// making whose commits take the CPU the pollers lack (the gateway's own
-// alarm floods, docs/performance.md). Held, a point's comm alarm raises
+// The gateway holds them while it is itself overloaded. An overloaded
+// gateway leaves devices unread past their comm timeout and reads them
+// again a moment later, and its requests time out now and then (a device
+// answering late, or the gateway reading late): each of their sensors'
+// comm or bad alarms would be raised and returned, again and again, a
+// flood whose commits take the CPU the pollers lack (the gateway's own
+// alarm floods, docs/performance.md). Held, such an alarm raises
 // as ever, and when its return falls due (valid samples again, through
 // its off-delay) it stays active: it returns when the hold ends, or
 // annunciates again if the point is lost again meanwhile after an ack.
 // Only what the alarm shows is held: the groups and interlocks it feeds,
 // and a reset, see it returned (keepHeld).
-func (e *Engine) SetCommHold(now time.Time, on bool, reason string) []Event {
+func (e *Engine) SetFaultHold(now time.Time, on bool, reason string) []Event {
 	now = e.monotonic(now)
-	if on == e.commHeld {
+	if on == e.faultHeld {
 		return nil
 	}
-	e.commHeld = on
-	t := EvCommHoldEnd
+	e.faultHeld = on
+	t := EvFaultHoldEnd
 	if on {
-		t = EvCommHold
+		t = EvFaultHold
 	}
 	for _, site := range e.siteIDs {
 		e.emit(site, Event{TS: now, Type: t, Value: math.NaN(), Limit: math.NaN(), Comment: reason})

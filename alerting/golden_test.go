@@ -256,8 +256,8 @@ func (s *script) run(steps string) {
 			evs = s.e.SetFlag(now, a[2], a[3] == "true")
 		case "result":
 			evs, err = s.e.ActionResult(now, a[2], a[3] == "ok", arg(a, 4))
-		case "commhold":
-			evs = s.e.SetCommHold(now, a[2] == "on", arg(a, 3))
+		case "faulthold":
+			evs = s.e.SetFaultHold(now, a[2] == "on", arg(a, 3))
 		case "restart":
 			snap, serr := s.e.Snapshot(now)
 			require.NoError(s.t, serr)

@@ -144,8 +144,9 @@ func (e *Engine) evalGroup(g *group, now time.Time) {
 	votes, removed, faulty := 0, 0, 0
 	for i, p := range g.members {
 		in := g.inputs[i]
-		// A comm alarm the comm hold keeps active is back: its input
-		// votes by its value (keepHeld).
+		// A comm alarm the fault hold keeps active is back: its input
+		// votes by its value (keepHeld). (A bad input is judged by its
+		// quality, which the hold does not touch.)
 		bad := (p.seen && p.quality == BadQuality) || (p.comm != nil && p.comm.active && !p.comm.held) || in.oos
 		switch {
 		case bad:
@@ -214,7 +215,7 @@ func (e *Engine) clearFirstOut(g *group, now time.Time) {
 
 // updateActions re-evaluates the demand of every action a drives.
 // demands reports whether a trigger demands its actions: active or
-// latched. A comm alarm the comm hold keeps active (keepHeld) demands as
+// latched. An alarm the fault hold keeps active (keepHeld) demands as
 // the return it stands in for would: only if it latches.
 func (a *alarm) demands() bool {
 	if a.held {

@@ -182,7 +182,7 @@ func (r *opRunner) run(data []byte) {
 			}
 		case op == 9:
 			a := pick()
-			// A held comm alarm (SetCommHold) is back: it resets as
+			// A held comm alarm (SetFaultHold) is back: it resets as
 			// the latched alarm its return would have left.
 			wasActive := a.active && !a.held
 			evs, err = r.both(func(e *Engine) ([]Event, error) { return e.Reset(r.now, a.id, "u", "c") })
@@ -215,8 +215,8 @@ func (r *opRunner) run(data []byte) {
 				v := next()%2 == 0
 				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.SetFlag(r.now, "idle", v), nil })
 			case 2:
-				on := !r.e.commHeld
-				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.SetCommHold(r.now, on, "overload"), nil })
+				on := !r.e.faultHeld
+				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.SetFaultHold(r.now, on, "overload"), nil })
 			default:
 				ok := next()%2 == 0
 				evs, _ = r.both(func(e *Engine) ([]Event, error) { return e.ActionResult(r.now, "valve", ok, "") })

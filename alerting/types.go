@@ -101,16 +101,17 @@ const (
 	EvActionTrip      EventType = "action_trip"
 	EvActionRelease   EventType = "action_release"
 	EvActionConfirmed EventType = "action_confirmed"
-	// EvCommHold and EvCommHoldEnd are site events: the gateway, overloaded,
-	// holds its comm alarms active (Engine.SetCommHold), and lets them go.
-	EvCommHold    EventType = "comm_hold"
-	EvCommHoldEnd EventType = "comm_hold_end"
+	// EvFaultHold and EvFaultHoldEnd are site events: the gateway, overloaded,
+	// holds its points' comm and bad alarms active (Engine.SetFaultHold),
+	// and lets them go.
+	EvFaultHold    EventType = "fault_hold"
+	EvFaultHoldEnd EventType = "fault_hold_end"
 )
 
 // Event is one entry of the audit trail, published on
 // canary/v1/<site>/events. For action events Alarm is the action id and
 // Comment names the trigger; for flood events Alarm is empty and Value is
-// the count of annunciated alarms in the window; for comm_hold events
+// the count of annunciated alarms in the window; for fault_hold events
 // Alarm is empty, Value and Limit are NaN and Comment gives the reason.
 type Event struct {
 	Seq     uint64

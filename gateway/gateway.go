@@ -122,13 +122,15 @@ type Gateway struct {
 	polling atomic.Int64
 	// lateness counts the pollers' polls and lateness
 	// (modbus.Options.Lateness); catchups the core's catch-ups. overload
-	// judges them for the comm hold (overload.go).
+	// judges them for the fault hold (overload.go).
 	lateness modbus.Lateness
 	catchups uint64
 	overload overloadJudge
 	// judgeClock is the overload judge's clock: time.Now when nil (tests
 	// set their own).
 	judgeClock func() time.Time
+	// holdStatus is the fault hold in force, for the retained status.
+	holdStatus atomic.Pointer[mqtt.FaultHoldStatus]
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool
@@ -281,9 +283,10 @@ func New(o Options) (*Gateway, error) {
 
 	pub, err := mqtt.NewPublisher(mqtt.Options{
 		Config: s.MQTT, Site: s.Site, Outbox: ob, Release: s.Outbox.Release,
-		Log:      g.o.Log, // the publisher adds its own site and component fields
-		Status:   g.deviceStatus,
-		Commands: g.mqttCommand,
+		Log:       g.o.Log, // the publisher adds its own site and component fields
+		Status:    g.deviceStatus,
+		FaultHold: g.holdStatus.Load,
+		Commands:  g.mqttCommand,
 	})
 	if err != nil {
 		_ = ob.Close()

@@ -20,8 +20,8 @@ type metrics struct {
 	dropped      prometheus.Counter
 	shed         prometheus.Counter
 	catchups     prometheus.Counter
-	commHold     prometheus.Gauge
-	commHolds    prometheus.Counter
+	faultHold    prometheus.Gauge
+	faultHolds   prometheus.Counter
 	appendErrors prometheus.Counter
 	commands     *prometheus.CounterVec
 	actions      *prometheus.CounterVec
@@ -43,10 +43,10 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help: "Readings evaluated for alarms but not published: the core was behind (overloaded); their batches' seqs are left unused.", ConstLabels: labels}),
 		catchups: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_core_catchups_total",
 			Help: "Times the core ran its due ticks back to back to catch up with the clock: its next tick more than 2 s past, more than a queue of answers waiting for it, or a command or action result waiting behind them.", ConstLabels: labels}),
-		commHold: prometheus.NewGauge(prometheus.GaugeOpts{Name: "canary_comm_hold",
-			Help: "1 while the gateway, overloaded, holds its comm alarms active (they return once it has run a calm spell without running late), else 0.", ConstLabels: labels}),
-		commHolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_comm_holds_total",
-			Help: "Times the gateway started holding its comm alarms because it ran late (overloaded).", ConstLabels: labels}),
+		faultHold: prometheus.NewGauge(prometheus.GaugeOpts{Name: "canary_fault_hold",
+			Help: "1 while the gateway, overloaded, holds its sensors' comm and bad alarms active (they return once it has run a calm spell without running late), else 0.", ConstLabels: labels}),
+		faultHolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_fault_holds_total",
+			Help: "Times the gateway started holding its sensors' comm and bad alarms because it ran late (overloaded).", ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
@@ -54,7 +54,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
 			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
 	}
-	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.commHold, m.commHolds, m.appendErrors, m.commands, m.actions)
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.faultHold, m.faultHolds, m.appendErrors, m.commands, m.actions)
 	return m
 }
 

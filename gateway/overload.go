@@ -4,15 +4,17 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/canary-gw/canary/gateway/mqtt"
 )
 
-// The comm hold (alerting.Engine.SetCommHold): while the gateway is itself
-// overloaded, its comm alarms stay active once raised, so that the
-// devices it leaves unread now and then do not raise and return their
-// sensors' comm alarms again and again (a flood of its own making, whose
-// commits take the CPU its pollers lack: docs/performance.md, "The
-// one-core ceiling, and past it"). docs/alarms.md says what an operator
-// sees.
+// The fault hold (alerting.Engine.SetFaultHold): while the gateway is
+// itself overloaded, its sensors' comm and bad alarms stay active once
+// raised, so that the devices it leaves unread now and then, and the
+// requests that time out, do not raise and return every sensor's alarm
+// again and again (a flood whose commits take the CPU its pollers lack:
+// docs/performance.md, "The one-core ceiling, and past it").
+// docs/alarms.md says what an operator sees.
 const (
 	// judgeEvery is the window over which lateness is judged.
 	judgeEvery = time.Second
@@ -53,7 +55,7 @@ func (l lateness) lateWindow() bool {
 	return l.late > 0 || l.catchups > 0 || (l.lateStarts > 0 && l.lateStarts*lateStartShare >= l.polls)
 }
 
-// overloadJudge decides when the comm hold starts and ends. It is driven
+// overloadJudge decides when the fault hold starts and ends. It is driven
 // by the core's ticks, on the clock (not the ticks' due times: a core
 // catching up runs many of those within a moment), with the counters
 // read then.
@@ -92,14 +94,14 @@ func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
 		first := j.lateAt[holdLateWindows-1]
 		if !j.held && !first.IsZero() && now.Sub(first) <= holdAfter {
 			j.start(now)
-			return verdict{true, fmt.Sprintf("gateway overloaded (in the last %s: %d polls abandoned as late, %d of %d polls started late, %d core catch-ups): comm alarms held active until it has run %s without running late",
+			return verdict{true, fmt.Sprintf("gateway overloaded (in the last %s: %d polls abandoned as late, %d of %d polls started late, %d core catch-ups): comm and bad alarms held active until it has run %s without running late",
 				window.Round(100*time.Millisecond), d.late, d.lateStarts, d.polls, d.catchups, j.calm)}, true
 		}
 		return verdict{}, false
 	}
 	if j.held && now.Sub(j.lateAt[0]) >= j.calm {
 		j.held, j.endedAt = false, now
-		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): the held comm alarms of sensors read again return", j.calm)}, true
+		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): the held comm and bad alarms of sensors read well again return", j.calm)}, true
 	}
 	return verdict{}, false
 }
@@ -115,7 +117,7 @@ func (j *overloadJudge) start(now time.Time) {
 	j.held = true
 }
 
-// judgeOverload starts or ends the comm hold as the pollers' and the
+// judgeOverload starts or ends the fault hold as the pollers' and the
 // core's lateness says (core goroutine, before the tick due at now, so
 // that the tick's expiring off-delays see it). The lateness is judged on
 // the clock (judgeClock), the hold set at now.
@@ -131,12 +133,17 @@ func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
 		return
 	}
 	if v.on {
-		g.met.commHolds.Inc()
-		g.met.commHold.Set(1)
+		g.met.faultHolds.Inc()
+		g.met.faultHold.Set(1)
+		g.holdStatus.Store(&mqtt.FaultHoldStatus{Since: now.UTC(), Reason: v.reason})
 		g.log.Warn().Msg(v.reason)
 	} else {
-		g.met.commHold.Set(0)
+		g.met.faultHold.Set(0)
+		g.holdStatus.Store(nil)
 		g.log.Info().Msg(v.reason)
 	}
-	g.flush(ctx, g.eng.SetCommHold(now, v.on, v.reason))
+	g.flush(ctx, g.eng.SetFaultHold(now, v.on, v.reason))
+	if g.pub != nil {
+		g.pub.StatusChanged()
+	}
 }

@@ -230,7 +230,7 @@ func countEvents(evs []siteEvent, typ, dev string) int {
 // lateness is what they count (modbus.Options.Lateness), added here by
 // hand, and the judge's clock is the test's: what the test drives is the
 // gateway's judgement and the engine's hold.
-func TestCommHoldWhileOverloaded(t *testing.T) {
+func TestFaultHoldWhileOverloaded(t *testing.T) {
 	g := newCoreGateway(t, 2, Options{})
 	ctx := t.Context()
 	d0, d1 := loadtest.DeviceID(0), loadtest.DeviceID(1)
@@ -273,14 +273,22 @@ func TestCommHoldWhileOverloaded(t *testing.T) {
 	second(1, true)
 	poll(2, d0, d1)
 	second(2, true) // two late windows: a stall
-	require.Zero(t, metricValue(t, g.met.commHold))
+	require.Zero(t, metricValue(t, g.met.faultHold))
 	poll(3, d1)
 	second(3, true) // the third: held
-	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
-	require.Equal(t, 1.0, metricValue(t, g.met.commHolds))
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHolds))
 	evs := drain()
-	require.Equal(t, 1, countEvents(evs, "comm_hold", ""), "%v", evs)
+	require.Equal(t, 1, countEvents(evs, "fault_hold", ""), "%v", evs)
 	require.Contains(t, evs[len(evs)-1].Comment, "gateway overloaded")
+	// The control room's banner (the info) and the retained status.
+	holds := g.view.faultHolds()
+	require.Len(t, holds, 1)
+	require.Equal(t, "fault_hold", holds[0].Type)
+	hs := g.holdStatus.Load()
+	require.NotNil(t, hs)
+	require.True(t, hs.Since.Equal(at(3)))
+	require.Contains(t, hs.Reason, "gateway overloaded")
 
 	// d000 unread since 2 s: its comm alarms rise at the 5 s tick and
 	// stay, read again, while the gateway keeps running late.
@@ -296,7 +304,7 @@ func TestCommHoldWhileOverloaded(t *testing.T) {
 	require.Equal(t, 20, countEvents(evs, "activate", d0), "%v", evs)
 	require.Zero(t, countEvents(evs, "return", d0), "returned while held")
 	require.Zero(t, countEvents(evs, "activate", d1))
-	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
 
 	// 30 s after the last late window (at 8 s) the hold ends, and
 	// d000's alarms, read all along, return with it.
@@ -304,14 +312,16 @@ func TestCommHoldWhileOverloaded(t *testing.T) {
 		poll(s, d0, d1)
 		second(s, false)
 		if s < 38 {
-			require.Equal(t, 1.0, metricValue(t, g.met.commHold), "held at %v s", s)
+			require.Equal(t, 1.0, metricValue(t, g.met.faultHold), "held at %v s", s)
 		}
 	}
-	require.Zero(t, metricValue(t, g.met.commHold), "the hold ended at 38 s")
+	require.Zero(t, metricValue(t, g.met.faultHold), "the hold ended at 38 s")
+	require.Empty(t, g.view.faultHolds())
+	require.Nil(t, g.holdStatus.Load())
 	evs = drain()
-	require.Equal(t, 1, countEvents(evs, "comm_hold_end", ""), "%v", evs)
+	require.Equal(t, 1, countEvents(evs, "fault_hold_end", ""), "%v", evs)
 	require.Equal(t, 20, countEvents(evs, "return", d0), "%v", evs)
-	require.Equal(t, 1.0, metricValue(t, g.met.commHolds))
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHolds))
 	// Every event is counted, those of ticks (the comm alarms raised, the
 	// hold's) as well as those of polls.
 	require.Equal(t, float64(total), metricValue(t, g.met.events))
@@ -344,11 +354,11 @@ func TestOverloadJudgedOnTheClock(t *testing.T) {
 		g.lateness.Late.Add(1)
 		g.onTick(ctx, t0.Add(time.Duration(i)*time.Second))
 	}
-	require.Zero(t, metricValue(t, g.met.commHold), "ten due ticks within 300 ms held")
+	require.Zero(t, metricValue(t, g.met.faultHold), "ten due ticks within 300 ms held")
 	for i := 1; i <= 3; i++ { // three windows of the clock
 		clock = t0.Add(time.Duration(i) * 1100 * time.Millisecond)
 		g.lateness.Late.Add(1)
 		g.onTick(ctx, t0.Add(time.Duration(10+i)*time.Second))
 	}
-	require.Equal(t, 1.0, metricValue(t, g.met.commHold))
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
 }

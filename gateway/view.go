@@ -68,6 +68,9 @@ type view struct {
 	// normal), which an alarm flood made the largest cost of each commit.
 	classes map[alarmClass]int
 	history []httpapi.Transition
+	// hold is the latest fault_hold or fault_hold_end transition (the
+	// control room's banner), nil before the first.
+	hold *httpapi.Transition
 }
 
 // alarmClass is one series of the canary_alarms gauge.
@@ -312,10 +315,24 @@ func (v *view) addTransition(srv *httpapi.Server, ev alerting.Event) {
 		v.history = v.history[:n]
 	}
 	v.history = append(v.history, t)
+	if ev.Type == alerting.EvFaultHold || ev.Type == alerting.EvFaultHoldEnd {
+		hold := t
+		v.hold = &hold
+	}
 	v.mu.Unlock()
 	if srv != nil {
 		srv.Publish(httpapi.Event{Transition: &t})
 	}
+}
+
+// faultHolds is the fault_hold transition of the hold in force, if any.
+func (v *view) faultHolds() []httpapi.Transition {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.hold == nil || v.hold.Type != string(alerting.EvFaultHold) {
+		return []httpapi.Transition{}
+	}
+	return []httpapi.Transition{*v.hold}
 }
 
 // authorize checks the user named in an MQTT command. The broker's ACL

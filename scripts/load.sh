@@ -202,13 +202,13 @@ RUN_PID=$!
 # start to the end of the window (seconds since start, alarm events,
 # skipped ticks, late polls, poll errors, readings batches dropped, readings
 # shed, polls waiting for the core, polls started late, records in the
-# outbox's alarm lane, the comm hold (0/1), and the gateway's RSS and
+# outbox's alarm lane, the fault hold (0/1), and the gateway's RSS and
 # anonymous RSS in KiB): where an overload began, what began it, and what
 # it held (docs/performance-history.md, items 38, 49 and 53).
 if [ -n "${TIMELINE:-}" ]; then
 	(
 		t0="$(date +%s.%N)"
-		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings queued_polls late_starts alarm_records comm_hold rss_kib rss_anon_kib" >"$TIMELINE"
+		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings queued_polls late_starts alarm_records fault_hold rss_kib rss_anon_kib" >"$TIMELINE"
 		while kill -0 "$RUN_PID" 2>/dev/null; do
 			rss="$(awk '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} END {printf "%d %d", r, a}' "/proc/$RUN_PID/status" 2>/dev/null || echo "0 0")"
 			curl -sf --max-time 1 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v now="$(date +%s.%N)" -v t0="$t0" -v rss="$rss" '
@@ -216,7 +216,7 @@ if [ -n "${TIMELINE:-}" ]; then
 				/^canary_device_late_polls_total/ {l += $2} /^canary_device_poll_errors_total/ {e += $2}
 				/^canary_outbox_dropped_readings_total/ {d += $2} /^canary_readings_shed_total/ {h += $2}
 				/^canary_core_queued_polls/ {q += $2} /^canary_device_late_starts_total/ {ls += $2}
-				/^canary_outbox_records\{.*lane="alarms"/ {ar += $2} /^canary_comm_hold[{ ]/ {ch += $2}
+				/^canary_outbox_records\{.*lane="alarms"/ {ar += $2} /^canary_fault_hold[{ ]/ {ch += $2}
 				END {if (NR) printf "%.1f %d %d %d %d %d %d %d %d %d %d %s\n", now - t0, a, s, l, e, d, h, q, ls, ar, ch, rss}' >>"$TIMELINE" || true
 			sleep 1
 		done
@@ -319,7 +319,7 @@ metric() {
 metric_prefix() {
 	awk -v m="$1" 'index($1, m) == 1 {s += $2} END {printf "%d", s}' <<<"$SCRAPE"
 }
-GW_METRICS=(canary_device_poll_errors_total canary_device_skipped_ticks_total canary_device_late_polls_total canary_device_late_answers_total canary_outbox_dropped_readings_total canary_readings_shed_total canary_alarm_events_total canary_device_late_starts_total canary_device_polls_total canary_comm_holds_total)
+GW_METRICS=(canary_device_poll_errors_total canary_device_skipped_ticks_total canary_device_late_polls_total canary_device_late_answers_total canary_outbox_dropped_readings_total canary_readings_shed_total canary_alarm_events_total canary_device_late_starts_total canary_device_polls_total canary_fault_holds_total)
 declare -A M0 M1
 scrape
 for m in "${GW_METRICS[@]}"; do M0[$m]="$(metric "$m")"; done
@@ -405,22 +405,22 @@ if grep -q '^canary_device_late_starts_total' <<<"$SCRAPE"; then
 else
 	LATE_STARTS=n/a LATE_STARTS_JSON=null
 fi
-# Likewise the comm hold (item 53): holds started in the window, and
+# Likewise the fault hold (item 53): holds started in the window, and
 # whether one was on at the end.
-if grep -q '^canary_comm_holds_total' <<<"$SCRAPE"; then
-	HOLDS="$(d canary_comm_holds_total)" HOLDS_JSON="$HOLDS"
-	HELD="$(metric_prefix 'canary_comm_hold{')" HELD_JSON="$HELD"
+if grep -q '^canary_fault_holds_total' <<<"$SCRAPE"; then
+	HOLDS="$(d canary_fault_holds_total)" HOLDS_JSON="$HOLDS"
+	HELD="$(metric_prefix 'canary_fault_hold{')" HELD_JSON="$HELD"
 else
 	HOLDS=n/a HOLDS_JSON=null HELD=n/a HELD_JSON=null
 fi
-printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %s polls of %d started late, %d late polls, %d answers read late, %d alarm events, %d readings batches dropped, %d readings shed, %s comm holds started (%s held at the end); %d records in the outbox at the end (%d of them alarm states and events)\n' \
+printf 'gateway    offered %d readings/s; in the window: %d seq gaps seen by the subscriber, %d poll errors, %d skipped ticks, %s polls of %d started late, %d late polls, %d answers read late, %d alarm events, %d readings batches dropped, %d readings shed, %s fault holds started (%s held at the end); %d records in the outbox at the end (%d of them alarm states and events)\n' \
 	"$OFFERED" "$GAPS" "$(d canary_device_poll_errors_total)" "$(d canary_device_skipped_ticks_total)" "$LATE_STARTS" "$POLLS" "$(d canary_device_late_polls_total)" "$(d canary_device_late_answers_total)" "$(d canary_alarm_events_total)" "$(d canary_outbox_dropped_readings_total)" "$(d canary_readings_shed_total)" "$HOLDS" "$HELD" "$BACKLOG" "$ALARM_BACKLOG"
 # Each core's busy share over the window, and where canary run was pinned.
 CORES="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s%s %.1f%%", (NR > 1 ? ", " : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
 CORES_JSON="$(paste -d' ' <(echo "$CORES0") <(echo "$CORES1") | awk '{printf "%s\"%s\":%.1f", (NR > 1 ? "," : ""), $1, 100 * ($5 - $2) / ($6 - $3 + ($6 == $3))}')"
 printf 'cores      busy in the window: %s%s%s\n' "$CORES" "${RUN_CPU:+ (canary run alone on cpu$RUN_CPU)}" "${RUN_QUOTA:+; canary run limited to $RUN_QUOTA % of one core}"
 json="{\"devices\":$DEVICES,\"sensors\":$SENSORS,\"poll\":\"$POLL\",\"duration_s\":$DURATION,\"readings\":$READINGS,\"readings_per_s\":$(printf '%.1f' "$(echo "$READINGS / $ELAPSED" | bc -l)")"
-json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"polls\":$POLLS,\"late_starts\":$LATE_STARTS_JSON,\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"comm_holds\":$HOLDS_JSON,\"comm_held_at_end\":$HELD_JSON,\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG,\"core_busy_pct\":{$CORES_JSON},\"run_quota_pct\":${RUN_QUOTA:-null}"
+json+=",\"offered_readings_per_s\":$OFFERED,\"seq_gaps\":$GAPS,\"poll_errors\":$(d canary_device_poll_errors_total),\"skipped_ticks\":$(d canary_device_skipped_ticks_total),\"polls\":$POLLS,\"late_starts\":$LATE_STARTS_JSON,\"late_polls\":$(d canary_device_late_polls_total),\"late_answers\":$(d canary_device_late_answers_total),\"alarm_events\":$(d canary_alarm_events_total),\"dropped\":$(d canary_outbox_dropped_readings_total),\"shed\":$(d canary_readings_shed_total),\"fault_holds\":$HOLDS_JSON,\"fault_held_at_end\":$HELD_JSON,\"outbox_records\":$BACKLOG,\"outbox_alarm_records\":$ALARM_BACKLOG,\"core_busy_pct\":{$CORES_JSON},\"run_quota_pct\":${RUN_QUOTA:-null}"
 for name in run ingest sim mosquitto influxdb telegraf; do
 	[ -n "${T1[$name]:-}" ] || continue
 	cpu="$(echo "(${T1[$name]} - ${T0[$name]}) / $HZ" | bc -l)"

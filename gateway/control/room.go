@@ -435,6 +435,7 @@ func (b *backend) Alarms() []httpapi.Alarm                { return b.st.alarmLis
 func (b *backend) Devices() []httpapi.Device              { return b.st.deviceList() }
 func (b *backend) History(limit int) []httpapi.Transition { return b.st.historyTail(limit) }
 func (b *backend) Ready() bool                            { return b.ready.Load() }
+func (b *backend) FaultHolds() []httpapi.Transition       { return b.st.faultHolds() }
 func (b *backend) Command(ctx context.Context, c httpapi.Command) error {
 	return (*Room)(b).command(ctx, c)
 }

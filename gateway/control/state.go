@@ -1,6 +1,7 @@
 package control
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +25,9 @@ type state struct {
 	limits   map[string][]httpapi.Limit // by site.device/sensor, learnt from alarm payloads
 	lastPoll map[string]pollMark        // by site.device: the newest readings message
 	history  []httpapi.Transition
+	// holds are the fault holds in force, by site, from the sites'
+	// retained status (docs/alarms.md, "The fault hold").
+	holds map[string]httpapi.Transition
 }
 
 func newState() *state {
@@ -34,6 +38,7 @@ func newState() *state {
 		sites:    map[string]string{},
 		limits:   map[string][]httpapi.Limit{},
 		lastPoll: map[string]pollMark{},
+		holds:    map[string]httpapi.Transition{},
 	}
 }
 
@@ -175,8 +180,12 @@ func (s *state) addTransition(site string, ev mqtt.Event) httpapi.Transition {
 
 // siteStatus is the retained status payload.
 type siteStatus struct {
-	State   string `json:"state"`
-	Site    string `json:"site"`
+	State     string `json:"state"`
+	Site      string `json:"site"`
+	FaultHold *struct {
+		Since  time.Time `json:"since"`
+		Reason string    `json:"reason"`
+	} `json:"fault_hold"`
 	Devices []struct {
 		Device  string `json:"device"`
 		Comm    string `json:"comm"`
@@ -200,6 +209,12 @@ func (s *state) setStatus(site string, st siteStatus) []httpapi.Device {
 		}
 	}
 	s.sites[site] = st.State
+	if h := st.FaultHold; h != nil && st.State == "online" {
+		s.holds[site] = httpapi.Transition{TS: h.Since, Type: "fault_hold", Alarm: qualify(site, ""), Comment: h.Reason}
+	} else {
+		// Ended, or the gateway is gone: what it held is its alarms'.
+		delete(s.holds, site)
+	}
 	var out []httpapi.Device
 	for _, d := range st.Devices {
 		id := qualify(site, d.Device)
@@ -315,4 +330,16 @@ func (s *state) historyTail(limit int) []httpapi.Transition {
 		limit = len(s.history)
 	}
 	return append([]httpapi.Transition(nil), s.history[len(s.history)-limit:]...)
+}
+
+// faultHolds lists the fault holds in force, by site.
+func (s *state) faultHolds() []httpapi.Transition {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]httpapi.Transition, 0, len(s.holds))
+	for _, t := range s.holds {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b httpapi.Transition) int { return strings.Compare(a.Alarm, b.Alarm) })
+	return out
 }

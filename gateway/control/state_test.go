@@ -90,3 +90,26 @@ func TestNewGatewaySessionForgetsThePollMarks(t *testing.T) {
 	_, fresh = st.setReadings(poll(4, t0.Add(-time.Minute)), time.Now())
 	require.True(t, fresh, "the status reports the seqs started again")
 }
+
+// A site's fault hold is what its retained status says: set while the
+// status carries it, gone when a status without it comes, or the site
+// goes offline (the will). Sites are listed in order.
+func TestFaultHoldsFollowTheStatus(t *testing.T) {
+	st := newState()
+	var held siteStatus
+	require.NoError(t, json.Unmarshal([]byte(`{"state":"online","site":"south","fault_hold":{"since":"2026-12-01T03:00:00Z","reason":"gateway overloaded"}}`), &held))
+	st.setStatus("south", held)
+	held.Site = "north"
+	st.setStatus("north", held)
+	got := st.faultHolds()
+	require.Len(t, got, 2)
+	require.Equal(t, "north.", got[0].Alarm)
+	require.Equal(t, "south.", got[1].Alarm)
+	require.Equal(t, "fault_hold", got[1].Type)
+	require.Equal(t, "gateway overloaded", got[1].Comment)
+	require.True(t, got[1].TS.Equal(time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)))
+
+	st.setStatus("south", siteStatus{State: "online", Site: "south"})
+	st.setStatus("north", siteStatus{State: "offline", Site: "north"})
+	require.Empty(t, st.faultHolds())
+}

@@ -260,3 +260,22 @@ func TestBrowserUpdatesAfterAClockStepBack(t *testing.T) {
 	testenv.WaitJS(t, ctx, "the reloaded CO trend", `st.trend && st.trend.points.length === 1 && st.trend.points[0].value === 13.5`)
 	require.Empty(t, consoleProblems())
 }
+
+// The fault hold's banner: shown from the info at load, and from the
+// stream's fault_hold and fault_hold_end transitions after.
+func TestBrowserFaultHoldBanner(t *testing.T) {
+	e := startServer(t, nil)
+	seedSite(e.be)
+	e.be.setFaultHold(true, "gateway overloaded (in the last 1s: 3 polls abandoned as late)")
+	ctx, consoleProblems := testenv.Browser(t, 1280, 900)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(e.url+"/")))
+	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
+	testenv.WaitJS(t, ctx, "the banner at load", `!document.getElementById('fault-hold').hidden && document.getElementById('fault-hold').textContent.startsWith('GATEWAY OVERLOADED (since ')`)
+	require.Contains(t, testenv.EvalJS[string](t, ctx, `document.getElementById('fault-hold').title`), "3 polls abandoned as late")
+	testenv.Screenshot(t, ctx, "control-room-fault-hold.png")
+	e.be.setFaultHold(false, "calm")
+	testenv.WaitJS(t, ctx, "the banner gone", `document.getElementById('fault-hold').hidden`)
+	e.be.setFaultHold(true, "overloaded again")
+	testenv.WaitJS(t, ctx, "the banner again", `!document.getElementById('fault-hold').hidden && document.getElementById('fault-hold').title === 'overloaded again'`)
+	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
+}

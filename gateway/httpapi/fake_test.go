@@ -23,6 +23,7 @@ type fakeBackend struct {
 	failWith error
 	srv      *Server
 	now      func() time.Time
+	hold     *Transition
 }
 
 func newFakeBackend() *fakeBackend {
@@ -61,6 +62,31 @@ func (f *fakeBackend) History(limit int) []Transition {
 		h = h[len(h)-limit:]
 	}
 	return append([]Transition(nil), h...)
+}
+
+func (f *fakeBackend) FaultHolds() []Transition {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hold == nil || f.hold.Type != "fault_hold" {
+		return []Transition{}
+	}
+	return []Transition{*f.hold}
+}
+
+// setFaultHold records a fault_hold (on) or fault_hold_end transition as
+// the latest hold, and publishes it.
+func (f *fakeBackend) setFaultHold(on bool, comment string) {
+	f.mu.Lock()
+	f.seq++
+	typ := "fault_hold"
+	if !on {
+		typ = "fault_hold_end"
+	}
+	t := Transition{Seq: f.seq, TS: f.now(), Type: typ, User: "", Comment: comment}
+	f.history = append(f.history, t)
+	f.hold = &t
+	f.mu.Unlock()
+	f.publish(Event{Transition: &t})
 }
 
 func (f *fakeBackend) Ready() bool {

@@ -512,6 +512,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
 		"name":          s.opts.SiteName,
 		"anonymous":     s.opts.Config.Anonymous,
 		"stale_after_s": s.opts.StaleAfter.Seconds(),
+		"fault_holds":   s.backend.FaultHolds(),
 	})
 }
 

@@ -677,7 +677,7 @@ func TestUIServedWithSecurityHeaders(t *testing.T) {
 	require.Empty(t, r.header.Values("Set-Cookie"))
 
 	r = e.do(t, req{path: "/api/v1/info"})
-	require.JSONEq(t, `{"site":"demo","name":"Demo colliery, face 3","anonymous":"viewer","stale_after_s":30}`, string(r.body))
+	require.JSONEq(t, `{"site":"demo","name":"Demo colliery, face 3","anonymous":"viewer","stale_after_s":30,"fault_holds":[]}`, string(r.body))
 }
 
 func TestTrend(t *testing.T) {

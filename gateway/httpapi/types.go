@@ -26,6 +26,10 @@ type Backend interface {
 	// Ready reports whether the gateway is serving real state (config
 	// loaded, engine restored, pollers started).
 	Ready() bool
+	// FaultHolds returns the fault_hold transitions of the holds in force
+	// (an overloaded gateway holding its comm and bad alarms): at most one
+	// on a gateway, one per site in a control room.
+	FaultHolds() []Transition
 }
 
 // Errors a Backend wraps so the API answers with the right status.

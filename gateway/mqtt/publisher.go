@@ -27,6 +27,14 @@ type DeviceStatus struct {
 	LastSeq uint64 `json:"last_seq"`
 }
 
+// FaultHoldStatus is the fault hold in force, in the retained status
+// message: an overloaded gateway holding its sensors' comm and bad alarms
+// active (docs/alarms.md).
+type FaultHoldStatus struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+}
+
 // CommandHandler answers one operator command received on
 // <prefix>/v1/<site>/cmd; its return value is published on cmd/result.
 // It runs on one goroutine owned by the publisher, one command at a time.
@@ -44,6 +52,10 @@ type Options struct {
 	// Status returns the per-device communication state for the retained
 	// status message; nil leaves the device list out.
 	Status func() []DeviceStatus
+	// FaultHold returns the fault hold in force for the retained status
+	// message, nil when none (call StatusChanged when it changes); nil
+	// leaves it out.
+	FaultHold func() *FaultHoldStatus
 	// Commands handles <prefix>/v1/<site>/cmd; nil does not subscribe.
 	Commands CommandHandler
 
@@ -283,13 +295,17 @@ func (s *session) isLost() bool {
 
 func (p *Publisher) statusPayload(state string) []byte {
 	msg := struct {
-		State   string         `json:"state"`
-		Site    string         `json:"site"`
-		TS      string         `json:"ts,omitempty"`
-		Devices []DeviceStatus `json:"devices,omitempty"`
+		State     string           `json:"state"`
+		Site      string           `json:"site"`
+		TS        string           `json:"ts,omitempty"`
+		FaultHold *FaultHoldStatus `json:"fault_hold,omitempty"`
+		Devices   []DeviceStatus   `json:"devices,omitempty"`
 	}{State: state, Site: p.o.Site}
 	if state == "online" {
 		msg.TS = string(AppendTime(nil, time.Now()))
+		if p.o.FaultHold != nil {
+			msg.FaultHold = p.o.FaultHold()
+		}
 		if p.o.Status != nil {
 			msg.Devices = p.o.Status()
 			for i := range msg.Devices {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,4 +289,37 @@ func TestReceiptModeNeverHoldsAlarmsBack(t *testing.T) {
 	waitFor(t, 30*time.Second, func() bool { return count("/readings/") == 100 }, "readings up to the receipt bound")
 	waitFor(t, 10*time.Second, func() bool { return ob.Stats().Records[outbox.Alarms] == 200 }, "states released on PUBACK, events wait for receipts")
 	require.Equal(t, 300, ob.Stats().Records[outbox.Readings], "no reading released without a receipt")
+}
+
+// The fault hold in force is in the retained status message, so that a
+// control room or a SCADA that connects during a hold knows of it; it is
+// published again when it changes (StatusChanged).
+func TestStatusCarriesTheFaultHold(t *testing.T) {
+	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	cfg := configs.MQTT{URL: m.URL}
+	cfg.SetDefaults()
+	got := subscribe(t, cfg, "canary/v1/s1/status")
+	var hold atomic.Pointer[FaultHoldStatus]
+	p := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: openOutbox(t), FaultHold: hold.Load})
+	last := func() map[string]any {
+		msgs := got.snapshot()
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(msgs[len(msgs)-1].Payload(), &v))
+		return v
+	}
+	waitFor(t, 10*time.Second, func() bool { return len(got.snapshot()) >= 1 }, "online status")
+	require.Equal(t, "online", last()["state"])
+	require.NotContains(t, last(), "fault_hold")
+
+	since := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	hold.Store(&FaultHoldStatus{Since: since, Reason: "gateway overloaded"})
+	p.StatusChanged()
+	waitFor(t, 10*time.Second, func() bool { _, ok := last()["fault_hold"]; return ok }, "the hold in the status")
+	require.Equal(t, map[string]any{"since": "2026-12-01T03:00:00Z", "reason": "gateway overloaded"}, last()["fault_hold"])
+
+	n := len(got.snapshot())
+	hold.Store(nil)
+	p.StatusChanged()
+	waitFor(t, 10*time.Second, func() bool { return len(got.snapshot()) > n }, "the status again")
+	require.NotContains(t, last(), "fault_hold")
 }

@@ -22,6 +22,8 @@ const st = {
   alarms: new Map(), // id -> alarm
   devices: new Map(), // id -> device
   log: [], // transitions, oldest first
+  holds: new Map(), // alarm ('' or '<site>.') -> the fault_hold transition of a hold in force
+  holdGen: 0, // counts the stream's hold changes (loadAll)
   sort: 'priority',
   selected: null, // "dev/sensor"
   trend: null, // {device, sensor, unit, limits, points}
@@ -159,10 +161,18 @@ async function getJSON(path) {
 }
 
 async function loadAll() {
-  const [readings, alarms, devices, history] = await Promise.all([
+  const holdGen = st.holdGen;
+  const [readings, alarms, devices, history, info] = await Promise.all([
     getJSON('/api/v1/readings'), getJSON('/api/v1/alarms'),
     getJSON('/api/v1/devices'), getJSON('/api/v1/history?limit=200'),
+    getJSON('/api/v1/info'),
   ]);
+  // The holds in force, unless the stream brought a change meanwhile
+  // (then the stream's is the newer).
+  if (st.holdGen === holdGen) {
+    st.holds.clear();
+    for (const t of info.fault_holds || []) st.holds.set(t.alarm, t);
+  }
   const now = Date.now();
   st.snapUntil = performance.now() + RACE_MS;
   st.readings.clear();
@@ -297,6 +307,13 @@ function onAlarm(a) {
 }
 
 function onTransition(t) {
+  if (t.type === 'fault_hold' || t.type === 'fault_hold_end') {
+    // A site's hold (alarm is '' on a gateway, '<site>.' in a control room).
+    st.holdGen++;
+    if (t.type === 'fault_hold') st.holds.set(t.alarm, t);
+    else st.holds.delete(t.alarm);
+    renderHold();
+  }
   if (st.log.length && st.log.some((x) => x.seq === t.seq && x.alarm === t.alarm && x.ts === t.ts)) return;
   st.log.push(t);
   if (st.log.length > 500) st.log.splice(0, st.log.length - 500);
@@ -601,6 +618,19 @@ function renderFlood() {
   b.textContent = `ALARM FLOOD: ${n} alarms annunciated in the last 10 minutes. Work P1 first; do not acknowledge in bulk.`;
 }
 
+// The fault hold: an overloaded gateway keeps its sensors' comm and bad
+// alarms active until it has run calm (docs/alarms.md). Without this
+// banner an operator would see such alarms stay while the values update.
+function renderHold() {
+  const b = $('fault-hold');
+  const holds = [...st.holds.values()];
+  b.hidden = holds.length === 0;
+  if (!holds.length) return;
+  const where = holds.map((t) => (t.alarm ? `${t.alarm.slice(0, -1)} ` : '') + `since ${fmtTime(t.ts)}`).join(', ');
+  b.textContent = `GATEWAY OVERLOADED (${where}): communication-loss and bad-quality alarms stay active until it has run calm for a while; values shown are live.`;
+  b.title = holds.map((t) => t.comment).join('\n');
+}
+
 function renderAll() {
   $('site-name').textContent = st.info.name || st.info.site || '';
   document.title = `canary \u2014 ${st.info.name || st.info.site || 'control room'}`;
@@ -608,6 +638,7 @@ function renderAll() {
   renderAlarms();
   renderLog();
   renderFlood();
+  renderHold();
 }
 
 // ---- commands ------------------------------------------------------------------

@@ -9,13 +9,13 @@ import (
 
 // A point that flaps all through a long hold is held once: the list the
 // hold's end walks is bounded by the site's comm alarms, not by the flaps.
-func TestCommHoldListBounded(t *testing.T) {
+func TestFaultHoldListBounded(t *testing.T) {
 	cfg := Config{Points: []PointConfig{{Site: "s1", Device: "tank", Sensor: "t1", Kind: "temperature", Poll: time.Second}}}
 	e := newEngine(t, cfg)
 	now := scriptStart
 	_, err := e.Step(now, []Sample{{Point: "tank.t1", Value: 20, Quality: Good}})
 	require.NoError(t, err)
-	e.SetCommHold(now, true, "overloaded")
+	e.SetFaultHold(now, true, "overloaded")
 	raised := 0
 	for range 100 {
 		now = now.Add(3 * time.Second)
@@ -31,7 +31,7 @@ func TestCommHoldListBounded(t *testing.T) {
 	}
 	require.Equal(t, 1, raised, "raised once, held since")
 	require.Len(t, e.heldList, 1)
-	evs := e.SetCommHold(now, false, "calm")
+	evs := e.SetFaultHold(now, false, "calm")
 	require.Len(t, evs, 2, "the hold's end, and the one return")
 	require.Equal(t, EvReturn, evs[1].Type)
 	require.Empty(t, e.heldList)
