@@ -67,10 +67,15 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	case a.spec.ResetNeedsAck && !a.acked:
 		return nil, fmt.Errorf("reset %s: %w", id, ErrResetNeedsAck)
 	}
+	if a.held {
+		// Its return first (its event, the end of a one-shot shelve,
+		// the latch), as it would have come without the hold.
+		a.held = false
+		e.deactivate(a, now)
+	}
 	from := a.state()
 	x := a.ext()
 	a.latched, x.updated = false, now
-	a.active, a.held = a.active && !a.held, false
 	if !a.acked {
 		a.acked, x.ackedBy, x.ackedAt = true, user, now
 	}

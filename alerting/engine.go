@@ -654,11 +654,25 @@ func (e *Engine) setCommValue(p *point, v float64) {
 // setCond drives an alarm's condition through its on/off delay. cond is
 // the condition including hysteresis (deadband / restore on the return).
 func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
+	if cond && a.held {
+		// Lost, or bad, again while held: what its return and a new
+		// activation would have been, through the on-delay as ever.
+		if d := a.spec.OnDelay; d > 0 {
+			if !a.pending {
+				a.pending = true
+				a.ext().pendingSince = now
+				e.arm(a)
+			}
+			if now.Sub(a.x.pendingSince) < d {
+				return
+			}
+		}
+		a.pending = false
+		e.lostAgain(a, now)
+		return
+	}
 	if cond == a.active {
 		a.pending = false
-		if cond && a.held {
-			e.lostAgain(a, now)
-		}
 		return
 	}
 	if a.held {

@@ -156,7 +156,7 @@ func (e *Engine) evalGroup(g *group, now time.Time) {
 			} else {
 				votes++
 			}
-		case in.active:
+		case in.active && !in.held: // a held input (a comm or bad group) is back
 			votes++
 		}
 	}
@@ -174,7 +174,7 @@ func (e *Engine) evalGroup(g *group, now time.Time) {
 	if g.firstOut != nil && g.trip.baseState() == Normal {
 		quiet := true
 		for _, in := range g.inputs {
-			if in.active || in.latched {
+			if in.demands() {
 				quiet = false
 			}
 		}
@@ -213,10 +213,10 @@ func (e *Engine) clearFirstOut(g *group, now time.Time) {
 	}
 }
 
-// updateActions re-evaluates the demand of every action a drives.
-// demands reports whether a trigger demands its actions: active or
-// latched. An alarm the fault hold keeps active (keepHeld) demands as
-// the return it stands in for would: only if it latches.
+// demands reports whether an alarm demands what it drives (its actions;
+// a group's incident): active or latched. An alarm the fault hold keeps
+// active (keepHeld) demands as the return it stands in for would: only
+// if it latches.
 func (a *alarm) demands() bool {
 	if a.held {
 		return a.spec.Latch
@@ -224,6 +224,7 @@ func (a *alarm) demands() bool {
 	return a.active || a.latched
 }
 
+// updateActions re-evaluates the demand of every action a drives.
 func (e *Engine) updateActions(a *alarm, now time.Time) {
 	for _, act := range a.actions() {
 		e.updateAction(act, now, a)

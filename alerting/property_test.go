@@ -182,7 +182,7 @@ func (r *opRunner) run(data []byte) {
 			}
 		case op == 9:
 			a := pick()
-			// A held comm alarm (SetFaultHold) is back: it resets as
+			// A held alarm (SetFaultHold) is back: it resets as
 			// the latched alarm its return would have left.
 			wasActive := a.active && !a.held
 			evs, err = r.both(func(e *Engine) ([]Event, error) { return e.Reset(r.now, a.id, "u", "c") })
@@ -230,10 +230,18 @@ func (r *opRunner) run(data []byte) {
 }
 
 // restart round-trips the engine through Snapshot/Restore and checks that
-// every alarm that needs attention keeps its state and since.
+// every alarm that needs attention keeps its state and since, but for
+// those the fault hold kept active: the restored engine has no hold, and
+// they return (their events are the restore's besides its trips).
 func (r *opRunner) restart() {
 	r.restarts++
 	before := r.e.Alarms()
+	held := map[string]bool{}
+	for _, a := range r.e.alist {
+		if a.held {
+			held[a.id] = true
+		}
+	}
 	snap, err := r.e.Snapshot(r.now)
 	require.NoError(r.t, err)
 	requireSnapshotMatchesEncodingJSON(r.t, r.e, r.now, snap)
@@ -262,11 +270,20 @@ func (r *opRunner) restart() {
 		defer func() { require.Equal(r.t, renderStates(r.ref), renderStates(r.e)) }()
 	}
 	for _, ev := range evs {
+		if held[ev.Alarm] {
+			require.Contains(r.t, []EventType{EvFleeting, EvReturn, EvUnshelve}, ev.Type, ev.Alarm)
+			continue
+		}
 		require.Equal(r.t, EvActionTrip, ev.Type)
 	}
 	after := e2.Alarms()
 	for i := range before {
 		b, a := before[i], after[i]
+		if held[b.ID] {
+			require.True(r.t, b.Active, b.ID)
+			require.False(r.t, a.Active, "%s: held, returned at the restore", b.ID)
+			continue
+		}
 		require.Equal(r.t, b.Active, a.Active, b.ID)
 		require.Equal(r.t, b.Latched, a.Latched, b.ID)
 		require.Equal(r.t, b.Acked, a.Acked, b.ID)

@@ -33,6 +33,9 @@ type snapAlarm struct {
 	OOSUntil    time.Time `json:"oos_until,omitzero"`
 	FirstOut    bool      `json:"first_out,omitempty"`
 	Stale       bool      `json:"stale,omitempty"`
+	// Held: the fault hold kept it active after its return fell due
+	// (SetFaultHold). A restored engine has no hold: it returns then.
+	Held bool `json:"held,omitempty"`
 }
 
 type snapAction struct {
@@ -215,6 +218,9 @@ func (e *Engine) appendSnapAlarm(b []byte, a *alarm, now time.Time) []byte {
 	if a.stale {
 		b = append(b, `,"stale":true`...)
 	}
+	if a.held {
+		b = append(b, `,"held":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -298,6 +304,7 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 	}
 	e.shortened = nil
 	var unknown []string
+	var held []*alarm
 	for _, sa := range s.Alarms {
 		a, ok := e.alarm(sa.ID)
 		if !ok {
@@ -339,6 +346,9 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 			a.shelve = notShelved
 		}
 		a.oos, x.oosUntil, a.stale = sa.OOS, sa.OOSUntil, sa.Stale
+		if sa.Held && a.active && a.point != nil && (a.point.comm == a || a.point.bad == a) {
+			held = append(held, a)
+		}
 		if sa.FirstOut {
 			for _, g := range a.memberOf() {
 				if g.firstOut == nil {
@@ -360,6 +370,12 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 		if a, ok := e.alarm(sa.ID); ok {
 			e.changed(a)
 		}
+	}
+	// Kept active by the last process's fault hold: their returns fell
+	// due then, and this engine holds nothing. They return now, before
+	// the actions are judged (held, they demanded nothing).
+	for _, a := range held {
+		e.deactivate(a, now)
 	}
 	for _, g := range e.groups {
 		e.markGroup(g)

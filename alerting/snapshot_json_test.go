@@ -28,7 +28,7 @@ func snapshotOracle(e *Engine, now time.Time) snapshot {
 		}
 		sa := snapAlarm{ID: a.id, Active: a.active, Acked: a.acked, Latched: a.latched, Since: e.onClockOf(now, a.since()),
 			Updated: e.onClockOf(now, a.updated()), AckedAt: e.onClockOf(now, a.ackedAt()), AckedBy: a.ackedBy(), Comment: a.comment(),
-			ShelveUntil: e.onClockOf(now, a.shelveUntil()), OOS: a.oos, OOSUntil: e.onClockOf(now, a.oosUntil()), FirstOut: a.firstOut, Stale: a.stale}
+			ShelveUntil: e.onClockOf(now, a.shelveUntil()), OOS: a.oos, OOSUntil: e.onClockOf(now, a.oosUntil()), FirstOut: a.firstOut, Stale: a.stale, Held: a.held}
 		if v := e.valueOf(a); !math.IsNaN(v) && !math.IsInf(v, 0) {
 			sa.Value = &v
 		}

@@ -283,7 +283,7 @@ func (e *Engine) arm(a *alarm) {
 	if x != nil {
 		if a.pending {
 			d := a.spec.OnDelay
-			if a.active {
+			if a.active && !a.held {
 				d = a.spec.OffDelay
 			}
 			at(x.pendingSince.Add(d))
@@ -381,7 +381,9 @@ func (e *Engine) tickAlarms(now time.Time) {
 // tickAlarm runs an alarm's time-driven rules at now.
 func (e *Engine) tickAlarm(a *alarm, now time.Time) {
 	if a.pending {
-		e.setCond(a, now, !a.active)
+		// Pending: an activation (or, held by the fault hold, a new
+		// one), or an active alarm's return.
+		e.setCond(a, now, !a.active || a.held)
 	}
 	if a.shelve == timedShelve && e.reached(now, a.shelveUntil()) {
 		e.unshelve(a, now, "", "shelve expired")

@@ -18,7 +18,7 @@ func (b *backend) Alarms() []httpapi.Alarm                { return b.view.alarmL
 func (b *backend) Devices() []httpapi.Device              { return b.view.deviceList() }
 func (b *backend) History(limit int) []httpapi.Transition { return b.view.historyTail(limit) }
 func (b *backend) Ready() bool                            { return b.ready.Load() }
-func (b *backend) FaultHolds() []httpapi.Transition       { return b.view.faultHolds() }
+func (b *backend) FaultHolds() httpapi.Holds              { return b.view.faultHolds() }
 
 // Command runs an HTTP operator command through the same parser rules as
 // the MQTT cmd topic.

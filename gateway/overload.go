@@ -135,7 +135,7 @@ func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
 	if v.on {
 		g.met.faultHolds.Inc()
 		g.met.faultHold.Set(1)
-		g.holdStatus.Store(&mqtt.FaultHoldStatus{Since: now.UTC(), Reason: v.reason})
+		g.holdStatus.Store(&mqtt.FaultHoldStatus{Since: string(mqtt.AppendTime(nil, now)), Reason: v.reason})
 		g.log.Warn().Msg(v.reason)
 	} else {
 		g.met.faultHold.Set(0)

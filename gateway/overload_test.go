@@ -13,6 +13,7 @@ import (
 
 	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/gateway/loadtest"
+	"github.com/canary-gw/canary/gateway/mqtt"
 	"github.com/canary-gw/canary/gateway/outbox"
 )
 
@@ -283,11 +284,11 @@ func TestFaultHoldWhileOverloaded(t *testing.T) {
 	require.Contains(t, evs[len(evs)-1].Comment, "gateway overloaded")
 	// The control room's banner (the info) and the retained status.
 	holds := g.view.faultHolds()
-	require.Len(t, holds, 1)
-	require.Equal(t, "fault_hold", holds[0].Type)
+	require.Len(t, holds.Holds, 1)
+	require.Equal(t, "fault_hold", holds.Holds[0].Type)
 	hs := g.holdStatus.Load()
 	require.NotNil(t, hs)
-	require.True(t, hs.Since.Equal(at(3)))
+	require.Equal(t, string(mqtt.AppendTime(nil, at(3))), hs.Since)
 	require.Contains(t, hs.Reason, "gateway overloaded")
 
 	// d000 unread since 2 s: its comm alarms rise at the 5 s tick and
@@ -316,7 +317,8 @@ func TestFaultHoldWhileOverloaded(t *testing.T) {
 		}
 	}
 	require.Zero(t, metricValue(t, g.met.faultHold), "the hold ended at 38 s")
-	require.Empty(t, g.view.faultHolds())
+	require.Empty(t, g.view.faultHolds().Holds)
+	require.Equal(t, uint64(2), g.view.faultHolds().Gen)
 	require.Nil(t, g.holdStatus.Load())
 	evs = drain()
 	require.Equal(t, 1, countEvents(evs, "fault_hold_end", ""), "%v", evs)

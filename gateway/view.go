@@ -69,8 +69,9 @@ type view struct {
 	classes map[alarmClass]int
 	history []httpapi.Transition
 	// hold is the latest fault_hold or fault_hold_end transition (the
-	// control room's banner), nil before the first.
-	hold *httpapi.Transition
+	// control room's banner), nil before the first; holdGen counts them.
+	hold    *httpapi.Transition
+	holdGen uint64
 }
 
 // alarmClass is one series of the canary_alarms gauge.
@@ -315,24 +316,31 @@ func (v *view) addTransition(srv *httpapi.Server, ev alerting.Event) {
 		v.history = v.history[:n]
 	}
 	v.history = append(v.history, t)
-	if ev.Type == alerting.EvFaultHold || ev.Type == alerting.EvFaultHoldEnd {
+	isHold := ev.Type == alerting.EvFaultHold || ev.Type == alerting.EvFaultHoldEnd
+	if isHold {
 		hold := t
 		v.hold = &hold
+		v.holdGen++
 	}
 	v.mu.Unlock()
 	if srv != nil {
 		srv.Publish(httpapi.Event{Transition: &t})
+		if isHold {
+			h := v.faultHolds()
+			srv.Publish(httpapi.Event{Holds: &h})
+		}
 	}
 }
 
-// faultHolds is the fault_hold transition of the hold in force, if any.
-func (v *view) faultHolds() []httpapi.Transition {
+// faultHolds lists the hold in force, if any.
+func (v *view) faultHolds() httpapi.Holds {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if v.hold == nil || v.hold.Type != string(alerting.EvFaultHold) {
-		return []httpapi.Transition{}
+	h := httpapi.Holds{Gen: v.holdGen, Holds: []httpapi.Transition{}}
+	if v.hold != nil && v.hold.Type == string(alerting.EvFaultHold) {
+		h.Holds = append(h.Holds, *v.hold)
 	}
-	return []httpapi.Transition{*v.hold}
+	return h
 }
 
 // authorize checks the user named in an MQTT command. The broker's ACL

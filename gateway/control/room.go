@@ -242,8 +242,13 @@ func (r *Room) onMessage(_ paho.Client, m paho.Message) {
 			r.log.Warn().Str("topic", m.Topic()).Msg("status ignored")
 			return
 		}
-		for _, d := range r.st.setStatus(site, st) {
+		devs, holds := r.st.setStatus(site, st)
+		for _, d := range devs {
 			r.http.Publish(httpapi.Event{Device: &d})
+		}
+		if holds {
+			h := r.st.faultHolds()
+			r.http.Publish(httpapi.Event{Holds: &h})
 		}
 	case rest == "cmd/result":
 		var res command.Result
@@ -435,7 +440,7 @@ func (b *backend) Alarms() []httpapi.Alarm                { return b.st.alarmLis
 func (b *backend) Devices() []httpapi.Device              { return b.st.deviceList() }
 func (b *backend) History(limit int) []httpapi.Transition { return b.st.historyTail(limit) }
 func (b *backend) Ready() bool                            { return b.ready.Load() }
-func (b *backend) FaultHolds() []httpapi.Transition       { return b.st.faultHolds() }
+func (b *backend) FaultHolds() httpapi.Holds              { return b.st.faultHolds() }
 func (b *backend) Command(ctx context.Context, c httpapi.Command) error {
 	return (*Room)(b).command(ctx, c)
 }

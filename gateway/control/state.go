@@ -27,7 +27,8 @@ type state struct {
 	history  []httpapi.Transition
 	// holds are the fault holds in force, by site, from the sites'
 	// retained status (docs/alarms.md, "The fault hold").
-	holds map[string]httpapi.Transition
+	holds   map[string]httpapi.Transition
+	holdGen uint64
 }
 
 func newState() *state {
@@ -195,7 +196,7 @@ type siteStatus struct {
 
 // setStatus records a site's status; it returns the devices whose state
 // it changed.
-func (s *state) setStatus(site string, st siteStatus) []httpapi.Device {
+func (s *state) setStatus(site string, st siteStatus) (devices []httpapi.Device, holdsChanged bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st.State == "online" && s.sites[site] != "online" {
@@ -209,11 +210,18 @@ func (s *state) setStatus(site string, st siteStatus) []httpapi.Device {
 		}
 	}
 	s.sites[site] = st.State
+	old, had := s.holds[site]
 	if h := st.FaultHold; h != nil && st.State == "online" {
-		s.holds[site] = httpapi.Transition{TS: h.Since, Type: "fault_hold", Alarm: qualify(site, ""), Comment: h.Reason}
+		t := httpapi.Transition{TS: h.Since, Type: "fault_hold", Alarm: qualify(site, ""), Comment: h.Reason}
+		s.holds[site] = t
+		holdsChanged = !had || !old.TS.Equal(t.TS) || old.Comment != t.Comment
 	} else {
 		// Ended, or the gateway is gone: what it held is its alarms'.
 		delete(s.holds, site)
+		holdsChanged = had
+	}
+	if holdsChanged {
+		s.holdGen++
 	}
 	var out []httpapi.Device
 	for _, d := range st.Devices {
@@ -248,7 +256,7 @@ func (s *state) setStatus(site string, st siteStatus) []httpapi.Device {
 			}
 		}
 	}
-	return out
+	return out, holdsChanged
 }
 
 // markDevice records that a device just delivered a poll.
@@ -333,7 +341,7 @@ func (s *state) historyTail(limit int) []httpapi.Transition {
 }
 
 // faultHolds lists the fault holds in force, by site.
-func (s *state) faultHolds() []httpapi.Transition {
+func (s *state) faultHolds() httpapi.Holds {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]httpapi.Transition, 0, len(s.holds))
@@ -341,5 +349,5 @@ func (s *state) faultHolds() []httpapi.Transition {
 		out = append(out, t)
 	}
 	slices.SortFunc(out, func(a, b httpapi.Transition) int { return strings.Compare(a.Alarm, b.Alarm) })
-	return out
+	return httpapi.Holds{Gen: s.holdGen, Holds: out}
 }

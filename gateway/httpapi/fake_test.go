@@ -24,6 +24,7 @@ type fakeBackend struct {
 	srv      *Server
 	now      func() time.Time
 	hold     *Transition
+	holdGen  uint64
 }
 
 func newFakeBackend() *fakeBackend {
@@ -64,13 +65,18 @@ func (f *fakeBackend) History(limit int) []Transition {
 	return append([]Transition(nil), h...)
 }
 
-func (f *fakeBackend) FaultHolds() []Transition {
+func (f *fakeBackend) FaultHolds() Holds {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.hold == nil || f.hold.Type != "fault_hold" {
-		return []Transition{}
+	return f.holdsLocked()
+}
+
+func (f *fakeBackend) holdsLocked() Holds {
+	h := Holds{Gen: f.holdGen, Holds: []Transition{}}
+	if f.hold != nil && f.hold.Type == "fault_hold" {
+		h.Holds = append(h.Holds, *f.hold)
 	}
-	return []Transition{*f.hold}
+	return h
 }
 
 // setFaultHold records a fault_hold (on) or fault_hold_end transition as
@@ -85,8 +91,11 @@ func (f *fakeBackend) setFaultHold(on bool, comment string) {
 	t := Transition{Seq: f.seq, TS: f.now(), Type: typ, User: "", Comment: comment}
 	f.history = append(f.history, t)
 	f.hold = &t
+	f.holdGen++
+	h := f.holdsLocked()
 	f.mu.Unlock()
 	f.publish(Event{Transition: &t})
+	f.publish(Event{Holds: &h})
 }
 
 func (f *fakeBackend) Ready() bool {

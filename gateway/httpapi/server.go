@@ -239,6 +239,7 @@ func (s *Server) routes() http.Handler {
 	handle("/api/v1/alarms", "alarms", read(s.handleAlarms))
 	handle("/api/v1/devices", "devices", read(s.handleDevices))
 	handle("/api/v1/history", "history", read(s.handleHistory))
+	handle("/api/v1/holds", "holds", read(s.handleHolds))
 	handle("/api/v1/trends/{device}/{sensor}", "trends", read(s.handleTrend))
 	handle("/api/v1/info", "info", map[string]http.HandlerFunc{http.MethodGet: s.handleInfo})
 	handle("/api/v1/events", "events", read(s.handleEvents))
@@ -448,6 +449,14 @@ func (s *Server) handleDevices(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, ds)
 }
 
+func (s *Server) handleHolds(w http.ResponseWriter, _ *http.Request) {
+	h := s.backend.FaultHolds()
+	if h.Holds == nil {
+		h.Holds = []Transition{}
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	limit := 200
 	if v := r.URL.Query().Get("limit"); v != "" {
@@ -512,7 +521,6 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
 		"name":          s.opts.SiteName,
 		"anonymous":     s.opts.Config.Anonymous,
 		"stale_after_s": s.opts.StaleAfter.Seconds(),
-		"fault_holds":   s.backend.FaultHolds(),
 	})
 }
 

@@ -458,7 +458,7 @@ func TestShelveAndUnshelve(t *testing.T) {
 
 func TestAnonymousNoneNeedsLogin(t *testing.T) {
 	e := startServer(t, func(o *Options) { o.Config.Anonymous = configs.AnonymousNone })
-	for _, p := range []string{"/api/v1/readings", "/api/v1/alarms", "/api/v1/devices", "/api/v1/history", "/api/v1/events"} {
+	for _, p := range []string{"/api/v1/readings", "/api/v1/alarms", "/api/v1/devices", "/api/v1/history", "/api/v1/holds", "/api/v1/events"} {
 		r := e.do(t, req{path: p})
 		require.Equal(t, http.StatusUnauthorized, r.code, p)
 		require.NotEmpty(t, r.header.Get("WWW-Authenticate"))
@@ -466,6 +466,10 @@ func TestAnonymousNoneNeedsLogin(t *testing.T) {
 	r := e.do(t, req{path: "/api/v1/readings", user: "victor", pass: viewerPass})
 	require.Equal(t, http.StatusOK, r.code)
 	require.Equal(t, "[]\n", string(r.body))
+	e.be.setFaultHold(true, "gateway overloaded")
+	r = e.do(t, req{path: "/api/v1/holds", user: "victor", pass: viewerPass})
+	require.Equal(t, http.StatusOK, r.code)
+	require.JSONEq(t, `{"gen":1,"holds":[{"seq":1,"ts":"`+e.be.FaultHolds().Holds[0].TS.Format(time.RFC3339Nano)+`","type":"fault_hold","alarm":"","from":"","to":"","active":false,"value":null,"limit":null,"user":"","comment":"gateway overloaded"}]}`, string(r.body))
 	// Probes and the UI shell stay open so the login form can load.
 	require.Equal(t, http.StatusOK, e.do(t, req{path: "/healthz"}).code)
 	require.Equal(t, http.StatusOK, e.do(t, req{path: "/"}).code)
@@ -677,7 +681,7 @@ func TestUIServedWithSecurityHeaders(t *testing.T) {
 	require.Empty(t, r.header.Values("Set-Cookie"))
 
 	r = e.do(t, req{path: "/api/v1/info"})
-	require.JSONEq(t, `{"site":"demo","name":"Demo colliery, face 3","anonymous":"viewer","stale_after_s":30,"fault_holds":[]}`, string(r.body))
+	require.JSONEq(t, `{"site":"demo","name":"Demo colliery, face 3","anonymous":"viewer","stale_after_s":30}`, string(r.body))
 }
 
 func TestTrend(t *testing.T) {

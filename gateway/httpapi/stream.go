@@ -133,6 +133,8 @@ func (s *Server) Stream(ev Event) {
 		name, v = "transition", ev.Transition
 	case ev.Device != nil:
 		name, v = "device", ev.Device
+	case ev.Holds != nil:
+		name, v = "holds", ev.Holds
 	default:
 		return
 	}

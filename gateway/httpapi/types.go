@@ -26,10 +26,10 @@ type Backend interface {
 	// Ready reports whether the gateway is serving real state (config
 	// loaded, engine restored, pollers started).
 	Ready() bool
-	// FaultHolds returns the fault_hold transitions of the holds in force
-	// (an overloaded gateway holding its comm and bad alarms): at most one
-	// on a gateway, one per site in a control room.
-	FaultHolds() []Transition
+	// FaultHolds returns the fault holds in force (an overloaded gateway
+	// holding its sensors' comm and bad alarms): at most one on a gateway,
+	// one per site in a control room.
+	FaultHolds() Holds
 }
 
 // Errors a Backend wraps so the API answers with the right status.
@@ -163,4 +163,15 @@ type Event struct {
 	Alarm      *Alarm
 	Transition *Transition
 	Device     *Device
+	// Holds is the whole list of fault holds, after a change.
+	Holds *Holds
+}
+
+// Holds lists the fault holds in force, each as the fault_hold transition
+// that began it (Alarm is "" on a gateway, "<site>." in a control room).
+// Gen grows with every change, so that a client can tell an older list
+// from a newer one.
+type Holds struct {
+	Gen   uint64       `json:"gen"`
+	Holds []Transition `json:"holds"`
 }

@@ -31,8 +31,9 @@ type DeviceStatus struct {
 // message: an overloaded gateway holding its sensors' comm and bad alarms
 // active (docs/alarms.md).
 type FaultHoldStatus struct {
-	Since  time.Time `json:"since"`
-	Reason string    `json:"reason"`
+	// Since is when the hold began, as every ts (AppendTime).
+	Since  string `json:"since"`
+	Reason string `json:"reason"`
 }
 
 // CommandHandler answers one operator command received on

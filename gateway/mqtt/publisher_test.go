@@ -311,11 +311,11 @@ func TestStatusCarriesTheFaultHold(t *testing.T) {
 	require.Equal(t, "online", last()["state"])
 	require.NotContains(t, last(), "fault_hold")
 
-	since := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	since := string(AppendTime(nil, time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)))
 	hold.Store(&FaultHoldStatus{Since: since, Reason: "gateway overloaded"})
 	p.StatusChanged()
 	waitFor(t, 10*time.Second, func() bool { _, ok := last()["fault_hold"]; return ok }, "the hold in the status")
-	require.Equal(t, map[string]any{"since": "2026-12-01T03:00:00Z", "reason": "gateway overloaded"}, last()["fault_hold"])
+	require.Equal(t, map[string]any{"since": "2026-12-01T03:00:00.000000000Z", "reason": "gateway overloaded"}, last()["fault_hold"])
 
 	n := len(got.snapshot())
 	hold.Store(nil)

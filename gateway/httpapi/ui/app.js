@@ -22,8 +22,7 @@ const st = {
   alarms: new Map(), // id -> alarm
   devices: new Map(), // id -> device
   log: [], // transitions, oldest first
-  holds: new Map(), // alarm ('' or '<site>.') -> the fault_hold transition of a hold in force
-  holdGen: 0, // counts the stream's hold changes (loadAll)
+  holds: { gen: -1, holds: [] }, // the fault holds in force (/api/v1/holds), the newest list by gen
   sort: 'priority',
   selected: null, // "dev/sensor"
   trend: null, // {device, sensor, unit, limits, points}
@@ -161,18 +160,13 @@ async function getJSON(path) {
 }
 
 async function loadAll() {
-  const holdGen = st.holdGen;
-  const [readings, alarms, devices, history, info] = await Promise.all([
+  const [readings, alarms, devices, history, holds] = await Promise.all([
     getJSON('/api/v1/readings'), getJSON('/api/v1/alarms'),
     getJSON('/api/v1/devices'), getJSON('/api/v1/history?limit=200'),
-    getJSON('/api/v1/info'),
+    getJSON('/api/v1/holds'),
   ]);
-  // The holds in force, unless the stream brought a change meanwhile
-  // (then the stream's is the newer).
-  if (st.holdGen === holdGen) {
-    st.holds.clear();
-    for (const t of info.fault_holds || []) st.holds.set(t.alarm, t);
-  }
+  // A new process (a restart) counts from 0 again: the load is the truth.
+  st.holds = holds;
   const now = Date.now();
   st.snapUntil = performance.now() + RACE_MS;
   st.readings.clear();
@@ -267,6 +261,7 @@ function handleBlock(block) {
     case 'alarm': onAlarm(v); break;
     case 'transition': onTransition(v); break;
     case 'device': onDevice(v); break;
+    case 'holds': onHolds(v); break;
     case 'resync': restartStream(); break;
   }
 }
@@ -306,14 +301,15 @@ function onAlarm(a) {
   scheduleAlarms();
 }
 
+// A list of the holds in force from the stream: newer than the one held
+// only if its gen is (one made before the load may arrive after it).
+function onHolds(h) {
+  if (h.gen <= st.holds.gen) return;
+  st.holds = h;
+  renderHold();
+}
+
 function onTransition(t) {
-  if (t.type === 'fault_hold' || t.type === 'fault_hold_end') {
-    // A site's hold (alarm is '' on a gateway, '<site>.' in a control room).
-    st.holdGen++;
-    if (t.type === 'fault_hold') st.holds.set(t.alarm, t);
-    else st.holds.delete(t.alarm);
-    renderHold();
-  }
   if (st.log.length && st.log.some((x) => x.seq === t.seq && x.alarm === t.alarm && x.ts === t.ts)) return;
   st.log.push(t);
   if (st.log.length > 500) st.log.splice(0, st.log.length - 500);
@@ -623,7 +619,7 @@ function renderFlood() {
 // banner an operator would see such alarms stay while the values update.
 function renderHold() {
   const b = $('fault-hold');
-  const holds = [...st.holds.values()];
+  const holds = st.holds.holds || [];
   b.hidden = holds.length === 0;
   if (!holds.length) return;
   const where = holds.map((t) => (t.alarm ? `${t.alarm.slice(0, -1)} ` : '') + `since ${fmtTime(t.ts)}`).join(', ');
