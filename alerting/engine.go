@@ -657,15 +657,8 @@ func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 	if cond && a.held {
 		// Lost, or bad, again while held: what its return and a new
 		// activation would have been, through the on-delay as ever.
-		if d := a.spec.OnDelay; d > 0 {
-			if !a.pending {
-				a.pending = true
-				a.ext().pendingSince = now
-				e.arm(a)
-			}
-			if now.Sub(a.x.pendingSince) < d {
-				return
-			}
+		if e.waiting(a, now, a.spec.OnDelay) {
+			return
 		}
 		a.pending = false
 		e.lostAgain(a, now)
@@ -683,15 +676,8 @@ func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 	if cond {
 		delay = a.spec.OnDelay
 	}
-	if delay > 0 {
-		if !a.pending {
-			a.pending = true
-			a.ext().pendingSince = now
-			e.arm(a)
-		}
-		if now.Sub(a.x.pendingSince) < delay {
-			return
-		}
+	if e.waiting(a, now, delay) {
+		return
 	}
 	a.pending = false
 	switch {
@@ -702,6 +688,20 @@ func (e *Engine) setCond(a *alarm, now time.Time, cond bool) {
 	default:
 		e.deactivate(a, now)
 	}
+}
+
+// waiting starts a's pending delay d at now unless it is running, and
+// reports whether it still runs (d <= 0: no delay).
+func (e *Engine) waiting(a *alarm, now time.Time, d time.Duration) bool {
+	if d <= 0 {
+		return false
+	}
+	if !a.pending {
+		a.pending = true
+		a.ext().pendingSince = now
+		e.arm(a)
+	}
+	return now.Sub(a.x.pendingSince) < d
 }
 
 // keepHeld keeps a comm or bad alarm whose return fell due active, for

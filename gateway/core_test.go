@@ -762,13 +762,8 @@ type commEvent struct {
 // start with dev ("": all).
 func commEvents(t *testing.T, g *Gateway, dev string) []commEvent {
 	t.Helper()
-	ctx := t.Context()
-	g.flush(ctx, nil)
-	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
-	require.NoError(t, err)
 	var evs []commEvent
-	for _, r := range recs {
-		require.NoError(t, g.ob.Release(ctx, r.Key))
+	for _, r := range drainAlarmLane(t, g) {
 		var e commEvent
 		if r.Kind != outbox.KindEvent || json.Unmarshal(r.Payload, &e) != nil ||
 			!strings.HasSuffix(e.Alarm, ".comm") || !strings.HasPrefix(e.Alarm, dev) {
@@ -777,6 +772,20 @@ func commEvents(t *testing.T, g *Gateway, dev string) []commEvent {
 		evs = append(evs, e)
 	}
 	return evs
+}
+
+// drainAlarmLane commits what waits, and drains and releases the outbox's
+// alarm lane.
+func drainAlarmLane(t *testing.T, g *Gateway) []outbox.Record {
+	t.Helper()
+	ctx := t.Context()
+	g.flush(ctx, nil)
+	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
+	require.NoError(t, err)
+	for _, r := range recs {
+		require.NoError(t, g.ob.Release(ctx, r.Key))
+	}
+	return recs
 }
 
 // A core far behind sheds the readings of the polls that change no alarm:

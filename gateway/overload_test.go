@@ -193,13 +193,8 @@ type siteEvent struct {
 // returns its events.
 func drainEvents(t *testing.T, g *Gateway) []siteEvent {
 	t.Helper()
-	ctx := t.Context()
-	g.flush(ctx, nil)
-	recs, err := g.ob.Drain(outbox.Alarms, 0, 100000)
-	require.NoError(t, err)
 	var evs []siteEvent
-	for _, r := range recs {
-		require.NoError(t, g.ob.Release(ctx, r.Key))
+	for _, r := range drainAlarmLane(t, g) {
 		if r.Kind != outbox.KindEvent {
 			continue
 		}
