@@ -279,6 +279,9 @@ type Engine struct {
 	// holds those kept active, for the hold's end.
 	faultHeld bool
 	heldList  []*alarm
+	// unsaved: a change without an event (keepHeld, lostAgain) that
+	// the snapshot should have (Unsaved).
+	unsaved bool
 
 	// Shared specs of the alarms the engine derives.
 	failedSpec, bypassedSpec, degradedSpec *CondSpec
@@ -710,6 +713,7 @@ func (e *Engine) waiting(a *alarm, now time.Time, d time.Duration) bool {
 // its value; a latching one is latched for them).
 func (e *Engine) keepHeld(a *alarm, now time.Time) {
 	a.held = true
+	e.unsaved = true
 	if !a.inHeldList {
 		a.inHeldList = true
 		e.heldList = append(e.heldList, a)
@@ -724,6 +728,11 @@ func (e *Engine) keepHeld(a *alarm, now time.Time) {
 // new activation the hold stood in for would have made it.
 func (e *Engine) lostAgain(a *alarm, now time.Time) {
 	a.held = false
+	e.unsaved = true
+	// For its groups a new activation, first out as any other.
+	for _, g := range a.memberOf() {
+		e.markFirstOut(g, a, now)
+	}
 	if a.acked {
 		from := a.state()
 		x := a.ext()
@@ -1006,6 +1015,15 @@ func (e *Engine) countFlood(site string, now time.Time) {
 		e.emit(site, Event{TS: now, Type: EvFloodStart, Value: float64(n), Limit: float64(e.opts.FloodStart),
 			Comment: fmt.Sprintf("more than %d alarms within %s", e.opts.FloodStart, e.opts.FloodWindow)})
 	}
+}
+
+// Unsaved reports, and forgets, a change of the alarms' state that made
+// no event (an alarm the fault hold began or stopped holding): the
+// snapshot marks held alarms, so the caller should save it again.
+func (e *Engine) Unsaved() bool {
+	u := e.unsaved
+	e.unsaved = false
+	return u
 }
 
 // SetFaultHold holds the points' active comm and bad alarms (on) or lets the

@@ -279,6 +279,9 @@ func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	g.flush(ctx, g.eng.Tick(now))
 	g.retryActions(now)
 	g.resendAlarms(ctx)
+	if g.eng.Unsaved() {
+		g.stateDirty = true // an alarm held, or no longer (snapshot's "held")
+	}
 	if g.stateDirty && now.Sub(g.persistedAt) >= g.persistGap() {
 		g.persistNow(now)
 	}
