@@ -67,9 +67,10 @@ type alarm struct {
 	stale                  bool
 	batched                bool // queued in the current Tick's alarm pass
 	// held: a point's comm or bad alarm the fault hold keeps active
-	// (SetFaultHold) after its return fell due. Interlocks, groups and reset see it as
-	// returned: the hold changes what the alarm shows, not what it drives.
-	// inHeldList: it is in Engine.heldList (once, however often held).
+	// (SetFaultHold) after its return fell due. Interlocks, groups and
+	// reset see it as returned: the hold changes what the alarm shows,
+	// not what it drives. inHeldList: it is in Engine.heldList (once,
+	// however often held).
 	held, inHeldList bool
 }
 
@@ -275,8 +276,9 @@ type Engine struct {
 	dirty   []*group
 	siteIDs []string // sorted, for a deterministic event order
 
-	// faultHeld: active comm and bad alarms do not return (SetFaultHold); heldList
-	// holds those kept active, for the hold's end.
+	// faultHeld: active comm and bad alarms do not return
+	// (SetFaultHold); heldList holds those kept active, for the hold's
+	// end.
 	faultHeld bool
 	heldList  []*alarm
 	// unsaved: a change without an event (keepHeld, lostAgain) that
@@ -708,9 +710,9 @@ func (e *Engine) waiting(a *alarm, now time.Time, d time.Duration) bool {
 }
 
 // keepHeld keeps a comm or bad alarm whose return fell due active, for
-// the fault hold (SetFaultHold). Nothing is published: its state is unchanged. The
-// groups and interlocks it feeds see it returned (a held input votes by
-// its value; a latching one is latched for them).
+// the fault hold (SetFaultHold). Nothing is published: its state is
+// unchanged. The groups and interlocks it feeds see it returned (a held
+// input votes by its value; a latching one is latched for them).
 func (e *Engine) keepHeld(a *alarm, now time.Time) {
 	a.held = true
 	e.unsaved = true
@@ -723,9 +725,9 @@ func (e *Engine) keepHeld(a *alarm, now time.Time) {
 }
 
 // lostAgain: a held alarm's condition is back (its point lost, or bad,
-// again). It is no longer
-// held, and if it was acknowledged it annunciates again, as the return and
-// new activation the hold stood in for would have made it.
+// again). It is no longer held, and if it was acknowledged it
+// annunciates again, as the return and new activation the hold stood in
+// for would have made it.
 func (e *Engine) lostAgain(a *alarm, now time.Time) {
 	a.held = false
 	e.unsaved = true
@@ -1026,8 +1028,8 @@ func (e *Engine) Unsaved() bool {
 	return u
 }
 
-// SetFaultHold holds the points' active comm and bad alarms (on) or lets the
-// holds go (off), and returns the site events saying so (fault_hold,
+// SetFaultHold holds the points' active comm and bad alarms (on) or lets
+// the holds go (off), and returns the site events saying so (fault_hold,
 // fault_hold_end, with reason as their comment); nothing when the hold
 // is already as asked.
 //
@@ -1037,9 +1039,9 @@ func (e *Engine) Unsaved() bool {
 // answering late, or the gateway reading late): each of their sensors'
 // comm or bad alarms would be raised and returned, again and again, a
 // flood whose commits take the CPU the pollers lack (the gateway's own
-// alarm floods, docs/performance.md). Held, such an alarm raises
-// as ever, and when its return falls due (valid samples again, through
-// its off-delay) it stays active: it returns when the hold ends, or
+// alarm floods, docs/performance.md). Held, such an alarm raises as
+// ever, and when its return falls due (valid samples again, through its
+// off-delay) it stays active: it returns when the hold ends, or
 // annunciates again if the point is lost again meanwhile after an ack.
 // Only what the alarm shows is held: the groups and interlocks it feeds,
 // and a reset, see it returned (keepHeld).

@@ -49,7 +49,7 @@ func (l lateness) sub(o lateness) lateness {
 	return lateness{l.polls - o.polls, l.lateStarts - o.lateStarts, l.late - o.late, l.catchups - o.catchups}
 }
 
-// late reports whether a window with these counts shows the gateway
+// lateWindow reports whether a window with these counts shows the gateway
 // running late: a poll abandoned, a catch-up, or a share of late starts.
 func (l lateness) lateWindow() bool {
 	return l.late > 0 || l.catchups > 0 || (l.lateStarts > 0 && l.lateStarts*lateStartShare >= l.polls)
