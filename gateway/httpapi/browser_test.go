@@ -277,5 +277,25 @@ func TestBrowserFaultHoldBanner(t *testing.T) {
 	testenv.WaitJS(t, ctx, "the banner gone", `document.getElementById('fault-hold').hidden`)
 	e.be.setFaultHold(true, "overloaded again")
 	testenv.WaitJS(t, ctx, "the banner again", `!document.getElementById('fault-hold').hidden && document.getElementById('fault-hold').title === 'overloaded again'`)
+	// A control room's list names each site held ("<site>." holds).
+	e.be.setHolds(Transition{TS: time.Now(), Type: "fault_hold", Alarm: "north.", Comment: "north overloaded"},
+		Transition{TS: time.Now(), Type: "fault_hold", Alarm: "south.", Comment: "south overloaded"})
+	testenv.WaitJS(t, ctx, "the sites held", `document.getElementById('fault-hold').textContent.startsWith('GATEWAY OVERLOADED (north since ') && document.getElementById('fault-hold').textContent.includes(', south since ')`)
+	// An older list (a lower gen), arriving late, does not undo a newer
+	// one; the next newer one is shown.
+	e.be.mu.Lock()
+	e.be.holdGen -= 5
+	e.be.mu.Unlock()
+	e.be.setHolds() // empty, but older
+	// The stream is in order: once a reading sent after it shows, the
+	// older list was handled, and ignored.
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "co", Kind: "co", Value: fp(7.77), Unit: "ppm", Quality: "good", TS: time.Now()})
+	testenv.WaitJS(t, ctx, "the reading after the older list", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '7.77'`)
+	require.True(t, testenv.EvalJS[bool](t, ctx, `!document.getElementById('fault-hold').hidden && document.getElementById('fault-hold').textContent.includes('north since')`), "an older list undid a newer one")
+	e.be.mu.Lock()
+	e.be.holdGen += 10
+	e.be.mu.Unlock()
+	e.be.setFaultHold(true, "newest")
+	testenv.WaitJS(t, ctx, "the newest list", `document.getElementById('fault-hold').title === 'newest'`)
 	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
 }

@@ -98,6 +98,16 @@ func (f *fakeBackend) setFaultHold(on bool, comment string) {
 	f.publish(Event{Holds: &h})
 }
 
+// setHolds replaces the list of holds, as a control room learning them
+// from its sites' status does, and publishes it.
+func (f *fakeBackend) setHolds(holds ...Transition) {
+	f.mu.Lock()
+	f.holdGen++
+	h := Holds{Gen: f.holdGen, Holds: holds}
+	f.mu.Unlock()
+	f.publish(Event{Holds: &h})
+}
+
 func (f *fakeBackend) Ready() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
