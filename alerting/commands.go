@@ -70,7 +70,7 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	if a.held {
 		// Its return first (its event, the end of a one-shot shelve,
 		// the latch), as it would have come without the hold.
-		a.held = false
+		e.unhold(a)
 		e.deactivate(a, now)
 	}
 	from := a.state()

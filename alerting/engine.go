@@ -277,10 +277,13 @@ type Engine struct {
 	siteIDs []string // sorted, for a deterministic event order
 
 	// faultHeld: active comm and bad alarms do not return
-	// (SetFaultHold); heldList holds those kept active, for the hold's
-	// end.
+	// (SetFaultHold). heldList holds those kept active, in the order
+	// they were held, from heldHead on, for ReleaseHeld; nHeld counts
+	// those still held.
 	faultHeld bool
 	heldList  []*alarm
+	heldHead  int
+	nHeld     int
 	// unsaved: a change without an event (keepHeld, lostAgain) that
 	// the snapshot should have (Unsaved).
 	unsaved bool
@@ -714,12 +717,8 @@ func (e *Engine) waiting(a *alarm, now time.Time, d time.Duration) bool {
 // unchanged. The groups and interlocks it feeds see it returned (a held
 // input votes by its value; a latching one is latched for them).
 func (e *Engine) keepHeld(a *alarm, now time.Time) {
-	a.held = true
+	e.markHeld(a)
 	e.unsaved = true
-	if !a.inHeldList {
-		a.inHeldList = true
-		e.heldList = append(e.heldList, a)
-	}
 	e.changed(a)
 	e.updateActions(a, now)
 }
@@ -729,7 +728,7 @@ func (e *Engine) keepHeld(a *alarm, now time.Time) {
 // annunciates again, as the return and new activation the hold stood in
 // for would have made it.
 func (e *Engine) lostAgain(a *alarm, now time.Time) {
-	a.held = false
+	e.unhold(a)
 	e.unsaved = true
 	// For its groups a new activation, first out as any other.
 	for _, g := range a.memberOf() {
@@ -748,6 +747,24 @@ func (e *Engine) lostAgain(a *alarm, now time.Time) {
 		e.changed(a)
 	}
 	e.updateActions(a, now)
+}
+
+// markHeld marks a held (keepHeld, or restored so) and lists it for
+// ReleaseHeld, once however often it is held.
+func (e *Engine) markHeld(a *alarm) {
+	a.held = true
+	e.nHeld++
+	if !a.inHeldList {
+		a.inHeldList = true
+		e.heldList = append(e.heldList, a)
+	}
+}
+
+// unhold: a is no longer held. It stays in heldList, which ReleaseHeld
+// skips it in (or finds it held again).
+func (e *Engine) unhold(a *alarm) {
+	a.held = false
+	e.nHeld--
 }
 
 // hold freezes an alarm's condition (its input is not usable): pending
@@ -1041,10 +1058,15 @@ func (e *Engine) Unsaved() bool {
 // flood whose commits take the CPU the pollers lack (the gateway's own
 // alarm floods, docs/performance.md). Held, such an alarm raises as
 // ever, and when its return falls due (valid samples again, through its
-// off-delay) it stays active: it returns when the hold ends, or
-// annunciates again if the point is lost again meanwhile after an ack.
-// Only what the alarm shows is held: the groups and interlocks it feeds,
-// and a reset, see it returned (keepHeld).
+// off-delay) it stays active: it returns when released (ReleaseHeld)
+// after the hold, or annunciates again if the point is lost again
+// meanwhile after an ack. Only what the alarm shows is held: the groups
+// and interlocks it feeds, and a reset, see it returned (keepHeld).
+//
+// The hold's end releases nothing by itself: the alarms it kept active
+// return as the caller releases them, a few at a time, so that their
+// returns (all of a site's comm and bad alarms, for an overload that
+// left every device unread) do not overload the gateway again at once.
 func (e *Engine) SetFaultHold(now time.Time, on bool, reason string) []Event {
 	now = e.monotonic(now)
 	if on == e.faultHeld {
@@ -1058,17 +1080,36 @@ func (e *Engine) SetFaultHold(now time.Time, on bool, reason string) []Event {
 	for _, site := range e.siteIDs {
 		e.emit(site, Event{TS: now, Type: t, Value: math.NaN(), Limit: math.NaN(), Comment: reason})
 	}
-	if !on {
-		// Their returns fell due while held: they return now.
-		for _, a := range e.heldList {
-			a.inHeldList = false
-			if a.held {
-				a.held = false
-				e.deactivate(a, now)
-			}
+	return e.take()
+}
+
+// Held returns how many alarms the fault hold keeps active: during a
+// hold, and after it until they are released (ReleaseHeld).
+func (e *Engine) Held() int { return e.nHeld }
+
+// ReleaseHeld returns at most n of the alarms the fault hold kept
+// active, those held first first (n < 0: all), and returns their events;
+// nothing while the hold is on. A held alarm returns as it would have
+// when its return fell due: its return event, the end of a one-shot
+// shelve, its latch.
+func (e *Engine) ReleaseHeld(now time.Time, n int) []Event {
+	now = e.monotonic(now)
+	if e.faultHeld {
+		return nil
+	}
+	for n != 0 && e.heldHead < len(e.heldList) {
+		a := e.heldList[e.heldHead]
+		e.heldList[e.heldHead] = nil
+		e.heldHead++
+		a.inHeldList = false
+		if a.held {
+			e.unhold(a)
+			e.deactivate(a, now)
+			n--
 		}
-		clear(e.heldList)
-		e.heldList = e.heldList[:0]
+	}
+	if e.heldHead == len(e.heldList) {
+		e.heldList, e.heldHead = e.heldList[:0], 0
 	}
 	return e.take()
 }

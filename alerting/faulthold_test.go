@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -35,9 +36,73 @@ func TestFaultHoldListBounded(t *testing.T) {
 	}
 	require.Equal(t, 1, raised, "raised once, held since")
 	require.Len(t, e.heldList, 1)
+	require.Equal(t, 1, e.Held())
 	evs := e.SetFaultHold(now, false, "calm")
-	require.Len(t, evs, 2, "the hold's end, and the one return")
-	require.Equal(t, EvReturn, evs[1].Type)
+	require.Len(t, evs, 1, "the hold's end; the held alarm waits for its release")
+	require.Equal(t, EvFaultHoldEnd, evs[0].Type)
+	evs = e.ReleaseHeld(now, -1)
+	require.Len(t, evs, 1, "the one return")
+	require.Equal(t, EvReturn, evs[0].Type)
 	require.Empty(t, e.heldList)
+	require.Zero(t, e.Held())
 	require.False(t, e.points["tank.t1"].comm.inHeldList)
+}
+
+// Released a few at a time, the held alarms return in the order they
+// were held, and the list is walked once: those no longer held (lost
+// again) are passed by, not counted.
+func TestReleaseHeldInOrder(t *testing.T) {
+	var cfg Config
+	for i := range 5 {
+		cfg.Points = append(cfg.Points, PointConfig{Site: "s1", Device: "tank", Sensor: fmt.Sprintf("t%d", i), Kind: "temperature", Poll: time.Second})
+	}
+	e := newEngine(t, cfg)
+	now := scriptStart
+	good := func(ids ...int) []Sample {
+		var s []Sample
+		for _, i := range ids {
+			s = append(s, Sample{Point: fmt.Sprintf("tank.t%d", i), Value: 20, Quality: Good})
+		}
+		return s
+	}
+	_, err := e.Step(now, good(0, 1, 2, 3, 4))
+	require.NoError(t, err)
+	e.SetFaultHold(now, true, "overloaded")
+	now = now.Add(3 * time.Second)
+	require.Len(t, e.Tick(now), 5, "all lost")
+	// Back in the order 3, 1, 4, 0, 2: held in that order.
+	for _, i := range []int{3, 1, 4, 0, 2} {
+		now = now.Add(100 * time.Millisecond)
+		evs, err := e.Step(now, good(i))
+		require.NoError(t, err)
+		require.Empty(t, evs)
+	}
+	require.Equal(t, 5, e.Held())
+	require.Empty(t, e.ReleaseHeld(now, -1), "nothing while the hold is on")
+	e.SetFaultHold(now, false, "calm")
+	returned := func(evs []Event) (ids []string) {
+		for _, ev := range evs {
+			if ev.Type == EvFleeting {
+				continue // active for a moment: said before its return
+			}
+			require.Equal(t, EvReturn, ev.Type)
+			ids = append(ids, ev.Alarm)
+		}
+		return ids
+	}
+	require.Equal(t, []string{"tank.t3.comm", "tank.t1.comm"}, returned(e.ReleaseHeld(now, 2)))
+	require.Equal(t, 3, e.Held())
+	// t4 lost again before its release: no longer held, and passed by.
+	now = now.Add(3 * time.Second)
+	_, err = e.Step(now, good(0, 1, 2, 3))
+	require.NoError(t, err)
+	e.Tick(now)
+	require.Equal(t, 2, e.Held())
+	require.Equal(t, []string{"tank.t0.comm"}, returned(e.ReleaseHeld(now, 1)))
+	require.Equal(t, []string{"tank.t2.comm"}, returned(e.ReleaseHeld(now, 5)))
+	require.Zero(t, e.Held())
+	require.Empty(t, e.heldList)
+	a, ok := e.Alarm("tank.t4.comm")
+	require.True(t, ok)
+	require.True(t, a.Active, "lost again: active, as any lost point's")
 }

@@ -258,6 +258,16 @@ func (s *script) run(steps string) {
 			evs, err = s.e.ActionResult(now, a[2], a[3] == "ok", arg(a, 4))
 		case "faulthold":
 			evs = s.e.SetFaultHold(now, a[2] == "on", arg(a, 3))
+		case "release": // release N|all: Engine.ReleaseHeld
+			n := -1
+			if a[2] != "all" {
+				var perr error
+				n, perr = strconv.Atoi(a[2])
+				require.NoError(s.t, perr, "line %d", lineNo)
+			}
+			s.events(s.e.ReleaseHeld(now, n))
+			fmt.Fprintf(&s.out, "%s HELD %d\n", off, s.e.Held())
+			continue
 		case "restart":
 			snap, serr := s.e.Snapshot(now)
 			require.NoError(s.t, serr)

@@ -34,7 +34,8 @@ type snapAlarm struct {
 	FirstOut    bool      `json:"first_out,omitempty"`
 	Stale       bool      `json:"stale,omitempty"`
 	// Held: the fault hold kept it active after its return fell due
-	// (SetFaultHold). A restored engine has no hold: it returns then.
+	// (SetFaultHold). A restored engine has no hold, but keeps it held
+	// until released (ReleaseHeld).
 	Held bool `json:"held,omitempty"`
 }
 
@@ -372,10 +373,12 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 		}
 	}
 	// Kept active by the last process's fault hold: their returns fell
-	// due then, and this engine holds nothing. They return now, before
-	// the actions are judged (held, they demanded nothing).
+	// due then. They stay held, for the caller to release (ReleaseHeld)
+	// a few at a time, as after a hold: a restart during a hold, or
+	// while its alarms were being released, does not return them all at
+	// once. Held, they demand what their returns would have (demands).
 	for _, a := range held {
-		e.deactivate(a, now)
+		e.markHeld(a)
 	}
 	for _, g := range e.groups {
 		e.markGroup(g)

@@ -275,6 +275,8 @@ func (g *Gateway) onTimer(ctx context.Context, due time.Time, queued []modbus.Ba
 func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	g.tickedAt = now
 	g.judgeOverload(ctx, now)
+	g.releaseHeld(ctx, now)
+	g.met.faultHeld.Set(float64(g.eng.Held()))
 	// The readings waiting since the last commit share this one.
 	g.flush(ctx, g.eng.Tick(now))
 	g.retryActions(now)
@@ -404,6 +406,9 @@ func (g *Gateway) nextTick(now time.Time) time.Duration {
 	}
 	if g.stateDirty {
 		d = min(d, g.persistedAt.Add(g.persistGap()).Sub(now))
+	}
+	if g.releasing() {
+		d = 0 // the next grid time: held alarms are released each tick
 	}
 	return untilGrid(now, max(d, 0), g.o.TickEvery)
 }

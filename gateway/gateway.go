@@ -129,6 +129,9 @@ type Gateway struct {
 	// judgeClock is the overload judge's clock: time.Now when nil (tests
 	// set their own).
 	judgeClock func() time.Time
+	// releasedAt is the tick of the last release of held alarms
+	// (releaseHeld); zero when none is under way.
+	releasedAt time.Time
 	// holdStatus is the fault hold in force, for the retained status.
 	holdStatus atomic.Pointer[mqtt.FaultHoldStatus]
 

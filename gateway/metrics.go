@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -22,6 +23,7 @@ type metrics struct {
 	catchups     prometheus.Counter
 	faultHold    prometheus.Gauge
 	faultHolds   prometheus.Counter
+	faultHeld    prometheus.Gauge
 	appendErrors prometheus.Counter
 	commands     *prometheus.CounterVec
 	actions      *prometheus.CounterVec
@@ -47,6 +49,8 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help: "1 while the gateway, overloaded, holds its sensors' comm and bad alarms active (they return once it has run a calm spell without running late), else 0.", ConstLabels: labels}),
 		faultHolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_fault_holds_total",
 			Help: "Times the gateway started holding its sensors' comm and bad alarms because it ran late (overloaded).", ConstLabels: labels}),
+		faultHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "canary_fault_held_alarms",
+			Help: fmt.Sprintf("Comm and bad alarms kept active by the fault hold after their return fell due: during a hold, and after it until released (%d a second).", heldReleasePerSecond), ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
@@ -54,7 +58,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
 			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
 	}
-	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.faultHold, m.faultHolds, m.appendErrors, m.commands, m.actions)
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.faultHold, m.faultHolds, m.faultHeld, m.appendErrors, m.commands, m.actions)
 	return m
 }
 

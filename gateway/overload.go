@@ -37,6 +37,16 @@ const (
 	// load within the ceiling 0.03 % did; with half the CPU a load needs,
 	// 11 % (docs/performance.md).
 	lateStartShare = 20
+	// heldReleasePerSecond paces the return of the alarms a hold kept
+	// active, once it has ended (Engine.ReleaseHeld): an overload that
+	// left every device unread held all of a site's comm and bad alarms
+	// (160 080 at 800 400 readings/s), and their returns all at once
+	// were a burst of events and commits that made the gateway late
+	// again (docs/performance-history.md, item 54). Released while the
+	// gateway runs late, they would be again: a late window pauses them
+	// for releasePause.
+	heldReleasePerSecond = 1000
+	releasePause         = 2 * judgeEvery
 )
 
 // lateness is what the pollers and the core counted so far: polls
@@ -101,9 +111,15 @@ func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
 	}
 	if j.held && now.Sub(j.lateAt[0]) >= j.calm {
 		j.held, j.endedAt = false, now
-		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): the held comm and bad alarms of sensors read well again return", j.calm)}, true
+		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): the held comm and bad alarms of sensors read well again return, %d a second", j.calm, heldReleasePerSecond)}, true
 	}
 	return verdict{}, false
+}
+
+// lateWithin reports whether a window judged within d before now was
+// late.
+func (j *overloadJudge) lateWithin(now time.Time, d time.Duration) bool {
+	return !j.lateAt[0].IsZero() && now.Sub(j.lateAt[0]) < d
 }
 
 // start starts a hold at now, setting the calm it needs to end.
@@ -124,11 +140,7 @@ func (j *overloadJudge) start(now time.Time) {
 func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
 	c := lateness{polls: g.lateness.Polls.Load(), lateStarts: g.lateness.LateStarts.Load(),
 		late: g.lateness.Late.Load(), catchups: g.catchups}
-	clock := time.Now
-	if g.judgeClock != nil {
-		clock = g.judgeClock
-	}
-	v, changed := g.overload.judge(clock(), c)
+	v, changed := g.overload.judge(g.clock(), c)
 	if !changed {
 		return
 	}
@@ -146,4 +158,46 @@ func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
 	if g.pub != nil {
 		g.pub.StatusChanged()
 	}
+}
+
+// clock is the overload judge's clock (judgeClock).
+func (g *Gateway) clock() time.Time {
+	if g.judgeClock != nil {
+		return g.judgeClock()
+	}
+	return time.Now()
+}
+
+// releasing reports whether alarms a fault hold kept active are waiting
+// to be released (releaseHeld), the hold over.
+func (g *Gateway) releasing() bool {
+	return !g.overload.held && g.eng.Held() > 0
+}
+
+// releaseHeld returns the alarms a fault hold kept active, once it has
+// ended (or after a restart during one), heldReleasePerSecond at most:
+// as many as the time since the last release allows, at most a second's
+// worth, and none while the gateway has just run late (core goroutine,
+// each tick).
+func (g *Gateway) releaseHeld(ctx context.Context, now time.Time) {
+	if !g.releasing() {
+		if !g.releasedAt.IsZero() && !g.overload.held {
+			g.log.Info().Msg("fault hold: no alarm held any more")
+		}
+		g.releasedAt = time.Time{}
+		return
+	}
+	if g.overload.lateWithin(g.clock(), releasePause) {
+		g.releasedAt = now // the pause is not owed afterwards
+		return
+	}
+	since := g.o.TickEvery
+	if g.releasedAt.IsZero() {
+		g.log.Info().Int("held", g.eng.Held()).Msgf("fault hold: returning the held alarms, %d a second", heldReleasePerSecond)
+	} else {
+		since = min(max(now.Sub(g.releasedAt), 0), judgeEvery)
+	}
+	n := max(int(since*heldReleasePerSecond/time.Second), 1)
+	g.releasedAt = now
+	g.flush(ctx, g.eng.ReleaseHeld(now, n))
 }

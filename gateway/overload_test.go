@@ -9,8 +9,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/canary-gw/canary/alerting"
+	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/gateway/loadtest"
 	"github.com/canary-gw/canary/gateway/mqtt"
@@ -227,35 +230,9 @@ func countEvents(evs []siteEvent, typ, dev string) int {
 // hand, and the judge's clock is the test's: what the test drives is the
 // gateway's judgement and the engine's hold.
 func TestFaultHoldWhileOverloaded(t *testing.T) {
-	g := newCoreGateway(t, 2, Options{})
-	ctx := t.Context()
+	r := newHoldRig(t, 2)
+	g, at, poll, second := r.g, r.at, r.poll, r.second
 	d0, d1 := loadtest.DeviceID(0), loadtest.DeviceID(1)
-	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
-	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	var clock time.Time
-	g.judgeClock = func() time.Time { return clock }
-	poll := func(s float64, devs ...string) {
-		bs := benchBatches(2)
-		var polled []modbus.Batch
-		for _, b := range bs {
-			if slices.Contains(devs, b.Device) {
-				b.At = at(s)
-				polled = append(polled, b)
-			}
-		}
-		g.lateness.Polls.Add(uint64(len(polled)))
-		// As catchup_test's: the core's last tick is now, so that
-		// onBatches does not tick by itself at the end of the burst.
-		g.tickedAt = time.Now()
-		g.onBatches(ctx, polled)
-	}
-	second := func(s float64, late bool) {
-		if late {
-			g.lateness.Late.Add(1)
-		}
-		clock = at(s)
-		g.onTick(ctx, at(s))
-	}
 	var total int
 	drain := func() []siteEvent {
 		evs := drainEvents(t, g)
@@ -324,6 +301,140 @@ func TestFaultHoldWhileOverloaded(t *testing.T) {
 	require.Equal(t, float64(total), metricValue(t, g.met.events))
 }
 
+// holdRig drives a core gateway of n devices (newCoreGateway) through
+// polls and seconds of the overload judge's clock.
+type holdRig struct {
+	t       *testing.T
+	g       *Gateway
+	devices int
+	t0      time.Time
+	clock   time.Time
+}
+
+func newHoldRig(t *testing.T, devices int) *holdRig {
+	r := &holdRig{t: t, g: newCoreGateway(t, devices, Options{}), devices: devices, t0: time.Now().Add(-time.Hour).Truncate(time.Second)}
+	r.g.judgeClock = func() time.Time { return r.clock }
+	return r
+}
+
+// at is s seconds into the rig's time.
+func (r *holdRig) at(s float64) time.Time { return r.t0.Add(time.Duration(s * float64(time.Second))) }
+
+// poll hands the core a poll of each of devs, read at s, counted as the
+// pollers count them.
+func (r *holdRig) poll(s float64, devs ...string) {
+	bs := benchBatches(r.devices)
+	var polled []modbus.Batch
+	for _, b := range bs {
+		if len(devs) == 0 || slices.Contains(devs, b.Device) {
+			b.At = r.at(s)
+			polled = append(polled, b)
+		}
+	}
+	r.g.lateness.Polls.Add(uint64(len(polled)))
+	// As catchup_test's: the core's last tick is now, so that onBatches
+	// does not tick by itself at the end of the burst.
+	r.g.tickedAt = time.Now()
+	r.g.onBatches(r.t.Context(), polled)
+}
+
+// second ticks the core at s, its judge's clock at s, with a poll
+// abandoned as late since the last second if late.
+func (r *holdRig) second(s float64, late bool) {
+	if late {
+		r.g.lateness.Late.Add(1)
+	}
+	r.clock = r.at(s)
+	r.g.onTick(r.t.Context(), r.at(s))
+}
+
+// Once the hold has ended the alarms it kept active return at a pace,
+// heldReleasePerSecond, not all at once, those held first first; a late
+// window pauses them; a new hold stops them, and holds the rest with
+// its own.
+func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
+	const devices = 100 // 2 000 comm alarms: eight ticks' share of the pace
+	r := newHoldRig(t, devices)
+	g := r.g
+	r.poll(0)
+	r.second(0, false)
+	for s := 1.0; s <= 3; s++ { // no polls, three late windows: held
+		r.second(s, true)
+	}
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
+	r.second(4, false) // every device unread since 0 s: lost
+	r.poll(4.5)        // read again: held
+	r.second(5, false)
+	comm := func(typ string) int {
+		n := 0
+		for _, e := range drainEvents(t, g) {
+			if e.Type == typ && strings.HasSuffix(e.Alarm, ".comm") {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, devices*20, comm("activate"))
+	require.Equal(t, float64(devices*20), metricValue(t, g.met.faultHeld))
+	returns := func() int { return comm("return") }
+	require.Zero(t, returns())
+	tick := g.o.TickEvery
+	share := int(tick * heldReleasePerSecond / time.Second)
+	require.Less(t, share, devices*20, "the test needs more held alarms than a tick releases")
+
+	// The hold ends 30 s after the last late window (3 s); each tick
+	// after releases a tick's share.
+	s := 5.0
+	for ; metricValue(t, g.met.faultHold) == 1; s++ {
+		r.poll(s)
+		r.second(s, false)
+		require.Less(t, s, 40.0)
+	}
+	require.Equal(t, share, returns(), "released at the hold's end")
+	held := devices*20 - share
+	require.Equal(t, float64(held), metricValue(t, g.met.faultHeld))
+	end := s - 1
+	require.Equal(t, tick, g.nextTick(r.at(end)), "the core wakes at the next grid time")
+	step := tick.Seconds()
+	// Every device is read all along: no alarm is lost again.
+	second := func(s float64, late bool) {
+		r.poll(s)
+		r.second(s, late)
+	}
+	// A poll abandoned as late in the second after the end: the
+	// releases go on until that second is judged (at end+1).
+	for i := 1; i < 4; i++ {
+		second(end+float64(i)*step, i == 1)
+		require.Equal(t, share, returns(), "tick %d after the end", i)
+		held -= share
+	}
+	// Judged late at end+1: paused for releasePause.
+	now := end + 1
+	for ; now < end+1+releasePause.Seconds(); now += step {
+		second(now, false)
+		require.Zero(t, returns(), "paused at %v s", now-end)
+	}
+	second(now, false)
+	require.Equal(t, share, returns(), "after the pause, a tick's share, not what the pause owed")
+	held -= share
+	require.Equal(t, float64(held), metricValue(t, g.met.faultHeld))
+	require.Greater(t, held, share)
+
+	// A hold that starts again stops them; its end releases the rest.
+	for i := 1.0; i <= 3; i++ {
+		second(now+i, true)
+	}
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
+	require.Zero(t, returns(), "none while late, nor while held")
+	require.Equal(t, float64(held), metricValue(t, g.met.faultHeld))
+	for s := now + 4; metricValue(t, g.met.faultHeld) > 0; s += step {
+		second(s, false)
+		require.Less(t, s, now+200)
+	}
+	require.Equal(t, held, returns())
+	require.Zero(t, g.eng.Held())
+}
+
 // metricValue is a gauge's or a counter's value.
 func metricValue(t *testing.T, m prometheus.Metric) float64 {
 	t.Helper()
@@ -358,4 +469,42 @@ func TestOverloadJudgedOnTheClock(t *testing.T) {
 		g.onTick(ctx, t0.Add(time.Duration(10+i)*time.Second))
 	}
 	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
+}
+
+// While held alarms wait to be released the core wakes at every grid
+// time for them, however far its next timer is.
+func TestCoreWakesToReleaseHeldAlarms(t *testing.T) {
+	sc := loadtest.Scenario{Site: "bench", Devices: 1, Sensors: 2, Poll: time.Second, Ports: []int{20000},
+		BrokerURL: "tcp://127.0.0.1:1", OutboxDir: t.TempDir(), MaxOutbox: "1GiB"}
+	text, err := sc.SiteYAML()
+	require.NoError(t, err)
+	var site configs.Site
+	_, err = configs.Parse("bench.yaml", []byte(text), &site)
+	require.NoError(t, err)
+	g, err := New(Options{Site: &site, Log: zerolog.Nop(), NoHTTP: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = g.Close() })
+
+	now := time.Now().Truncate(time.Second)
+	good := func(at time.Time) {
+		var ss []alerting.Sample
+		for s := range 2 {
+			ss = append(ss, alerting.Sample{Point: loadtest.DeviceID(0) + "." + loadtest.SensorID(s), Value: 0.2, Quality: alerting.Good})
+		}
+		_, err := g.eng.Step(at, ss)
+		require.NoError(t, err)
+	}
+	good(now)
+	g.eng.SetFaultHold(now, true, "overloaded")
+	now = now.Add(3 * time.Second)
+	g.eng.Tick(now) // lost
+	now = now.Add(100 * time.Millisecond)
+	good(now) // back: held
+	g.eng.SetFaultHold(now, false, "calm")
+	require.Equal(t, 2, g.eng.Held())
+	g.tickedAt = now
+	require.Greater(t, g.eng.NextDue(now), g.o.TickEvery, "the engine has nothing due soon")
+	require.LessOrEqual(t, g.nextTick(now), g.o.TickEvery)
+	g.eng.ReleaseHeld(now, -1)
+	require.Greater(t, g.nextTick(now), g.o.TickEvery, "nothing to release")
 }
