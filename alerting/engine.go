@@ -742,7 +742,7 @@ func (e *Engine) lostAgain(a *alarm, now time.Time) {
 		if a.spec.Condition == Comm {
 			what = "communication lost again"
 		}
-		e.alarmEvent(a, now, EvReAlarm, from, "", what+" while held (gateway overloaded)")
+		e.alarmEvent(a, now, EvReAlarm, from, "", what+" while held (fault hold)")
 	} else {
 		e.changed(a)
 	}
@@ -752,6 +752,9 @@ func (e *Engine) lostAgain(a *alarm, now time.Time) {
 // markHeld marks a held (keepHeld, or restored so) and lists it for
 // ReleaseHeld, once however often it is held.
 func (e *Engine) markHeld(a *alarm) {
+	if a.held {
+		return
+	}
 	a.held = true
 	e.nHeld++
 	if !a.inHeldList {
@@ -761,10 +764,20 @@ func (e *Engine) markHeld(a *alarm) {
 }
 
 // unhold: a is no longer held. It stays in heldList, which ReleaseHeld
-// skips it in (or finds it held again).
+// skips it in (or finds it held again), until none is held.
 func (e *Engine) unhold(a *alarm) {
 	a.held = false
 	e.nHeld--
+	if e.nHeld == 0 {
+		// Every entry left is stale: let them go, so that the list
+		// does not keep their places (or grow with them) for the next
+		// hold.
+		for _, x := range e.heldList[e.heldHead:] {
+			x.inHeldList = false
+		}
+		clear(e.heldList)
+		e.heldList, e.heldHead = e.heldList[:0], 0
+	}
 }
 
 // hold freezes an alarm's condition (its input is not usable): pending
@@ -1103,13 +1116,20 @@ func (e *Engine) ReleaseHeld(now time.Time, n int) []Event {
 		e.heldHead++
 		a.inHeldList = false
 		if a.held {
-			e.unhold(a)
+			e.unhold(a) // the last: the list is emptied
 			e.deactivate(a, now)
 			n--
 		}
 	}
-	if e.heldHead == len(e.heldList) {
+	switch {
+	case e.heldHead == len(e.heldList):
 		e.heldList, e.heldHead = e.heldList[:0], 0
+	case e.heldHead > len(e.heldList)/2:
+		// Released in part, then held again by a new hold, and again:
+		// the places released are reused, not kept.
+		k := copy(e.heldList, e.heldList[e.heldHead:])
+		clear(e.heldList[k:])
+		e.heldList, e.heldHead = e.heldList[:k], 0
 	}
 	return e.take()
 }

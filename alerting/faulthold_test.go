@@ -106,3 +106,76 @@ func TestReleaseHeldInOrder(t *testing.T) {
 	require.True(t, ok)
 	require.True(t, a.Active, "lost again: active, as any lost point's")
 }
+
+// Holds that start again before the last one's alarms are all released
+// (a gateway the returns overload again) reuse the list's places: it
+// stays within twice the alarms held, however many cycles; and once none
+// is held (lost again, or reset), what is left of it is let go.
+func TestHeldListReusesReleasedPlaces(t *testing.T) {
+	const points = 10
+	var cfg Config
+	for i := range points {
+		cfg.Points = append(cfg.Points, PointConfig{Site: "s1", Device: "tank", Sensor: fmt.Sprintf("t%d", i), Kind: "temperature", Poll: time.Second})
+	}
+	e := newEngine(t, cfg)
+	now := scriptStart
+	all := make([]Sample, points)
+	for i := range all {
+		all[i] = Sample{Point: fmt.Sprintf("tank.t%d", i), Value: 20, Quality: Good}
+	}
+	step := func(ss []Sample) {
+		_, err := e.Step(now, ss)
+		require.NoError(t, err)
+	}
+	step(all)
+	// Each cycle those released last time are lost and back, held again,
+	// while the others, read all along, stay held.
+	lost := map[string]bool{}
+	for i := range points {
+		lost[fmt.Sprintf("tank.t%d.comm", i)] = true
+	}
+	for range 50 {
+		e.SetFaultHold(now, true, "overloaded")
+		var read []Sample
+		for _, s := range all {
+			if !lost[s.Point+".comm"] {
+				read = append(read, s)
+			}
+		}
+		for range 3 {
+			now = now.Add(time.Second)
+			step(read)
+			e.Tick(now)
+		}
+		now = now.Add(time.Second)
+		step(all) // back: held
+		require.Equal(t, points, e.Held())
+		e.SetFaultHold(now, false, "calm")
+		clear(lost)
+		for _, ev := range returnsOf(e.ReleaseHeld(now, points/2)) {
+			lost[ev.Alarm] = true
+		}
+		require.Len(t, lost, points/2)
+		require.Equal(t, points/2, len(e.heldList)-e.heldHead)
+		require.LessOrEqual(t, len(e.heldList), 2*points)
+	}
+	// The rest lost again: none held, and the list is let go.
+	now = now.Add(3 * time.Second)
+	e.Tick(now)
+	require.Zero(t, e.Held())
+	require.Empty(t, e.heldList)
+	for _, a := range e.alist {
+		require.False(t, a.inHeldList, a.id)
+	}
+}
+
+// returnsOf is the return events of evs.
+func returnsOf(evs []Event) []Event {
+	var out []Event
+	for _, ev := range evs {
+		if ev.Type == EvReturn {
+			out = append(out, ev)
+		}
+	}
+	return out
+}

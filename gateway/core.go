@@ -276,9 +276,9 @@ func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	g.tickedAt = now
 	g.judgeOverload(ctx, now)
 	g.releaseHeld(ctx, now)
-	g.met.faultHeld.Set(float64(g.eng.Held()))
 	// The readings waiting since the last commit share this one.
 	g.flush(ctx, g.eng.Tick(now))
+	g.met.faultHeld.Set(float64(g.eng.Held()))
 	g.retryActions(now)
 	g.resendAlarms(ctx)
 	if g.eng.Unsaved() {

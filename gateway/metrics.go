@@ -46,7 +46,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		catchups: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_core_catchups_total",
 			Help: "Times the core ran its due ticks back to back to catch up with the clock: its next tick more than 2 s past, more than a queue of answers waiting for it, or a command or action result waiting behind them.", ConstLabels: labels}),
 		faultHold: prometheus.NewGauge(prometheus.GaugeOpts{Name: "canary_fault_hold",
-			Help: "1 while the gateway, overloaded, holds its sensors' comm and bad alarms active (they return once it has run a calm spell without running late), else 0.", ConstLabels: labels}),
+			Help: "1 while the gateway, overloaded, holds its sensors' comm and bad alarms active (the hold ends once it has run a calm spell without running late; canary_fault_held_alarms counts the alarms held until they are returned), else 0.", ConstLabels: labels}),
 		faultHolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_fault_holds_total",
 			Help: "Times the gateway started holding its sensors' comm and bad alarms because it ran late (overloaded).", ConstLabels: labels}),
 		faultHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "canary_fault_held_alarms",

@@ -169,35 +169,47 @@ func (g *Gateway) clock() time.Time {
 }
 
 // releasing reports whether alarms a fault hold kept active are waiting
-// to be released (releaseHeld), the hold over.
+// to be released (releaseHeld), the hold over and the releases not
+// paused: the core then wakes at every grid time for them.
 func (g *Gateway) releasing() bool {
-	return !g.overload.held && g.eng.Held() > 0
+	return !g.overload.held && g.eng.Held() > 0 && !g.overload.lateWithin(g.clock(), releasePause)
 }
 
 // releaseHeld returns the alarms a fault hold kept active, once it has
-// ended (or after a restart during one), heldReleasePerSecond at most:
-// as many as the time since the last release allows, at most a second's
-// worth, and none while the gateway has just run late (core goroutine,
-// each tick).
+// ended (or after a restart during one), heldReleasePerSecond at most,
+// on the clock: the ticks' due times would let a core catching up (many
+// due ticks within a moment) return a second's worth at each. None
+// while the gateway has just run late (core goroutine, each tick).
 func (g *Gateway) releaseHeld(ctx context.Context, now time.Time) {
-	if !g.releasing() {
+	clock := g.clock()
+	switch {
+	case g.overload.held || g.eng.Held() == 0:
 		if !g.releasedAt.IsZero() && !g.overload.held {
 			g.log.Info().Msg("fault hold: no alarm held any more")
 		}
 		g.releasedAt = time.Time{}
 		return
+	case g.overload.lateWithin(clock, releasePause):
+		g.releasedAt = clock // the pause is not owed afterwards
+		return
+	case g.releasedAt.IsZero():
+		g.log.Info().Int("held", g.eng.Held()).Msgf("fault hold: returning the held alarms, %d a second", heldReleasePerSecond)
+		g.releasedAt = clock.Add(-min(g.o.TickEvery, judgeEvery))
 	}
-	if g.overload.lateWithin(g.clock(), releasePause) {
-		g.releasedAt = now // the pause is not owed afterwards
+	// At most a second's worth; the remainder of a share is carried.
+	g.releasedAt = later(g.releasedAt, clock.Add(-judgeEvery))
+	n := int(clock.Sub(g.releasedAt) * heldReleasePerSecond / time.Second)
+	if n <= 0 {
 		return
 	}
-	since := g.o.TickEvery
-	if g.releasedAt.IsZero() {
-		g.log.Info().Int("held", g.eng.Held()).Msgf("fault hold: returning the held alarms, %d a second", heldReleasePerSecond)
-	} else {
-		since = min(max(now.Sub(g.releasedAt), 0), judgeEvery)
-	}
-	n := max(int(since*heldReleasePerSecond/time.Second), 1)
-	g.releasedAt = now
+	g.releasedAt = g.releasedAt.Add(time.Duration(n) * time.Second / heldReleasePerSecond)
 	g.flush(ctx, g.eng.ReleaseHeld(now, n))
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -353,7 +353,7 @@ func (r *holdRig) second(s float64, late bool) {
 // window pauses them; a new hold stops them, and holds the rest with
 // its own.
 func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
-	const devices = 100 // 2 000 comm alarms: eight ticks' share of the pace
+	const devices = 150 // 3 000 comm alarms: twelve ticks' share of the pace
 	r := newHoldRig(t, devices)
 	g := r.g
 	r.poll(0)
@@ -418,6 +418,17 @@ func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
 	require.Equal(t, share, returns(), "after the pause, a tick's share, not what the pause owed")
 	held -= share
 	require.Equal(t, float64(held), metricValue(t, g.met.faultHeld))
+
+	// A core 2 s behind catches up: eight due ticks 250 ms apart within
+	// one moment of the clock. They release by the clock, at most a
+	// second's worth, not a share each.
+	r.clock = r.at(now + 2)
+	for i := 1; i <= 8; i++ {
+		g.onTick(t.Context(), r.at(now+float64(i)*step))
+	}
+	require.Equal(t, heldReleasePerSecond, returns())
+	held -= heldReleasePerSecond
+	now += 2
 	require.Greater(t, held, share)
 
 	// A hold that starts again stops them; its end releases the rest.

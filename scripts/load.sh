@@ -30,7 +30,7 @@ TIMEOUT="${TIMEOUT:-}"
 DURATION="${DURATION:-30}"
 # STALL and STALL_AT are seconds (see the window below): checked here, as a
 # bad one would leave the gateway paused.
-for v in STALL STALL_AT; do
+for v in STALL STALL_AT RUN_QUOTA_UNTIL; do
 	[ -z "${!v:-}" ] || [[ "${!v}" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
 		{ echo "load: $v=${!v}: want seconds, e.g. 0.2" >&2; exit 1; }
 done
@@ -65,6 +65,11 @@ if [ -n "$RUN_QUOTA" ]; then
 	[[ "$RUN_QUOTA" =~ ^[1-9][0-9]$ ]] || { echo "load: RUN_QUOTA=$RUN_QUOTA: want a percentage of one core, 10-99" >&2; exit 1; }
 	[ -n "$RUN_CPU" ] || { echo "load: RUN_QUOTA needs RUN_CPU (the gateway alone on its core)" >&2; exit 1; }
 fi
+# RUN_QUOTA_UNTIL=SECONDS lifts RUN_QUOTA's budget that many seconds into
+# the window (the whole core again): an overload that ends, and what the
+# gateway does after it (the fault hold's end: docs/performance-history.md,
+# item 54).
+[ -z "${RUN_QUOTA_UNTIL:-}" ] || [ -n "$RUN_QUOTA" ] || { echo "load: RUN_QUOTA_UNTIL needs RUN_QUOTA" >&2; exit 1; }
 pin_run=()
 pin_rest=()
 if [ -n "$RUN_CPU" ]; then
@@ -202,13 +207,14 @@ RUN_PID=$!
 # start to the end of the window (seconds since start, alarm events,
 # skipped ticks, late polls, poll errors, readings batches dropped, readings
 # shed, polls waiting for the core, polls started late, records in the
-# outbox's alarm lane, the fault hold (0/1), and the gateway's RSS and
-# anonymous RSS in KiB): where an overload began, what began it, and what
-# it held (docs/performance-history.md, items 38, 49 and 53).
+# outbox's alarm lane, the fault hold (0/1), the alarms it holds, and the
+# gateway's RSS and anonymous RSS in KiB): where an overload began, what
+# began it, and what it held (docs/performance-history.md, items 38, 49,
+# 53 and 54).
 if [ -n "${TIMELINE:-}" ]; then
 	(
 		t0="$(date +%s.%N)"
-		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings queued_polls late_starts alarm_records fault_hold rss_kib rss_anon_kib" >"$TIMELINE"
+		echo "# s alarm_events skipped_ticks late_polls poll_errors dropped_readings shed_readings queued_polls late_starts alarm_records fault_hold held_alarms rss_kib rss_anon_kib" >"$TIMELINE"
 		while kill -0 "$RUN_PID" 2>/dev/null; do
 			rss="$(awk '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} END {printf "%d %d", r, a}' "/proc/$RUN_PID/status" 2>/dev/null || echo "0 0")"
 			curl -sf --max-time 1 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v now="$(date +%s.%N)" -v t0="$t0" -v rss="$rss" '
@@ -217,7 +223,8 @@ if [ -n "${TIMELINE:-}" ]; then
 				/^canary_outbox_dropped_readings_total/ {d += $2} /^canary_readings_shed_total/ {h += $2}
 				/^canary_core_queued_polls/ {q += $2} /^canary_device_late_starts_total/ {ls += $2}
 				/^canary_outbox_records\{.*lane="alarms"/ {ar += $2} /^canary_fault_hold[{ ]/ {ch += $2}
-				END {if (NR) printf "%.1f %d %d %d %d %d %d %d %d %d %d %s\n", now - t0, a, s, l, e, d, h, q, ls, ar, ch, rss}' >>"$TIMELINE" || true
+				/^canary_fault_held_alarms/ {hd += $2}
+				END {if (NR) printf "%.1f %d %d %d %d %d %d %d %d %d %d %d %s\n", now - t0, a, s, l, e, d, h, q, ls, ar, ch, hd, rss}' >>"$TIMELINE" || true
 			sleep 1
 		done
 	) &
@@ -339,6 +346,14 @@ if [ -n "${STALL:-}" ]; then
 		sleep "$STALL" || true
 		kill -CONT "$RUN_PID"
 		echo "load: canary run paused ${STALL}s, ${STALL_AT}s into the window" >&2
+	) &
+	PIDS+=($!)
+fi
+if [ -n "${RUN_QUOTA_UNTIL:-}" ]; then
+	(
+		sleep "$RUN_QUOTA_UNTIL"
+		echo -1 >"$RUN_CG/cpu.cfs_quota_us"
+		echo "load: canary run's CPU budget lifted ${RUN_QUOTA_UNTIL}s into the window" >&2
 	) &
 	PIDS+=($!)
 fi
