@@ -301,6 +301,17 @@ func TestFaultHoldWhileOverloaded(t *testing.T) {
 	require.Equal(t, float64(total), metricValue(t, g.met.events))
 }
 
+// countComm counts evs of type typ of any comm alarm.
+func countComm(evs []siteEvent, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ && strings.HasSuffix(e.Alarm, ".comm") {
+			n++
+		}
+	}
+	return n
+}
+
 // holdRig drives a core gateway of n devices (newCoreGateway) through
 // polls and seconds of the overload judge's clock.
 type holdRig struct {
@@ -312,9 +323,29 @@ type holdRig struct {
 }
 
 func newHoldRig(t *testing.T, devices int) *holdRig {
-	r := &holdRig{t: t, g: newCoreGateway(t, devices, Options{}), devices: devices, t0: time.Now().Add(-time.Hour).Truncate(time.Second)}
+	return newHoldRigOn(t, newCoreGateway(t, devices, Options{}), devices)
+}
+
+// newHoldRigOn drives g, a core gateway of n devices.
+func newHoldRigOn(t *testing.T, g *Gateway, devices int) *holdRig {
+	r := &holdRig{t: t, g: g, devices: devices, t0: time.Now().Add(-time.Hour).Truncate(time.Second)}
 	r.g.judgeClock = func() time.Time { return r.clock }
 	return r
+}
+
+// holdAll runs the rig into a hold that holds every comm alarm: three
+// late seconds (0-3 s), every device unread until 4.5 s, then read.
+func (r *holdRig) holdAll() {
+	r.poll(0)
+	r.second(0, false)
+	for s := 1.0; s <= 3; s++ {
+		r.second(s, true)
+	}
+	require.Equal(r.t, 1.0, metricValue(r.t, r.g.met.faultHold))
+	r.second(4, false) // every device unread since 0 s: lost
+	r.poll(4.5)        // read again: held
+	r.second(5, false)
+	require.Equal(r.t, r.devices*20, r.g.eng.Held())
 }
 
 // at is s seconds into the rig's time.
@@ -356,24 +387,8 @@ func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
 	const devices = 150 // 3 000 comm alarms: twelve ticks' share of the pace
 	r := newHoldRig(t, devices)
 	g := r.g
-	r.poll(0)
-	r.second(0, false)
-	for s := 1.0; s <= 3; s++ { // no polls, three late windows: held
-		r.second(s, true)
-	}
-	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
-	r.second(4, false) // every device unread since 0 s: lost
-	r.poll(4.5)        // read again: held
-	r.second(5, false)
-	comm := func(typ string) int {
-		n := 0
-		for _, e := range drainEvents(t, g) {
-			if e.Type == typ && strings.HasSuffix(e.Alarm, ".comm") {
-				n++
-			}
-		}
-		return n
-	}
+	r.holdAll()
+	comm := func(typ string) int { return countComm(drainEvents(t, g), typ) }
 	require.Equal(t, devices*20, comm("activate"))
 	require.Equal(t, float64(devices*20), metricValue(t, g.met.faultHeld))
 	returns := func() int { return comm("return") }
@@ -518,4 +533,40 @@ func TestCoreWakesToReleaseHeldAlarms(t *testing.T) {
 	require.LessOrEqual(t, g.nextTick(now), g.o.TickEvery)
 	g.eng.ReleaseHeld(now, -1)
 	require.Greater(t, g.nextTick(now), g.o.TickEvery, "nothing to release")
+}
+
+// A gateway restarted during a hold keeps the alarms it held, held (its
+// snapshot marks them), with no hold of its own, and returns them at the
+// pace, as after a hold.
+func TestRestartDuringAHoldReleasesAtAPace(t *testing.T) {
+	const devices = 20 // 400 comm alarms: two ticks' share
+	site := coreSite(t, devices)
+	g1, err := New(Options{Site: site, Log: zerolog.Nop(), NoHTTP: true})
+	require.NoError(t, err)
+	r1 := newHoldRigOn(t, g1, devices)
+	r1.holdAll()
+	drainEvents(t, g1)
+	g1.persistNow(r1.at(5))
+	require.NoError(t, g1.Close())
+
+	g2, err := New(Options{Site: site, Log: zerolog.Nop(), NoHTTP: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = g2.Close() })
+	require.NoError(t, g2.restore(t.Context()))
+	require.Equal(t, devices*20, g2.eng.Held(), "held across the restart")
+	require.Empty(t, drainEvents(t, g2), "nothing returned by the restore")
+	r2 := newHoldRigOn(t, g2, devices)
+	r2.t0 = time.Now().Truncate(time.Second)
+	share := int(g2.o.TickEvery * heldReleasePerSecond / time.Second)
+	returned := 0
+	for i := 0; g2.eng.Held() > 0; i++ {
+		s := float64(i) * g2.o.TickEvery.Seconds()
+		r2.poll(s)
+		r2.second(s, false)
+		n := countComm(drainEvents(t, g2), "return")
+		returned += n
+		require.LessOrEqual(t, n, share, "tick %d", i)
+		require.Less(t, i, 10)
+	}
+	require.Equal(t, devices*20, returned)
 }
