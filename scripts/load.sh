@@ -30,7 +30,7 @@ TIMEOUT="${TIMEOUT:-}"
 DURATION="${DURATION:-30}"
 # STALL and STALL_AT are seconds (see the window below): checked here, as a
 # bad one would leave the gateway paused.
-for v in STALL STALL_AT RUN_QUOTA_UNTIL; do
+for v in STALL STALL_AT RUN_QUOTA_UNTIL RUN_QUOTA_EVERY; do
 	[ -z "${!v:-}" ] || [[ "${!v}" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
 		{ echo "load: $v=${!v}: want seconds, e.g. 0.2" >&2; exit 1; }
 done
@@ -69,7 +69,10 @@ fi
 # the window (the whole core again): an overload that ends, and what the
 # gateway does after it (the fault hold's end: docs/performance-history.md,
 # item 54).
-[ -z "${RUN_QUOTA_UNTIL:-}" ] || [ -n "$RUN_QUOTA" ] || { echo "load: RUN_QUOTA_UNTIL needs RUN_QUOTA" >&2; exit 1; }
+# RUN_QUOTA_EVERY=SECONDS instead lifts it and sets it again, every that
+# many seconds from the window's start: an overload that comes and goes.
+[ -z "${RUN_QUOTA_UNTIL:-}${RUN_QUOTA_EVERY:-}" ] || [ -n "$RUN_QUOTA" ] || { echo "load: RUN_QUOTA_UNTIL and RUN_QUOTA_EVERY need RUN_QUOTA" >&2; exit 1; }
+[ -z "${RUN_QUOTA_UNTIL:-}" ] || [ -z "${RUN_QUOTA_EVERY:-}" ] || { echo "load: RUN_QUOTA_UNTIL or RUN_QUOTA_EVERY, not both" >&2; exit 1; }
 pin_run=()
 pin_rest=()
 if [ -n "$RUN_CPU" ]; then
@@ -354,6 +357,16 @@ if [ -n "${RUN_QUOTA_UNTIL:-}" ]; then
 		sleep "$RUN_QUOTA_UNTIL"
 		echo -1 >"$RUN_CG/cpu.cfs_quota_us"
 		echo "load: canary run's CPU budget lifted ${RUN_QUOTA_UNTIL}s into the window" >&2
+	) &
+	PIDS+=($!)
+fi
+if [ -n "${RUN_QUOTA_EVERY:-}" ]; then
+	(
+		on=1
+		while sleep "$RUN_QUOTA_EVERY"; do
+			if [ "$on" = 1 ]; then q=-1 on=0; else q=$((RUN_QUOTA * 100)) on=1; fi
+			echo "$q" >"$RUN_CG/cpu.cfs_quota_us" 2>/dev/null || exit 0
+		done
 	) &
 	PIDS+=($!)
 fi
