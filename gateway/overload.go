@@ -42,11 +42,10 @@ const (
 	// left every device unread held all of a site's comm and bad alarms
 	// (160 080 at 800 400 readings/s), and their returns all at once
 	// were a burst of events and commits that made the gateway late
-	// again (docs/performance-history.md, item 54). Released while the
-	// gateway runs late, they would be again: a late window pauses them
-	// for releasePause.
+	// again (docs/performance-history.md, item 54). A late window while
+	// they return starts a hold again (overloadJudge.aftermath), which
+	// stops them.
 	heldReleasePerSecond = 1000
-	releasePause         = 2 * judgeEvery
 )
 
 // lateness is what the pollers and the core counted so far: polls
@@ -77,6 +76,9 @@ type overloadJudge struct {
 	held    bool
 	calm    time.Duration
 	endedAt time.Time // the last hold's end (zero: none)
+	// waiting: alarms the last hold kept active are still waiting to
+	// return (set by the caller before each judgement).
+	waiting bool
 }
 
 // verdict is a change of the hold: on says which way, reason says why.
@@ -102,10 +104,15 @@ func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
 		copy(j.lateAt[1:], j.lateAt[:])
 		j.lateAt[0] = now
 		first := j.lateAt[holdLateWindows-1]
-		if !j.held && !first.IsZero() && now.Sub(first) <= holdAfter {
+		again := j.aftermath(now)
+		if !j.held && (again || !first.IsZero() && now.Sub(first) <= holdAfter) {
 			j.start(now)
-			return verdict{true, fmt.Sprintf("gateway overloaded (in the last %s: %d polls abandoned as late, %d of %d polls started late, %d core catch-ups): comm and bad alarms held active until it has run %s without running late",
-				window.Round(100*time.Millisecond), d.late, d.lateStarts, d.polls, d.catchups, j.calm)}, true
+			what := "gateway overloaded"
+			if again {
+				what = "gateway overloaded again"
+			}
+			return verdict{true, fmt.Sprintf("%s (in the last %s: %d polls abandoned as late, %d of %d polls started late, %d core catch-ups): comm and bad alarms held active until it has run %s without running late",
+				what, window.Round(100*time.Millisecond), d.late, d.lateStarts, d.polls, d.catchups, j.calm)}, true
 		}
 		return verdict{}, false
 	}
@@ -116,10 +123,16 @@ func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
 	return verdict{}, false
 }
 
-// lateWithin reports whether a window judged within d before now was
-// late.
-func (j *overloadJudge) lateWithin(now time.Time, d time.Duration) bool {
-	return !j.lateAt[0].IsZero() && now.Sub(j.lateAt[0]) < d
+// aftermath reports whether now is in a hold's aftermath: within its calm
+// after it ended, or while the alarms it kept active are still waiting
+// to return. A late window then starts a hold at once, not at the third
+// (holdLateWindows): it is most likely the same overload, or the
+// returns' own, and three late seconds are enough for the alarms still
+// held to be lost again, and for every sensor's alarms to be raised and
+// returned again, before the hold (30 000 events at 40 % of a core:
+// docs/performance-history.md, item 54).
+func (j *overloadJudge) aftermath(now time.Time) bool {
+	return j.waiting || !j.endedAt.IsZero() && now.Sub(j.endedAt) < j.calm
 }
 
 // start starts a hold at now, setting the calm it needs to end.
@@ -140,6 +153,7 @@ func (j *overloadJudge) start(now time.Time) {
 func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
 	c := lateness{polls: g.lateness.Polls.Load(), lateStarts: g.lateness.LateStarts.Load(),
 		late: g.lateness.Late.Load(), catchups: g.catchups}
+	g.overload.waiting = g.eng.Held() > 0
 	v, changed := g.overload.judge(g.clock(), c)
 	if !changed {
 		return
@@ -169,28 +183,26 @@ func (g *Gateway) clock() time.Time {
 }
 
 // releasing reports whether alarms a fault hold kept active are waiting
-// to be released (releaseHeld), the hold over and the releases not
-// paused: the core then wakes at every grid time for them.
+// to be released (releaseHeld), the hold over: the core then wakes at
+// every grid time for them.
 func (g *Gateway) releasing() bool {
-	return !g.overload.held && g.eng.Held() > 0 && !g.overload.lateWithin(g.clock(), releasePause)
+	return !g.overload.held && g.eng.Held() > 0
 }
 
 // releaseHeld returns the alarms a fault hold kept active, once it has
 // ended (or after a restart during one), heldReleasePerSecond at most,
 // on the clock: the ticks' due times would let a core catching up (many
-// due ticks within a moment) return a second's worth at each. None
-// while the gateway has just run late (core goroutine, each tick).
+// due ticks within a moment) return a second's worth at each (core
+// goroutine, each tick, after the judge: a late window starts a hold
+// again, which stops them).
 func (g *Gateway) releaseHeld(ctx context.Context, now time.Time) {
 	clock := g.clock()
 	switch {
-	case g.overload.held || g.eng.Held() == 0:
+	case !g.releasing():
 		if !g.releasedAt.IsZero() && !g.overload.held {
 			g.log.Info().Msg("fault hold: no alarm held any more")
 		}
 		g.releasedAt = time.Time{}
-		return
-	case g.overload.lateWithin(clock, releasePause):
-		g.releasedAt = clock // the pause is not owed afterwards
 		return
 	case g.releasedAt.IsZero():
 		g.log.Info().Int("held", g.eng.Held()).Msgf("fault hold: returning the held alarms, %d a second", heldReleasePerSecond)

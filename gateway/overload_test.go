@@ -118,7 +118,7 @@ func TestOverloadJudge(t *testing.T) {
 		require.False(t, got[54].on, "30 s after the late window at 24 s")
 	})
 
-	t.Run("a relapse within the calm doubles it, up to 10 minutes; one later keeps it; 10 minutes after a hold it is reset", func(t *testing.T) {
+	t.Run("a relapse within the calm holds at its first late window and doubles the calm, up to 10 minutes; one later keeps it; 10 minutes after a hold it is reset", func(t *testing.T) {
 		var j overloadJudge
 		var c lateness
 		w := []lateness{{}, late, late, late} // held at 3 s
@@ -128,15 +128,17 @@ func TestOverloadJudge(t *testing.T) {
 		require.Equal(t, holdCalm, j.calm)
 		at := 34
 		for _, want := range []time.Duration{60 * time.Second, 120 * time.Second, 240 * time.Second, 480 * time.Second, 600 * time.Second, 600 * time.Second} {
-			// Overloaded again at once: held again with twice the calm.
-			got = judgeSteps(&j, t0, at, []lateness{late, late, late}, &c)
-			require.True(t, got[at+2].on, "held again at %d s", at+2)
+			// Overloaded again at once: held again at the first late
+			// window, with twice the calm.
+			got = judgeSteps(&j, t0, at, []lateness{late}, &c)
+			require.True(t, got[at].on, "held again at %d s", at)
 			require.Equal(t, want, j.calm)
-			require.Contains(t, got[at+2].reason, "until it has run "+want.String()+" without running late")
+			require.Contains(t, got[at].reason, "gateway overloaded again (")
+			require.Contains(t, got[at].reason, "until it has run "+want.String()+" without running late")
 			n := int(want / time.Second)
-			got = judgeSteps(&j, t0, at+3, repeat(calm, n), &c)
-			require.False(t, got[at+2+n].on, "ended %s after the last late window", want)
-			at += 3 + n
+			got = judgeSteps(&j, t0, at+1, repeat(calm, n), &c)
+			require.False(t, got[at+n].on, "ended %s after the last late window", want)
+			at += 1 + n
 		}
 		// 10 minutes after the last hold ended, a relapse starts over
 		// at 30 s.
@@ -157,6 +159,29 @@ func TestOverloadJudge(t *testing.T) {
 		got = judgeSteps(&j, t0, at, []lateness{late, late, late}, &c)
 		require.True(t, got[at+2].on)
 		require.Equal(t, holdCalm, j.calm, "a relapse after the calm keeps it")
+	})
+
+	t.Run("after the calm, a late window holds at once while the alarms held still wait to return, not after", func(t *testing.T) {
+		var j overloadJudge
+		var c lateness
+		w := []lateness{{}, late, late, late} // held at 3 s
+		w = append(w, repeat(calm, 30)...)
+		got := judgeSteps(&j, t0, 0, w, &c)
+		require.False(t, got[33].on, "ended at 33 s")
+		got = judgeSteps(&j, t0, 34, repeat(calm, 30), &c) // to 63 s: 30 s after the end
+		require.Empty(t, got)
+		j.waiting = true
+		got = judgeSteps(&j, t0, 64, []lateness{late}, &c)
+		require.True(t, got[64].on, "held again at the first late window")
+		require.Contains(t, got[64].reason, "gateway overloaded again (")
+		require.Equal(t, holdCalm, j.calm, "after the calm: not doubled")
+		j.waiting = false
+		got = judgeSteps(&j, t0, 65, repeat(calm, 30), &c)
+		require.False(t, got[94].on)
+		got = judgeSteps(&j, t0, 95, repeat(calm, 30), &c) // past this hold's calm
+		require.Empty(t, got)
+		got = judgeSteps(&j, t0, 125, []lateness{late, late}, &c)
+		require.Empty(t, got, "two late windows, nothing waiting: a stall")
 	})
 
 	t.Run("windows shorter than a second are not judged", func(t *testing.T) {
@@ -416,23 +441,12 @@ func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
 		r.poll(s)
 		r.second(s, late)
 	}
-	// A poll abandoned as late in the second after the end: the
-	// releases go on until that second is judged (at end+1).
 	for i := 1; i < 4; i++ {
-		second(end+float64(i)*step, i == 1)
+		second(end+float64(i)*step, false)
 		require.Equal(t, share, returns(), "tick %d after the end", i)
 		held -= share
 	}
-	// Judged late at end+1: paused for releasePause.
-	now := end + 1
-	for ; now < end+1+releasePause.Seconds(); now += step {
-		second(now, false)
-		require.Zero(t, returns(), "paused at %v s", now-end)
-	}
-	second(now, false)
-	require.Equal(t, share, returns(), "after the pause, a tick's share, not what the pause owed")
-	held -= share
-	require.Equal(t, float64(held), metricValue(t, g.met.faultHeld))
+	now := end + 3*step
 
 	// A core 2 s behind catches up: eight due ticks 250 ms apart within
 	// one moment of the clock. They release by the clock, at most a
@@ -446,14 +460,20 @@ func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
 	now += 2
 	require.Greater(t, held, share)
 
-	// A hold that starts again stops them; its end releases the rest.
-	for i := 1.0; i <= 3; i++ {
-		second(now+i, true)
-	}
-	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
-	require.Zero(t, returns(), "none while late, nor while held")
+	// While they return, the first late window starts a hold again (not
+	// the third), which stops them; its end releases the rest.
+	second(now+step, true)
+	require.Equal(t, share, returns(), "released until the late window is judged")
+	held -= share
+	second(now+1, false)
+	require.Equal(t, 1.0, metricValue(t, g.met.faultHold), "held again at the first late window")
+	evs := drainEvents(t, g)
+	require.Zero(t, countComm(evs, "return"), "none while held")
+	require.Equal(t, 1, countEvents(evs, "fault_hold", ""))
+	require.Contains(t, evs[0].Comment, "gateway overloaded again")
+	require.Contains(t, evs[0].Comment, "until it has run 1m0s without running late", "within the calm after the last: doubled")
 	require.Equal(t, float64(held), metricValue(t, g.met.faultHeld))
-	for s := now + 4; metricValue(t, g.met.faultHeld) > 0; s += step {
+	for s := now + 1 + step; metricValue(t, g.met.faultHeld) > 0; s += step {
 		second(s, false)
 		require.Less(t, s, now+200)
 	}
@@ -537,7 +557,8 @@ func TestCoreWakesToReleaseHeldAlarms(t *testing.T) {
 
 // A gateway restarted during a hold keeps the alarms it held, held (its
 // snapshot marks them), with no hold of its own, and returns them at the
-// pace, as after a hold.
+// pace, as after a hold; still overloaded, it holds again at its first
+// late second.
 func TestRestartDuringAHoldReleasesAtAPace(t *testing.T) {
 	const devices = 20 // 400 comm alarms: two ticks' share
 	site := coreSite(t, devices)
@@ -558,15 +579,24 @@ func TestRestartDuringAHoldReleasesAtAPace(t *testing.T) {
 	r2 := newHoldRigOn(t, g2, devices)
 	r2.t0 = time.Now().Truncate(time.Second)
 	share := int(g2.o.TickEvery * heldReleasePerSecond / time.Second)
-	returned := 0
+	r2.poll(0)
+	r2.second(0, false)
+	returned := countComm(drainEvents(t, g2), "return")
+	require.Equal(t, share, returned, "a tick's share")
+	// Still overloaded: with alarms waiting to return, the first late
+	// second holds again.
+	r2.poll(1)
+	r2.second(1, true)
+	require.Equal(t, 1.0, metricValue(t, g2.met.faultHold))
+	require.Equal(t, devices*20-share, g2.eng.Held())
 	for i := 0; g2.eng.Held() > 0; i++ {
-		s := float64(i) * g2.o.TickEvery.Seconds()
+		s := 1 + float64(i)*g2.o.TickEvery.Seconds()
 		r2.poll(s)
 		r2.second(s, false)
 		n := countComm(drainEvents(t, g2), "return")
 		returned += n
 		require.LessOrEqual(t, n, share, "tick %d", i)
-		require.Less(t, i, 10)
+		require.Less(t, s, 60.0)
 	}
 	require.Equal(t, devices*20, returned)
 }
