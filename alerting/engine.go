@@ -1104,16 +1104,26 @@ func (e *Engine) Held() int { return e.nHeld }
 // active, those held first first (n < 0: all), and returns their events;
 // nothing while the hold is on. A held alarm returns as it would have
 // when its return fell due: its return event, the end of a one-shot
-// shelve, its latch.
+// shelve, its latch. One whose point has had no sample since this engine
+// started (restored held, its device not read since the restart) waits,
+// at the end of the list: its return fell due before the restart, and
+// the device may have died with it (then its comm timeout finds it lost
+// again, and it stays active).
 func (e *Engine) ReleaseHeld(now time.Time, n int) []Event {
 	now = e.monotonic(now)
 	if e.faultHeld {
 		return nil
 	}
-	for n != 0 && e.heldHead < len(e.heldList) {
+	// Each entry is looked at once at most: those that wait go to the
+	// end.
+	for todo := len(e.heldList) - e.heldHead; n != 0 && todo > 0 && e.heldHead < len(e.heldList); todo-- {
 		a := e.heldList[e.heldHead]
 		e.heldList[e.heldHead] = nil
 		e.heldHead++
+		if a.held && a.point != nil && !a.point.seen {
+			e.heldList = append(e.heldList, a)
+			continue
+		}
 		a.inHeldList = false
 		if a.held {
 			e.unhold(a) // the last: the list is emptied

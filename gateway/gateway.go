@@ -129,9 +129,11 @@ type Gateway struct {
 	// judgeClock is the overload judge's clock: time.Now when nil (tests
 	// set their own).
 	judgeClock func() time.Time
-	// releasedAt is the tick of the last release of held alarms
-	// (releaseHeld); zero when none is under way.
-	releasedAt time.Time
+	// releasedAt is how far on the judge's clock the pace of releasing
+	// held alarms has been used (releaseHeld); zero when no release is
+	// under way. releaseRate is the pace, a second (0: not set yet).
+	releasedAt  time.Time
+	releaseRate int
 	// holdStatus is the fault hold in force, for the retained status.
 	holdStatus atomic.Pointer[mqtt.FaultHoldStatus]
 

@@ -50,7 +50,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		faultHolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_fault_holds_total",
 			Help: "Times the gateway started holding its sensors' comm and bad alarms because it ran late (overloaded).", ConstLabels: labels}),
 		faultHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "canary_fault_held_alarms",
-			Help: fmt.Sprintf("Comm and bad alarms kept active by the fault hold after their return fell due: during a hold, and after it until released (%d a second).", heldReleasePerSecond), ConstLabels: labels}),
+			Help: fmt.Sprintf("Comm and bad alarms kept active by the fault hold after their return fell due: during a hold, and after it until released (at most %d a second).", heldReleasePerSecond), ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",

@@ -44,8 +44,10 @@ const (
 	// were a burst of events and commits that made the gateway late
 	// again (docs/performance-history.md, item 54). A late window while
 	// they return starts a hold again (overloadJudge.aftermath), which
-	// stops them.
+	// stops them, and halves the pace, down to heldReleaseMin a second,
+	// until none is left: the returns may be what made it late.
 	heldReleasePerSecond = 1000
+	heldReleaseMin       = 125
 )
 
 // lateness is what the pollers and the core counted so far: polls
@@ -123,16 +125,18 @@ func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
 	return verdict{}, false
 }
 
-// aftermath reports whether now is in a hold's aftermath: within its calm
+// aftermath reports whether now is in a hold's aftermath: within holdCalm
 // after it ended, or while the alarms it kept active are still waiting
 // to return. A late window then starts a hold at once, not at the third
 // (holdLateWindows): it is most likely the same overload, or the
 // returns' own, and three late seconds are enough for the alarms still
 // held to be lost again, and for every sensor's alarms to be raised and
 // returned again, before the hold (30 000 events at 40 % of a core:
-// docs/performance-history.md, item 54).
+// docs/performance-history.md, item 54). Not the whole doubled calm
+// after it: with a calm of 10 minutes, a single stall every few minutes
+// would keep the site in holds.
 func (j *overloadJudge) aftermath(now time.Time) bool {
-	return j.waiting || !j.endedAt.IsZero() && now.Sub(j.endedAt) < j.calm
+	return j.waiting || !j.endedAt.IsZero() && now.Sub(j.endedAt) < holdCalm
 }
 
 // start starts a hold at now, setting the calm it needs to end.
@@ -157,6 +161,11 @@ func (g *Gateway) judgeOverload(ctx context.Context, now time.Time) {
 	v, changed := g.overload.judge(g.clock(), c)
 	if !changed {
 		return
+	}
+	if v.on && !g.releasedAt.IsZero() {
+		// A hold again while alarms were returning: they may be what
+		// made the gateway late. The rest return slower.
+		g.releaseRate = max(g.releaseRate/2, heldReleaseMin)
 	}
 	if v.on {
 		g.met.faultHolds.Inc()
@@ -197,24 +206,31 @@ func (g *Gateway) releasing() bool {
 // again, which stops them).
 func (g *Gateway) releaseHeld(ctx context.Context, now time.Time) {
 	clock := g.clock()
+	if g.releaseRate == 0 {
+		g.releaseRate = heldReleasePerSecond
+	}
 	switch {
 	case !g.releasing():
-		if !g.releasedAt.IsZero() && !g.overload.held {
-			g.log.Info().Msg("fault hold: no alarm held any more")
+		if g.eng.Held() == 0 {
+			if !g.releasedAt.IsZero() {
+				g.log.Info().Msg("fault hold: no alarm held any more")
+			}
+			g.releaseRate = heldReleasePerSecond
 		}
 		g.releasedAt = time.Time{}
 		return
 	case g.releasedAt.IsZero():
-		g.log.Info().Int("held", g.eng.Held()).Msgf("fault hold: returning the held alarms, %d a second", heldReleasePerSecond)
+		g.log.Info().Int("held", g.eng.Held()).Msgf("fault hold: returning the held alarms, %d a second", g.releaseRate)
 		g.releasedAt = clock.Add(-min(g.o.TickEvery, judgeEvery))
 	}
 	// At most a second's worth; the remainder of a share is carried.
+	rate := time.Duration(g.releaseRate)
 	g.releasedAt = later(g.releasedAt, clock.Add(-judgeEvery))
-	n := int(clock.Sub(g.releasedAt) * heldReleasePerSecond / time.Second)
+	n := int(clock.Sub(g.releasedAt) * rate / time.Second)
 	if n <= 0 {
 		return
 	}
-	g.releasedAt = g.releasedAt.Add(time.Duration(n) * time.Second / heldReleasePerSecond)
+	g.releasedAt = g.releasedAt.Add(time.Duration(n) * time.Second / rate)
 	g.flush(ctx, g.eng.ReleaseHeld(now, n))
 }
 

@@ -184,6 +184,27 @@ func TestOverloadJudge(t *testing.T) {
 		require.Empty(t, got, "two late windows, nothing waiting: a stall")
 	})
 
+	t.Run("the aftermath is holdCalm, not a doubled calm", func(t *testing.T) {
+		var j overloadJudge
+		var c lateness
+		w := []lateness{{}, late, late, late} // held at 3 s
+		w = append(w, repeat(calm, 30)...)
+		w = append(w, late) // ended at 33 s, held again at 34 s: calm 60 s
+		w = append(w, repeat(calm, 60)...)
+		got := judgeSteps(&j, t0, 0, w, &c)
+		require.True(t, got[34].on)
+		require.False(t, got[94].on, "ended at 94 s")
+		require.Equal(t, 60*time.Second, j.calm)
+		// 40 s after the end: past holdCalm, within the doubled calm.
+		got = judgeSteps(&j, t0, 95, repeat(calm, 39), &c)
+		require.Empty(t, got)
+		got = judgeSteps(&j, t0, 134, []lateness{late, calm, calm, late}, &c)
+		require.Empty(t, got, "one late window, or two, 40 s after: a stall")
+		got = judgeSteps(&j, t0, 138, []lateness{late}, &c)
+		require.True(t, got[138].on, "the third within 10 s: an overload")
+		require.Equal(t, 120*time.Second, j.calm, "within the last calm after its end: doubled")
+	})
+
 	t.Run("windows shorter than a second are not judged", func(t *testing.T) {
 		var j overloadJudge
 		c := lateness{}
@@ -406,8 +427,8 @@ func (r *holdRig) second(s float64, late bool) {
 
 // Once the hold has ended the alarms it kept active return at a pace,
 // heldReleasePerSecond, not all at once, those held first first; a late
-// window pauses them; a new hold stops them, and holds the rest with
-// its own.
+// window starts a hold again at once, which stops them and keeps the
+// rest held; after it they return at half the pace.
 func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
 	const devices = 150 // 3 000 comm alarms: twelve ticks' share of the pace
 	r := newHoldRig(t, devices)
@@ -473,12 +494,28 @@ func TestHeldAlarmsReleasedAtAPace(t *testing.T) {
 	require.Contains(t, evs[0].Comment, "gateway overloaded again")
 	require.Contains(t, evs[0].Comment, "until it has run 1m0s without running late", "within the calm after the last: doubled")
 	require.Equal(t, float64(held), metricValue(t, g.met.faultHeld))
-	for s := now + 1 + step; metricValue(t, g.met.faultHeld) > 0; s += step {
+	// The hold came while they returned: after it, half the pace.
+	s = now + 1 + step
+	for ; metricValue(t, g.met.faultHold) == 1; s += step {
 		second(s, false)
+		require.Less(t, s, now+100)
+		if metricValue(t, g.met.faultHold) == 1 {
+			require.Zero(t, returns(), "none while held, at %v s", s)
+		}
+	}
+	require.Equal(t, share/2, returns(), "half the pace after a hold that came while they returned")
+	held -= share / 2
+	for ; g.eng.Held() > 0; s += step {
+		second(s, false)
+		n := returns()
+		require.LessOrEqual(t, n, share/2)
+		held -= n
 		require.Less(t, s, now+200)
 	}
-	require.Equal(t, held, returns())
-	require.Zero(t, g.eng.Held())
+	require.Zero(t, held)
+	require.Equal(t, heldReleasePerSecond/2, g.releaseRate)
+	second(s, false)
+	require.Equal(t, heldReleasePerSecond, g.releaseRate, "none left: the pace is back for the next hold")
 }
 
 // metricValue is a gauge's or a counter's value.
@@ -595,6 +632,9 @@ func TestRestartDuringAHoldReleasesAtAPace(t *testing.T) {
 		r2.second(s, false)
 		n := countComm(drainEvents(t, g2), "return")
 		returned += n
+		if metricValue(t, g2.met.faultHold) == 1 {
+			require.Zero(t, n, "none while held, at %v s", s)
+		}
 		require.LessOrEqual(t, n, share, "tick %d", i)
 		require.Less(t, s, 60.0)
 	}
