@@ -72,6 +72,8 @@ type alarm struct {
 	// not what it drives. inHeldList: it is in Engine.heldList (once,
 	// however often held).
 	held, inHeldList bool
+	// heldNoted: in Engine.heldChanged.
+	heldNoted bool
 }
 
 func (a *alarm) ext() *alarmExt {
@@ -284,6 +286,9 @@ type Engine struct {
 	heldList  []*alarm
 	heldHead  int
 	nHeld     int
+	// heldChanged lists, once each, the alarms whose held changed since
+	// the last HeldChanged.
+	heldChanged []*alarm
 	// unsaved: a change without an event (keepHeld, lostAgain) that
 	// the snapshot should have (Unsaved).
 	unsaved bool
@@ -757,6 +762,7 @@ func (e *Engine) markHeld(a *alarm) {
 	}
 	a.held = true
 	e.nHeld++
+	e.noteHeld(a)
 	if !a.inHeldList {
 		a.inHeldList = true
 		e.heldList = append(e.heldList, a)
@@ -768,6 +774,7 @@ func (e *Engine) markHeld(a *alarm) {
 func (e *Engine) unhold(a *alarm) {
 	a.held = false
 	e.nHeld--
+	e.noteHeld(a)
 	if e.nHeld == 0 {
 		// Every entry left is stale: let them go, so that the list
 		// does not keep their places (or grow with them) for the next
@@ -778,6 +785,32 @@ func (e *Engine) unhold(a *alarm) {
 		clear(e.heldList)
 		e.heldList, e.heldHead = e.heldList[:0], 0
 	}
+}
+
+// noteHeld lists a for HeldChanged, once.
+func (e *Engine) noteHeld(a *alarm) {
+	if !a.heldNoted {
+		a.heldNoted = true
+		e.heldChanged = append(e.heldChanged, a)
+	}
+}
+
+// HeldChanged returns the state of each alarm the fault hold began or
+// stopped holding since the last call, once each. Holding makes no
+// event (keepHeld), so a view of the alarms that shows which are held
+// learns it here.
+func (e *Engine) HeldChanged() []AlarmState {
+	if len(e.heldChanged) == 0 {
+		return nil
+	}
+	out := make([]AlarmState, len(e.heldChanged))
+	for i, a := range e.heldChanged {
+		a.heldNoted = false
+		out[i] = e.snapshotState(a)
+	}
+	clear(e.heldChanged)
+	e.heldChanged = e.heldChanged[:0]
+	return out
 }
 
 // hold freezes an alarm's condition (its input is not usable): pending
@@ -1204,7 +1237,7 @@ func (e *Engine) snapshotState(a *alarm) AlarmState {
 		Priority: a.spec.Priority, State: a.state(), Active: a.active, Latched: a.latched,
 		Value: e.valueOf(a), Limit: a.limit, Since: a.since(), Updated: a.updated(), AckedBy: a.ackedBy(),
 		Comment: a.comment(), Acked: a.acked, OneShot: a.shelve == oneShotShelve, Suppressed: a.suppressed,
-		FirstOut: a.firstOut, Chattering: a.chattering, Stale: a.stale, Quality: Good}
+		FirstOut: a.firstOut, Chattering: a.chattering, Stale: a.stale, Held: a.held, Quality: Good}
 	if a.shelve == timedShelve {
 		s.ShelvedUntil = a.shelveUntil()
 	}

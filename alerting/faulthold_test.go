@@ -35,6 +35,13 @@ func TestFaultHoldListBounded(t *testing.T) {
 		require.False(t, e.Unsaved(), "reported once")
 	}
 	require.Equal(t, 1, raised, "raised once, held since")
+	// Held, lost again and held again 100 times: one change to show, the
+	// list of changes bounded by the alarms.
+	changed := e.HeldChanged()
+	require.Len(t, changed, 1)
+	require.Equal(t, "tank.t1.comm", changed[0].ID)
+	require.True(t, changed[0].Held)
+	require.Nil(t, e.HeldChanged(), "reported once")
 	require.Len(t, e.heldList, 1)
 	require.Equal(t, 1, e.Held())
 	evs := e.SetFaultHold(now, false, "calm")
@@ -46,6 +53,9 @@ func TestFaultHoldListBounded(t *testing.T) {
 	require.Empty(t, e.heldList)
 	require.Zero(t, e.Held())
 	require.False(t, e.points["tank.t1"].comm.inHeldList)
+	changed = e.HeldChanged()
+	require.Len(t, changed, 1)
+	require.False(t, changed[0].Held, "released")
 }
 
 // Released a few at a time, the held alarms return in the order they
@@ -78,6 +88,12 @@ func TestReleaseHeldInOrder(t *testing.T) {
 		require.Empty(t, evs)
 	}
 	require.Equal(t, 5, e.Held())
+	var ids []string
+	for _, st := range e.HeldChanged() {
+		require.True(t, st.Held, st.ID)
+		ids = append(ids, st.ID)
+	}
+	require.Equal(t, []string{"tank.t3.comm", "tank.t1.comm", "tank.t4.comm", "tank.t0.comm", "tank.t2.comm"}, ids, "each held, for a view to show")
 	require.Empty(t, e.ReleaseHeld(now, -1), "nothing while the hold is on")
 	e.SetFaultHold(now, false, "calm")
 	returned := func(evs []Event) (ids []string) {

@@ -157,7 +157,10 @@ type AlarmState struct {
 	FirstOut     bool
 	Chattering   bool
 	Stale        bool
-	Quality      Quality
+	// Held: the fault hold keeps it active after its return fell due
+	// (Engine.SetFaultHold); the gateway's own view shows it.
+	Held    bool
+	Quality Quality
 }
 
 // Annunciated reports whether the alarm belongs on the main alarm list.

@@ -284,6 +284,9 @@ func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	if g.eng.Unsaved() {
 		g.stateDirty = true // an alarm held, or no longer (snapshot's "held")
 	}
+	for _, st := range g.eng.HeldChanged() {
+		g.view.setAlarm(g.http, st) // its row shows it held, or no longer
+	}
 	if g.stateDirty && now.Sub(g.persistedAt) >= g.persistGap() {
 		g.persistNow(now)
 	}

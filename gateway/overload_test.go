@@ -324,6 +324,13 @@ func TestFaultHoldWhileOverloaded(t *testing.T) {
 	require.Zero(t, countEvents(evs, "return", d0), "returned while held")
 	require.Zero(t, countEvents(evs, "activate", d1))
 	require.Equal(t, 1.0, metricValue(t, g.met.faultHold))
+	// The gateway's view marks them held (holding makes no event).
+	heldRow := func() bool {
+		g.view.mu.RLock()
+		defer g.view.mu.RUnlock()
+		return g.view.alarms[d0+"."+loadtest.SensorID(0)+".comm"].Held
+	}
+	require.True(t, heldRow())
 
 	// 30 s after the last late window (at 8 s) the hold ends, and
 	// d000's alarms, read all along, return with it.
@@ -341,6 +348,7 @@ func TestFaultHoldWhileOverloaded(t *testing.T) {
 	evs = drain()
 	require.Equal(t, 1, countEvents(evs, "fault_hold_end", ""), "%v", evs)
 	require.Equal(t, 20, countEvents(evs, "return", d0), "%v", evs)
+	require.False(t, heldRow(), "returned: no longer held")
 	require.Equal(t, 1.0, metricValue(t, g.met.faultHolds))
 	// Every event is counted, those of ticks (the comm alarms raised, the
 	// hold's) as well as those of polls.

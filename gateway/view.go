@@ -259,7 +259,7 @@ func toAlarm(st alerting.AlarmState) httpapi.Alarm {
 		ID: st.ID, Site: st.Site, Device: st.Device, Sensor: st.Sensor, Condition: string(st.Condition),
 		Priority: st.Priority, State: string(st.State), Active: st.Active, Latched: st.Latched,
 		Value: optFloat(st.Value), Limit: optFloat(st.Limit), Since: st.Since, Updated: st.Updated,
-		AckedBy: st.AckedBy, Comment: st.Comment,
+		AckedBy: st.AckedBy, Comment: st.Comment, Held: st.Held,
 	}
 }
 

@@ -272,7 +272,17 @@ func TestBrowserFaultHoldBanner(t *testing.T) {
 	testenv.WaitJS(t, ctx, "the live stream", `document.querySelector('#conn.live') !== null`)
 	testenv.WaitJS(t, ctx, "the banner at load", `!document.getElementById('fault-hold').hidden && document.getElementById('fault-hold').textContent.startsWith('GATEWAY OVERLOADED (since ')`)
 	require.Contains(t, testenv.EvalJS[string](t, ctx, `document.getElementById('fault-hold').title`), "3 polls abandoned as late")
+	// A comm alarm the hold keeps active is marked held, and no longer
+	// once released.
+	held := Alarm{ID: "face3-gas.ch4.comm", Site: "demo", Device: "face3-gas", Sensor: "ch4", Condition: "comm", Priority: 1,
+		State: StateUnacknowledged, Active: true, Since: time.Now(), Held: true}
+	e.be.setAlarm(held, "activate", "", "")
+	testenv.WaitJS(t, ctx, "the held mark", `document.querySelector('tr[data-alarm="face3-gas.ch4.comm"] .held') !== null`)
+	require.Contains(t, testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="face3-gas.ch4.comm"] .held').title`), "fault hold")
 	testenv.Screenshot(t, ctx, "control-room-fault-hold.png")
+	held.Held, held.Active, held.State = false, false, StateReturnedUnacknowledged
+	e.be.setAlarm(held, "return", "", "")
+	testenv.WaitJS(t, ctx, "the held mark gone", `document.querySelector('tr[data-alarm="face3-gas.ch4.comm"]') !== null && document.querySelector('tr[data-alarm="face3-gas.ch4.comm"] .held') === null`)
 	e.be.setFaultHold(false, "calm")
 	testenv.WaitJS(t, ctx, "the banner gone", `document.getElementById('fault-hold').hidden`)
 	e.be.setFaultHold(true, "overloaded again")
