@@ -72,8 +72,9 @@ type alarm struct {
 	// not what it drives. inHeldList: it is in Engine.heldList (once,
 	// however often held).
 	held, inHeldList bool
-	// heldNoted: in Engine.heldChanged.
-	heldNoted bool
+	// heldNoted: in Engine.heldChanged. heldShown: held, as the last
+	// HeldChanged gave it.
+	heldNoted, heldShown bool
 }
 
 func (a *alarm) ext() *alarmExt {
@@ -796,17 +797,21 @@ func (e *Engine) noteHeld(a *alarm) {
 }
 
 // HeldChanged returns the state of each alarm the fault hold began or
-// stopped holding since the last call, once each. Holding makes no
-// event (keepHeld), so a view of the alarms that shows which are held
-// learns it here.
+// stopped holding since the last call, once each; not one that is back
+// as the last call gave it (held, lost again and held again: a flapping
+// device). Holding makes no event (keepHeld), so a view of the alarms
+// that shows which are held learns it here.
 func (e *Engine) HeldChanged() []AlarmState {
 	if len(e.heldChanged) == 0 {
 		return nil
 	}
-	out := make([]AlarmState, len(e.heldChanged))
-	for i, a := range e.heldChanged {
+	var out []AlarmState
+	for _, a := range e.heldChanged {
 		a.heldNoted = false
-		out[i] = e.snapshotState(a)
+		if a.held != a.heldShown {
+			a.heldShown = a.held
+			out = append(out, e.snapshotState(a))
+		}
 	}
 	clear(e.heldChanged)
 	e.heldChanged = e.heldChanged[:0]

@@ -42,6 +42,13 @@ func TestFaultHoldListBounded(t *testing.T) {
 	require.Equal(t, "tank.t1.comm", changed[0].ID)
 	require.True(t, changed[0].Held)
 	require.Nil(t, e.HeldChanged(), "reported once")
+	// Lost again and held again since: as last given, nothing to show.
+	now = now.Add(3 * time.Second)
+	e.Tick(now)
+	now = now.Add(time.Second)
+	_, err = e.Step(now, []Sample{{Point: "tank.t1", Value: 20, Quality: Good}})
+	require.NoError(t, err)
+	require.Nil(t, e.HeldChanged(), "held again, as last shown")
 	require.Len(t, e.heldList, 1)
 	require.Equal(t, 1, e.Held())
 	evs := e.SetFaultHold(now, false, "calm")
