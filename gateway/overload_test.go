@@ -67,6 +67,19 @@ func repeat(d lateness, n int) []lateness {
 	return out
 }
 
+// heldThenCalm is a judge that held at 3 s (three late windows) and, 30
+// calm windows later, ended the hold at 33 s, and its counters.
+func heldThenCalm(t *testing.T, t0 time.Time, calm, late lateness) (*overloadJudge, *lateness) {
+	t.Helper()
+	j, c := &overloadJudge{}, &lateness{}
+	w := []lateness{{}, late, late, late}
+	w = append(w, repeat(calm, 30)...)
+	got := judgeSteps(j, t0, 0, w, c)
+	require.True(t, got[3].on, "held at 3 s")
+	require.False(t, got[33].on, "ended at 33 s")
+	return j, c
+}
+
 func TestOverloadJudge(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
 	calm := lateness{polls: 100}
@@ -119,68 +132,59 @@ func TestOverloadJudge(t *testing.T) {
 	})
 
 	t.Run("a relapse within the calm holds at its first late window and doubles the calm, up to 10 minutes; one later keeps it; 10 minutes after a hold it is reset", func(t *testing.T) {
-		var j overloadJudge
-		var c lateness
-		w := []lateness{{}, late, late, late} // held at 3 s
-		w = append(w, repeat(calm, 30)...)
-		got := judgeSteps(&j, t0, 0, w, &c)
-		require.False(t, got[33].on, "ended at 33 s")
+		j, c := heldThenCalm(t, t0, calm, late)
+		var got map[int]verdict
 		require.Equal(t, holdCalm, j.calm)
 		at := 34
 		for _, want := range []time.Duration{60 * time.Second, 120 * time.Second, 240 * time.Second, 480 * time.Second, 600 * time.Second, 600 * time.Second} {
 			// Overloaded again at once: held again at the first late
 			// window, with twice the calm.
-			got = judgeSteps(&j, t0, at, []lateness{late}, &c)
+			got = judgeSteps(j, t0, at, []lateness{late}, c)
 			require.True(t, got[at].on, "held again at %d s", at)
 			require.Equal(t, want, j.calm)
 			require.Contains(t, got[at].reason, "gateway overloaded again (")
 			require.Contains(t, got[at].reason, "until it has run "+want.String()+" without running late")
 			n := int(want / time.Second)
-			got = judgeSteps(&j, t0, at+1, repeat(calm, n), &c)
+			got = judgeSteps(j, t0, at+1, repeat(calm, n), c)
 			require.False(t, got[at+n].on, "ended %s after the last late window", want)
 			at += 1 + n
 		}
 		// 10 minutes after the last hold ended, a relapse starts over
 		// at 30 s.
-		got = judgeSteps(&j, t0, at, repeat(calm, 600), &c)
+		got = judgeSteps(j, t0, at, repeat(calm, 600), c)
 		require.Empty(t, got)
 		at += 600
-		got = judgeSteps(&j, t0, at, []lateness{late, late, late}, &c)
+		got = judgeSteps(j, t0, at, []lateness{late, late, late}, c)
 		require.True(t, got[at+2].on)
 		require.Equal(t, holdCalm, j.calm, "back to 30 s 10 minutes after the last hold ended")
-		got = judgeSteps(&j, t0, at+3, repeat(calm, 30), &c)
+		got = judgeSteps(j, t0, at+3, repeat(calm, 30), c)
 		require.False(t, got[at+32].on)
 		at += 33
 		// 40 s after that hold ended: later than its calm (30 s), within
 		// 10 minutes: the calm stays 30 s.
-		got = judgeSteps(&j, t0, at, repeat(calm, 38), &c)
+		got = judgeSteps(j, t0, at, repeat(calm, 38), c)
 		require.Empty(t, got)
 		at += 38
-		got = judgeSteps(&j, t0, at, []lateness{late, late, late}, &c)
+		got = judgeSteps(j, t0, at, []lateness{late, late, late}, c)
 		require.True(t, got[at+2].on)
 		require.Equal(t, holdCalm, j.calm, "a relapse after the calm keeps it")
 	})
 
 	t.Run("after the calm, a late window holds at once while the alarms held still wait to return, not after", func(t *testing.T) {
-		var j overloadJudge
-		var c lateness
-		w := []lateness{{}, late, late, late} // held at 3 s
-		w = append(w, repeat(calm, 30)...)
-		got := judgeSteps(&j, t0, 0, w, &c)
-		require.False(t, got[33].on, "ended at 33 s")
-		got = judgeSteps(&j, t0, 34, repeat(calm, 30), &c) // to 63 s: 30 s after the end
+		j, c := heldThenCalm(t, t0, calm, late)
+		got := judgeSteps(j, t0, 34, repeat(calm, 30), c) // to 63 s: 30 s after the end
 		require.Empty(t, got)
 		j.waiting = true
-		got = judgeSteps(&j, t0, 64, []lateness{late}, &c)
+		got = judgeSteps(j, t0, 64, []lateness{late}, c)
 		require.True(t, got[64].on, "held again at the first late window")
 		require.Contains(t, got[64].reason, "gateway overloaded again (")
 		require.Equal(t, holdCalm, j.calm, "after the calm: not doubled")
 		j.waiting = false
-		got = judgeSteps(&j, t0, 65, repeat(calm, 30), &c)
+		got = judgeSteps(j, t0, 65, repeat(calm, 30), c)
 		require.False(t, got[94].on)
-		got = judgeSteps(&j, t0, 95, repeat(calm, 30), &c) // past this hold's calm
+		got = judgeSteps(j, t0, 95, repeat(calm, 30), c) // past this hold's calm
 		require.Empty(t, got)
-		got = judgeSteps(&j, t0, 125, []lateness{late, late}, &c)
+		got = judgeSteps(j, t0, 125, []lateness{late, late}, c)
 		require.Empty(t, got, "two late windows, nothing waiting: a stall")
 	})
 
