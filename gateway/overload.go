@@ -120,7 +120,7 @@ func (j *overloadJudge) judge(now time.Time, c lateness) (verdict, bool) {
 	}
 	if j.held && now.Sub(j.lateAt[0]) >= j.calm {
 		j.held, j.endedAt = false, now
-		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): the held comm and bad alarms of sensors read well again return, %d a second", j.calm, heldReleasePerSecond)}, true
+		return verdict{false, fmt.Sprintf("gateway no longer overloaded (%s without running late): the held comm and bad alarms of sensors read well again return, at most %d a second", j.calm, heldReleasePerSecond)}, true
 	}
 	return verdict{}, false
 }
