@@ -131,7 +131,7 @@ type Gateway struct {
 	judgeClock func() time.Time
 	// releasedAt is how far on the judge's clock the pace of releasing
 	// held alarms has been used (releaseHeld); zero when no release is
-	// under way. releaseRate is the pace, a second (0: not set yet).
+	// under way. releaseRate is the pace, a second.
 	releasedAt  time.Time
 	releaseRate int
 	// holdStatus is the fault hold in force, for the retained status.
@@ -224,14 +224,16 @@ func New(o Options) (*Gateway, error) {
 	s := o.Site
 	g := &Gateway{
 		o: o, site: s,
-		log:        o.Log.With().Str("site", s.Site).Logger(),
-		batches:    make(chan modbus.Batch, handoverCap(s.Devices)),
-		carryCap:   handoverCap(s.Devices),
-		asyncSlots: make(chan struct{}, maxAsyncCommits),
-		cmds:       make(chan cmdReq),
-		actDone:    make(chan actResult, 64),
-		actReqs:    make(chan actReq, 256),
-		actions:    map[string]configs.Action{},
+		log:      o.Log.With().Str("site", s.Site).Logger(),
+		batches:  make(chan modbus.Batch, handoverCap(s.Devices)),
+		carryCap: handoverCap(s.Devices),
+		// releaseHeld's pace, halved by holds that come while it runs.
+		releaseRate: heldReleasePerSecond,
+		asyncSlots:  make(chan struct{}, maxAsyncCommits),
+		cmds:        make(chan cmdReq),
+		actDone:     make(chan actResult, 64),
+		actReqs:     make(chan actReq, 256),
+		actions:     map[string]configs.Action{},
 
 		unsent:     map[string]bool{},
 		actRetry:   map[string]time.Time{},

@@ -206,9 +206,6 @@ func (g *Gateway) releasing() bool {
 // again, which stops them).
 func (g *Gateway) releaseHeld(ctx context.Context, now time.Time) {
 	clock := g.clock()
-	if g.releaseRate == 0 {
-		g.releaseRate = heldReleasePerSecond
-	}
 	switch {
 	case !g.releasing():
 		if g.eng.Held() == 0 {
