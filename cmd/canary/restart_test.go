@@ -29,6 +29,7 @@ import (
 // tests can run `canary run` as a real process and kill it with SIGKILL.
 func TestMain(m *testing.M) {
 	if os.Getenv("CANARY_TEST_MAIN") == "1" {
+		mayReexec = true
 		ctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -39,8 +40,14 @@ func TestMain(m *testing.M) {
 // canaryProcess starts the canary CLI as a child process.
 func canaryProcess(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
+	return canaryProcessEnv(t, nil, args...)
+}
+
+// canaryProcessEnv is canaryProcess with variables added to the environment.
+func canaryProcessEnv(t *testing.T, env []string, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CANARY_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "CANARY_TEST_MAIN=1"), env...)
 	log, err := os.Create(filepath.Join(t.TempDir(), "canary.log"))
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = log, log

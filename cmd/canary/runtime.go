@@ -35,11 +35,17 @@ const startupSettle = 5 * time.Second
 //     simulator, broker and gateway all on one thread. Set GOMAXPROCS for
 //     larger sites, or where the HTTP API serves many clients at once.
 //
+// First of all it gives every thread of the process a timer slack of
+// timerSlackDefault (timerSlackDefaults; CANARY_TIMER_SLACK sets another,
+// or off), which may exec the process once.
+//
 // It also has the kernel map the executable's pages only as they are
 // touched (faultAroundOff; CANARY_FAULT_AROUND=on leaves the kernel's
 // default), and releases those that package init touched,
 // now and once more when start-up is over (releaseStartupPages).
 func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
+	// First: it may exec the process again.
+	timerSlackDefaults(ctx, log)
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(50)
 	}
@@ -76,6 +82,49 @@ func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 			release("after start-up")
 		}
 	}()
+}
+
+// timerSlackDefaults gives the process the timer slack the environment
+// asks for (timerSlackFromEnv), by an exec of itself if need be
+// (applyTimerSlack): canary run, canary ingest and canary bench call it
+// first, before they have opened anything.
+func timerSlackDefaults(ctx context.Context, log zerolog.Logger) {
+	slack, err := timerSlackFromEnv()
+	if err != nil {
+		log.Warn().Err(err).Dur("timer_slack", slack).Msg("timer slack: the default")
+	}
+	if ctx.Err() != nil {
+		// Stopped already: an exec would lose the signal.
+		slack = 0
+	}
+	if how, err := applyTimerSlack(slack); err != nil {
+		log.Info().Err(err).Msg("timer slack stays as it was")
+	} else {
+		log.Debug().Msg(how)
+	}
+}
+
+// timerSlackDefault is the timer slack canary run and canary ingest run
+// with (applyTimerSlack; docs/performance-history.md, item 55).
+const timerSlackDefault = 2 * time.Millisecond
+
+// timerSlackFromEnv is the timer slack the environment asks for:
+// CANARY_TIMER_SLACK as a duration ("2ms"), "off" for the kernel's own
+// (0), unset for timerSlackDefault. Any other value is an error, and the
+// default.
+func timerSlackFromEnv() (time.Duration, error) {
+	v, set := os.LookupEnv("CANARY_TIMER_SLACK")
+	if !set || v == "" {
+		return timerSlackDefault, nil
+	}
+	if v == "off" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > time.Second {
+		return timerSlackDefault, fmt.Errorf("CANARY_TIMER_SLACK=%q: want a duration from 1ns to 1s (e.g. 2ms), or off", v)
+	}
+	return d, nil
 }
 
 // keepFaultAround reports whether the environment asks to leave the
