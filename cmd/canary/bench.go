@@ -60,8 +60,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 			if log.GetLevel() < zerolog.WarnLevel {
 				log = log.Level(zerolog.WarnLevel)
 			}
-			// As canary run has it (runtimeDefaults' first step).
-			timerSlackDefaults(cmd.Context(), log)
+			logTimerSlack(log)
 			res, err := runBench(cmd.Context(), f, log, cmd.ErrOrStderr())
 			if err != nil {
 				return err

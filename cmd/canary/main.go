@@ -112,13 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitRuntime
 }
 
-// mayReexec is set when the process is canary itself (main, or a test's
-// stand-in for it), not a test running a command in-process: only then may
-// a command exec the process again (applyTimerSlack).
-var mayReexec bool
-
 func main() {
-	mayReexec = true
+	// Before anything else: it may exec the process again.
+	earlyTimerSlack(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profileFromEnv(os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

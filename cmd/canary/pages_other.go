@@ -18,3 +18,6 @@ func faultAroundOff() error { return errors.New("fault-around off: Linux only") 
 func applyTimerSlack(time.Duration) (string, error) {
 	return "timer slack: the system's (Linux only)", nil
 }
+
+// timerSlack is Linux-only: elsewhere there is none to speak of.
+func timerSlack() (time.Duration, error) { return 0, nil }

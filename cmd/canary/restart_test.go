@@ -29,7 +29,7 @@ import (
 // tests can run `canary run` as a real process and kill it with SIGKILL.
 func TestMain(m *testing.M) {
 	if os.Getenv("CANARY_TEST_MAIN") == "1" {
-		mayReexec = true
+		earlyTimerSlack(os.Args[1:])
 		ctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -40,14 +40,22 @@ func TestMain(m *testing.M) {
 // canaryProcess starts the canary CLI as a child process.
 func canaryProcess(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	return canaryProcessEnv(t, nil, args...)
+	return canaryProcessEnv(t, nil, nil, args...)
 }
 
-// canaryProcessEnv is canaryProcess with variables added to the environment.
-func canaryProcessEnv(t *testing.T, env []string, args ...string) *exec.Cmd {
+// canaryProcessEnv is canaryProcess with variables added to the
+// environment and stdin (nil: none). The test's own timer slack settings
+// are not passed on.
+func canaryProcessEnv(t *testing.T, env []string, stdin io.Reader, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), "CANARY_TEST_MAIN=1"), env...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CANARY_TIMER_SLACK=") && !strings.HasPrefix(kv, "CANARY_REEXEC=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "CANARY_TEST_MAIN=1"), env...)
+	cmd.Stdin = stdin
 	log, err := os.Create(filepath.Join(t.TempDir(), "canary.log"))
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = log, log

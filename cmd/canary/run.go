@@ -75,6 +75,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnFastPolls(log, site.Devices)
 			gw, err := gateway.New(gateway.Options{Site: site, Log: log})
 			if err != nil {
 				return err

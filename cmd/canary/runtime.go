@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/canary-gw/canary/configs"
 )
 
 // startupSettle is how long after a command starts its start-up pages are
@@ -35,17 +38,15 @@ const startupSettle = 5 * time.Second
 //     simulator, broker and gateway all on one thread. Set GOMAXPROCS for
 //     larger sites, or where the HTTP API serves many clients at once.
 //
-// First of all it gives every thread of the process a timer slack of
-// timerSlackDefault (timerSlackDefaults; CANARY_TIMER_SLACK sets another,
-// or off), which may exec the process once.
+// It logs the timer slack main gave every thread of the process
+// (earlyTimerSlack: timerSlackDefault, or CANARY_TIMER_SLACK's).
 //
 // It also has the kernel map the executable's pages only as they are
 // touched (faultAroundOff; CANARY_FAULT_AROUND=on leaves the kernel's
 // default), and releases those that package init touched,
 // now and once more when start-up is over (releaseStartupPages).
 func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
-	// First: it may exec the process again.
-	timerSlackDefaults(ctx, log)
+	logTimerSlack(log)
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(50)
 	}
@@ -84,23 +85,78 @@ func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 	}()
 }
 
-// timerSlackDefaults gives the process the timer slack the environment
-// asks for (timerSlackFromEnv), by an exec of itself if need be
-// (applyTimerSlack): canary run, canary ingest and canary bench call it
-// first, before they have opened anything.
-func timerSlackDefaults(ctx context.Context, log zerolog.Logger) {
-	slack, err := timerSlackFromEnv()
+// slackOutcome is what earlyTimerSlack came to, for the command to log
+// once it has its logger (logTimerSlack).
+var slackOutcome struct {
+	applied bool // earlyTimerSlack ran for this command
+	how     string
+	err     error // the slack could not be applied
+	envErr  error // CANARY_TIMER_SLACK was bad
+}
+
+// earlyTimerSlack gives the process the timer slack the environment asks
+// for (timerSlackFromEnv), by an exec of itself if need be
+// (applyTimerSlack), when args run canary run, canary ingest or canary
+// bench. main calls it first of all, before it handles a signal, starts a
+// profile or reads a config: all would be lost to the exec. It logs
+// nothing; the command does, with its logger (logTimerSlack).
+func earlyTimerSlack(args []string) {
+	if !wantsTimerSlack(args) {
+		return
+	}
+	slack, envErr := timerSlackFromEnv()
+	how, err := applyTimerSlack(slack)
+	slackOutcome.applied, slackOutcome.how, slackOutcome.err, slackOutcome.envErr = true, how, err, envErr
+}
+
+// wantsTimerSlack reports whether args run a command that gets the timer
+// slack: the long-running gateway and ingest, and the bench that sizes them.
+func wantsTimerSlack(args []string) bool {
+	c, _, err := newRootCmd(io.Discard, io.Discard).Find(args)
 	if err != nil {
-		log.Warn().Err(err).Dur("timer_slack", slack).Msg("timer slack: the default")
+		return false
 	}
-	if ctx.Err() != nil {
-		// Stopped already: an exec would lose the signal.
-		slack = 0
+	switch c.Name() {
+	case "run", "ingest", "bench":
+		return true
 	}
-	if how, err := applyTimerSlack(slack); err != nil {
-		log.Info().Err(err).Msg("timer slack stays as it was")
-	} else {
-		log.Debug().Msg(how)
+	return false
+}
+
+// logTimerSlack logs what earlyTimerSlack came to, if it ran.
+func logTimerSlack(log zerolog.Logger) {
+	o := slackOutcome
+	if !o.applied {
+		return
+	}
+	if o.envErr != nil {
+		log.Warn().Err(o.envErr).Msg("timer slack: the default")
+	}
+	if o.err != nil {
+		log.Info().Err(o.err).Msg("timer slack stays as it was")
+		return
+	}
+	log.Debug().Msg(o.how)
+}
+
+// fastPollSlacks: a device polled more often than every fastPollSlacks
+// timer slacks may have its polls judged late by the slack alone (a poll
+// starts late after a quarter of its period), which counts towards the
+// overload that starts a fault hold.
+const fastPollSlacks = 20
+
+// warnFastPolls warns of the devices polled so fast that the process's
+// timer slack could make their polls late, and how to lower it.
+func warnFastPolls(log zerolog.Logger, devices []configs.Device) {
+	slack, err := timerSlack()
+	if err != nil || slack <= 0 {
+		return
+	}
+	for _, d := range devices {
+		if d.Poll > 0 && d.Poll < fastPollSlacks*slack {
+			log.Warn().Str("device", d.ID).Dur("poll", d.Poll).Dur("timer_slack", slack).
+				Msgf("device polled faster than %d times the timer slack: its polls may start late by the slack alone; set CANARY_TIMER_SLACK lower, or off", fastPollSlacks)
+		}
 	}
 }
 

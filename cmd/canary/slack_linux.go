@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"syscall"
 	"time"
@@ -29,17 +30,19 @@ const reexecEnv = "CANARY_REEXEC"
 // the slack of the thread it runs on and execs itself, once: it returns
 // only when the slack is already in place, or when it could not be.
 //
-// Only a process started by main (mayReexec) execs: tests that run
-// commands in-process must not replace the test binary.
+// Only main calls it (earlyTimerSlack), before it has set anything up: an
+// exec would lose a signal handled, a profile started, a pipe read.
 func applyTimerSlack(want time.Duration) (string, error) {
-	if want <= 0 {
-		return "kernel's default kept", nil
-	}
 	again := os.Getenv(reexecEnv) != ""
 	if again {
 		// Not for whatever this process starts.
 		os.Unsetenv(reexecEnv)
 	}
+	if want <= 0 {
+		return "timer slack: the one the process was started with", nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	got, err := timerSlack()
 	if err != nil {
 		return "", err
@@ -50,17 +53,19 @@ func applyTimerSlack(want time.Duration) (string, error) {
 	if again {
 		return "", fmt.Errorf("timer slack %s after exec, want %s", got, want)
 	}
-	if !mayReexec {
-		return "", fmt.Errorf("timer slack %s, want %s: not started by main, no exec", got, want)
+	if err := setTimerSlack(want); err != nil {
+		return "", err
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(want.Nanoseconds()), 0, 0, 0); err != nil {
-		return "", fmt.Errorf("set timer slack %s: %w", want, err)
+	// The kernel ignores the slack of a real-time thread: no exec for
+	// nothing then.
+	if now, err := timerSlack(); err != nil || now < want {
+		_ = setTimerSlack(got)
+		return "", fmt.Errorf("timer slack %s, want %s: not taken (a real-time thread?)", now, want)
 	}
 	// The slack is this thread's: exec from it, and the new image's every
 	// thread descends from it.
 	err = syscall.Exec(runningExecutable(), os.Args, append(os.Environ(), reexecEnv+"=timer-slack"))
+	_ = setTimerSlack(got)
 	return "", fmt.Errorf("exec to apply timer slack %s: %w", want, err)
 }
 
@@ -74,23 +79,36 @@ func timerSlack() (time.Duration, error) {
 	return time.Duration(ns), nil
 }
 
-// runningExecutable is the path to exec the running executable by: its own
-// path while that is still the file running, so that the process keeps its
-// name (the kernel names it after the path exec is given); else
+// setTimerSlack sets the calling thread's timer slack.
+func setTimerSlack(d time.Duration) error {
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(d.Nanoseconds()), 0, 0, 0); err != nil {
+		return fmt.Errorf("set timer slack %s: %w", d, err)
+	}
+	return nil
+}
+
+// runningExecutable is the path to exec the running executable by. The
+// kernel names a process after the path exec is given, so the path it was
+// started by comes first (a symlink's name, say), then the executable's
+// own path, as long as either is still the file running; else
 // /proc/self/exe, which is the running file even once replaced on disk.
 func runningExecutable() string {
 	const self = "/proc/self/exe"
-	p, err := os.Executable()
+	running, err := os.Stat(self)
 	if err != nil {
 		return self
 	}
-	a, err := os.Stat(p)
-	if err != nil {
-		return self
+	var paths []string
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		paths = append(paths, p)
 	}
-	b, err := os.Stat(self)
-	if err != nil || !os.SameFile(a, b) {
-		return self
+	if p, err := os.Executable(); err == nil {
+		paths = append(paths, p)
 	}
-	return p
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && os.SameFile(fi, running) {
+			return p
+		}
+	}
+	return self
 }
