@@ -160,13 +160,14 @@ func warnFastPolls(log zerolog.Logger, devices []configs.Device) {
 	}
 }
 
-// timerSlackDefault is the timer slack canary run and canary ingest run
-// with (applyTimerSlack; docs/performance-history.md, item 55).
+// timerSlackDefault is the timer slack canary run, canary ingest and
+// canary bench run with (applyTimerSlack; docs/performance-history.md,
+// item 55).
 const timerSlackDefault = 2 * time.Millisecond
 
 // timerSlackFromEnv is the timer slack the environment asks for:
-// CANARY_TIMER_SLACK as a duration ("2ms"), "off" for the kernel's own
-// (0), unset for timerSlackDefault. Any other value is an error, and the
+// CANARY_TIMER_SLACK as a duration ("2ms"), "off" (0) for the one the
+// process was started with, unset for timerSlackDefault. Any other value is an error, and the
 // default.
 func timerSlackFromEnv() (time.Duration, error) {
 	v, set := os.LookupEnv("CANARY_TIMER_SLACK")
