@@ -48,7 +48,14 @@ func canaryProcess(t *testing.T, args ...string) *exec.Cmd {
 // are not passed on.
 func canaryProcessEnv(t *testing.T, env []string, stdin io.Reader, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	return canaryProcessAt(t, os.Args[0], env, stdin, args...)
+}
+
+// canaryProcessAt is canaryProcessEnv started by the path exe (a symlink
+// to the test binary, say).
+func canaryProcessAt(t *testing.T, exe string, env []string, stdin io.Reader, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(exe, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CANARY_TIMER_SLACK=") && !strings.HasPrefix(kv, "CANARY_REEXEC=") {
 			cmd.Env = append(cmd.Env, kv)

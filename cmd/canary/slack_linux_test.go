@@ -121,12 +121,15 @@ func waitForLog(t *testing.T, cmd *exec.Cmd, want string) string {
 // slack want, and that the process kept the name it was started by.
 func requireSlacks(t *testing.T, cmd *exec.Cmd, want time.Duration) {
 	t.Helper()
-	ownComm, err := os.ReadFile("/proc/self/comm")
-	require.NoError(t, err)
-	// The process keeps its name: exec was given its path.
+	// The process keeps its name (the kernel's, from the path it was
+	// started by: at most 15 bytes): exec was given that path.
+	name := filepath.Base(cmd.Path)
+	if len(name) > 15 {
+		name = name[:15]
+	}
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
 	require.NoError(t, err)
-	require.Equal(t, string(ownComm), string(comm))
+	require.Equal(t, name+"\n", string(comm))
 
 	slacks := threadSlacks(t, cmd.Process.Pid)
 	require.GreaterOrEqual(t, len(slacks), 3, "the runtime's threads, its monitor among them")
@@ -146,14 +149,20 @@ func TestRunAppliesTimerSlack(t *testing.T) {
 	require.NotZero(t, inherited)
 	require.Less(t, inherited, timerSlackDefault, "the test must start with a smaller slack than canary's")
 
+	// Started by a symlink, it keeps the symlink's name.
+	link := filepath.Join(t.TempDir(), "canary-link")
+	require.NoError(t, os.Symlink(os.Args[0], link))
+
 	const fast = "polled faster than 20 times the timer slack"
 	for _, tc := range []struct {
 		env     []string
+		exe     string // default: the test binary
 		want    time.Duration
 		log     string
 		fastLog bool // the site's 100 ms poll is under 20 slacks
 	}{
 		{want: timerSlackDefault, log: `"timer slack 2ms"`},
+		{env: []string{"BY=symlink"}, exe: link, want: timerSlackDefault, log: `"timer slack 2ms"`},
 		{env: []string{"CANARY_TIMER_SLACK=7ms"}, want: 7 * time.Millisecond, log: `"timer slack 7ms"`, fastLog: true},
 		{env: []string{"CANARY_TIMER_SLACK=off"}, want: inherited, log: `"timer slack: the one the process was started with"`},
 		{env: []string{"CANARY_TIMER_SLACK=fast"}, want: timerSlackDefault, log: `CANARY_TIMER_SLACK=\"fast\": want a duration`},
@@ -164,7 +173,11 @@ func TestRunAppliesTimerSlack(t *testing.T) {
 			require.NoError(t, os.WriteFile(site, []byte(fmt.Sprintf(restartSite,
 				fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t)), filepath.Join(dir, "outbox"),
 				testenv.FreePort(t), testenv.FreePort(t))), 0o600))
-			cmd := canaryProcessEnv(t, tc.env, nil, "run", "-c", site, "--log-level", "debug", "--log-format", "json")
+			exe := tc.exe
+			if exe == "" {
+				exe = os.Args[0]
+			}
+			cmd := canaryProcessAt(t, exe, tc.env, nil, "run", "-c", site, "--log-level", "debug", "--log-format", "json")
 
 			// The gateway is up once it has opened its outbox, after the
 			// slack was applied and logged.
