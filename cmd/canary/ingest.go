@@ -33,7 +33,7 @@ func newIngestCmd(g *globalFlags) *cobra.Command {
 			if err := configResult(cmd, file, warnings, err); err != nil {
 				return err
 			}
-			runtimeDefaults(cmd.Context(), log)
+			runtimeDefaults(cmd.Context(), log, ingestGCPercent)
 			w, err := ingest.NewWriter(ingest.WriterOptions{Config: cfg.InfluxDB, Log: log})
 			if err != nil {
 				return usageError{err}

@@ -70,7 +70,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runtimeDefaults(cmd.Context(), log)
+			runtimeDefaults(cmd.Context(), log, gatewayGCPercent)
 			site, err := loadSiteLean(cmd, file)
 			if err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,12 +23,15 @@ const startupSettle = 5 * time.Second
 // runtimeDefaults tunes the Go runtime of a long-running process (canary
 // run, canary ingest) for a small edge box, unless the environment says
 // otherwise. Both were measured with scripts/load.sh (docs/performance-history.md,
-// items 18 and 20):
+// items 18, 20 and 56):
 //
-//   - GOGC=50: garbage is collected when the heap has grown by half since
-//     the last cycle instead of doubling. Edge boxes are sized by resident
-//     memory: at 10 000 sensors the gateway's peak RSS went from 79 to
-//     64 MB, at 1 000 from 28 to 24 MB, for CPU within run-to-run noise.
+//   - GOGC=gcPercent: canary run's gatewayGCPercent collects garbage when
+//     the heap has grown by half since the last cycle instead of doubling.
+//     Edge boxes are sized by resident memory: at 10 000 sensors the
+//     gateway's peak RSS went from 79 to 64 MB, at 1 000 from 28 to 24 MB,
+//     for CPU within run-to-run noise. canary ingest's ingestGCPercent is
+//     Go's default: its heap is small, and half as many collections took
+//     about a tenth off its CPU for half a megabyte.
 //   - GOMAXPROCS=1: one scheduler thread. At these loads the process is
 //     woken far more often than it works, and with two threads every
 //     wake-up also wakes the other to look for work: the reference load
@@ -45,14 +49,17 @@ const startupSettle = 5 * time.Second
 // touched (faultAroundOff; CANARY_FAULT_AROUND=on leaves the kernel's
 // default), and releases those that package init touched,
 // now and once more when start-up is over (releaseStartupPages).
-func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
+func runtimeDefaults(ctx context.Context, log zerolog.Logger, gcPercent int) {
 	logTimerSlack(log)
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(50)
+	gogc, set := os.LookupEnv("GOGC")
+	if !set {
+		debug.SetGCPercent(gcPercent)
+		gogc = strconv.Itoa(gcPercent)
 	}
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
 		runtime.GOMAXPROCS(1)
 	}
+	log.Debug().Str("gogc", gogc).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("runtime settings")
 	release := func(when string) {
 		n, err := releaseStartupPages()
 		if err != nil {
@@ -84,6 +91,13 @@ func runtimeDefaults(ctx context.Context, log zerolog.Logger) {
 		}
 	}()
 }
+
+// The garbage collection targets of the long-running commands unless GOGC
+// is set (runtimeDefaults).
+const (
+	gatewayGCPercent = 50
+	ingestGCPercent  = 100
+)
 
 // slackOutcome is what earlyTimerSlack came to, for the command to log
 // once it has its logger (logTimerSlack).

@@ -191,6 +191,7 @@ func TestRunAppliesTimerSlack(t *testing.T) {
 				require.NotContains(t, logged, fast)
 			}
 			requireSlacks(t, cmd, tc.want)
+			require.Contains(t, logged, `"gogc":"50","gomaxprocs":1,`, "the gateway's runtime settings")
 		})
 	}
 }
@@ -204,7 +205,7 @@ func TestIngestAppliesTimerSlackBeforeItReadsItsConfig(t *testing.T) {
 	cfg := fmt.Sprintf("mqtt:\n  url: %s\n  client_id: ingest-slack\ninfluxdb:\n  url: http://127.0.0.1:%d\n  bucket: canary/autogen\nmetrics: %s\n",
 		m.URL, testenv.FreePort(t), metrics)
 	cmd := canaryProcessEnv(t, nil, strings.NewReader(cfg), "ingest", "-c", "/dev/stdin", "--log-level", "debug")
-	waitForLog(t, cmd, `"timer slack 2ms"`)
+	logged := waitForLog(t, cmd, `"timer slack 2ms"`)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + metrics + "/metrics")
@@ -216,4 +217,7 @@ func TestIngestAppliesTimerSlackBeforeItReadsItsConfig(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	requireSlacks(t, cmd, timerSlackDefault)
+	// The ingest's runtime settings (item 56): Go's default GOGC.
+	logged = waitForLog(t, cmd, `"runtime settings"`)
+	require.Contains(t, logged, `"gogc":"100","gomaxprocs":1,`)
 }
