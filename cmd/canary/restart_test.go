@@ -44,8 +44,8 @@ func canaryProcess(t *testing.T, args ...string) *exec.Cmd {
 }
 
 // canaryProcessEnv is canaryProcess with variables added to the
-// environment and stdin (nil: none). The test's own timer slack settings
-// are not passed on.
+// environment and stdin (nil: none). The test's own timer slack and
+// runtime settings are not passed on: the child's defaults are under test.
 func canaryProcessEnv(t *testing.T, env []string, stdin io.Reader, args ...string) *exec.Cmd {
 	t.Helper()
 	return canaryProcessAt(t, os.Args[0], env, stdin, args...)
@@ -57,7 +57,7 @@ func canaryProcessAt(t *testing.T, exe string, env []string, stdin io.Reader, ar
 	t.Helper()
 	cmd := exec.Command(exe, args...)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CANARY_TIMER_SLACK=") && !strings.HasPrefix(kv, "CANARY_REEXEC=") {
+		if !hasAnyPrefix(kv, "CANARY_TIMER_SLACK=", "CANARY_REEXEC=", "GOGC=", "GOMAXPROCS=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
@@ -225,4 +225,14 @@ func TestGatewaySurvivesSIGKILL(t *testing.T) {
 	}
 	require.Equal(t, 1.0, seqs[0], "seq starts at 1")
 	require.NotNil(t, w.retained["canary/v1/restart/alarms/face-gas.ch4.high_high"])
+}
+
+// hasAnyPrefix reports whether s starts with one of prefixes.
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

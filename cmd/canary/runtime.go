@@ -28,10 +28,11 @@ const startupSettle = 5 * time.Second
 //   - GOGC=gcPercent: canary run's gatewayGCPercent collects garbage when
 //     the heap has grown by half since the last cycle instead of doubling.
 //     Edge boxes are sized by resident memory: at 10 000 sensors the
-//     gateway's peak RSS went from 79 to 64 MB, at 1 000 from 28 to 24 MB,
+//     gateway's peak RSS went from 79 to 62 MB, at 1 000 from 28 to 24 MB,
 //     for CPU within run-to-run noise. canary ingest's ingestGCPercent is
-//     Go's default: its heap is small, and half as many collections took
-//     about a tenth off its CPU for half a megabyte.
+//     Go's default: its heap is small, and collecting less often took
+//     about 8 % off its CPU for a quarter of a megabyte at the reference
+//     load (a megabyte at 10 000 sensors).
 //   - GOMAXPROCS=1: one scheduler thread. At these loads the process is
 //     woken far more often than it works, and with two threads every
 //     wake-up also wakes the other to look for work: the reference load
@@ -169,7 +170,7 @@ func warnFastPolls(log zerolog.Logger, devices []configs.Device) {
 	for _, d := range devices {
 		if d.Poll > 0 && d.Poll < fastPollSlacks*slack {
 			log.Warn().Str("device", d.ID).Dur("poll", d.Poll).Dur("timer_slack", slack).
-				Msgf("device polled faster than %d times the timer slack: its polls may start late by the slack alone; set CANARY_TIMER_SLACK lower, or off", fastPollSlacks)
+				Msgf("device polled faster than %d times the timer slack: its polls may start late by the slack alone; set CANARY_TIMER_SLACK lower, or off (it only ever raises the slack the process was started with, e.g. by systemd's TimerSlackNSec)", fastPollSlacks)
 		}
 	}
 }

@@ -58,7 +58,12 @@ func applyTimerSlack(want time.Duration) (string, error) {
 	}
 	// The kernel ignores the slack of a real-time thread: no exec for
 	// nothing then.
-	if now, err := timerSlack(); err != nil || now < want {
+	now, err := timerSlack()
+	if err != nil {
+		_ = setTimerSlack(got)
+		return "", err
+	}
+	if now < want {
 		_ = setTimerSlack(got)
 		return "", fmt.Errorf("timer slack %s, want %s: not taken (a real-time thread?)", now, want)
 	}
