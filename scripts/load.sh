@@ -294,6 +294,16 @@ csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $
 # then late answers are the simulated devices', not the gateway's.
 core_ticks() { awk '/^cpu[0-9]/ {b = $2 + $3 + $4 + $7 + $8 + $9; print $1, b, b + $5 + $6}' /proc/stat; }
 
+# The warm-up starts once the gateway answers its HTTP API (its config
+# loaded, its outbox open), not when it was started: at 40 080 sensors on a
+# 40 % budget of a slow hour's core that took 9 s (2026-12-01), and a window
+# begun before it measured nothing.
+up_by=$((SECONDS + 120))
+until curl -sf --max-time 10 -o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics"; do
+	kill -0 "$RUN_PID" 2>/dev/null || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
+	[ "$SECONDS" -lt "$up_by" ] || { echo "load: canary run's HTTP API did not answer within 120 s of its start" >&2; exit 1; }
+	sleep 0.2
+done
 sleep "$WARMUP"
 kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
 "${pin_rest[@]}" mosquitto_sub -p "$MQ_PORT" -q 1 -t 'canary/v1/load/readings/+' -i load-count >"$COUNT/readings.out" &
@@ -317,7 +327,13 @@ done
 scrape() {
 	for try in 1 2 3; do
 		SCRAPE="$(curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT/metrics")" && return
-		echo "load: /metrics did not answer within 10 s (try $try of 3)" >&2
+		rc=$?
+		if [ "$rc" = 28 ]; then
+			echo "load: /metrics did not answer within 10 s (try $try of 3)" >&2
+		else
+			echo "load: /metrics failed, curl exit $rc (try $try of 3)" >&2
+			sleep 1
+		fi
 	done
 	echo "load: could not read the gateway's /metrics" >&2
 	exit 1
