@@ -298,14 +298,15 @@ core_ticks() { awk '/^cpu[0-9]/ {b = $2 + $3 + $4 + $7 + $8 + $9; print $1, b, b
 # loaded, its outbox open), not when it was started: at 40 080 sensors on a
 # 40 % budget of a slow hour's core that took 9 s (2026-12-01), and a window
 # begun before it measured nothing.
+run_alive() { kill -0 "$RUN_PID" 2>/dev/null || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }; }
 up_by=$((SECONDS + 120))
 until curl -sf --max-time 10 -o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics"; do
-	kill -0 "$RUN_PID" 2>/dev/null || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
+	run_alive
 	[ "$SECONDS" -lt "$up_by" ] || { echo "load: canary run's HTTP API did not answer within 120 s of its start" >&2; exit 1; }
 	sleep 0.2
 done
 sleep "$WARMUP"
-kill -0 "$RUN_PID" || { echo "load: canary run died:" >&2; cat "$WORK/run.log" >&2; exit 1; }
+run_alive
 "${pin_rest[@]}" mosquitto_sub -p "$MQ_PORT" -q 1 -t 'canary/v1/load/readings/+' -i load-count >"$COUNT/readings.out" &
 SUB_PID=$!
 PIDS+=($SUB_PID)
