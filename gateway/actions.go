@@ -48,7 +48,7 @@ func (g *Gateway) onActionResult(ctx context.Context, r actResult) {
 		g.actBackoff[r.action] = b
 		g.actRetry[r.action] = time.Now().Add(b)
 	}
-	g.commit(ctx, evs, nil)
+	g.commit(ctx, evs, nil, nil)
 }
 
 // retryActions queues failed actions whose backoff has passed, with the

@@ -586,6 +586,8 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 		evs = append(evs, e...)
 		if len(e) == 0 && g.shedding(&group[i], start) {
 			g.shed(&group[i], start)
+			g.payloads.Put(payload.Readings) // not committed: free now
+			g.donePolled(&group[i])
 			continue
 		}
 		if len(g.pending) == 0 {
@@ -599,7 +601,9 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 			}
 		}
 		g.pending = append(g.pending, item)
+		g.pendingPayloads = append(g.pendingPayloads, payload.Readings)
 		g.met.observeBatch(group[i], time.Since(start))
+		g.donePolled(&group[i])
 		if len(e) > 0 {
 			alarmAt = append(alarmAt, payload.TS)
 		}
@@ -626,6 +630,12 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 	}
 	return over
 }
+
+// donePolled hands an evaluated poll's readings back to the pollers: the
+// engine, the views and the payload have what they need of them (copies),
+// and every poll is evaluated once. (Readings the pollers did not take
+// from g.polled, a test's, are not kept.)
+func (g *Gateway) donePolled(b *modbus.Batch) { g.polled.Put(b.Readings) }
 
 // shedding reports whether a poll's readings are to be shed: the core is
 // so far behind that the poll was read more than shedAfter ago (see
@@ -742,9 +752,11 @@ func (g *Gateway) flush(ctx context.Context, evs []alerting.Event) {
 		g.pending = append(g.pending, outbox.Item{Kind: outbox.KindReadings, Stream: dev, Gap: n})
 	}
 	clear(g.shedGap)
-	g.commit(ctx, evs, g.pending)
+	g.commit(ctx, evs, g.pending, g.pendingPayloads)
 	clear(g.pending) // drop the encoders' references to the payloads
 	g.pending = g.pending[:0]
+	clear(g.pendingPayloads)
+	g.pendingPayloads = g.pendingPayloads[:0]
 }
 
 // evaluate runs one poll's readings through the engine and the views and
@@ -756,7 +768,7 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 	}
 	metas := g.view.sensors(b)
 	samples := g.samples[:0]
-	*payload = mqtt.Readings{Site: g.site.Site, Device: b.Device, TS: at.UTC(), Readings: make([]mqtt.Reading, 0, len(b.Readings))}
+	*payload = mqtt.Readings{Site: g.site.Site, Device: b.Device, TS: at.UTC(), Readings: g.payloads.Get(len(b.Readings))}
 	for i, r := range b.Readings {
 		m := &metas[i]
 		q := quality(r.Quality)
@@ -802,7 +814,10 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 // outbox in one commit, hands tripped and released actions to the action
 // runner, updates the views and persists the engine state when alarms
 // changed.
-func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []outbox.Item) {
+//
+// payloads are the readings of the readings' payloads: commit returns them
+// for reuse once they are encoded.
+func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []outbox.Item, payloads [][]mqtt.Reading) {
 	if len(evs) == 0 && len(readings) == 0 {
 		return
 	}
@@ -814,7 +829,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		// Readings only: the core does not wait for the disk, so an alarm
 		// in the next poll is evaluated (and committed behind these, in
 		// queue order) without queueing behind an fsync.
-		g.appendAsync(readings)
+		g.appendAsync(readings, payloads)
 		return
 	}
 	// A flood is committed in parts of at most maxCommitEvents events, in
@@ -837,6 +852,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		hi := min(lo+maxCommitEvents, len(evs))
 		if hi == len(evs) {
 			g.commitPart(ctx, evs, lo, hi, last, readings)
+			g.putPayloads(payloads) // commitPart waited for both outboxes
 			break
 		}
 		g.commitPart(ctx, evs, lo, hi, last, nil)
@@ -983,7 +999,7 @@ func (g *Gateway) onCommand(ctx context.Context, c command.Command) error {
 	default:
 		err = fmt.Errorf("unknown action %q", c.Action)
 	}
-	g.commit(ctx, evs, nil)
+	g.commit(ctx, evs, nil, nil)
 	g.met.commands.WithLabelValues(string(c.Action), resultLabel(err)).Inc()
 	ev := g.log.Info()
 	if err != nil {
@@ -1079,7 +1095,7 @@ func (g *Gateway) restore(ctx context.Context) error {
 		// leave the retained topic wrong until the next transition.
 		g.unsent[st.ID] = true
 	}
-	g.commit(ctx, evs, nil)
+	g.commit(ctx, evs, nil, nil)
 	g.resendAlarms(ctx)
 	g.log.Info().Int("alarms", len(g.eng.Alarms())).Msg("alarm state restored")
 	return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/canary-gw/canary/gateway/mqtt"
 	"github.com/canary-gw/canary/gateway/outbox"
 	"github.com/canary-gw/canary/internal/configerr"
+	"github.com/canary-gw/canary/internal/recycle"
 )
 
 // Options configure a Gateway.
@@ -111,6 +112,13 @@ type Gateway struct {
 	evBuf    []alerting.Event
 	stateBuf []alerting.AlarmState
 	pending  []outbox.Item // readings waiting for a shared commit
+	// pendingPayloads are the readings of pending's payloads; once their
+	// commit has encoded them they go back to payloads, for later polls.
+	pendingPayloads [][]mqtt.Reading
+	payloads        *recycle.Slices[mqtt.Reading]
+	// polled: the pollers' batches' readings, back from the core once
+	// it has evaluated them (evaluateGroup).
+	polled *recycle.Slices[modbus.Reading]
 	// pendingSince: when the first of pending arrived; committedAt: the
 	// latest commit of readings.
 	pendingSince, committedAt time.Time
@@ -230,6 +238,8 @@ func New(o Options) (*Gateway, error) {
 		// releaseHeld's pace, halved by holds that come while it runs.
 		releaseRate: heldReleasePerSecond,
 		asyncSlots:  make(chan struct{}, maxAsyncCommits),
+		payloads:    recycle.New[mqtt.Reading](maxKeptPayloadReadings),
+		polled:      recycle.New[modbus.Reading](maxKeptPayloadReadings),
 		cmds:        make(chan cmdReq),
 		actDone:     make(chan actResult, 64),
 		actReqs:     make(chan actReq, 256),
@@ -281,7 +291,8 @@ func New(o Options) (*Gateway, error) {
 		devs[i] = modbus.Device{Config: s.Devices[i].DeviceConfig, Sensors: s.Devices[i].ModbusSensors()}
 	}
 	plog := g.log
-	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink, Polling: &g.polling, Lateness: &g.lateness})
+	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink, Polling: &g.polling, Lateness: &g.lateness,
+		Readings: g.polled})
 	if err != nil {
 		_ = ob.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -405,8 +416,9 @@ func (g *Gateway) openDirect() error {
 // a failure is logged and counted as a synchronous one is. The InfluxDB
 // queue gets them after the main queue stored them, in the same order
 // (callbacks run in commit order), so both allocate the same seqs.
-func (g *Gateway) appendAsync(items []outbox.Item) {
+func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 	items = slices.Clone(items)
+	payloads = slices.Clone(payloads)
 	// Bounded: with maxAsyncCommits queued the core waits, as it would for
 	// a synchronous commit, so a slow disk holds the pollers back (they
 	// count skipped polls) instead of piling readings up in memory.
@@ -414,27 +426,49 @@ func (g *Gateway) appendAsync(items []outbox.Item) {
 	err := g.ob.AppendAsync(items, func(_ []uint64, err error) {
 		<-g.asyncSlots
 		if err != nil {
+			g.putPayloads(payloads)
 			g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
 			g.met.appendErrors.Inc()
 			return
 		}
 		if g.obInflux == nil {
+			g.putPayloads(payloads)
 			return
 		}
+		// The InfluxDB queue encodes the same items again: the payloads
+		// are free once it has.
 		if err := g.obInflux.AppendAsync(items, func(_ []uint64, err error) {
+			g.putPayloads(payloads)
 			if err != nil {
 				g.log.Error().Err(err).Msg("influxdb outbox append failed")
 			}
 		}); err != nil {
+			g.putPayloads(payloads)
 			g.log.Error().Err(err).Msg("influxdb outbox append failed")
 		}
 	})
 	if err != nil {
 		<-g.asyncSlots
+		g.putPayloads(payloads)
 		g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
 		g.met.appendErrors.Inc()
 	}
 }
+
+// putPayloads returns the readings of payloads whose commit is over (each
+// outbox has encoded them, or will never): an outbox encodes an item only
+// inside the commit its request is in, once, and a request that failed is
+// not tried again.
+func (g *Gateway) putPayloads(payloads [][]mqtt.Reading) {
+	for _, p := range payloads {
+		g.payloads.Put(p)
+	}
+}
+
+// maxKeptPayloadReadings bounds the readings kept for reuse, of payloads
+// (about 1.3 MB) and of polls (about 1 MB): a second of polls at 10 000
+// sensors, and then some.
+const maxKeptPayloadReadings = 1 << 14
 
 // maxAsyncCommits bounds the readings commits queued and not yet on disk.
 const maxAsyncCommits = 4

@@ -14,6 +14,7 @@ import (
 	mb "github.com/simonvetter/modbus"
 
 	"github.com/canary-gw/canary/internal/configerr"
+	"github.com/canary-gw/canary/internal/recycle"
 )
 
 // Device is one device with its sensors, as the site config gives them.
@@ -41,6 +42,11 @@ type Options struct {
 	// starts and abandoned polls, as in DeviceStats): a consumer reads
 	// its pollers' lateness without a copy of every device's stats.
 	Lateness *Lateness
+	// Readings, when set, is where each batch's Readings come from. A
+	// sink that is done with a batch (nothing reads its Readings any
+	// more) may Put them back for a later poll; one that keeps batches
+	// leaves it nil.
+	Readings *recycle.Slices[Reading]
 }
 
 // Lateness counts polls and the gateway's own lateness (see
@@ -104,6 +110,7 @@ type Poller struct {
 
 	// lateness is Options.Lateness; never nil.
 	lateness *Lateness
+	readings *recycle.Slices[Reading] // Options.Readings; nil: new ones
 }
 
 // NewPollers validates the devices (defaults must already be set), groups
@@ -142,7 +149,8 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		key := linkKey(d.URL)
 		p := byLink[key]
 		if p == nil {
-			p = &Poller{sink: sink, polling: polling, lateness: lateness, writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
+			p = &Poller{sink: sink, polling: polling, lateness: lateness, readings: opts.Readings,
+				writes: make(chan writeReq), reopen: scheme(d.URL) != schemeRTU}
 			p.log = logger.With().Str("component", "modbus").Str("link", d.URL).Logger()
 			byLink[key] = p
 			out = append(out, p)
@@ -428,7 +436,7 @@ func splitOnRefusal(r *Request, err error) []Request {
 
 func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 	unit := *d.cfg.Unit
-	b := Batch{Device: d.cfg.ID, Unit: unit, Readings: make([]Reading, len(d.plan.Sensors))}
+	b := Batch{Device: d.cfg.ID, Unit: unit, Readings: p.readings.Get(len(d.plan.Sensors))[:len(d.plan.Sensors)]}
 	for i, id := range d.plan.Sensors {
 		b.Readings[i] = Reading{Sensor: id, Quality: QualityUnknown}
 	}

@@ -131,6 +131,10 @@ type Publisher struct {
 
 	published, released, republished, sessions, receipts, attempts atomic.Uint64
 	connected                                                      atomic.Bool
+
+	// recycle keeps the payloads and flights of acknowledged records
+	// (recycle.go); sessions run one after another on Run's goroutine.
+	recycle recycler
 }
 
 // NewPublisher checks the options; it does not dial.
@@ -184,6 +188,7 @@ func NewPublisher(o Options) (*Publisher, error) {
 		log:     o.Log.With().Str("component", "publisher").Str("site", o.Site).Logger(),
 		kick:    make(chan struct{}, 1),
 		cmds:    make(chan []byte, 64),
+		recycle: newRecycler(),
 	}, nil
 }
 
@@ -278,6 +283,7 @@ type session struct {
 	// at low load).
 	drained [2]bool
 	release []outbox.Key
+	recs    []outbox.Record // Drain's, reused
 }
 
 func (s *session) markLost(err error) {
@@ -428,14 +434,18 @@ func (s *session) fill() error {
 			if room <= 0 || s.drained[lane] {
 				break
 			}
-			recs, err := s.p.o.Outbox.Drain(lane, s.cursor[lane], room)
+			recs, err := s.p.o.Outbox.DrainInto(s.recs, lane, s.cursor[lane], room, s.p.recycle.payload)
 			if err != nil {
 				return err
 			}
 			for i := range recs {
-				s.publish(&flight{rec: recs[i]})
+				f := s.p.recycle.flight()
+				f.rec = recs[i]
+				s.publish(f)
 				s.cursor[lane] = recs[i].Key.ID
 			}
+			clear(recs) // the flights hold the payloads now
+			s.recs = recs[:0]
 			if len(recs) < room {
 				s.drained[lane] = true
 				break
@@ -517,6 +527,9 @@ func (s *session) complete(lane outbox.Lane) error {
 			continue
 		}
 		s.releaseFlight(f)
+		// Acknowledged, released, published once on this session and
+		// not waiting for a receipt: nothing refers to it any more.
+		s.p.recycle.keep(f)
 	}
 	return nil
 }

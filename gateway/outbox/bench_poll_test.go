@@ -2,6 +2,8 @@ package outbox
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -73,4 +75,55 @@ func benchAppend(b *testing.B, per int) {
 	b.ReportMetric(polls*20/b.Elapsed().Seconds(), "readings/s")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/polls, "µs/poll")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/polls, "cpu-µs/poll")
+}
+
+// BenchmarkSteadyCommit is the reference load's commit: the polls of one
+// second (50 × 20 readings) appended in one commit, with the release of the
+// previous second's records, acknowledged meanwhile, riding on it
+// (ReleaseLater), as the gateway and its publisher do. It reports the pages
+// bbolt writes per commit and the bytes of the file.
+func BenchmarkSteadyCommit(b *testing.B) {
+	const per = 50
+	ob, err := Open(Options{Dir: b.TempDir(), Log: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ob.Close()
+	ctx := context.Background()
+	items := batchItems(per)
+	var after uint64
+	var prev []Key
+	step := func() {
+		ob.ReleaseLater(prev...)
+		if _, err := ob.Append(ctx, items...); err != nil {
+			b.Fatal(err)
+		}
+		recs, err := ob.Drain(Readings, after, per)
+		if err != nil || len(recs) != per {
+			b.Fatalf("drain: %d records, %v", len(recs), err)
+		}
+		prev = prev[:0]
+		for i := range recs {
+			prev = append(prev, recs[i].Key)
+		}
+		after = recs[len(recs)-1].Key.ID
+	}
+	for range 20 { // the store at its steady size
+		step()
+	}
+	st0 := ob.db.Stats()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		step()
+	}
+	b.StopTimer()
+	st1 := ob.db.Stats()
+	st := st1.Sub(&st0)
+	b.ReportMetric(float64(st.TxStats.GetWrite())/float64(b.N), "page-writes/commit")
+	b.ReportMetric(float64(st.TxStats.GetPageCount())/float64(b.N), "pages-alloc/commit")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*per), "cpu-µs/poll")
+	if fi, err := os.Stat(filepath.Join(ob.db.Path())); err == nil {
+		b.ReportMetric(float64(fi.Size())/1024, "file-KiB")
+	}
 }

@@ -727,11 +727,21 @@ func idle(group []*request) bool {
 // order (so in sequence order per stream). Corrupt records are skipped,
 // counted and deleted.
 func (ob *Outbox) Drain(lane Lane, after uint64, max int) ([]Record, error) {
+	return ob.DrainInto(nil, lane, after, max, nil)
+}
+
+// DrainInto is Drain for a consumer that recycles its memory: the records
+// are appended to dst[:0], and each payload is copied into alloc(n), which
+// returns a slice of length n (nil alloc: a new one). The publisher reuses
+// the payloads of acknowledged records this way: a copy of every record
+// read back was the largest part of the gateway's garbage at a steady load
+// (docs/performance-history.md, item 57).
+func (ob *Outbox) DrainInto(dst []Record, lane Lane, after uint64, max int, alloc func(n int) []byte) ([]Record, error) {
 	if lane > Readings {
 		return nil, fmt.Errorf("drain: unknown lane %d", lane)
 	}
 	var (
-		out     []Record
+		out     = dst[:0]
 		corrupt []Key
 	)
 	name := bucketAlarms
@@ -750,7 +760,7 @@ func (ob *Outbox) Drain(lane Lane, after uint64, max int) ([]Record, error) {
 		for k, v := c.Seek(keyBytes(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
 			read += len(k) + len(v)
 			id := binary.BigEndian.Uint64(k)
-			r, err := DecodeRecord(v)
+			r, err := decodeRecord(v, alloc)
 			if err != nil {
 				corrupt = append(corrupt, Key{Lane: lane, ID: id})
 				continue

@@ -113,7 +113,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // DecodeRecord decodes a stored value. The payload is copied, so the result
 // stays valid after the bbolt transaction ends.
-func DecodeRecord(b []byte) (Record, error) {
+func DecodeRecord(b []byte) (Record, error) { return decodeRecord(b, nil) }
+
+// decodeRecord is DecodeRecord with the payload copied into alloc(n), a
+// slice of length n (a new one when alloc is nil).
+func decodeRecord(b []byte, alloc func(n int) []byte) (Record, error) {
 	var r Record
 	if len(b) < 2+1+1+1+4 {
 		return r, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
@@ -147,7 +151,12 @@ func DecodeRecord(b []byte) (Record, error) {
 	p = p[n:]
 	r.Seq, r.At = seq, at
 	r.Stream = string(p[:sl])
-	r.Payload = append([]byte(nil), p[sl:]...)
+	if alloc == nil {
+		r.Payload = append([]byte(nil), p[sl:]...)
+	} else {
+		r.Payload = alloc(len(p) - int(sl))
+		copy(r.Payload, p[sl:])
+	}
 	return r, nil
 }
 
