@@ -301,7 +301,7 @@ func (in *Ingest) add(b *batch, dec *mqtt.ReadingsDecoder, r *mqtt.Readings, m p
 			err = fmt.Errorf("payload names %s/%s but topic %s/%s", r.Site, r.Device, site, name)
 		}
 		if err == nil {
-			b.body = AppendReadingLines(b.body, r)
+			b.body = appendReadingLines(b.body, r, dec.ValueTexts())
 			b.points += len(r.Readings)
 			ss := b.site(r.Site)
 			ss.readings[r.Device] = append(ss.readings[r.Device], r.Seq)

@@ -18,29 +18,49 @@ const (
 // AppendReadingLines appends one `reading` line per reading:
 // tags site, device, sensor, kind, unit; fields value (float, absent when
 // null), quality (string), seq (integer); timestamp = the batch ts.
-func AppendReadingLines(dst []byte, m *mqtt.Readings) []byte {
-	ts := m.TS.UnixNano()
+func AppendReadingLines(dst []byte, m *mqtt.Readings) []byte { return appendReadingLines(dst, m, nil) }
+
+// appendReadingLines is AppendReadingLines with, when texts is not nil,
+// each valid value written as texts[i], its JSON text in the payload
+// (mqtt.ReadingsDecoder.ValueTexts): a JSON number is a line-protocol
+// float as it is, which InfluxDB parses to the value strconv.ParseFloat
+// gave the reading, so the stored point is the same without formatting
+// the value again.
+func appendReadingLines(dst []byte, m *mqtt.Readings, texts [][]byte) []byte {
+	if len(texts) != len(m.Readings) {
+		texts = nil
+	}
+	// What every line of the message shares, built once: the device and
+	// site tags, and the seq and timestamp that end each line.
+	var devBuf, siteBuf, tailBuf [64]byte
+	dev := appendTag(devBuf[:0], "device", m.Device)
+	site := appendTag(siteBuf[:0], "site", m.Site)
+	tail := append(tailBuf[:0], ",seq="...)
+	tail = strconv.AppendUint(tail, m.Seq, 10)
+	tail = append(tail, "i "...)
+	tail = strconv.AppendInt(tail, m.TS.UnixNano(), 10)
+	tail = append(tail, '\n')
 	for i := range m.Readings {
 		r := &m.Readings[i]
 		dst = append(dst, MeasurementReading...)
-		dst = appendTag(dst, "device", m.Device)
+		dst = append(dst, dev...)
 		dst = appendTag(dst, "kind", r.Kind)
 		dst = appendTag(dst, "sensor", r.Sensor)
-		dst = appendTag(dst, "site", m.Site)
+		dst = append(dst, site...)
 		dst = appendTag(dst, "unit", r.Unit)
 		dst = append(dst, ' ')
 		if r.Valid && !math.IsNaN(r.Value) && !math.IsInf(r.Value, 0) {
 			dst = append(dst, "value="...)
-			dst = strconv.AppendFloat(dst, r.Value, 'g', -1, 64)
+			if texts != nil && texts[i] != nil {
+				dst = append(dst, texts[i]...)
+			} else {
+				dst = strconv.AppendFloat(dst, r.Value, 'g', -1, 64)
+			}
 			dst = append(dst, ',')
 		}
 		dst = append(dst, "quality="...)
 		dst = appendFieldString(dst, r.Quality)
-		dst = append(dst, ",seq="...)
-		dst = strconv.AppendUint(dst, m.Seq, 10)
-		dst = append(dst, "i "...)
-		dst = strconv.AppendInt(dst, ts, 10)
-		dst = append(dst, '\n')
+		dst = append(dst, tail...)
 	}
 	return dst
 }

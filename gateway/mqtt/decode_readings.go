@@ -32,7 +32,20 @@ type ReadingsDecoder struct {
 	// the kept copy without hashing: three map lookups a reading were
 	// about 3 % of the ingest's CPU under load.
 	recent []recentStrs
+	// texts are the readings' values as the payload writes them (see
+	// ValueTexts).
+	texts [][]byte
 }
+
+// ValueTexts returns, for each reading of the payload the last Decode
+// read, its value's JSON text (nil for null), or nil when the payload was
+// not decoded by the fast parser. Each text is a number encoding/json
+// accepts (so a finite float64, exactly the reading's Value when parsed
+// with strconv.ParseFloat), and aliases the payload: valid while it is.
+// canary ingest writes them as line protocol unchanged, instead of
+// formatting the value again (line protocol's float syntax takes JSON's
+// numbers; formatting was a seventh of the decode and line building).
+func (d *ReadingsDecoder) ValueTexts() [][]byte { return d.texts }
 
 // recentStrs are one position's last sensor, kind and unit.
 type recentStrs struct{ sensor, kind, unit string }
@@ -100,8 +113,16 @@ func (d *ReadingsDecoder) str(b []byte) string {
 // unknown or repeated keys, nulls, JSON oddities) and every error keep
 // encoding/json's exact behaviour and messages.
 func decodeReadings(b []byte, m *Readings, d *ReadingsDecoder) error {
+	if d != nil {
+		clear(d.texts) // the last payload is not kept alive
+		d.texts = d.texts[:0]
+	}
 	if fastDecodeReadings(b, m, d) {
 		return nil
+	}
+	if d != nil {
+		clear(d.texts)
+		d.texts = nil
 	}
 	r, err := decodeReadingsJSON(b)
 	rs := m.Readings
@@ -186,6 +207,9 @@ type scanner struct {
 }
 
 func (s *scanner) ws() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return // what gateways send: no white space
+	}
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -271,14 +295,15 @@ func (s *scanner) uint() (uint64, bool) {
 }
 
 // number reads a JSON number as encoding/json does (strconv.ParseFloat of
-// its text); null reports valid false.
-func (s *scanner) number() (v float64, valid, ok bool) {
+// its text), and returns its text too; null reports valid false (and no
+// text).
+func (s *scanner) number() (v float64, text []byte, valid, ok bool) {
 	s.ws()
 	b := s.b
 	start := s.i
 	if bytes.HasPrefix(b[s.i:], []byte("null")) {
 		s.i += 4
-		return 0, false, true
+		return 0, nil, false, true
 	}
 	i := s.i
 	if i < len(b) && b[i] == '-' {
@@ -292,7 +317,7 @@ func (s *scanner) number() (v float64, valid, ok bool) {
 			i++
 		}
 	default:
-		return 0, false, false
+		return 0, nil, false, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
@@ -301,7 +326,7 @@ func (s *scanner) number() (v float64, valid, ok bool) {
 			i++
 		}
 		if i == d {
-			return 0, false, false
+			return 0, nil, false, false
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -314,15 +339,15 @@ func (s *scanner) number() (v float64, valid, ok bool) {
 			i++
 		}
 		if i == d {
-			return 0, false, false
+			return 0, nil, false, false
 		}
 	}
 	f, err := strconv.ParseFloat(string(b[start:i]), 64)
 	if err != nil {
-		return 0, false, false // out of range: encoding/json's error
+		return 0, nil, false, false // out of range: encoding/json's error
 	}
 	s.i = i
-	return f, true, true
+	return f, b[start:i:i], true, true
 }
 
 // Keys seen, to give up on a repeated key (encoding/json: last one wins).
@@ -419,11 +444,14 @@ func fastReadingsArray(s *scanner, rs []Reading, d *ReadingsDecoder) ([]Reading,
 		return rs, true
 	}
 	for {
-		r, ok := fastReading(s, d, d.slot(len(rs)))
+		r, text, ok := fastReading(s, d, d.slot(len(rs)))
 		if !ok {
 			return rs, false
 		}
 		rs = append(rs, r)
+		if d != nil {
+			d.texts = append(d.texts, text)
+		}
 		if s.next(',') {
 			continue
 		}
@@ -433,21 +461,20 @@ func fastReadingsArray(s *scanner, rs []Reading, d *ReadingsDecoder) ([]Reading,
 
 // fastReading decodes one reading; last (nil: none) remembers the strings
 // of the reading at the same position in the previous payload.
-func fastReading(s *scanner, d *ReadingsDecoder, last *recentStrs) (Reading, bool) {
+func fastReading(s *scanner, d *ReadingsDecoder, last *recentStrs) (r Reading, text []byte, ok bool) {
 	var lastKind, lastUnit, lastSensor *string
 	if last != nil {
 		lastKind, lastUnit, lastSensor = &last.kind, &last.unit, &last.sensor
 	}
-	var r Reading
 	var sensor, quality []byte
 	seen := 0
 	if !s.next('{') || s.peek() == '}' {
-		return r, false
+		return r, nil, false
 	}
 	for {
 		key, ok := s.str()
 		if !ok || !s.next(':') {
-			return r, false
+			return r, nil, false
 		}
 		var bit int
 		var v []byte
@@ -461,7 +488,7 @@ func fastReading(s *scanner, d *ReadingsDecoder, last *recentStrs) (Reading, boo
 			r.Kind = d.strAt(lastKind, v)
 		case "value":
 			bit = seenValue
-			r.Value, r.Valid, ok = s.number()
+			r.Value, text, r.Valid, ok = s.number()
 		case "unit":
 			bit = seenUnit
 			v, ok = s.str()
@@ -470,36 +497,36 @@ func fastReading(s *scanner, d *ReadingsDecoder, last *recentStrs) (Reading, boo
 			bit = seenQuality
 			quality, ok = s.str()
 		default:
-			return r, false
+			return r, nil, false
 		}
 		if !ok || seen&bit != 0 {
-			return r, false
+			return r, nil, false
 		}
 		seen |= bit
 		if s.next(',') {
 			continue
 		}
 		if !s.next('}') {
-			return r, false
+			return r, nil, false
 		}
 		break
 	}
 	if seen&(seenSensor|seenQuality) != seenSensor|seenQuality || !validID(sensor) {
-		return r, false
+		return r, nil, false
 	}
 	switch string(quality) {
 	case QualityGood:
 		r.Quality = QualityGood
 		if !r.Valid {
-			return r, false // null with quality good
+			return r, nil, false // null with quality good
 		}
 	case QualityUncertain:
 		r.Quality = QualityUncertain
 	case QualityBad:
 		r.Quality = QualityBad
 	default:
-		return r, false
+		return r, nil, false
 	}
 	r.Sensor = d.strAt(lastSensor, sensor)
-	return r, true
+	return r, text, true
 }

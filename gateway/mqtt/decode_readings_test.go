@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"strings"
@@ -28,6 +29,21 @@ func requireSameDecode(t testing.TB, d *ReadingsDecoder, reuse *Readings, b []by
 	requireSameReadings(t, want, got, b)
 	require.NoError(t, d.Decode(b, reuse), "payload %q (decoder)", b)
 	requireSameReadings(t, want, *reuse, b)
+	// The values' texts, where the fast parser gives them, are each
+	// reading's value exactly.
+	if texts := d.ValueTexts(); texts != nil {
+		require.Len(t, texts, len(reuse.Readings), "payload %q", b)
+		for i, r := range reuse.Readings {
+			if !r.Valid {
+				require.Nil(t, texts[i], "payload %q reading %d: null has no text", b, i)
+				continue
+			}
+			f, err := strconv.ParseFloat(string(texts[i]), 64)
+			require.NoError(t, err, "payload %q reading %d text %q", b, i, texts[i])
+			require.Equal(t, math.Float64bits(r.Value), math.Float64bits(f), "payload %q reading %d text %q", b, i, texts[i])
+			require.True(t, bytes.Contains(b, texts[i]), "payload %q reading %d: text from the payload", b, i)
+		}
+	}
 }
 
 func requireSameReadings(t testing.TB, want, got Readings, b []byte) {
@@ -195,6 +211,25 @@ func TestReadingsDecoderRememberedStringsFollowEachPayload(t *testing.T) {
 		}
 	}
 	require.LessOrEqual(t, len(d.recent), maxRecent)
+}
+
+// The decoder hands out each value as the payload writes it, for the
+// ingest to copy into line protocol; none after a payload the fast parser
+// leaves to encoding/json.
+func TestReadingsDecoderValueTexts(t *testing.T) {
+	var d ReadingsDecoder
+	var m Readings
+	p := []byte(`{"site":"s","device":"d","seq":1,"ts":"2026-12-01T00:00:00Z","readings":[` +
+		`{"sensor":"a","value":0.45,"quality":"good"},{"sensor":"b","value":null,"quality":"bad"},` +
+		`{"sensor":"c","value":-1.5E+3,"quality":"uncertain"},{"sensor":"d","value":12,"quality":"good"}]}`)
+	require.NoError(t, d.Decode(p, &m))
+	require.Equal(t, [][]byte{[]byte("0.45"), nil, []byte("-1.5E+3"), []byte("12")}, d.ValueTexts())
+	require.Equal(t, -1500.0, m.Readings[2].Value)
+
+	escaped := bytes.Replace(p, []byte(`"sensor":"a"`), []byte(`"sensor":"\u0061"`), 1)
+	require.NoError(t, d.Decode(escaped, &m)) // encoding/json's path
+	require.Nil(t, d.ValueTexts())
+	require.Equal(t, "a", m.Readings[0].Sensor)
 }
 
 // FuzzReadingsDecoder decodes random and mutated payloads with the fast

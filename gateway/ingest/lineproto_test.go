@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/internal/testenv"
+)
+
+// valueTexts are JSON numbers as a gateway (or another producer) may write
+// them: exponents either case, signed, integers, 17 significant digits,
+// more digits than a float64 holds, the extremes of float64.
+var valueTexts = []string{"0", "-0", "12", "0.45", "-1.5E+3", "1e3", "1E-7", "2.5e-5",
+	"0.44999998807907104", "123456789012345678901234567890", "0.1000000000000000055511151231257827",
+	"1.7976931348623157e308", "5e-324", "-2.2250738585072014E-308", "1e21", "9007199254740993"}
+
+// The ingest writes each reading's value as its payload writes it. InfluxDB
+// (an independent parser) must store exactly the float64 that formatting
+// the decoded value, as before, stores: device "text" goes through the
+// ingest's path (the decoder's texts), device "fmt" through
+// AppendReadingLines, and every value is compared bit for bit. The lines
+// must be the same but for the value.
+func TestValueTextsStoreTheSameFloats(t *testing.T) {
+	inf := testenv.StartInflux(t)
+	w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: inf.URL, Bucket: inf.Bucket}, Log: zerolog.Nop()})
+	require.NoError(t, err)
+	t.Cleanup(w.Close)
+	in, err := New(Options{MQTT: configs.MQTT{URL: "tcp://127.0.0.1:1", ClientID: "lines"}, Writer: w, Log: zerolog.Nop()})
+	require.NoError(t, err)
+
+	var readings []string
+	for i, v := range valueTexts {
+		readings = append(readings, fmt.Sprintf(`{"sensor":"s%02d","kind":"methane","value":%s,"unit":"%%vol","quality":"good"}`, i, v))
+	}
+	readings = append(readings, `{"sensor":"null","kind":"methane","value":null,"unit":"%vol","quality":"bad"}`)
+	payload := `{"site":"lp","device":"text","seq":3,"ts":"2026-01-01T00:00:00Z","readings":[` + strings.Join(readings, ",") + `]}`
+
+	var dec mqtt.ReadingsDecoder
+	var r mqtt.Readings
+	bt := newBatch()
+	in.add(bt, &dec, &r, &fakeMessage{topic: "canary/v1/lp/readings/text", payload: []byte(payload)})
+	require.Empty(t, bt.dead)
+	require.Len(t, dec.ValueTexts(), len(readings), "the fast parser read it")
+	viaText := string(bt.body)
+
+	m, err := mqtt.DecodeReadings([]byte(payload))
+	require.NoError(t, err)
+	m.Device = "fmt"
+	viaFmt := string(AppendReadingLines(nil, &m))
+	textLines, fmtLines := strings.Split(viaText, "\n"), strings.Split(viaFmt, "\n")
+	require.Len(t, textLines, len(fmtLines))
+	for i := range textLines {
+		a := strings.Replace(textLines[i], "device=text", "device=fmt", 1)
+		if i < len(valueTexts) {
+			a = strings.Replace(a, "value="+valueTexts[i]+",", "value=X,", 1)
+			b := strings.Replace(fmtLines[i], "value="+strconv.FormatFloat(m.Readings[i].Value, 'g', -1, 64)+",", "value=X,", 1)
+			require.Equal(t, b, a, "line %d", i)
+			continue
+		}
+		require.Equal(t, fmtLines[i], a, "line %d", i)
+	}
+	require.NoError(t, w.Write(context.Background(), []byte(viaText+viaFmt)))
+
+	values := func(dev string) map[string]float64 {
+		res, err := inf.Query(`SELECT sensor, value FROM reading WHERE device='` + dev + `'`)
+		require.NoError(t, err)
+		require.Len(t, res.Results, 1)
+		require.Len(t, res.Results[0].Series, 1, "device %s: %+v", dev, res)
+		out := map[string]float64{}
+		for _, row := range res.Results[0].Series[0].Values {
+			if row[2] == nil {
+				continue
+			}
+			out[row[1].(string)] = row[2].(float64)
+		}
+		return out
+	}
+	byText, byFmt := values("text"), values("fmt")
+	require.Len(t, byText, len(valueTexts))
+	for i, v := range valueTexts {
+		s := fmt.Sprintf("s%02d", i)
+		want, err := strconv.ParseFloat(v, 64)
+		require.NoError(t, err)
+		require.Equal(t, math.Float64bits(byFmt[s]), math.Float64bits(byText[s]), "%s: %s stored as %v, formatted as %v", s, v, byText[s], byFmt[s])
+		require.Equal(t, want, byText[s], "%s: %s", s, v)
+	}
+}
