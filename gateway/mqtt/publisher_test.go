@@ -62,6 +62,14 @@ func openOutbox(t *testing.T) *outbox.Outbox {
 
 func runPublisher(t *testing.T, o Options) *Publisher {
 	t.Helper()
+	p, stop := startPublisher(t, o)
+	t.Cleanup(stop)
+	return p
+}
+
+// startPublisher runs a publisher until stop, which returns once Run has.
+func startPublisher(t *testing.T, o Options) (*Publisher, func()) {
+	t.Helper()
 	o.Log = zerolog.New(zerolog.NewTestWriter(t))
 	if o.KeepAlive == 0 {
 		o.KeepAlive = 2 * time.Second
@@ -72,11 +80,10 @@ func runPublisher(t *testing.T, o Options) *Publisher {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
+	return p, func() {
 		cancel()
 		require.NoError(t, <-done)
-	})
-	return p
+	}
 }
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool, msg string) {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/configs"
@@ -54,15 +53,7 @@ func TestRecycledPayloadsArriveIntact(t *testing.T) {
 	cfg.SetDefaults()
 	got := subscribe(t, cfg, "canary/v1/s1/readings/#")
 	ob := openOutbox(t)
-	o := Options{Config: cfg, Site: "s1", Outbox: ob, MaxInflight: 16}
-	o.Log = zerolog.New(zerolog.NewTestWriter(t))
-	o.KeepAlive = 2 * time.Second
-	o.BackoffMin, o.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
-	p, err := NewPublisher(o)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	p, stop := startPublisher(t, Options{Config: cfg, Site: "s1", Outbox: ob, MaxInflight: 16})
 
 	const waves, perWave = 6, 100
 	devs := []string{"d1", "d2", "d3"}
@@ -78,8 +69,7 @@ func TestRecycledPayloadsArriveIntact(t *testing.T) {
 		require.NoError(t, err)
 		waitFor(t, 30*time.Second, func() bool { return len(got.snapshot()) >= (w+1)*perWave }, "wave published")
 	}
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 
 	msgs := got.snapshot()
 	require.Len(t, msgs, waves*perWave, "each record once (no reconnect)")

@@ -54,19 +54,9 @@ func benchAppend(b *testing.B, per int) {
 	var after uint64
 	cpu0 := cpuTime()
 	b.ResetTimer()
+	var keys []Key
 	for b.Loop() {
-		if _, err := ob.Append(ctx, items...); err != nil {
-			b.Fatal(err)
-		}
-		recs, err := ob.Drain(Readings, after, per)
-		if err != nil || len(recs) != per {
-			b.Fatalf("drain: %d records, %v", len(recs), err)
-		}
-		keys := make([]Key, len(recs))
-		for i := range recs {
-			keys[i] = recs[i].Key
-		}
-		after = recs[len(recs)-1].Key.ID
+		keys, after = appendDrain(b, ob, items, after, keys[:0])
 		if err := ob.Release(ctx, keys...); err != nil {
 			b.Fatal(err)
 		}
@@ -75,6 +65,23 @@ func benchAppend(b *testing.B, per int) {
 	b.ReportMetric(polls*20/b.Elapsed().Seconds(), "readings/s")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/polls, "µs/poll")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/polls, "cpu-µs/poll")
+}
+
+// appendDrain commits items, reads them back as the publisher does (the
+// records after key after) and appends their keys to keys; it returns the
+// keys and the last one's ID.
+func appendDrain(b *testing.B, ob *Outbox, items []Item, after uint64, keys []Key) ([]Key, uint64) {
+	if _, err := ob.Append(context.Background(), items...); err != nil {
+		b.Fatal(err)
+	}
+	recs, err := ob.Drain(Readings, after, len(items))
+	if err != nil || len(recs) != len(items) {
+		b.Fatalf("drain: %d records, %v", len(recs), err)
+	}
+	for i := range recs {
+		keys = append(keys, recs[i].Key)
+	}
+	return keys, recs[len(recs)-1].Key.ID
 }
 
 // BenchmarkSteadyCommit is the reference load's commit: the polls of one
@@ -89,24 +96,12 @@ func BenchmarkSteadyCommit(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ob.Close()
-	ctx := context.Background()
 	items := batchItems(per)
 	var after uint64
 	var prev []Key
 	step := func() {
 		ob.ReleaseLater(prev...)
-		if _, err := ob.Append(ctx, items...); err != nil {
-			b.Fatal(err)
-		}
-		recs, err := ob.Drain(Readings, after, per)
-		if err != nil || len(recs) != per {
-			b.Fatalf("drain: %d records, %v", len(recs), err)
-		}
-		prev = prev[:0]
-		for i := range recs {
-			prev = append(prev, recs[i].Key)
-		}
-		after = recs[len(recs)-1].Key.ID
+		prev, after = appendDrain(b, ob, items, after, prev[:0])
 	}
 	for range 20 { // the store at its steady size
 		step()
