@@ -633,8 +633,11 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 
 // donePolled hands an evaluated poll's readings back to the pollers: the
 // engine, the views and the payload have what they need of them (copies),
-// and every poll is evaluated once. (Readings the pollers did not take
-// from g.polled, a test's, are not kept.)
+// and every poll is evaluated once. So a batch handed to the core is not
+// its maker's any more: its readings are kept for reuse if their capacity
+// is a power of two (the pollers' always is), so a test that hands the
+// core the same batches again must make their readings of another
+// capacity (benchBatches' 20) or copy them.
 func (g *Gateway) donePolled(b *modbus.Batch) { g.polled.Put(b.Readings) }
 
 // shedding reports whether a poll's readings are to be shed: the core is

@@ -38,8 +38,8 @@ type ReadingsDecoder struct {
 }
 
 // ValueTexts returns, for each reading of the payload the last Decode
-// read, its value's JSON text (nil for null), or nil when the payload was
-// not decoded by the fast parser. Each text is a number encoding/json
+// read, its value's JSON text (nil for null or no value), or nil when the
+// payload was not decoded by the fast parser (empty for no readings). Each text is a number encoding/json
 // accepts (so a finite float64, exactly the reading's Value when parsed
 // with strconv.ParseFloat), and aliases the payload: valid while it is.
 // canary ingest writes them as line protocol unchanged, instead of
