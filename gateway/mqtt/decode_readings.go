@@ -39,9 +39,10 @@ type ReadingsDecoder struct {
 
 // ValueTexts returns, for each reading of the payload the last Decode
 // read, its value's JSON text (nil for null or no value), or nil when the
-// payload was not decoded by the fast parser (empty for no readings). Each text is a number encoding/json
-// accepts (so a finite float64, exactly the reading's Value when parsed
-// with strconv.ParseFloat), and aliases the payload: valid while it is.
+// payload was not decoded by the fast parser (empty for no readings).
+// Each text is a number encoding/json accepts (so a finite float64,
+// exactly the reading's Value when parsed with strconv.ParseFloat), and
+// aliases the payload: valid while it is.
 // canary ingest writes them as line protocol unchanged, instead of
 // formatting the value again (line protocol's float syntax takes JSON's
 // numbers; formatting was a seventh of the decode and line building).
@@ -121,8 +122,7 @@ func decodeReadings(b []byte, m *Readings, d *ReadingsDecoder) error {
 		return nil
 	}
 	if d != nil {
-		clear(d.texts)
-		d.texts = nil
+		d.texts = nil // none: the texts are the fast parser's
 	}
 	r, err := decodeReadingsJSON(b)
 	rs := m.Readings
