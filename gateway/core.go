@@ -861,7 +861,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		g.commitPart(ctx, evs, lo, hi, last, nil)
 	}
 	if len(evs) > 0 {
-		g.persistDue(time.Now())
+		g.persistDue()
 	}
 }
 
@@ -958,19 +958,23 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 	}
 }
 
-// persistDue writes the engine snapshot when alarms changed, at most once
-// per persistGap: a snapshot walks every alarm and writes those not
-// normal, plus two fsyncs, too
-// much for every poll at thousands of sensors. The transitions themselves
-// are already durable in the outbox; the snapshot only restores the engine
-// after a restart, and a pending one is written by the next tick or at
-// shutdown.
-func (g *Gateway) persistDue(now time.Time) {
+// persistDue marks the engine snapshot due after alarms changed: the next
+// tick writes it (on the TickEvery grid, at most once per persistGap), or
+// the shutdown. A snapshot walks every alarm and writes those not normal,
+// plus two fsyncs, too much for every poll at thousands of sensors. The
+// transitions themselves are already durable in the outbox; the snapshot
+// only restores the engine after a restart.
+//
+// Not written here, at once, even when the last is older than persistGap:
+// written right after the commit of the alarm that changed the state, its
+// encoding and fsyncs (about 2 ms at 10 000 sensors) held the core and,
+// on its one scheduler thread, the publisher with the alarm on its way to
+// the broker. In canary bench at 10 000 sensors that was the alarm
+// latency's p99 (docs/performance-history.md, item 59). A crash loses the
+// state changes since the last snapshot, as before: at most a tick's
+// worth more of them.
+func (g *Gateway) persistDue() {
 	g.stateDirty = true
-	if now.Sub(g.persistedAt) < g.persistGap() {
-		return
-	}
-	g.persistNow(now)
 }
 
 func (g *Gateway) persistNow(now time.Time) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -1019,4 +1020,41 @@ actions:
 	_, err := configs.Parse("regs.yaml", []byte(strings.Replace(text, "OUTBOX", t.TempDir(), 1)), &site)
 	require.NoError(t, err)
 	return &site
+}
+
+// TestSnapshotWaitsForTheTick: the commit of an alarm does not write the
+// engine snapshot, even with the last one long ago; the next tick does, on
+// the tick grid (item 59: written with the commit, its encoding and fsyncs
+// held the core, and on one scheduler thread the publisher with the
+// alarm, for about 2 ms).
+func TestSnapshotWaitsForTheTick(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	g := newCoreGateway(t, 1, Options{TickEvery: tick})
+	start := time.Now()
+	g.flush(t.Context(), g.eng.Tick(start))
+	g.persistNow(start.Add(-time.Hour)) // the last snapshot an hour ago
+	before, err := os.ReadFile(g.statePath)
+	require.NoError(t, err)
+	require.NotContains(t, string(before), `"d000.s00.high"`, "an alarm in the snapshot before it was raised")
+
+	bs := benchBatches(1)
+	bs[0].Readings[0].Value = 1.2 // past s00's 1.0 %vol
+	bs[0].At = time.Now()
+	g.onBatches(t.Context(), bs)
+	st := g.ob.Stats()
+	require.Positive(t, st.Records[outbox.Alarms], "the alarm was not committed at once")
+	after, err := os.ReadFile(g.statePath)
+	require.NoError(t, err)
+	require.Equal(t, string(before), string(after), "the snapshot was written with the alarm's commit")
+	require.True(t, g.stateDirty, "the snapshot is not due")
+
+	now := time.Now()
+	d := g.nextTick(now)
+	require.LessOrEqual(t, d, tick, "the core would not wake for the snapshot by the next tick")
+	require.Equal(t, untilGrid(now, 0, tick), d, "the snapshot's tick is off the grid")
+	g.onTick(t.Context(), now.Add(d))
+	after, err = os.ReadFile(g.statePath)
+	require.NoError(t, err)
+	require.Contains(t, string(after), `"d000.s00.high"`, "the tick did not write the raised alarm into the snapshot")
+	require.False(t, g.stateDirty)
 }
