@@ -1026,7 +1026,7 @@ actions:
 // engine snapshot, even with the last one long ago; the next tick does, on
 // the tick grid (item 59: written with the commit, its encoding and fsyncs
 // held the core, and on one scheduler thread the publisher with the
-// alarm, for about 2 ms).
+// alarm, for about 2 ms). An operator's command is still written at once.
 func TestSnapshotWaitsForTheTick(t *testing.T) {
 	const tick = 250 * time.Millisecond
 	g := newCoreGateway(t, 1, Options{TickEvery: tick})
@@ -1049,6 +1049,7 @@ func TestSnapshotWaitsForTheTick(t *testing.T) {
 	require.True(t, g.stateDirty, "the snapshot is not due")
 
 	now := time.Now()
+	g.tickedAt = now // else the idle bound alone would wake the core at once
 	d := g.nextTick(now)
 	require.LessOrEqual(t, d, tick, "the core would not wake for the snapshot by the next tick")
 	require.Equal(t, untilGrid(now, 0, tick), d, "the snapshot's tick is off the grid")
@@ -1057,4 +1058,11 @@ func TestSnapshotWaitsForTheTick(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(after), `"d000.s00.high"`, "the tick did not write the raised alarm into the snapshot")
 	require.False(t, g.stateDirty)
+
+	// An operator's command after a quiet spell is written at once.
+	g.persistedAt = time.Now().Add(-time.Hour)
+	require.NoError(t, g.onCommand(t.Context(), command.Command{Action: command.Ack, Alarm: "d000.s00.high", User: "olga", Comment: "seen"}))
+	after, err = os.ReadFile(g.statePath)
+	require.NoError(t, err)
+	require.Contains(t, string(after), `"acked":true`, "the acknowledgement waited for a tick")
 }
