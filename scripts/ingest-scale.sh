@@ -51,6 +51,7 @@ CGROOT="${CGROOT:-/sys/fs/cgroup/cpu}"
 # replica may hold unacknowledged (docs/delivery.md, broker settings).
 INFLIGHT="${INFLIGHT:-1000}"
 # PROFILE=DIR writes a CPU profile of every replica there (rN-I.cpu).
+# CANARY_BIN runs that canary executable instead of building this checkout.
 PROFILE="${PROFILE:-}"
 [ -n "$PROFILE" ] && mkdir -p "$PROFILE" && PROFILE="$(cd "$PROFILE" && pwd)"
 
@@ -86,7 +87,11 @@ if ! echo "$PERIOD_US" >"$probe/cpu.cfs_period_us" 2>/dev/null || ! echo "$(quot
 	exit 1
 fi
 
-CGO_ENABLED="${CGO_ENABLED:-0}" go build -trimpath -o "$WORK/canary" ./cmd/canary
+if [ -n "${CANARY_BIN:-}" ]; then
+	cp "$CANARY_BIN" "$WORK/canary" # another build, to compare two (scripts/load.sh has the same)
+else
+	CGO_ENABLED="${CGO_ENABLED:-0}" go build -trimpath -o "$WORK/canary" ./cmd/canary
+fi
 ulimit -n 65536 2>/dev/null || true
 
 PORTS=($(python3 -c '

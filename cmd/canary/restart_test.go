@@ -186,8 +186,14 @@ func TestGatewaySurvivesSIGKILL(t *testing.T) {
 		before = findAlarm(getAlarms(t, url), "face-gas.ch4.high_high")
 		return before != nil && before["state"] == "unacknowledged"
 	})
-	// Let readings stream for a while, then kill without warning.
-	waitFor(t, "readings", 10*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.seqs) > 10 })
+	// Let readings stream for a while (ten polls, a second: the alarm-state
+	// snapshot is written by the core's next tick after the alarm, within
+	// half a second here; docs/alarms.md, "Restart"), then kill without
+	// warning.
+	w.mu.Lock()
+	seqsAtAlarm := len(w.seqs)
+	w.mu.Unlock()
+	waitFor(t, "readings", 10*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.seqs) > seqsAtAlarm+10 })
 	require.NoError(t, gw.Process.Signal(syscall.SIGKILL))
 	_, _ = gw.Process.Wait()
 	w.mu.Lock()
