@@ -82,8 +82,7 @@ func (p *process) start() {
 	out := &syncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
-	// Pdeathsig: a killed test run does not leave servers behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("testenv: start %s: %v", p.name, err)
 	}
