@@ -131,6 +131,14 @@ func wantsTimerSlack(args []string) bool {
 	if err != nil {
 		return false
 	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "--help=true" {
+			return false // it only prints its help: no exec for that
+		}
+	}
 	switch c.Name() {
 	case "run", "ingest", "bench":
 		return true

@@ -70,7 +70,9 @@ func TestWantsTimerSlack(t *testing.T) {
 		{[]string{"check", "-c", "site.yaml"}, false},
 		{[]string{"sim", "-c", "site.yaml"}, false},
 		{[]string{"read", "tcp://127.0.0.1:502"}, false},
-		{[]string{"run", "--help"}, true}, // one exec, then the help: harmless
+		{[]string{"run", "--help"}, false}, // only its help: no exec
+		{[]string{"ingest", "-h"}, false},
+		{[]string{"run", "-c", "site.yaml", "--help=true"}, false},
 		{[]string{"--help", "run"}, false},
 		{[]string{"help", "run"}, false},
 		{[]string{"__complete", "run"}, false},
