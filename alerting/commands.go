@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,10 +46,14 @@ func (e *Engine) Ack(now time.Time, id, user, comment string) ([]Event, error) {
 }
 
 // Reset clears a latched alarm. It is refused while the condition is
-// present (including on-delay: the alarm is still active), while the
-// sensor's quality is not good, and — unless reset_needs_ack: false — while
-// the alarm is unacknowledged. A successful reset releases the interlock
-// actions the alarm held (to "permitted"; nothing is restarted).
+// present: the alarm active, its on-delay running, or the sensor's latest
+// value not on the normal side of the return threshold (the restore level
+// or the limit less the deadband: a power cut at 1.5 % with restore
+// < 1.0 % is not released by a reset at 1.2 %); while the sensor's quality
+// is not good (a bad reading, communication lost, or no reading since the
+// engine started); and — unless reset_needs_ack: false — while the alarm
+// is unacknowledged. A successful reset releases the interlock actions the
+// alarm held (to "permitted"; nothing is restarted).
 func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error) {
 	now = e.monotonic(now)
 	a, err := e.lookup("reset", id, user)
@@ -62,8 +67,16 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 		return nil, fmt.Errorf("reset %s: %w", id, ErrConditionPresent)
 	case !a.latched && !(a.held && a.spec.Latch):
 		return nil, fmt.Errorf("reset %s: %w", id, ErrNotLatched)
+	case a.point != nil && !a.point.seen:
+		return nil, fmt.Errorf("reset %s: %w (no reading since the engine started)", id, ErrQualityNotGood)
+	case a.point != nil && a.point.lost():
+		return nil, fmt.Errorf("reset %s: %w (communication lost)", id, ErrQualityNotGood)
 	case a.point != nil && a.point.quality != Good:
 		return nil, fmt.Errorf("reset %s: %w (%s)", id, ErrQualityNotGood, a.point.quality)
+	case !a.held && a.pending:
+		return nil, fmt.Errorf("reset %s: %w (its on-delay is running)", id, ErrConditionPresent)
+	case !a.held && !returned(a):
+		return nil, fmt.Errorf("reset %s: %w (%s)", id, ErrConditionPresent, returnThreshold(a))
 	case a.spec.ResetNeedsAck && !a.acked:
 		return nil, fmt.Errorf("reset %s: %w", id, ErrResetNeedsAck)
 	}
@@ -83,6 +96,41 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	e.afterNormal(a, now)
 	e.updateActions(a, now)
 	return e.take(), nil
+}
+
+// returned reports whether a latched alarm's condition is over on its
+// latest value, judged as for an active alarm: the value on the normal
+// side of the return threshold. Alarms without a threshold on a value
+// (comm, bad, frozen, groups, actions) are over once inactive.
+func returned(a *alarm) bool {
+	s := a.spec
+	switch {
+	case a.point == nil:
+		return true
+	case s.Condition.isHighSide() || s.Condition.isLowSide():
+		return limitReturned(s, a.value)
+	case s.Condition == Rate && s.Limit < 0:
+		return fallReturned(s, a.value)
+	case s.Condition == Rate || s.Condition == Deviation || s.Condition == STEL || s.Condition == TWA:
+		return highReturned(s, a.value)
+	}
+	return true
+}
+
+// returnThreshold says, for a refused reset, where the value is and
+// where it must go.
+func returnThreshold(a *alarm) string {
+	s := a.spec
+	v := strconv.FormatFloat(a.value, 'g', -1, 64)
+	switch {
+	case s.Condition.isHighSide() && s.HasRestore:
+		return "value " + v + " is not below the restore level " + strconv.FormatFloat(s.Restore, 'g', -1, 64)
+	case s.Condition.isLowSide() && s.HasRestore:
+		return "value " + v + " is not above the restore level " + strconv.FormatFloat(s.Restore, 'g', -1, 64)
+	case s.Condition.isLowSide() || (s.Condition == Rate && s.Limit < 0):
+		return "value " + v + " is not above the return threshold " + strconv.FormatFloat(s.Limit+s.Deadband, 'g', -1, 64)
+	}
+	return "value " + v + " is not below the return threshold " + strconv.FormatFloat(s.Limit-s.Deadband, 'g', -1, 64)
 }
 
 // Shelve shelves an alarm for d (at most Options.MaxShelve). A comment

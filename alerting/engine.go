@@ -1018,22 +1018,29 @@ func (e *Engine) flushGroups(now time.Time) {
 // applied to the return only.
 func limitCond(a *alarm, v float64) bool {
 	s := a.spec
-	if s.Condition.isHighSide() {
-		if !a.active {
+	if !a.active {
+		if s.Condition.isHighSide() {
 			return v >= s.Limit
 		}
-		if s.HasRestore {
-			return !(v < s.Restore)
-		}
-		return !(v < s.Limit-s.Deadband)
-	}
-	if !a.active {
 		return v <= s.Limit
 	}
-	if s.HasRestore {
-		return !(v > s.Restore)
+	return !limitReturned(s, v)
+}
+
+// limitReturned reports whether v is on the normal side of a limit's
+// return threshold: the restore level where the profile has one (strict),
+// else the limit less the deadband.
+func limitReturned(s *CondSpec, v float64) bool {
+	if s.Condition.isHighSide() {
+		if s.HasRestore {
+			return v < s.Restore
+		}
+		return v < s.Limit-s.Deadband
 	}
-	return !(v > s.Limit+s.Deadband)
+	if s.HasRestore {
+		return v > s.Restore
+	}
+	return v > s.Limit+s.Deadband
 }
 
 // highCond is a generic "value >= limit" with deadband on the return.
@@ -1041,11 +1048,19 @@ func highCond(a *alarm, v float64) bool {
 	if !a.active {
 		return v >= a.spec.Limit
 	}
-	return !(v < a.spec.Limit-a.spec.Deadband)
+	return !highReturned(a.spec, v)
 }
 
+func highReturned(s *CondSpec, v float64) bool { return v < s.Limit-s.Deadband }
+
+// lost reports whether the point's communication is lost: its comm alarm
+// is active (and not merely kept so by the fault hold after its return).
+// Table (b): a lost point's quality is bad ("comm-loss"), whatever its
+// last sample said.
+func (p *point) lost() bool { return p.comm != nil && p.comm.active && !p.comm.held }
+
 func (e *Engine) evalDeviation(a *alarm, p, peer *point, now time.Time) {
-	if peer == nil || p.quality != Good || peer.quality != Good {
+	if peer == nil || p.quality != Good || peer.quality != Good || p.lost() || peer.lost() {
 		a.hold()
 		return
 	}

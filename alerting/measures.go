@@ -67,10 +67,14 @@ func (e *Engine) evalRate(p *point, now time.Time, v float64) {
 	} else if !a.active {
 		cond = change <= a.spec.Limit
 	} else {
-		cond = !(change > a.spec.Limit+a.spec.Deadband)
+		cond = !fallReturned(a.spec, change)
 	}
 	e.setCond(a, now, cond)
 }
+
+// fallReturned: a falling rate's change is back above its limit plus
+// the deadband.
+func fallReturned(s *CondSpec, change float64) bool { return change > s.Limit+s.Deadband }
 
 // exposure accumulates 1-minute averages for TWA and STEL. Negative
 // readings (zero drift) are clamped to 0.
