@@ -32,6 +32,11 @@ type Direct struct {
 	o                    DirectOptions
 	log                  zerolog.Logger
 	stored, points, dead atomic.Uint64
+	// after is, by lane, the last record written: its release rides on the
+	// outbox's next commit (ReleaseLater), so the next batch starts after
+	// it instead of reading it again. A restart reads from the start: what
+	// was written and not yet released is written again (same points).
+	after [2]uint64
 }
 
 // DirectStats are counters since start.
@@ -108,12 +113,12 @@ func (d *Direct) recordLines(dst []byte, r *outbox.Record) ([]byte, int, error) 
 
 // once writes one batch and returns how many records it handled.
 func (d *Direct) once(ctx context.Context) (int, error) {
-	recs, err := d.o.Outbox.Drain(outbox.Alarms, 0, d.o.BatchRecords)
+	recs, err := d.o.Outbox.Drain(outbox.Alarms, d.after[outbox.Alarms], d.o.BatchRecords)
 	if err != nil {
 		return 0, err
 	}
 	if room := d.o.BatchRecords - len(recs); room > 0 {
-		more, err := d.o.Outbox.Drain(outbox.Readings, 0, room)
+		more, err := d.o.Outbox.Drain(outbox.Readings, d.after[outbox.Readings], room)
 		if err != nil {
 			return 0, err
 		}
@@ -160,10 +165,12 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 	keys := make([]outbox.Key, len(recs))
 	for i := range recs {
 		keys[i] = recs[i].Key
+		d.after[recs[i].Key.Lane] = recs[i].Key.ID
 	}
-	if err := d.o.Outbox.Release(context.WithoutCancel(ctx), keys...); err != nil {
-		return 0, err
-	}
+	// Not a commit of its own: the releases ride on the next append's
+	// (within a few seconds when none comes). Until then a crash only
+	// writes these points again.
+	d.o.Outbox.ReleaseLater(keys...)
 	d.stored.Add(uint64(len(recs) - len(bad)))
 	d.dead.Add(uint64(len(bad)))
 	d.points.Add(uint64(points))

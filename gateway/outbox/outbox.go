@@ -517,17 +517,14 @@ func (ob *Outbox) commit(group []*request) {
 	ob.mu.Lock()
 	liveBytes = ob.bytes
 	ob.mu.Unlock()
-	// A group that only releases skips the fsync: losing it to a power cut
-	// costs duplicates (the records are published again), never data. Only
-	// this goroutine commits, so flipping NoSync here is safe.
-	releaseOnly := true
-	for _, r := range group {
-		if len(r.items) > 0 {
-			releaseOnly = false
-			break
-		}
-	}
-	ob.db.NoSync = releaseOnly
+	// Every commit is synced, releases too. A release-only commit without
+	// its fsync (NoSync, until 2026-12-01) looked like it could only cost
+	// duplicates, but bbolt hands the pages that commit freed — pages of
+	// the last durable tree — to the next transaction, which overwrites
+	// them before its own fsync: a power cut then leaves a meta page on
+	// disk pointing at overwritten or never-written pages, a file bbolt
+	// cannot open, and a gateway that does not start. Releases ride on the
+	// next append's commit (ReleaseLater) so that few commits only release.
 	err := ob.db.Update(func(tx *bolt.Tx) error {
 		seqB := tx.Bucket(bucketSeq)
 		buckets := [2]*bolt.Bucket{tx.Bucket(bucketAlarms), tx.Bucket(bucketReadings)}
