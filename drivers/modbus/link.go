@@ -87,6 +87,13 @@ type Link struct {
 	// lateAt: when the last request's answer arrived, if it was read
 	// after its timeout (takeLate); zero otherwise.
 	lateAt time.Time
+	// framed: RTU framing (rtu://, rtuovertcp://), whose answers carry no
+	// transaction id. staleUntil: after a timeout on it, until when a late
+	// answer may still come (discardStale); staleDropped counts its bytes.
+	framed       bool
+	staleUntil   time.Time
+	staleDropped uint64
+	log          zerolog.Logger
 }
 
 // NewLink prepares a link from a device config (defaults set, validated).
@@ -123,7 +130,9 @@ func NewLink(d *DeviceConfig, logger zerolog.Logger) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modbus client for %s: %w", d.URL, err)
 	}
-	return &Link{url: d.URL, client: c, rtu: scheme(d.URL) == schemeRTU, timeout: d.Timeout}, nil
+	sch := scheme(d.URL)
+	return &Link{url: d.URL, client: c, rtu: sch == schemeRTU, timeout: d.Timeout,
+		framed: sch == schemeRTU || sch == schemeRTUOverTCP, log: logger}, nil
 }
 
 // Timeout is the link's request timeout.
@@ -177,6 +186,9 @@ func (l *Link) IsOpen() bool { return l.open }
 func (l *Link) unit(u int, fc uint8, data int) error {
 	if err := l.Open(); err != nil {
 		return err
+	}
+	if !l.staleUntil.IsZero() {
+		l.discardStale()
 	}
 	l.sentAt = time.Now()
 	l.lateAt = time.Time{}
@@ -244,6 +256,7 @@ func (l *Link) ReadRegisters(unit int, t Table, addr, count uint16) ([]uint16, e
 	}
 	regs, err := l.client.ReadRegisters(addr, count, rt)
 	l.done()
+	l.noteTimeout(err)
 	if data, ok := l.takeLate(err); ok && len(data) == 2*int(count) {
 		regs = make([]uint16, count)
 		for i := range regs {
@@ -276,6 +289,7 @@ func (l *Link) ReadBits(unit int, t Table, addr, count uint16) ([]bool, error) {
 		bits, err = l.client.ReadDiscreteInputs(addr, count)
 	}
 	l.done()
+	l.noteTimeout(err)
 	if data, ok := l.takeLate(err); ok && len(data) == (int(count)+7)/8 {
 		bits = make([]bool, count)
 		for i := range bits {
@@ -296,10 +310,14 @@ func (l *Link) WriteRegisters(unit int, addr uint16, regs []uint16) error {
 		return err
 	}
 	defer l.done()
+	var err error
 	if len(regs) == 1 {
-		return classify(l.client.WriteRegister(addr, regs[0]))
+		err = l.client.WriteRegister(addr, regs[0])
+	} else {
+		err = l.client.WriteRegisters(addr, regs)
 	}
-	return classify(l.client.WriteRegisters(addr, regs))
+	l.noteTimeout(err)
+	return classify(err)
 }
 
 // WriteCoil writes one coil (FC05).
@@ -308,7 +326,9 @@ func (l *Link) WriteCoil(unit int, addr uint16, v bool) error {
 		return err
 	}
 	defer l.done()
-	return classify(l.client.WriteCoil(addr, v))
+	err := l.client.WriteCoil(addr, v)
+	l.noteTimeout(err)
+	return classify(err)
 }
 
 // libWriter bridges the library's *log.Logger into zerolog, so nothing is
