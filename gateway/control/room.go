@@ -139,7 +139,7 @@ func (r *Room) onConnect(c paho.Client) {
 		tok := c.SubscribeMultiple(r.filters(), r.onMessage)
 		err := errors.New("no answer within 10s")
 		if tok.WaitTimeout(10 * time.Second) {
-			err = subscribeErr(tok)
+			err = mqtt.SubscribeErr(tok)
 		}
 		if err == nil {
 			break
@@ -165,24 +165,6 @@ func (r *Room) onConnect(c paho.Client) {
 	}
 	r.ready.Store(true)
 	r.log.Info().Str("broker", r.cfg.MQTT.URL).Msg("mqtt connected")
-}
-
-// subscribeErr is the token's error, or the first filter the broker
-// refused (SUBACK 0x80, e.g. by its ACL).
-func subscribeErr(tok paho.Token) error {
-	if err := tok.Error(); err != nil {
-		return err
-	}
-	st, ok := tok.(*paho.SubscribeToken)
-	if !ok {
-		return nil
-	}
-	for filter, code := range st.Result() {
-		if code == 0x80 {
-			return fmt.Errorf("broker refused subscription %s", filter)
-		}
-	}
-	return nil
 }
 
 func (r *Room) onMessage(_ paho.Client, m paho.Message) {

@@ -152,9 +152,23 @@ func (in *Ingest) Run(ctx context.Context) error {
 			// restore a durable client's shared subscriptions after a broker
 			// restart (what was published before this point is lost to the
 			// group; receipt mode recovers it from the gateway's outbox).
-			if err := waitToken(c.SubscribeMultiple(filters, nil), 10*time.Second); err != nil {
-				in.log.Error().Err(err).Msg("subscribe failed")
-				return
+			// A refused subscription (SUBACK 0x80, the broker's ACL) is
+			// tried again while this connection lasts: paho does not, and
+			// the ingest must not look connected while it consumes nothing.
+			for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+				err := waitToken(c.SubscribeMultiple(filters, nil), 10*time.Second)
+				if err == nil {
+					break
+				}
+				in.log.Error().Err(err).Dur("backoff", backoff).Msg("subscribe failed")
+				if !c.IsConnectionOpen() {
+					return
+				}
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return
+				}
 			}
 			in.subscribed.Store(true)
 			in.log.Info().Str("broker", in.o.MQTT.URL).Msg("mqtt connected")
@@ -173,7 +187,7 @@ func waitToken(t paho.Token, d time.Duration) error {
 	if !t.WaitTimeout(d) {
 		return errors.New("timed out")
 	}
-	return t.Error()
+	return mqtt.SubscribeErr(t)
 }
 
 // queue hands messages from paho's handler to the batcher without

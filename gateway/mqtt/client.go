@@ -334,5 +334,25 @@ func wait(t paho.Token, d time.Duration) error {
 	if !t.WaitTimeout(d) {
 		return errTimeout
 	}
-	return t.Error()
+	return SubscribeErr(t)
+}
+
+// SubscribeErr is a completed token's error and, for a subscription, the
+// first filter the broker refused: paho reports a SUBACK failure code
+// (0x80, e.g. a topic its ACL denies) only in Result(), with Error() nil,
+// so a refused subscription would otherwise look like a working one.
+func SubscribeErr(t paho.Token) error {
+	if err := t.Error(); err != nil {
+		return err
+	}
+	st, ok := t.(*paho.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	for filter, code := range st.Result() {
+		if code == 0x80 {
+			return fmt.Errorf("broker refused subscription %s", filter)
+		}
+	}
+	return nil
 }
