@@ -942,6 +942,8 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		} else if v < res.Min-0.02*(res.Max-res.Min) {
 			q = BadQuality
 		}
+	case res.HasFaultBelow && q == Good && v < res.FaultBelow:
+		q = BadQuality
 	}
 	p.quality, p.overRange, p.value, p.seen = q, over, v, true
 	// Communication is judged on the quality the gateway delivered: a value

@@ -118,6 +118,7 @@ const (
 	srcTemp     = "ISA TR18.2.3 / EEMUA 191 starting values: 1 % span, 60 s (UNCERTAIN) [SAFETY S15]"
 	srcNE43     = "NAMUR NE 43: <= 3.6 / >= 21.0 mA failure, 3.8-20.5 mA valid [SAFETY S78,S79]"
 	srcPractice = "canary practice (SAFETY §1.3 priorities)"
+	srcToxic    = "GB/T 50493-2019 5.5.2(3): L1 <= 100 % OEL, L2 <= 200 % OEL, L2 latched, deadband 5 % of L1, range 0-300 % OEL; limits from the config [SAFETY S22, table (a)]"
 )
 
 func lim(c Condition, limit, db float64, prio int, latch bool, src string) CondSpec {
@@ -202,7 +203,7 @@ var presets = []Preset{
 			lim(LowLow, 18.0, 0.2, 1, true, srcO2),
 		}},
 
-	{Kind: "toxic", Profile: "default", Unit: "ppm", NeedsLimit: true, Source: "GB/T 50493-2019 5.5.2(3): L1 <= 100 % OEL, L2 <= 200 % OEL; limits from the config [SAFETY S22]"},
+	{Kind: "toxic", Profile: "default", Unit: "ppm", NeedsLimit: true, Source: srcToxic},
 	{Kind: "pressure", Profile: "default", Unit: "MPa", NeedsLimit: true, SpanDeadband: 2, Source: srcPressure},
 	{Kind: "temperature", Profile: "default", Unit: "°C", SpanDeadband: 1, Source: srcTemp},
 	{Kind: "current", Profile: "ne43", Unit: "mA", Min: 3.8, Max: 20.5, NE43: true, Source: srcNE43},
@@ -216,9 +217,13 @@ func condDefaults(p *Preset, c Condition) CondSpec {
 	switch c {
 	case HighHigh, LowLow:
 		s.Priority = 1
-		if p.Kind == "pressure" {
+		switch {
+		case p.Kind == "pressure":
 			s.Latch = true
 			s.Source = srcPressure
+		case p.Kind == "toxic" && c == HighHigh:
+			s.Latch = true // table (a): "L2 latched"
+			s.Source = srcToxic
 		}
 	case High, Low:
 		s.Priority = 2

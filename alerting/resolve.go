@@ -14,7 +14,13 @@ import (
 type Resolved struct {
 	Kind, Profile, Unit string
 	Min, Max            float64
-	NE43                bool
+	// FaultBelow, with HasFaultBelow, is a floor under which a reading is
+	// a sensor fault where no range is known: a toxic gas's concentration
+	// cannot be negative, and a transmitter driven below its zero (a wire
+	// break on a 4-20 mA loop scaled to ppm) must not read as clean air.
+	FaultBelow    float64
+	HasFaultBelow bool
+	NE43          bool
 	SafetyCritical      bool
 	Source              string
 	Conditions          []CondSpec
@@ -205,8 +211,44 @@ func resolve(dst *[len(sensorConditions)]CondSpec, kind, profile, unit string, p
 			errs.Add("alarms", "kind %s has no standard limits: set at least one of alarms.high_high, high, low, low_low with a limit", p.Kind)
 		}
 	}
+	if p.Kind == "toxic" {
+		toxicDefaults(&r, dst[:n], a)
+	}
 	checkOrder(&errs, dst[:n])
 	return r, n, errs.Err()
+}
+
+// toxicDefaults applies SAFETY table (a)'s generic toxic profile, whose
+// limits come from the config: a deadband of 5 % of L1 (the high limit;
+// half the high-high one, at 200 % OEL, without it) on both levels unless
+// set, and, without a range, the fault floor of its 0-300 % OEL span
+// (2 % of the span below zero, as for ranged presets: 6 % of L1).
+func toxicDefaults(r *Resolved, conds []CondSpec, a SensorAlarms) {
+	l1 := 0.0
+	for _, s := range conds {
+		if s.Condition == High {
+			l1 = s.Limit
+		}
+	}
+	if l1 <= 0 {
+		for _, s := range conds {
+			if s.Condition == HighHigh {
+				l1 = s.Limit / 2
+			}
+		}
+	}
+	if !(l1 > 0) {
+		return
+	}
+	for i := range conds {
+		c := conds[i].Condition
+		if o := a.get(c); c.isHighSide() && (o == nil || o.Deadband == nil) {
+			conds[i].Deadband = 0.05 * l1
+		}
+	}
+	if !(r.Max > r.Min) {
+		r.FaultBelow, r.HasFaultBelow = -0.06*l1, true
+	}
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
