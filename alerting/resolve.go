@@ -18,12 +18,12 @@ type Resolved struct {
 	// a sensor fault where no range is known: a toxic gas's concentration
 	// cannot be negative, and a transmitter driven below its zero (a wire
 	// break on a 4-20 mA loop scaled to ppm) must not read as clean air.
-	FaultBelow    float64
-	HasFaultBelow bool
-	NE43          bool
-	SafetyCritical      bool
-	Source              string
-	Conditions          []CondSpec
+	FaultBelow     float64
+	HasFaultBelow  bool
+	NE43           bool
+	SafetyCritical bool
+	Source         string
+	Conditions     []CondSpec
 }
 
 // Cond returns the compiled condition c, if configured.
