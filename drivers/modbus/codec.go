@@ -218,6 +218,10 @@ func (c Codec) Words() int { return c.typ.Words() }
 // bit of a register).
 func (c Codec) IsBit() bool { return c.typ == TypeBool }
 
+// Partial reports whether the value fills only part of its register (a bit
+// or one byte), so that writing it must keep the rest.
+func (c Codec) Partial() bool { return c.typ == TypeBool || c.typ.Bytes() == 1 }
+
 // raw assembles the value's bits, most significant byte first.
 func (c Codec) raw(regs []uint16) uint64 {
 	var v uint64

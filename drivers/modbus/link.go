@@ -100,7 +100,9 @@ type Link struct {
 // It reads TLS files but never dials: Open does.
 func NewLink(d *DeviceConfig, logger zerolog.Logger) (*Link, error) {
 	conf := &mb.ClientConfiguration{
-		URL:     d.URL,
+		// Schemes are case-insensitive (RFC 3986), and validation,
+		// linkKey and the simulator treat them so; the library does not.
+		URL:     scheme(d.URL) + "://" + linkAddress(d.URL),
 		Timeout: d.Timeout,
 		Logger:  log.New(libWriter{logger}, "", 0),
 	}

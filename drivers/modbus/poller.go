@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -187,20 +188,34 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 
 // linkKey identifies a physical link: the serial device, or host:port.
 func linkKey(url string) string {
-	s := scheme(url)
-	if s == schemeRTU {
-		return s + "://" + linkAddress(url)
+	addr := linkAddress(url)
+	if scheme(url) == schemeRTU {
+		addr = serialPath(addr)
 	}
-	return s + "://" + linkAddress(url)
+	return scheme(url) + "://" + addr
+}
+
+// serialPath resolves symlinks (/dev/serial/by-id/...) so that two
+// spellings of one port share its poller: the line is half-duplex. A port
+// not plugged in yet cannot be resolved; its cleaned path stands in.
+func serialPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
 }
 
 // sameLink checks that two devices on one link agree on its settings.
 func sameLink(a, b *DeviceConfig) error {
+	line := b.URL
+	if a.URL != b.URL {
+		line += " (as " + a.URL + ")" // another spelling of the same link
+	}
 	if a.Baud != b.Baud || a.Parity != b.Parity || a.DataBits != b.DataBits || a.StopBits != b.StopBits {
-		return fmt.Errorf("shares serial line %s with device %s but its serial settings differ (baud, parity, data_bits, stop_bits must match)", b.URL, a.ID)
+		return fmt.Errorf("shares serial line %s with device %s but its serial settings differ (baud, parity, data_bits, stop_bits must match)", line, a.ID)
 	}
 	if a.CAFile != b.CAFile || a.CertFile != b.CertFile || a.KeyFile != b.KeyFile {
-		return fmt.Errorf("shares link %s with device %s but its TLS files differ", b.URL, a.ID)
+		return fmt.Errorf("shares link %s with device %s but its TLS files differ", line, a.ID)
 	}
 	return nil
 }

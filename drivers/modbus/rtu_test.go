@@ -1,6 +1,8 @@
 package modbus
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -94,5 +96,48 @@ func TestValidateLinks(t *testing.T) {
 	require.Equal(t, []string{
 		`[2].baud: shares serial line rtu:///dev/ttyS0 with device a but its serial settings differ (baud, parity, data_bits, stop_bits must match)`,
 		`[3].id: duplicate device id "a" (also [0])`,
+	}, messages(err))
+}
+
+// TestSerialLinkFollowsSymlinks: a by-id symlink and the port it names are
+// one half-duplex line, so one poller, and their settings must agree. No
+// port is opened, so plain files stand in for the devices.
+func TestSerialLinkFollowsSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	port := filepath.Join(dir, "ttyUSB0")
+	require.NoError(t, os.WriteFile(port, nil, 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "by-id"), 0o700))
+	alias := filepath.Join(dir, "by-id", "usb-FTDI_FT232R_A1B2-if00-port0")
+	require.NoError(t, os.Symlink("../ttyUSB0", alias))
+
+	a := device("a", "rtu://"+port, 1, time.Second, []SensorConfig{sensor("x", "holding", 0, "uint16", "")})
+	b := device("b", "rtu://"+alias, 2, time.Second, []SensorConfig{sensor("x", "holding", 0, "uint16", "")})
+	ps, err := NewPollers([]Device{a, b}, Options{})
+	require.NoError(t, err)
+	require.Len(t, ps, 1, "one owner per serial line, whatever its spelling")
+	require.Equal(t, []string{"a", "b"}, ps[0].Devices())
+
+	b.Config.Baud = 9600
+	_, err = NewPollers([]Device{a, b}, Options{})
+	require.EqualError(t, err, "device b: shares serial line rtu://"+alias+" (as rtu://"+port+") with device a but its serial settings differ (baud, parity, data_bits, stop_bits must match)")
+
+	mk := func(id, url string, baud int) DeviceConfig {
+		d := DeviceConfig{ID: id, URL: url, Baud: baud}
+		d.SetDefaults()
+		return d
+	}
+	// A device not plugged in yet cannot be resolved: its cleaned path is
+	// the key.
+	missing := "/nonexistent-canary-test/ttyQ"
+	err = ValidateLinks([]DeviceConfig{
+		mk("a", "rtu://"+port, 9600),
+		mk("b", "rtu://"+alias, 19200),
+		mk("c", "rtu://"+dir+"/by-id/../ttyUSB0", 9600),
+		mk("d", "rtu://"+missing, 9600),
+		mk("e", "rtu:///nonexistent-canary-test/x/../ttyQ", 19200),
+	})
+	require.Equal(t, []string{
+		"[1].baud: shares serial line rtu://" + alias + " (as rtu://" + port + ") with device a but its serial settings differ (baud, parity, data_bits, stop_bits must match)",
+		"[4].baud: shares serial line rtu:///nonexistent-canary-test/x/../ttyQ (as rtu://" + missing + ") with device d but its serial settings differ (baud, parity, data_bits, stop_bits must match)",
 	}, messages(err))
 }

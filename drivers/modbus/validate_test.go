@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/internal/configerr"
@@ -56,6 +57,10 @@ func TestDeviceValidate(t *testing.T) {
 	}{
 		{"valid tcp", func(*DeviceConfig) {}, nil},
 		{"valid rtuovertcp", func(d *DeviceConfig) { d.URL = "rtuovertcp://gw.local:4001" }, nil},
+		// Schemes are case-insensitive (RFC 3986), as in the simulator.
+		{"upper-case rtu scheme", func(d *DeviceConfig) { d.URL = "RTU:///dev/ttyUSB0"; d.SetDefaults() }, nil},
+		{"upper-case tcp scheme", func(d *DeviceConfig) { d.URL = "TCP://plc:502" }, nil},
+		{"mixed-case rtuovertcp scheme", func(d *DeviceConfig) { d.URL = "RtuOverTcp://gw.local:4001" }, nil},
 		{"bad id", func(d *DeviceConfig) { d.ID = "Face 3" }, []string{`id: "Face 3" is not a valid id (want [a-z0-9][a-z0-9_-]*)`}},
 		{"no url", func(d *DeviceConfig) { d.URL = "" }, []string{"url: is required (want tcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, rtuovertcp://host:port)"}},
 		{"unknown scheme", func(d *DeviceConfig) { d.URL = "udp://h:502" }, []string{`url: unknown scheme "udp" in "udp://h:502" (want tcp://host:port, tcp+tls://host:port, rtu:///dev/ttyX, rtuovertcp://host:port)`}},
@@ -97,6 +102,11 @@ func TestDeviceValidate(t *testing.T) {
 			d := validDevice()
 			tc.edit(&d)
 			require.Equal(t, tc.want, messages(d.Validate()))
+			if tc.want == nil {
+				// What canary check accepts, canary run must start with.
+				_, err := NewLink(&d, zerolog.Nop())
+				require.NoError(t, err)
+			}
 		})
 	}
 }

@@ -24,8 +24,9 @@ type writeResult struct {
 // goroutine between polls, so it never interleaves with a poll on a shared
 // line; Run must be running. It returns the read-back value, and an error
 // when the write fails or the read-back differs from what was written.
-// A bit of a register is written as read-modify-write of that register
-// (not atomic against the device's own logic).
+// A bit or a byte (int8, uint8) of a register is written as
+// read-modify-write of that register (not atomic against the device's own
+// logic).
 func (p *Poller) Write(ctx context.Context, device, sensor string, value float64) (float64, error) {
 	var d *devState
 	for _, ds := range p.devs {
@@ -92,10 +93,11 @@ func (p *Poller) write(w writeReq) writeResult {
 	case TableHolding:
 		n := uint16(f.Codec.Words())
 		regs := make([]uint16, n)
-		if f.Codec.IsBit() {
+		if f.Codec.Partial() {
+			// The rest of the register is other data: keep it.
 			cur, err := p.link.ReadRegisters(unit, TableHolding, addr, 1)
 			if err != nil {
-				return writeResult{err: fmt.Errorf("read holding %d before setting a bit: %w", addr, err)}
+				return writeResult{err: fmt.Errorf("read holding %d before setting part of it: %w", addr, err)}
 			}
 			copy(regs, cur)
 		}
