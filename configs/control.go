@@ -29,6 +29,9 @@ type Control struct {
 	CommandTimeout time.Duration `yaml:"command_timeout"`
 }
 
+// defaultCommandTimeout is command_timeout when left out.
+const defaultCommandTimeout = 10 * time.Second
+
 // DefaultControlClientID is the control room's MQTT client id unless set.
 const DefaultControlClientID = "canary-control"
 
@@ -40,7 +43,7 @@ func (c *Control) SetDefaults() {
 	}
 	c.HTTP.SetDefaults()
 	if c.CommandTimeout == 0 {
-		c.CommandTimeout = 10 * time.Second
+		c.CommandTimeout = defaultCommandTimeout
 	}
 }
 

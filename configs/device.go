@@ -31,6 +31,11 @@ func (d *Device) ModbusSensors() []modbus.SensorConfig {
 func (d *Device) validate() error {
 	var l configerr.List
 	l.Merge("", d.DeviceConfig.Validate())
+	// The driver checks the id pattern only.
+	checkIDLen(&l, "id", d.ID)
+	for i := range d.Sensors {
+		checkIDLen(&l, fmt.Sprintf("sensors[%d].id", i), d.Sensors[i].ID)
+	}
 	if len(d.Sensors) == 0 {
 		l.Add("sensors", "no sensors: a device must have at least one sensor")
 	}

@@ -64,6 +64,7 @@ func (g *Group) Validate() error {
 	if !idPattern.MatchString(g.ID) {
 		errs.Add("id", "invalid id %q (want [a-z0-9][a-z0-9_-]*)", g.ID)
 	}
+	checkIDLen(&errs, "id", g.ID)
 	if _, n, err := alerting.ParseVote(g.Vote); err != nil {
 		errs.Add("vote", "%v", err)
 	} else if n != len(g.Sensors) {
@@ -140,10 +141,13 @@ type Readback struct {
 	Release *float64 `yaml:"release"`
 }
 
+// defaultConfirmTimeout is an action's confirm_timeout when left out.
+const defaultConfirmTimeout = 2 * time.Second
+
 // SetDefaults fills the documented defaults.
 func (a *Action) SetDefaults() {
 	if a.ConfirmTimeout == 0 {
-		a.ConfirmTimeout = 2 * time.Second
+		a.ConfirmTimeout = defaultConfirmTimeout
 	}
 	if a.Readback == nil {
 		a.Readback = &Readback{}
@@ -174,6 +178,7 @@ func (a *Action) Validate() error {
 	if !idPattern.MatchString(a.ID) {
 		errs.Add("id", "invalid id %q (want [a-z0-9][a-z0-9_-]*)", a.ID)
 	}
+	checkIDLen(&errs, "id", a.ID)
 	if !idPattern.MatchString(a.Device) {
 		errs.Add("device", "required: the device id to write to")
 	}

@@ -84,12 +84,7 @@ func (h *HTTP) SetDefaults() {
 // Validate checks the section; paths are relative to `http`.
 func (h *HTTP) Validate() error {
 	var l configerr.List
-	if host, port, err := net.SplitHostPort(h.Listen); err != nil {
-		l.Add("listen", "%q is not host:port (e.g. 127.0.0.1:8080)", h.Listen)
-	} else {
-		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-			l.Add("listen", "port %q is not a number from 0 to 65535", port)
-		}
+	if host, ok := checkListen(&l, "listen", h.Listen, DefaultHTTPListen); ok {
 		if !HTTPLoopback(host) && h.Anonymous != AnonymousNone {
 			l.Warn("listen", "%q is reachable from the network and anyone there can read values and alarms; set anonymous: none to require a login", h.Listen)
 		}
@@ -129,6 +124,20 @@ func (h *HTTP) Validate() error {
 		}
 	}
 	return l.Err()
+}
+
+// checkListen checks a host:port listen address at path (example shows the
+// form in the message) and returns its host, ok when it splits into one.
+func checkListen(l *configerr.List, path, addr, example string) (host string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		l.Add(path, "%q is not host:port (e.g. %s)", addr, example)
+		return "", false
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		l.Add(path, "port %q is not a number from 0 to 65535", port)
+	}
+	return host, true
 }
 
 // IsBcryptHash reports whether s looks like a bcrypt hash rather than a

@@ -31,16 +31,22 @@ type InfluxDB struct {
 // InfluxTokenEnv is read for the token when no token_file is configured.
 const InfluxTokenEnv = "CANARY_INFLUXDB_TOKEN"
 
+// Defaults of the influxdb section (the ingest has its own batch_wait).
+const (
+	defaultBatchWait     = 200 * time.Millisecond
+	defaultInfluxTimeout = 10 * time.Second
+)
+
 // SetDefaults fills batching and the timeout.
 func (c *InfluxDB) SetDefaults() {
 	if c.BatchPoints == 0 {
 		c.BatchPoints = 5000
 	}
 	if c.BatchWait == 0 {
-		c.BatchWait = 200 * time.Millisecond
+		c.BatchWait = defaultBatchWait
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 10 * time.Second
+		c.Timeout = defaultInfluxTimeout
 	}
 }
 

@@ -62,6 +62,11 @@ func (c *Ingest) Validate() error {
 			l.Add(fmt.Sprintf("sites[%d]", i), "%q is not a site id ([a-z0-9][a-z0-9_-]*)", s)
 		}
 	}
+	if c.Metrics != "" {
+		// canary ingest listens on it at start; an address it cannot take
+		// must fail here, not there.
+		checkListen(&l, "metrics", c.Metrics, "127.0.0.1:9108")
+	}
 	return l.Err()
 }
 

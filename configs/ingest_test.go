@@ -50,6 +50,24 @@ sites: [Bad]
 	require.ErrorContains(t, err, `unknown key "urll" (did you mean "url"?)`, "unknown keys are errors")
 }
 
+func TestIngestMetricsAddressIsChecked(t *testing.T) {
+	const base = "mqtt: {client_id: a}\ninfluxdb: {url: 'http://127.0.0.1:8086', bucket: canary/autogen}\n"
+	for metrics, want := range map[string]string{
+		`""`: "", "127.0.0.1:9108": "", ":9108": "", "'[::1]:9108'": "",
+		"9108":            `x.yaml:3: metrics: "9108" is not host:port (e.g. 127.0.0.1:9108)`,
+		"127.0.0.1:99999": `x.yaml:3: metrics: port "99999" is not a number from 0 to 65535`,
+		"localhost:prom":  `x.yaml:3: metrics: port "prom" is not a number from 0 to 65535`,
+	} {
+		var c Ingest
+		_, err := Parse("x.yaml", []byte(base+"metrics: "+metrics+"\n"), &c)
+		if want == "" {
+			require.NoError(t, err, metrics)
+		} else {
+			require.EqualError(t, err, want, metrics)
+		}
+	}
+}
+
 func TestOutboxAndMQTTValidate(t *testing.T) {
 	o := Outbox{}
 	o.SetDefaults()

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/internal/configerr"
 )
 
@@ -95,6 +96,17 @@ func Parse(name string, data []byte, target any) (warnings []Problem, err error)
 		}
 		return nil, &Error{Problems: []Problem{{File: name, Line: line, Msg: msg}}}
 	}
+	// The decoder reads one document at a time: anything after a second
+	// "---" would otherwise be silently ignored. The first document is
+	// still checked, so that every problem is reported at once.
+	var extra *Problem
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		extra = &Problem{Line: next.Line, Msg: fmt.Sprintf("a config file holds one YAML document; found another at line %d", next.Line)}
+	} else if !errors.Is(err, io.EOF) {
+		line, msg, _ := yamlErrLine(err.Error())
+		extra = &Problem{Line: max(line, 1), Msg: msg}
+	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
@@ -117,6 +129,11 @@ func Parse(name string, data []byte, target any) (warnings []Problem, err error)
 	bad := make([]string, 0, len(w.problems))
 	for _, p := range w.problems {
 		bad = append(bad, p.Path)
+	}
+	// Added after bad is collected: its empty path would hide every
+	// validation error without a path.
+	if extra != nil {
+		w.problems = append(w.problems, *extra)
 	}
 	if d, ok := target.(defaulter); ok {
 		d.SetDefaults()
@@ -224,6 +241,22 @@ func parentPath(p string) string {
 	return ""
 }
 
+// zeroMeansDefault lists, per config struct, the keys whose SetDefaults
+// replaces a zero value, with the default to name. Written out, 0 would
+// silently become the default; only the walker can tell it from a key left
+// out, so it refuses it.
+var zeroMeansDefault = map[reflect.Type]map[string]string{
+	typeOf[Device](): {
+		"poll":        modbus.DefaultPoll.String(),
+		"timeout":     modbus.DefaultTimeout.String() + " (at most half the poll)",
+		"max_backoff": modbus.DefaultMaxBackoff.String() + " (or the poll, if longer)",
+	},
+	typeOf[Outbox]():   {"max_bytes": fmt.Sprintf("%dMiB", defaultMaxBytes>>20)},
+	typeOf[InfluxDB](): {"batch_wait": defaultBatchWait.String() + " (" + IngestBatchWait.String() + " in an ingest config)", "timeout": defaultInfluxTimeout.String()},
+	typeOf[Action]():   {"confirm_timeout": defaultConfirmTimeout.String()},
+	typeOf[Control]():  {"command_timeout": defaultCommandTimeout.String()},
+}
+
 var (
 	durationType  = reflect.TypeOf(time.Duration(0))
 	unmarshalType = reflect.TypeOf((*interface{ UnmarshalText([]byte) error })(nil)).Elem()
@@ -270,6 +303,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			}
 			w.index[kp] = k.Line
 			w.walk(v, f, kp)
+			if def, ok := zeroMeansDefault[t][key]; ok && zeroScalar(v, f) {
+				w.reject(v, kp, "must be positive; leave it out for the default %s", def)
+			}
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -331,6 +367,18 @@ func (w *walker) scalar(n *yaml.Node, t reflect.Type, path string) {
 		want = "a " + t.Kind().String()
 	}
 	w.reject(n, path, "want %s, got %q", want, n.Value)
+}
+
+// zeroScalar reports whether n is a scalar that decodes into t as t's zero.
+func zeroScalar(n *yaml.Node, t reflect.Type) bool {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		return false
+	}
+	v := reflect.New(t)
+	return n.Decode(v.Interface()) == nil && v.Elem().IsZero()
 }
 
 func isNull(n *yaml.Node) bool {

@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,4 +100,60 @@ func FuzzParseSite(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLoadOneDocumentPerFile(t *testing.T) {
+	const site = "site: a\ndevices: [{id: d, url: 'tcp://x:1', sensors: [{id: s, kind: co, table: holding, address: 0, type: uint16}]}]\n"
+	for _, c := range []struct{ name, yaml, want string }{
+		{"leading marker", "---\n" + site, ""},
+		{"end marker", site + "...\n", ""},
+		{"second document", site + "\n---\nsite: b\n", "x.yaml:4: a config file holds one YAML document; found another at line 4"},
+		{"empty second document", site + "---\n", "x.yaml:3: a config file holds one YAML document; found another at line 3"},
+		{"broken second document", site + "---\nsite: [\n", "x.yaml:4: invalid YAML: did not find expected node content"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var s Site
+			_, err := Parse("x.yaml", []byte(c.yaml), &s)
+			if c.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, c.want)
+			require.Equal(t, "a", s.Site, "the first document is still checked")
+		})
+	}
+}
+
+// An explicit 0 would silently become the default; a positive value or an
+// empty one (the same as leaving the key out) is fine.
+func TestLoadRefusesExplicitZero(t *testing.T) {
+	const ingest = "mqtt: {client_id: a}\ninfluxdb: {url: 'http://127.0.0.1:8086', bucket: canary/autogen, batch_wait: %s}\n"
+	for _, c := range []struct {
+		name   string
+		target any
+		yaml   string
+		want   string
+	}{
+		{"ingest batch_wait", &Ingest{}, fmt.Sprintf(ingest, "0s"), "x.yaml:2: influxdb.batch_wait: must be positive; leave it out for the default 200ms (1s in an ingest config)"},
+		{"ingest batch_wait set", &Ingest{}, fmt.Sprintf(ingest, "50ms"), ""},
+		{"ingest batch_wait empty", &Ingest{}, fmt.Sprintf(ingest, "~"), ""},
+		{"control command_timeout", &Control{}, "command_timeout: 0s\n", "x.yaml:1: command_timeout: must be positive; leave it out for the default 10s"},
+		{"control command_timeout set", &Control{}, "command_timeout: 5s\n", ""},
+		{"outbox max_bytes 0B", &Site{}, "outbox: {max_bytes: 0B}\n", "x.yaml:1: outbox.max_bytes: must be positive; leave it out for the default 512MiB"},
+		{"outbox max_bytes 0MiB", &Site{}, "outbox: {max_bytes: 0MiB}\n", "x.yaml:1: outbox.max_bytes: must be positive; leave it out for the default 512MiB"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(c.yaml), c.target)
+			if _, site := c.target.(*Site); site {
+				// Only the line of interest: the rest of the site is missing.
+				require.ErrorContains(t, err, c.want)
+				return
+			}
+			if c.want == "" {
+				require.NoError(t, err)
+			} else {
+				require.EqualError(t, err, c.want)
+			}
+		})
+	}
 }

@@ -21,13 +21,16 @@ const (
 	ReleaseReceipt = "receipt"
 )
 
+// defaultMaxBytes is outbox.max_bytes when left out.
+const defaultMaxBytes ByteSize = 512 << 20
+
 // SetDefaults fills dir, max_bytes and release.
 func (c *Outbox) SetDefaults() {
 	if c.Dir == "" {
 		c.Dir = "./var/outbox"
 	}
 	if c.MaxBytes == 0 {
-		c.MaxBytes = 512 << 20
+		c.MaxBytes = defaultMaxBytes
 	}
 	if c.Release == "" {
 		c.Release = ReleasePuback

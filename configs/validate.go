@@ -14,14 +14,26 @@ import (
 // they appear in MQTT topics and InfluxDB tags, so no separators or case.
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
+// maxIDLen is the documented bound on every id, kept well under the
+// ingest's 128: past that it dead-letters every batch carrying the id.
+const maxIDLen = 64
+
+// checkIDLen reports an id longer than maxIDLen at path. Ids that break the
+// pattern are left to the pattern check, so that one id gets one error.
+func checkIDLen(l *configerr.List, path, id string) {
+	if len(id) > maxIDLen && idPattern.MatchString(id) {
+		l.Add(path, "%q is longer than %d characters", id, maxIDLen)
+	}
+}
+
 // CheckID reports whether id is a valid config id, with a message naming
 // the rule when it is not.
 func CheckID(id string) error {
 	if id == "" {
 		return fmt.Errorf("required")
 	}
-	if len(id) > 64 {
-		return fmt.Errorf("%q is longer than 64 characters", id)
+	if len(id) > maxIDLen {
+		return fmt.Errorf("%q is longer than %d characters", id, maxIDLen)
 	}
 	if !idPattern.MatchString(id) {
 		return fmt.Errorf("%q is not a valid id (want lower-case letters, digits, '_' and '-', starting with a letter or digit)", id)
