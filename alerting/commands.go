@@ -133,6 +133,21 @@ func returnThreshold(a *alarm) string {
 	return "value " + v + " is not below the return threshold " + strconv.FormatFloat(s.Limit-s.Deadband, 'g', -1, 64)
 }
 
+// SetSystem raises or returns a system alarm (Config.Systems) with value
+// (for its payload: e.g. the readings dropped so far). Through the on and
+// off delays (none) as any condition; an unknown id is an error.
+func (e *Engine) SetSystem(now time.Time, id string, active bool, value float64) ([]Event, error) {
+	now = e.monotonic(now)
+	for _, a := range e.systems {
+		if a.id == id {
+			a.value = value
+			e.setCond(a, now, active)
+			return e.take(), nil
+		}
+	}
+	return nil, fmt.Errorf("system alarm %q: %w", id, ErrUnknownAlarm)
+}
+
 // Shelve shelves an alarm for d (at most Options.MaxShelve). A comment
 // (the reason) is required. Priority-1 alarms and alarms driving an
 // interlock are shelvable only with shelvable: true.

@@ -196,5 +196,18 @@ type Config struct {
 	Points  []PointConfig
 	Groups  []GroupConfig
 	Actions []ActionConfig
+	// Systems are alarms about the gateway itself, which it raises and
+	// returns (SetSystem).
+	Systems []SystemConfig
 	Options Options
+}
+
+// SystemConfig is an alarm about the gateway itself: no sensor, its id
+// "<subject>.<condition>" like a group's or an action's. Never latched.
+type SystemConfig struct {
+	ID        string
+	Site      string
+	Condition Condition
+	Priority  int
+	Source    string
 }

@@ -267,7 +267,8 @@ type Engine struct {
 	opts    Options
 	points  map[string]*point
 	plist   []*point
-	extra   map[string]*alarm // alarms of groups and actions, by id
+	extra   map[string]*alarm // alarms of groups, actions and systems, by id
+	systems []*alarm          // Config.Systems
 	alist   []*alarm
 	groups  []*group
 	actions map[string]*action
@@ -353,6 +354,17 @@ func New(cfg Config) (*Engine, error) {
 		act.failed.limit = math.NaN()
 		e.actions[ac.ID] = act
 		e.aclist = append(e.aclist, act)
+	}
+	for i, sc := range cfg.Systems {
+		path := fmt.Sprintf("systems[%d]", i)
+		if _, dup := e.extra[sc.ID]; dup || sc.ID == "" {
+			errs.Add(path+".id", "empty or duplicate alarm id %q", sc.ID)
+			continue
+		}
+		spec := &CondSpec{Condition: sc.Condition, Priority: sc.Priority, Source: sc.Source}
+		a := e.addAlarm(sc.ID, &origin{site: sc.Site}, spec, nil)
+		a.limit = math.NaN()
+		e.systems = append(e.systems, a)
 	}
 	shared := map[resolvedKey][]*Resolved{}
 	var scratch [len(sensorConditions)]CondSpec

@@ -47,6 +47,11 @@ type scriptConfig struct {
 		ID             string        `yaml:"id"`
 		ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
 	} `yaml:"actions"`
+	Systems []struct {
+		ID        string `yaml:"id"`
+		Condition string `yaml:"condition"`
+		Priority  int    `yaml:"priority"`
+	} `yaml:"systems"`
 }
 
 type scriptOptions struct {
@@ -89,6 +94,9 @@ func loadScriptConfig(t testing.TB, path string) Config {
 	}
 	for _, a := range sc.Actions {
 		cfg.Actions = append(cfg.Actions, ActionConfig{ID: a.ID, Site: site, ConfirmTimeout: a.ConfirmTimeout})
+	}
+	for _, y := range sc.Systems {
+		cfg.Systems = append(cfg.Systems, SystemConfig{ID: y.ID, Site: site, Condition: Condition(y.Condition), Priority: y.Priority})
 	}
 	return cfg
 }
@@ -256,6 +264,10 @@ func (s *script) run(steps string) {
 			evs = s.e.SetFlag(now, a[2], a[3] == "true")
 		case "result":
 			evs, err = s.e.ActionResult(now, a[2], a[3] == "ok", arg(a, 4))
+		case "system": // system ID on|off VALUE: Engine.SetSystem
+			v, perr := strconv.ParseFloat(a[4], 64)
+			require.NoError(s.t, perr, "line %d", lineNo)
+			evs, err = s.e.SetSystem(now, a[2], a[3] == "on", v)
 		case "faulthold":
 			evs = s.e.SetFaultHold(now, a[2] == "on", arg(a, 3))
 		case "release": // release N|all: Engine.ReleaseHeld

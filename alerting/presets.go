@@ -29,6 +29,9 @@ const (
 	Bypassed Condition = "bypassed"
 	// Failed is an interlock action not confirmed within its timeout.
 	Failed Condition = "failed"
+	// ReadingsDropped is the gateway dropping readings from its full
+	// outbox (a system alarm, SetSystem).
+	ReadingsDropped Condition = "readings_dropped"
 )
 
 // sensorConditions is the evaluation order of a point's conditions.

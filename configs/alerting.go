@@ -28,8 +28,16 @@ func (s *Site) AlertingConfig() alerting.Config {
 	for i := range s.Actions {
 		c.Actions = append(c.Actions, s.Actions[i].Alerting(s.Site))
 	}
+	c.Systems = append(c.Systems, alerting.SystemConfig{ID: ReadingsDroppedAlarm, Site: s.Site,
+		Condition: alerting.ReadingsDropped, Priority: 2,
+		Source: "DESIGN outbox.max_bytes: past it the oldest readings go first (counted, logged, alarmed)"})
 	return c
 }
+
+// ReadingsDroppedAlarm is the site's alarm while its outbox drops readings
+// (full at max_bytes): "<subject>.<condition>" like a group's alarm; no
+// group or action alarm can have this id, whose condition is the system's.
+const ReadingsDroppedAlarm = "outbox." + string(alerting.ReadingsDropped)
 
 // engineCheck builds the engine once, so that cross references (an alarm's
 // action, a group's sensors, a deviation's peer) are checked by the code

@@ -278,6 +278,7 @@ func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	g.releaseHeld(ctx, now)
 	// The readings waiting since the last commit share this one.
 	g.flush(ctx, g.eng.Tick(now))
+	g.judgeDrops(ctx, now)
 	g.met.faultHeld.Set(float64(g.eng.Held()))
 	g.retryActions(now)
 	g.resendAlarms(ctx)

@@ -144,6 +144,11 @@ type Gateway struct {
 	releaseRate int
 	// holdStatus is the fault hold in force, for the retained status.
 	holdStatus atomic.Pointer[mqtt.FaultHoldStatus]
+	// drops counts the readings batches either outbox dropped (onDrop,
+	// the commit goroutines); drop is the core's view of them for the
+	// readings-dropped alarm (drops.go).
+	drops atomic.Uint64
+	drop  dropAlarm
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty  bool
@@ -589,4 +594,5 @@ func (g *Gateway) sink(b modbus.Batch) {
 // not per commit).
 func (g *Gateway) onDrop(d outbox.Drop) {
 	g.met.dropped.Add(float64(d.Records))
+	g.drops.Add(uint64(d.Records))
 }
