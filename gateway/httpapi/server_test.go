@@ -224,7 +224,7 @@ func TestReadingsJSON(t *testing.T) {
 		require.Contains(t, raw[0], k)
 	}
 	require.InDelta(t, 0.42, raw[0]["value"], 1e-9)
-	require.Equal(t, "2026-03-01T11:59:58Z", raw[0]["ts"])
+	require.Equal(t, "2026-03-01T11:59:58.000000000Z", raw[0]["ts"], "as on MQTT: UTC, nine fraction digits")
 	require.Equal(t, false, raw[0]["stale"])
 	require.InDelta(t, 2.0, raw[0]["age_s"], 1e-9)
 	require.Nil(t, raw[1]["value"], "a bad reading has a null value, not 0")
@@ -469,7 +469,7 @@ func TestAnonymousNoneNeedsLogin(t *testing.T) {
 	e.be.setFaultHold(true, "gateway overloaded")
 	r = e.do(t, req{path: "/api/v1/holds", user: "victor", pass: viewerPass})
 	require.Equal(t, http.StatusOK, r.code)
-	require.JSONEq(t, `{"gen":1,"holds":[{"seq":1,"ts":"`+e.be.FaultHolds().Holds[0].TS.Format(time.RFC3339Nano)+`","type":"fault_hold","alarm":"","from":"","to":"","active":false,"value":null,"limit":null,"user":"","comment":"gateway overloaded"}]}`, string(r.body))
+	require.JSONEq(t, `{"gen":1,"holds":[{"seq":1,"ts":"`+e.be.FaultHolds().Holds[0].TS.UTC().Format(tsLayout)+`","type":"fault_hold","alarm":"","from":"","to":"","active":false,"value":null,"limit":null,"user":"","comment":"gateway overloaded"}]}`, string(r.body))
 	// Probes and the UI shell stay open so the login form can load.
 	require.Equal(t, http.StatusOK, e.do(t, req{path: "/healthz"}).code)
 	require.Equal(t, http.StatusOK, e.do(t, req{path: "/"}).code)

@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"net/http"
 	"sync"
@@ -68,11 +68,20 @@ func (h *hub) broadcast(msg []byte) int {
 
 // sseMessage formats one server-sent event.
 func sseMessage(event string, v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", event, err)
+	b := make([]byte, 0, 384)
+	b = append(b, "event: "...)
+	b = append(b, event...)
+	b = append(b, "\ndata: "...)
+	if a, ok := v.(jsonAppender); ok {
+		b = a.appendJSON(b)
+	} else {
+		j, err := marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s event: %w", event, err)
+		}
+		b = append(b, bytes.TrimSuffix(j, []byte{'\n'})...)
 	}
-	return fmt.Appendf(nil, "event: %s\ndata: %s\n\n", event, b), nil
+	return append(b, "\n\n"...), nil
 }
 
 // Publish pushes one change to every event-stream client and, for
@@ -126,7 +135,7 @@ func (s *Server) Stream(ev Event) {
 	case ev.Reading != nil:
 		r := *ev.Reading
 		s.fillReading(&r, s.now())
-		name, v = "reading", r
+		name, v = "reading", &r
 	case ev.Alarm != nil:
 		name, v = "alarm", ev.Alarm
 	case ev.Transition != nil:

@@ -81,7 +81,7 @@ type Limit struct {
 }
 
 // Alarm is an alarm's current state, with exactly the fields of the MQTT
-// alarm payload.
+// alarm payload, encoded as MQTT encodes them (json.go).
 type Alarm struct {
 	ID        string `json:"id"`
 	Site      string `json:"site"`
@@ -140,7 +140,7 @@ type Device struct {
 	// State is online, offline (no answer) or fault (answers with an
 	// exception or fault signal).
 	State string `json:"state"`
-	// LastOK is when the device last answered a poll; zero if never.
+	// LastOK is when the device last answered a poll; zero (null) if never.
 	LastOK time.Time `json:"last_ok"`
 	// Error is the last poll error, empty when online.
 	Error string `json:"error,omitempty"`

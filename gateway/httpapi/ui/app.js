@@ -328,15 +328,19 @@ function prioClass(p) { return p >= 1 && p <= 4 ? 'p' + p : 'p0'; }
 
 function isUnacked(a) { return a.state === 'unacknowledged' || a.state === 'returned_unacknowledged'; }
 
+// since is null for an alarm never active (a normal alarm shelved): oldest.
+// Two nulls give NaN, which falls through to the id like a tie.
+function sinceMs(a) { return a.since ? Date.parse(a.since) : -Infinity; }
+
 function sortAlarms(list) {
   const pk = (p) => (p >= 1 && p <= 4 ? p : 0);
   if (st.sort === 'time') {
-    return list.sort((a, b) => Date.parse(b.since) - Date.parse(a.since) || a.id.localeCompare(b.id));
+    return list.sort((a, b) => sinceMs(b) - sinceMs(a) || a.id.localeCompare(b.id));
   }
   return list.sort((a, b) =>
     pk(a.priority) - pk(b.priority) ||
     (isUnacked(b) ? 1 : 0) - (isUnacked(a) ? 1 : 0) ||
-    Date.parse(b.since) - Date.parse(a.since) ||
+    sinceMs(b) - sinceMs(a) ||
     a.id.localeCompare(b.id));
 }
 
