@@ -165,7 +165,10 @@ take_port
 for _ in $(seq 100); do grep -q "control api" "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
 kill -0 "$SIM_PID" 2>/dev/null || { echo "load: canary sim died:" >&2; cat "$WORK/sim.out" "$WORK/sim.log" >&2; exit 1; }
 
-# InfluxDB and the ingest, when both are there.
+# InfluxDB and the ingest, when both are there. DIRECT=1: InfluxDB is
+# written by the gateway itself, as Telegraf's outputs.influxdb_v2 does,
+# and no ingest runs (run+ingest is then the gateway alone).
+DIRECT="${DIRECT:-}"
 INGEST_PID=""
 INFLUX_PID=""
 ingest_help="$("$WORK/canary" ingest --help 2>&1 || true)"
@@ -180,6 +183,12 @@ elif [ -x "$INFLUXD" ]; then
 	INFLUXDB_PID=$INFLUX_PID
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$IN_PORT/ping" && break; sleep 0.1; done
 	curl -sf -XPOST "http://127.0.0.1:$IN_PORT/query" --data-urlencode "q=CREATE DATABASE canary" >/dev/null
+	if [ -n "$DIRECT" ]; then
+		# The gateway writes InfluxDB itself (docs/delivery.md, "Writing
+		# straight to InfluxDB from the edge"); the simulator has read the
+		# file already and no ingest runs.
+		echo "influxdb: {url: http://127.0.0.1:$IN_PORT, bucket: canary/autogen}" >>"$SITE"
+	else
 	cat >"$WORK/ingest.yaml" <<CONF
 mqtt: {url: tcp://127.0.0.1:$MQ_PORT, client_id: load-ingest}
 influxdb: {url: http://127.0.0.1:$IN_PORT, bucket: canary/autogen}
@@ -189,6 +198,7 @@ CONF
 		"${pin_rest[@]}" "$WORK/canary" ingest -c "$WORK/ingest.yaml" 2>"$WORK/ingest.log" &
 	PIDS+=($!)
 	INGEST_PID=$!
+	fi
 else
 	echo "load: $INFLUXD missing: MQTT → InfluxDB is not measured" >&2
 fi
@@ -480,7 +490,7 @@ for name in run ingest sim mosquitto influxdb telegraf; do
 		"$name" "$per1000" "$(echo "$cpu / $ELAPSED * 100" | bc -l)" "$(echo "${HWM[$name]} / 1000" | bc -l)" "$cswps"
 	json+=",\"${name}_cpu_ms_per_1000\":$(printf '%.3f' "$per1000"),\"${name}_peak_rss_bytes\":$((HWM[$name] * 1024)),\"${name}_ctx_switches_per_s\":$(printf '%.1f' "$cswps")"
 done
-if [ -n "$INGEST_PID" ]; then
+if [ -n "$INGEST_PID" ] || { [ -n "$DIRECT" ] && [ -n "$INFLUX_PID" ]; }; then
 	# Readings of the measured window (by their poll time) in InfluxDB,
 	# once the ingest has caught up (the count stops growing).
 	q="SELECT count(quality) FROM reading WHERE time >= ${START_NS} AND time < ${END_NS}"
@@ -496,7 +506,7 @@ if [ -n "$INGEST_PID" ]; then
 		sleep 1
 	done
 	printf 'influxdb   %d readings polled in the window written (the subscriber got %d)\n' "$n" "$READINGS"
-	total="$(echo "(${T1[run]} - ${T0[run]} + ${T1[ingest]} - ${T0[ingest]}) / $HZ / $READINGS * 1000 * 1000" | bc -l)"
+	total="$(echo "(${T1[run]} - ${T0[run]} + ${T1[ingest]:-0} - ${T0[ingest]:-0}) / $HZ / $READINGS * 1000 * 1000" | bc -l)"
 	printf 'run+ingest %.2f ms CPU per 1000 readings\n' "$total"
 	json+=",\"influxdb_readings\":$n,\"run_ingest_cpu_ms_per_1000\":$(printf '%.3f' "$total")"
 fi
