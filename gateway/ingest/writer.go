@@ -72,7 +72,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	}
 	opts := influxdb2.DefaultOptions().
 		SetPrecision(time.Nanosecond).
-		SetHTTPRequestTimeout(uint(max(1, o.Config.Timeout/time.Second))).
+		SetHTTPRequestTimeout(requestTimeout(o.Config.Timeout)).
 		SetUseGZip(false)
 	client := influxdb2.NewClientWithOptions(o.Config.URL, token, opts)
 	return &Writer{
@@ -81,6 +81,13 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		api:    client.WriteAPIBlocking(o.Config.Org, o.Config.Bucket),
 		log:    o.Log.With().Str("component", "influxdb").Str("bucket", o.Config.Bucket).Logger(),
 	}, nil
+}
+
+// requestTimeout is the client's timeout in whole seconds (its unit),
+// rounded up: a request is never cut shorter than the configured timeout
+// (500ms and 2500ms were 1s and 2s).
+func requestTimeout(d time.Duration) uint {
+	return uint(max(1, (d+time.Second-1)/time.Second))
 }
 
 // Close releases the HTTP client.
