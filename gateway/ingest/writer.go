@@ -69,6 +69,11 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 			return nil, fmt.Errorf("new influxdb writer: token_file: %w", err)
 		}
 		token = strings.TrimSpace(string(b))
+		if token == "" {
+			// Most likely a file not filled in yet; InfluxDB without
+			// authentication needs no token_file at all.
+			return nil, fmt.Errorf("new influxdb writer: token_file %s is empty (leave token_file out for an InfluxDB without authentication)", o.Config.TokenFile)
+		}
 	}
 	opts := influxdb2.DefaultOptions().
 		SetPrecision(time.Nanosecond).
