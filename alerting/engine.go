@@ -610,6 +610,14 @@ func (e *Engine) addAlarm(id string, org *origin, s *CondSpec, p *point) *alarm 
 	return a
 }
 
+// Latching reports whether the alarm id latches (stays latched after it
+// returns, until a reset): its activation is state a restart cannot get
+// back from live readings once the value has fallen.
+func (e *Engine) Latching(id string) bool {
+	a, ok := e.alarm(id)
+	return ok && a.spec.Latch
+}
+
 // alarm finds an alarm by id: a group or action alarm by name, a point's
 // as "<point>.<condition>" (condition names hold no dot).
 func (e *Engine) alarm(id string) (*alarm, bool) {

@@ -862,8 +862,38 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		g.commitPart(ctx, evs, lo, hi, last, nil)
 	}
 	if len(evs) > 0 {
-		g.persistDue()
+		if now := time.Now(); g.stateNeededNow(evs) && now.Sub(g.persistedAt) >= g.persistGap() {
+			// Let the publisher take the alarm to the broker first (one
+			// scheduler thread), then make the latch or trip survive a
+			// crash: see stateNeededNow.
+			runtime.Gosched()
+			g.persistNow(now)
+		} else {
+			g.persistDue()
+		}
 	}
+}
+
+// stateNeededNow reports whether evs hold a change a restart could not get
+// back from live readings: a latching alarm raised, an interlock tripped or
+// released. Lost to a crash before the next tick's snapshot, a methane trip
+// whose gas has cleared by the restart would come back as no alarm and a
+// permitted action, while the trip is on the broker and the relay cut —
+// and the crash may be the trip's own power cut. These are rare and the
+// snapshot is written at once for them (within persistGap), after the
+// publisher had its turn; other changes wait for the tick (persistDue).
+func (g *Gateway) stateNeededNow(evs []alerting.Event) bool {
+	for i := range evs {
+		switch evs[i].Type {
+		case alerting.EvActionTrip, alerting.EvActionRelease:
+			return true
+		case alerting.EvActivate:
+			if g.eng.Latching(evs[i].Alarm) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // maxCommitEvents bounds the alarm events in one outbox commit (see

@@ -1066,3 +1066,30 @@ func TestSnapshotWaitsForTheTick(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(after), `"acked":true`, "the acknowledgement waited for a tick")
 }
+
+// A latching alarm raised (here the coal face's high_high, 1.5 %vol) is in
+// the snapshot at once, not at the next tick: a crash in between, the
+// trip's own power cut perhaps, would otherwise bring the gateway back
+// with no latched alarm once the gas has cleared.
+func TestLatchingTripIsSnapshotAtOnce(t *testing.T) {
+	g := newCoreGateway(t, 1, Options{TickEvery: 250 * time.Millisecond})
+	start := time.Now()
+	g.flush(t.Context(), g.eng.Tick(start))
+	g.persistNow(start.Add(-time.Hour))
+	bs := benchBatches(1)
+	bs[0].Readings[0].Value = 1.2 // high only: waits for the tick
+	bs[0].At = time.Now()
+	g.onBatches(t.Context(), bs)
+	snap, err := os.ReadFile(g.statePath)
+	require.NoError(t, err)
+	require.NotContains(t, string(snap), `"d000.s00.high"`)
+
+	bs = benchBatches(1)
+	bs[0].Readings[0].Value = 1.6 // high_high, latching
+	bs[0].At = time.Now()
+	g.onBatches(t.Context(), bs)
+	snap, err = os.ReadFile(g.statePath)
+	require.NoError(t, err)
+	require.Contains(t, string(snap), `"d000.s00.high_high"`, "the latching alarm waited for a tick")
+	require.False(t, g.stateDirty)
+}
