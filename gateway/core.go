@@ -451,7 +451,11 @@ func (g *Gateway) drain(ctx context.Context) error {
 			for range maxAsyncCommits {
 				<-g.asyncSlots
 			}
-			return g.persist()
+			if err := g.persist(); err != nil {
+				return err
+			}
+			g.markClean()
+			return nil
 		}
 	}
 }
@@ -1096,6 +1100,7 @@ func (g *Gateway) mqttCommand(ctx context.Context, payload []byte) []byte {
 // restore loads the persisted alarm state: a restart keeps every
 // unacknowledged, latched and shelved alarm with its original since.
 func (g *Gateway) restore(ctx context.Context) error {
+	clean := g.takeCleanMark()
 	data, err := os.ReadFile(g.statePath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -1110,6 +1115,7 @@ func (g *Gateway) restore(ctx context.Context) error {
 		g.log.Error().Err(err).Str("file", g.statePath).Msg("alarm state not restored")
 		bad := g.statePath + ".corrupt"
 		_ = os.Rename(g.statePath, bad)
+		g.resendAll(ctx) // whatever the broker keeps is not what the engine knows
 		return nil
 	}
 	if err != nil {
@@ -1142,9 +1148,52 @@ func (g *Gateway) restore(ctx context.Context) error {
 		g.unsent[st.ID] = true
 	}
 	g.commit(ctx, evs, nil, nil)
+	if !clean {
+		g.resendAll(ctx)
+	}
 	g.resendAlarms(ctx)
 	g.log.Info().Int("alarms", len(g.eng.Alarms())).Msg("alarm state restored")
 	return nil
+}
+
+// After a crash (no clean mark), every alarm's state is published again,
+// normal ones too, which clears their retained topics: a transition
+// committed and published after the last snapshot (the snapshot waits for
+// the tick) left a retained state the restored engine does not have, say
+// an alarm active whose gas has cleared since, and nothing would correct it
+// before the alarm's next transition. Alarms that latch or trip an
+// interlock are in the snapshot at once (stateNeededNow); the rest come
+// back from live readings. One retained message per alarm, once.
+
+// cleanMark is the file a clean shutdown leaves beside the snapshot.
+func (g *Gateway) cleanMark() string { return g.statePath + ".clean" }
+
+// markClean notes a clean shutdown, after the last snapshot.
+func (g *Gateway) markClean() {
+	if err := os.WriteFile(g.cleanMark(), []byte("the gateway stopped cleanly after writing alarm-state.json\n"), 0o640); err != nil {
+		g.log.Warn().Err(err).Msg("clean shutdown mark not written: the next start publishes every alarm state again")
+	}
+}
+
+// takeCleanMark reports whether the last run stopped cleanly and removes
+// the mark, durably, so that a crash of this run is seen as one.
+func (g *Gateway) takeCleanMark() bool {
+	if err := os.Remove(g.cleanMark()); err != nil {
+		return false
+	}
+	if d, err := os.Open(filepath.Dir(g.statePath)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return true
+}
+
+// resendAll queues every alarm's state for publishing (resendAlarms).
+func (g *Gateway) resendAll(ctx context.Context) {
+	for _, st := range g.eng.Alarms() {
+		g.unsent[st.ID] = true
+	}
+	g.resendAlarms(ctx)
 }
 
 func nonNormal(all []alerting.AlarmState) []alerting.AlarmState {

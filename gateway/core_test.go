@@ -1093,3 +1093,63 @@ func TestLatchingTripIsSnapshotAtOnce(t *testing.T) {
 	require.Contains(t, string(snap), `"d000.s00.high_high"`, "the latching alarm waited for a tick")
 	require.False(t, g.stateDirty)
 }
+
+// After a crash, every alarm's state is published again, normal ones as an
+// empty retained payload: an alarm committed and published after the last
+// snapshot left a retained state the restored engine does not have. After
+// a clean shutdown only the alarms that need attention are.
+func TestCrashRepublishesEveryAlarmState(t *testing.T) {
+	site := coreSite(t, 1)
+	open := func() *Gateway {
+		g, err := New(Options{Site: site, Log: zerolog.Nop(), NoHTTP: true})
+		require.NoError(t, err)
+		return g
+	}
+	// statesOf lists the alarm-state records waiting for the broker:
+	// alarm id -> payload of its last one.
+	statesOf := func(g *Gateway) map[string]string {
+		recs, err := g.ob.Drain(outbox.Alarms, 0, 1<<20)
+		require.NoError(t, err)
+		out := map[string]string{}
+		for _, r := range recs {
+			if r.Kind == outbox.KindAlarm {
+				out[r.Stream] = string(r.Payload)
+			}
+		}
+		return out
+	}
+	g := open()
+	g.flush(t.Context(), g.eng.Tick(time.Now()))
+	g.persistNow(time.Now()) // the snapshot before the alarm
+	bs := benchBatches(1)
+	bs[0].Readings[0].Value = 1.2 // d000.s00.high, not latching: waits for the tick
+	bs[0].At = time.Now()
+	g.onBatches(t.Context(), bs)
+	require.Contains(t, statesOf(g)["d000.s00.high"], `"state":"unacknowledged"`)
+	require.NoError(t, g.Close()) // a crash: no tick, no shutdown snapshot
+
+	g = open()
+	require.NoError(t, g.restore(t.Context()))
+	got := statesOf(g)
+	require.Contains(t, got, "d000.s00.high")
+	require.Empty(t, got["d000.s00.high"], "the stale retained alarm is not cleared")
+	require.Len(t, got, len(g.eng.Alarms()), "every alarm's state again")
+
+	// A clean shutdown: nothing normal is published again.
+	require.NoError(t, g.persist())
+	g.markClean()
+	for _, r := range mustDrain(t, g) {
+		require.NoError(t, g.ob.Release(t.Context(), r.Key))
+	}
+	require.NoError(t, g.Close())
+	g = open()
+	defer g.Close()
+	require.NoError(t, g.restore(t.Context()))
+	require.Empty(t, statesOf(g), "normal alarms published again after a clean shutdown")
+}
+
+func mustDrain(t *testing.T, g *Gateway) []outbox.Record {
+	recs, err := g.ob.Drain(outbox.Alarms, 0, 1<<20)
+	require.NoError(t, err)
+	return recs
+}
