@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Action is what the operator asks for.
@@ -70,36 +71,47 @@ func validUser(s string) bool { return len(s) <= 64 && userPattern.MatchString(s
 
 // Parse decodes and validates a command payload. On error the returned
 // Command still carries the request id when one could be read, so that
-// the rejection can be answered to the right request.
+// the rejection can be answered to the right request; when it could not,
+// the error says why.
 func Parse(payload []byte) (Command, error) {
 	var c Command
+	if len(payload) == 0 {
+		return c, errors.New("command is empty")
+	}
 	if len(payload) > MaxPayload {
-		return c, fmt.Errorf("command is %d bytes, more than the limit of %d", len(payload), MaxPayload)
+		var problem string
+		c.ID, problem = readID(payload)
+		msg := fmt.Sprintf("command is %d bytes, more than the limit of %d", len(payload), MaxPayload)
+		if problem == errNoID {
+			problem = fmt.Sprintf("no id in its first %d bytes (the answer's id is empty)", MaxPayload)
+		}
+		return c, withProblem(msg, problem)
 	}
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
-		// Try to recover the id for the answer.
-		var idOnly struct {
-			ID string `json:"id"`
+		var problem string
+		c.ID, problem = readID(payload)
+		var ute *json.UnmarshalTypeError
+		if problem != "" && errors.As(err, &ute) && ute.Field == "id" {
+			// The problem names the id's type and what was answered.
+			return c, errors.New("command is not valid JSON: " + problem)
 		}
-		_ = json.Unmarshal(payload, &idOnly)
-		c.ID = idOnly.ID
-		return c, fmt.Errorf("command is not valid JSON: %s", jsonErr(err))
+		return c, withProblem("command is not valid JSON: "+jsonErr(err), problem)
 	}
-	if dec.More() {
-		return c, errors.New("command has trailing data after the JSON object")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return c, errors.New("command has trailing data after the JSON object")
-	}
+	// The object decoded: its id answers whatever follows.
 	if w.ID != nil {
 		c.ID = *w.ID
 	}
-	if len(c.ID) > 128 {
-		c.ID = c.ID[:128]
-		return c, errors.New("id: longer than 128 characters")
+	if dec.More() {
+		return c, withProblem("command has trailing data after the JSON object", clipID(&c.ID))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return c, withProblem("command has trailing data after the JSON object", clipID(&c.ID))
+	}
+	if p := clipID(&c.ID); p != "" {
+		return c, errors.New(p)
 	}
 	var problems []string
 	if w.Action == nil {
@@ -150,6 +162,107 @@ func Parse(payload []byte) (Command, error) {
 		return c, errors.New(strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// maxID bounds the id echoed in an answer.
+const maxID = 128
+
+// errNoID is readID's problem when the payload ends or breaks before an id.
+const errNoID = "no id could be read (the answer's id is empty)"
+
+// clipID cuts an id longer than maxID at a character boundary, so that the
+// answer still starts with the sender's id, and says so.
+func clipID(id *string) string {
+	if len(*id) <= maxID {
+		return ""
+	}
+	n := maxID
+	for n > 0 && !utf8.RuneStart((*id)[n]) {
+		n--
+	}
+	*id = (*id)[:n]
+	return fmt.Sprintf("id: longer than %d characters", maxID)
+}
+
+func withProblem(msg, problem string) error {
+	if problem != "" {
+		msg += "; " + problem
+	}
+	return errors.New(msg)
+}
+
+// readID reads the id of a payload that does not decode as a command, so
+// that its rejection still reaches the sender. It reads the first
+// MaxPayload bytes up to the first syntax error; as encoding/json does,
+// it matches the name "id" in any case and takes the last one. A number id
+// is answered with its text. problem is "" when the answer's id is the
+// sender's (or the object has none), else why it is not.
+func readID(payload []byte) (id, problem string) {
+	dec := json.NewDecoder(bytes.NewReader(payload[:min(len(payload), MaxPayload)]))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", errNoID
+	}
+	found := false
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if key, _ := k.(string); !strings.EqualFold(key, "id") {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				break
+			}
+			continue
+		}
+		v, err := dec.Token()
+		if err != nil {
+			break
+		}
+		found = true
+		switch v := v.(type) {
+		case string:
+			id, problem = v, ""
+		case json.Number:
+			id = v.String()
+			problem = fmt.Sprintf("id: want a string, not the number %s (answered as %q)", clip(id), clip(id))
+		case nil:
+			id, problem = "", ""
+		default:
+			// A bool, object or array. The rest of an object or array is
+			// not skipped, so no later id is looked for.
+			return "", fmt.Sprintf("id: want a string, not %s (the answer's id is empty)", kindOf(v))
+		}
+	}
+	if t, err := dec.Token(); !found && (err != nil || t != json.Delim('}')) {
+		return "", errNoID
+	}
+	if p := clipID(&id); p != "" {
+		if problem != "" {
+			p = problem + "; " + p
+		}
+		problem = p
+	}
+	return id, problem
+}
+
+func kindOf(t json.Token) string {
+	switch t {
+	case json.Delim('{'):
+		return "an object"
+	case json.Delim('['):
+		return "an array"
+	}
+	return "a bool"
+}
+
+// Reject answers a command refused before it was parsed (retained, queue
+// full, gateway stopping), with the id read from the payload when it can
+// be and reason saying why it was not run.
+func Reject(payload []byte, reason string) Result {
+	id, problem := readID(payload)
+	return Result{ID: id, OK: false, Error: withProblem(reason, problem).Error()}
 }
 
 func clip(s string) string {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -32,7 +33,7 @@ func TestParse(t *testing.T) {
 			want: Command{ID: "r3", Action: Reset, Alarm: "face3-vote.high_high", User: "carol"},
 		},
 		{name: "not json", in: `ack please`, wantErr: "not valid JSON"},
-		{name: "empty", in: ``, wantErr: "not valid JSON"},
+		{name: "empty", in: ``, wantErr: "command is empty"},
 		{name: "array", in: `[1,2]`, wantErr: "not valid JSON"},
 		{name: "unknown field", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u","force":true}`, wantErr: `unknown field "force"`},
 		{name: "unknown action", in: `{"id":"x","action":"silence","alarm":"a.b.high","user":"u"}`, wantErr: `unknown action "silence"`},
@@ -75,8 +76,16 @@ func FuzzParseCommand(f *testing.F) {
 	f.Add([]byte(`{"id":"r2","action":"shelve","alarm":"g.high","user":"b","duration":"30m"}`))
 	f.Add([]byte(`{"action":null}`))
 	f.Add([]byte(`nonsense`))
+	f.Add([]byte(`{"id":5,"action":1}`))
+	f.Add([]byte(`{"ID":"x","id":{"a":[1]}} {}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if r := Reject(data, "no"); !utf8.ValidString(r.ID) || len(r.ID) > maxID {
+			t.Fatalf("rejection id %q", r.ID)
+		}
 		c, err := Parse(data)
+		if !utf8.ValidString(c.ID) || len(c.ID) > maxID {
+			t.Fatalf("id %q", c.ID)
+		}
 		if err != nil {
 			return
 		}
@@ -96,4 +105,68 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("accepted unknown action %q", c.Action)
 		}
 	})
+}
+
+// A command that cannot be run is answered with the sender's id whenever
+// it can be read, and the error says why when it cannot.
+func TestRejectedCommandIDs(t *testing.T) {
+	ok := `"action":"ack","alarm":"a.b.high","user":"u"`
+	long := strings.Repeat("x", 200)
+	wide := "a" + strings.Repeat("é", 100) // 201 bytes; byte 128 is inside an é
+	tests := []struct {
+		name, in, wantID string
+		wantErr          []string
+	}{
+		{name: "number id", in: `{"id":5,` + ok + `}`, wantID: "5",
+			wantErr: []string{`id: want a string, not the number 5 (answered as "5")`}},
+		{name: "number id as written", in: `{"id":1.50,` + ok + `}`, wantID: "1.50", wantErr: []string{"not the number 1.50"}},
+		{name: "number id, other error first", in: `{"action":1,"id":7}`, wantID: "7",
+			wantErr: []string{"action: want a string", `answered as "7"`}},
+		{name: "number id, name in capitals", in: `{"ID":8,` + ok + `}`, wantID: "8"},
+		{name: "trailing object", in: `{"id":"r1",` + ok + `} {}`, wantID: "r1", wantErr: []string{"trailing data"}},
+		{name: "trailing garbage", in: `{"id":"r2",` + ok + `}xyz`, wantID: "r2", wantErr: []string{"trailing data"}},
+		{name: "trailing data, long id", in: `{"id":"` + long + `",` + ok + `} 1`, wantID: long[:128],
+			wantErr: []string{"trailing data", "id: longer than 128"}},
+		{name: "over the limit, id first", in: `{"id":"big","comment":"` + strings.Repeat("x", MaxPayload) + `"}`, wantID: "big",
+			wantErr: []string{"more than the limit"}},
+		{name: "over the limit, id beyond it", in: `{"comment":"` + strings.Repeat("x", MaxPayload) + `","id":"late"}`, wantID: "",
+			wantErr: []string{"more than the limit", "no id in its first 16384 bytes (the answer's id is empty)"}},
+		{name: "cut short after the id", in: `{"id":"r3","action":"ack"`, wantID: "r3", wantErr: []string{"not valid JSON"}},
+		{name: "unknown field", in: `{"id":"r4",` + ok + `,"force":true}`, wantID: "r4", wantErr: []string{`unknown field "force"`}},
+		{name: "wrong type before the id", in: `{"action":1,"id":"r5"}`, wantID: "r5", wantErr: []string{"action: want a string"}},
+		{name: "last id wins", in: `{"id":"a","id":"b","action":1}`, wantID: "b"},
+		{name: "bool id", in: `{"id":true,` + ok + `}`, wantID: "",
+			wantErr: []string{"id: want a string, not a bool (the answer's id is empty)"}},
+		{name: "object id", in: `{"id":{"n":1},` + ok + `}`, wantID: "", wantErr: []string{"not an object (the answer's id is empty)"}},
+		{name: "array id", in: `{"id":[1],` + ok + `}`, wantID: "", wantErr: []string{"not an array (the answer's id is empty)"}},
+		{name: "not json", in: `ack please`, wantID: "", wantErr: []string{"not valid JSON", "no id could be read (the answer's id is empty)"}},
+		{name: "broken before the id", in: `{"action":"ack",,"id":"r6"}`, wantID: "", wantErr: []string{"no id could be read"}},
+		{name: "no id sent", in: `{"action":1}`, wantID: ""},
+		{name: "empty", in: ``, wantID: "", wantErr: []string{"command is empty"}},
+		{name: "long id cut at a character", in: `{"id":"` + wide + `",` + ok + `}`, wantID: wide[:127], wantErr: []string{"id: longer than 128"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.in))
+			require.Error(t, err)
+			require.Equal(t, tt.wantID, c.ID)
+			require.True(t, utf8.ValidString(c.ID))
+			for _, w := range tt.wantErr {
+				require.Contains(t, err.Error(), w)
+			}
+			if tt.wantID != "" {
+				require.NotContains(t, err.Error(), "the answer's id is empty")
+			}
+		})
+	}
+}
+
+func TestReject(t *testing.T) {
+	const why = "command queue full: not executed, try again"
+	require.Equal(t, Result{ID: "q1", Error: why}, Reject([]byte(`{"id":"q1","action":"ack"}`), why))
+	require.Equal(t, Result{ID: "9", Error: why + `; id: want a string, not the number 9 (answered as "9")`}, Reject([]byte(`{"id":9}`), why))
+	require.Equal(t, Result{ID: "", Error: why + "; no id could be read (the answer's id is empty)"}, Reject([]byte(`nope`), why))
+	require.Equal(t, Result{ID: "", Error: why}, Reject([]byte(`{"action":"ack"}`), why))
+	big := []byte(`{"id":"b1","comment":"` + strings.Repeat("x", 2*MaxPayload) + `"}`)
+	require.Equal(t, "b1", Reject(big, why).ID)
 }

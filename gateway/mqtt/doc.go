@@ -11,5 +11,6 @@
 // on a session that is still up; every record not released when a session
 // ends is published again, in order, on the next one.
 //
-// It imports gateway/outbox, configs and nothing else of the project.
+// It imports gateway/outbox, gateway/command (the cmd/result answers it
+// makes itself), configs and nothing else of the project.
 package mqtt

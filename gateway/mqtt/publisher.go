@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/command"
 	"github.com/canary-gw/canary/gateway/outbox"
 )
 
@@ -37,9 +38,31 @@ type FaultHoldStatus struct {
 }
 
 // CommandHandler answers one operator command received on
-// <prefix>/v1/<site>/cmd; its return value is published on cmd/result.
-// It runs on one goroutine owned by the publisher, one command at a time.
+// <prefix>/v1/<site>/cmd; its return value is published on cmd/result
+// (held while the link is down, see answer). It runs on one goroutine
+// owned by the publisher, one command at a time.
 type CommandHandler func(ctx context.Context, payload []byte) []byte
+
+// Why a command was not run, as answered on cmd/result.
+const (
+	rejectRetained = "retained commands are not executed: publish without the retain flag (and clear the retained message)"
+	rejectFull     = "command queue full: not executed, try again"
+	rejectStopping = "gateway shutting down: command not executed"
+)
+
+// cmdQueue is how many received commands wait for the handler.
+const cmdQueue = 64
+
+// maxAnswers bounds the answers waiting to be published: results held
+// while the link is down and rejections made on paho's router.
+const maxAnswers = 256
+
+// pendingAnswer is a cmd/result payload not yet published.
+type pendingAnswer struct {
+	id   string // for logs
+	b    []byte
+	held bool // not published when first due: logged when it is
+}
 
 // Options configure a Publisher.
 type Options struct {
@@ -126,6 +149,14 @@ type Publisher struct {
 	kick chan struct{}
 	cmds chan []byte
 
+	// Answers go out on their own goroutine (answerLoop) in the order
+	// queued: paho's router, which makes some of them, must not publish.
+	ansMu   sync.Mutex
+	answers []pendingAnswer
+	ansKick chan struct{}
+	// cmdLoopDone is closed when the command loop has returned.
+	cmdLoopDone chan struct{}
+
 	clientMu sync.Mutex
 	client   paho.Client
 
@@ -187,7 +218,8 @@ func NewPublisher(o Options) (*Publisher, error) {
 		receipt: o.Release == configs.ReleaseReceipt,
 		log:     o.Log.With().Str("component", "publisher").Str("site", o.Site).Logger(),
 		kick:    make(chan struct{}, 1),
-		cmds:    make(chan []byte, 64),
+		cmds:    make(chan []byte, cmdQueue),
+		ansKick: make(chan struct{}, 1),
 		recycle: newRecycler(),
 	}, nil
 }
@@ -217,13 +249,22 @@ func (p *Publisher) Stats() PublisherStats {
 func (p *Publisher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	if p.o.Commands != nil {
-		wg.Add(1)
+		p.cmdLoopDone = make(chan struct{})
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
+			defer close(p.cmdLoopDone)
 			p.commandLoop(ctx)
 		}()
+		go func() {
+			defer wg.Done()
+			p.answerLoop(ctx)
+		}()
 	}
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		p.logUnanswered()
+	}()
 	bo := Backoff{Min: p.o.BackoffMin, Max: p.o.BackoffMax}
 	for {
 		connected, err := p.session(ctx)
@@ -374,16 +415,17 @@ func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
 	}
 	if p.o.Commands != nil {
 		err := wait(c.Subscribe(p.topics.Cmd(), 1, func(_ paho.Client, m paho.Message) {
+			// This runs on paho's router: it only queues, never publishes.
 			if m.Retained() {
 				// A retained command would run again on every reconnect:
 				// an operator action happens once, when it is sent.
-				p.log.Warn().Str("topic", m.Topic()).Msg("retained command ignored (publish commands without the retain flag)")
+				p.reject(m.Payload(), rejectRetained)
 				return
 			}
 			select {
 			case p.cmds <- m.Payload():
 			default:
-				p.log.Warn().Str("topic", m.Topic()).Msg("command queue full: command dropped")
+				p.reject(m.Payload(), rejectFull)
 			}
 		}), p.o.ConnectTimeout)
 		if err != nil {
@@ -396,6 +438,7 @@ func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
 		return true, fmt.Errorf("publish status: %w", err)
 	}
 	p.log.Info().Str("broker", p.o.Config.URL).Str("release", p.o.Release).Msg("mqtt connected")
+	p.kickAnswers() // those held while the link was down
 	err = s.loop(ctx)
 	if ctx.Err() != nil {
 		s.shutdown()
@@ -671,11 +714,14 @@ func (s *session) loop(ctx context.Context) error {
 	}
 }
 
-// shutdown collects outstanding PUBACKs for a bounded time, releases what
-// was acknowledged, marks the site offline and disconnects.
+// shutdown answers the commands received, collects outstanding PUBACKs
+// for a bounded time, releases what was acknowledged, marks the site
+// offline and disconnects.
 func (s *session) shutdown() {
 	if g := s.p.o.ShutdownGrace; g > 0 {
-		deadline := time.NewTimer(g)
+		at := time.Now().Add(g)
+		s.answerQueued(at)
+		deadline := time.NewTimer(time.Until(at))
 		defer deadline.Stop()
 	wait:
 		for len(s.fifo[0])+len(s.fifo[1]) > 0 && !s.isLost() {
@@ -705,23 +751,171 @@ func (s *session) shutdown() {
 	s.p.log.Info().Msg("mqtt disconnected")
 }
 
+// answerQueued, on shutdown, lets the command loop finish the command it
+// runs, answers the commands still queued as not executed and publishes
+// the answers, all before the deadline.
+func (s *session) answerQueued(deadline time.Time) {
+	if s.p.cmdLoopDone == nil {
+		return
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-s.p.cmdLoopDone:
+	case <-t.C:
+		return
+	case <-s.lost:
+		return
+	}
+	for b, ok := s.p.queued(); ok; b, ok = s.p.queued() {
+		s.p.reject(b, rejectStopping)
+	}
+	s.p.sendAnswers(s.client, time.Until(deadline))
+}
+
+// queued takes a received command without waiting.
+func (p *Publisher) queued() ([]byte, bool) {
+	select {
+	case b := <-p.cmds:
+		return b, true
+	default:
+		return nil, false
+	}
+}
+
 func (p *Publisher) commandLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case b := <-p.cmds:
+			if ctx.Err() != nil {
+				// Both were ready: a command is not started once stopping.
+				p.reject(b, rejectStopping)
+				return
+			}
 			res := p.o.Commands(ctx, b)
-			p.clientMu.Lock()
-			c := p.client
-			p.clientMu.Unlock()
-			if c == nil || res == nil {
-				p.log.Warn().Msg("command result not published: not connected")
+			if res == nil {
+				p.log.Warn().Msg("command handler gave no result: nothing published")
 				continue
 			}
-			if err := wait(c.Publish(p.topics.CmdResult(), 1, false, res), p.o.ConnectTimeout); err != nil {
-				p.log.Warn().Err(err).Msg("publish command result failed")
-			}
+			var r command.Result
+			_ = json.Unmarshal(res, &r) // only for the logs
+			p.answer(r.ID, res)
 		}
+	}
+}
+
+// reject answers a command that is not run. It never blocks: it runs on
+// paho's router.
+func (p *Publisher) reject(payload []byte, reason string) {
+	r := command.Reject(payload, reason)
+	p.log.Warn().Str("id", r.ID).Str("reason", r.Error).Msg("command rejected")
+	p.answer(r.ID, r.JSON())
+}
+
+// answer queues a cmd/result payload for answerLoop. An answer due while
+// the link is down is held and published on the next connection: the
+// command ran (or was refused), and a late answer tells the sender so. It
+// never blocks; beyond maxAnswers the oldest answer is dropped, logged.
+func (p *Publisher) answer(id string, b []byte) {
+	a := pendingAnswer{id: id, b: b, held: !p.connected.Load()}
+	if a.held {
+		p.log.Warn().Str("id", id).Bytes("result", b).Msg("command result held: not connected; published on the next connection")
+	}
+	p.ansMu.Lock()
+	p.answers = append(p.answers, a)
+	var dropped []pendingAnswer
+	if n := len(p.answers) - maxAnswers; n > 0 {
+		dropped = append(dropped, p.answers[:n]...)
+		p.answers = append(p.answers[:0], p.answers[n:]...)
+	}
+	p.ansMu.Unlock()
+	for _, d := range dropped {
+		p.log.Error().Str("id", d.id).Bytes("result", d.b).Msg("command result dropped: too many answers waiting for the broker")
+	}
+	p.kickAnswers()
+}
+
+func (p *Publisher) kickAnswers() {
+	select {
+	case p.ansKick <- struct{}{}:
+	default:
+	}
+}
+
+// answerLoop publishes the queued answers whenever there are some and a
+// connection; a failed publish is tried again a second later or on the
+// next connection.
+func (p *Publisher) answerLoop(ctx context.Context) {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.ansKick:
+		case <-retry:
+		}
+		retry = nil
+		p.clientMu.Lock()
+		c := p.client
+		p.clientMu.Unlock()
+		if c != nil && !p.sendAnswers(c, p.o.ConnectTimeout) {
+			retry = time.After(time.Second)
+		}
+	}
+}
+
+// sendAnswers publishes the queued answers in order on c and waits up to
+// timeout for each PUBACK. The answers from the first not acknowledged on
+// are put back, to be published again: a duplicate if the broker had them
+// after all (QoS 1 is at least once).
+func (p *Publisher) sendAnswers(c paho.Client, timeout time.Duration) bool {
+	p.ansMu.Lock()
+	batch := p.answers
+	p.answers = nil
+	p.ansMu.Unlock()
+	if len(batch) == 0 {
+		return true
+	}
+	toks := make([]paho.Token, len(batch))
+	for i, a := range batch {
+		toks[i] = c.Publish(p.topics.CmdResult(), 1, false, a.b)
+	}
+	deadline := time.Now().Add(timeout)
+	for i, tok := range toks {
+		if err := wait(tok, time.Until(deadline)); err != nil {
+			rest := batch[i:]
+			ids := make([]string, len(rest))
+			for j := range rest {
+				rest[j].held = true
+				ids[j] = rest[j].id
+			}
+			p.log.Warn().Err(err).Strs("ids", ids).Msg("command results held: not acknowledged by the broker; published again on the next try")
+			p.ansMu.Lock()
+			p.answers = append(rest, p.answers...)
+			p.ansMu.Unlock()
+			return false
+		}
+		if batch[i].held {
+			p.log.Info().Str("id", batch[i].id).Msg("held command result published")
+		}
+	}
+	return true
+}
+
+// logUnanswered logs, when Run ends, the commands and answers that will
+// never be published: they live in memory only.
+func (p *Publisher) logUnanswered() {
+	for b, ok := p.queued(); ok; b, ok = p.queued() {
+		r := command.Reject(b, rejectStopping)
+		p.log.Warn().Str("id", r.ID).Msg("command not executed and not answered: gateway stopped")
+	}
+	p.ansMu.Lock()
+	left := p.answers
+	p.answers = nil
+	p.ansMu.Unlock()
+	for _, a := range left {
+		p.log.Warn().Str("id", a.id).Bytes("result", a.b).Msg("command result not published: gateway stopped")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/command"
 	"github.com/canary-gw/canary/gateway/outbox"
 	"github.com/canary-gw/canary/internal/testenv"
 )
@@ -238,7 +239,7 @@ func TestCommandsAreHandledAndAnswered(t *testing.T) {
 	cfg.SetDefaults()
 	results := subscribe(t, cfg, "canary/v1/s1/cmd/result")
 	// A retained command left on the broker is not run when the gateway
-	// (re)subscribes: it would run again on every reconnect.
+	// (re)subscribes: it would run again on every reconnect. It is answered.
 	ropts, err := ClientOptions(cfg, "careless-tool")
 	require.NoError(t, err)
 	rc := paho.NewClient(ropts)
@@ -246,24 +247,27 @@ func TestCommandsAreHandledAndAnswered(t *testing.T) {
 	require.NoError(t, wait(rc.Publish("canary/v1/s1/cmd", 1, true, `{"id":"retained","action":"ack"}`), 10*time.Second))
 	rc.Disconnect(0)
 	ob := openOutbox(t)
+	var ran atomic.Int32
 	p := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: ob, Commands: func(_ context.Context, payload []byte) []byte {
-		var c struct{ ID string }
-		if err := json.Unmarshal(payload, &c); err != nil {
-			return []byte(`{"id":"","ok":false,"error":"malformed command"}`)
-		}
-		return fmt.Appendf(nil, `{"id":%q,"ok":true}`, c.ID)
+		ran.Add(1)
+		return gatewayAnswer(payload)
 	}})
 	waitFor(t, 10*time.Second, func() bool { return p.Stats().Connected }, "connected")
-	opts, err := ClientOptions(cfg, "operator")
-	require.NoError(t, err)
-	c := paho.NewClient(opts)
-	require.NoError(t, wait(c.Connect(), 10*time.Second))
-	defer c.Disconnect(0)
-	require.NoError(t, wait(c.Publish("canary/v1/s1/cmd", 1, false, `{"id":"r1","action":"ack"}`), 10*time.Second))
-	require.NoError(t, wait(c.Publish("canary/v1/s1/cmd", 1, false, `{not json`), 10*time.Second))
-	waitFor(t, 10*time.Second, func() bool { return len(results.snapshot()) == 2 }, "two answers")
-	require.JSONEq(t, `{"id":"r1","ok":true}`, string(results.snapshot()[0].Payload()))
-	require.JSONEq(t, `{"id":"","ok":false,"error":"malformed command"}`, string(results.snapshot()[1].Payload()))
+	c := operator(t, cfg)
+	ok := `"action":"ack","alarm":"a.b.high","user":"u"`
+	for _, cmd := range []string{`{"id":"r1",` + ok + `}`, `{not json`, `{"id":5,` + ok + `}`, `{"id":"r2",` + ok + `} {}`} {
+		require.NoError(t, wait(c.Publish("canary/v1/s1/cmd", 1, false, cmd), 10*time.Second))
+	}
+	waitFor(t, 10*time.Second, func() bool { return len(results.snapshot()) == 5 }, "five answers")
+	got := answersByID(t, results)
+	require.Equal(t, command.Result{ID: "retained", Error: rejectRetained}, got["retained"])
+	require.Equal(t, command.Result{ID: "r1", OK: true}, got["r1"])
+	require.False(t, got[""].OK)
+	require.Contains(t, got[""].Error, "not valid JSON")
+	require.Contains(t, got[""].Error, "the answer's id is empty")
+	require.Contains(t, got["5"].Error, `not the number 5 (answered as "5")`)
+	require.Contains(t, got["r2"].Error, "trailing data")
+	require.Equal(t, int32(4), ran.Load(), "the retained command is not run")
 }
 
 // Receipt mode with canary ingest down: no receipt ever comes, yet every
