@@ -1078,7 +1078,9 @@ func (g *Gateway) runCommand(ctx context.Context, c command.Command) error {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		// Handed over: the core may have run it. "context canceled" would
+		// read as not applied.
+		return errors.New("gateway stopping: the command was handed over and may have been applied; check the alarm's state")
 	}
 }
 
