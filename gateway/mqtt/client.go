@@ -272,7 +272,13 @@ func password(cfg configs.MQTT) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("mqtt password_file: %w", err)
 		}
-		return strings.TrimRight(string(b), "\r\n"), nil
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			// A file not filled in yet: connecting with an empty password
+			// would only be refused by the broker, later and less clearly.
+			return "", fmt.Errorf("mqtt password_file %s is empty", cfg.PasswordFile)
+		}
+		return pw, nil
 	}
 	if pw, ok := os.LookupEnv(configs.MQTTPasswordEnv); ok {
 		return pw, nil
