@@ -33,10 +33,12 @@ type action struct {
 	cfg      ActionConfig
 	triggers []*alarm
 	tripped  bool
-	trigger  string
-	awaiting bool
-	deadline time.Time
-	failed   *alarm
+	// restoredTrip: tripped in the snapshot being restored (Restore).
+	restoredTrip bool
+	trigger      string
+	awaiting     bool
+	deadline     time.Time
+	failed       *alarm
 }
 
 // ActionState is an interlock action as the gateway must hold it.
@@ -238,7 +240,7 @@ func (e *Engine) updateAction(act *action, now time.Time, cause *alarm) {
 	demand := false
 	trigger := ""
 	for _, t := range act.triggers {
-		if t.demands() && (!t.oos || act.tripped) {
+		if t.demands() && (!t.oos || act.tripped || act.restoredTrip) {
 			demand = true
 			if trigger == "" {
 				trigger = t.id

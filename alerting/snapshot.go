@@ -386,8 +386,17 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 	for _, p := range e.plist {
 		e.updateBypass(p, now)
 	}
+	// A trip held by an out-of-service trigger stays tripped, as it did
+	// before the restart (updateAction counts such a trigger only for an
+	// action already tripped).
+	for _, sa := range s.Actions {
+		if act, ok := e.actions[sa.ID]; ok && sa.Tripped {
+			act.restoredTrip = true
+		}
+	}
 	for _, act := range e.aclist {
 		e.updateAction(act, now, nil)
+		act.restoredTrip = false
 	}
 	var err error
 	if len(unknown) > 0 {
