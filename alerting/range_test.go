@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/internal/configerr"
 )
 
 // A reading far below the valid range (negative oxygen) is a sensor fault:
@@ -39,4 +41,29 @@ func TestOutOfRangeReadings(t *testing.T) {
 	require.NoError(t, err)
 	_, q, _ = e.Point("d.o2")
 	require.Equal(t, Good, q)
+}
+
+// A range whose minimum is below the preset's loosens fault detection: an
+// error unless override_regulatory, then a warning; a wider top is not.
+func TestRangeBelowThePresetIsLoosening(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		a        SensorAlarms
+		err      string
+		warnOnly bool
+	}{
+		{name: "wider top", a: SensorAlarms{Range: []float64{0, 100}}},
+		{name: "negative minimum", a: SensorAlarms{Range: []float64{-50, 100}}, err: "range minimum -50 is below the methane/coal_face preset's 0"},
+		{name: "with override", a: SensorAlarms{Range: []float64{-50, 100}, OverrideRegulatory: true}, err: "WARNING: loosens a regulatory limit", warnOnly: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Resolve("methane", "coal_face", "", time.Second, tc.a)
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.err)
+			require.Equal(t, !tc.warnOnly, configerr.HasErrors(err))
+		})
+	}
 }

@@ -108,6 +108,13 @@ func resolve(dst *[len(sensorConditions)]CondSpec, kind, profile, unit string, p
 			errs.Add("alarms.range", "want [min, max] with min < max, got %v", a.Range)
 		} else {
 			r.Min, r.Max = a.Range[0], a.Range[1]
+			if p.Max > p.Min && !p.NE43 && a.Range[0] < p.Min {
+				// Below the range by 2 % of its span a reading is a
+				// sensor fault (the bad alarm); a lower minimum lets a
+				// transmitter driven below its zero read as clean air.
+				loosen(&errs, "alarms.range", a.OverrideRegulatory, "range minimum %v is below the %s/%s preset's %v: readings down to %v would no longer be a sensor fault (%s)",
+					a.Range[0], p.Kind, p.Profile, p.Min, a.Range[0]-0.02*(a.Range[1]-a.Range[0]), p.Source)
+			}
 		}
 	}
 	if a.SafetyCritical != nil {
