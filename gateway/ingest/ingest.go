@@ -520,6 +520,11 @@ func (in *Ingest) write(ctx context.Context, b *batch) error {
 	for i, m := range b.msgs {
 		sp := b.spans[i]
 		if sp.from == sp.to {
+			// Nothing to write (dead-lettered at decode, a cleared
+			// retained alarm, no readings): still done, and its receipt
+			// must not be lost with the reset above, or a gateway in
+			// receipt mode sends it again and again.
+			in.noteDone(b, m)
 			continue
 		}
 		werr := in.o.Writer.Write(ctx, b.body[sp.from:sp.to])
