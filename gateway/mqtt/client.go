@@ -343,6 +343,10 @@ func wait(t paho.Token, d time.Duration) error {
 	return SubscribeErr(t)
 }
 
+// ErrSubscriptionRefused is a SUBACK failure code (0x80): the broker's ACL
+// or its dynamic-security role does not let this client subscribe.
+var ErrSubscriptionRefused = errors.New("broker refused subscription")
+
 // SubscribeErr is a completed token's error and, for a subscription, the
 // first filter the broker refused: paho reports a SUBACK failure code
 // (0x80, e.g. a topic its ACL denies) only in Result(), with Error() nil,
@@ -357,7 +361,7 @@ func SubscribeErr(t paho.Token) error {
 	}
 	for filter, code := range st.Result() {
 		if code == 0x80 {
-			return fmt.Errorf("broker refused subscription %s", filter)
+			return fmt.Errorf("%w %s", ErrSubscriptionRefused, filter)
 		}
 	}
 	return nil

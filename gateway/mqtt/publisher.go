@@ -135,6 +135,7 @@ type PublisherStats struct {
 	Sessions    uint64 // successful connections
 	Receipts    uint64 // receipts applied
 	Attempts    uint64 // connection attempts
+	Refused     uint64 // subscriptions the broker refused (SUBACK 0x80)
 	Connected   bool
 }
 
@@ -148,6 +149,8 @@ type Publisher struct {
 
 	kick chan struct{}
 	cmds chan []byte
+	// refused counts subscriptions the broker refused (subscribe).
+	refused atomic.Uint64
 
 	// Answers go out on their own goroutine (answerLoop) in the order
 	// queued: paho's router, which makes some of them, must not publish.
@@ -239,7 +242,7 @@ func (p *Publisher) StatusChanged() {
 // Stats returns the counters.
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{Published: p.published.Load(), Released: p.released.Load(), Republished: p.republished.Load(),
-		Sessions: p.sessions.Load(), Receipts: p.receipts.Load(), Attempts: p.attempts.Load(), Connected: p.connected.Load()}
+		Sessions: p.sessions.Load(), Receipts: p.receipts.Load(), Attempts: p.attempts.Load(), Refused: p.refused.Load(), Connected: p.connected.Load()}
 }
 
 // Run connects, publishes and reconnects with jittered backoff until ctx
@@ -402,19 +405,19 @@ func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
 		p.setClient(nil)
 	}()
 	if p.receipt {
-		err := wait(c.Subscribe(p.topics.Receipts(), 1, func(_ paho.Client, m paho.Message) {
+		err := p.subscribe(ctx, s, c, p.topics.Receipts(), func(_ paho.Client, m paho.Message) {
 			select {
 			case s.receipts <- m.Payload():
 			case <-s.lost:
 			}
-		}), p.o.ConnectTimeout)
+		})
 		if err != nil {
 			c.Disconnect(0)
 			return true, fmt.Errorf("subscribe %s: %w", p.topics.Receipts(), err)
 		}
 	}
 	if p.o.Commands != nil {
-		err := wait(c.Subscribe(p.topics.Cmd(), 1, func(_ paho.Client, m paho.Message) {
+		err := p.subscribe(ctx, s, c, p.topics.Cmd(), func(_ paho.Client, m paho.Message) {
 			// This runs on paho's router: it only queues, never publishes.
 			if m.Retained() {
 				// A retained command would run again on every reconnect:
@@ -427,7 +430,7 @@ func (p *Publisher) session(ctx context.Context) (connected bool, err error) {
 			default:
 				p.reject(m.Payload(), rejectFull)
 			}
-		}), p.o.ConnectTimeout)
+		})
 		if err != nil {
 			c.Disconnect(0)
 			return true, fmt.Errorf("subscribe %s: %w", p.topics.Cmd(), err)
@@ -749,6 +752,48 @@ func (s *session) shutdown() {
 	}
 	s.client.Disconnect(250)
 	s.p.log.Info().Msg("mqtt disconnected")
+}
+
+// refusedRetry is how often a subscription the broker refused is tried
+// again while the session lasts. A variable for the tests.
+var refusedRetry = 30 * time.Second
+
+// subscribe subscribes to topic for the session. A subscription the broker
+// refuses (SUBACK 0x80: its ACL lets the gateway publish but not
+// subscribe there) does not end the session: alarms and readings must still
+// go out. It is logged, tried again every refusedRetry while the session
+// lasts, and the commands (or, in receipt mode, the receipts) it would
+// bring wait for it. Any other error ends the session, as before.
+func (p *Publisher) subscribe(ctx context.Context, s *session, c paho.Client, topic string, h paho.MessageHandler) error {
+	err := wait(c.Subscribe(topic, 1, h), p.o.ConnectTimeout)
+	if !errors.Is(err, ErrSubscriptionRefused) {
+		return err
+	}
+	p.refused.Add(1)
+	p.log.Error().Err(err).Str("topic", topic).Dur("retry", refusedRetry).
+		Msg("broker refused a subscription: publishing goes on without it")
+	go func() {
+		t := time.NewTicker(refusedRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.lost:
+				return
+			case <-t.C:
+			}
+			err := wait(c.Subscribe(topic, 1, h), p.o.ConnectTimeout)
+			if err == nil {
+				p.log.Info().Str("topic", topic).Msg("subscribed after the broker had refused")
+				return
+			}
+			if !errors.Is(err, ErrSubscriptionRefused) {
+				return // the session is ending
+			}
+		}
+	}()
+	return nil
 }
 
 // answerQueued, on shutdown, lets the command loop finish the command it
