@@ -959,7 +959,7 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		// silence. Above the range the sensor is saturated but readable.
 		if v > res.Max {
 			q, over = Uncertain, true
-		} else if v < res.Min-0.02*(res.Max-res.Min) {
+		} else if v < faultFloor(res.Min, res.Max) {
 			q = BadQuality
 		}
 	case res.HasFaultBelow && q == Good && v < res.FaultBelow:

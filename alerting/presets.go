@@ -62,6 +62,9 @@ type CondSpec struct {
 	// Regulatory marks a preset value from a regulation or standard:
 	// loosening it needs override_regulatory.
 	Regulatory bool
+	// RegulatoryLatch marks only the latch as such, on a condition whose
+	// limit comes from the config (toxic L2, pressure HH/LL: table (a)).
+	RegulatoryLatch bool
 	// Source names where the preset value comes from.
 	Source          string
 	ReAlarm         time.Duration
@@ -222,10 +225,10 @@ func condDefaults(p *Preset, c Condition) CondSpec {
 		s.Priority = 1
 		switch {
 		case p.Kind == "pressure":
-			s.Latch = true
+			s.Latch, s.RegulatoryLatch = true, true
 			s.Source = srcPressure
 		case p.Kind == "toxic" && c == HighHigh:
-			s.Latch = true // table (a): "L2 latched"
+			s.Latch, s.RegulatoryLatch = true, true // table (a): "L2 latched"
 			s.Source = srcToxic
 		}
 	case High, Low:

@@ -43,8 +43,9 @@ func TestOutOfRangeReadings(t *testing.T) {
 	require.Equal(t, Good, q)
 }
 
-// A range whose minimum is below the preset's loosens fault detection: an
-// error unless override_regulatory, then a warning; a wider top is not.
+// A range whose fault floor (2 % of the span under its minimum) is below
+// the preset's loosens fault detection — a lower minimum or a wider span:
+// an error unless override_regulatory, then a warning.
 func TestRangeBelowThePresetIsLoosening(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -52,8 +53,10 @@ func TestRangeBelowThePresetIsLoosening(t *testing.T) {
 		err      string
 		warnOnly bool
 	}{
-		{name: "wider top", a: SensorAlarms{Range: []float64{0, 100}}},
-		{name: "negative minimum", a: SensorAlarms{Range: []float64{-50, 100}}, err: "range minimum -50 is below the methane/coal_face preset's 0"},
+		{name: "the preset's", a: SensorAlarms{Range: []float64{0, 4}}},
+		{name: "narrower", a: SensorAlarms{Range: []float64{0, 2}}},
+		{name: "wider top", a: SensorAlarms{Range: []float64{0, 100}}, err: "range [0 100] puts the sensor-fault floor at -2, below the methane/coal_face preset's -0.08"},
+		{name: "negative minimum", a: SensorAlarms{Range: []float64{-50, 100}}, err: "below the methane/coal_face preset's -0.08"},
 		{name: "with override", a: SensorAlarms{Range: []float64{-50, 100}, OverrideRegulatory: true}, err: "WARNING: loosens a regulatory limit", warnOnly: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,4 +69,30 @@ func TestRangeBelowThePresetIsLoosening(t *testing.T) {
 			require.Equal(t, !tc.warnOnly, configerr.HasErrors(err))
 		})
 	}
+}
+
+// Table (a)'s latches on conditions whose limits come from the config
+// (toxic L2, pressure HH/LL) are regulatory: removing one needs
+// override_regulatory; the limits themselves are the config's.
+func TestConfigLimitLatchesAreRegulatory(t *testing.T) {
+	f := false
+	lim := 2.5
+	for _, kind := range []string{"toxic", "pressure"} {
+		_, err := Resolve(kind, "", "", time.Second, SensorAlarms{HighHigh: &LimitConfig{Limit: &lim, Latch: &f}})
+		require.ErrorContains(t, err, "removes the latch", kind)
+		require.True(t, configerr.HasErrors(err), kind)
+		_, err = Resolve(kind, "", "", time.Second, SensorAlarms{HighHigh: &LimitConfig{Limit: &lim}})
+		require.NoError(t, err, kind)
+	}
+}
+
+// Toxic has no preset range: a configured one may not put the floor below
+// 6 % of L1 under zero without override_regulatory.
+func TestToxicRangeFloor(t *testing.T) {
+	lim := 10.0
+	_, err := Resolve("toxic", "", "", time.Second, SensorAlarms{High: &LimitConfig{Limit: &lim}, Range: []float64{0, 30}})
+	require.NoError(t, err, "0-300 % OEL: floor -0.6, the profile's")
+	_, err = Resolve("toxic", "", "", time.Second, SensorAlarms{High: &LimitConfig{Limit: &lim}, Range: []float64{-100, 300}})
+	require.ErrorContains(t, err, "below the toxic profile's -0.6")
+	require.True(t, configerr.HasErrors(err))
 }

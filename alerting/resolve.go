@@ -108,12 +108,13 @@ func resolve(dst *[len(sensorConditions)]CondSpec, kind, profile, unit string, p
 			errs.Add("alarms.range", "want [min, max] with min < max, got %v", a.Range)
 		} else {
 			r.Min, r.Max = a.Range[0], a.Range[1]
-			if p.Max > p.Min && !p.NE43 && a.Range[0] < p.Min {
-				// Below the range by 2 % of its span a reading is a
-				// sensor fault (the bad alarm); a lower minimum lets a
-				// transmitter driven below its zero read as clean air.
-				loosen(&errs, "alarms.range", a.OverrideRegulatory, "range minimum %v is below the %s/%s preset's %v: readings down to %v would no longer be a sensor fault (%s)",
-					a.Range[0], p.Kind, p.Profile, p.Min, a.Range[0]-0.02*(a.Range[1]-a.Range[0]), p.Source)
+			// Below the range by 2 % of its span a reading is a sensor
+			// fault (the bad alarm): a range whose floor is lower than
+			// the preset's (a lower minimum or a wider span) lets a
+			// transmitter driven below its zero read as clean air.
+			if p.Max > p.Min && !p.NE43 && faultFloor(r.Min, r.Max) < faultFloor(p.Min, p.Max) {
+				loosen(&errs, "alarms.range", a.OverrideRegulatory, "range %v puts the sensor-fault floor at %v, below the %s/%s preset's %v (range %v..%v): readings in between would no longer be a sensor fault (%s)",
+					a.Range, faultFloor(r.Min, r.Max), p.Kind, p.Profile, faultFloor(p.Min, p.Max), p.Min, p.Max, p.Source)
 			}
 		}
 	}
@@ -219,7 +220,7 @@ func resolve(dst *[len(sensorConditions)]CondSpec, kind, profile, unit string, p
 		}
 	}
 	if p.Kind == "toxic" {
-		toxicDefaults(&r, dst[:n], a)
+		toxicDefaults(&errs, &r, dst[:n], a)
 	}
 	checkOrder(&errs, dst[:n])
 	return r, n, errs.Err()
@@ -230,7 +231,7 @@ func resolve(dst *[len(sensorConditions)]CondSpec, kind, profile, unit string, p
 // half the high-high one, at 200 % OEL, without it) on both levels unless
 // set, and, without a range, the fault floor of its 0-300 % OEL span
 // (2 % of the span below zero, as for ranged presets: 6 % of L1).
-func toxicDefaults(r *Resolved, conds []CondSpec, a SensorAlarms) {
+func toxicDefaults(errs *configerr.List, r *Resolved, conds []CondSpec, a SensorAlarms) {
 	l1 := 0.0
 	for _, s := range conds {
 		if s.Condition == High {
@@ -255,8 +256,15 @@ func toxicDefaults(r *Resolved, conds []CondSpec, a SensorAlarms) {
 	}
 	if !(r.Max > r.Min) {
 		r.FaultBelow, r.HasFaultBelow = -0.06*l1, true
+	} else if f := faultFloor(r.Min, r.Max); f < -0.06*l1 {
+		loosen(errs, "alarms.range", a.OverrideRegulatory, "range %v puts the sensor-fault floor at %v, below the toxic profile's %v (6 %% of L1 under zero): readings in between would no longer be a sensor fault (%s)",
+			a.Range, f, -0.06*l1, srcToxic)
 	}
 }
+
+// faultFloor is where a reading below a range becomes a sensor fault: 2 %
+// of the span under its minimum (observe).
+func faultFloor(lo, hi float64) float64 { return lo - 0.02*(hi-lo) }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
@@ -341,7 +349,7 @@ func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfi
 		}
 	}
 	if o.Latch != nil {
-		if reg && s.Latch && !*o.Latch {
+		if (reg || s.RegulatoryLatch) && s.Latch && !*o.Latch {
 			loosen(errs, path+".latch", override, "removes the latch of the %s/%s preset (%s)", p.Kind, p.Profile, src)
 		}
 		s.Latch = *o.Latch
