@@ -73,6 +73,10 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 		return nil, fmt.Errorf("reset %s: %w (communication lost)", id, ErrQualityNotGood)
 	case a.point != nil && a.point.quality != Good:
 		return nil, fmt.Errorf("reset %s: %w (%s)", id, ErrQualityNotGood, a.point.quality)
+	case a.point != nil && a.point.x != nil && a.point.x.dev == a && !usable(a.point.x.devPeer):
+		// A deviation is judged on both sensors: its value stopped when
+		// the other one went bad or lost.
+		return nil, fmt.Errorf("reset %s: %w (the compared sensor %s)", id, ErrQualityNotGood, a.point.x.devPeer.id)
 	case !a.held && a.pending:
 		return nil, fmt.Errorf("reset %s: %w (its on-delay is running)", id, ErrConditionPresent)
 	case !a.held && !returned(a):
@@ -96,6 +100,11 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	e.afterNormal(a, now)
 	e.updateActions(a, now)
 	return e.take(), nil
+}
+
+// usable reports whether p has a good latest reading with communication up.
+func usable(p *point) bool {
+	return p != nil && p.seen && !p.lost() && p.quality == Good
 }
 
 // returned reports whether a latched alarm's condition is over on its
