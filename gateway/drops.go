@@ -19,12 +19,13 @@ import (
 // should not make the alarm chatter. A variable for the tests.
 var dropCalm = time.Minute
 
-// dropAlarm is the core's bookkeeping for the alarm.
+// dropAlarm is the core's bookkeeping for the alarm, per queue (the MQTT
+// one, the InfluxDB one).
 type dropAlarm struct {
 	started bool      // the engine's restored state was read
 	on      bool      // raised (or restored active) and not yet returned
-	seen    uint64    // Gateway.drops at the last tick
-	spell   uint64    // Gateway.drops when the alarm was raised
+	seen    [2]uint64 // Gateway.drops at the last tick
+	spell   [2]uint64 // Gateway.drops when the alarm was raised
 	last    time.Time // the tick that last saw a drop
 }
 
@@ -39,7 +40,7 @@ func (g *Gateway) judgeDrops(ctx context.Context, now time.Time) {
 			d.on, d.last = true, now
 		}
 	}
-	n := g.drops.Load()
+	n := [2]uint64{g.drops[0].Load(), g.drops[1].Load()}
 	var active bool
 	switch {
 	case n != d.seen:
@@ -53,7 +54,9 @@ func (g *Gateway) judgeDrops(ctx context.Context, now time.Time) {
 	default:
 		return
 	}
-	evs, err := g.eng.SetSystem(now, configs.ReadingsDroppedAlarm, active, float64(n-d.spell))
+	// The queue that dropped more: both get the same appends.
+	value := max(n[0]-d.spell[0], n[1]-d.spell[1])
+	evs, err := g.eng.SetSystem(now, configs.ReadingsDroppedAlarm, active, float64(value))
 	if err != nil {
 		g.log.Error().Err(err).Msg("readings-dropped alarm")
 		return

@@ -144,10 +144,11 @@ type Gateway struct {
 	releaseRate int
 	// holdStatus is the fault hold in force, for the retained status.
 	holdStatus atomic.Pointer[mqtt.FaultHoldStatus]
-	// drops counts the readings batches either outbox dropped (onDrop,
-	// the commit goroutines); drop is the core's view of them for the
+	// drops counts the readings batches each outbox dropped (the MQTT
+	// queue's, then the InfluxDB queue's; onDrop, from their commit
+	// goroutines); drop is the core's view of them for the
 	// readings-dropped alarm (drops.go).
-	drops atomic.Uint64
+	drops [2]atomic.Uint64
 	drop  dropAlarm
 
 	// Alarm state snapshot bookkeeping (core goroutine).
@@ -395,7 +396,7 @@ func (g *Gateway) openDirect() error {
 		return fmt.Errorf("gateway: influxdb outbox dir: %w", err)
 	}
 	ob, err := outbox.Open(outbox.Options{Dir: dir, MaxBytes: int64(g.site.Outbox.MaxBytes),
-		Log: g.log.With().Str("outbox", "influxdb").Logger(), OnDrop: g.onDrop})
+		Log: g.log.With().Str("outbox", "influxdb").Logger(), OnDrop: g.onDropInflux})
 	if err != nil {
 		return fmt.Errorf("gateway: influxdb outbox: %w", err)
 	}
@@ -594,5 +595,13 @@ func (g *Gateway) sink(b modbus.Batch) {
 // not per commit).
 func (g *Gateway) onDrop(d outbox.Drop) {
 	g.met.dropped.Add(float64(d.Records))
-	g.drops.Add(uint64(d.Records))
+	g.drops[0].Add(uint64(d.Records))
+}
+
+// onDropInflux is onDrop for the direct InfluxDB queue: both queues get
+// the same appends and, on a shared uplink, drop together; the alarm's
+// value counts the queue that dropped more, not the sum.
+func (g *Gateway) onDropInflux(d outbox.Drop) {
+	g.met.dropped.Add(float64(d.Records))
+	g.drops[1].Add(uint64(d.Records))
 }
