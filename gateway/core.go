@@ -483,6 +483,17 @@ func (g *Gateway) persistGap() time.Duration {
 	return max(persistEvery, min(persistShare*g.persistTook, persistMaxGap))
 }
 
+// neededGap is persistGap for the changes a restart could not get back
+// (stateNeededNow): not the 250 ms floor, which a latch right after a
+// routine snapshot would wait out, only the share of the core a slow
+// snapshot may take (and persistNeededMin, for a flood of such changes).
+func (g *Gateway) neededGap() time.Duration {
+	return max(persistNeededMin, min(persistShare*g.persistTook, persistMaxGap))
+}
+
+// persistNeededMin: see neededGap.
+const persistNeededMin = 20 * time.Millisecond
+
 // maxGroup bounds how many queued polls the core takes at once.
 const maxGroup = 512
 
@@ -866,7 +877,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		g.commitPart(ctx, evs, lo, hi, last, nil)
 	}
 	if len(evs) > 0 {
-		if now := time.Now(); g.stateNeededNow(evs) && now.Sub(g.persistedAt) >= g.persistGap() {
+		if now := time.Now(); g.stateNeededNow(evs) && now.Sub(g.persistedAt) >= g.neededGap() {
 			// Let the publisher take the alarm to the broker first (one
 			// scheduler thread), then make the latch or trip survive a
 			// crash: see stateNeededNow.
@@ -1190,9 +1201,16 @@ func (g *Gateway) takeCleanMark() bool {
 	return true
 }
 
-// resendAll queues every alarm's state for publishing (resendAlarms).
+// resendAll queues every alarm's state for publishing (resendAlarms),
+// except a latching alarm the engine has as normal: its retained state on
+// the broker, should it say latched, may be the only trace of a trip the
+// snapshot missed (within neededGap of the one before), so it is left for
+// an operator to see rather than cleared.
 func (g *Gateway) resendAll(ctx context.Context) {
 	for _, st := range g.eng.Alarms() {
+		if st.State == alerting.Normal && g.eng.Latching(st.ID) {
+			continue
+		}
 		g.unsent[st.ID] = true
 	}
 	g.resendAlarms(ctx)
