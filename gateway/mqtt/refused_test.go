@@ -2,8 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,15 +17,7 @@ import (
 // Mosquitto's dynamic-security plugin refuses subscriptions (its plain
 // acl_file grants them and only withholds messages).
 func TestRefusedCommandSubscriptionKeepsPublishing(t *testing.T) {
-	const plugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
-	if _, err := os.Stat(plugin); err != nil {
-		t.Fatalf("%s: %v (Debian's mosquitto package ships it)", plugin, err)
-	}
-	dynsec := filepath.Join(t.TempDir(), "dynsec.json")
-	require.NoError(t, os.WriteFile(dynsec, []byte(`{"defaultACLAccess": {"publishClientSend": true,
- "publishClientReceive": true, "subscribe": false, "unsubscribe": true},
- "clients": [], "groups": [{"groupname": "anon", "roles": []}], "roles": [], "anonymousGroup": "anon"}`), 0o600))
-	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{Extra: "plugin " + plugin + "\nplugin_opt_config_file " + dynsec + "\n"})
+	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{Extra: testenv.NewDynSec(t, false).Extra()})
 	cfg := configs.MQTT{URL: m.URL}
 	cfg.SetDefaults()
 	ob := openOutbox(t)
