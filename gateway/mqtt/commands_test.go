@@ -56,6 +56,22 @@ func within(t *testing.T, entered <-chan struct{}) {
 	}
 }
 
+// heldHandler answers a command once release is closed (or the run
+// ends), first telling entered, without blocking, that it runs.
+func heldHandler(entered chan<- struct{}, release <-chan struct{}) CommandHandler {
+	return func(ctx context.Context, payload []byte) []byte {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return gatewayAnswer(payload)
+	}
+}
+
 func ackCmd(id string) string {
 	return fmt.Sprintf(`{"id":%q,"action":"ack","alarm":"a.b.high","user":"u"}`, id)
 }
@@ -68,17 +84,7 @@ func TestCommandQueueFullIsAnswered(t *testing.T) {
 	cfg.SetDefaults()
 	results := subscribe(t, cfg, "canary/v1/s1/cmd/result")
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	p := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: openOutbox(t), Commands: func(ctx context.Context, payload []byte) []byte {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		return gatewayAnswer(payload)
-	}})
+	p := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: openOutbox(t), Commands: heldHandler(entered, release)})
 	waitFor(t, 10*time.Second, func() bool { return p.Stats().Connected }, "connected")
 	c := operator(t, cfg)
 	require.NoError(t, wait(c.Publish("canary/v1/s1/cmd", 1, false, ackCmd("q0")), 10*time.Second))
@@ -113,14 +119,7 @@ func TestCommandResultHeldAcrossLinkLoss(t *testing.T) {
 	results := subscribe(t, cfg, "canary/v1/s1/cmd/result")
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	p := runPublisher(t, Options{Config: configs.MQTT{URL: "tcp://" + proxy.Addr}, Site: "s1", Outbox: openOutbox(t), KeepAlive: time.Second,
-		Commands: func(ctx context.Context, payload []byte) []byte {
-			entered <- struct{}{}
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-			return gatewayAnswer(payload)
-		}})
+		Commands: heldHandler(entered, release)})
 	waitFor(t, 10*time.Second, func() bool { return p.Stats().Connected }, "connected")
 	c := operator(t, cfg)
 	require.NoError(t, wait(c.Publish("canary/v1/s1/cmd", 1, false, ackCmd("h1")), 10*time.Second))
