@@ -969,7 +969,7 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 	// Communication is judged on the quality the gateway delivered: a value
 	// that was read but is in a NE 43 fault band is a sensor fault (the
 	// bad alarm), not a communication loss.
-	if s.Quality != BadQuality {
+	if s.Quality != BadQuality || s.Fault {
 		p.lastValid = now
 		if p.comm != nil {
 			e.watchComm(p)

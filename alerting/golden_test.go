@@ -312,13 +312,17 @@ func (s *script) run(steps string) {
 				require.True(s.t, ok, "line %d: want name=value, got %q", lineNo, a[i])
 				v, perr := strconv.ParseFloat(val, 64)
 				require.NoError(s.t, perr, "line %d", lineNo)
-				q := Good
+				q, fault := Good, false
 				if i+1 < len(a) && !strings.Contains(a[i+1], "=") {
-					q, perr = ParseQuality(a[i+1])
-					require.NoError(s.t, perr, "line %d", lineNo)
+					if a[i+1] == "fault" { // bad by the device's status word (Sample.Fault)
+						q, fault = BadQuality, true
+					} else {
+						q, perr = ParseQuality(a[i+1])
+						require.NoError(s.t, perr, "line %d", lineNo)
+					}
 					i++
 				}
-				samples = append(samples, Sample{Point: s.pointID(name), Value: v, Quality: q})
+				samples = append(samples, Sample{Point: s.pointID(name), Value: v, Quality: q, Fault: fault})
 			}
 			evs, err = s.e.Step(now, samples)
 			require.NoError(s.t, err)

@@ -53,6 +53,10 @@ type Sample struct {
 	Ref     Ref
 	Value   float64
 	Quality Quality
+	// Fault marks a bad sample the device answered with (its status word
+	// reports the sensor faulty): a sensor fault, the bad alarm, but no
+	// loss of communication.
+	Fault bool
 }
 
 // Ref is a point's handle (Engine.Ref). The zero Ref names no point.

@@ -795,7 +795,7 @@ func (g *Gateway) evaluate(b *modbus.Batch, payload *mqtt.Readings) []alerting.E
 		if q == alerting.BadQuality || math.IsNaN(v) || math.IsInf(v, 0) {
 			v = math.NaN()
 		}
-		samples = append(samples, alerting.Sample{Point: m.id, Ref: m.ref, Value: v, Quality: q})
+		samples = append(samples, alerting.Sample{Point: m.id, Ref: m.ref, Value: v, Quality: q, Fault: r.Fault})
 		payload.Readings = append(payload.Readings, mqtt.Reading{
 			Sensor: r.Sensor, Kind: m.kind, Unit: m.unit,
 			Value: v, Valid: !math.IsNaN(v), Quality: q.String(),

@@ -65,4 +65,23 @@ type SensorConfig struct {
 	// Scale and Offset convert the raw value to engineering units.
 	Scale  *float64 `yaml:"scale"`
 	Offset float64  `yaml:"offset"`
+	// Status names the detector's status word, another sensor of the
+	// device, whose bits make this sensor's reading bad or uncertain
+	// (SAFETY table (b), device-status validation).
+	Status *StatusConfig `yaml:"status"`
+}
+
+// StatusConfig maps a status word's bits onto a reading's quality: a
+// detector in fault, inhibit, warm-up or calibration may well report 0,
+// which must not read as clean air.
+type StatusConfig struct {
+	// Sensor is the status word: a sensor of the same device, of an
+	// integer or bool type, read in the same poll.
+	Sensor string `yaml:"sensor"`
+	// BadBits set make the reading bad (the sensor's bad alarm): fault,
+	// inhibit, out of service.
+	BadBits []int `yaml:"bad_bits"`
+	// UncertainBits set make it uncertain (its limit alarms hold): warm-up,
+	// calibration.
+	UncertainBits []int `yaml:"uncertain_bits"`
 }

@@ -88,6 +88,15 @@ type devState struct {
 	pending  uint64    // skipped ticks not yet reported in a batch
 	stats    DeviceStats
 	sensorIx map[string]int
+	status   []statusRule // sensors whose quality a status word sets
+}
+
+// statusRule is a sensor's StatusConfig, resolved to reading indexes and
+// bit masks.
+type statusRule struct {
+	sensor, word   int
+	wordID         string
+	bad, uncertain uint64
 }
 
 // Poller owns one link and polls the devices behind it in turn, each on
@@ -163,6 +172,7 @@ func NewPollers(devices []Device, opts Options) ([]*Poller, error) {
 		for j, s := range plan.Sensors {
 			ds.sensorIx[s] = j
 		}
+		ds.status = statusRules(devices[i].Sensors, ds.sensorIx)
 		ds.stats = DeviceStats{Device: d.ID, Link: d.URL, Unit: *d.Unit, Online: true}
 		p.devs = append(p.devs, ds)
 	}
@@ -528,6 +538,7 @@ func (p *Poller) poll(ctx context.Context, d *devState) Batch {
 			}
 		}
 	}
+	applyStatus(d.status, b.Readings)
 	b.At = time.Now()
 	if !lateAt.IsZero() {
 		// The poll's last answer was read late: its values are the

@@ -39,7 +39,11 @@ type Reading struct {
 	Sensor  string
 	Value   float64
 	Quality Quality
-	Reason  string
+	// Fault: bad because the device's status word says the sensor is
+	// faulty (StatusConfig), not because it could not be read: the
+	// device answered.
+	Fault  bool
+	Reason string
 }
 
 // Batch is one poll of one device: a reading for every sensor of the

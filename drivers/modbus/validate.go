@@ -217,7 +217,66 @@ func ValidateSensors(d *DeviceConfig, sensors []SensorConfig) error {
 			l.Merge(p, fe)
 		}
 	}
+	for i := range sensors {
+		if st := sensors[i].Status; st != nil {
+			statusErrors(&l, fmt.Sprintf("sensors[%d].status", i), &sensors[i], st, sensors, seen)
+		}
+	}
 	return l.Err()
+}
+
+// statusErrors checks a sensor's status: the status word must be another
+// sensor of the device, an integer or a bool, and the bits must fit it.
+func statusErrors(l *configerr.List, p string, s *SensorConfig, st *StatusConfig, sensors []SensorConfig, seen map[string]int) {
+	j, ok := seen[st.Sensor]
+	switch {
+	case st.Sensor == "":
+		l.Add(p+".sensor", "is required: the id of the sensor holding the status word")
+		return
+	case !ok:
+		l.Add(p+".sensor", "unknown sensor %q (want a sensor of the same device)", st.Sensor)
+		return
+	case st.Sensor == s.ID:
+		l.Add(p+".sensor", "a sensor cannot be its own status word")
+		return
+	}
+	w := &sensors[j]
+	typ, err := ParseType(w.Type)
+	if err != nil {
+		return // reported at the status sensor
+	}
+	width := 64
+	switch {
+	case typ == TypeBool:
+		width = 1
+	case typ == TypeFloat32 || typ == TypeFloat64:
+		l.Add(p+".sensor", "%s is a %s: a status word is an integer (or a bool)", st.Sensor, typ)
+		return
+	default:
+		width = 8 * typ.Bytes()
+	}
+	if w.Scale != nil && *w.Scale != 1 || w.Offset != 0 {
+		l.Add(p+".sensor", "%s has a scale or offset: a status word is read as it is", st.Sensor)
+	}
+	if len(st.BadBits)+len(st.UncertainBits) == 0 {
+		l.Add(p, "names no bits: want bad_bits and/or uncertain_bits")
+	}
+	in := map[int]string{}
+	for _, f := range []struct {
+		name string
+		bits []int
+	}{{"bad_bits", st.BadBits}, {"uncertain_bits", st.UncertainBits}} {
+		for k, b := range f.bits {
+			switch {
+			case b < 0 || b >= width:
+				l.Add(fmt.Sprintf("%s.%s[%d]", p, f.name, k), "bit %d out of range (want 0-%d for the %s status word, 0 = least significant)", b, width-1, typ)
+			case in[b] != "":
+				l.Add(fmt.Sprintf("%s.%s[%d]", p, f.name, k), "bit %d is also in %s", b, in[b])
+			default:
+				in[b] = f.name
+			}
+		}
+	}
 }
 
 // sensorErrors checks one sensor; it is shared by ValidateSensors and

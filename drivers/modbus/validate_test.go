@@ -188,10 +188,34 @@ func TestValidateSensors(t *testing.T) {
 		}},
 		{"bit on float", []SensorConfig{bitOnFloat}, []string{"sensors[0].bit: is only for type bool, not float32"}},
 		{"zero scale", []SensorConfig{zeroScale}, []string{"sensors[0].scale: 0: want a finite number other than 0"}},
+		{"status", withStatus(&StatusConfig{Sensor: "st", BadBits: []int{0, 3}, UncertainBits: []int{1}}), nil},
+		{"status unknown sensor", withStatus(&StatusConfig{Sensor: "nope", BadBits: []int{0}}), []string{
+			`sensors[0].status.sensor: unknown sensor "nope" (want a sensor of the same device)`,
+		}},
+		{"status of itself", withStatus(&StatusConfig{Sensor: "ch4", BadBits: []int{0}}), []string{
+			"sensors[0].status.sensor: a sensor cannot be its own status word",
+		}},
+		{"status without bits", withStatus(&StatusConfig{Sensor: "st"}), []string{
+			"sensors[0].status: names no bits: want bad_bits and/or uncertain_bits",
+		}},
+		{"status bits out of range and twice", withStatus(&StatusConfig{Sensor: "st", BadBits: []int{16, 2}, UncertainBits: []int{2}}), []string{
+			"sensors[0].status.bad_bits[0]: bit 16 out of range (want 0-15 for the uint16 status word, 0 = least significant)",
+			"sensors[0].status.uncertain_bits[0]: bit 2 is also in bad_bits",
+		}},
+		{"status word a float", append(withStatus(&StatusConfig{Sensor: "f", BadBits: []int{0}}), sensor("f", "holding", 50, "float32", "")), []string{
+			"sensors[0].status.sensor: f is a float32: a status word is an integer (or a bool)",
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, messages(ValidateSensors(&d, tc.sensors)))
 		})
 	}
+}
+
+// withStatus is a methane sensor with status st, and a uint16 status word "st".
+func withStatus(st *StatusConfig) []SensorConfig {
+	ch4 := sensor("ch4", "holding", 0, "float32", "ABCD")
+	ch4.Status = st
+	return []SensorConfig{ch4, sensor("st", "holding", 40, "uint16", "")}
 }
