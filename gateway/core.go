@@ -895,7 +895,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 // whose gas has cleared by the restart would come back as no alarm and a
 // permitted action, while the trip is on the broker and the relay cut —
 // and the crash may be the trip's own power cut. These are rare and the
-// snapshot is written at once for them (within persistGap), after the
+// snapshot is written at once for them (within neededGap), after the
 // publisher had its turn; other changes wait for the tick (persistDue).
 func (g *Gateway) stateNeededNow(evs []alerting.Event) bool {
 	for i := range evs {
