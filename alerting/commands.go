@@ -76,7 +76,7 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	case a.point != nil && a.point.x != nil && a.point.x.dev == a && !usable(a.point.x.devPeer):
 		// A deviation is judged on both sensors: its value stopped when
 		// the other one went bad or lost.
-		return nil, fmt.Errorf("reset %s: %w (the compared sensor %s)", id, ErrQualityNotGood, a.point.x.devPeer.id)
+		return nil, fmt.Errorf("reset %s: %w (the compared sensor %s)", id, ErrQualityNotGood, peerID(a.point.x.devPeer))
 	case !a.held && a.pending:
 		return nil, fmt.Errorf("reset %s: %w (its on-delay is running)", id, ErrConditionPresent)
 	case !a.held && !returned(a):
@@ -100,6 +100,13 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	e.afterNormal(a, now)
 	e.updateActions(a, now)
 	return e.take(), nil
+}
+
+func peerID(p *point) string {
+	if p == nil {
+		return "(none)"
+	}
+	return p.id
 }
 
 // usable reports whether p has a good latest reading with communication up.
