@@ -245,12 +245,22 @@ func statusErrors(l *configerr.List, p string, s *SensorConfig, st *StatusConfig
 	if err != nil {
 		return // reported at the status sensor
 	}
+	if w.Status != nil {
+		// Judged in config order, a chain would judge one reading on a
+		// word already marked down (and "unread" is no fault).
+		l.Add(p+".sensor", "%s has a status of its own: a status word is read as it is", st.Sensor)
+		return
+	}
 	width := 64
-	switch {
-	case typ == TypeBool:
+	switch typ {
+	case TypeBool:
 		width = 1
-	case typ == TypeFloat32 || typ == TypeFloat64:
+	case TypeFloat16, TypeFloat32, TypeFloat64:
 		l.Add(p+".sensor", "%s is a %s: a status word is an integer (or a bool)", st.Sensor, typ)
+		return
+	case TypeInt64, TypeUint64:
+		// Values pass through a float64: bits past 52 would be rounded.
+		l.Add(p+".sensor", "%s is a %s: a status word has at most 32 bits", st.Sensor, typ)
 		return
 	default:
 		width = 8 * typ.Bytes()

@@ -205,6 +205,15 @@ func TestValidateSensors(t *testing.T) {
 		{"status word a float", append(withStatus(&StatusConfig{Sensor: "f", BadBits: []int{0}}), sensor("f", "holding", 50, "float32", "")), []string{
 			"sensors[0].status.sensor: f is a float32: a status word is an integer (or a bool)",
 		}},
+		{"status word a float16", append(withStatus(&StatusConfig{Sensor: "h", BadBits: []int{0}}), sensor("h", "holding", 50, "float16", "")), []string{
+			"sensors[0].status.sensor: h is a float16: a status word is an integer (or a bool)",
+		}},
+		{"status word of 64 bits", append(withStatus(&StatusConfig{Sensor: "w", BadBits: []int{0}}), sensor("w", "holding", 50, "uint64", "")), []string{
+			"sensors[0].status.sensor: w is a uint64: a status word has at most 32 bits",
+		}},
+		{"status word with a status", chained(), []string{
+			"sensors[0].status.sensor: st has a status of its own: a status word is read as it is",
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -218,4 +227,11 @@ func withStatus(st *StatusConfig) []SensorConfig {
 	ch4 := sensor("ch4", "holding", 0, "float32", "ABCD")
 	ch4.Status = st
 	return []SensorConfig{ch4, sensor("st", "holding", 40, "uint16", "")}
+}
+
+// chained: ch4's status word st has a status word of its own.
+func chained() []SensorConfig {
+	ss := withStatus(&StatusConfig{Sensor: "st", BadBits: []int{0}})
+	ss[1].Status = &StatusConfig{Sensor: "st2", BadBits: []int{0}}
+	return append(ss, sensor("st2", "holding", 41, "uint16", ""))
 }
