@@ -87,8 +87,14 @@ func (l *Link) discardStale() {
 	if q := time.Now().Add(staleQuiet); q.After(until) {
 		quietUntil = q
 	}
+	// A line that never falls quiet (noise, a unit streaming) is not
+	// waited out for ever: at most a timeout past until.
+	hard := quietUntil.Add(l.timeout)
 	dropped := 0
-	for time.Now().Before(quietUntil) {
+	for now := time.Now(); now.Before(quietUntil) && now.Before(hard); now = time.Now() {
+		if quietUntil.After(hard) {
+			quietUntil = hard
+		}
 		_ = line.SetDeadline(quietUntil)
 		n, err := line.Read(buf)
 		if n > 0 {
