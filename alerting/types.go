@@ -207,9 +207,9 @@ func (s *AlarmState) AppendJSON(b []byte) []byte {
 	b = append(b, `,"limit":`...)
 	b = jsonenc.AppendNumber(b, s.Limit)
 	b = append(b, `,"since":`...)
-	b = appendTime(b, s.Since)
+	b = jsonenc.AppendTime(b, s.Since)
 	b = append(b, `,"updated":`...)
-	b = appendTime(b, s.Updated)
+	b = jsonenc.AppendTime(b, s.Updated)
 	b = append(b, `,"acked_by":`...)
 	b = jsonenc.AppendString(b, s.AckedBy)
 	b = append(b, `,"comment":`...)
@@ -227,7 +227,7 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
 	b = append(b, `,"ts":`...)
-	b = appendTime(b, e.TS)
+	b = jsonenc.AppendTime(b, e.TS)
 	b = append(b, `,"type":`...)
 	b = jsonenc.AppendString(b, string(e.Type))
 	b = append(b, `,"alarm":`...)
@@ -248,20 +248,6 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = jsonenc.AppendString(b, e.Comment)
 	return append(b, '}')
 }
-
-// appendTime writes RFC 3339 with nanoseconds in UTC, or null for the zero time.
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, "null"...)
-	}
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, tsLayout)
-	return append(b, '"')
-}
-
-// tsLayout is RFC 3339 with all nine fraction digits, in UTC, as the MQTT
-// contract promises (time.RFC3339Nano would drop trailing zeros).
-const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // Command errors; match with errors.Is.
 var (

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"time"
 
 	"github.com/canary-gw/canary/internal/jsonenc"
 )
@@ -14,21 +13,6 @@ import (
 // here is the MQTT payload byte for byte. encoding/json wrote times in the
 // zone they were stamped in (+08:00 where MQTT has Z), trimmed their
 // fraction digits, and wrote "0001-01-01T00:00:00Z" where MQTT has null.
-
-// tsLayout is the MQTT contract's timestamp, as in alerting and
-// gateway/mqtt, which this package does not import (doc.go).
-const tsLayout = "2006-01-02T15:04:05.000000000Z"
-
-// appendTime writes t in UTC with nine fraction digits, or null for the
-// zero time, as alerting's encoder does.
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, "null"...)
-	}
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, tsLayout)
-	return append(b, '"')
-}
 
 // appendOptNumber writes a missing or non-finite number as null.
 func appendOptNumber(b []byte, f *float64) []byte {
@@ -63,9 +47,9 @@ func (a *Alarm) appendJSON(b []byte) []byte {
 	b = append(b, `,"limit":`...)
 	b = appendOptNumber(b, a.Limit)
 	b = append(b, `,"since":`...)
-	b = appendTime(b, a.Since)
+	b = jsonenc.AppendTime(b, a.Since)
 	b = append(b, `,"updated":`...)
-	b = appendTime(b, a.Updated)
+	b = jsonenc.AppendTime(b, a.Updated)
 	b = append(b, `,"acked_by":`...)
 	b = jsonenc.AppendString(b, a.AckedBy)
 	b = append(b, `,"comment":`...)
@@ -84,7 +68,7 @@ func (t *Transition) appendJSON(b []byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, t.Seq, 10)
 	b = append(b, `,"ts":`...)
-	b = appendTime(b, t.TS)
+	b = jsonenc.AppendTime(b, t.TS)
 	b = append(b, `,"type":`...)
 	b = jsonenc.AppendString(b, t.Type)
 	b = append(b, `,"alarm":`...)
@@ -125,7 +109,7 @@ func (r *Reading) appendJSON(b []byte) []byte {
 	b = append(b, `,"quality":`...)
 	b = jsonenc.AppendString(b, r.Quality)
 	b = append(b, `,"ts":`...)
-	b = appendTime(b, r.TS)
+	b = jsonenc.AppendTime(b, r.TS)
 	b = append(b, `,"stale":`...)
 	b = strconv.AppendBool(b, r.Stale)
 	b = append(b, `,"age_s":`...)
@@ -160,7 +144,7 @@ func (d *Device) appendJSON(b []byte) []byte {
 	b = append(b, `,"state":`...)
 	b = jsonenc.AppendString(b, d.State)
 	b = append(b, `,"last_ok":`...)
-	b = appendTime(b, d.LastOK)
+	b = jsonenc.AppendTime(b, d.LastOK)
 	if d.Error != "" {
 		b = append(b, `,"error":`...)
 		b = jsonenc.AppendString(b, d.Error)

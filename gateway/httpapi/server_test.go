@@ -23,6 +23,7 @@ import (
 
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/internal/clocktest"
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 const (
@@ -475,7 +476,7 @@ func TestAnonymousNoneNeedsLogin(t *testing.T) {
 	e.be.setFaultHold(true, "gateway overloaded")
 	r = e.do(t, req{path: "/api/v1/holds", user: "victor", pass: viewerPass})
 	require.Equal(t, http.StatusOK, r.code)
-	require.JSONEq(t, `{"gen":1,"holds":[{"seq":1,"ts":"`+e.be.FaultHolds().Holds[0].TS.UTC().Format(tsLayout)+`","type":"fault_hold","alarm":"","from":"","to":"","active":false,"value":null,"limit":null,"user":"","comment":"gateway overloaded"}]}`, string(r.body))
+	require.JSONEq(t, `{"gen":1,"holds":[{"seq":1,"ts":"`+e.be.FaultHolds().Holds[0].TS.UTC().Format(jsonenc.TimeLayout)+`","type":"fault_hold","alarm":"","from":"","to":"","active":false,"value":null,"limit":null,"user":"","comment":"gateway overloaded"}]}`, string(r.body))
 	// Probes and the UI shell stay open so the login form can load.
 	require.Equal(t, http.StatusOK, e.do(t, req{path: "/healthz"}).code)
 	require.Equal(t, http.StatusOK, e.do(t, req{path: "/"}).code)

@@ -39,11 +39,9 @@ type Readings struct {
 	Readings []Reading
 }
 
-// tsLayout is RFC 3339 with all nine fraction digits, in UTC.
-const tsLayout = "2006-01-02T15:04:05.000000000Z"
-
-// AppendTime appends t as the contract's timestamp: RFC 3339, nanoseconds, UTC.
-func AppendTime(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(dst, tsLayout) }
+// AppendTime appends t as the contract's timestamp (unquoted): RFC 3339,
+// nanoseconds, UTC.
+func AppendTime(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(dst, jsonenc.TimeLayout) }
 
 // AppendReadings appends the JSON payload
 // {"site","device","seq","ts","readings":[{"sensor","kind","value","unit","quality"}]}.

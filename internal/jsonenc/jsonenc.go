@@ -11,8 +11,24 @@ package jsonenc
 import (
 	"math"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
+
+// TimeLayout is the contract's timestamp: RFC 3339 with all nine fraction
+// digits, written in UTC (time.RFC3339Nano would drop trailing zeros).
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// AppendTime appends t as a JSON value: the contract's timestamp in
+// quotes, or null for the zero time.
+func AppendTime(dst []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '"')
+	dst = t.UTC().AppendFormat(dst, TimeLayout)
+	return append(dst, '"')
+}
 
 const hexDigits = "0123456789abcdef"
 
