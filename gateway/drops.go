@@ -9,7 +9,7 @@ import (
 
 // The readings-dropped alarm (configs.ReadingsDroppedAlarm): DESIGN's
 // outbox.max_bytes drops the oldest readings past it, "counted, logged,
-// alarmed". The outboxes count each drop (onDrop); the core's tick raises
+// alarmed". The outbox counts each drop (onDrop); the core's tick raises
 // the alarm at the first drop it sees, with the batches dropped so far in
 // the spell as its value, and returns it once dropCalm has passed without
 // one. Alarms themselves are never dropped, so this one always gets out.
@@ -19,13 +19,12 @@ import (
 // should not make the alarm chatter. A variable for the tests.
 var dropCalm = time.Minute
 
-// dropAlarm is the core's bookkeeping for the alarm, per queue (the MQTT
-// one, the InfluxDB one).
+// dropAlarm is the core's bookkeeping for the alarm.
 type dropAlarm struct {
 	started bool      // the engine's restored state was read
 	on      bool      // raised (or restored active) and not yet returned
-	seen    [2]uint64 // Gateway.drops at the last tick
-	spell   [2]uint64 // Gateway.drops when the alarm was raised
+	seen    uint64    // Gateway.drops at the last tick
+	spell   uint64    // Gateway.drops when the alarm was raised
 	last    time.Time // the tick that last saw a drop
 }
 
@@ -40,7 +39,7 @@ func (g *Gateway) judgeDrops(ctx context.Context, now time.Time) {
 			d.on, d.last = true, now
 		}
 	}
-	n := [2]uint64{g.drops[0].Load(), g.drops[1].Load()}
+	n := g.drops.Load()
 	var active bool
 	switch {
 	case n != d.seen:
@@ -54,8 +53,7 @@ func (g *Gateway) judgeDrops(ctx context.Context, now time.Time) {
 	default:
 		return
 	}
-	// The queue that dropped more: both get the same appends.
-	value := max(n[0]-d.spell[0], n[1]-d.spell[1])
+	value := n - d.spell
 	evs, err := g.eng.SetSystem(now, configs.ReadingsDroppedAlarm, active, float64(value))
 	if err != nil {
 		g.log.Error().Err(err).Msg("readings-dropped alarm")

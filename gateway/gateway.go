@@ -58,18 +58,19 @@ type Gateway struct {
 	site *configs.Site
 	log  zerolog.Logger
 
-	ob *outbox.Outbox
-	// obInflux feeds the optional direct InfluxDB writer (the site's
-	// influxdb: section): a second durable queue with the same appends, so
-	// that the MQTT publisher and the writer each release what they
-	// delivered, independently.
-	obInflux *outbox.Outbox
-	direct   *ingest.Direct
-	eng      *alerting.Engine
-	polls    *modbus.Group
-	pub      *mqtt.Publisher
-	http     *httpapi.Server
-	actions  map[string]configs.Action
+	// ob is the durable queue. With the site's influxdb: section it has
+	// two consumers, the MQTT publisher and the direct InfluxDB writer,
+	// each releasing what it delivered: a record leaves when both have.
+	ob     *outbox.Outbox
+	direct *ingest.Direct
+	// legacy drains the second queue an older gateway kept for InfluxDB
+	// (outbox/influxdb), if it holds records, then removes it.
+	legacy  *legacyQueue
+	eng     *alerting.Engine
+	polls   *modbus.Group
+	pub     *mqtt.Publisher
+	http    *httpapi.Server
+	actions map[string]configs.Action
 	// registers names the sensors at the actions' target and read-back
 	// registers: the devices' configs are let go once compiled (New).
 	registers map[register]string
@@ -144,11 +145,10 @@ type Gateway struct {
 	releaseRate int
 	// holdStatus is the fault hold in force, for the retained status.
 	holdStatus atomic.Pointer[mqtt.FaultHoldStatus]
-	// drops counts the readings batches each outbox dropped (the MQTT
-	// queue's, then the InfluxDB queue's; onDrop, from their commit
-	// goroutines); drop is the core's view of them for the
+	// drops counts the readings batches the outbox dropped (onDrop, from
+	// its commit goroutine); drop is the core's view of them for the
 	// readings-dropped alarm (drops.go).
-	drops [2]atomic.Uint64
+	drops atomic.Uint64
 	drop  dropAlarm
 
 	// Alarm state snapshot bookkeeping (core goroutine).
@@ -276,9 +276,13 @@ func New(o Options) (*Gateway, error) {
 	if err := os.MkdirAll(s.Outbox.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("gateway: outbox dir: %w", err)
 	}
+	consumers := 1 // the MQTT publisher
+	if s.InfluxDB != nil {
+		consumers = 2 // and the direct InfluxDB writer
+	}
 	ob, err := outbox.Open(outbox.Options{
 		Dir: s.Outbox.Dir, MaxBytes: int64(s.Outbox.MaxBytes), Log: g.log.With().Str("outbox", "mqtt").Logger(),
-		OnDrop: g.onDrop,
+		OnDrop: g.onDrop, Consumers: consumers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -379,49 +383,37 @@ func (g *Gateway) sensorAt(device, table string, address int) (string, bool) {
 	return id, ok
 }
 
-// Close releases the outboxes; call it after Run returned.
+// Close releases the outbox; call it after Run returned.
 func (g *Gateway) Close() error {
 	err := g.ob.Close()
-	if g.obInflux != nil {
-		err = errors.Join(err, g.obInflux.Close())
+	if g.legacy != nil {
+		err = errors.Join(err, g.legacy.ob.Close())
 	}
 	return err
 }
 
-// openDirect opens the second outbox and the InfluxDB writer for the
-// site's influxdb: section.
+// openDirect opens the InfluxDB writer for the site's influxdb: section,
+// the outbox's consumer 1.
 func (g *Gateway) openDirect() error {
-	dir := filepath.Join(g.site.Outbox.Dir, "influxdb")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("gateway: influxdb outbox dir: %w", err)
-	}
-	ob, err := outbox.Open(outbox.Options{Dir: dir, MaxBytes: int64(g.site.Outbox.MaxBytes),
-		Log: g.log.With().Str("outbox", "influxdb").Logger(), OnDrop: g.onDropInflux})
-	if err != nil {
-		return fmt.Errorf("gateway: influxdb outbox: %w", err)
-	}
 	w, err := ingest.NewWriter(ingest.WriterOptions{Config: *g.site.InfluxDB, Log: g.log})
 	if err != nil {
-		_ = ob.Close()
 		return fmt.Errorf("gateway: %w", err)
 	}
-	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: ob, Writer: w, Site: g.site.Site, Log: g.o.Log}) // it adds its own site field
+	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: g.ob, Consumer: 1, Writer: w, Site: g.site.Site, Log: g.o.Log}) // it adds its own site field
 	if err != nil {
-		_ = ob.Close()
 		return fmt.Errorf("gateway: %w", err)
 	}
-	g.obInflux, g.direct = ob, d
+	g.direct = d
+	l, err := openLegacyQueue(filepath.Join(g.site.Outbox.Dir, "influxdb"), w, g.site.Site, g.o.Log)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.legacy = l
 	return nil
 }
 
-// appendAll commits items to the outbox, and to the InfluxDB outbox when
-// the site writes to InfluxDB directly. An encoder gives the same bytes
-// for the same seq, so the same items are encoded once per outbox, each
-// with its own seq (identical, since both see the same appends).
 // appendAsync queues readings for the next commit without waiting for it;
-// a failure is logged and counted as a synchronous one is. The InfluxDB
-// queue gets them after the main queue stored them, in the same order
-// (callbacks run in commit order), so both allocate the same seqs.
+// a failure is logged and counted as a synchronous one is.
 func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 	items = slices.Clone(items)
 	payloads = slices.Clone(payloads)
@@ -431,26 +423,10 @@ func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 	g.asyncSlots <- struct{}{}
 	err := g.ob.AppendAsync(items, func(_ []uint64, err error) {
 		<-g.asyncSlots
+		g.putPayloads(payloads)
 		if err != nil {
-			g.putPayloads(payloads)
 			g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
 			g.met.appendErrors.Inc()
-			return
-		}
-		if g.obInflux == nil {
-			g.putPayloads(payloads)
-			return
-		}
-		// The InfluxDB queue encodes the same items again: the payloads
-		// are free once it has.
-		if err := g.obInflux.AppendAsync(items, func(_ []uint64, err error) {
-			g.putPayloads(payloads)
-			if err != nil {
-				g.log.Error().Err(err).Msg("influxdb outbox append failed")
-			}
-		}); err != nil {
-			g.putPayloads(payloads)
-			g.log.Error().Err(err).Msg("influxdb outbox append failed")
 		}
 	})
 	if err != nil {
@@ -461,8 +437,8 @@ func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 	}
 }
 
-// putPayloads returns the readings of payloads whose commit is over (each
-// outbox has encoded them, or will never): an outbox encodes an item only
+// putPayloads returns the readings of payloads whose commit is over (the
+// outbox has encoded them, or will never): it encodes an item only
 // inside the commit its request is in, once, and a request that failed is
 // not tried again.
 func (g *Gateway) putPayloads(payloads [][]mqtt.Reading) {
@@ -480,15 +456,7 @@ const maxKeptPayloadReadings = 1 << 14
 const maxAsyncCommits = 4
 
 func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64, error) {
-	seqs, err := g.ob.Append(ctx, items...)
-	// The InfluxDB queue gets exactly what the main queue got, so that both
-	// allocate the same seqs.
-	if err == nil && g.obInflux != nil {
-		if _, ierr := g.obInflux.Append(ctx, items...); ierr != nil {
-			g.log.Error().Err(ierr).Msg("influxdb outbox append failed")
-		}
-	}
-	return seqs, err
+	return g.ob.Append(ctx, items...)
 }
 
 // Engine state restored from disk, then everything runs until ctx ends.
@@ -535,6 +503,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 			return nil
 		})
+	}
+	if g.legacy != nil {
+		grp.Go(func() error { return g.legacy.run(compCtx) })
 	}
 	grp.Go(func() error {
 		if err := g.pub.Run(compCtx); err != nil && !errors.Is(err, context.Canceled) {
@@ -595,13 +566,5 @@ func (g *Gateway) sink(b modbus.Batch) {
 // not per commit).
 func (g *Gateway) onDrop(d outbox.Drop) {
 	g.met.dropped.Add(float64(d.Records))
-	g.drops[0].Add(uint64(d.Records))
-}
-
-// onDropInflux is onDrop for the direct InfluxDB queue: both queues get
-// the same appends and, on a shared uplink, drop together; the alarm's
-// value counts the queue that dropped more, not the sum.
-func (g *Gateway) onDropInflux(d outbox.Drop) {
-	g.met.dropped.Add(float64(d.Records))
-	g.drops[1].Add(uint64(d.Records))
+	g.drops.Add(uint64(d.Records))
 }

@@ -14,10 +14,14 @@ import (
 
 // DirectOptions configure a Direct writer.
 type DirectOptions struct {
-	// Outbox is drained; Direct must be its only consumer (it releases what
-	// it stored), so a site uses either the MQTT publisher or Direct.
+	// Outbox is drained as consumer Consumer: a record leaves it when
+	// every consumer released it (outbox.Options.Consumers).
 	Outbox *outbox.Outbox
-	Writer *Writer
+	// Consumer is Direct's consumer number in Outbox: 1 beside the MQTT
+	// publisher (consumer 0) in the gateway's outbox, 0 when Direct is
+	// the outbox's only consumer.
+	Consumer int
+	Writer   *Writer
 	// Site tags alarm points (alarm payloads carry it too).
 	Site string
 	// BatchRecords bounds the records per write (default 500).
@@ -37,7 +41,24 @@ type Direct struct {
 	// it instead of reading it again. A restart reads from the start: what
 	// was written and not yet released is written again (same points).
 	after [2]uint64
+
+	// Reused from batch to batch (Run's goroutine only): at a steady load
+	// a batch allocates nothing of its own (a new body, spans, keys and a
+	// decoded copy of every payload each time were a fifth of the
+	// gateway's CPU in garbage collection, docs/performance-history.md
+	// item 60).
+	recs  []outbox.Record
+	arena []byte // the records' payloads, end to end
+	body  []byte
+	spans []span
+	keys  []outbox.Key
+	bad   []int
+	dec   mqtt.ReadingsDecoder
+	m     mqtt.Readings
 }
+
+// maxKeptArena bounds the payload and body buffers kept between batches.
+const maxKeptArena = 1 << 20
 
 // DirectStats are counters since start.
 type DirectStats struct {
@@ -50,6 +71,9 @@ type DirectStats struct {
 func NewDirect(o DirectOptions) (*Direct, error) {
 	if o.Outbox == nil || o.Writer == nil {
 		return nil, errors.New("new direct writer: outbox and writer are required")
+	}
+	if o.Outbox.AppendedTo(o.Consumer) == nil {
+		return nil, fmt.Errorf("new direct writer: the outbox has no consumer %d", o.Consumer)
 	}
 	if o.BatchRecords <= 0 {
 		o.BatchRecords = 500
@@ -78,7 +102,7 @@ func (d *Direct) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-d.o.Outbox.Appended():
+		case <-d.o.Outbox.AppendedTo(d.o.Consumer):
 		}
 	}
 }
@@ -87,11 +111,12 @@ func (d *Direct) Run(ctx context.Context) error {
 func (d *Direct) recordLines(dst []byte, r *outbox.Record) ([]byte, int, error) {
 	switch r.Kind {
 	case outbox.KindReadings:
-		m, err := mqtt.DecodeReadings(r.Payload)
-		if err != nil {
+		// As canary ingest does: the decoder's reused storage, and each
+		// value written as the payload wrote it.
+		if err := d.dec.Decode(r.Payload, &d.m); err != nil {
 			return dst, 0, err
 		}
-		return AppendReadingLines(dst, &m), len(m.Readings), nil
+		return appendReadingLines(dst, &d.m, d.dec.ValueTexts()), len(d.m.Readings), nil
 	case outbox.KindAlarm:
 		if len(r.Payload) == 0 {
 			return dst, 0, nil
@@ -113,24 +138,37 @@ func (d *Direct) recordLines(dst []byte, r *outbox.Record) ([]byte, int, error) 
 
 // once writes one batch and returns how many records it handled.
 func (d *Direct) once(ctx context.Context) (int, error) {
-	recs, err := d.o.Outbox.Drain(outbox.Alarms, d.after[outbox.Alarms], d.o.BatchRecords)
+	defer d.keep()
+	d.arena = d.arena[:0]
+	recs, next, err := d.o.Outbox.DrainFor(d.o.Consumer, d.recs, outbox.Alarms, d.after[outbox.Alarms], d.o.BatchRecords, d.alloc)
 	if err != nil {
 		return 0, err
 	}
+	var nextReadings uint64
 	if room := d.o.BatchRecords - len(recs); room > 0 {
-		more, err := d.o.Outbox.Drain(outbox.Readings, d.after[outbox.Readings], room)
+		var more []outbox.Record
+		more, nextReadings, err = d.o.Outbox.DrainFor(d.o.Consumer, recs[len(recs):], outbox.Readings, d.after[outbox.Readings], room, d.alloc)
 		if err != nil {
 			return 0, err
 		}
-		recs = append(recs, more...)
+		recs = append(recs, more...) // in place when more is in recs' array
+	}
+	d.recs = recs
+	// Past what was skipped too (this consumer's released records waiting
+	// for the other, corrupt ones), once what was read is written: not
+	// read again.
+	skipPast := func() {
+		d.after[outbox.Alarms] = max(d.after[outbox.Alarms], next)
+		d.after[outbox.Readings] = max(d.after[outbox.Readings], nextReadings)
 	}
 	if len(recs) == 0 {
+		skipPast()
 		return 0, nil
 	}
-	var body []byte
-	spans := make([]span, len(recs))
+	body := d.body[:0]
+	spans := d.spans[:0]
 	points := 0
-	var bad []int
+	bad := d.bad[:0]
 	for i := range recs {
 		from := len(body)
 		var n int
@@ -141,8 +179,9 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 			d.log.Error().Err(err).Str("stream", recs[i].Stream).Uint64("seq", recs[i].Seq).Msg("outbox record cannot be stored, dropped")
 		}
 		points += n
-		spans[i] = span{from, len(body)}
+		spans = append(spans, span{from, len(body)})
 	}
+	d.body, d.spans, d.bad = body, spans, bad
 	err = d.o.Writer.Write(ctx, body)
 	var rej *RejectedError
 	if errors.As(err, &rej) {
@@ -162,17 +201,76 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 	} else if err != nil {
 		return 0, err
 	}
-	keys := make([]outbox.Key, len(recs))
+	keys := d.keys[:0]
 	for i := range recs {
-		keys[i] = recs[i].Key
+		keys = append(keys, recs[i].Key)
 		d.after[recs[i].Key.Lane] = recs[i].Key.ID
 	}
+	d.keys = keys
+	skipPast()
 	// Not a commit of its own: the releases ride on the next append's
 	// (within a few seconds when none comes). Until then a crash only
 	// writes these points again.
-	d.o.Outbox.ReleaseLater(keys...)
+	d.o.Outbox.ReleaseLaterBy(d.o.Consumer, keys...)
 	d.stored.Add(uint64(len(recs) - len(bad)))
 	d.dead.Add(uint64(len(bad)))
 	d.points.Add(uint64(points))
 	return len(recs), nil
+}
+
+// alloc hands DrainFor room for one payload in the batch's arena. A grown
+// arena leaves the payloads before in the old one, alive while the batch
+// uses them.
+func (d *Direct) alloc(n int) []byte {
+	if len(d.arena)+n > cap(d.arena) {
+		d.arena = make([]byte, 0, max(2*cap(d.arena), n, 64<<10))
+	}
+	l := len(d.arena)
+	d.arena = d.arena[:l+n]
+	return d.arena[l : l+n : l+n]
+}
+
+// keep lets the batch's buffers go to the next batch, unless a backlog
+// made them large; the records' payloads (in the arena) are dropped.
+func (d *Direct) keep() {
+	clear(d.recs)
+	d.recs = d.recs[:0]
+	if cap(d.arena) > maxKeptArena {
+		d.arena = nil
+	}
+	if cap(d.body) > maxKeptArena {
+		d.body = nil
+	}
+	if cap(d.recs) > 4096 {
+		d.recs, d.spans, d.keys, d.bad = nil, nil, nil, nil
+	}
+}
+
+// DrainAll writes until the outbox is empty and returns nil: for an
+// outbox nothing appends to any more, of which Direct is the only
+// consumer. Unwritten records stay when ctx ends.
+func (d *Direct) DrainAll(ctx context.Context) error {
+	if d.o.Consumer != 0 || d.o.Outbox.AppendedTo(1) != nil {
+		return errors.New("drain all: the outbox has another consumer")
+	}
+	for {
+		n, err := d.once(ctx)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if n > 0 {
+			continue
+		}
+		// Commit the releases now rather than within laterMaxAge.
+		if err := d.o.Outbox.Release(ctx); err != nil {
+			return err
+		}
+		if st := d.o.Outbox.Stats(); st.Records[outbox.Alarms]+st.Records[outbox.Readings] > 0 {
+			return fmt.Errorf("drain all: %d records left after every readable one was written", st.Records[outbox.Alarms]+st.Records[outbox.Readings])
+		}
+		return nil
+	}
 }

@@ -480,7 +480,9 @@ func (s *session) fill() error {
 			if room <= 0 || s.drained[lane] {
 				break
 			}
-			recs, err := s.p.o.Outbox.DrainInto(s.recs, lane, s.cursor[lane], room, s.p.recycle.payload)
+			// Consumer 0: a site that also writes InfluxDB itself has
+			// the direct writer as consumer 1 (outbox.Options.Consumers).
+			recs, next, err := s.p.o.Outbox.DrainFor(0, s.recs, lane, s.cursor[lane], room, s.p.recycle.payload)
 			if err != nil {
 				return err
 			}
@@ -490,6 +492,9 @@ func (s *session) fill() error {
 				s.publish(f)
 				s.cursor[lane] = recs[i].Key.ID
 			}
+			// Past what it skipped too: its own released records still
+			// waiting for the other consumer.
+			s.cursor[lane] = max(s.cursor[lane], next)
 			clear(recs) // the flights hold the payloads now
 			s.recs = recs[:0]
 			if len(recs) < room {

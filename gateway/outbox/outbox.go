@@ -44,7 +44,19 @@ type Options struct {
 	Log zerolog.Logger
 	// Now is the clock (nil: time.Now); tests step its wall reading.
 	Now func() time.Time
+	// Consumers is how many consumers read the outbox, each on its own
+	// and at its own pace: 1 (the default) or 2 (a site writing InfluxDB
+	// itself besides publishing over MQTT). A record is deleted when every
+	// consumer released it; until then one consumer's Drain skips what it
+	// released itself. Which consumer released what is kept in memory: a
+	// restart forgets it, and each consumer gets again what it had not
+	// seen deleted (a duplicate, which both consumers' idempotent writes
+	// absorb), never less.
+	Consumers int
 }
+
+// MaxConsumers is the most consumers an outbox serves (Options.Consumers).
+const MaxConsumers = 2
 
 // Drop reports readings dropped by one commit.
 type Drop struct {
@@ -107,7 +119,9 @@ type Outbox struct {
 	reqs     chan *request
 	stop     chan struct{}
 	done     chan struct{}
-	appended chan struct{}
+	appended [MaxConsumers]chan struct{}
+	// consumers is Options.Consumers (1 or 2).
+	consumers int
 	// laterQueued wakes the commit loop when the first deferred release
 	// arrives (ReleaseLater), so that it bounds how long it waits.
 	laterQueued chan struct{}
@@ -132,8 +146,17 @@ type Outbox struct {
 	// never called for items it reported queued).
 	sending sync.RWMutex
 
-	mu      sync.Mutex // guards the fields below (also read by Stats/LastSeq)
-	later   []Key      // ReleaseLater's keys, deleted by the next commit
+	// halfMu guards released: by consumer, the records it released that
+	// another consumer has not (Options.Consumers 2 only). The commit loop
+	// writes it, Drain reads it. Bounded by the records stored: a mark
+	// goes with its record (released by the other consumer, or dropped).
+	halfMu   sync.Mutex
+	released [MaxConsumers]map[Key]struct{}
+
+	mu sync.Mutex // guards the fields below (also read by Stats/LastSeq)
+	// later holds, by consumer, ReleaseLater's keys, deleted by the next
+	// commit.
+	later   [MaxConsumers][]Key
 	closed  bool
 	seqs    map[string]uint64
 	records [2]int
@@ -147,10 +170,14 @@ type Outbox struct {
 type request struct {
 	items   []Item
 	release []Key
-	seqs    []uint64
-	err     error
-	done    chan struct{}
-	then    func([]uint64, error) // AppendAsync's callback
+	// by is the consumer releasing; force deletes whoever released
+	// (corrupt records).
+	by    int
+	force bool
+	seqs  []uint64
+	err   error
+	done  chan struct{}
+	then  func([]uint64, error) // AppendAsync's callback
 }
 
 // Open opens (or creates) the outbox in o.Dir and starts its commit goroutine.
@@ -158,6 +185,12 @@ type request struct {
 func Open(o Options) (*Outbox, error) {
 	if o.Dir == "" {
 		return nil, errors.New("open outbox: no dir")
+	}
+	if o.Consumers == 0 {
+		o.Consumers = 1
+	}
+	if o.Consumers < 1 || o.Consumers > MaxConsumers {
+		return nil, fmt.Errorf("open outbox: %d consumers (want 1 or %d)", o.Consumers, MaxConsumers)
 	}
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
@@ -172,22 +205,28 @@ func Open(o Options) (*Outbox, error) {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
 	ob := &Outbox{
-		db:       db,
-		maxBytes: o.MaxBytes,
-		maxGroup: o.MaxGroup,
-		onDrop:   o.OnDrop,
-		log:      o.Log,
-		reqs:     make(chan *request, 1024),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		appended: make(chan struct{}, 1),
-		seqs:     map[string]uint64{},
-		now:      o.Now,
+		db:        db,
+		maxBytes:  o.MaxBytes,
+		maxGroup:  o.MaxGroup,
+		onDrop:    o.OnDrop,
+		log:       o.Log,
+		reqs:      make(chan *request, 1024),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		seqs:      map[string]uint64{},
+		now:       o.Now,
+		consumers: o.Consumers,
 
 		laterQueued: make(chan struct{}, 1),
 	}
 	if ob.now == nil {
 		ob.now = time.Now
+	}
+	for c := range ob.consumers {
+		ob.appended[c] = make(chan struct{}, 1)
+		if ob.consumers > 1 {
+			ob.released[c] = map[Key]struct{}{}
+		}
 	}
 	if ob.maxGroup <= 0 {
 		ob.maxGroup = 4096
@@ -305,15 +344,31 @@ func (ob *Outbox) AppendAsync(items []Item, then func(seqs []uint64, err error))
 // commits the releases ReleaseLater deferred, so Release() with no keys
 // flushes those.
 func (ob *Outbox) Release(ctx context.Context, keys ...Key) error {
-	if len(keys) == 0 {
+	return ob.release(ctx, &request{release: keys, done: make(chan struct{})})
+}
+
+// ReleaseBy is Release for consumer c (0 is Release's, see
+// Options.Consumers): with two consumers a record is deleted by the
+// second release.
+func (ob *Outbox) ReleaseBy(ctx context.Context, c int, keys ...Key) error {
+	if c < 0 || c >= ob.consumers {
+		return fmt.Errorf("release: no consumer %d", c)
+	}
+	return ob.release(ctx, &request{release: keys, by: c, done: make(chan struct{})})
+}
+
+func (ob *Outbox) release(ctx context.Context, r *request) error {
+	if len(r.release) == 0 {
 		ob.mu.Lock()
-		none := len(ob.later) == 0
+		none := true
+		for c := range ob.later {
+			none = none && len(ob.later[c]) == 0
+		}
 		ob.mu.Unlock()
 		if none {
 			return nil
 		}
 	}
-	r := &request{release: keys, done: make(chan struct{})}
 	if err := ob.submit(ctx, r); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
@@ -326,13 +381,17 @@ func (ob *Outbox) Release(ctx context.Context, keys ...Key) error {
 // within laterMaxAge when no append comes. Until then the records stay on
 // disk, so a crash or a reconnect publishes them again (a duplicate,
 // which the consumers' idempotent writes absorb), never loses one.
-func (ob *Outbox) ReleaseLater(keys ...Key) {
-	if len(keys) == 0 {
+func (ob *Outbox) ReleaseLater(keys ...Key) { ob.ReleaseLaterBy(0, keys...) }
+
+// ReleaseLaterBy is ReleaseLater for consumer c (see ReleaseBy). A
+// consumer the outbox does not have releases nothing.
+func (ob *Outbox) ReleaseLaterBy(c int, keys ...Key) {
+	if len(keys) == 0 || c < 0 || c >= ob.consumers {
 		return
 	}
 	ob.mu.Lock()
-	first := len(ob.later) == 0
-	ob.later = append(ob.later, keys...)
+	first := len(ob.later[0])+len(ob.later[1]) == 0
+	ob.later[c] = append(ob.later[c], keys...)
 	ob.mu.Unlock()
 	if first {
 		select {
@@ -418,13 +477,24 @@ func (ob *Outbox) enqueue(ctx context.Context, r *request) error {
 var enqueueHook func(*Outbox)
 
 // Appended is signalled (without blocking the committer) after every commit
-// that appended records. One consumer only.
-func (ob *Outbox) Appended() <-chan struct{} { return ob.appended }
+// that appended records. Consumer 0's: see AppendedTo.
+func (ob *Outbox) Appended() <-chan struct{} { return ob.appended[0] }
+
+// AppendedTo is Appended for consumer c (nil for a consumer the outbox
+// does not have: it never fires).
+func (ob *Outbox) AppendedTo(c int) <-chan struct{} {
+	if c < 0 || c >= ob.consumers {
+		return nil
+	}
+	return ob.appended[c]
+}
 
 func (ob *Outbox) signal() {
-	select {
-	case ob.appended <- struct{}{}:
-	default:
+	for c := range ob.consumers {
+		select {
+		case ob.appended[c] <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -493,10 +563,12 @@ func (ob *Outbox) commit(group []*request) {
 	ob.mu.Lock()
 	lastSeq := ob.seqs
 	later := ob.later
-	ob.later = nil
+	ob.later = [MaxConsumers][]Key{}
 	ob.mu.Unlock()
-	if len(later) > 0 {
-		group = append(group, &request{release: later})
+	for c := range later {
+		if len(later[c]) > 0 {
+			group = append(group, &request{release: later[c], by: c})
+		}
 	}
 	if idle(group) {
 		return
@@ -513,6 +585,9 @@ func (ob *Outbox) commit(group []*request) {
 		firstID   [2]uint64 // by lane, the first record appended; 0 for none
 		liveBytes [2]int64
 		seqsByReq = make([][]uint64, len(group))
+		// forget are the records this commit deletes whose release marks
+		// (Options.Consumers 2) go with them once it is durable.
+		forget []Key
 	)
 	ob.mu.Lock()
 	liveBytes = ob.bytes
@@ -536,6 +611,12 @@ func (ob *Outbox) commit(group []*request) {
 				b := buckets[k.Lane]
 				kb := keyBytes(k.ID)
 				if v := b.Get(kb); v != nil {
+					if ob.consumers > 1 {
+						if !r.force && !ob.lastRelease(k, r.by) {
+							continue
+						}
+						forget = append(forget, k)
+					}
 					n := int64(len(kb) + len(v))
 					if err := b.Delete(kb); err != nil {
 						return fmt.Errorf("delete %s/%d: %w", k.Lane, k.ID, err)
@@ -607,6 +688,9 @@ func (ob *Outbox) commit(group []*request) {
 					drop.Records++
 					drop.Bytes += n
 					dels = append(dels, append([]byte(nil), k...))
+					if ob.consumers > 1 && len(k) == 8 {
+						forget = append(forget, Key{Lane: Readings, ID: binary.BigEndian.Uint64(k)})
+					}
 				}
 				for _, k := range dels {
 					if err := buckets[Readings].Delete(k); err != nil {
@@ -634,11 +718,14 @@ func (ob *Outbox) commit(group []*request) {
 		err = fmt.Errorf("commit: %w", err)
 		// Rolled back: nothing was dropped, and nothing is reported.
 		drop = Drop{}
-		if len(later) > 0 {
+		if len(later[0])+len(later[1]) > 0 {
 			// Not deleted: the next commit tries again, at the latest
-			// laterMaxAge from now.
+			// laterMaxAge from now. (Release marks this commit added
+			// stay: they are true, and a release is idempotent.)
 			ob.mu.Lock()
-			ob.later = append(later, ob.later...)
+			for c := range later {
+				ob.later[c] = append(later[c], ob.later[c]...)
+			}
 			ob.mu.Unlock()
 			select {
 			case ob.laterQueued <- struct{}{}:
@@ -646,6 +733,15 @@ func (ob *Outbox) commit(group []*request) {
 			}
 		}
 	} else {
+		if len(forget) > 0 {
+			ob.halfMu.Lock()
+			for _, k := range forget {
+				for c := range ob.consumers {
+					delete(ob.released[c], k)
+				}
+			}
+			ob.halfMu.Unlock()
+		}
 		ob.mu.Lock()
 		// In place: every alarm's retained topic is a stream, so copying
 		// the map made each commit O(alarms ever published), the largest
@@ -720,11 +816,41 @@ func idle(group []*request) bool {
 	return true
 }
 
+// lastRelease reports whether consumer by's release of k is the last one
+// (another consumer released it already): the record goes. Otherwise it
+// marks k released by by. The commit loop's, with two consumers.
+func (ob *Outbox) lastRelease(k Key, by int) bool {
+	ob.halfMu.Lock()
+	defer ob.halfMu.Unlock()
+	for c := range ob.consumers {
+		if c == by {
+			continue
+		}
+		if _, ok := ob.released[c][k]; !ok {
+			ob.released[by][k] = struct{}{}
+			return false
+		}
+	}
+	return true
+}
+
 // Drain returns up to max records of lane with a key above after, in commit
 // order (so in sequence order per stream). Corrupt records are skipped,
 // counted and deleted.
 func (ob *Outbox) Drain(lane Lane, after uint64, max int) ([]Record, error) {
 	return ob.DrainInto(nil, lane, after, max, nil)
+}
+
+// DrainFor is DrainInto for consumer c (see Options.Consumers): it skips
+// the records c released that wait for another consumer, and returns as
+// next the last key it read, records skipped included, for c's next call
+// (so that a consumer far ahead of the other does not read its own
+// released records again on every call).
+func (ob *Outbox) DrainFor(c int, dst []Record, lane Lane, after uint64, max int, alloc func(n int) []byte) (recs []Record, next uint64, err error) {
+	if c < 0 || c >= ob.consumers {
+		return nil, after, fmt.Errorf("drain: no consumer %d", c)
+	}
+	return ob.drain(c, dst, lane, after, max, alloc)
 }
 
 // DrainInto is Drain for a consumer that recycles its memory: the records
@@ -734,13 +860,23 @@ func (ob *Outbox) Drain(lane Lane, after uint64, max int) ([]Record, error) {
 // read back was the largest part of the gateway's garbage at a steady load
 // (docs/performance-history.md, item 57).
 func (ob *Outbox) DrainInto(dst []Record, lane Lane, after uint64, max int, alloc func(n int) []byte) ([]Record, error) {
+	recs, _, err := ob.drain(0, dst, lane, after, max, alloc)
+	return recs, err
+}
+
+func (ob *Outbox) drain(by int, dst []Record, lane Lane, after uint64, max int, alloc func(n int) []byte) ([]Record, uint64, error) {
 	if lane > Readings {
-		return nil, fmt.Errorf("drain: unknown lane %d", lane)
+		return nil, after, fmt.Errorf("drain: unknown lane %d", lane)
 	}
 	var (
 		out     = dst[:0]
 		corrupt []Key
+		next    = after
+		mine    map[Key]struct{} // by's released records, when another consumer holds them
 	)
+	if ob.consumers > 1 {
+		mine = ob.released[by]
+	}
 	name := bucketAlarms
 	if lane == Readings {
 		name = bucketReadings
@@ -757,6 +893,16 @@ func (ob *Outbox) DrainInto(dst []Record, lane Lane, after uint64, max int, allo
 		for k, v := c.Seek(keyBytes(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
 			read += len(k) + len(v)
 			id := binary.BigEndian.Uint64(k)
+			next = id
+			if mine != nil {
+				// Locked per look-up, not across bbolt's calls.
+				ob.halfMu.Lock()
+				_, skip := mine[Key{Lane: lane, ID: id}]
+				ob.halfMu.Unlock()
+				if skip {
+					continue
+				}
+			}
 			r, err := decodeRecord(v, alloc)
 			if err != nil {
 				corrupt = append(corrupt, Key{Lane: lane, ID: id})
@@ -769,20 +915,21 @@ func (ob *Outbox) DrainInto(dst []Record, lane Lane, after uint64, max int, allo
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
-			return nil, ErrClosed
+			return nil, after, ErrClosed
 		}
-		return nil, fmt.Errorf("drain %s: %w", lane, err)
+		return nil, after, fmt.Errorf("drain %s: %w", lane, err)
 	}
 	if len(corrupt) > 0 {
 		ob.mu.Lock()
 		ob.corrupt += uint64(len(corrupt))
 		ob.mu.Unlock()
 		ob.log.Error().Int("count", len(corrupt)).Str("lane", lane.String()).Msg("corrupt outbox records skipped")
-		if err := ob.Release(context.Background(), corrupt...); err != nil {
-			return out, fmt.Errorf("drain %s: drop corrupt records: %w", lane, err)
+		// Deleted whoever else reads them: no consumer can use them.
+		if err := ob.release(context.Background(), &request{release: corrupt, force: true, done: make(chan struct{})}); err != nil {
+			return out, next, fmt.Errorf("drain %s: drop corrupt records: %w", lane, err)
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // trimEvery is how many bytes Drain reads between two trimMapping calls.

@@ -1,0 +1,181 @@
+package outbox
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+func openConsumers(t *testing.T, dir string, maxBytes int64, consumers int) *Outbox {
+	t.Helper()
+	ob, err := Open(Options{Dir: dir, MaxBytes: maxBytes, Consumers: consumers, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	return ob
+}
+
+func keys(recs []Record) []Key {
+	out := make([]Key, len(recs))
+	for i, r := range recs {
+		out[i] = r.Key
+	}
+	return out
+}
+
+// With two consumers a record leaves only when both released it, in
+// either order; each consumer's drain skips what it released itself and
+// reports how far it read, and a restart forgets the marks: each consumer
+// gets again what was not deleted.
+func TestTwoConsumersEachReleaseBeforeDelete(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ob := openConsumers(t, dir, 0, 2)
+	_, err := ob.Append(ctx, item(KindReadings, "d"), item(KindReadings, "d"), item(KindReadings, "d"), item(KindEvent, "events"))
+	require.NoError(t, err)
+	for c := range 2 {
+		select {
+		case <-ob.AppendedTo(c):
+		default:
+			t.Fatalf("consumer %d not signalled", c)
+		}
+	}
+
+	recs0, next0, err := ob.DrainFor(0, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#1", "d#2", "d#3"}, payloads(recs0))
+	require.Equal(t, recs0[2].Key.ID, next0)
+
+	// Consumer 0 releases the first two: nothing is deleted yet.
+	require.NoError(t, ob.ReleaseBy(ctx, 0, recs0[0].Key, recs0[1].Key))
+	require.Equal(t, 3, ob.Stats().Records[Readings])
+	// Consumer 0 no longer gets them, and its cursor moves past them.
+	again, next, err := ob.DrainFor(0, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#3"}, payloads(again))
+	require.Equal(t, recs0[2].Key.ID, next)
+	one, next, err := ob.DrainFor(0, nil, Readings, 0, 1, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#3"}, payloads(one), "max counts records returned, not skipped")
+	require.Equal(t, recs0[2].Key.ID, next)
+	// Consumer 1 still gets all three.
+	recs1, _, err := ob.DrainFor(1, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#1", "d#2", "d#3"}, payloads(recs1))
+
+	// Consumer 1 releases the second and third (deferred): the second
+	// goes (both released it), the third waits for consumer 0.
+	ob.ReleaseLaterBy(1, recs1[1].Key, recs1[2].Key)
+	require.NoError(t, ob.Release(ctx)) // commits the deferred releases
+	require.Equal(t, 2, ob.Stats().Records[Readings])
+	r0, _, err := ob.DrainFor(0, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#3"}, payloads(r0))
+	r1, _, err := ob.DrainFor(1, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#1"}, payloads(r1))
+	// A release repeated by the same consumer is not the other's.
+	require.NoError(t, ob.ReleaseBy(ctx, 1, recs1[2].Key))
+	require.Equal(t, 2, ob.Stats().Records[Readings])
+	ob.halfMu.Lock()
+	require.Len(t, ob.released[0], 1, "consumer 0's mark of d#2 went with the record")
+	require.Len(t, ob.released[1], 1)
+	ob.halfMu.Unlock()
+
+	// The alarm lane too, and Release (consumer 0's) counts as consumer 0.
+	al, _, err := ob.DrainFor(1, nil, Alarms, 0, 10, nil)
+	require.NoError(t, err)
+	require.Len(t, al, 1)
+	require.NoError(t, ob.ReleaseBy(ctx, 1, al[0].Key))
+	require.Equal(t, 1, ob.Stats().Records[Alarms])
+	require.NoError(t, ob.Release(ctx, al[0].Key))
+	require.Zero(t, ob.Stats().Records[Alarms])
+
+	// A restart forgets who released what: both get d#1 and d#3 again.
+	require.NoError(t, ob.Close())
+	ob = openConsumers(t, dir, 0, 2)
+	defer ob.Close()
+	for c := range 2 {
+		r, _, err := ob.DrainFor(c, nil, Readings, 0, 10, nil)
+		require.NoError(t, err)
+		require.Equal(t, []string{"d#1", "d#3"}, payloads(r), "consumer %d after a restart", c)
+	}
+	_, _, err = ob.DrainFor(2, nil, Readings, 0, 10, nil)
+	require.Error(t, err)
+	require.Error(t, ob.ReleaseBy(ctx, 2, Key{Lane: Readings, ID: 1}))
+	require.Nil(t, ob.AppendedTo(2))
+}
+
+// One consumer (the default) deletes at the first release, as before.
+func TestOneConsumerDeletesAtRelease(t *testing.T) {
+	ob := openConsumers(t, t.TempDir(), 0, 0)
+	defer ob.Close()
+	ctx := context.Background()
+	_, err := ob.Append(ctx, item(KindReadings, "d"))
+	require.NoError(t, err)
+	recs, err := ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.NoError(t, ob.Release(ctx, keys(recs)...))
+	require.Zero(t, ob.Stats().Records[Readings])
+	require.Nil(t, ob.AppendedTo(1))
+	_, err = Open(Options{Dir: t.TempDir(), Consumers: 3})
+	require.ErrorContains(t, err, "3 consumers")
+}
+
+// Readings dropped at max_bytes take their release marks with them: the
+// marks are bounded by the records stored.
+func TestDroppedRecordsTakeTheirMarks(t *testing.T) {
+	ob := openConsumers(t, t.TempDir(), 600, 2)
+	defer ob.Close()
+	ctx := context.Background()
+	for range 5 {
+		_, err := ob.Append(ctx, item(KindReadings, "device-with-a-long-name"))
+		require.NoError(t, err)
+	}
+	recs, _, err := ob.DrainFor(0, nil, Readings, 0, 100, nil)
+	require.NoError(t, err)
+	require.NoError(t, ob.ReleaseBy(ctx, 0, keys(recs)...))
+	ob.halfMu.Lock()
+	marked := len(ob.released[0])
+	ob.halfMu.Unlock()
+	require.Equal(t, len(recs), marked)
+	// Consumer 1 never comes: the bound drops the oldest, marks and all.
+	for range 200 {
+		_, err := ob.Append(ctx, item(KindReadings, "device-with-a-long-name"))
+		require.NoError(t, err)
+	}
+	require.NotZero(t, ob.Stats().DroppedRecords)
+	ob.halfMu.Lock()
+	defer ob.halfMu.Unlock()
+	for k := range ob.released[0] {
+		t.Errorf("mark of dropped record %v kept", k)
+	}
+}
+
+// A corrupt record is deleted whoever released it: no consumer can use it.
+func TestCorruptRecordLeavesWithTwoConsumers(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ob := openConsumers(t, dir, 0, 2)
+	_, err := ob.Append(ctx, item(KindReadings, "d"), item(KindReadings, "d"))
+	require.NoError(t, err)
+	require.NoError(t, ob.Close())
+	db, err := bolt.Open(dir+"/outbox.db", 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReadings).Put(keyBytes(1), []byte("garbage that is long enough"))
+	}))
+	require.NoError(t, db.Close())
+
+	ob = openConsumers(t, dir, 0, 2)
+	defer ob.Close()
+	recs, next, err := ob.DrainFor(1, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#2"}, payloads(recs))
+	require.Equal(t, uint64(2), next)
+	require.Equal(t, 1, ob.Stats().Records[Readings], "the corrupt record is gone")
+	r0, _, err := ob.DrainFor(0, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d#2"}, payloads(r0))
+}
