@@ -78,7 +78,9 @@ func NewDirect(o DirectOptions) (*Direct, error) {
 	if o.BatchRecords <= 0 {
 		o.BatchRecords = 500
 	}
-	return &Direct{o: o, log: o.Log.With().Str("component", "influxdb_direct").Str("site", o.Site).Logger()}, nil
+	d := &Direct{o: o, log: o.Log.With().Str("component", "influxdb_direct").Str("site", o.Site).Logger()}
+	d.dec.SkipValues = true // values are written as texts (appendReadingLines)
+	return d, nil
 }
 
 // Stats returns the counters.

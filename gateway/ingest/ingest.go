@@ -436,7 +436,9 @@ var errAckFailed = errors.New("ingest stopped")
 const earlyCut = 32
 
 func (in *Ingest) batcher(ctx context.Context, q *queue, free *freeBatches, writes, order chan *batch) error {
-	var dec mqtt.ReadingsDecoder
+	// Values go into line protocol as the payload wrote them
+	// (appendReadingLines): never parsed when they need not be.
+	dec := mqtt.ReadingsDecoder{SkipValues: true}
 	var r mqtt.Readings
 	var taken []paho.Message // taken from the queue; next is the first not yet added
 	next := 0

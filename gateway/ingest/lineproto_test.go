@@ -44,7 +44,7 @@ func TestValueTextsStoreTheSameFloats(t *testing.T) {
 	readings = append(readings, `{"sensor":"null","kind":"methane","value":null,"unit":"%vol","quality":"bad"}`)
 	payload := `{"site":"lp","device":"text","seq":3,"ts":"2026-01-01T00:00:00Z","readings":[` + strings.Join(readings, ",") + `]}`
 
-	var dec mqtt.ReadingsDecoder
+	dec := mqtt.ReadingsDecoder{SkipValues: true} // as the batcher's
 	var r mqtt.Readings
 	bt := newBatch()
 	in.add(bt, &dec, &r, &fakeMessage{topic: "canary/v1/lp/readings/text", payload: []byte(payload)})

@@ -18,13 +18,32 @@ func requireSameDecode(t testing.TB, d *ReadingsDecoder, reuse *Readings, b []by
 	t.Helper()
 	want, wantErr := decodeReadingsJSON(b)
 	got, err := DecodeReadings(b)
+	// SkipValues accepts and rejects the same, and its texts carry the
+	// values it left unparsed.
+	skip := ReadingsDecoder{SkipValues: true}
+	var skipped Readings
+	skipErr := skip.Decode(b, &skipped)
 	if wantErr != nil {
 		require.EqualError(t, err, wantErr.Error(), "payload %q", b)
 		require.EqualError(t, d.Decode(b, reuse), wantErr.Error(), "payload %q (decoder)", b)
+		require.EqualError(t, skipErr, wantErr.Error(), "payload %q (decoder skipping values)", b)
 		// A later payload must not see what the failed one left behind.
 		*reuse = Readings{Readings: reuse.Readings[:0]}
 		return
 	}
+	require.NoError(t, skipErr, "payload %q (decoder skipping values)", b)
+	require.Len(t, skipped.Readings, len(want.Readings), "payload %q (decoder skipping values)", b)
+	if texts := skip.ValueTexts(); texts != nil {
+		for i := range skipped.Readings {
+			if texts[i] != nil {
+				f, err := strconv.ParseFloat(string(texts[i]), 64)
+				require.NoError(t, err, "payload %q reading %d text %q", b, i, texts[i])
+				require.Equal(t, math.Float64bits(want.Readings[i].Value), math.Float64bits(f), "payload %q reading %d text %q (skipping values)", b, i, texts[i])
+				skipped.Readings[i].Value = want.Readings[i].Value // the only field it may leave out
+			}
+		}
+	}
+	requireSameReadings(t, want, skipped, b)
 	require.NoError(t, err, "payload %q", b)
 	requireSameReadings(t, want, got, b)
 	require.NoError(t, d.Decode(b, reuse), "payload %q (decoder)", b)
@@ -131,6 +150,10 @@ var decodeCases = []string{
 	`{"site":"s","device":"d","seq":1,"ts":"2026-01-01T00:00:00Z","other":1}`,
 	`{}`, `[]`, `null`, `""`, `1`, ``, ` `, `{`, `{"site"`, `{"site":`, `{"site":"s"`, `{"site":"s",}`,
 	"\xef\xbb\xbf" + okHead + `]}`, // a byte order mark
+	okHead + `{"sensor":"a","value":1` + strings.Repeat("0", 320) + `,"quality":"good"}]}`, // out of range without an exponent
+	okHead + `{"sensor":"a","value":1` + strings.Repeat("0", 299) + `,"quality":"good"}]}`, // 1e299 written out
+	okHead + `{"sensor":"a","value":1e999,"quality":"good"}]}`,
+	okHead + `{"sensor":"a","value":-0.000000000000000000000000000000000000000000000000001,"quality":"good"}]}`,
 }
 
 func TestReadingsDecoderMatchesEncodingJSON(t *testing.T) {
@@ -264,6 +287,22 @@ func BenchmarkReadingsDecoder(b *testing.B) {
 	m := benchBatch()
 	p := AppendReadings(nil, &m)
 	var d ReadingsDecoder
+	var got Readings
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Decode(p, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(m.Readings)*b.N)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// BenchmarkReadingsDecoderSkipValues is the ingest's decode: values as
+// texts only.
+func BenchmarkReadingsDecoderSkipValues(b *testing.B) {
+	m := benchBatch()
+	p := AppendReadings(nil, &m)
+	d := ReadingsDecoder{SkipValues: true}
 	var got Readings
 	b.ReportAllocs()
 	for b.Loop() {
