@@ -399,7 +399,8 @@ func (g *Gateway) openDirect() error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: g.ob, Consumer: 1, Writer: w, Site: g.site.Site, Log: g.o.Log}) // it adds its own site field
+	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: g.ob, Consumer: 1, Writer: w, Site: g.site.Site,
+		BatchPoints: g.site.InfluxDB.BatchPoints, BatchWait: g.site.InfluxDB.BatchWait, Log: g.o.Log}) // it adds its own site field
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -26,7 +27,15 @@ type DirectOptions struct {
 	Site string
 	// BatchRecords bounds the records per write (default 500).
 	BatchRecords int
-	Log          zerolog.Logger
+	// BatchPoints bounds the points per write (the site's
+	// influxdb.batch_points; 0: no bound but BatchRecords). A record is
+	// never split: a write ends with the record that reaches it.
+	BatchPoints int
+	// BatchWait is how long the writer waits, once records arrive, for
+	// more to share the write (the site's influxdb.batch_wait). Alarms
+	// reach the control room over MQTT, never waiting for this.
+	BatchWait time.Duration
+	Log       zerolog.Logger
 }
 
 // Direct drains a gateway's outbox straight into InfluxDB, with the same
@@ -35,7 +44,7 @@ type DirectOptions struct {
 type Direct struct {
 	o                    DirectOptions
 	log                  zerolog.Logger
-	stored, points, dead atomic.Uint64
+	stored, points, dead, writes atomic.Uint64
 	// after is, by lane, the last record written: its release rides on the
 	// outbox's next commit (ReleaseLater), so the next batch starts after
 	// it instead of reading it again. A restart reads from the start: what
@@ -65,6 +74,7 @@ type DirectStats struct {
 	Records uint64 // records stored and released
 	Points  uint64
 	Dropped uint64 // records InfluxDB refused or that could not be decoded (logged)
+	Writes  uint64 // write requests that stored a batch
 }
 
 // NewDirect checks the options.
@@ -85,7 +95,7 @@ func NewDirect(o DirectOptions) (*Direct, error) {
 
 // Stats returns the counters.
 func (d *Direct) Stats() DirectStats {
-	return DirectStats{Records: d.stored.Load(), Points: d.points.Load(), Dropped: d.dead.Load()}
+	return DirectStats{Records: d.stored.Load(), Points: d.points.Load(), Dropped: d.dead.Load(), Writes: d.writes.Load()}
 }
 
 // Run writes until ctx ends. Unwritten records stay in the outbox.
@@ -105,6 +115,15 @@ func (d *Direct) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-d.o.Outbox.AppendedTo(d.o.Consumer):
+		}
+		if d.o.BatchWait > 0 {
+			t := time.NewTimer(d.o.BatchWait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
 		}
 	}
 }
@@ -171,7 +190,14 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 	spans := d.spans[:0]
 	points := 0
 	bad := d.bad[:0]
+	whole := true // every record read is in this write
 	for i := range recs {
+		if d.o.BatchPoints > 0 && points >= d.o.BatchPoints {
+			// The rest waits for the next write, read again from
+			// after the last record written.
+			recs, whole = recs[:i], false
+			break
+		}
 		from := len(body)
 		var n int
 		body, n, err = d.recordLines(body, &recs[i])
@@ -209,11 +235,14 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 		d.after[recs[i].Key.Lane] = recs[i].Key.ID
 	}
 	d.keys = keys
-	skipPast()
+	if whole {
+		skipPast()
+	}
 	// Not a commit of its own: the releases ride on the next append's
 	// (within a few seconds when none comes). Until then a crash only
 	// writes these points again.
 	d.o.Outbox.ReleaseLaterBy(d.o.Consumer, keys...)
+	d.writes.Add(1)
 	d.stored.Add(uint64(len(recs) - len(bad)))
 	d.dead.Add(uint64(len(bad)))
 	d.points.Add(uint64(points))

@@ -37,3 +37,27 @@ func TestDirectWriterSurvivesInfluxKill(t *testing.T) {
 	// the outbox's next commit is not read again meanwhile.
 	require.Equal(t, uint64(3*350), d.Stats().Records)
 }
+
+// batch_points bounds a direct write (a record is never split) and
+// batch_wait gathers what arrives meanwhile: every record is written
+// once, in writes of at most three 3-point records.
+func TestDirectWriterHonoursBatchPointsAndWait(t *testing.T) {
+	r := newRig(t, testenv.MosquittoOptions{})
+	r.openOutbox(0, nil)
+	d, err := NewDirect(DirectOptions{Outbox: r.ob, Writer: r.writer(), Site: r.site, Log: r.log,
+		BatchPoints: 7, BatchWait: 30 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	r.produce(4, 30)
+	r.waitStored(30 * time.Second)
+	eventually(t, 10*time.Second, func() bool { return d.Stats().Records == 4*30 }, "every record stored")
+	require.Equal(t, uint64(4*30), d.Stats().Records, "each record written once")
+	require.Equal(t, uint64(4*30*3), d.Stats().Points)
+	require.GreaterOrEqual(t, d.Stats().Writes, uint64(4*30/3), "at most three records a write")
+}
