@@ -42,8 +42,8 @@ type DirectOptions struct {
 // guarantee as the MQTT path: a record leaves the outbox only after
 // InfluxDB accepted it. Alarms go first.
 type Direct struct {
-	o                    DirectOptions
-	log                  zerolog.Logger
+	o                            DirectOptions
+	log                          zerolog.Logger
 	stored, points, dead, writes atomic.Uint64
 	// after is, by lane, the last record written: its release rides on the
 	// outbox's next commit (ReleaseLater), so the next batch starts after
