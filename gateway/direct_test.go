@@ -34,13 +34,7 @@ func TestGatewayWritesInfluxDBDirectly(t *testing.T) {
 	require.NoError(t, sim.Hold("face-gas", "ch4", 1.2))
 	eventually(t, "high on MQTT", 10*time.Second, func() bool { return stateOf(w.alarm("face-gas.ch4.high")) == "unacknowledged" })
 
-	count := func(q string) int {
-		r, err := influx.Query(q)
-		if err != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
-			return 0
-		}
-		return len(r.Results[0].Series[0].Values)
-	}
+	count := func(q string) int { return influxRows(influx, q) }
 	eventually(t, "readings in InfluxDB", 20*time.Second, func() bool {
 		return count(`SELECT value, seq FROM reading WHERE site='e2e' AND device='face-gas' AND sensor='ch4'`) >= 3
 	})
@@ -97,13 +91,7 @@ func TestOlderInfluxDBQueueIsWrittenOut(t *testing.T) {
 	site := loadYAML(t, "site.yaml", text)
 	startGateway(t, site)
 
-	count := func(q string) int {
-		r, err := influx.Query(q)
-		if err != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
-			return 0
-		}
-		return len(r.Results[0].Series[0].Values)
-	}
+	count := func(q string) int { return influxRows(influx, q) }
 	eventually(t, "the older queue's readings in InfluxDB", 20*time.Second, func() bool {
 		return count(`SELECT value, seq FROM reading WHERE site='e2e' AND device='old-dev'`) == left
 	})
@@ -115,4 +103,13 @@ func TestOlderInfluxDBQueueIsWrittenOut(t *testing.T) {
 	eventually(t, "live readings in InfluxDB", 20*time.Second, func() bool {
 		return count(`SELECT value FROM reading WHERE site='e2e' AND device='face-gas'`) >= 2
 	})
+}
+
+// influxRows is how many rows q returns (0 on an error or none).
+func influxRows(influx *testenv.Influx, q string) int {
+	r, err := influx.Query(q)
+	if err != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
+		return 0
+	}
+	return len(r.Results[0].Series[0].Values)
 }

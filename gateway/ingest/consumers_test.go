@@ -86,15 +86,7 @@ func TestPublisherAndDirectWriterShareTheOutbox(t *testing.T) {
 	r.ob = ob
 	w := watchReadings(t, r.mosq.URL)
 	r.startPublisher("puback")
-	d, err := NewDirect(DirectOptions{Outbox: r.ob, Consumer: 1, Writer: r.writer(), Site: r.site, Log: r.log})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	d := r.runDirect(DirectOptions{Consumer: 1})
 	records := func() int { st := r.ob.Stats(); return st.Records[0] + st.Records[1] }
 	onMQTT := func(msg string) int {
 		var msgs int

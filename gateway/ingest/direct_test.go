@@ -15,15 +15,7 @@ import (
 func TestDirectWriterSurvivesInfluxKill(t *testing.T) {
 	r := newRig(t, testenv.MosquittoOptions{})
 	r.openOutbox(0, nil)
-	d, err := NewDirect(DirectOptions{Outbox: r.ob, Writer: r.writer(), Site: r.site, Log: r.log})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	d := r.runDirect(DirectOptions{})
 	r.produce(3, 100)
 	eventually(t, 20*time.Second, func() bool { return d.Stats().Records > 0 }, "first records stored")
 	r.influx.Kill()
@@ -44,20 +36,28 @@ func TestDirectWriterSurvivesInfluxKill(t *testing.T) {
 func TestDirectWriterHonoursBatchPointsAndWait(t *testing.T) {
 	r := newRig(t, testenv.MosquittoOptions{})
 	r.openOutbox(0, nil)
-	d, err := NewDirect(DirectOptions{Outbox: r.ob, Writer: r.writer(), Site: r.site, Log: r.log,
-		BatchPoints: 7, BatchWait: 30 * time.Millisecond})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	d := r.runDirect(DirectOptions{BatchPoints: 7, BatchWait: 30 * time.Millisecond})
 	r.produce(4, 30)
 	r.waitStored(30 * time.Second)
 	eventually(t, 10*time.Second, func() bool { return d.Stats().Records == 4*30 }, "every record stored")
 	require.Equal(t, uint64(4*30), d.Stats().Records, "each record written once")
 	require.Equal(t, uint64(4*30*3), d.Stats().Points)
 	require.GreaterOrEqual(t, d.Stats().Writes, uint64(4*30/3), "at most three records a write")
+}
+
+// runDirect runs a direct writer on the rig's outbox (o's Outbox, Writer,
+// Site and Log are the rig's) until the test ends.
+func (r *rig) runDirect(o DirectOptions) *Direct {
+	r.t.Helper()
+	o.Outbox, o.Writer, o.Site, o.Log = r.ob, r.writer(), r.site, r.log
+	d, err := NewDirect(o)
+	require.NoError(r.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	r.t.Cleanup(func() {
+		cancel()
+		require.NoError(r.t, <-done)
+	})
+	return d
 }

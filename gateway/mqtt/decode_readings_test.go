@@ -283,26 +283,16 @@ func BenchmarkDecodeReadingsJSON(b *testing.B) {
 	b.ReportMetric(float64(len(m.Readings)*b.N)/b.Elapsed().Seconds(), "readings/s")
 }
 
-func BenchmarkReadingsDecoder(b *testing.B) {
-	m := benchBatch()
-	p := AppendReadings(nil, &m)
-	var d ReadingsDecoder
-	var got Readings
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := d.Decode(p, &got); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(len(m.Readings)*b.N)/b.Elapsed().Seconds(), "readings/s")
-}
+func BenchmarkReadingsDecoder(b *testing.B) { benchReadingsDecoder(b, false) }
 
 // BenchmarkReadingsDecoderSkipValues is the ingest's decode: values as
 // texts only.
-func BenchmarkReadingsDecoderSkipValues(b *testing.B) {
+func BenchmarkReadingsDecoderSkipValues(b *testing.B) { benchReadingsDecoder(b, true) }
+
+func benchReadingsDecoder(b *testing.B, skip bool) {
 	m := benchBatch()
 	p := AppendReadings(nil, &m)
-	d := ReadingsDecoder{SkipValues: true}
+	d := ReadingsDecoder{SkipValues: skip}
 	var got Readings
 	b.ReportAllocs()
 	for b.Loop() {
