@@ -291,7 +291,7 @@ func New(o Options) (*Gateway, error) {
 	g.statePath = filepath.Join(s.Outbox.Dir, "alarm-state.json")
 	if s.InfluxDB != nil {
 		if err := g.openDirect(); err != nil {
-			_ = ob.Close()
+			_ = g.Close() // the outbox, and an older InfluxDB queue if one was opened
 			return nil, err
 		}
 	}
@@ -304,7 +304,7 @@ func New(o Options) (*Gateway, error) {
 	polls, err := modbus.NewGroup(devs, modbus.Options{Logger: &plog, Sink: g.sink, Polling: &g.polling, Lateness: &g.lateness,
 		Readings: g.polled})
 	if err != nil {
-		_ = ob.Close()
+		_ = g.Close() // the outbox, and an older InfluxDB queue if one was opened
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.polls = polls
@@ -317,7 +317,7 @@ func New(o Options) (*Gateway, error) {
 		Commands:  g.mqttCommand,
 	})
 	if err != nil {
-		_ = ob.Close()
+		_ = g.Close() // the outbox, and an older InfluxDB queue if one was opened
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.pub = pub
@@ -326,7 +326,7 @@ func New(o Options) (*Gateway, error) {
 	if !o.NoHTTP {
 		users, err := httpapi.LoadUsers(s.HTTP)
 		if err != nil {
-			_ = ob.Close()
+			_ = g.Close() // the outbox, and an older InfluxDB queue if one was opened
 			return nil, fmt.Errorf("gateway: http users: %w", err)
 		}
 		g.view.users = users
@@ -345,7 +345,7 @@ func New(o Options) (*Gateway, error) {
 			Site:   s.Site, SiteName: s.Name,
 		})
 		if err != nil {
-			_ = ob.Close()
+			_ = g.Close() // the outbox, and an older InfluxDB queue if one was opened
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		g.http = srv

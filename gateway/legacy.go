@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -26,7 +27,9 @@ type legacyQueue struct {
 }
 
 // openLegacyQueue opens dir's queue when it exists and holds records; an
-// empty one is removed at once, and none is nil.
+// empty one is removed at once, and none is nil. One that cannot be
+// opened (damaged, or locked by another process) is moved aside and
+// logged: the gateway's own work does not wait on an upgrade's leftovers.
 func openLegacyQueue(dir string, w *ingest.Writer, site string, log zerolog.Logger) (*legacyQueue, error) {
 	if _, err := os.Stat(filepath.Join(dir, "outbox.db")); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -34,7 +37,12 @@ func openLegacyQueue(dir string, w *ingest.Writer, site string, log zerolog.Logg
 	l := log.With().Str("site", site).Str("outbox", "influxdb (before 2026-12-01)").Logger()
 	ob, err := outbox.Open(outbox.Options{Dir: dir, Log: l})
 	if err != nil {
-		return nil, fmt.Errorf("influxdb outbox of an older gateway: %w", err)
+		aside := fmt.Sprintf("%s.unread-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(dir, aside); rerr != nil {
+			return nil, fmt.Errorf("influxdb outbox of an older gateway: %w (and moving it aside: %v)", err, rerr)
+		}
+		l.Error().Err(err).Str("moved_to", aside).Msg("the InfluxDB queue an older gateway left cannot be opened; moved aside, its records not written")
+		return nil, nil
 	}
 	st := ob.Stats()
 	if st.Records[outbox.Alarms]+st.Records[outbox.Readings] == 0 {
@@ -56,17 +64,24 @@ func openLegacyQueue(dir string, w *ingest.Writer, site string, log zerolog.Logg
 	return &legacyQueue{dir: dir, ob: ob, d: d, log: l}, nil
 }
 
-// run writes the queue out and removes it; when ctx ends first, what is
-// left stays for the next start.
+// run writes the queue out and removes it; when ctx ends first, or when
+// records are left that cannot be written, the queue stays for the next
+// start (logged). Nothing here stops the gateway.
 func (q *legacyQueue) run(ctx context.Context) error {
 	if err := q.d.DrainAll(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
+		if ctx.Err() == nil {
+			q.log.Error().Err(err).Msg("influxdb outbox of an older gateway not written out; kept for the next start")
 		}
-		return fmt.Errorf("influxdb outbox of an older gateway: %w", err)
+		return nil
+	}
+	st := q.ob.Stats()
+	if left := st.Records[outbox.Alarms] + st.Records[outbox.Readings]; left > 0 {
+		q.log.Error().Int("records", left).Msg("influxdb outbox of an older gateway: records left that cannot be written; kept for the next start")
+		return nil
 	}
 	if err := q.ob.Close(); err != nil {
-		return fmt.Errorf("influxdb outbox of an older gateway: %w", err)
+		q.log.Error().Err(err).Msg("influxdb outbox of an older gateway written out, not closed")
+		return nil
 	}
 	if err := os.RemoveAll(q.dir); err != nil {
 		q.log.Error().Err(err).Msg("influxdb outbox of an older gateway written out, not removed")

@@ -2,7 +2,9 @@ package outbox
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -178,4 +180,89 @@ func TestCorruptRecordLeavesWithTwoConsumers(t *testing.T) {
 	r0, _, err := ob.DrainFor(0, nil, Readings, 0, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"d#2"}, payloads(r0))
+}
+
+// The age of the oldest record counts every record waiting, for either
+// consumer: a backlog only InfluxDB's writer has not released is as old
+// as it is (it read 0 s while 300 000 records waited, and read them all).
+func TestOldestAgeCountsEitherConsumersBacklog(t *testing.T) {
+	base := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) // no monotonic reading: ages by this clock
+	var off atomic.Int64
+	ob, err := Open(Options{Dir: t.TempDir(), Consumers: 2, Log: zerolog.Nop(), Now: func() time.Time { return base.Add(time.Duration(off.Load())) }})
+	require.NoError(t, err)
+	defer ob.Close()
+	ctx := context.Background()
+	_, err = ob.Append(ctx, item(KindReadings, "d"), item(KindReadings, "d"))
+	require.NoError(t, err)
+	off.Store(int64(10 * time.Second))
+	recs, _, err := ob.DrainFor(0, nil, Readings, 0, 10, nil)
+	require.NoError(t, err)
+	require.NoError(t, ob.ReleaseBy(ctx, 0, keys(recs)...))
+	age, err := ob.OldestAge(Readings)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, age, 9*time.Second, "the records wait for consumer 1")
+	all, err := ob.Drain(Readings, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 2, "Drain sees every stored record")
+}
+
+// Release with no keys is a barrier: when it returns, a release deferred
+// before the call is on disk, even when a commit under way had already
+// taken it (it returned at once, while that commit was in its
+// transaction).
+func TestReleaseWithNoKeysWaitsForTheCommitUnderWay(t *testing.T) {
+	ob := openConsumers(t, t.TempDir(), 0, 2)
+	defer ob.Close()
+	ctx := context.Background()
+	for i := range 100 {
+		_, err := ob.Append(ctx, item(KindReadings, "d"))
+		require.NoError(t, err)
+		recs, _, err := ob.DrainFor(1, nil, Readings, 0, 1, nil)
+		require.NoError(t, err)
+		require.Len(t, recs, 1)
+		require.NoError(t, ob.ReleaseBy(ctx, 0, recs[0].Key))
+		ob.ReleaseLaterBy(1, recs[0].Key)
+		// A commit that takes the deferred release with it; Release is
+		// called once it has (it is then in its transaction, or done).
+		require.NoError(t, ob.AppendAsync([]Item{item(KindEvent, "events")}, func([]uint64, error) {}))
+		for taken := false; !taken; {
+			ob.mu.Lock()
+			taken = len(ob.later[1]) == 0
+			ob.mu.Unlock()
+		}
+		require.NoError(t, ob.Release(ctx))
+		left, err := ob.Drain(Readings, 0, 10)
+		require.NoError(t, err)
+		require.Empty(t, left, "round %d: the released record is still stored when Release returned", i)
+	}
+}
+
+// A consumer's map of marks that emptied after a long outage is made anew
+// (Go's maps keep their peak size).
+func TestReleaseMarksGiveBackTheirMemory(t *testing.T) {
+	ob := openConsumers(t, t.TempDir(), 0, 2)
+	defer ob.Close()
+	ctx := context.Background()
+	items := make([]Item, marksKept+10)
+	for i := range items {
+		items[i] = item(KindReadings, "d")
+	}
+	_, err := ob.Append(ctx, items...)
+	require.NoError(t, err)
+	recs, _, err := ob.DrainFor(0, nil, Readings, 0, len(items), nil)
+	require.NoError(t, err)
+	require.NoError(t, ob.ReleaseBy(ctx, 0, keys(recs)...))
+	ob.halfMu.Lock()
+	require.Len(t, ob.released[0], len(items))
+	before := ob.released[0]
+	ob.halfMu.Unlock()
+	require.NoError(t, ob.ReleaseBy(ctx, 1, keys(recs)...))
+	require.Zero(t, ob.Stats().Records[Readings])
+	ob.halfMu.Lock()
+	defer ob.halfMu.Unlock()
+	require.Empty(t, ob.released[0])
+	require.Zero(t, ob.marksPeak[0])
+	// A new map, not the emptied one.
+	before[Key{Lane: Readings, ID: 1}] = struct{}{}
+	require.Empty(t, ob.released[0])
 }

@@ -150,8 +150,9 @@ type Outbox struct {
 	// another consumer has not (Options.Consumers 2 only). The commit loop
 	// writes it, Drain reads it. Bounded by the records stored: a mark
 	// goes with its record (released by the other consumer, or dropped).
-	halfMu   sync.Mutex
-	released [MaxConsumers]map[Key]struct{}
+	halfMu    sync.Mutex
+	released  [MaxConsumers]map[Key]struct{}
+	marksPeak [MaxConsumers]int // the most marks released[c] held since it was made
 
 	mu sync.Mutex // guards the fields below (also read by Stats/LastSeq)
 	// later holds, by consumer, ReleaseLater's keys, deleted by the next
@@ -357,18 +358,12 @@ func (ob *Outbox) ReleaseBy(ctx context.Context, c int, keys ...Key) error {
 	return ob.release(ctx, &request{release: keys, by: c, done: make(chan struct{})})
 }
 
+// release submits r and waits for its commit. With no keys it is still
+// queued, behind any commit under way, so that when it returns every
+// release made before the call is on disk (a commit that has already taken
+// the deferred ones may be in its transaction); the commit loop answers
+// it without a transaction when there is nothing to write.
 func (ob *Outbox) release(ctx context.Context, r *request) error {
-	if len(r.release) == 0 {
-		ob.mu.Lock()
-		none := true
-		for c := range ob.later {
-			none = none && len(ob.later[c]) == 0
-		}
-		ob.mu.Unlock()
-		if none {
-			return nil
-		}
-	}
 	if err := ob.submit(ctx, r); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
@@ -573,6 +568,19 @@ func (ob *Outbox) commit(group []*request) {
 	if idle(group) {
 		return
 	}
+	if nothingToWrite(group) {
+		// Only waiters (Release with nothing deferred): answered in queue
+		// order, after every commit before them, without an fsync.
+		for _, r := range group {
+			if r.then != nil {
+				r.then(nil, nil)
+			}
+			if r.done != nil {
+				close(r.done)
+			}
+		}
+		return
+	}
 	newSeqs := map[string]uint64{}
 	var (
 		recDelta  [2]int
@@ -734,13 +742,7 @@ func (ob *Outbox) commit(group []*request) {
 		}
 	} else {
 		if len(forget) > 0 {
-			ob.halfMu.Lock()
-			for _, k := range forget {
-				for c := range ob.consumers {
-					delete(ob.released[c], k)
-				}
-			}
-			ob.halfMu.Unlock()
+			ob.forgetMarks(forget)
 		}
 		ob.mu.Lock()
 		// In place: every alarm's retained topic is a stream, so copying
@@ -806,6 +808,16 @@ func (ob *Outbox) OldestAge(l Lane) (time.Duration, error) {
 	return ob.ages[l].laneAge(now, recs[0].Key.ID, recs[0].At), nil
 }
 
+// nothingToWrite reports whether a group has no item and no release.
+func nothingToWrite(group []*request) bool {
+	for _, r := range group {
+		if len(r.items) > 0 || len(r.release) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // idle reports whether a group has nothing to commit and nobody waiting.
 func idle(group []*request) bool {
 	for _, r := range group {
@@ -819,20 +831,45 @@ func idle(group []*request) bool {
 // lastRelease reports whether consumer by's release of k is the last one
 // (another consumer released it already): the record goes. Otherwise it
 // marks k released by by. The commit loop's, with two consumers.
+//
+// The mark is set in either case: if the transaction that deletes the
+// record rolls back, the record stays and so does every consumer's mark,
+// and the next release of it deletes it. The marks go with the record
+// once its deletion is committed (forgetMarks).
 func (ob *Outbox) lastRelease(k Key, by int) bool {
 	ob.halfMu.Lock()
 	defer ob.halfMu.Unlock()
+	ob.released[by][k] = struct{}{}
+	ob.marksPeak[by] = max(ob.marksPeak[by], len(ob.released[by]))
 	for c := range ob.consumers {
-		if c == by {
-			continue
-		}
 		if _, ok := ob.released[c][k]; !ok {
-			ob.released[by][k] = struct{}{}
 			return false
 		}
 	}
 	return true
 }
+
+// forgetMarks drops the release marks of deleted records. A map that
+// empties after holding many marks (a long outage of one uplink) is made
+// anew: Go's maps do not shrink, and two million marks kept about 100 MB.
+func (ob *Outbox) forgetMarks(keys []Key) {
+	ob.halfMu.Lock()
+	defer ob.halfMu.Unlock()
+	for _, k := range keys {
+		for c := range ob.consumers {
+			delete(ob.released[c], k)
+		}
+	}
+	for c := range ob.consumers {
+		if len(ob.released[c]) == 0 && ob.marksPeak[c] > marksKept {
+			ob.released[c], ob.marksPeak[c] = map[Key]struct{}{}, 0
+		}
+	}
+}
+
+// marksKept is how many release marks a consumer's emptied map may have
+// held and still be kept.
+const marksKept = 4096
 
 // Drain returns up to max records of lane with a key above after, in commit
 // order (so in sequence order per stream). Corrupt records are skipped,
@@ -859,8 +896,12 @@ func (ob *Outbox) DrainFor(c int, dst []Record, lane Lane, after uint64, max int
 // the payloads of acknowledged records this way: a copy of every record
 // read back was the largest part of the gateway's garbage at a steady load
 // (docs/performance-history.md, item 57).
+//
+// Drain and DrainInto see every stored record, whoever released it (the
+// outbox's own OldestAge, tests, a sole consumer); a consumer of an outbox
+// with two reads with DrainFor.
 func (ob *Outbox) DrainInto(dst []Record, lane Lane, after uint64, max int, alloc func(n int) []byte) ([]Record, error) {
-	recs, _, err := ob.drain(0, dst, lane, after, max, alloc)
+	recs, _, err := ob.drain(-1, dst, lane, after, max, alloc)
 	return recs, err
 }
 
@@ -872,11 +913,8 @@ func (ob *Outbox) drain(by int, dst []Record, lane Lane, after uint64, max int, 
 		out     = dst[:0]
 		corrupt []Key
 		next    = after
-		mine    map[Key]struct{} // by's released records, when another consumer holds them
+		skip    = by >= 0 && ob.consumers > 1 // by's released records, waiting for another consumer
 	)
-	if ob.consumers > 1 {
-		mine = ob.released[by]
-	}
 	name := bucketAlarms
 	if lane == Readings {
 		name = bucketReadings
@@ -894,12 +932,12 @@ func (ob *Outbox) drain(by int, dst []Record, lane Lane, after uint64, max int, 
 			read += len(k) + len(v)
 			id := binary.BigEndian.Uint64(k)
 			next = id
-			if mine != nil {
+			if skip {
 				// Locked per look-up, not across bbolt's calls.
 				ob.halfMu.Lock()
-				_, skip := mine[Key{Lane: lane, ID: id}]
+				_, mine := ob.released[by][Key{Lane: lane, ID: id}]
 				ob.halfMu.Unlock()
-				if skip {
+				if mine {
 					continue
 				}
 			}
