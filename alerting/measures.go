@@ -170,7 +170,15 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 	}
 	if a := px.twa; a != nil {
 		var twa float64
-		if a.spec.Mode == "moving8h" {
+		// An accumulating TWA without a shift start would accumulate for
+		// ever: a background well under the limit (noise on an H2S cell,
+		// the preset's accumulate TWA) raised an alarm after days that
+		// never returned. Not knowing the shifts, the engine judges every
+		// 8-hour window instead: at any 8-hour shift's end the moving
+		// value is that shift's TWA, and during it never lower than the
+		// shift's accumulation (minutes are clamped at 0), so no shift's
+		// exposure is judged later than accumulating would.
+		if a.spec.Mode == "moving8h" || !a.spec.ShiftSet {
 			for _, mv := range x.mins[x.head:] {
 				twa += mv.v
 			}
