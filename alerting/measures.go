@@ -95,6 +95,7 @@ type exposure struct {
 	mins    []tv
 	head    int
 	acc     float64   // accumulating TWA: Σ avg / 480
+	day     dayHours  // accumulating TWA without a shift start
 	shift   int64     // shift number of the accumulation
 	shiftAt time.Time // the accumulation's first minute
 	shiftN  bool
@@ -170,34 +171,37 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 	}
 	if a := px.twa; a != nil {
 		var twa float64
-		// An accumulating TWA without a shift start would accumulate for
-		// ever: a background well under the limit (noise on an H2S cell,
-		// the preset's accumulate TWA) raised an alarm after days that
-		// never returned. Not knowing the shifts, the engine judges every
-		// 8-hour window instead: at any 8-hour shift's end the moving
-		// value is that shift's TWA, and during it never lower than the
-		// shift's accumulation (minutes are clamped at 0), so no shift's
-		// exposure is judged later than accumulating would.
-		if a.spec.Mode == "moving8h" || !a.spec.ShiftSet {
+		switch {
+		case a.spec.Mode == "moving8h":
 			for _, mv := range x.mins[x.head:] {
 				twa += mv.v
 			}
 			twa /= 480
-		} else {
-			if a.spec.ShiftSet {
-				// The shift is the wall clock's. A step of it back
-				// into the shift before does not wipe this shift's
-				// exposure (the shift number only moves on), and a
-				// shift lasts at most 24 h of monotonic time, so that
-				// a step forward by days, undone, does not hold one
-				// shift's accumulation for those days.
-				s := int64(m.Round(0).Add(-a.spec.ShiftStart).Sub(time.Unix(0, 0)) / (24 * time.Hour))
-				switch {
-				case !x.shiftN:
-					x.shift, x.shiftAt, x.shiftN = s, m, true
-				case s > x.shift || m.Sub(x.shiftAt) >= 24*time.Hour:
-					x.acc, x.shift, x.shiftAt = 0, s, m
-				}
+		case !a.spec.ShiftSet:
+			// An accumulating TWA without a shift start accumulated
+			// for ever: a background well under the limit (noise on
+			// an H2S cell, the preset's accumulate TWA) raised an
+			// alarm after days that never returned. Not knowing the
+			// shifts, the engine accumulates over the last 24 to 25
+			// hours (whole hours of monotonic time, and the current
+			// one): never less than any shift's accumulation, of a
+			// shift up to 24 h (the most an accumulation lasts with a
+			// shift start too), so no shift is judged later, and an
+			// exposure that ended leaves the sum a day later.
+			twa = x.day.add(m, avg) / 480
+		default:
+			// The shift is the wall clock's. A step of it back into the
+			// shift before does not wipe this shift's exposure (the
+			// shift number only moves on), and a shift lasts at most
+			// 24 h of monotonic time, so that a step forward by days,
+			// undone, does not hold one shift's accumulation for those
+			// days.
+			s := int64(m.Round(0).Add(-a.spec.ShiftStart).Sub(time.Unix(0, 0)) / (24 * time.Hour))
+			switch {
+			case !x.shiftN:
+				x.shift, x.shiftAt, x.shiftN = s, m, true
+			case s > x.shift || m.Sub(x.shiftAt) >= 24*time.Hour:
+				x.acc, x.shift, x.shiftAt = 0, s, m
 			}
 			x.acc += avg / 480
 			twa = x.acc
@@ -205,4 +209,38 @@ func (e *Engine) closeMinute(p *point, now time.Time) {
 		a.value = twa
 		e.setCond(a, now, highCond(a, twa))
 	}
+}
+
+// dayHours sums minute averages by hour of monotonic time, for the last
+// 25 hours: an accumulating TWA without a shift start (closeMinute).
+// Constant memory per point, where keeping 24 h of minutes would be 23 KB.
+type dayHours struct {
+	base time.Time // the first minute's start: hours count from it
+	hour [25]int64 // each bucket's hour number; sum[i] is valid while hour[i] is within 25 of now
+	sum  [25]float64
+	set  bool
+}
+
+// add adds a closed minute's average and returns the sum over the
+// current hour and the 24 before it.
+func (d *dayHours) add(m time.Time, avg float64) float64 {
+	if !d.set {
+		d.base, d.set = m, true
+		for i := range d.hour {
+			d.hour[i] = -1
+		}
+	}
+	h := int64(m.Sub(d.base) / time.Hour)
+	i := int(h % int64(len(d.hour)))
+	if d.hour[i] != h {
+		d.hour[i], d.sum[i] = h, 0
+	}
+	d.sum[i] += avg
+	total := 0.0
+	for j := range d.hour {
+		if d.hour[j] > h-int64(len(d.hour)) && d.hour[j] <= h {
+			total += d.sum[j]
+		}
+	}
+	return total
 }

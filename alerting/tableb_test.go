@@ -47,7 +47,7 @@ func TestTableBCoverage(t *testing.T) {
 		"Interlock action":                 {"interlock_action", "regulatory_restore"},
 		"Rate of change":                   {"rate"},
 		"STEL":                             {"stel"},
-		"TWA":                              {"twa", "twa_moving8h", "twa_no_shift"},
+		"TWA":                              {"twa", "twa_moving8h", "twa_no_shift", "twa_long_shift"},
 		"Audit trail":                      {"audit_trail"},
 		"KPI computation (TestKPIs)":       nil,
 		"Deviation (DESIGN.md conditions)": {"deviation"},

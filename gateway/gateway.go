@@ -405,11 +405,7 @@ func (g *Gateway) openDirect() error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.direct = d
-	l, err := openLegacyQueue(filepath.Join(g.site.Outbox.Dir, "influxdb"), w, g.site.Site, g.o.Log)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	g.legacy = l
+	g.legacy = openLegacyQueue(filepath.Join(g.site.Outbox.Dir, "influxdb"), w, g.site.Site, g.o.Log)
 	return nil
 }
 

@@ -28,40 +28,44 @@ type legacyQueue struct {
 
 // openLegacyQueue opens dir's queue when it exists and holds records; an
 // empty one is removed at once, and none is nil. One that cannot be
-// opened (damaged, or locked by another process) is moved aside and
-// logged: the gateway's own work does not wait on an upgrade's leftovers.
-func openLegacyQueue(dir string, w *ingest.Writer, site string, log zerolog.Logger) (*legacyQueue, error) {
+// opened (damaged, or locked by another process) is moved aside; every
+// failure here is logged and leaves the queue where it is: the gateway's
+// own work never waits on an upgrade's leftovers.
+func openLegacyQueue(dir string, w *ingest.Writer, site string, log zerolog.Logger) *legacyQueue {
 	if _, err := os.Stat(filepath.Join(dir, "outbox.db")); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
 	l := log.With().Str("site", site).Str("outbox", "influxdb (before 2026-12-01)").Logger()
 	ob, err := outbox.Open(outbox.Options{Dir: dir, Log: l})
 	if err != nil {
 		aside := fmt.Sprintf("%s.unread-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
 		if rerr := os.Rename(dir, aside); rerr != nil {
-			return nil, fmt.Errorf("influxdb outbox of an older gateway: %w (and moving it aside: %v)", err, rerr)
+			l.Error().Err(err).AnErr("rename_error", rerr).Msg("the InfluxDB queue an older gateway left cannot be opened, nor moved aside; left where it is")
+			return nil
 		}
 		l.Error().Err(err).Str("moved_to", aside).Msg("the InfluxDB queue an older gateway left cannot be opened; moved aside, its records not written")
-		return nil, nil
+		return nil
 	}
 	st := ob.Stats()
 	if st.Records[outbox.Alarms]+st.Records[outbox.Readings] == 0 {
 		if err := ob.Close(); err != nil {
-			return nil, fmt.Errorf("influxdb outbox of an older gateway: %w", err)
+			l.Error().Err(err).Msg("closing the empty InfluxDB queue an older gateway left")
+			return nil
 		}
 		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("remove the empty influxdb outbox of an older gateway: %w", err)
+			l.Error().Err(err).Msg("removing the empty InfluxDB queue an older gateway left")
 		}
-		return nil, nil
+		return nil
 	}
 	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: ob, Writer: w, Site: site, Log: log})
 	if err != nil {
 		_ = ob.Close()
-		return nil, fmt.Errorf("influxdb outbox of an older gateway: %w", err)
+		l.Error().Err(err).Msg("the InfluxDB queue an older gateway left is not written; kept for the next start")
+		return nil
 	}
 	l.Warn().Int("records", st.Records[outbox.Alarms]+st.Records[outbox.Readings]).
 		Msg("writing what an older gateway left for InfluxDB, then removing its queue")
-	return &legacyQueue{dir: dir, ob: ob, d: d, log: l}, nil
+	return &legacyQueue{dir: dir, ob: ob, d: d, log: l}
 }
 
 // run writes the queue out and removes it; when ctx ends first, or when

@@ -34,6 +34,9 @@ func TestTwoConsumersEachReleaseBeforeDelete(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	ob := openConsumers(t, dir, 0, 2)
+	for c := range 2 { // Open signals both, for a backlog from before
+		<-ob.AppendedTo(c)
+	}
 	_, err := ob.Append(ctx, item(KindReadings, "d"), item(KindReadings, "d"), item(KindReadings, "d"), item(KindEvent, "events"))
 	require.NoError(t, err)
 	for c := range 2 {
