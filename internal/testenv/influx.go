@@ -46,6 +46,19 @@ func influxdBinary(t testing.TB) string {
 // Flux enabled, and creates database "canary".
 func StartInflux(t testing.TB) *Influx {
 	t.Helper()
+	return StartInfluxWith(t, InfluxOptions{})
+}
+
+// InfluxOptions change what StartInfluxWith configures.
+type InfluxOptions struct {
+	// MaxBodySize is influxd's [http] max-body-size in bytes: a write
+	// with a larger body is answered 413. 0: no limit.
+	MaxBodySize int
+}
+
+// StartInfluxWith is StartInflux with options.
+func StartInfluxWith(t testing.TB, o InfluxOptions) *Influx {
+	t.Helper()
 	bin := influxdBinary(t)
 	dir := t.TempDir()
 	port, rpc := FreePort(t), FreePort(t)
@@ -69,14 +82,14 @@ bind-address = %q
   bind-address = %q
   flux-enabled = true
   log-enabled = false
-  max-body-size = 0
+  max-body-size = %d
 [logging]
   level = "warn"
 [subscriber]
   enabled = false
 [continuous_queries]
   enabled = false
-`, hostPort(rpc), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), in.addr)
+`, hostPort(rpc), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), in.addr, o.MaxBodySize)
 	confPath := filepath.Join(dir, "influxdb.conf")
 	writeFile(t, confPath, []byte(conf), 0o600)
 	in.proc = &process{t: t, name: "influxd", bin: bin, args: []string{"-config", confPath}}
