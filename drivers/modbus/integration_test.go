@@ -2,6 +2,9 @@ package modbus
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"math"
 	"net"
 	"os/exec"
@@ -179,6 +182,75 @@ func closingServer(t *testing.T) string {
 	}()
 	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
 	return "tcp://" + l.Addr().String()
+}
+
+// exceptionServer answers every Modbus TCP request with exception code,
+// framed as the specification's exception response (MBAP header, function
+// code | 0x80, code), and counts the connections it accepted.
+func exceptionServer(t *testing.T, code byte) (url string, conns *atomic.Int64) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	conns = new(atomic.Int64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				var h [7]byte
+				for {
+					if _, err := io.ReadFull(c, h[:]); err != nil {
+						return
+					}
+					pdu := make([]byte, int(binary.BigEndian.Uint16(h[4:]))-1)
+					if _, err := io.ReadFull(c, pdu); err != nil || len(pdu) == 0 {
+						return
+					}
+					binary.BigEndian.PutUint16(h[4:], 3) // unit id + 2 PDU bytes
+					if _, err := c.Write(append(h[:], pdu[0]|0x80, code)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
+	return "tcp://" + l.Addr().String(), conns
+}
+
+// An exception code the Modbus library has no name for (7, once "negative
+// acknowledge"; vendors' own) is an answer like any other: the sensor is
+// bad with the code as its reason, and the link stays up (no reconnect,
+// no backoff, the device online). It was a link error: offline, two
+// reconnects a poll, backing off.
+func TestUnknownExceptionCodeIsAnAnswer(t *testing.T) {
+	for _, code := range []byte{7, 0x0c} {
+		url, conns := exceptionServer(t, code)
+		dev := device("vendor", url, 1, 100*time.Millisecond, []SensorConfig{sensor("x", "holding", 0, "uint16", "")})
+		var got batches
+		g, stop := runGroup(t, []Device{dev}, got.sink)
+		require.Eventually(t, func() bool { return len(got.get("vendor")) >= 5 }, 20*time.Second, 10*time.Millisecond)
+		stop()
+		for _, b := range got.get("vendor") {
+			require.Equal(t, QualityBad, b.Readings[0].Quality)
+			require.Equal(t, fmt.Sprintf("modbus exception %d (not a code the Modbus library knows)", code), b.Readings[0].Reason)
+			require.True(t, IsException(b.Err))
+		}
+		st := g.Stats()[0]
+		require.Zero(t, st.Reconnects, "code %d", code)
+		require.Zero(t, st.Backoff, "code %d", code)
+		require.Zero(t, st.LinkErrors, "code %d", code)
+		require.True(t, st.Online, "code %d", code)
+		require.EqualValues(t, 1, conns.Load(), "code %d: one connection for every poll", code)
+	}
 }
 
 func runGroup(t *testing.T, devs []Device, sink func(Batch)) (*Group, func()) {

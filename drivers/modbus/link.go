@@ -10,6 +10,8 @@ import (
 	"log"
 	"os"
 	"reflect"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -56,8 +58,23 @@ func classify(err error) error {
 	if errors.Is(err, mb.ErrRequestTimedOut) {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
+	// The library has a sentinel only for the codes above; any other
+	// (7, a vendor's own) comes as text. It is still an answer: the device
+	// is there, and a link error would reconnect and back off from it.
+	if m := unknownException.FindStringSubmatch(err.Error()); m != nil {
+		if code, perr := strconv.ParseUint(m[1], 10, 8); perr == nil {
+			return &ExceptionError{Code: uint8(code), Err: errUnknownException}
+		}
+	}
 	return err
 }
+
+// unknownException is the library's error for an exception code it has no
+// sentinel for (mapExceptionCodeToError in simonvetter/modbus).
+var (
+	unknownException    = regexp.MustCompile(`unknown exception code \((\d+)\)`)
+	errUnknownException = errors.New("not a code the Modbus library knows")
+)
 
 // IsException reports whether err is a Modbus exception response.
 func IsException(err error) bool {

@@ -38,6 +38,15 @@ func TestClassify(t *testing.T) {
 	require.ErrorIs(t, to, ErrTimeout)
 	require.False(t, IsException(to))
 	require.Equal(t, "timeout", reason(to))
+	// Codes the library has no sentinel for come as its text.
+	for _, code := range []uint8{7, 12, 255} {
+		lib := fmt.Errorf("unknown exception code (%v)", code) // as simonvetter/modbus words it
+		err := classify(fmt.Errorf("wrapped: %w", lib))
+		var ee *ExceptionError
+		require.True(t, errors.As(err, &ee), code)
+		require.Equal(t, code, ee.Code)
+		require.Equal(t, fmt.Sprintf("modbus exception %d (not a code the Modbus library knows)", code), reason(err))
+	}
 	other := classify(mb.ErrBadCRC)
 	require.False(t, IsException(other) || isTimeout(other))
 	require.Equal(t, "link: bad crc", reason(other))
