@@ -33,8 +33,11 @@ const (
 // MaxPayload bounds a command payload; anything larger is rejected unread.
 const MaxPayload = 16 << 10
 
-// MaxComment bounds the comment stored in the audit trail.
-const MaxComment = 1024
+// MaxComment bounds the comment stored in the audit trail, in characters:
+// the HTTP API's bound too, so that a comment a gateway's own UI takes is
+// taken when a control room forwards it here (1 024 bytes refused 400
+// Chinese characters that the UI allowed).
+const MaxComment = 1000
 
 // Command is one operator command.
 type Command struct {
@@ -141,8 +144,8 @@ func Parse(payload []byte) (Command, error) {
 		c.User = *w.User
 	}
 	if w.Comment != nil {
-		if len(*w.Comment) > MaxComment {
-			problems = append(problems, fmt.Sprintf("comment: longer than %d bytes", MaxComment))
+		if utf8.RuneCountInString(*w.Comment) > MaxComment {
+			problems = append(problems, fmt.Sprintf("comment: longer than %d characters", MaxComment))
 		} else {
 			c.Comment = strings.TrimSpace(*w.Comment)
 		}

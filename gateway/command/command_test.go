@@ -44,6 +44,12 @@ func TestParse(t *testing.T) {
 		{name: "duration on ack", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u","duration":"5m"}`, wantErr: "only shelve takes a duration"},
 		{name: "wrong type", in: `{"id":"x","action":1,"alarm":"a.b.high","user":"u"}`, wantErr: "action: want a string"},
 		{name: "trailing data", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u"} {}`, wantErr: "trailing data"},
+		{
+			name: "long comment in characters, not bytes",
+			in:   `{"id":"r4","action":"ack","alarm":"a.b.high","user":"u","comment":"` + strings.Repeat("甲烷", MaxComment/2) + `"}`,
+			want: Command{ID: "r4", Action: Ack, Alarm: "a.b.high", User: "u", Comment: strings.Repeat("甲烷", MaxComment/2)},
+		},
+		{name: "comment too long", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u","comment":"` + strings.Repeat("x", MaxComment+1) + `"}`, wantErr: "comment: longer than 1000 characters"},
 		{name: "huge", in: `{"comment":"` + strings.Repeat("x", MaxPayload) + `"}`, wantErr: "more than the limit"},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,7 @@ type User struct {
 // token files and hashes plain passwords. cfg must be validated.
 func LoadUsers(cfg configs.HTTP) ([]User, error) {
 	users := make([]User, 0, len(cfg.Users))
+	tokenOf := map[string]int{} // token → the first user holding it
 	for i, u := range cfg.Users {
 		out := User{Name: u.Name, Role: u.Role}
 		switch {
@@ -56,6 +57,13 @@ func LoadUsers(cfg configs.HTTP) ([]User, error) {
 			if len(tok) < 16 {
 				return nil, fmt.Errorf("http.users[%d] %s: token_file %s: token shorter than 16 characters", i, u.Name, u.TokenFile)
 			}
+			if j, dup := tokenOf[tok]; dup {
+				// One token would act as whichever user came last: the
+				// wrong role, and the wrong name in the audit trail.
+				return nil, fmt.Errorf("http.users[%d] %s: token_file %s holds the same token as http.users[%d] %s (each user needs a token of their own)",
+					i, u.Name, u.TokenFile, j, cfg.Users[j].Name)
+			}
+			tokenOf[tok] = i
 			out.Token = tok
 		}
 		users = append(users, out)
@@ -137,6 +145,7 @@ func newAuthenticator(users []User, ttl time.Duration) (*authenticator, error) {
 		slots:      make(chan struct{}, bcryptSlots),
 		slotWait:   bcryptWait,
 	}
+	cost := bcrypt.DefaultCost
 	for _, u := range users {
 		if roleRank(u.Role) == 0 {
 			return nil, fmt.Errorf("user %q: unknown role %q", u.Name, u.Role)
@@ -146,12 +155,21 @@ func newAuthenticator(users []User, ttl time.Duration) (*authenticator, error) {
 		}
 		a.users[u.Name] = u
 		if u.Token != "" {
-			a.tokens[sha256.Sum256([]byte(u.Token))] = principal{User: u.Name, Role: u.Role}
+			h := sha256.Sum256([]byte(u.Token))
+			if p, dup := a.tokens[h]; dup {
+				return nil, fmt.Errorf("user %q: same token as user %q", u.Name, p.User)
+			}
+			a.tokens[h] = principal{User: u.Name, Role: u.Role}
+		}
+		if c, err := bcrypt.Cost(u.PasswordHash); err == nil && c > cost {
+			cost = c
 		}
 	}
 	// Unknown users are checked against this hash so that a wrong name
-	// takes as long as a wrong password.
-	dummy, err := bcrypt.GenerateFromPassword([]byte("canary-dummy"), bcrypt.DefaultCost)
+	// takes as long as a wrong password: at the users' cost (the highest,
+	// when they differ), not bcrypt's default, or a site whose hashes
+	// were made at cost 12 would tell which names exist.
+	dummy, err := bcrypt.GenerateFromPassword([]byte("canary-dummy"), cost)
 	if err != nil {
 		return nil, fmt.Errorf("hash dummy password: %w", err)
 	}

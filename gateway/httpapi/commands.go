@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/command"
 )
 
 // SortAlarms orders alarms for the summary as SAFETY.md prescribes:
@@ -54,7 +56,9 @@ type commandBody struct {
 	Duration string `json:"duration"`
 }
 
-const maxComment = 1000
+// maxComment is the MQTT command's bound: a control room forwards what its
+// UI takes.
+const maxComment = command.MaxComment
 
 // decodeJSON reads a JSON object body into v, with a bounded size and no
 // unknown fields. It returns the status and message for a bad body.
@@ -66,8 +70,10 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int,
 	}
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// Read whole first: decoding `null` (or `[]`, `"x"`) into a struct is no
+	// error to encoding/json, and such a body is not the object asked for.
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
@@ -85,7 +91,23 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int,
 		}
 		return http.StatusBadRequest, "bad JSON body: trailing data after the object"
 	}
+	if raw[0] != '{' {
+		return http.StatusBadRequest, fmt.Sprintf(`bad JSON body: want a JSON object such as {"comment": "..."}, got %s`, clipJSON(raw))
+	}
+	obj := json.NewDecoder(bytes.NewReader(raw))
+	obj.DisallowUnknownFields()
+	if err := obj.Decode(v); err != nil {
+		return http.StatusBadRequest, "bad JSON body: " + err.Error()
+	}
 	return 0, ""
+}
+
+// clipJSON is the start of a JSON value, for an error message.
+func clipJSON(raw []byte) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "..."
+	}
+	return string(raw)
 }
 
 var actions = map[string]bool{"ack": true, "shelve": true, "unshelve": true, "reset": true}

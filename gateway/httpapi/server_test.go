@@ -413,6 +413,9 @@ func TestCommandBadInput(t *testing.T) {
 		{"unknown field", "POST", "/api/v1/alarms/belt.t.high/ack", `{"user":"mallory"}`, jsonCT, 400, `unknown field "user"`},
 		{"trailing data", "POST", "/api/v1/alarms/belt.t.high/ack", `{} {}`, jsonCT, 400, "trailing data"},
 		{"array body", "POST", "/api/v1/alarms/belt.t.high/ack", `[]`, jsonCT, 400, "bad JSON body"},
+		{"null body", "POST", "/api/v1/alarms/belt.t.high/ack", `null`, jsonCT, 400, "want a JSON object"},
+		{"string body", "POST", "/api/v1/alarms/belt.t.high/ack", ` "ack" `, jsonCT, 400, `want a JSON object such as {"comment": "..."}, got "ack"`},
+		{"long comment in characters", "POST", "/api/v1/alarms/belt.t.high/ack", `{"comment":"` + strings.Repeat("甲", 1001) + `"}`, jsonCT, 400, "at most 1000"},
 		{"oversize", "POST", "/api/v1/alarms/belt.t.high/ack", `{"comment":"` + strings.Repeat("x", 20000) + `"}`, jsonCT, 413, "body larger than 16384 bytes"},
 		{"long comment", "POST", "/api/v1/alarms/belt.t.high/ack", `{"comment":"` + strings.Repeat("x", 1001) + `"}`, jsonCT, 400, "at most 1000"},
 		{"unknown alarm", "POST", "/api/v1/alarms/no.such.alarm/ack", `{}`, jsonCT, 404, "unknown alarm"},
@@ -874,6 +877,24 @@ func TestLoadUsers(t *testing.T) {
 	require.ErrorContains(t, err, "password_file")
 	_, err = LoadUsers(configs.HTTP{Users: []configs.HTTPUser{{Name: "x", Role: "viewer", PasswordFile: write("empty", "\n")}}})
 	require.ErrorContains(t, err, "is empty")
+
+	// One token for two users would act as whichever came last.
+	_, err = LoadUsers(configs.HTTP{Users: []configs.HTTPUser{
+		{Name: "olga", Role: "operator", TokenFile: write("olga.tok", machineToken)},
+		{Name: "scada", Role: "viewer", TokenFile: write("scada.tok", machineToken+"\n")},
+	}})
+	require.ErrorContains(t, err, "http.users[1] scada: token_file "+filepath.Join(dir, "scada.tok")+" holds the same token as http.users[0] olga")
+	_, err = newAuthenticator([]User{{Name: "a", Role: "viewer", Token: machineToken}, {Name: "b", Role: "operator", Token: machineToken}}, time.Hour)
+	require.ErrorContains(t, err, `user "b": same token as user "a"`)
+
+	// An unknown name is checked against a hash of the users' own cost.
+	costly, err := bcrypt.GenerateFromPassword([]byte("costly-pass"), bcrypt.DefaultCost+1)
+	require.NoError(t, err)
+	a, err := newAuthenticator([]User{{Name: "c", Role: "viewer", PasswordHash: costly}, {Name: "d", Role: "viewer", PasswordHash: hash}}, time.Hour)
+	require.NoError(t, err)
+	dummyCost, err := bcrypt.Cost(a.dummy)
+	require.NoError(t, err)
+	require.Equal(t, bcrypt.DefaultCost+1, dummyCost)
 
 	// Resolved users work end to end through basic auth.
 	e := startServer(t, func(o *Options) { o.Users = users })
