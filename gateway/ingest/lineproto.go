@@ -137,6 +137,7 @@ func appendOptFloat(dst []byte, key string, v *float64) []byte {
 
 // appendTag appends ,key=value; an empty value is left out (line protocol
 // has no empty tags). Tags are appended in key order, as InfluxDB prefers.
+// A tab, CR or LF is stored as a space, a trailing backslash as '/'.
 func appendTag(dst []byte, key, v string) []byte {
 	if v == "" {
 		return dst
@@ -150,7 +151,10 @@ func appendTag(dst []byte, key, v string) []byte {
 		case ',', '=', ' ':
 			dst = append(dst, '\\', c)
 		case '\n', '\r', '\t':
-			dst = append(dst, ' ')
+			// As a space, escaped: a bare one ended the tag set, and
+			// InfluxDB refused the whole batch (every poll of the
+			// device dead-lettered, or dropped by the direct writer).
+			dst = append(dst, '\\', ' ')
 		default:
 			dst = append(dst, c)
 		}

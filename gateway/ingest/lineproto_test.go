@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -93,4 +94,63 @@ func TestValueTextsStoreTheSameFloats(t *testing.T) {
 		require.Equal(t, math.Float64bits(byFmt[s]), math.Float64bits(byText[s]), "%s: %s stored as %v, formatted as %v", s, v, byText[s], byFmt[s])
 		require.Equal(t, want, byText[s], "%s: %s", s, v)
 	}
+}
+
+// Tag values and string fields come from payloads any producer may write:
+// every character line protocol gives a meaning (separators, quotes,
+// backslashes, line ends) must reach InfluxDB as a value, never split the
+// line. A tab, CR or LF in a tag is stored as a space (it once ended the
+// tag set, and InfluxDB refused the batch), in a string field a CR or LF
+// too; a trailing backslash in a tag as '/'.
+func TestTagsAndStringsWithSeparatorsReachInfluxDB(t *testing.T) {
+	inf := testenv.StartInflux(t)
+	w, err := NewWriter(WriterOptions{Config: configs.InfluxDB{URL: inf.URL, Bucket: inf.Bucket}, Log: zerolog.Nop()})
+	require.NoError(t, err)
+	t.Cleanup(w.Close)
+
+	units := map[string]string{ // as sent → as stored
+		"mg/m3\tTWA":      "mg/m3 TWA",
+		"line\nbreak":     "line break",
+		"cr\r\nlf":        "cr  lf",
+		"a,b=c d":         "a,b=c d",
+		`back\slash`:      `back\slash`,
+		`trailing\`:       `trailing/`,
+		`quote"d`:         `quote"d`,
+		"µg/m³ 甲烷":        "µg/m³ 甲烷",
+		"=lead,ing space": "=lead,ing space",
+	}
+	m := mqtt.Readings{Site: "tags", Device: "dev ice,\t1", Seq: 7, TS: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	i := 0
+	for sent := range units {
+		m.Readings = append(m.Readings, mqtt.Reading{Sensor: fmt.Sprintf("s%02d", i), Kind: "toxic", Value: float64(i), Valid: true,
+			Unit: sent, Quality: "good \"q\" \\ \n" + sent})
+		i++
+	}
+	ev := mqtt.Event{Seq: 3, TS: m.TS, Type: "ack", Alarm: "dev.s00.high", From: "unacknowledged", To: "acknowledged",
+		User: "olga", Comment: "line one\nline \"two\"\t\\end\\"}
+	body := AppendReadingLines(nil, &m)
+	body = AppendEventLine(body, "tags", &ev)
+	require.NoError(t, w.Write(context.Background(), body))
+
+	res, err := inf.Query(`SELECT device, sensor, unit, quality, value FROM reading WHERE site='tags'`)
+	require.NoError(t, err)
+	require.Len(t, res.Results, 1)
+	require.Len(t, res.Results[0].Series, 1, "%+v", res)
+	bySensor := map[any][]any{}
+	for _, row := range res.Results[0].Series[0].Values {
+		bySensor[row[2]] = row
+	}
+	require.Len(t, bySensor, len(units), "every reading stored")
+	for _, r := range m.Readings {
+		row := bySensor[r.Sensor]
+		require.NotNil(t, row, r.Sensor)
+		require.Equal(t, "dev ice, 1", row[1], "device tag")
+		require.Equal(t, units[r.Unit], row[3], "unit %q", r.Unit)
+		require.Equal(t, strings.NewReplacer("\n", " ", "\r", " ").Replace(r.Quality), row[4], "quality of %q", r.Unit)
+		require.EqualValues(t, r.Value, row[5])
+	}
+	res, err = inf.Query(`SELECT "user", comment FROM alarm_event WHERE site='tags'`)
+	require.NoError(t, err)
+	require.Len(t, res.Results[0].Series, 1, "%+v", res)
+	require.Equal(t, []any{"olga", "line one line \"two\"\t\\end\\"}, res.Results[0].Series[0].Values[0][1:])
 }
