@@ -25,9 +25,11 @@ func BenchmarkPublish(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					var spare [][]byte
 					for {
 						select {
-						case <-c.ch:
+						case <-c.ready:
+							spare = c.take(spare)
 						case <-c.kicked:
 							return
 						case <-stop:

@@ -72,6 +72,9 @@ type Server struct {
 	handler  http.Handler
 	now      func() time.Time
 	stopping chan struct{}
+	// stopCtx ends with stopping (context.AfterFunc for writes under way).
+	stopCtx  context.Context
+	stopAll  context.CancelFunc
 	stopOnce sync.Once
 	ready    atomic.Bool
 }
@@ -128,12 +131,13 @@ func New(opts Options) (*Server, error) {
 		auth:     auth,
 		reg:      opts.Registry,
 		metrics:  m,
-		hub:      newHub(256),
+		hub:      newHub(streamBudget),
 		trends:   newTrends(opts.TrendWindow, opts.TrendPoints),
 		log:      opts.Logger.With().Str("component", "httpapi").Logger(),
 		now:      opts.Now,
 		stopping: make(chan struct{}),
 	}
+	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
 	s.ready.Store(true)
 	s.handler = s.routes()
 	return s, nil
@@ -165,8 +169,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
+		// A client that stops reading an answer must not hold its
+		// goroutine and socket for ever (event streams set their own
+		// deadline before every write).
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 32 << 10,
 		// net/http's own complaints (TLS probes, malformed requests) go to
 		// the injected logger, not to stderr.
 		ErrorLog: log.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
@@ -200,6 +208,7 @@ func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		s.ready.Store(false)
 		close(s.stopping)
+		s.stopAll()
 	})
 }
 

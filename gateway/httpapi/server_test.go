@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
@@ -566,20 +568,106 @@ func TestSlowStreamClientIsCutNotBlocking(t *testing.T) {
 	h := newHub(2)
 	slow := h.add()
 	fast := h.add()
+	var spare [][]byte
 	for i := 0; i < 2; i++ {
 		require.Zero(t, h.broadcast([]byte("x")))
-		<-fast.ch
+		<-fast.ready
+		spare = fast.take(spare)
+		require.Equal(t, [][]byte{[]byte("x")}, spare)
 	}
-	require.Equal(t, 1, h.broadcast([]byte("x")), "the third message overflows the slow client")
+	require.Equal(t, 1, h.broadcast([]byte("x")), "the third byte overflows the slow client's budget")
 	select {
 	case <-slow.kicked:
 	default:
 		t.Fatal("slow client was not told to resync")
 	}
-	<-fast.ch
 	require.Zero(t, h.broadcast([]byte("y")), "the slow client is gone; the fast one still gets messages")
-	require.Equal(t, "y", string(<-fast.ch))
+	require.Equal(t, [][]byte{[]byte("x"), []byte("y")}, fast.take(nil))
 }
+
+// One poll of a site is a reading per sensor, published in one turn of
+// the gateway's core: a client that reads as fast as it can gets them all
+// (a 256-message bound sent every client `resync` on every poll of a site
+// of 255 sensors or more).
+func TestStreamBurstOfAPollReachesTheClient(t *testing.T) {
+	e := startServer(t, nil)
+	s, _ := openStream(t, e)
+	const sensors = 2000
+	for i := range sensors {
+		e.srv.Publish(Event{Reading: &Reading{Site: "demo", Device: fmt.Sprintf("d%03d", i/20), Sensor: fmt.Sprintf("s%02d", i%20),
+			Kind: "methane", Value: fp(0.4), Unit: "%vol", Quality: "good", TS: time.Now()}})
+	}
+	for i := range sensors {
+		ev, data := s.next(t)
+		require.Equal(t, "reading", ev, "message %d: %s", i, data)
+	}
+	require.Zero(t, testutil.ToFloat64(e.srv.metrics.sseDropped))
+}
+
+// A client that stops reading (its TCP window full) neither keeps its
+// goroutine nor makes the server's stop fail: Serve returns nil within
+// the grace, and the client is gone.
+func TestStalledStreamClientDoesNotHoldTheStop(t *testing.T) {
+	be := newFakeBackend()
+	srv, err := New(Options{Backend: be, Config: configs.HTTP{Listen: "127.0.0.1:0"}, ShutdownGrace: 3 * time.Second})
+	require.NoError(t, err)
+	srv.hub = newHub(256 << 10)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))
+	_, err = fmt.Fprintf(conn, "GET /api/v1/events HTTP/1.1\r\nHost: %s\r\n\r\n", ln.Addr())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return !srv.hub.empty() }, 5*time.Second, 5*time.Millisecond)
+	var c *client
+	srv.hub.mu.Lock()
+	for k := range srv.hub.clients {
+		c = k
+	}
+	srv.hub.mu.Unlock()
+	queued := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.queued
+	}
+	// Never read: publish at the pace the server writes until its write
+	// blocks (the queue stops draining), then past the budget.
+	big := Device{Site: "demo", ID: "d", State: "offline", Error: strings.Repeat("x", 1000)}
+	blocked := false
+	for i := 0; i < 2000 && !blocked; i++ {
+		for range 100 {
+			srv.Publish(Event{Device: &big})
+		}
+		blocked = !assert.Eventually(&quiet{}, func() bool { return queued() == 0 }, 500*time.Millisecond, time.Millisecond)
+	}
+	require.True(t, blocked, "the server's writes never blocked")
+	for i := 0; i < 1000 && !srv.hub.empty(); i++ {
+		srv.Publish(Event{Device: &big})
+	}
+	require.True(t, srv.hub.empty(), "the stalled client was never cut")
+	require.Equal(t, 1.0, testutil.ToFloat64(srv.metrics.sseClients), "its handler is stuck in a write")
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "the stop waited out its grace")
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	require.Zero(t, testutil.ToFloat64(srv.metrics.sseClients))
+}
+
+// quiet is an assert.TestingT that reports nothing.
+type quiet struct{}
+
+func (quiet) Errorf(string, ...any) {}
 
 func TestShutdownEndsOpenStreams(t *testing.T) {
 	be := newFakeBackend()

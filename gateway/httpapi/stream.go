@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -9,27 +10,42 @@ import (
 )
 
 // hub fans published changes out to the event-stream clients. Publish
-// never blocks the gateway: a client whose buffer is full is disconnected
-// (it reconnects and reloads the full state, so it misses nothing for
-// good), instead of slowing everyone down or silently skipping events.
+// never blocks the gateway: a client that has more than its budget of
+// bytes waiting (it cannot keep up) is disconnected (it reconnects and
+// reloads the full state, so it misses nothing for good), instead of
+// slowing everyone down or silently skipping events.
+//
+// The budget is in bytes, not messages: one poll of a site's devices is a
+// burst of a reading per sensor, and an alarm flood one of a transition
+// and a state per alarm, all sent in one turn of the gateway's core before
+// any client runs. A bound of 256 messages cut every client, however
+// fast, on every poll of a 1 000-sensor site and in a flood of 128 alarms.
 type hub struct {
 	mu      sync.Mutex
 	clients map[*client]struct{}
-	bufSize int
+	budget  int
 }
 
+// streamBudget is a client's default budget: a poll of 10 000 sensors
+// (about 3 MB of reading events) with room to spare. The messages are
+// shared by the clients, so it bounds what a stalled client keeps alive.
+const streamBudget = 8 << 20
+
 type client struct {
-	ch     chan []byte
+	mu     sync.Mutex
+	queue  [][]byte
+	queued int           // bytes in queue
+	ready  chan struct{} // capacity 1: something was queued
 	kicked chan struct{}
 	once   sync.Once
 }
 
-func newHub(bufSize int) *hub {
-	return &hub{clients: map[*client]struct{}{}, bufSize: bufSize}
+func newHub(budget int) *hub {
+	return &hub{clients: map[*client]struct{}{}, budget: budget}
 }
 
 func (h *hub) add() *client {
-	c := &client{ch: make(chan []byte, h.bufSize), kicked: make(chan struct{})}
+	c := &client{ready: make(chan struct{}, 1), kicked: make(chan struct{})}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
@@ -55,15 +71,35 @@ func (h *hub) broadcast(msg []byte) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.clients {
-		select {
-		case c.ch <- msg:
-		default:
+		c.mu.Lock()
+		over := c.queued+len(msg) > h.budget
+		if !over {
+			c.queue = append(c.queue, msg)
+			c.queued += len(msg)
+		}
+		c.mu.Unlock()
+		if over {
 			delete(h.clients, c)
 			c.once.Do(func() { close(c.kicked) })
 			dropped++
+			continue
+		}
+		select {
+		case c.ready <- struct{}{}:
+		default:
 		}
 	}
 	return dropped
+}
+
+// take returns what is queued and leaves spare (emptied) as the queue.
+func (c *client) take(spare [][]byte) [][]byte {
+	clear(spare)
+	c.mu.Lock()
+	q := c.queue
+	c.queue, c.queued = spare[:0], 0
+	c.mu.Unlock()
+	return q
 }
 
 // sseMessage formats one server-sent event.
@@ -182,33 +218,48 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	ping := time.NewTicker(s.opts.Heartbeat)
 	defer ping.Stop()
+	// A client that stops reading (its window full) would hold a write,
+	// and with it this goroutine and its socket, until its TCP gave up, and
+	// make the gateway's stop wait out its grace and fail: every write has
+	// a deadline, and stopping ends a write under way.
+	// (A second, not now: a stream that is ending anyway finishes its
+	// response cleanly.) The mutex keeps a write from setting its own
+	// deadline after the stop's.
+	var deadlineMu sync.Mutex
+	defer context.AfterFunc(s.stopCtx, func() {
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		_ = rc.SetWriteDeadline(time.Now().Add(time.Second))
+	})()
+	setDeadline := func() bool {
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		return s.stopCtx.Err() == nil && rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) == nil
+	}
+	var batch, spare [][]byte
 	for {
-		var msg []byte
 		select {
 		case <-r.Context().Done():
 			return
 		case <-s.stopping:
 			return
 		case <-c.kicked:
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 			_, _ = fmt.Fprint(w, "event: resync\ndata: {}\n\n")
 			_ = rc.Flush()
 			return
 		case <-ping.C:
-			msg = []byte(": ping\n\n")
-		case msg = <-c.ch:
+			batch = append(batch[:0], pingMsg)
+		case <-c.ready:
+			// Everything queued, in one flush.
+			batch, spare = c.take(spare), batch
 		}
-		if _, err := w.Write(msg); err != nil {
+		if !setDeadline() {
 			return
 		}
-		// Write everything already queued before one flush.
-		for drained := false; !drained; {
-			select {
-			case m := <-c.ch:
-				if _, err := w.Write(m); err != nil {
-					return
-				}
-			default:
-				drained = true
+		for _, m := range batch {
+			if _, err := w.Write(m); err != nil {
+				return
 			}
 		}
 		if err := rc.Flush(); err != nil {
@@ -216,3 +267,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+var pingMsg = []byte(": ping\n\n")
+
+// streamWriteTimeout bounds one write to an event-stream client.
+const streamWriteTimeout = 10 * time.Second
