@@ -274,8 +274,8 @@ func appendSnapTime(b []byte, member string, t time.Time) []byte {
 }
 
 // Restore loads a Snapshot into a freshly built engine at now. Alarms no
-// longer configured are skipped and listed in the error (the rest is
-// restored). A shelve of unknown mode is dropped (unshelved, as OPC UA
+// longer configured are skipped and listed in the error, an
+// *UnknownAlarmsError (the rest is restored). A shelve of unknown mode is dropped (unshelved, as OPC UA
 // requires after a restart with unknown shelving state). Actions that
 // were tripped are re-issued as action_trip events so the gateway writes
 // them again; an active alarm stays active until a sample shows its
@@ -401,7 +401,19 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 	var err error
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		err = fmt.Errorf("restore alarm snapshot: %d alarms no longer configured: %v", len(unknown), unknown)
+		err = &UnknownAlarmsError{IDs: unknown}
 	}
 	return e.take(), err
+}
+
+// UnknownAlarmsError is Restore's error for a snapshot that holds alarms
+// the engine no longer has (a device, sensor or condition taken out of the
+// config): everything else was restored. Their retained states are the
+// gateway's to clear.
+type UnknownAlarmsError struct {
+	IDs []string // sorted
+}
+
+func (e *UnknownAlarmsError) Error() string {
+	return fmt.Sprintf("restore alarm snapshot: %d alarms no longer configured: %v", len(e.IDs), e.IDs)
 }

@@ -1122,6 +1122,23 @@ func (g *Gateway) restore(ctx context.Context) error {
 		return fmt.Errorf("gateway: read alarm state: %w", err)
 	}
 	evs, err := g.eng.Restore(time.Now(), data)
+	var gone *alerting.UnknownAlarmsError
+	if errors.As(err, &gone) {
+		// Alarms taken out of the config (a device removed while one of
+		// its alarms stood): the rest is restored, and their retained
+		// states must go, or every control room shows them for ever,
+		// unacknowledgeable ("unknown alarm").
+		g.log.Warn().Strs("alarms", gone.IDs).Str("file", g.statePath).
+			Msg("alarm state restored but for alarms no longer configured; their retained states are cleared")
+		items := make([]outbox.Item, len(gone.IDs))
+		for i, id := range gone.IDs {
+			items[i] = mqtt.AlarmItem(id, nil)
+		}
+		if _, aerr := g.appendAll(ctx, items); aerr != nil {
+			g.log.Error().Err(aerr).Strs("alarms", gone.IDs).Msg("outbox append failed: retained states of alarms no longer configured not cleared")
+		}
+		err = nil
+	}
 	if err != nil && evs == nil && len(nonNormal(g.eng.Alarms())) == 0 {
 		// A corrupt state file must not keep the gateway from watching
 		// the site; the alarms re-raise from live readings.
