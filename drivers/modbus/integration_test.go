@@ -253,6 +253,99 @@ func TestUnknownExceptionCodeIsAnAnswer(t *testing.T) {
 	}
 }
 
+// idleClosingServer is a Modbus TCP device with ten holding registers
+// (FC03 reads, FC06 writes) that closes a connection idle for idle, as
+// many devices and serial gateways do. It counts the connections.
+func idleClosingServer(t *testing.T, idle time.Duration) (url string, conns *atomic.Int64) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	conns = new(atomic.Int64)
+	var mu sync.Mutex
+	var regs [10]uint16
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				for {
+					_ = c.SetReadDeadline(time.Now().Add(idle))
+					var h [7]byte
+					if _, err := io.ReadFull(c, h[:]); err != nil {
+						return // idle (or the client closed it)
+					}
+					pdu := make([]byte, int(binary.BigEndian.Uint16(h[4:]))-1)
+					if _, err := io.ReadFull(c, pdu); err != nil || len(pdu) != 5 {
+						return
+					}
+					a, n := binary.BigEndian.Uint16(pdu[1:]), binary.BigEndian.Uint16(pdu[3:])
+					var out []byte
+					mu.Lock()
+					switch {
+					case pdu[0] == 3 && int(a)+int(n) <= len(regs):
+						out = []byte{3, byte(2 * n)}
+						for _, r := range regs[a : a+n] {
+							out = binary.BigEndian.AppendUint16(out, r)
+						}
+					case pdu[0] == 6 && int(a) < len(regs):
+						regs[a] = n
+						out = pdu
+					default:
+						out = []byte{pdu[0] | 0x80, 2}
+					}
+					mu.Unlock()
+					binary.BigEndian.PutUint16(h[4:], uint16(len(out)+1))
+					if _, err := c.Write(append(h[:], out...)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
+	return "tcp://" + l.Addr().String(), conns
+}
+
+// A device that closes idle connections: every poll (retries 0, so nothing
+// hides a failure) and an interlock write after an idle spell meet a
+// connection it has closed, and are sent again on a new one. They were a
+// bad reading on every other poll ("link: EOF"), and a failed write that
+// waited out the action's backoff.
+func TestDeviceClosingIdleConnections(t *testing.T) {
+	url, conns := idleClosingServer(t, 100*time.Millisecond)
+	dev := device("idle", url, 1, 300*time.Millisecond, []SensorConfig{sensor("relay", "holding", 4, "uint16", "")})
+	dev.Config.Retries = ptr(0)
+	var got batches
+	g, stop := runGroup(t, []Device{dev}, got.sink)
+	require.Eventually(t, func() bool { return len(got.get("idle")) >= 6 }, 20*time.Second, 10*time.Millisecond)
+
+	time.Sleep(200 * time.Millisecond) // idle past the device's limit
+	v, err := g.Write(t.Context(), "idle", "relay", 1)
+	require.NoError(t, err, "the write after an idle close")
+	require.Equal(t, 1.0, v)
+	stop()
+
+	bs := got.get("idle")
+	for i, b := range bs {
+		require.NoError(t, b.Err, "poll %d", i)
+		require.Equal(t, QualityGood, b.Readings[0].Quality, "poll %d: %s", i, b.Readings[0].Reason)
+	}
+	st := g.Stats()[0]
+	require.Zero(t, st.Errors)
+	require.Zero(t, st.LinkErrors)
+	require.True(t, st.Online)
+	require.GreaterOrEqual(t, st.Reconnects, uint64(len(bs)-2), "a new connection for (almost) every poll, counted")
+	require.GreaterOrEqual(t, conns.Load(), int64(len(bs)))
+}
+
 func runGroup(t *testing.T, devs []Device, sink func(Batch)) (*Group, func()) {
 	return runGroupWith(t, devs, Options{Sink: sink})
 }

@@ -7,11 +7,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"reflect"
 	"regexp"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -98,6 +100,7 @@ type Link struct {
 	// plain TCP the kernel stamps what it receives (stamped), and txn is
 	// the library's transaction id, for takeLate.
 	sock    *headerConn
+	plain   bool // sock is the connection the library reads (tcp://)
 	stamped bool
 	txn     reflect.Value
 	want    answer // the answer the last request waits for, but its txn
@@ -110,6 +113,7 @@ type Link struct {
 	framed       bool
 	staleUntil   time.Time
 	staleDropped uint64
+	idleCloses   uint64 // see request
 	log          zerolog.Logger
 }
 
@@ -176,10 +180,10 @@ func (l *Link) Open() error {
 		return fmt.Errorf("open %s: %w", l.url, err)
 	}
 	l.open = true
-	l.sock, l.stamped, l.txn = nil, false, reflect.Value{}
+	l.sock, l.plain, l.stamped, l.txn = nil, false, false, reflect.Value{}
 	if !l.rtu {
 		s, plain, txn := libSocket(l.client)
-		l.sock = s
+		l.sock, l.plain = s, s != nil && plain
 		if s != nil && plain && txn.IsValid() && stampArrivals(s.TCPConn) == nil {
 			l.stamped, l.txn = true, txn
 		}
@@ -193,7 +197,7 @@ func (l *Link) Close() error {
 		return nil
 	}
 	l.open = false
-	l.sock, l.stamped, l.txn = nil, false, reflect.Value{}
+	l.sock, l.plain, l.stamped, l.txn = nil, false, false, reflect.Value{}
 	return l.client.Close()
 }
 
@@ -260,6 +264,50 @@ func (l *Link) takeLate(err error) ([]byte, bool) {
 // monotonic clock: the time of the device's values.
 func (l *Link) LateAnswer() (at time.Time, ok bool) { return l.lateAt, !l.lateAt.IsZero() }
 
+// request runs one request to unit u (function code fc, data bytes in its
+// answer) through call. When the device had closed the connection while
+// it stood idle (many devices and serial gateways drop a connection after
+// some seconds without traffic), the request met a dead connection: it is
+// sent once more on a new one. That is the same request, not a retry (no
+// answer came, not one byte of it), and without it every poll after an
+// idle close was a bad reading, and an interlock write failed and waited
+// out its backoff.
+func (l *Link) request(u int, fc uint8, data int, call func() error) error {
+	reused := l.open
+	if err := l.unit(u, fc, data); err != nil {
+		return err
+	}
+	err := call()
+	l.done()
+	l.noteTimeout(err)
+	if reused && l.peerClosedIdle(err) {
+		l.log.Debug().Err(err).Str("url", l.url).Msg("connection closed by the device while idle; request sent on a new one")
+		_ = l.Close()
+		l.idleCloses++
+		if err := l.unit(u, fc, data); err != nil {
+			return err
+		}
+		err = call()
+		l.done()
+		l.noteTimeout(err)
+	}
+	return err
+}
+
+// peerClosedIdle reports whether err is a plain TCP connection's end by
+// the peer (EOF, a reset, a broken pipe) with not one byte of the answer
+// read since the request was written.
+func (l *Link) peerClosedIdle(err error) bool {
+	if err == nil || l.sock == nil || !l.plain || l.sock.read != 0 {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// IdleCloses counts requests sent again because the device had closed
+// the connection while idle (request).
+func (l *Link) IdleCloses() uint64 { return l.idleCloses }
+
 // ReadRegisters reads count holding or input registers of unit.
 func (l *Link) ReadRegisters(unit int, t Table, addr, count uint16) ([]uint16, error) {
 	rt, fc := mb.HOLDING_REGISTER, uint8(3)
@@ -270,12 +318,11 @@ func (l *Link) ReadRegisters(unit int, t Table, addr, count uint16) ([]uint16, e
 	default:
 		return nil, fmt.Errorf("read registers: table %s holds bits", t)
 	}
-	if err := l.unit(unit, fc, 2*int(count)); err != nil {
-		return nil, err
-	}
-	regs, err := l.client.ReadRegisters(addr, count, rt)
-	l.done()
-	l.noteTimeout(err)
+	var regs []uint16
+	err := l.request(unit, fc, 2*int(count), func() (err error) {
+		regs, err = l.client.ReadRegisters(addr, count, rt)
+		return err
+	})
 	if data, ok := l.takeLate(err); ok && len(data) == 2*int(count) {
 		regs = make([]uint16, count)
 		for i := range regs {
@@ -297,18 +344,15 @@ func (l *Link) ReadBits(unit int, t Table, addr, count uint16) ([]bool, error) {
 	default:
 		return nil, fmt.Errorf("read bits: table %s holds registers", t)
 	}
-	if err := l.unit(unit, fc, (int(count)+7)/8); err != nil {
-		return nil, err
-	}
 	var bits []bool
-	var err error
-	if t == TableCoil {
-		bits, err = l.client.ReadCoils(addr, count)
-	} else {
-		bits, err = l.client.ReadDiscreteInputs(addr, count)
-	}
-	l.done()
-	l.noteTimeout(err)
+	err := l.request(unit, fc, (int(count)+7)/8, func() (err error) {
+		if t == TableCoil {
+			bits, err = l.client.ReadCoils(addr, count)
+		} else {
+			bits, err = l.client.ReadDiscreteInputs(addr, count)
+		}
+		return err
+	})
 	if data, ok := l.takeLate(err); ok && len(data) == (int(count)+7)/8 {
 		bits = make([]bool, count)
 		for i := range bits {
@@ -325,29 +369,17 @@ func (l *Link) WriteRegisters(unit int, addr uint16, regs []uint16) error {
 	if len(regs) == 1 {
 		fc = 6
 	}
-	if err := l.unit(unit, fc, 0); err != nil {
-		return err
-	}
-	defer l.done()
-	var err error
-	if len(regs) == 1 {
-		err = l.client.WriteRegister(addr, regs[0])
-	} else {
-		err = l.client.WriteRegisters(addr, regs)
-	}
-	l.noteTimeout(err)
-	return classify(err)
+	return classify(l.request(unit, fc, 0, func() error {
+		if len(regs) == 1 {
+			return l.client.WriteRegister(addr, regs[0])
+		}
+		return l.client.WriteRegisters(addr, regs)
+	}))
 }
 
 // WriteCoil writes one coil (FC05).
 func (l *Link) WriteCoil(unit int, addr uint16, v bool) error {
-	if err := l.unit(unit, 5, 0); err != nil {
-		return err
-	}
-	defer l.done()
-	err := l.client.WriteCoil(addr, v)
-	l.noteTimeout(err)
-	return classify(err)
+	return classify(l.request(unit, 5, 0, func() error { return l.client.WriteCoil(addr, v) }))
 }
 
 // libWriter bridges the library's *log.Logger into zerolog, so nothing is

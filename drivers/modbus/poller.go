@@ -627,11 +627,13 @@ func (p *Poller) read(ctx context.Context, d *devState, r *Request, reconnects *
 	for attempt := 0; ; attempt++ {
 		var regs []uint16
 		var bits []bool
+		idle := p.link.IdleCloses()
 		if r.Table.IsBits() {
 			bits, err = p.link.ReadBits(*d.cfg.Unit, r.Table, r.Addr, r.Count)
 		} else {
 			regs, err = p.link.ReadRegisters(*d.cfg.Unit, r.Table, r.Addr, r.Count)
 		}
+		*reconnects += p.link.IdleCloses() - idle // the device had closed it while idle
 		if err == nil {
 			return regs, bits, nil
 		}
