@@ -334,3 +334,48 @@ func TestStatusCarriesTheFaultHold(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return len(got.snapshot()) > n }, "the status again")
 	require.NotContains(t, last(), "fault_hold")
 }
+
+// Receipt mode with no receipt coming (canary ingest or InfluxDB down):
+// what waits is published again after ReceiptTimeout, then after twice,
+// four times... as long (up to 16 times), not every ReceiptTimeout for the
+// whole outage, which queued the whole window again each time for the
+// ingest's persistent session.
+func TestReceiptResendsBackOffWhileNoReceiptComes(t *testing.T) {
+	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	cfg := configs.MQTT{URL: m.URL}
+	cfg.SetDefaults()
+	got := subscribe(t, cfg, "canary/v1/s1/#")
+	ob := openOutbox(t)
+	const n = 100
+	appendReadings(t, ob, "d1", n)
+	for range n {
+		_, err := ob.Append(context.Background(),
+			EventItem(func(dst []byte, seq uint64) []byte { return fmt.Appendf(dst, `{"seq":%d}`, seq) }))
+		require.NoError(t, err)
+	}
+	const timeout = 400 * time.Millisecond
+	p := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: ob, Release: configs.ReleaseReceipt,
+		MaxUnreceipted: n, ReceiptTimeout: timeout})
+	count := func() (r, e int) {
+		for _, msg := range got.snapshot() {
+			switch {
+			case strings.Contains(msg.Topic(), "/readings/"):
+				r++
+			case strings.HasSuffix(msg.Topic(), "/events"):
+				e++
+			}
+		}
+		return
+	}
+	waitFor(t, 10*time.Second, func() bool { r, e := count(); return r == n && e == n }, "every record published once")
+	start := time.Now()
+	waitFor(t, 10*time.Second, func() bool { r, e := count(); return r >= 2*n && e >= 2*n }, "published again after the timeout")
+	time.Sleep(9*timeout - time.Since(start))
+	// Sent at 0, then about 1, 3 and 7 timeouts later (a tick of 250 ms
+	// late at most each): at most four times each by 9 timeouts, where
+	// every timeout would be ten.
+	r, e := count()
+	require.LessOrEqual(t, r, 4*n, "readings published")
+	require.LessOrEqual(t, e, 4*n, "events published")
+	require.GreaterOrEqual(t, p.Stats().Republished, uint64(2*n))
+}
