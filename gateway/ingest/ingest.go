@@ -17,6 +17,7 @@ import (
 
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 // Options configure an Ingest.
@@ -143,8 +144,13 @@ func (in *Ingest) Run(ctx context.Context) error {
 	// by the broker: it sends at most its in-flight window of messages
 	// this client has not acknowledged.
 	opts.SetStore(newInboundStore()) // see inboundStore: paho's copy of every received message is never used
-	opts.SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
+	// The first connection is this function's (connect below), so that
+	// what keeps it from the broker (a wrong password, an untrusted
+	// certificate, no route) is logged: paho's own retries report it only
+	// on its debug logger, and an ingest that never connected said
+	// nothing at all. Once connected, paho reconnects.
+	opts.SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(false).
+		SetMaxReconnectInterval(10 * time.Second).
 		SetOrderMatters(true).SetAutoAckDisabled(true).SetKeepAlive(15 * time.Second).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { q.push(m) }).
 		SetOnConnectHandler(func(c paho.Client) {
@@ -176,11 +182,39 @@ func (in *Ingest) Run(ctx context.Context) error {
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			in.subscribed.Store(false)
 			in.log.Warn().Err(err).Msg("mqtt connection lost")
+		}).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+			in.log.Warn().Str("broker", in.o.MQTT.URL).Msg("mqtt reconnecting")
 		})
 	c := paho.NewClient(opts)
-	c.Connect() // with ConnectRetry the token completes once connected; Run does not need to wait
+	go in.connect(ctx, c)
 	defer c.Disconnect(250)
 	return in.pipeline(ctx, c, q)
+}
+
+// connect makes the first connection, logging every failed attempt with
+// its reason, with backoff (1 s doubling to 10 s) until ctx ends.
+func (in *Ingest) connect(ctx context.Context, c paho.Client) {
+	bo := mqtt.Backoff{Min: time.Second, Max: 10 * time.Second}
+	for {
+		t := c.Connect()
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			return
+		}
+		err := t.Error()
+		if err == nil {
+			return
+		}
+		d := bo.Next()
+		in.log.Error().Err(err).Str("broker", in.o.MQTT.URL).Dur("backoff", d).Msg("mqtt connect failed")
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func waitToken(t paho.Token, d time.Duration) error {
@@ -259,6 +293,18 @@ type deadLetter struct {
 	site, topic string
 	payload     []byte
 	reason      string
+}
+
+// json is the dead letter's payload (docs/mqtt.md), not HTML-escaped: the
+// error and the original payload's text come out as they were, < > &
+// included.
+func (d deadLetter) json(ingest string) ([]byte, error) {
+	return jsonenc.Marshal(struct {
+		Topic   string `json:"topic"`
+		Error   string `json:"error"`
+		Payload string `json:"payload"`
+		Ingest  string `json:"ingest"`
+	}{d.topic, d.reason, string(d.payload), ingest})
 }
 
 type batch struct {
@@ -619,12 +665,7 @@ func (in *Ingest) publishDeadLetter(c paho.Client, d deadLetter) {
 	if d.site == "" {
 		return // not a site topic: logged and counted only
 	}
-	body, err := json.Marshal(struct {
-		Topic   string `json:"topic"`
-		Error   string `json:"error"`
-		Payload string `json:"payload"`
-		Ingest  string `json:"ingest"`
-	}{d.topic, d.reason, string(d.payload), in.o.MQTT.ClientID})
+	body, err := d.json(in.o.MQTT.ClientID)
 	if err != nil {
 		return
 	}
