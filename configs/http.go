@@ -1,7 +1,9 @@
 package configs
 
 import (
+	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,6 +44,31 @@ type HTTP struct {
 	// Users may log in with HTTP basic auth (or a session token obtained
 	// with it) or with a static bearer token.
 	Users []HTTPUser `yaml:"users"`
+	// PublicOrigins are the origins (scheme://host[:port]) a reverse proxy
+	// serves this API and UI under, e.g. https://canary.example.com: a
+	// browser's Origin (and, on a loopback listener, the Host a proxy
+	// passes through) may name them as well as the listener itself.
+	PublicOrigins []string `yaml:"public_origins"`
+}
+
+// PublicOrigin parses one of http.public_origins: an http or https URL
+// with a host and nothing after it but an optional "/". It returns the
+// origin as a browser writes it (lower case, no trailing slash) and its
+// host[:port].
+func PublicOrigin(s string) (origin, host string, err error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", "", fmt.Errorf("%q is not a URL", s)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", "", fmt.Errorf("%q: want http:// or https://", s)
+	case u.Host == "" || u.Hostname() == "":
+		return "", "", fmt.Errorf("%q has no host", s)
+	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return "", "", fmt.Errorf("%q: an origin is scheme://host[:port] and nothing more", s)
+	}
+	host = strings.ToLower(u.Host)
+	return u.Scheme + "://" + host, host, nil
 }
 
 // HTTPUser is one person or machine that may use the API.
@@ -93,6 +120,11 @@ func (h *HTTP) Validate() error {
 	case RoleViewer, AnonymousNone:
 	default:
 		l.Add("anonymous", "%q is not one of viewer, none", h.Anonymous)
+	}
+	for i, o := range h.PublicOrigins {
+		if _, _, err := PublicOrigin(o); err != nil {
+			l.Add("public_origins["+strconv.Itoa(i)+"]", "%v", err)
+		}
 	}
 	seen := map[string]int{}
 	for i, u := range h.Users {

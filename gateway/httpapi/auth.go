@@ -282,10 +282,11 @@ func (a *authenticator) endSession(r *http.Request) {
 	delete(a.sessions, sum)
 }
 
-// sameOrigin reports whether an Origin header (if any) names this host, a
-// second line of defence against cross-site requests besides the
-// Authorization header and the JSON content type.
-func sameOrigin(r *http.Request) bool {
+// sameOrigin reports whether an Origin header (if any) names this host or
+// one of http.public_origins (a reverse proxy's), a second line of defence
+// against cross-site requests besides the Authorization header and the
+// JSON content type.
+func (s *Server) sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return true
@@ -295,5 +296,6 @@ func sameOrigin(r *http.Request) bool {
 			return true
 		}
 	}
-	return false
+	_, ok := s.publicOrigins[strings.ToLower(o)]
+	return ok
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,4 +58,40 @@ func TestLoopbackServerRefusesForeignHostNames(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
+}
+
+// Behind a reverse proxy (docs/http-api.md, "TLS"), the browser's Origin
+// is the proxy's and the Host is the proxy's own or the one it passes
+// through: with http.public_origins both are accepted, on a loopback
+// listener too, and nothing else is. Without it the UI could read but
+// never act (403 cross-origin), or got 421 for every request.
+func TestReverseProxyOrigins(t *testing.T) {
+	e := startServer(t, func(o *Options) { o.Config.PublicOrigins = []string{"https://Canary.Example.com/"} })
+	send := func(method, path, host, origin, body string) int {
+		hr, err := http.NewRequestWithContext(t.Context(), method, e.url+path, strings.NewReader(body))
+		require.NoError(t, err)
+		if host != "" {
+			hr.Host = host
+		}
+		if origin != "" {
+			hr.Header.Set("Origin", origin)
+		}
+		hr.Header.Set("Content-Type", "application/json")
+		hr.SetBasicAuth("olga", operatorPass)
+		res, err := http.DefaultClient.Do(hr)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	e.be.setAlarm(Alarm{ID: "belt.t.high", Site: "demo", Device: "belt", Sensor: "t", Condition: "high", Priority: 4,
+		State: StateUnacknowledged, Active: true, Since: time.Now()}, "activate", "", "")
+	ack := "/api/v1/alarms/belt.t.high/ack"
+	// The proxy rewrites Host to the listener (nginx's default).
+	require.Equal(t, http.StatusOK, send("POST", ack, "", "https://canary.example.com", `{"comment":"via the proxy"}`))
+	require.Equal(t, http.StatusForbidden, send("POST", ack, "", "https://evil.example", `{}`))
+	require.Equal(t, http.StatusForbidden, send("POST", ack, "", "http://canary.example.com", `{}`), "another scheme is another origin")
+	// The proxy passes the browser's Host through.
+	require.Equal(t, http.StatusOK, send("GET", "/api/v1/readings", "canary.example.com", "", ""))
+	require.Equal(t, http.StatusMisdirectedRequest, send("GET", "/api/v1/readings", "canary.example.com:8443", "", ""))
+	require.Equal(t, http.StatusMisdirectedRequest, send("GET", "/api/v1/readings", "evil.example", "", ""))
 }

@@ -119,7 +119,7 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown action %q (want ack, shelve, unshelve or reset)", action)
 		return
 	}
-	if !sameOrigin(r) {
+	if !s.sameOrigin(r) {
 		s.metrics.authFailures.WithLabelValues("cross_origin").Inc()
 		writeError(w, http.StatusForbidden, "cross-origin request refused (Origin %q)", r.Header.Get("Origin"))
 		return
@@ -214,7 +214,7 @@ type sessionResp struct {
 // handleLogin serves POST /api/v1/session: basic credentials in, a session
 // token out, so the UI keeps a token in sessionStorage and not a password.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
+	if !s.sameOrigin(r) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused (Origin %q)", r.Header.Get("Origin"))
 		return
 	}

@@ -77,6 +77,9 @@ type Server struct {
 	stopAll  context.CancelFunc
 	stopOnce sync.Once
 	ready    atomic.Bool
+	// publicOrigins and publicHosts: http.public_origins, as origins and
+	// as the host[:port] a proxy may pass through.
+	publicOrigins, publicHosts map[string]struct{}
 }
 
 // New builds a Server; it does not listen (see Run and Serve).
@@ -137,6 +140,13 @@ func New(opts Options) (*Server, error) {
 		now:      opts.Now,
 		stopping: make(chan struct{}),
 	}
+	s.publicOrigins, s.publicHosts = map[string]struct{}{}, map[string]struct{}{}
+	for _, o := range opts.Config.PublicOrigins {
+		origin, host, err := configs.PublicOrigin(o) // checked by Validate
+		if err == nil {
+			s.publicOrigins[origin], s.publicHosts[host] = struct{}{}, struct{}{}
+		}
+	}
 	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
 	s.ready.Store(true)
 	s.handler = s.routes()
@@ -163,7 +173,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	handler := s.handler
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
-		handler = loopbackHostOnly(handler)
+		handler = loopbackHostOnly(handler, s.publicHosts)
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -553,9 +563,14 @@ func tooBusy(w http.ResponseWriter) {
 // loopbackHostOnly guards a server that listens on loopback against DNS
 // rebinding: a web page whose name resolves to 127.0.0.1 would otherwise
 // reach it as "same origin" and read the site's readings and alarms. Only
-// an IP address or localhost may name this server.
-func loopbackHostOnly(next http.Handler) http.Handler {
+// an IP address or localhost may name this server, or a host of
+// http.public_origins (a reverse proxy that passes its Host through).
+func loopbackHostOnly(next http.Handler, public map[string]struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := public[strings.ToLower(r.Host)]; ok {
+			next.ServeHTTP(w, r)
+			return
+		}
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
