@@ -186,8 +186,15 @@ func (w *Writer) Write(ctx context.Context, body []byte) error {
 		}
 		switch {
 		case status == 413:
+			// At the line end nearest past the middle, or, when the
+			// middle is in the last line, before it.
+			mid := -1
 			if i := bytes.IndexByte(body[len(body)/2:], '\n'); i >= 0 {
-				mid := len(body)/2 + i
+				mid = len(body)/2 + i
+			} else {
+				mid = bytes.LastIndexByte(body[:len(body)/2], '\n')
+			}
+			if mid >= 0 {
 				if err := w.Write(ctx, body[:mid]); err != nil {
 					return err
 				}

@@ -50,6 +50,14 @@ func TestWriterSplitsWhatInfluxDBFindsTooLarge(t *testing.T) {
 	require.EqualValues(t, n*(n-1)/2, row[2], "sum of the values stored")
 	require.Zero(t, w.Retries(), "a 413 is split, not retried")
 
+	// A long last line holding the middle: split before it.
+	tail := fmt.Appendf(nil, "split,sensor=head value=1 %d\nsplit,sensor=tail value=2,pad=%q %d\n", base, strings.Repeat("t", limit-80), base)
+	require.Greater(t, len(tail), limit)
+	require.NoError(t, w.Write(ctx, tail))
+	res, err = inf.Query(`SELECT count("value") FROM "split" WHERE sensor='head' OR sensor='tail'`)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.Results[0].Series[0].Values[0][1], "both lines stored")
+
 	// One line over the limit cannot be split: refused, at once.
 	big := fmt.Appendf(nil, "split,sensor=big value=1,pad=%q %d\n", strings.Repeat("y", 2*limit), base)
 	err = w.Write(ctx, big)
