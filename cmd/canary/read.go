@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -170,15 +171,30 @@ func runRead(cmd *cobra.Command, g *globalFlags, f *readFlags, url string) error
 		return usageErrorf("read: %v", err)
 	}
 	b := ps[0].PollOnce(cmd.Context())[0]
+	return printRead(cmd.OutOrStdout(), b, sensors, f, typ, url)
+}
+
+// errReadLate is read's outcome when its one poll was abandoned as late
+// (modbus.Batch.Late): a request's timeout expired while this process was
+// not running (a suspended laptop, an overloaded box), so the readings say
+// nothing about the device. The gateway's next poll would tell; read has
+// none, so it says what happened instead of an empty reason.
+var errReadLate = errors.New("timed out (the process was stalled past the timeout; nothing is known about the device, run read again)")
+
+// printRead prints the outcome of read's one poll, and returns an error
+// when it failed, was abandoned as late, or any value is not good.
+func printRead(out io.Writer, b modbus.Batch, sensors []modbus.SensorConfig, f *readFlags, typ modbus.Type, url string) error {
+	if b.Late {
+		return fmt.Errorf("read %s unit %d: %w", url, f.unit, errReadLate)
+	}
 	if b.Err != nil {
 		return fmt.Errorf("read %s unit %d: %w", url, f.unit, b.Err)
 	}
-	out := cmd.OutOrStdout()
 	var bad []string
 	vals := make([]any, len(b.Readings))
 	for i, r := range b.Readings {
 		if r.Quality != modbus.QualityGood {
-			bad = append(bad, fmt.Sprintf("%s %d: %s", f.table, *sensors[i].Address, r.Reason))
+			bad = append(bad, fmt.Sprintf("%s %d: %s", f.table, *sensors[i].Address, readReason(r)))
 			continue
 		}
 		vals[i] = jsonValue(typ, r.Value, f)
@@ -191,7 +207,7 @@ func runRead(cmd *cobra.Command, g *globalFlags, f *readFlags, url string) error
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "TABLE\tADDR\tTYPE\tVALUE\n")
 		for i, r := range b.Readings {
-			v := r.Reason
+			v := readReason(r)
 			if r.Quality == modbus.QualityGood {
 				v = formatValue(typ, r.Value, f)
 			}
@@ -205,6 +221,15 @@ func runRead(cmd *cobra.Command, g *globalFlags, f *readFlags, url string) error
 		return fmt.Errorf("read %s unit %d: bad values: %s", url, f.unit, strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// readReason is why a reading is not good: its reason, or its quality
+// when the driver gave none.
+func readReason(r modbus.Reading) string {
+	if r.Reason == "" {
+		return r.Quality.String()
+	}
+	return r.Reason
 }
 
 func typeLabel(typ modbus.Type, s modbus.SensorConfig) string {

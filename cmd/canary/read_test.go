@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/canary-gw/canary/drivers/modbus"
 	"github.com/canary-gw/canary/drivers/modbus/modbustest"
 )
 
@@ -101,4 +102,28 @@ func TestReadRTU(t *testing.T) {
 		"--unit", "5", "--addr", "108", "--count", "3", "--json")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "[555,0,100]\n", out)
+}
+
+// TestReadLatePoll: a poll abandoned as late (the process stalled past the
+// request's timeout) has readings of unknown quality, no reason and no
+// error; read says what happened instead of "bad values: holding 0: ".
+func TestReadLatePoll(t *testing.T) {
+	f := &readFlags{unit: 1, table: "holding", scale: 1}
+	sensors := []modbus.SensorConfig{{ID: "v0", Table: "holding", Address: new(int), Type: "uint16"}}
+	late := modbus.Batch{Device: "read", Unit: 1, Late: true, Readings: []modbus.Reading{{Sensor: "v0", Quality: modbus.QualityUnknown}}}
+	for _, asJSON := range []bool{false, true} {
+		f.asJSON = asJSON
+		var out strings.Builder
+		err := printRead(&out, late, sensors, f, modbus.TypeUint16, "tcp://127.0.0.1:5020")
+		require.EqualError(t, err, "read tcp://127.0.0.1:5020 unit 1: timed out (the process was stalled past the timeout; nothing is known about the device, run read again)")
+		require.Empty(t, out.String(), "no values from an abandoned poll")
+	}
+
+	// A reading that is not good never prints an empty reason.
+	f.asJSON = false
+	unread := modbus.Batch{Readings: []modbus.Reading{{Sensor: "v0", Quality: modbus.QualityUnknown}}}
+	var out strings.Builder
+	err := printRead(&out, unread, sensors, f, modbus.TypeUint16, "tcp://127.0.0.1:5020")
+	require.EqualError(t, err, "read tcp://127.0.0.1:5020 unit 1: bad values: holding 0: unknown")
+	require.Contains(t, out.String(), "holding  0     uint16  unknown\n")
 }

@@ -351,7 +351,13 @@ func sensorErrors(d *DeviceConfig, s *SensorConfig) []error {
 			add("address", "%s at %d spans registers %d-%d, past the last address 65535", typ, *s.Address, *s.Address, end)
 		}
 	}
-	_ = d
+	// A value is never split across reads, so a sensor wider than the
+	// device's max_registers would make the plan read more than the device
+	// accepts, on every poll. An out-of-range max_registers is reported at
+	// the device.
+	if !bitTable && d.MaxRegisters >= 1 && d.MaxRegisters <= MaxReadRegisters && typ.Words() > d.MaxRegisters {
+		add("type", "%s spans %d registers, more than the device's max_registers (%d): raise max_registers or read a narrower type", typ, typ.Words(), d.MaxRegisters)
+	}
 	return errs
 }
 

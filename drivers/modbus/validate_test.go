@@ -222,6 +222,46 @@ func TestValidateSensors(t *testing.T) {
 	}
 }
 
+// TestSensorWiderThanMaxRegisters: a value is never split across reads, so
+// a sensor wider than max_registers would make every poll read more than
+// the device accepts; it is refused at validation, naming both.
+func TestSensorWiderThanMaxRegisters(t *testing.T) {
+	d := validDevice()
+	d.MaxRegisters = 1
+	relay := sensor("relay", "coil", 0, "bool", "")
+	flag := sensor("flag", "holding", 9, "bool", "")
+	flag.Bit = ptr(2)
+	sensors := []SensorConfig{
+		sensor("ch4", "holding", 0, "float32", ""),
+		sensor("o2", "input", 4, "uint16", ""),
+		sensor("total", "input", 10, "uint64", ""),
+		relay, flag,
+	}
+	want := []string{
+		"sensors[0].type: float32 spans 2 registers, more than the device's max_registers (1): raise max_registers or read a narrower type",
+		"sensors[2].type: uint64 spans 4 registers, more than the device's max_registers (1): raise max_registers or read a narrower type",
+	}
+	require.Equal(t, want, messages(ValidateSensors(&d, sensors)))
+	_, err := NewPlan(&d, sensors)
+	require.Equal(t, want, messages(err), "NewPlan never builds a read wider than max_registers")
+
+	d.MaxRegisters = 2
+	require.Equal(t, []string{
+		"sensors[2].type: uint64 spans 4 registers, more than the device's max_registers (2): raise max_registers or read a narrower type",
+	}, messages(ValidateSensors(&d, sensors)))
+	d.MaxRegisters = 4
+	p, err := NewPlan(&d, sensors)
+	require.NoError(t, err)
+	for _, r := range p.Requests {
+		if !r.Table.IsBits() {
+			require.LessOrEqual(t, int(r.Count), d.MaxRegisters)
+		}
+	}
+	// An out-of-range max_registers is the device's error, not every sensor's.
+	d.MaxRegisters = 0
+	require.NoError(t, ValidateSensors(&d, sensors))
+}
+
 // withStatus is a methane sensor with status st, and a uint16 status word "st".
 func withStatus(st *StatusConfig) []SensorConfig {
 	ch4 := sensor("ch4", "holding", 0, "float32", "ABCD")
