@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -53,17 +54,18 @@ func ClientOptions(cfg configs.MQTT, clientID string) (*paho.ClientOptions, erro
 }
 
 // OpenBuffered returns a paho connection opener for URLs of the given
-// scheme that dials as paho does (a proxy from ALL_PROXY included) and
-// buffers the connection both ways; nil for schemes it does not handle
-// (websockets keep paho's own opener). paho reads every packet in at least
-// three reads (type byte, length, body) and writes every packet on its
-// own; on a bare TCP connection each is a system call, and on a VM every
-// one also costs a wake-up of the other side. A burst of 50 publishes and
-// their PUBACKs took some 200 calls; buffered, a handful. Written packets
-// are sent as soon as the writer yields: an alarm is not held back, and a
-// consumer's acknowledgements of a batch, handed over without yielding in
-// between, still leave together. (The ingest gathered them for 2 ms: two
-// timer wake-ups a second for nothing, docs/performance-history.md item 28.)
+// scheme that dials as paho does (a proxy from ALL_PROXY included, see
+// proxyDialer) and buffers the connection both ways; nil for schemes it
+// does not handle (websockets keep paho's own opener). paho reads every
+// packet in at least three reads (type byte, length, body) and writes
+// every packet on its own; on a bare TCP connection each is a system call,
+// and on a VM every one also costs a wake-up of the other side. A burst of
+// 50 publishes and their PUBACKs took some 200 calls; buffered, a handful.
+// Written packets are sent as soon as the writer yields: an alarm is not
+// held back, and a consumer's acknowledgements of a batch, handed over
+// without yielding in between, still leave together. (The ingest gathered
+// them for 2 ms: two timer wake-ups a second for nothing,
+// docs/performance-history.md item 28.)
 func OpenBuffered(scheme string) paho.OpenConnectionFunc {
 	switch scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
@@ -79,7 +81,7 @@ func OpenBuffered(scheme string) paho.OpenConnectionFunc {
 		var err error
 		switch u.Scheme {
 		case "tcp", "mqtt":
-			conn, err = proxy.FromEnvironmentUsing(dialer).Dial("tcp", u.Host)
+			conn, err = proxyDialer(dialer).Dial("tcp", u.Host)
 		default:
 			conn, err = dialTLS(dialer, u.Host, o.TLSConfig)
 		}
@@ -90,18 +92,87 @@ func OpenBuffered(scheme string) paho.OpenConnectionFunc {
 	}
 }
 
-// dialTLS dials as paho does for TLS URLs: directly, or through the proxy
-// named by ALL_PROXY.
-func dialTLS(dialer *net.Dialer, host string, tc *tls.Config) (net.Conn, error) {
-	if os.Getenv("all_proxy") == "" {
-		return tls.DialWithDialer(dialer, "tcp", host, tc)
+// proxyDialer is proxy.FromEnvironmentUsing(forward), reading the
+// environment on every call rather than once per process: the proxy named
+// by ALL_PROXY (or all_proxy) unless NO_PROXY (or no_proxy) exempts the
+// host; forward itself when none is set, or when its scheme is one
+// golang.org/x/net/proxy cannot speak (only socks5:// and socks5h://, an
+// http:// proxy is ignored).
+func proxyDialer(forward *net.Dialer) proxy.Dialer {
+	all := firstEnv("ALL_PROXY", "all_proxy")
+	if all == "" {
+		return forward
 	}
-	raw, err := proxy.FromEnvironment().Dial("tcp", host)
+	u, err := url.Parse(all)
+	if err != nil {
+		return forward
+	}
+	p, err := proxy.FromURL(u, forward)
+	if err != nil {
+		return forward
+	}
+	no := firstEnv("NO_PROXY", "no_proxy")
+	if no == "" {
+		return p
+	}
+	ph := proxy.NewPerHost(p, forward)
+	ph.AddFromString(no)
+	return ph
+}
+
+// firstEnv is the first of the variables that is set and not empty.
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// dialTLS dials host directly or through the proxy (proxyDialer) and
+// completes the TLS handshake within the dialer's timeout, as
+// tls.DialWithDialer does: the server name is the URL's host unless the
+// config names one. (paho's own opener checks only all_proxy and handshakes
+// a proxied connection without a server name, so every TLS connection
+// failed with "either ServerName or InsecureSkipVerify must be specified"
+// once all_proxy was set, even to an http:// proxy it then ignores.)
+func dialTLS(dialer *net.Dialer, host string, tc *tls.Config) (net.Conn, error) {
+	ctx := context.Background()
+	if dialer.Timeout != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dialer.Timeout)
+		defer cancel()
+	}
+	if !dialer.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dialer.Deadline)
+		defer cancel()
+	}
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	if tc.ServerName == "" {
+		name, _, err := net.SplitHostPort(host)
+		if err != nil {
+			name = host
+		}
+		tc = tc.Clone()
+		tc.ServerName = name
+	}
+	var raw net.Conn
+	var err error
+	pd := proxyDialer(dialer)
+	if cd, ok := pd.(proxy.ContextDialer); ok {
+		raw, err = cd.DialContext(ctx, "tcp", host)
+	} else {
+		raw, err = pd.Dial("tcp", host)
+	}
 	if err != nil {
 		return nil, err
 	}
 	c := tls.Client(raw, tc)
-	if err := c.Handshake(); err != nil {
+	if err := c.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
 		return nil, err
 	}
