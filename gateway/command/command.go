@@ -301,8 +301,13 @@ func Answer(id string, err error) Result {
 	return Result{ID: id, OK: true}
 }
 
-// JSON encodes the result.
+// JSON encodes the result as every MQTT payload is written: without
+// encoding/json's HTML escaping, so an id or error holding < > & is echoed
+// byte for byte (docs/mqtt.md), and without a trailing newline.
 func (r Result) JSON() []byte {
-	b, _ := json.Marshal(r) // a struct of strings and a bool always marshals
-	return b
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(r) // a struct of strings and a bool always encodes
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

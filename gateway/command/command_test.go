@@ -2,6 +2,7 @@ package command
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -175,4 +176,16 @@ func TestReject(t *testing.T) {
 	require.Equal(t, Result{ID: "", Error: why}, Reject([]byte(`{"action":"ack"}`), why))
 	big := []byte(`{"id":"b1","comment":"` + strings.Repeat("x", 2*MaxPayload) + `"}`)
 	require.Equal(t, "b1", Reject(big, why).ID)
+}
+
+// TestResultJSONNotHTMLEscaped: the answer echoes an id and names what was
+// wrong byte for byte, < > & included (docs/mqtt.md: payloads are not
+// HTML-escaped), with no trailing newline.
+func TestResultJSONNotHTMLEscaped(t *testing.T) {
+	r := Answer(`<a&b>`, errors.New(`unknown alarm "x<y>&z"`))
+	require.Equal(t, `{"id":"<a&b>","ok":false,"error":"unknown alarm \"x<y>&z\""}`, string(r.JSON()))
+	require.Equal(t, `{"id":"q&1","ok":true}`, string(Answer("q&1", nil).JSON()))
+	var back Result
+	require.NoError(t, json.Unmarshal(r.JSON(), &back))
+	require.Equal(t, r, back)
 }

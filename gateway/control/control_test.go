@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/internal/testenv"
@@ -73,13 +74,29 @@ func TestMultiSiteControlRoom(t *testing.T) {
 	require.Equal(t, "north.face-gas", as["north.face-gas.ch4.high"].Device)
 	require.True(t, as["south.face-gas.ch4.high_high"].Active)
 
-	// Acknowledge north's high through the control room.
-	code, body := post(t, room+"/api/v1/alarms/north.face-gas.ch4.high/ack", "olga", "s3cret", `{"comment":"checking the face"}`)
+	// Acknowledge north's high through the control room. The command on
+	// the wire carries the comment as typed, < > & included (docs/mqtt.md:
+	// payloads are not HTML-escaped).
+	spy := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("cmd-spy"))
+	require.True(t, spy.Connect().WaitTimeout(10*time.Second))
+	defer spy.Disconnect(0)
+	sent := make(chan []byte, 4)
+	tok := spy.Subscribe("canary/v1/north/cmd", 1, func(_ paho.Client, m paho.Message) { sent <- m.Payload() })
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	const comment = "checking the face <A&B>"
+	code, body := post(t, room+"/api/v1/alarms/north.face-gas.ch4.high/ack", "olga", "s3cret", `{"comment":"`+comment+`"}`)
 	require.Equal(t, http.StatusOK, code, body)
+	select {
+	case p := <-sent:
+		require.Contains(t, string(p), `"action":"ack","alarm":"face-gas.ch4.high","user":"olga","comment":"`+comment+`"}`)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no command on canary/v1/north/cmd")
+	}
 	// North's own gateway has it acknowledged by olga...
 	eventually(t, "north's gateway acknowledged", 5*time.Second, func() bool {
 		a := alarms(t, north.api)["face-gas.ch4.high"]
-		return a.State == "acknowledged" && a.AckedBy == "olga" && a.Comment == "checking the face"
+		return a.State == "acknowledged" && a.AckedBy == "olga" && a.Comment == comment
 	})
 	// ...the control room sees it come back from the retained topic...
 	eventually(t, "control room shows it acknowledged", 5*time.Second, func() bool {
@@ -199,4 +216,25 @@ func TestReconnectForgetsAlarmsClearedMeanwhile(t *testing.T) {
 		r := readings(t, room)["north.face-gas/ch4"]
 		return r.Value != nil && *r.Value > 0.34 && *r.Value < 0.36
 	})
+}
+
+// A control room started before its broker (a box's boot order) connects
+// when the broker comes up (its first connection is tried again, with
+// every failure logged, until it succeeds).
+func TestRoomConnectsToABrokerThatStartsLater(t *testing.T) {
+	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	broker.Stop()
+	room := startRoom(t, roomYAML(broker.URL, hash(t, "s3cret")))
+	ready := func() bool {
+		resp, err := http.Get(room + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	time.Sleep(1500 * time.Millisecond)
+	require.False(t, ready(), "ready without a broker")
+	broker.Restart()
+	eventually(t, "control room ready", 30*time.Second, ready)
 }

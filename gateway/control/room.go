@@ -22,6 +22,7 @@ import (
 	"github.com/canary-gw/canary/gateway/command"
 	"github.com/canary-gw/canary/gateway/httpapi"
 	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 // Options configure a Room.
@@ -100,13 +101,18 @@ func New(o Options) (*Room, error) {
 	}
 	// A clean session: the control room's state is the retained topics
 	// plus what arrives while it runs; nothing is worth queueing for it.
-	po.SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
+	// The first connection is Run's (mqtt.ConnectLogged: every failed
+	// attempt logged with its reason); paho reconnects after that.
+	po.SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(false).
+		SetMaxReconnectInterval(10 * time.Second).
 		SetOrderMatters(true).SetKeepAlive(30 * time.Second)
 	po.SetOnConnectHandler(r.onConnect)
 	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		r.ready.Store(false)
 		r.log.Warn().Err(err).Msg("mqtt connection lost")
+	})
+	po.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+		r.log.Warn().Str("broker", cfg.MQTT.URL).Msg("mqtt reconnecting")
 	})
 	r.client = paho.NewClient(po)
 	return r, nil
@@ -259,8 +265,8 @@ func (r *Room) splitTopic(topic string) (site, rest string, ok bool) {
 
 // Run connects to the broker and serves the API and UI until ctx ends.
 func (r *Room) Run(ctx context.Context) error {
-	tok := r.client.Connect() // with ConnectRetry it keeps trying in the background
 	grp, gctx := errgroup.WithContext(ctx)
+	go mqtt.ConnectLogged(gctx, r.client, r.log, r.cfg.MQTT.URL)
 	grp.Go(func() error {
 		var err error
 		if r.o.HTTPListener != nil {
@@ -276,7 +282,6 @@ func (r *Room) Run(ctx context.Context) error {
 	grp.Go(func() error { return r.reconcileLoop(gctx) })
 	r.log.Info().Str("broker", r.cfg.MQTT.URL).Strs("sites", r.cfg.Sites).Msg("control room running")
 	err := grp.Wait()
-	_ = tok // the connect token completes or is abandoned by Disconnect
 	r.ready.Store(false)
 	r.client.Disconnect(250)
 	r.log.Info().Msg("control room stopped")
@@ -349,7 +354,7 @@ func (r *Room) command(ctx context.Context, c httpapi.Command) error {
 	if c.Action == string(command.Shelve) {
 		w.Duration = c.Duration.String()
 	}
-	payload, err := json.Marshal(w)
+	payload, err := jsonenc.Marshal(w) // a comment's < > & as typed (docs/mqtt.md)
 	if err != nil {
 		return fmt.Errorf("encode command: %w", err)
 	}

@@ -144,7 +144,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	// by the broker: it sends at most its in-flight window of messages
 	// this client has not acknowledged.
 	opts.SetStore(newInboundStore()) // see inboundStore: paho's copy of every received message is never used
-	// The first connection is this function's (connect below), so that
+	// The first connection is this function's (mqtt.ConnectLogged), so that
 	// what keeps it from the broker (a wrong password, an untrusted
 	// certificate, no route) is logged: paho's own retries report it only
 	// on its debug logger, and an ingest that never connected said
@@ -187,34 +187,9 @@ func (in *Ingest) Run(ctx context.Context) error {
 			in.log.Warn().Str("broker", in.o.MQTT.URL).Msg("mqtt reconnecting")
 		})
 	c := paho.NewClient(opts)
-	go in.connect(ctx, c)
+	go mqtt.ConnectLogged(ctx, c, in.log, in.o.MQTT.URL)
 	defer c.Disconnect(250)
 	return in.pipeline(ctx, c, q)
-}
-
-// connect makes the first connection, logging every failed attempt with
-// its reason, with backoff (1 s doubling to 10 s) until ctx ends.
-func (in *Ingest) connect(ctx context.Context, c paho.Client) {
-	bo := mqtt.Backoff{Min: time.Second, Max: 10 * time.Second}
-	for {
-		t := c.Connect()
-		select {
-		case <-t.Done():
-		case <-ctx.Done():
-			return
-		}
-		err := t.Error()
-		if err == nil {
-			return
-		}
-		d := bo.Next()
-		in.log.Error().Err(err).Str("broker", in.o.MQTT.URL).Dur("backoff", d).Msg("mqtt connect failed")
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 func waitToken(t paho.Token, d time.Duration) error {

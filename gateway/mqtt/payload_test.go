@@ -76,6 +76,16 @@ func TestRanges(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestReceiptNotHTMLEscaped: a receipt is written as every payload is,
+// without HTML escaping (docs/mqtt.md), and with no trailing newline.
+func TestReceiptNotHTMLEscaped(t *testing.T) {
+	b := MarshalReceipt(Receipt{Ingest: "ingest<1>&2", Readings: map[string][]SeqRange{"d1": {{1, 4}}}, Events: []SeqRange{{7, 8}}})
+	require.Equal(t, `{"ingest":"ingest<1>&2","readings":{"d1":[[1,4]]},"events":[[7,8]]}`, string(b))
+	r, err := DecodeReceipt(b)
+	require.NoError(t, err)
+	require.Equal(t, "ingest<1>&2", r.Ingest)
+}
+
 func TestParseTopic(t *testing.T) {
 	site, k, name := ParseTopic("canary", "canary/v1/demo/readings/face3-gas")
 	require.Equal(t, "demo", site)

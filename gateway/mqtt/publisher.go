@@ -15,6 +15,7 @@ import (
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/gateway/command"
 	"github.com/canary-gw/canary/gateway/outbox"
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 // DeviceStatus is one device's entry in the retained status message.
@@ -369,7 +370,7 @@ func (p *Publisher) statusPayload(state string) []byte {
 			}
 		}
 	}
-	b, err := json.Marshal(msg)
+	b, err := jsonenc.Marshal(msg) // without HTML escaping, as every payload (docs/mqtt.md)
 	if err != nil {
 		panic(fmt.Sprintf("marshal status: %v", err)) // strings and integers only
 	}

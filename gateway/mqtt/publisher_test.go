@@ -379,3 +379,14 @@ func TestReceiptResendsBackOffWhileNoReceiptComes(t *testing.T) {
 	require.LessOrEqual(t, e, 4*n, "events published")
 	require.GreaterOrEqual(t, p.Stats().Republished, uint64(2*n))
 }
+
+// The status payload's strings are written as every payload's: without
+// encoding/json's HTML escaping (docs/mqtt.md).
+func TestStatusNotHTMLEscaped(t *testing.T) {
+	cfg := configs.MQTT{URL: "tcp://127.0.0.1:1"}
+	cfg.SetDefaults()
+	p, err := NewPublisher(Options{Config: cfg, Site: "s1", Outbox: openOutbox(t),
+		FaultHold: func() *FaultHoldStatus { return &FaultHoldStatus{Since: "x", Reason: "load <90%> & rising"} }})
+	require.NoError(t, err)
+	require.Contains(t, string(p.statusPayload("online")), `"reason":"load <90%> & rising"`)
+}

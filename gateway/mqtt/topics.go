@@ -1,11 +1,12 @@
 package mqtt
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 // Topics builds the v1 topics of one site: <prefix>/v1/<site>/...
@@ -152,9 +153,9 @@ func DecodeReceipt(b []byte) (Receipt, error) {
 	return r, nil
 }
 
-// MarshalReceipt encodes a receipt.
+// MarshalReceipt encodes a receipt, without HTML escaping (docs/mqtt.md).
 func MarshalReceipt(r Receipt) []byte {
-	b, err := json.Marshal(r)
+	b, err := jsonenc.Marshal(r)
 	if err != nil {
 		// A Receipt holds only strings and integers.
 		panic(fmt.Sprintf("marshal receipt: %v", err))

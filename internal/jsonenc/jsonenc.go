@@ -1,6 +1,8 @@
 // Package jsonenc writes JSON strings and numbers for the hand-written
 // encoders (readings, alarm states, events, the alarm-state snapshot),
-// which do not go through encoding/json's reflection.
+// which do not go through encoding/json's reflection, and Marshal for the
+// payloads that do (command results, receipts, dead letters), so that
+// every MQTT payload writes its strings the same way.
 //
 // strconv.Quote is not a JSON encoder: it writes \a, \v, \x00 and \U0001xxxx
 // escapes that JSON does not have, and passes invalid UTF-8 through as \xff.
@@ -9,6 +11,8 @@
 package jsonenc
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"strconv"
 	"time"
@@ -101,4 +105,44 @@ func AppendNumber(dst []byte, f float64) []byte {
 		return append(dst, "null"...)
 	}
 	return AppendFloat(dst, f)
+}
+
+// Marshal is json.Marshal writing strings as AppendString does: without
+// encoding/json's HTML escaping (a comment "a<b&c" stays a<b&c, not
+// a\u003cb\u0026c) or its escaping of U+2028 and U+2029, and without the
+// newline a json.Encoder ends with.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if !bytes.Contains(b, []byte(`\u202`)) {
+		return b, nil
+	}
+	// In encoding/json's output a backslash only ever starts an escape
+	// inside a string: skipping each escape whole, \u2028 is never taken
+	// for the tail of an escaped backslash.
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		switch string(b[i:min(i+6, len(b))]) {
+		case `\u2028`:
+			out = append(out, "\u2028"...)
+			i += 5
+			continue
+		case `\u2029`:
+			out = append(out, "\u2029"...)
+			i += 5
+			continue
+		}
+		out = append(out, b[i], b[i+1])
+		i++
+	}
+	return out, nil
 }

@@ -108,3 +108,42 @@ func FuzzAppendFloat(f *testing.F) {
 		}
 	})
 }
+
+// TestMarshal: encoding/json's reflection, with strings written as
+// AppendString writes them: no HTML escaping, U+2028/U+2029 as they are,
+// and no trailing newline.
+func TestMarshal(t *testing.T) {
+	v := struct {
+		ID      string `json:"id"`
+		OK      bool   `json:"ok"`
+		Comment string `json:"comment,omitempty"`
+	}{ID: "a<b&c>", Comment: "line\u2028sep\u2029 \\u2028 \\\u2028 \"q\" \xff"}
+	got, err := Marshal(v)
+	require.NoError(t, err)
+	want := `{"id":"a<b&c>","ok":false,"comment":` + string(AppendString(nil, v.Comment)) + `}`
+	require.Equal(t, want, string(got))
+	require.True(t, json.Valid(got))
+	var back struct{ ID, Comment string }
+	require.NoError(t, json.Unmarshal(got, &back))
+	require.Equal(t, "a<b&c>", back.ID)
+	require.Equal(t, string([]rune(v.Comment)), back.Comment)
+
+	_, err = Marshal(math.NaN())
+	require.Error(t, err)
+}
+
+// FuzzMarshal: a string marshals to the bytes AppendString writes.
+func FuzzMarshal(f *testing.F) {
+	for _, s := range []string{"", "a<b&c>", "\\u2028", "\\\u2028", "\u2028\u2029", "\xff\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := AppendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("%q: Marshal %s, AppendString %s", s, got, want)
+		}
+	})
+}
