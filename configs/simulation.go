@@ -1,12 +1,20 @@
 package configs
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/canary-gw/canary/internal/configerr"
 )
+
+// MaxSimSpeed bounds the simulator's time compression (simulated seconds
+// per real second): about 11.6 simulated days a second, far beyond any use.
+// A speed such as 1e300 overflowed the simulated time at once and wedged
+// the clock.
+const MaxSimSpeed = 1e6
 
 // Simulation is the optional `simulation:` section of a site config. Only
 // `canary sim` (and the demo) read it; the gateway ignores it. Everything in
@@ -64,6 +72,7 @@ type SimDevice struct {
 // probabilities per request, drawn from the seeded generator.
 type SimFaults struct {
 	// Latency delays every answer (a slow device or a long RTU turnaround).
+	// In JSON it is a duration string ("200ms"), see MarshalJSON.
 	Latency time.Duration `yaml:"latency" json:"latency"`
 	// Drop is the share of requests not answered at all (an intermittent link).
 	Drop float64 `yaml:"drop" json:"drop"`
@@ -127,9 +136,7 @@ type ScenarioEvent struct {
 // by the simulator, which has the whole site.
 func (s *Simulation) Validate() error {
 	var l configerr.List
-	if s.Speed < 0 {
-		l.Add("speed", "must not be negative, got %v", s.Speed)
-	}
+	checkSpeed(&l, "speed", s.Speed)
 	for i, o := range s.Sensors {
 		p := fmt.Sprintf("sensors[%d]", i)
 		if o.Device == "" {
@@ -170,9 +177,7 @@ func (s *Simulation) Validate() error {
 			l.Add(p+".name", "scenario %q defined twice", sc.Name)
 		}
 		names[sc.Name] = true
-		if sc.Speed < 0 {
-			l.Add(p+".speed", "must not be negative, got %v", sc.Speed)
-		}
+		checkSpeed(&l, p+".speed", sc.Speed)
 		if len(sc.Events) == 0 {
 			l.Add(p+".events", "a scenario needs at least one event")
 		}
@@ -181,6 +186,62 @@ func (s *Simulation) Validate() error {
 		}
 	}
 	return l.Err()
+}
+
+func checkSpeed(l *configerr.List, p string, speed float64) {
+	switch {
+	case speed < 0:
+		l.Add(p, "must not be negative, got %v", speed)
+	case !(speed <= MaxSimSpeed):
+		l.Add(p, "%v: want at most %.0f simulated seconds per real second", speed, MaxSimSpeed)
+	}
+}
+
+// simFaultsJSON is SimFaults as JSON: latency as a duration string.
+type simFaultsJSON struct {
+	Latency json.RawMessage `json:"latency"`
+	Drop    float64         `json:"drop"`
+	Busy    float64         `json:"busy"`
+	Garbage float64         `json:"garbage"`
+	Signal  string          `json:"signal,omitempty"`
+}
+
+// MarshalJSON writes latency as a duration string ("200ms"), the form
+// UnmarshalJSON (and the simulator's control API) takes, so faults read
+// from the API can be sent back.
+func (f SimFaults) MarshalJSON() ([]byte, error) {
+	lat, _ := json.Marshal(f.Latency.String())
+	return json.Marshal(simFaultsJSON{Latency: lat, Drop: f.Drop, Busy: f.Busy, Garbage: f.Garbage, Signal: f.Signal})
+}
+
+// UnmarshalJSON reads faults strictly (unknown fields are errors), with
+// latency as a duration string ("2s"); absent or "" is none.
+func (f *SimFaults) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
+	var j simFaultsJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return err
+	}
+	out := SimFaults{Drop: j.Drop, Busy: j.Busy, Garbage: j.Garbage, Signal: j.Signal}
+	if len(j.Latency) > 0 && string(j.Latency) != "null" {
+		var lat string
+		if err := json.Unmarshal(j.Latency, &lat); err != nil {
+			return fmt.Errorf("latency %s: want a duration string such as \"2s\"", j.Latency)
+		}
+		if lat != "" {
+			d, err := time.ParseDuration(lat)
+			if err != nil {
+				return fmt.Errorf("latency %q: want a duration such as \"2s\"", lat)
+			}
+			out.Latency = d
+		}
+	}
+	*f = out
+	return nil
 }
 
 func (f SimFaults) validate(l *configerr.List, p string) {

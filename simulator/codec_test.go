@@ -66,7 +66,9 @@ func TestEncodeValueRejectsBadShape(t *testing.T) {
 		s    configs.Sensor
 		want string
 	}{
-		{sensorCfg("float16", "", 0, 0), "unknown type"},
+		{sensorCfg("float33", "", 0, 0), "unknown type"},
+		{sensorCfg("int8", "", 0, 0), "needs order A (high byte) or B (low byte)"},
+		{sensorCfg("uint8", "ABCD", 0, 0), "unknown byte order"},
 		{sensorCfg("float32", "ABDC", 0, 0), "unknown byte order"},
 		{sensorCfg("float64", "CDAB1", 0, 0), "unknown byte order"},
 	} {

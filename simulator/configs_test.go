@@ -70,7 +70,8 @@ func TestNewRejectsBadSites(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
 		{"site: x\ndevices:\n  - {id: a, url: tcp://127.0.0.1:0, sensors: [{id: s, address: 0, type: float33}]}\n", "unknown type"},
 		{"site: x\ndevices:\n  - {id: a, url: udp://h:1, sensors: []}\n", "scheme udp is not simulated"},
-		{"site: x\ndevices:\n  - {id: a, url: tcp://127.0.0.1:0, sensors: [{id: s, address: 0, type: float32}, {id: t, address: 1}]}\n", "overlap"},
+		{"site: x\ndevices:\n  - {id: a, url: tcp://127.0.0.1:0, sensors: [{id: s, address: 0, type: float32, bit: 3}]}\n", "bit is only for type bool"},
+		{"site: x\ndevices:\n  - {id: a, url: tcp://127.0.0.1:0, sensors: [{id: s, address: 0, type: uint16, scale: 0}]}\n", "scale 0"},
 		{"site: x\ndevices:\n  - {id: a, url: tcp://127.0.0.1:0, sensors: []}\n  - {id: b, url: tcp://127.0.0.1:0, sensors: []}\n", "unit 1 at tcp://127.0.0.1:0 is already device a"},
 		{"site: x\ndevices:\n  - {id: a, url: tcp://127.0.0.1:0, sensors: [{id: s}]}\n", "address is required"},
 		{"site: x\ndevices:\n  - {id: a, url: tcp://127.0.0.1:0, sensors: []}\nsimulation:\n  devices: [{device: b}]\n", "simulation device b: no such device"},

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -34,15 +35,41 @@ type DeviceStatus struct {
 
 // SensorStatus is one simulated sensor and its current value.
 type SensorStatus struct {
-	ID      string  `json:"id"`
-	Kind    string  `json:"kind"`
-	Table   string  `json:"table"`
-	Address int     `json:"address"`
-	Type    string  `json:"type"`
-	Value   float64 `json:"value"`
-	// Source is physics, scenario, held (control API) or written (a Modbus
-	// client wrote the register, e.g. a power-cut relay).
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Table   string `json:"table"`
+	Address int    `json:"address"`
+	Type    string `json:"type"`
+	// Value is the engineering value. It is NaN or ±Inf when a Modbus
+	// client wrote one into a float register, and NaN for a 4–20 mA sensor
+	// in the fault band whose encoding cannot carry it (it answers
+	// exception 04); JSON shows such a value as null.
+	Value float64 `json:"value"`
+	// Source is physics, scenario, held (control API), written (a Modbus
+	// client wrote the register, e.g. a power-cut relay) or fault.
 	Source string `json:"source"`
+}
+
+// MarshalJSON writes a value that is not a finite number as null (JSON has
+// no NaN or Inf).
+func (st SensorStatus) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ID      string   `json:"id"`
+		Kind    string   `json:"kind"`
+		Table   string   `json:"table"`
+		Address int      `json:"address"`
+		Type    string   `json:"type"`
+		Value   *float64 `json:"value"`
+		Source  string   `json:"source"`
+	}{st.ID, st.Kind, st.Table, st.Address, st.Type, finite(st.Value), st.Source})
+}
+
+// finite is v, or nil (JSON null) when v is NaN or ±Inf.
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
 }
 
 // Devices is every simulated device with its sensors' current values.
@@ -61,7 +88,10 @@ func (s *Simulator) Devices() []DeviceStatus {
 		for _, sn := range d.sensors {
 			v, src := sn.valueAt(t)
 			if state == StateFault && d.faultBand(faults) && sn.cfg.Kind == "current" {
-				v, src = faultBandMA, "fault"
+				v, src = math.NaN(), "fault"
+				if sn.bandOK {
+					v = sn.bandValue
+				}
 			}
 			ds.Sensors = append(ds.Sensors, SensorStatus{ID: sn.cfg.ID, Kind: sn.cfg.Kind, Table: sn.shape.table,
 				Address: int(sn.shape.addr), Type: sensorType(sn.cfg), Value: v, Source: src})
@@ -138,25 +168,12 @@ func (s *Simulator) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"device": r.PathValue("device"), "state": body.State})
 	}))
 	mux.HandleFunc("PUT /api/v1/devices/{device}/faults", s.auth(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Latency string  `json:"latency"`
-			Drop    float64 `json:"drop"`
-			Busy    float64 `json:"busy"`
-			Garbage float64 `json:"garbage"`
-			Signal  string  `json:"signal"`
-		}
-		if err := readJSON(r, &body); err != nil {
+		// configs.SimFaults reads latency as a duration string and writes
+		// it the same way, so a GET's faults can be sent back.
+		var f configs.SimFaults
+		if err := readJSON(r, &f); err != nil {
 			writeError(w, err)
 			return
-		}
-		f := configs.SimFaults{Drop: body.Drop, Busy: body.Busy, Garbage: body.Garbage, Signal: body.Signal}
-		if body.Latency != "" {
-			d, err := time.ParseDuration(body.Latency)
-			if err != nil {
-				writeError(w, fmt.Errorf("%w: latency %q: want a duration such as \"2s\"", ErrInvalid, body.Latency))
-				return
-			}
-			f.Latency = d
 		}
 		if err := s.SetFaults(r.PathValue("device"), f); err != nil {
 			writeError(w, err)
@@ -257,7 +274,7 @@ func (s *Simulator) writeSensor(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"device": r.PathValue("device"), "sensor": r.PathValue("sensor"), "value": v, "source": src})
+	writeJSON(w, http.StatusOK, map[string]any{"device": r.PathValue("device"), "sensor": r.PathValue("sensor"), "value": finite(v), "source": src})
 }
 
 // auth guards state-changing requests. A web page the operator happens to
@@ -308,10 +325,18 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// writeJSON encodes v before it sends the status, so that a value JSON
+// cannot carry answers 500 with an error instead of 200 and an empty body.
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		buf.Reset()
+		_ = json.NewEncoder(&buf).Encode(map[string]string{"error": "encode answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func writeError(w http.ResponseWriter, err error) {

@@ -3,12 +3,18 @@ package simulator
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	mb "github.com/simonvetter/modbus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/configs"
 )
 
 // controlSim runs the test site with the control API on an ephemeral port.
@@ -176,4 +182,179 @@ func TestControlAPIRefusesCrossSiteWrites(t *testing.T) {
 	// A tool on the same host (no Origin, IP host) still works.
 	code, _, body := call(t, "PUT", base+"/devices/gas1/sensors/ch4", `{"value": 0.3}`)
 	require.Equal(t, http.StatusOK, code, body)
+}
+
+// A Modbus client may write NaN or ±Inf into a float register. The device
+// listing still answers, with such a value as null (JSON has no NaN).
+func TestControlAPINonFiniteValueIsNull(t *testing.T) {
+	s, base := controlSim(t, "")
+	c := newClient(t, "tcp://"+hostPort(t, s, "gas1"), 1)
+	require.NoError(t, c.WriteFloat32(0, float32(math.NaN())))
+	require.NoError(t, c.SetEncoding(mb.BIG_ENDIAN, mb.LOW_WORD_FIRST))
+	require.NoError(t, c.WriteFloat32(2, float32(math.Inf(1))))
+	for _, path := range []string{"/devices", "/devices/gas1"} {
+		code, _, raw := call(t, "GET", base+path, "")
+		require.Equal(t, http.StatusOK, code, raw)
+		require.Contains(t, raw, `"id":"ch4","kind":"methane","table":"holding","address":0,"type":"float32","value":null,"source":"written"`)
+		require.Contains(t, raw, `"id":"ch4_cdab","kind":"methane","table":"holding","address":2,"type":"float32","value":null,"source":"written"`)
+	}
+	v, src, err := s.Value("gas1", "ch4")
+	require.NoError(t, err)
+	require.True(t, math.IsNaN(v))
+	require.Equal(t, "written", src)
+}
+
+// An answer JSON cannot carry is a 500 with a JSON error, never a 200 with
+// an empty body.
+func TestWriteJSONEncodesBeforeTheStatus(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeJSON(rec, http.StatusOK, map[string]float64{"value": math.NaN()})
+	require.Equal(t, http.StatusInternalServerError, rec.Code)
+	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	var m map[string]string
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), rec.Body.String())
+	require.Contains(t, m["error"], "unsupported value")
+}
+
+// A device's faults as GET shows them can be PUT back: latency is a
+// duration string both ways.
+func TestControlAPIFaultsRoundTrip(t *testing.T) {
+	s, base := controlSim(t, "")
+	code, body, raw := call(t, "PUT", base+"/devices/gas1/faults", `{"latency": "200ms", "drop": 0.1, "busy": 0.05, "signal": "band"}`)
+	require.Equal(t, http.StatusOK, code, raw)
+	require.Equal(t, "200ms", body["latency"])
+	code, body, raw = call(t, "GET", base+"/devices/gas1", "")
+	require.Equal(t, http.StatusOK, code, raw)
+	faults, err := json.Marshal(body["faults"])
+	require.NoError(t, err)
+	require.JSONEq(t, `{"latency": "200ms", "drop": 0.1, "busy": 0.05, "garbage": 0, "signal": "band"}`, string(faults))
+
+	require.NoError(t, s.SetFaults("gas1", configs.SimFaults{}))
+	code, _, raw = call(t, "PUT", base+"/devices/gas1/faults", string(faults))
+	require.Equal(t, http.StatusOK, code, raw)
+	require.Equal(t, configs.SimFaults{Latency: 200 * time.Millisecond, Drop: 0.1, Busy: 0.05, Signal: "band"}, s.Devices()[0].Faults)
+
+	// The Go value round-trips through JSON too, and a bare number (which
+	// would be nanoseconds) is refused rather than guessed.
+	var f configs.SimFaults
+	require.NoError(t, json.Unmarshal([]byte(raw), &f))
+	require.Equal(t, 200*time.Millisecond, f.Latency)
+	code, body, _ = call(t, "PUT", base+"/devices/gas1/faults", `{"latency": 200000000}`)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body["error"], "latency 200000000: want a duration string")
+	code, body, _ = call(t, "PUT", base+"/devices/gas1/faults", `{"latency": "1s", "lag": 1}`)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body["error"], "unknown field")
+}
+
+// The clock's speed is bounded: 1e300 would overflow the simulated time
+// (and then refuse every later request as negative).
+func TestClockSpeedIsBounded(t *testing.T) {
+	s, base := controlSim(t, "")
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		msg                string
+	}{
+		{"PUT", "/clock", `{"speed": 1e300}`, 400, "want at most 1000000 simulated seconds per real second"},
+		{"PUT", "/clock", `{"speed": 1000001}`, 400, "want at most 1000000"},
+		{"PUT", "/clock", `{"speed": -1}`, 400, "must not be negative"},
+		{"POST", "/scenarios/fast", `{"speed": 1e300, "events": [{"effect": "add", "targets": ["gas1/ch4"], "value": 1}]}`, 400, "want at most 1000000"},
+		{"PUT", "/clock", `{"time": "1h", "speed": 1000000}`, 200, ""},
+		{"PUT", "/clock", `{"speed": 1}`, 200, ""},
+	} {
+		code, body, raw := call(t, c.method, base+c.path, c.body)
+		require.Equal(t, c.code, code, "%s %s: %s", c.method, c.path, raw)
+		if c.msg != "" {
+			require.Contains(t, body["error"], c.msg, c.body)
+		}
+	}
+	require.GreaterOrEqual(t, s.Now(), time.Hour)
+
+	for _, text := range []string{
+		testSite + "  speed: 1e300\n",
+		testSite + "  speed: .nan\n",
+		testSite + "  scenarios: [{name: fast, speed: .inf, events: [{effect: add, targets: [gas1/ch4], value: 1}]}]\n",
+	} {
+		_, err := New(Options{Site: siteFromYAML(t, text)})
+		require.ErrorContains(t, err, "want at most 1000000", text)
+	}
+	_, err := New(Options{Site: siteFromYAML(t, testSite), Speed: 1e7})
+	require.ErrorContains(t, err, "want at most 1000000")
+
+	// At the highest speed, simulated time stops at its end instead of
+	// wrapping negative.
+	real := time.Unix(0, 0)
+	c := newClock(func() time.Time { return real }, 1e6)
+	real = real.Add(1000 * time.Hour)
+	require.Greater(t, c.now(), 290*365*24*time.Hour)
+}
+
+// A hold must be a value the sensor's encoding carries; else 400 names the
+// range, and the sensor keeps what it had. The control API's value is then
+// what the gateway reads, up to the encoding's resolution.
+func TestControlAPIHoldOutsideTheEncoding(t *testing.T) {
+	s, site := gatewaySim(t, `
+site: hold
+devices:
+  - id: d
+    url: tcp://127.0.0.1:5020
+    sensors:
+      - {id: co, kind: co, table: input, address: 0, type: uint16, scale: 0.1}
+      - {id: o2, kind: oxygen, table: input, address: 1, type: int16, scale: 0.01}
+      - {id: t, kind: temperature, table: input, address: 2, type: float16}
+      - {id: b, kind: generic, table: holding, address: 0, type: int8, order: A}
+      - {id: flag, kind: generic, table: holding, address: 1, type: bool, bit: 3}
+      - {id: ch4, kind: methane, table: holding, address: 2, type: float32}
+      - {id: relay, kind: generic, table: coil, address: 0, type: bool}
+`)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	base := srv.URL + "/api/v1/devices/d/sensors/"
+	for _, c := range []struct {
+		sensor string
+		value  string
+		code   int
+		msg    string
+	}{
+		{"co", "-5", 400, "-5 is outside what uint16, scale 0.1 can carry (0 to 6553.5)"},
+		{"co", "1e9", 400, "(0 to 6553.5)"},
+		{"co", "6553.6", 400, "(0 to 6553.5)"},
+		{"co", "6553.5", 200, ""},
+		{"co", "12.34", 200, ""}, // 123 counts: within half a step
+		{"o2", "400", 400, "(-327.68 to 327.67)"},
+		{"o2", "20.9", 200, ""},
+		{"t", "70000", 400, "(-65504 to 65504)"},
+		{"t", "21.5", 200, ""},
+		{"b", "200", 400, "(-128 to 127)"},
+		{"b", "-100", 200, ""},
+		{"flag", "0.5", 400, "(0 for off or 1 for on)"},
+		{"flag", "1", 200, ""},
+		{"ch4", "1e39", 400, "float32"},
+		{"ch4", "1.8", 200, ""},
+		{"relay", "2", 400, "a coil can carry (0 for off or 1 for on)"},
+		{"relay", "1", 200, ""},
+	} {
+		before, beforeSrc, err := s.Value("d", c.sensor)
+		require.NoError(t, err)
+		code, body, raw := call(t, "PUT", base+c.sensor, `{"value": `+c.value+`}`)
+		require.Equal(t, c.code, code, "%s = %s: %s", c.sensor, c.value, raw)
+		v, src, err := s.Value("d", c.sensor)
+		require.NoError(t, err)
+		if c.code != 200 {
+			require.Contains(t, body["error"], c.msg)
+			require.Contains(t, body["error"], "hold d/"+c.sensor)
+			require.Equal(t, before, v, "%s keeps its value", c.sensor)
+			require.Equal(t, beforeSrc, src)
+			continue
+		}
+		want, err := strconv.ParseFloat(c.value, 64)
+		require.NoError(t, err)
+		require.Equal(t, want, body["value"])
+		require.Equal(t, "held", src)
+	}
+	got := gatewayReads(t, s, site, "d")
+	for id, want := range map[string]float64{"co": 12.3, "o2": 20.9, "t": 21.5, "b": -100, "flag": 1, "ch4": 1.8, "relay": 1} {
+		require.InDelta(t, want, got[id].Value, 1e-6, id)
+	}
 }

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/drivers/modbus"
 )
 
 // Device states, as the control API names them.
@@ -19,8 +19,11 @@ const (
 )
 
 // faultBandMA is what a 4–20 mA transmitter reports in its fault state:
-// inside NAMUR NE43's sub-3.6 mA failure band.
-const faultBandMA = 3.0
+// inside NAMUR NE43's sub-3.6 mA failure band (below faultBandLimitMA).
+const (
+	faultBandMA      = 3.0
+	faultBandLimitMA = 3.6
+)
 
 // device is one simulated Modbus device (one unit id behind an endpoint).
 type device struct {
@@ -38,6 +41,8 @@ type device struct {
 	rng        *rand.Rand // fault draws: deterministic in request order
 	effects    []*effect
 	allCurrent bool
+	// warnings are register overlaps the gateway's check warns about too.
+	warnings []string
 }
 
 // sensor is one simulated point.
@@ -47,18 +52,33 @@ type sensor struct {
 	shape pointShape
 	phys  physics
 
+	// band is the sensor's registers in the 4–20 mA fault band, and
+	// bandValue what they decode to; bandOK is false when the encoding
+	// cannot carry a fault-band value (a uint16 with offset 4 saturates at
+	// 4.0 mA, a healthy reading), and the fault then answers exception 04.
+	band      [4]uint16
+	bandValue float64
+	bandOK    bool
+
 	// Guarded by Simulator.mu.
 	held    *float64 // held through the control API
-	written []uint16 // registers (or a bit) written by a Modbus client
+	written []uint16 // registers (the whole register for a bit or byte; a coil's {0|1}) written by a Modbus client
+	// stamp orders holds and writes (0: neither): where sensors share a
+	// register, the most recent one wins on the bits they share.
+	stamp   uint64
 	effects []*effect
 }
 
-// table is the sensors of one Modbus table of a device, sorted by address,
+// table is the sensors of one Modbus table of a device, in config order,
 // with the register block they span: requests outside it answer
 // exception 02 (illegal data address).
 type table struct {
 	points []*sensor
 	lo, hi int // inclusive block; lo > hi when empty
+	// shared is true when sensors share registers (bits or bytes of one
+	// register, a word and its bits, one register read as two types):
+	// what is served then depends on the order they are laid out in.
+	shared bool
 }
 
 func (t *table) covers(addr, qty int) bool {
@@ -108,6 +128,9 @@ func newDevice(cfg configs.Device, sim *configs.Simulation, seed int64) (*device
 			return nil, fmt.Errorf("device %s: %w", cfg.ID, err)
 		}
 		sn := &sensor{cfg: sc, dev: d, shape: shape, phys: newPhysics(seed, cfg.ID, sc, overrides[sc.ID])}
+		if sc.Kind == "current" {
+			sn.setBand()
+		}
 		d.sensors = append(d.sensors, sn)
 		d.byID[sc.ID] = sn
 		if sc.Kind != "current" {
@@ -122,16 +145,10 @@ func newDevice(cfg configs.Device, sim *configs.Simulation, seed int64) (*device
 		t.lo = min(t.lo, int(shape.addr))
 		t.hi = max(t.hi, int(shape.addr)+shape.width-1)
 	}
-	for name, t := range d.tables {
-		sort.SliceStable(t.points, func(i, j int) bool { return t.points[i].shape.addr < t.points[j].shape.addr })
-		// Two sensors may share a register only as bits of it.
-		for i := 1; i < len(t.points); i++ {
-			a, b := t.points[i-1], t.points[i]
-			if int(a.shape.addr)+a.shape.width > int(b.shape.addr) && !(a.shape.bit >= 0 && b.shape.bit >= 0 && a.shape.addr == b.shape.addr && a.shape.bit != b.shape.bit) {
-				return nil, fmt.Errorf("device %s: sensors %s and %s overlap in the %s table", cfg.ID, a.cfg.ID, b.cfg.ID, name)
-			}
-		}
+	for _, t := range d.tables {
+		t.shared = sharesRegisters(t.points)
 	}
+	d.warnings = overlapWarnings(d.sensors)
 	for _, o := range overrides {
 		if d.byID[o.Sensor] == nil {
 			return nil, fmt.Errorf("simulation sensor %s/%s: no such sensor", o.Device, o.Sensor)
@@ -259,8 +276,8 @@ func (sn *sensor) valueAt(t time.Duration) (float64, string) {
 		return *sn.held, "held"
 	}
 	if sn.written != nil {
-		if v, err := sn.decodeWritten(); err == nil {
-			return v, "written"
+		if v, err := sn.shape.decode(sn.written); err == nil {
+			return v, "written" // NaN or ±Inf if a client wrote one
 		}
 	}
 	return sn.effectValue(t, len(sn.effects))
@@ -289,12 +306,54 @@ func (sn *sensor) effectValue(t time.Duration, n int) (float64, string) {
 	return clamp(v, sn.phys.min, sn.phys.max), src
 }
 
-func (sn *sensor) decodeWritten() (float64, error) {
-	regs := sn.written
-	if sn.shape.bit >= 0 {
-		regs = []uint16{(regs[0] >> sn.shape.bit) & 1}
+// setBand encodes the fault band with the sensor's codec and checks that
+// it reads back as a fault-band value.
+func (sn *sensor) setBand() {
+	regs, err := sn.shape.encode(faultBandMA)
+	if err != nil {
+		return
 	}
-	return decodeValue(sn.cfg, regs)
+	v, err := sn.shape.decode(regs)
+	copy(sn.band[:], regs)
+	sn.bandValue, sn.bandOK = v, err == nil && v < faultBandLimitMA
+}
+
+// sharesRegisters reports whether any two sensors of a table share a
+// register (or a coil).
+func sharesRegisters(points []*sensor) bool {
+	for i, a := range points {
+		for _, b := range points[:i] {
+			if int(a.shape.addr) < int(b.shape.addr)+b.shape.width && int(b.shape.addr) < int(a.shape.addr)+a.shape.width {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// overlapWarnings are the overlaps `canary check` warns about (and
+// accepts): register spans that overlap only in part, usually a typo in an
+// address. Identical spans (one register read as two types) and bits of a
+// register are fine. The simulator serves them all; on a shared register
+// the sensor laid out last wins (see Simulator.paintOrder).
+func overlapWarnings(sensors []*sensor) []string {
+	var out []string
+	for i, a := range sensors {
+		for _, b := range sensors[:i] {
+			pa, pb := &a.shape, &b.shape
+			if pa.isBit || pb.isBit || pa.typ == modbus.TypeBool || pb.typ == modbus.TypeBool || pa.table != pb.table ||
+				(pa.addr == pb.addr && pa.width == pb.width) {
+				continue
+			}
+			alo, ahi := int(pa.addr), int(pa.addr)+pa.width-1
+			blo, bhi := int(pb.addr), int(pb.addr)+pb.width-1
+			if alo <= bhi && blo <= ahi {
+				out = append(out, fmt.Sprintf("sensor %s: registers %d-%d overlap sensor %s (registers %d-%d): check the address",
+					a.cfg.ID, alo, ahi, b.cfg.ID, blo, bhi))
+			}
+		}
+	}
+	return out
 }
 
 // linkAt is a device's state and faults at simulated time t, scenario

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"encoding/binary"
+	"sort"
 	"time"
 )
 
@@ -174,26 +175,55 @@ func (s *Simulator) execute(dev *device, pdu []byte, t time.Duration, band bool)
 	return exception(fc, excIllegalFunction)
 }
 
-// encodeNow is a sensor's registers at t, fault band applied.
+// encodeNow is a sensor's registers at t (only its own bits set), fault
+// band applied. It is false when the sensor cannot be served: in the fault
+// band a sensor that is not a 4–20 mA loop, or one whose encoding cannot
+// carry a fault-band value.
 func (s *Simulator) encodeNow(sn *sensor, t time.Duration, band bool) ([]uint16, bool) {
 	if band {
-		if sn.cfg.Kind != "current" {
+		if sn.cfg.Kind != "current" || !sn.bandOK {
 			return nil, false
 		}
-		regs, err := s.encode(sn.cfg, faultBandMA)
-		return regs, err == nil
+		return sn.band[:sn.shape.width], true
 	}
 	if sn.written != nil && sn.held == nil {
 		return sn.written, true
 	}
 	v, _ := sn.valueAt(t)
-	regs, err := s.encode(sn.cfg, v)
+	regs, err := sn.shape.encode(v)
 	return regs, err == nil
+}
+
+// paintOrder is the order a read lays out the sensors of a table that
+// touch [addr, addr+qty): config order, unless sensors share registers.
+// Then the values of the physics (and scenarios) come first, whole words
+// before bits and bytes, and held and written values after them, the most
+// recent last: on a shared register the last one wins on the bits they
+// share, so a held status word shows although a bit of it is its own
+// sensor, and a held bit shows in a word the physics serves.
+func paintOrder(tbl *table, addr, qty int) []*sensor {
+	if !tbl.shared {
+		return tbl.points
+	}
+	var out []*sensor
+	for _, sn := range tbl.points {
+		if a := int(sn.shape.addr); a+sn.shape.width > addr && a < addr+qty {
+			out = append(out, sn)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.stamp != b.stamp {
+			return a.stamp < b.stamp
+		}
+		return !a.shape.partial && b.shape.partial
+	})
+	return out
 }
 
 func (s *Simulator) readRegs(tbl *table, addr, qty int, t time.Duration, band bool) ([]uint16, bool) {
 	out := make([]uint16, qty)
-	for _, sn := range tbl.points {
+	for _, sn := range paintOrder(tbl, addr, qty) {
 		a := int(sn.shape.addr)
 		if a+sn.shape.width <= addr || a >= addr+qty {
 			continue
@@ -202,17 +232,10 @@ func (s *Simulator) readRegs(tbl *table, addr, qty int, t time.Duration, band bo
 		if !ok {
 			return nil, false
 		}
-		if sn.shape.bit >= 0 {
-			v := regs[0]
-			if sn.written != nil && sn.held == nil {
-				v = (regs[0] >> sn.shape.bit) & 1
-			}
-			out[a-addr] |= (v & 1) << sn.shape.bit
-			continue
-		}
 		for i, r := range regs {
 			if j := a + i - addr; j >= 0 && j < qty {
-				out[j] = r
+				m := sn.shape.mask[i]
+				out[j] = out[j]&^m | r&m
 			}
 		}
 	}
@@ -221,7 +244,7 @@ func (s *Simulator) readRegs(tbl *table, addr, qty int, t time.Duration, band bo
 
 func (s *Simulator) readBits(tbl *table, addr, qty int, t time.Duration) []bool {
 	out := make([]bool, qty)
-	for _, sn := range tbl.points {
+	for _, sn := range paintOrder(tbl, addr, qty) {
 		a := int(sn.shape.addr)
 		if a < addr || a >= addr+qty {
 			continue
@@ -233,28 +256,26 @@ func (s *Simulator) readBits(tbl *table, addr, qty int, t time.Duration) []bool 
 }
 
 // writeRegs applies a client's register write to the holding table: every
-// sensor it touches keeps the written registers until it is released.
+// sensor it touches keeps the written registers until it is released (a
+// bit or a byte keeps the whole register and reads its part of it).
 func (s *Simulator) writeRegs(dev *device, addr int, regs []uint16, t time.Duration) byte {
 	tbl := dev.tables["holding"]
 	if tbl == nil || !tbl.covers(addr, len(regs)) {
 		return excIllegalAddress
 	}
+	s.seq++
 	for _, sn := range tbl.points {
 		a := int(sn.shape.addr)
 		if a+sn.shape.width <= addr || a >= addr+len(regs) {
 			continue
 		}
 		cur := s.currentRegs(sn, t)
-		if sn.shape.bit >= 0 {
-			cur = []uint16{regs[a-addr]}
-		} else {
-			for i := range cur {
-				if j := a + i - addr; j >= 0 && j < len(regs) {
-					cur[i] = regs[j]
-				}
+		for i := range cur {
+			if j := a + i - addr; j >= 0 && j < len(regs) {
+				cur[i] = regs[j]
 			}
 		}
-		sn.written, sn.held = cur, nil
+		sn.written, sn.held, sn.stamp = cur, nil, s.seq
 		s.log.Info().Str("device", dev.id).Str("sensor", sn.cfg.ID).Msg("register written")
 	}
 	return 0
@@ -265,6 +286,7 @@ func (s *Simulator) writeBits(dev *device, addr int, bits []bool, t time.Duratio
 	if tbl == nil || !tbl.covers(addr, len(bits)) {
 		return excIllegalAddress
 	}
+	s.seq++
 	for _, sn := range tbl.points {
 		a := int(sn.shape.addr)
 		if a < addr || a >= addr+len(bits) {
@@ -274,7 +296,7 @@ func (s *Simulator) writeBits(dev *device, addr int, bits []bool, t time.Duratio
 		if bits[a-addr] {
 			v = 1
 		}
-		sn.written, sn.held = []uint16{v}, nil
+		sn.written, sn.held, sn.stamp = []uint16{v}, nil, s.seq
 		s.log.Info().Str("device", dev.id).Str("sensor", sn.cfg.ID).Bool("value", v == 1).Msg("coil written")
 	}
 	return 0
@@ -287,14 +309,11 @@ func (s *Simulator) currentRegs(sn *sensor, t time.Duration) []uint16 {
 		return append([]uint16(nil), sn.written...)
 	}
 	v, _ := sn.valueAt(t)
-	regs, err := s.encode(sn.cfg, v)
+	regs, err := sn.shape.encode(v)
 	if err != nil {
 		return make([]uint16, sn.shape.width)
 	}
-	if sn.shape.bit >= 0 {
-		return []uint16{regs[0] << sn.shape.bit}
-	}
-	return append([]uint16(nil), regs...)
+	return regs
 }
 
 // broadcast runs a write sent to unit 0 on a serial line on every online

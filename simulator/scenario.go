@@ -33,8 +33,8 @@ func (s *Simulator) checkScenario(sc configs.Scenario) error {
 	if sc.Name == "" {
 		return fmt.Errorf("name is required")
 	}
-	if sc.Speed < 0 {
-		return fmt.Errorf("speed %v must not be negative", sc.Speed)
+	if err := checkSpeed(sc.Speed); err != nil {
+		return err
 	}
 	if len(sc.Events) == 0 {
 		return fmt.Errorf("no events")

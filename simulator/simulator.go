@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sort"
@@ -51,7 +52,6 @@ type Options struct {
 type Simulator struct {
 	opts      Options
 	log       zerolog.Logger
-	encode    encoder
 	seed      int64
 	devices   []*device
 	byID      map[string]*device
@@ -62,6 +62,7 @@ type Simulator struct {
 	scenarios map[string]configs.Scenario
 	running   map[string]*runningScenario
 	requests  uint64
+	seq       uint64 // stamps holds and writes, see paintOrder
 
 	ready       chan struct{}
 	controlAddr string
@@ -89,7 +90,6 @@ func New(opts Options) (*Simulator, error) {
 	s := &Simulator{
 		opts:      opts,
 		log:       opts.Logger.With().Str("component", "simulator").Str("site", opts.Site.Site).Logger(),
-		encode:    encodeValue,
 		byID:      map[string]*device{},
 		scenarios: map[string]configs.Scenario{},
 		running:   map[string]*runningScenario{},
@@ -111,6 +111,9 @@ func New(opts Options) (*Simulator, error) {
 	if opts.Speed > 0 {
 		speed = opts.Speed
 	}
+	if err := checkSpeed(speed); err != nil {
+		return nil, err
+	}
 	s.clock = newClock(time.Now, speed)
 
 	eps := map[link]*endpoint{}
@@ -121,6 +124,9 @@ func New(opts Options) (*Simulator, error) {
 		d, err := newDevice(dc, sim, s.seed)
 		if err != nil {
 			return nil, fmt.Errorf("devices[%d]: %w", i, err)
+		}
+		for _, w := range d.warnings {
+			s.log.Warn().Str("device", d.id).Msg(w + " (served, the sensor laid out last wins on shared registers)")
 		}
 		l, err := parseLink(dc.URL)
 		if err != nil {
@@ -277,16 +283,21 @@ func (s *Simulator) sensor(device, sensorID string) (*sensor, error) {
 }
 
 // Hold holds a sensor at a value (in engineering units) until Release.
+// The value must be one the sensor's encoding carries: encoded and decoded
+// again it must come back within the encoding's resolution (half a step of
+// an integer type); else the error (ErrInvalid) names the range it carries.
+// A float type carries NaN and ±Inf too.
 func (s *Simulator) Hold(device, sensorID string, v float64) error {
 	sn, err := s.sensor(device, sensorID)
 	if err != nil {
 		return err
 	}
-	if _, err := s.encode(sn.cfg, v); err != nil {
+	if err := sn.shape.carries(v); err != nil {
 		return fmt.Errorf("hold %s/%s: %w: %w", device, sensorID, ErrInvalid, err)
 	}
 	s.mu.Lock()
-	sn.held, sn.written = &v, nil
+	s.seq++
+	sn.held, sn.written, sn.stamp = &v, nil, s.seq
 	s.mu.Unlock()
 	return nil
 }
@@ -298,7 +309,7 @@ func (s *Simulator) Release(device, sensorID string) error {
 		return err
 	}
 	s.mu.Lock()
-	sn.held, sn.written = nil, nil
+	sn.held, sn.written, sn.stamp = nil, nil, 0
 	s.mu.Unlock()
 	return nil
 }
@@ -357,8 +368,11 @@ func (s *Simulator) Now() time.Duration {
 // SetClock sets the simulated time and its speed (simulated seconds per
 // real second; 0 pauses it, which makes reads exactly reproducible).
 func (s *Simulator) SetClock(t time.Duration, speed float64) error {
-	if speed < 0 || t < 0 {
+	if t < 0 {
 		return fmt.Errorf("clock: %w: time and speed must not be negative", ErrInvalid)
+	}
+	if err := checkSpeed(speed); err != nil {
+		return fmt.Errorf("clock: %w: %w", ErrInvalid, err)
 	}
 	s.mu.Lock()
 	s.clock.set(t, speed)
@@ -385,8 +399,28 @@ func newClock(real func() time.Time, speed float64) clock {
 	return clock{real: real, realBase: real(), speed: speed}
 }
 
+// maxClock is where simulated time stops: just short of the largest
+// time.Duration (292 years), so that it never wraps negative.
+const maxClock = time.Duration(math.MaxInt64 - 1<<20)
+
 func (c *clock) now() time.Duration {
-	return c.simBase + time.Duration(float64(c.real().Sub(c.realBase))*c.speed)
+	d := float64(c.real().Sub(c.realBase)) * c.speed
+	if c.simBase >= maxClock || d >= float64(maxClock-c.simBase) {
+		return maxClock
+	}
+	return c.simBase + time.Duration(d)
+}
+
+// checkSpeed refuses a clock speed that is negative, not a number, or
+// above configs.MaxSimSpeed.
+func checkSpeed(speed float64) error {
+	if speed < 0 {
+		return fmt.Errorf("speed %v must not be negative", speed)
+	}
+	if !(speed <= configs.MaxSimSpeed) {
+		return fmt.Errorf("speed %v: want at most %.0f simulated seconds per real second (0 pauses)", speed, configs.MaxSimSpeed)
+	}
+	return nil
 }
 
 func (c *clock) set(t time.Duration, speed float64) {
