@@ -120,6 +120,13 @@ type Options struct {
 // (docs/performance-history.md, item 53).
 const alarmWindow = 256
 
+// stableSession is how long a session must last for the reconnect backoff
+// to start afresh after it (Run).
+const stableSession = 10 * time.Second
+
+// shortSessionBackoff caps the wait after a session shorter than that.
+const shortSessionBackoff = 5 * time.Second
+
 // tickEvery paces receipt mode's resends.
 const tickEvery = 250 * time.Millisecond
 
@@ -271,6 +278,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}()
 	bo := Backoff{Min: p.o.BackoffMin, Max: p.o.BackoffMax}
 	for {
+		start := time.Now()
 		connected, err := p.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -278,11 +286,27 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if errors.Is(err, outbox.ErrClosed) {
 			return fmt.Errorf("publish: %w", err)
 		}
-		if connected {
+		// Only a session that lasted starts the backoff afresh: one the
+		// broker ends at once (most often another client connecting with
+		// the same client_id, which takes the session over) would
+		// otherwise reconnect every 200 ms, two gateways knocking each
+		// other off for ever.
+		short := connected && time.Since(start) < stableSession
+		if connected && !short {
 			bo.Reset()
 		}
 		d := bo.Next()
-		p.log.Warn().Err(err).Str("broker", p.o.Config.URL).Dur("backoff", d).Msg("mqtt session ended")
+		if short {
+			// At most a few seconds all the same: an uplink that drops
+			// every few seconds must not keep alarms from the control
+			// rooms for BackoffMax.
+			d = min(d, shortSessionBackoff)
+		}
+		msg := "mqtt session ended"
+		if short {
+			msg = "mqtt session ended soon after connecting (is another client using this client_id? each gateway needs its own)"
+		}
+		p.log.Warn().Err(err).Str("broker", p.o.Config.URL).Str("client_id", p.o.Config.ClientID).Dur("backoff", d).Msg(msg)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

@@ -390,3 +390,24 @@ func TestStatusNotHTMLEscaped(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(p.statusPayload("online")), `"reason":"load <90%> & rising"`)
 }
+
+// Two gateways configured with the same client_id take the session from
+// each other at every connect. A session that the broker ends at once does
+// not start the backoff afresh: they reconnected every backoff minimum,
+// knocking each other off many times a second, for ever.
+func TestSameClientIDTakeoversBackOff(t *testing.T) {
+	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	cfg := configs.MQTT{URL: m.URL, ClientID: "copied-config"}
+	cfg.SetDefaults()
+	a := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: openOutbox(t)})
+	b := runPublisher(t, Options{Config: cfg, Site: "s2", Outbox: openOutbox(t)})
+	waitFor(t, 10*time.Second, func() bool { return a.Stats().Sessions > 0 && b.Stats().Sessions > 0 }, "both connected once")
+	start := a.Stats().Sessions + b.Stats().Sessions
+	time.Sleep(4 * time.Second)
+	// With the test's backoff (50 ms doubling to 500 ms) at most about 12
+	// each in 4 s; starting afresh after every takeover, 60 or more each.
+	n := a.Stats().Sessions + b.Stats().Sessions - start
+	t.Logf("sessions in 4 s: %d", n)
+	require.Positive(t, n, "the takeovers happen")
+	require.LessOrEqual(t, n, uint64(30))
+}
