@@ -82,7 +82,7 @@ that cannot be read (NaN, Inf) is null in JSON and the exit code is 1.`,
 	fl.DurationVar(&f.timeout, "timeout", time.Second, "request timeout")
 	fl.IntVar(&f.baud, "baud", modbus.DefaultBaud, "serial speed (rtu://)")
 	fl.StringVar(&f.parity, "parity", modbus.DefaultParity, "serial parity: none, even, odd (rtu://)")
-	fl.IntVar(&f.dataBits, "data-bits", modbus.DefaultDataBits, "serial data bits: 7 or 8 (rtu://)")
+	fl.IntVar(&f.dataBits, "data-bits", modbus.DefaultDataBits, "serial data bits (rtu://): 8, as RTU framing has")
 	fl.IntVar(&f.stopBits, "stop-bits", modbus.DefaultStopBits, "serial stop bits: 1 or 2 (rtu://)")
 	fl.StringVar(&f.caFile, "ca-file", "", "CA certificate (tcp+tls://)")
 	fl.StringVar(&f.certFile, "cert-file", "", "client certificate (tcp+tls://)")
@@ -123,6 +123,11 @@ func runRead(cmd *cobra.Command, g *globalFlags, f *readFlags, url string) error
 		if f.table == "coil" || f.table == "discrete" {
 			f.typ = "bool"
 		}
+	}
+	if f.timeout <= 0 {
+		// 0 would become the default of a device config, derived from the
+		// poll this command makes up from it: half a millisecond.
+		return usageErrorf("read: --timeout %s must be positive", f.timeout)
 	}
 	d := modbus.DeviceConfig{
 		ID: "read", URL: url, Unit: &f.unit, Timeout: f.timeout, Poll: 2*f.timeout + time.Millisecond,

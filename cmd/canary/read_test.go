@@ -75,6 +75,8 @@ func TestReadErrors(t *testing.T) {
 		{"rtu unit 0", []string{"read", "rtu:///dev/null", "--unit", "0", "--addr", "0"}, 2, "read: --unit: 0 out of range (want 1-247 for rtu://)"},
 		{"bad parity", []string{"read", "rtu:///dev/null", "--parity", "mark", "--addr", "0"}, 2, `read: --parity: unknown parity "mark" (want none, even, odd)`},
 		{"unknown flag", []string{"read", srv.URL, "--adr", "0"}, 2, "unknown flag: --adr"},
+		{"zero timeout", []string{"read", srv.URL, "--addr", "0", "--timeout", "0"}, 2, "read: --timeout 0s must be positive"},
+		{"negative timeout", []string{"read", srv.URL, "--addr", "0", "--timeout", "-1s"}, 2, "read: --timeout -1s must be positive"},
 		{"exception", []string{"read", srv.URL, "--addr", "200"}, 1, "modbus exception 2 (illegal data address)"},
 		{"dead unit", []string{"read", srv.URL, "--unit", "9", "--addr", "0", "--timeout", "100ms"}, 1, "no response within timeout"},
 		{"nan", []string{"read", srv.URL, "--addr", "3", "--type", "float32", "--json"}, 1, "bad values: holding 3: nan"},

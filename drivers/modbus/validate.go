@@ -155,8 +155,15 @@ func (d *DeviceConfig) Validate() error {
 		default:
 			l.Add("parity", "unknown parity %q (want %s)", d.Parity, validParities)
 		}
-		if d.DataBits != 7 && d.DataBits != 8 {
-			l.Add("data_bits", "%d (want 7 or 8)", d.DataBits)
+		switch d.DataBits {
+		case 8:
+		case 7:
+			// RTU framing carries 8-bit bytes (Modbus over Serial Line
+			// 1.02, 2.5.1); 7 data bits is the ASCII mode's, which no
+			// RTU frame survives.
+			l.Add("data_bits", "7 is Modbus ASCII framing, which canary does not speak: RTU uses 8 data bits")
+		default:
+			l.Add("data_bits", "%d (want 8: RTU framing)", d.DataBits)
 		}
 		if d.StopBits != 1 && d.StopBits != 2 {
 			l.Add("stop_bits", "%d (want 1 or 2)", d.StopBits)

@@ -81,10 +81,12 @@ func TestDeviceValidate(t *testing.T) {
 			d.Baud, d.Parity, d.DataBits, d.StopBits = -1, "mark", 6, 3
 		}, []string{
 			"baud: -1 must be positive (e.g. 9600, 19200)",
-			"data_bits: 6 (want 7 or 8)",
+			"data_bits: 6 (want 8: RTU framing)",
 			`parity: unknown parity "mark" (want none, even, odd)`,
 			"stop_bits: 3 (want 1 or 2)",
 		}},
+		{"seven data bits", func(d *DeviceConfig) { d.URL = "rtu:///dev/ttyS0"; d.SetDefaults(); d.DataBits = 7 },
+			[]string{"data_bits: 7 is Modbus ASCII framing, which canary does not speak: RTU uses 8 data bits"}},
 		{"tls needs files", func(d *DeviceConfig) { d.URL = "tcp+tls://plc:802" }, []string{
 			"ca_file: is required for tcp+tls:// (Modbus/TCP security is mutual TLS)",
 			"cert_file: is required for tcp+tls:// (Modbus/TCP security is mutual TLS)",
