@@ -151,8 +151,13 @@ func (p *pointShape) encode(v float64) ([]uint16, error) {
 // saturate keeps a raw value inside what the type can be encoded with.
 func saturate(t modbus.Type, raw float64) float64 {
 	switch t {
-	case modbus.TypeFloat16, modbus.TypeFloat64:
-		return raw // float16 overflows to ±Inf by itself
+	case modbus.TypeFloat64:
+		return raw
+	case modbus.TypeFloat16:
+		if math.Abs(raw) >= 65520 && !math.IsInf(raw, 0) && !math.IsNaN(raw) { // past float16's max, 65504
+			return math.Inf(int(math.Copysign(1, raw)))
+		}
+		return raw
 	case modbus.TypeFloat32:
 		if math.Abs(raw) > math.MaxFloat32 && !math.IsInf(raw, 0) && !math.IsNaN(raw) {
 			return math.Inf(int(math.Copysign(1, raw)))

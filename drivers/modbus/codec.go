@@ -331,6 +331,9 @@ func (c Codec) EncodeInto(regs []uint16, v float64) error {
 	var bits uint64
 	switch c.typ {
 	case TypeFloat16:
+		if !math.IsNaN(raw) && !math.IsInf(raw, 0) && math.Abs(raw) >= 65520 { // rounds past the max 65504
+			return fmt.Errorf("%w: %v for float16", ErrOutOfRange, v)
+		}
 		bits = uint64(float64ToFloat16(raw))
 	case TypeFloat32:
 		if !math.IsNaN(raw) && !math.IsInf(raw, 0) && math.Abs(raw) > math.MaxFloat32 {

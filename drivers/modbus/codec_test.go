@@ -154,6 +154,8 @@ func TestEncodeErrors(t *testing.T) {
 		{"int64 2^63", TypeInt64, 1 << 63, ErrOutOfRange},
 		{"int32 NaN", TypeInt32, math.NaN(), ErrNotWritable},
 		{"float32 too big", TypeFloat32, 1e39, ErrOutOfRange},
+		{"float16 too big", TypeFloat16, 65520, ErrOutOfRange}, // rounds past the max 65504: was written as +Inf
+		{"float16 too small", TypeFloat16, -1e6, ErrOutOfRange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,6 +169,9 @@ func TestEncodeErrors(t *testing.T) {
 	regs, err := mustCodec(t, TypeFloat32, "", -1, 1, 0).Encode(math.Inf(-1))
 	require.NoError(t, err)
 	require.Equal(t, []uint16{0xFF80, 0}, regs)
+	regs, err = mustCodec(t, TypeFloat16, "", -1, 1, 0).Encode(65519) // rounds to the max
+	require.NoError(t, err)
+	require.Equal(t, []uint16{0x7BFF}, regs)
 }
 
 func TestNewCodecErrors(t *testing.T) {
