@@ -314,6 +314,59 @@ func idleClosingServer(t *testing.T, idle time.Duration) (url string, conns *ato
 	return "tcp://" + l.Addr().String(), conns
 }
 
+// A device that may have done a write and dropped the connection without
+// answering: the write is not sent again on a new connection (a command
+// register would act twice); the caller gets the error (an action retries
+// with its backoff, writing the same value).
+func TestWriteNotSentTwiceAfterAClose(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var writes atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				for {
+					var h [7]byte
+					if _, err := io.ReadFull(c, h[:]); err != nil {
+						return
+					}
+					pdu := make([]byte, int(binary.BigEndian.Uint16(h[4:]))-1)
+					if _, err := io.ReadFull(c, pdu); err != nil || len(pdu) != 5 {
+						return
+					}
+					if pdu[0] == 6 {
+						writes.Add(1)
+						return // done, and gone without an answer
+					}
+					binary.BigEndian.PutUint16(h[4:], 5)
+					if _, err := c.Write(append(h[:], 3, 2, 0, 0)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
+	dev := device("cmd", "tcp://"+l.Addr().String(), 1, 300*time.Millisecond, []SensorConfig{sensor("pulse", "holding", 0, "uint16", "")})
+	var got batches
+	g, stop := runGroup(t, []Device{dev}, got.sink)
+	defer stop()
+	require.Eventually(t, func() bool { return len(got.get("cmd")) >= 2 }, 10*time.Second, 10*time.Millisecond)
+	_, err = g.Write(t.Context(), "cmd", "pulse", 1)
+	require.Error(t, err)
+	require.EqualValues(t, 1, writes.Load(), "the write was sent once")
+}
+
 // A device that closes idle connections: every poll (retries 0, so nothing
 // hides a failure) and an interlock write after an idle spell meet a
 // connection it has closed, and are sent again on a new one. They were a

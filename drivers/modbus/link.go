@@ -265,14 +265,24 @@ func (l *Link) takeLate(err error) ([]byte, bool) {
 func (l *Link) LateAnswer() (at time.Time, ok bool) { return l.lateAt, !l.lateAt.IsZero() }
 
 // request runs one request to unit u (function code fc, data bytes in its
-// answer) through call. When the device had closed the connection while
-// it stood idle (many devices and serial gateways drop a connection after
-// some seconds without traffic), the request met a dead connection: it is
-// sent once more on a new one. That is the same request, not a retry (no
-// answer came, not one byte of it), and without it every poll after an
-// idle close was a bad reading, and an interlock write failed and waited
-// out its backoff.
+// answer) through call. Many devices and serial gateways close a
+// connection after some seconds without traffic; without what follows,
+// every poll after such a close was a bad reading, and an interlock write
+// failed and waited out its backoff:
+//   - A read that meets a connection the device had closed (no answer,
+//     not one byte of it) is sent once more on a new one: the same request,
+//     not a retry, and reading twice is harmless.
+//   - A write is not sent twice (a device may have done it and closed
+//     without answering, and a command register would act twice): before
+//     it, a connection the device has closed (its FIN already here) is
+//     reopened (a non-blocking peek, Linux).
 func (l *Link) request(u int, fc uint8, data int, call func() error) error {
+	write := fc == 5 || fc == 6 || fc == 15 || fc == 16
+	if write && l.open && l.sock != nil && l.plain && peerClosed(l.sock.TCPConn) {
+		l.log.Debug().Str("url", l.url).Msg("connection closed by the device while idle; the write goes on a new one")
+		_ = l.Close()
+		l.idleCloses++
+	}
 	reused := l.open
 	if err := l.unit(u, fc, data); err != nil {
 		return err
@@ -280,7 +290,7 @@ func (l *Link) request(u int, fc uint8, data int, call func() error) error {
 	err := call()
 	l.done()
 	l.noteTimeout(err)
-	if reused && l.peerClosedIdle(err) {
+	if !write && reused && l.peerClosedIdle(err) {
 		l.log.Debug().Err(err).Str("url", l.url).Msg("connection closed by the device while idle; request sent on a new one")
 		_ = l.Close()
 		l.idleCloses++

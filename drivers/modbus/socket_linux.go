@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"encoding/binary"
+	"errors"
 	"syscall"
 	"time"
 	"unsafe"
@@ -84,4 +85,22 @@ func waitingAnswer(s *headerConn, want answer, notBefore, by time.Time, take boo
 		return nil, time.Time{}, ok
 	}
 	return data, arrived, true
+}
+
+// peerClosed reports whether the peer has closed c (a FIN or a reset
+// waiting, nothing else to read), without reading: a peek that does not
+// block. Data waiting, or nothing at all, is not a close.
+func peerClosed(c syscall.Conn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	closed := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		closed = (n == 0 && err == nil) || errors.Is(err, unix.ECONNRESET)
+		return true // never wait for the socket to become readable
+	})
+	return closed
 }
