@@ -53,8 +53,9 @@ type HTTP struct {
 
 // PublicOrigin parses one of http.public_origins: an http or https URL
 // with a host and nothing after it but an optional "/". It returns the
-// origin as a browser writes it (lower case, no trailing slash) and its
-// host[:port].
+// origin as a browser writes it in Origin (lower case, no trailing slash,
+// no default port: https://x:443 is https://x) and its host name (no port:
+// a proxy passing Host through, nginx's $host, leaves the port out).
 func PublicOrigin(s string) (origin, host string, err error) {
 	u, err := url.Parse(s)
 	switch {
@@ -67,8 +68,14 @@ func PublicOrigin(s string) (origin, host string, err error) {
 	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 		return "", "", fmt.Errorf("%q: an origin is scheme://host[:port] and nothing more", s)
 	}
-	host = strings.ToLower(u.Host)
-	return u.Scheme + "://" + host, host, nil
+	hostport := strings.ToLower(u.Host)
+	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+		hostport = strings.ToLower(u.Hostname())
+		if strings.Contains(hostport, ":") {
+			hostport = "[" + hostport + "]" // IPv6
+		}
+	}
+	return u.Scheme + "://" + hostport, strings.ToLower(u.Hostname()), nil
 }
 
 // HTTPUser is one person or machine that may use the API.

@@ -86,3 +86,20 @@ func TestIsBcryptHash(t *testing.T) {
 	require.False(t, IsBcryptHash("plain-password"))
 	require.False(t, IsBcryptHash(strings.Replace(string(hash), "$2a$", "$1$", 1)))
 }
+
+func TestPublicOrigin(t *testing.T) {
+	for _, tc := range []struct{ in, origin, host string }{
+		{"https://canary.example.com", "https://canary.example.com", "canary.example.com"},
+		{"HTTPS://Canary.Example.com/", "https://canary.example.com", "canary.example.com"},
+		{"https://canary.example.com:443", "https://canary.example.com", "canary.example.com"}, // as a browser writes it
+		{"http://canary.example.com:80", "http://canary.example.com", "canary.example.com"},
+		{"https://canary.example.com:8443", "https://canary.example.com:8443", "canary.example.com"},
+		{"http://canary.example.com:443", "http://canary.example.com:443", "canary.example.com"},
+		{"https://[2001:db8::1]:443", "https://[2001:db8::1]", "2001:db8::1"},
+	} {
+		origin, host, err := PublicOrigin(tc.in)
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.origin, origin, tc.in)
+		require.Equal(t, tc.host, host, tc.in)
+	}
+}

@@ -266,7 +266,10 @@ func (r *Room) splitTopic(topic string) (site, rest string, ok bool) {
 // Run connects to the broker and serves the API and UI until ctx ends.
 func (r *Room) Run(ctx context.Context) error {
 	grp, gctx := errgroup.WithContext(ctx)
-	go mqtt.ConnectLogged(gctx, r.client, r.log, r.cfg.MQTT.URL)
+	grp.Go(func() error {
+		mqtt.ConnectLogged(gctx, r.client, r.log, r.cfg.MQTT.URL)
+		return nil
+	})
 	grp.Go(func() error {
 		var err error
 		if r.o.HTTPListener != nil {

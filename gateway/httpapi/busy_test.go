@@ -92,6 +92,17 @@ func TestReverseProxyOrigins(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, send("POST", ack, "", "http://canary.example.com", `{}`), "another scheme is another origin")
 	// The proxy passes the browser's Host through.
 	require.Equal(t, http.StatusOK, send("GET", "/api/v1/readings", "canary.example.com", "", ""))
-	require.Equal(t, http.StatusMisdirectedRequest, send("GET", "/api/v1/readings", "canary.example.com:8443", "", ""))
+	require.Equal(t, http.StatusOK, send("GET", "/api/v1/readings", "canary.example.com:8443", "", ""), "a name, whatever the port")
 	require.Equal(t, http.StatusMisdirectedRequest, send("GET", "/api/v1/readings", "evil.example", "", ""))
+	require.Equal(t, http.StatusMisdirectedRequest, send("GET", "/api/v1/readings", "canary.example.com.evil.example", "", ""))
+
+	// A default port is as a browser writes the origin: without it.
+	e = startServer(t, func(o *Options) {
+		o.Config.PublicOrigins = []string{"https://canary.example.com:443", "http://ops.example.com:8080"}
+	})
+	e.be.setAlarm(Alarm{ID: "belt.t.high", Site: "demo", Device: "belt", Sensor: "t", Condition: "high", Priority: 4,
+		State: StateUnacknowledged, Active: true, Since: time.Now()}, "activate", "", "")
+	require.Equal(t, http.StatusOK, send("POST", ack, "", "https://canary.example.com", `{"comment":"via the proxy"}`))
+	require.Equal(t, http.StatusConflict, send("POST", ack, "ops.example.com", "http://ops.example.com:8080", `{}`), "past the origin check (already acknowledged)")
+	require.Equal(t, http.StatusForbidden, send("POST", ack, "", "http://ops.example.com", `{}`), "another port is another origin")
 }

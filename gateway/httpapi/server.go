@@ -78,7 +78,7 @@ type Server struct {
 	stopOnce sync.Once
 	ready    atomic.Bool
 	// publicOrigins and publicHosts: http.public_origins, as origins and
-	// as the host[:port] a proxy may pass through.
+	// as the host names a proxy may pass through.
 	publicOrigins, publicHosts map[string]struct{}
 }
 
@@ -567,15 +567,16 @@ func tooBusy(w http.ResponseWriter) {
 // http.public_origins (a reverse proxy that passes its Host through).
 func loopbackHostOnly(next http.Handler, public map[string]struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := public[strings.ToLower(r.Host)]; ok {
-			next.ServeHTTP(w, r)
-			return
-		}
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
 		host = strings.Trim(host, "[]")
+		// By name, whatever the port: rebinding is a matter of names.
+		if _, ok := public[strings.ToLower(host)]; ok {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if host != "localhost" && net.ParseIP(host) == nil {
 			writeError(w, http.StatusMisdirectedRequest, "host %q: this server listens on loopback and answers only to an IP address or localhost", r.Host)
 			return

@@ -244,9 +244,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-s.stopping:
 			return
 		case <-c.kicked:
-			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-			_, _ = fmt.Fprint(w, "event: resync\ndata: {}\n\n")
-			_ = rc.Flush()
+			if setDeadline() {
+				_, _ = fmt.Fprint(w, "event: resync\ndata: {}\n\n")
+				_ = rc.Flush()
+			}
 			return
 		case <-ping.C:
 			batch = append(batch[:0], pingMsg)
@@ -257,7 +258,17 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		if !setDeadline() {
 			return
 		}
+		// The deadline bounds a blocked write, not the whole batch: a
+		// client that reads, however slowly, is not cut while it keeps up
+		// with its budget.
+		sent := 0
 		for _, m := range batch {
+			if sent += len(m); sent > deadlineEvery {
+				if !setDeadline() {
+					return
+				}
+				sent = len(m)
+			}
 			if _, err := w.Write(m); err != nil {
 				return
 			}
@@ -270,5 +281,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 
 var pingMsg = []byte(": ping\n\n")
 
-// streamWriteTimeout bounds one write to an event-stream client.
-const streamWriteTimeout = 10 * time.Second
+// streamWriteTimeout bounds a write to an event-stream client that
+// blocks: renewed every deadlineEvery bytes.
+const (
+	streamWriteTimeout = 10 * time.Second
+	deadlineEvery      = 64 << 10
+)

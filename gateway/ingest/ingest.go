@@ -187,8 +187,15 @@ func (in *Ingest) Run(ctx context.Context) error {
 			in.log.Warn().Str("broker", in.o.MQTT.URL).Msg("mqtt reconnecting")
 		})
 	c := paho.NewClient(opts)
-	go mqtt.ConnectLogged(ctx, c, in.log, in.o.MQTT.URL)
-	defer c.Disconnect(250)
+	connecting := make(chan struct{})
+	go func() {
+		defer close(connecting)
+		mqtt.ConnectLogged(ctx, c, in.log, in.o.MQTT.URL)
+	}()
+	defer func() {
+		<-connecting // returns once ctx ends, if not connected before
+		c.Disconnect(250)
+	}()
 	return in.pipeline(ctx, c, q)
 }
 

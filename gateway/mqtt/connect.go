@@ -14,9 +14,11 @@ import (
 // certificate, no route) and tries again (1 s doubling to 10 s) until it
 // connects or ctx ends. paho's own ConnectRetry reports a failed attempt
 // only on its debug logger: a consumer that never connected said nothing.
+// The caller waits for it to return before it disconnects c, or a Connect
+// made as ctx ended could leave a connection nobody owns.
 func ConnectLogged(ctx context.Context, c paho.Client, log zerolog.Logger, broker string) {
 	bo := Backoff{Min: time.Second, Max: 10 * time.Second}
-	for {
+	for ctx.Err() == nil {
 		t := c.Connect()
 		select {
 		case <-t.Done():
