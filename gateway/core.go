@@ -288,7 +288,7 @@ func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	for _, st := range g.eng.HeldChanged() {
 		g.view.setAlarm(g.http, st) // its row shows it held, or no longer
 	}
-	if g.stateDirty && now.Sub(g.persistedAt) >= g.persistGap() {
+	if g.stateDirty && now.Sub(g.persistedAt) >= g.snapshotGap() {
 		g.persistNow(now)
 	}
 }
@@ -409,12 +409,29 @@ func (g *Gateway) nextTick(now time.Time) time.Duration {
 		d = min(d, at.Sub(now))
 	}
 	if g.stateDirty {
-		d = min(d, g.persistedAt.Add(g.persistGap()).Sub(now))
+		d = min(d, g.persistedAt.Add(g.snapshotGap()).Sub(now))
 	}
 	if g.releasing() {
 		d = 0 // the next grid time: held alarms are released each tick
 	}
-	return untilGrid(now, max(d, 0), g.o.TickEvery)
+	next := untilGrid(now, max(d, 0), g.o.TickEvery)
+	if g.neededDirty {
+		// Not on the grid: a latch, trip or release that came right
+		// after a snapshot is saved neededGap after it, not up to a grid
+		// step later (a crash in between re-tripped a released interlock
+		// at the restart). Rare: a wake-up of its own is cheap.
+		next = min(next, max(g.persistedAt.Add(g.neededGap()).Sub(now), 0))
+	}
+	return next
+}
+
+// snapshotGap is the gap the next snapshot waits for: neededGap while a
+// change stateNeededNow wants saved is pending, else persistGap.
+func (g *Gateway) snapshotGap() time.Duration {
+	if g.neededDirty {
+		return g.neededGap()
+	}
+	return g.persistGap()
 }
 
 // untilGrid is the time from now to the first multiple of grid at or after
@@ -877,7 +894,8 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 		g.commitPart(ctx, evs, lo, hi, last, nil)
 	}
 	if len(evs) > 0 {
-		if now := time.Now(); g.stateNeededNow(evs) && now.Sub(g.persistedAt) >= g.neededGap() {
+		needed := g.stateNeededNow(evs)
+		if now := time.Now(); needed && now.Sub(g.persistedAt) >= g.neededGap() {
 			// Let the publisher take the alarm to the broker first (one
 			// scheduler thread), then make the latch or trip survive a
 			// crash: see stateNeededNow.
@@ -885,6 +903,7 @@ func (g *Gateway) commit(ctx context.Context, evs []alerting.Event, readings []o
 			g.persistNow(now)
 		} else {
 			g.persistDue()
+			g.neededDirty = g.neededDirty || needed // saved neededGap after the last (nextTick)
 		}
 	}
 }
@@ -1032,7 +1051,7 @@ func (g *Gateway) persistNow(now time.Time) {
 		g.log.Error().Err(err).Msg("persist alarm state")
 		return
 	}
-	g.stateDirty = false
+	g.stateDirty, g.neededDirty = false, false
 	g.persistedAt = now
 }
 
@@ -1054,11 +1073,14 @@ func (g *Gateway) onCommand(ctx context.Context, c command.Command) error {
 		err = fmt.Errorf("unknown action %q", c.Action)
 	}
 	g.commit(ctx, evs, nil, nil)
-	if len(evs) > 0 && now.Sub(g.persistedAt) >= g.persistGap() {
+	if len(evs) > 0 && g.stateDirty {
 		// An operator's command reaches the snapshot at once, as before
-		// item 59 (persistDue): it is rare, not on an alarm's way to the
-		// broker, and an unshelve or a reset lost to a crash would come
-		// back after the restart as the alarm shelved or latched again.
+		// item 59 (persistDue), whenever the last snapshot was: it is
+		// rare, not on an alarm's way to the broker, and an unshelve or a
+		// reset lost to a crash would come back after the restart as the
+		// alarm shelved or latched again (a reset right after a routine
+		// snapshot waited for the next one, and a crash then tripped the
+		// released interlock again).
 		g.persistNow(now)
 	}
 	g.met.commands.WithLabelValues(string(c.Action), resultLabel(err)).Inc()

@@ -152,7 +152,10 @@ type Gateway struct {
 	drop  dropAlarm
 
 	// Alarm state snapshot bookkeeping (core goroutine).
-	stateDirty  bool
+	stateDirty bool
+	// neededDirty: stateDirty holds a change stateNeededNow wants saved at
+	// once, deferred because it came within neededGap of the last snapshot.
+	neededDirty bool
 	persistedAt time.Time
 	persistTook time.Duration // how long the last snapshot took (persistGap)
 	// stopping: the core is draining; commits wait for the disk.
