@@ -635,7 +635,7 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 		}
 		g.pending = append(g.pending, item)
 		g.pendingPayloads = append(g.pendingPayloads, payload.Readings)
-		g.met.observeBatch(group[i], time.Since(start))
+		g.met.observeBatch(group[i], time.Since(group[i].At)) // its wait for the core included
 		g.donePolled(&group[i])
 		if len(e) > 0 {
 			alarmAt = append(alarmAt, payload.TS)

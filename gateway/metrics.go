@@ -35,7 +35,7 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 		readings: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_readings_total",
 			Help: "Readings evaluated and committed to the outbox.", ConstLabels: labels}),
 		evalSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "canary_batch_commit_seconds",
-			Help:        "Time from a poll's response to its readings and alarm transitions being committed.",
+			Help:        "Time from a poll's response to the end of its evaluation by the core (its wait in the core's queue and the alarm engine; its alarm transitions are committed right after, its readings with the next commit, within tick_every).",
 			ConstLabels: labels, Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_alarm_events_total",
 			Help: "Alarm transitions, operator actions and site events the engine emitted, from polls, ticks, commands and restores (each goes to an outbox commit; failed commits are in canary_outbox_append_errors_total).", ConstLabels: labels}),

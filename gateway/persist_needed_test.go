@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -64,4 +65,18 @@ func TestResetRightAfterASnapshotIsSaved(t *testing.T) {
 	snap, err = os.ReadFile(g.statePath)
 	require.NoError(t, err)
 	require.NotContains(t, string(snap), `"tripped":true`, "the released power cut is saved as released")
+}
+
+// canary_batch_commit_seconds counts a poll's wait for the core: an
+// overloaded core shows there (it measured the evaluation alone).
+func TestBatchSecondsCountTheWaitForTheCore(t *testing.T) {
+	g := newCoreGateway(t, 1, Options{TickEvery: 250 * time.Millisecond})
+	g.flush(t.Context(), g.eng.Tick(time.Now()))
+	bs := benchBatches(1)
+	bs[0].At = time.Now().Add(-400 * time.Millisecond) // answered 400 ms ago
+	g.onBatches(t.Context(), bs)
+	var m dto.Metric
+	require.NoError(t, g.met.evalSeconds.Write(&m))
+	require.EqualValues(t, 1, m.GetHistogram().GetSampleCount())
+	require.GreaterOrEqual(t, m.GetHistogram().GetSampleSum(), 0.4)
 }
