@@ -309,3 +309,42 @@ func TestBrowserFaultHoldBanner(t *testing.T) {
 	testenv.WaitJS(t, ctx, "the newest list", `document.getElementById('fault-hold').title === 'newest'`)
 	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
 }
+
+// A wall screen logged in when its session ends (a gateway restart, or
+// after 12 h) goes on showing live data where anyone may watch: it waited
+// at a login dialog with an empty alarm list. And a bad reading that came
+// with a number (a detector in fault reporting 0) shows a dash, never the
+// number.
+func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
+	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
+	testenv.Click(t, ctx, `#login-btn`)
+	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#login-user`), "olga"),
+		chromedp.SendKeys(chromedp.CSS(`#login-pass`), operatorPass),
+		chromedp.Click(chromedp.CSS(`#login-ok`)),
+	))
+	testenv.WaitJS(t, ctx, "the logged-in user", `document.getElementById('user-label').textContent === 'olga (operator)'`)
+	testenv.WaitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
+
+	// The gateway forgets every session and the stream starts again.
+	e.srv.auth.mu.Lock()
+	clear(e.srv.auth.sessions)
+	e.srv.auth.mu.Unlock()
+	e.srv.hub.mu.Lock()
+	for c := range e.srv.hub.clients {
+		delete(e.srv.hub.clients, c)
+		c.once.Do(func() { close(c.kicked) })
+	}
+	e.srv.hub.mu.Unlock()
+	testenv.WaitJS(t, ctx, "the session's end said", `document.getElementById('user-label').textContent === 'session ended: log in to act'`)
+	testenv.WaitJS(t, ctx, "live again, anonymously", `document.querySelector('#conn.live') !== null`)
+	require.False(t, testenv.EvalJS[bool](t, ctx, `document.getElementById('login-dlg').open`), "no dialog over the screen")
+	testenv.WaitJS(t, ctx, "the alarm rows", `document.querySelectorAll('#alarm-rows tr').length === 5`)
+
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "co", Kind: "co", Value: fp(19.5), Unit: "ppm", Quality: "good", TS: time.Now()})
+	testenv.WaitJS(t, ctx, "a live value after the session's end", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '19.5'`)
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas", Sensor: "co", Kind: "co", Value: fp(0), Unit: "ppm", Quality: "bad", TS: time.Now()})
+	testenv.WaitJS(t, ctx, "the bad reading as a dash", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '\u2014'`)
+	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
+}

@@ -143,7 +143,13 @@ function authExpired() {
   sessionStorage.removeItem('canary.auth');
   renderWho();
   renderAlarms();
-  openLogin('Your session has ended; please log in again.');
+  if (st.info.anonymous === 'none') {
+    openLogin('Your session has ended; please log in again.');
+  } else {
+    // Anyone may watch: the screen goes on live (a wall screen after a
+    // gateway restart must not stop at a login dialog), and says how to act.
+    $('user-label').textContent = 'session ended: log in to act';
+  }
 }
 
 // ---- loading and the live stream ------------------------------------------
@@ -206,7 +212,10 @@ async function streamLoop() {
       }
       const res = await fetch('/api/v1/events', { headers: headers(), signal: ctrl.signal, cache: 'no-store' });
       if (res.status === 401) {
-        if (st.auth) authExpired(); else openLogin('');
+        if (st.auth) {
+          authExpired();
+          if (st.info.anonymous !== 'none') continue; // on, anonymously, at once
+        } else openLogin('');
         setConn(false, 'log in to see live data');
         await waitAbort(ctrl.signal);
         continue;
@@ -462,7 +471,11 @@ function updateSensor(k) {
   const { r, age, stale } = sensorState(k);
   const w = worstAlarm(r.device, r.sensor);
   b.className = `sensor q-${r.quality}${stale ? ' stale' : ''}${w ? ' in-alarm a' + prioClass(w.priority) : ''}${st.selected === k ? ' selected' : ''}`;
-  b.querySelector('.v').textContent = r.value === null || r.value === undefined ? '\u2014' : fmtNum(r.value);
+  // A bad reading is no measurement, whatever number came with it (a
+  // detector in fault may report 0, which must not read as clean air).
+  const shown = r.quality === 'bad' || r.value === null || r.value === undefined ? '\u2014' : fmtNum(r.value);
+  b.querySelector('.v').textContent = shown;
+  b.title = r.quality === 'bad' && r.value !== null && r.value !== undefined ? `bad reading (the device sent ${fmtNum(r.value)})` : '';
   b.querySelector('.s-unit').textContent = r.unit || '';
   const q = r.quality === 'good' ? '' : r.quality.toUpperCase() + ' \u00b7 ';
   b.querySelector('.s-meta').textContent = `${q}${stale ? 'STALE \u00b7 ' : ''}${fmtAge(age)} ago${w ? ' \u00b7 ' + (PRIO_WORD[w.priority] || 'alarm') : ''}`;
