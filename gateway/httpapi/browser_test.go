@@ -74,19 +74,23 @@ func TestBrowserControlRoom(t *testing.T) {
 	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
 	require.Equal(t, "Demo colliery, face 3", testenv.EvalJS[string](t, ctx, `document.getElementById('site-name').textContent`))
 
-	// The summary is in the SAFETY.md order; the shelved alarm is listed apart.
+	// The summary is in the SAFETY.md order, the levels of one sensor
+	// together, most severe first, where the most severe falls (DESIGN.md:
+	// the display groups them by sensor); the shelved alarm is listed apart.
 	order := testenv.EvalJS[[]string](t, ctx, `[...document.querySelectorAll('#alarm-rows tr')].map(r => r.dataset.alarm)`)
 	require.Equal(t, []string{
-		"face3-gas.ch4.high_high", "face3-gas2.ch4.comm",
-		"face3-gas.ch4.high", "face3-gas.o2.low",
+		"face3-gas.ch4.high_high", "face3-gas.ch4.high",
+		"face3-gas2.ch4.comm", "face3-gas.o2.low",
 		"pump-station.discharge.bad",
 	}, order)
+	require.Equal(t, []bool{false, true, false, false, false},
+		testenv.EvalJS[[]bool](t, ctx, `[...document.querySelectorAll('#alarm-rows tr')].map(r => r.classList.contains('grouped'))`))
 	require.Equal(t, []string{"belt-drive.temp.high"},
 		testenv.EvalJS[[]string](t, ctx, `[...document.querySelectorAll('#shelved-rows tr')].map(r => r.dataset.alarm)`))
 
 	// Priorities carry a word and a symbol, not only a colour.
 	badges := testenv.EvalJS[[]string](t, ctx, `[...document.querySelectorAll('#alarm-rows tr .prio')].map(b => b.textContent + '|' + getComputedStyle(b, '::before').content)`)
-	require.Equal(t, []string{`P1 Emergency|"◆"`, `P1 Emergency|"◆"`, `P2 High|"▲"`, `P2 High|"▲"`, `P3 Medium|"●"`}, badges)
+	require.Equal(t, []string{`P1 Emergency|"◆"`, `P2 High|"▲"`, `P1 Emergency|"◆"`, `P2 High|"▲"`, `P3 Medium|"●"`}, badges)
 	p1bg := testenv.EvalJS[string](t, ctx, `getComputedStyle(document.querySelector('#alarm-rows .prio.p1')).backgroundColor`)
 	p2bg := testenv.EvalJS[string](t, ctx, `getComputedStyle(document.querySelector('#alarm-rows .prio.p2')).backgroundColor`)
 	require.NotEqual(t, p1bg, p2bg)

@@ -344,13 +344,37 @@ function sinceMs(a) { return a.since ? Date.parse(a.since) : -Infinity; }
 function sortAlarms(list) {
   const pk = (p) => (p >= 1 && p <= 4 ? p : 0);
   if (st.sort === 'time') {
+    for (const a of list) a._grouped = false;
     return list.sort((a, b) => sinceMs(b) - sinceMs(a) || a.id.localeCompare(b.id));
   }
-  return list.sort((a, b) =>
+  list.sort((a, b) =>
     pk(a.priority) - pk(b.priority) ||
     (isUnacked(b) ? 1 : 0) - (isUnacked(a) ? 1 : 0) ||
     sinceMs(b) - sinceMs(a) ||
     a.id.localeCompare(b.id));
+  // The levels of one sensor (high and high_high at 1.8 %vol methane, each
+  // its own alarm) are listed together, most severe first, where the most
+  // severe of them falls in that order (DESIGN.md: the display groups them
+  // by sensor).
+  const groups = new Map();
+  for (const a of list) {
+    const k = alarmSource(a);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(a);
+  }
+  const out = [];
+  for (const g of groups.values()) {
+    g.forEach((a, i) => { a._grouped = i > 0; out.push(a); });
+  }
+  return out;
+}
+
+// alarmSource is what an alarm is about: its sensor, or for a voting
+// group's alarm (no sensor) the group, its id before the condition.
+function alarmSource(a) {
+  if (a.device && a.sensor) return a.device + '\u0000' + a.sensor;
+  const i = a.id.lastIndexOf('.');
+  return i > 0 ? a.id.slice(0, i) : a.id;
 }
 
 function fmtNum(v) {
@@ -400,7 +424,7 @@ function alarmRow(a) {
   const unit = unitOf(a);
   const sub = [a.device, a.sensor].filter(Boolean).join(' \u00b7 ');
   const tr = el('tr', {
-    class: `alarm ${prioClass(a.priority)} ${isUnacked(a) ? 'unacked' : 'acked'}`,
+    class: `alarm ${prioClass(a.priority)} ${isUnacked(a) ? 'unacked' : 'acked'}${a._grouped ? ' grouped' : ''}`,
     'data-alarm': a.id, 'data-state': a.state,
   },
   el('td', {}, el('span', { class: `prio ${prioClass(a.priority)}`, text: PRIO_WORD[a.priority] || 'P? Unknown' })),
