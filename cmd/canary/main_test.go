@@ -39,6 +39,13 @@ func TestCheckMissingFileAndFlag(t *testing.T) {
 	code, _, stderr = canary(t, "check", "-c", filepath.Join(t.TempDir(), "nope.yaml"))
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, "no such file")
+
+	// A -c that cannot be read is a usage error for every command.
+	for _, cmd := range []string{"check", "run", "ingest", "control", "sim"} {
+		code, _, stderr = canary(t, cmd, "-c", t.TempDir())
+		require.Equal(t, exitUsage, code, "%s: %s", cmd, stderr)
+		require.Contains(t, stderr, "is a directory", cmd)
+	}
 }
 
 func TestUsageErrorsExit2(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -27,7 +28,10 @@ func configResult(cmd *cobra.Command, file string, warnings []configs.Problem, e
 		}
 		return usageErrorf("%s: %d error(s)", file, len(cerr.Problems))
 	}
-	if err != nil && errors.Is(err, os.ErrNotExist) {
+	var pe *fs.PathError
+	if err != nil && (errors.Is(err, os.ErrNotExist) || errors.As(err, &pe)) {
+		// The -c file could not be read (missing, a directory, not
+		// permitted): the command's input is wrong, as for check and sim.
 		return usageError{err}
 	}
 	return err
