@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/canary-gw/canary/alerting"
 )
 
-// actReq asks the action runner to drive an interlock action.
+// actReq asks an action's runner to drive it to a state.
 type actReq struct {
 	action string
 	trip   bool
@@ -23,6 +24,76 @@ type actResult struct {
 	trip   bool
 	ok     bool
 	detail string
+}
+
+// actSlot is one action's desired state and its runner's bookkeeping. Each
+// action has its own runner goroutine (runAction), so a slow action (a
+// valve waiting for its limit switch, writes to an offline module) never
+// holds another one up; writes on one link are serialized by its poller.
+// The slot keeps only the latest desired state: a trip or release never
+// waits in a queue behind older ones and can never be refused.
+type actSlot struct {
+	wake chan struct{} // capacity 1: the runner has something to look at
+
+	mu      sync.Mutex
+	want    actReq // the desired state not yet started, if pending
+	pending bool
+	busy    bool   // an attempt is running
+	cur     actReq // the running attempt's request
+	cancel  context.CancelFunc
+	// superseded: the running attempt was cancelled by a newer request
+	// for the other state; its result is not reported (the newer one's is).
+	superseded bool
+}
+
+func newActSlot() *actSlot { return &actSlot{wake: make(chan struct{}, 1)} }
+
+// set makes r the desired state. A running attempt for the other state is
+// cancelled: a trip never waits for a release to time out, nor the other
+// way round.
+func (s *actSlot) set(r actReq) {
+	s.mu.Lock()
+	s.want, s.pending = r, true
+	if s.busy && s.cur.trip != r.trip && s.cancel != nil {
+		s.superseded = true
+		s.cancel()
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports that nothing is pending or running.
+func (s *actSlot) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.pending && !s.busy
+}
+
+// start takes the pending request, if any, as the running attempt, with a
+// context the next set for the other state cancels.
+func (s *actSlot) start(ctx context.Context) (actReq, context.Context, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.pending {
+		return actReq{}, nil, false
+	}
+	r := s.want
+	actx, cancel := context.WithCancel(ctx)
+	s.pending, s.busy, s.cur, s.cancel, s.superseded = false, true, r, cancel, false
+	return r, actx, true
+}
+
+// finish ends the running attempt and reports whether its result stands
+// (it was not superseded).
+func (s *actSlot) finish() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cancel()
+	s.busy, s.cancel = false, nil
+	return !s.superseded
 }
 
 // onActionResult reports a confirmed or failed action to the engine, unless
@@ -51,24 +122,27 @@ func (g *Gateway) onActionResult(ctx context.Context, r actResult) {
 	g.commit(ctx, evs, nil, nil)
 }
 
-// retryActions queues failed actions whose backoff has passed, with the
-// engine's current demand.
+// retryActions asks again for failed actions whose backoff has passed,
+// with the engine's current demand. An action has at most one request
+// pending: one whose runner is busy or has a request waiting is left
+// alone, its result schedules the next retry if it fails.
 func (g *Gateway) retryActions(now time.Time) {
 	for name, at := range g.actRetry {
 		if now.Before(at) {
 			continue
 		}
 		st, ok := g.actionState(name)
-		if !ok {
+		s := g.actSlots[name]
+		if !ok || s == nil {
 			delete(g.actRetry, name)
 			continue
 		}
-		g.actRetry[name] = now.Add(g.actBackoff[name]) // until a result comes back
-		g.log.Warn().Str("action", name).Bool("trip", st.Tripped).Msg("retrying failed interlock action")
-		select {
-		case g.actReqs <- actReq{action: name, trip: st.Tripped, at: now}:
-		default:
+		delete(g.actRetry, name) // until its result comes back
+		if !s.idle() {
+			continue
 		}
+		g.log.Warn().Str("action", name).Bool("trip", st.Tripped).Msg("retrying failed interlock action")
+		s.set(actReq{action: name, trip: st.Tripped, at: now})
 	}
 }
 
@@ -81,48 +155,80 @@ func (g *Gateway) actionState(name string) (alerting.ActionState, bool) {
 	return alerting.ActionState{}, false
 }
 
-// queueAction hands a trip or release to the runner without blocking the
-// core: an alarm evaluation never waits for a Modbus write.
+// queueAction hands a trip or release to the action's runner without
+// blocking the core: an alarm evaluation never waits for a Modbus write.
+// It replaces any request of that action not started yet.
 func (g *Gateway) queueAction(ev alerting.Event) {
 	name := ev.Action
 	if name == "" {
 		name = ev.Alarm
 	}
 	req := actReq{action: name, trip: ev.Type == alerting.EvActionTrip, at: ev.TS}
-	select {
-	case g.actReqs <- req:
-	default:
-		// The runner is hundreds of writes behind: report the failure so
-		// the engine raises "action failed" instead of waiting silently.
-		g.log.Error().Str("action", name).Msg("action queue full")
+	s, ok := g.actSlots[name]
+	if !ok {
+		g.log.Error().Str("action", name).Msg("interlock action not configured")
 		select {
-		case g.actDone <- actResult{action: name, trip: req.trip, ok: false, detail: "action queue full"}:
+		case g.actDone <- actResult{action: name, trip: req.trip, ok: false, detail: "unknown action"}:
 		default:
 		}
+		return
 	}
+	s.set(req)
 }
 
-// runActions performs interlock writes one at a time, in the order the
-// engine asked for them, each confirmed by read-back.
-func (g *Gateway) runActions(ctx context.Context) error {
+// startActions starts one runner per action. They run until stop is
+// closed (after the core has stopped: nothing new can be asked for) and
+// they have done what was pending then, or until ctx ends.
+func (g *Gateway) startActions(ctx context.Context, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, s := range g.actSlots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.runAction(ctx, s, stop)
+		}()
+	}
+	return &wg
+}
+
+// runAction drives one action: it performs its latest desired state,
+// confirmed by read-back, and reports each result to the core.
+func (g *Gateway) runAction(ctx context.Context, s *actSlot, stop <-chan struct{}) {
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case r := <-g.actReqs:
-			res := g.doAction(ctx, r)
-			res.trip = r.trip
-			ev := g.log.Info()
-			if !res.ok {
-				ev = g.log.Error()
-			}
-			ev.Str("action", r.action).Bool("trip", r.trip).Str("detail", res.detail).Msg("interlock action")
-			g.met.actions.WithLabelValues(r.action, map[bool]string{true: "trip", false: "release"}[r.trip], resultLabel(errIf(!res.ok))).Inc()
+		r, actx, ok := s.start(ctx)
+		if !ok {
 			select {
-			case g.actDone <- res:
+			case <-s.wake:
+			case <-stop:
+				s.mu.Lock()
+				more := s.pending
+				s.mu.Unlock()
+				if !more {
+					return
+				}
 			case <-ctx.Done():
-				return nil
+				return
 			}
+			continue
+		}
+		res := g.doAction(actx, r)
+		res.trip = r.trip
+		if !s.finish() {
+			g.log.Info().Str("action", r.action).Bool("trip", r.trip).Msg("interlock action superseded")
+			continue
+		}
+		ev := g.log.Info()
+		if !res.ok {
+			ev = g.log.Error()
+		}
+		ev.Str("action", r.action).Bool("trip", r.trip).Str("detail", res.detail).Msg("interlock action")
+		g.met.actions.WithLabelValues(r.action, map[bool]string{true: "trip", false: "release"}[r.trip], resultLabel(errIf(!res.ok))).Inc()
+		select {
+		case g.actDone <- res:
+		case <-stop:
+			// The core has stopped: nobody takes results any more.
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -198,6 +304,10 @@ func (g *Gateway) doAction(ctx context.Context, r actReq) actResult {
 		select {
 		case <-ctx.Done():
 			return actResult{action: r.action, detail: "stopped"}
+		case <-g.actStop:
+			// The core has stopped: the point's readings no longer reach
+			// the view, and nobody takes the result.
+			return actResult{action: r.action, detail: fmt.Sprintf("wrote %v; stopped before %s.%s was read back", value, rb.Device, point)}
 		case <-wctx.Done():
 			return actResult{action: r.action, detail: fmt.Sprintf("wrote %v but %s.%s did not read %v within %s", value, rb.Device, point, want, timeout)}
 		case <-poll.C:

@@ -1099,20 +1099,30 @@ func resultLabel(err error) string {
 	return "ok"
 }
 
-// runCommand hands a command to the core and waits for its answer.
+// errStopping answers a command that reached the core too late: it had
+// stopped taking commands (the drain at shutdown), so it was not applied.
+var errStopping = errors.New("gateway stopping: the command was not applied")
+
+// runCommand hands a command to the core and waits for its answer. Once
+// the core has stopped taking commands (the stop has begun) it answers
+// errStopping at once: the command never waits for the caller's context,
+// which an HTTP server's shutdown does not cancel.
 func (g *Gateway) runCommand(ctx context.Context, c command.Command) error {
 	req := cmdReq{cmd: c, done: make(chan error, 1)}
 	select {
 	case g.cmds <- req:
+	case <-g.coreStop:
+		return errStopping
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// Handed over: the core answers before it takes anything else.
 	select {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
-		// Handed over: the core may have run it. "context canceled" would
-		// read as not applied.
+		// The core may have run it. "context canceled" would read as not
+		// applied.
 		return errors.New("gateway stopping: the command was handed over and may have been applied; check the alarm's state")
 	}
 }

@@ -81,8 +81,19 @@ type Gateway struct {
 	batches   chan modbus.Batch
 	cmds      chan cmdReq
 	actDone   chan actResult
-	actReqs   chan actReq
-	runCtx    atomic.Pointer[context.Context]
+	// actSlots: each action's desired state, driven by its own runner
+	// (actions.go). actStop is closed once the core has stopped.
+	actSlots map[string]*actSlot
+	actStop  chan struct{}
+	// coreStop is closed when the core stops taking events (its drain
+	// begins): a command handed over later is answered "gateway stopping".
+	coreStop <-chan struct{}
+	runCtx   atomic.Pointer[context.Context]
+	// sinkMu and sinkClosed: once the stop begins no poll is handed to
+	// the core, while the pollers still run for the interlock writes
+	// pending at the stop (Run).
+	sinkMu     sync.RWMutex
+	sinkClosed bool
 
 	view  view
 	ready atomic.Bool
@@ -251,7 +262,8 @@ func New(o Options) (*Gateway, error) {
 		polled:      recycle.New[modbus.Reading](maxKeptPayloadReadings),
 		cmds:        make(chan cmdReq),
 		actDone:     make(chan actResult, 64),
-		actReqs:     make(chan actReq, 256),
+		actSlots:    map[string]*actSlot{},
+		actStop:     make(chan struct{}),
 		actions:     map[string]configs.Action{},
 
 		unsent:     map[string]bool{},
@@ -261,6 +273,7 @@ func New(o Options) (*Gateway, error) {
 	g.registers = map[register]string{}
 	for _, a := range s.Actions {
 		g.actions[a.ID] = a
+		g.actSlots[a.ID] = newActSlot()
 		g.noteRegister(s, a.Device, a.Table, a.Address)
 		if rb := a.Readback; rb != nil && rb.Address != nil {
 			g.noteRegister(s, rb.Device, rb.Table, *rb.Address)
@@ -460,18 +473,24 @@ func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64,
 }
 
 // Engine state restored from disk, then everything runs until ctx ends.
-// Shutdown drains: pollers stop first, the core commits what they sent,
-// then the publisher gets its grace period.
+// Shutdown drains: no poll is handed to the core any more, the core
+// commits what it already has, the interlock actions finish what is
+// pending (the pollers still run for their writes), then the pollers
+// stop and the publisher gets its grace period.
 func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.restore(ctx); err != nil {
 		return err
 	}
 	g.runCtx.Store(&ctx)
 
-	pollCtx, stopPolls := context.WithCancel(ctx)
+	pollCtx, stopPolls := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPolls()
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCore()
+	g.coreStop = coreCtx.Done()
+	// The action runners outlive the core, bounded (actionStopGrace).
+	actCtx, stopActs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopActs()
 	// The publisher, the InfluxDB writer and the HTTP server outlive the
 	// core by a little: they stop after it has committed its last batch
 	// (so that goes out too), and they also stop when any component fails,
@@ -495,7 +514,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer close(coreDone)
 		return g.core(coreCtx)
 	})
-	grp.Go(func() error { return g.runActions(gctx) })
+	actWG := g.startActions(actCtx, g.actStop)
 	if g.direct != nil {
 		grp.Go(func() error {
 			if err := g.direct.Run(compCtx); err != nil && !errors.Is(err, context.Canceled) {
@@ -527,17 +546,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	// Stop order: when ctx (or a failing component) ends the group, the
-	// pollers stop, then the core drains what they already sent, then the
-	// publisher (with its grace period for outstanding PUBACKs), the
-	// InfluxDB writer and the HTTP server.
+	// Stop order: when ctx (or a failing component) ends the group, no
+	// poll is handed to the core any more, the core drains what it has
+	// (a trip it decides then is still written), the action runners
+	// finish what is pending, within actionStopGrace, then the pollers
+	// stop (they serve the writes until then), then the publisher (with
+	// its grace period for outstanding PUBACKs), the InfluxDB writer and
+	// the HTTP server.
 	grp.Go(func() error {
 		<-gctx.Done()
 		g.ready.Store(false)
-		stopPolls()
-		pollWG.Wait()
+		g.closeSink()
 		stopCore()
 		<-coreDone
+		close(g.actStop)
+		bound := time.AfterFunc(g.actionStopGrace(), stopActs)
+		actWG.Wait()
+		bound.Stop()
+		stopPolls()
+		pollWG.Wait()
 		stopComps()
 		return nil
 	})
@@ -550,16 +577,39 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // sink receives poll batches from the link goroutines. It blocks while
 // the core is behind (back-pressure on the pollers, never a dropped batch)
-// and gives up only when the gateway stops.
+// and gives up only when the gateway stops. Once the stop has begun
+// (closeSink) it hands nothing to the core: the pollers run on only for
+// the interlock writes pending at the stop.
 func (g *Gateway) sink(b modbus.Batch) {
 	p := g.runCtx.Load()
 	if p == nil {
+		return
+	}
+	g.sinkMu.RLock()
+	defer g.sinkMu.RUnlock()
+	if g.sinkClosed {
 		return
 	}
 	select {
 	case g.batches <- b:
 	case <-(*p).Done():
 	}
+}
+
+// closeSink makes sink hand no more polls to the core, once a hand-over
+// under way is over.
+func (g *Gateway) closeSink() {
+	g.sinkMu.Lock()
+	g.sinkClosed = true
+	g.sinkMu.Unlock()
+}
+
+// actionStopGrace bounds how long the action runners may take, once the
+// core has stopped, to finish the trips and releases pending then (the
+// writes; a separate read-back point is not waited for): the action
+// timeout, at least 2 s.
+func (g *Gateway) actionStopGrace() time.Duration {
+	return max(g.o.ActionTimeout, 2*time.Second)
 }
 
 // onDrop counts dropped readings; the outbox logs them (a line per period,
