@@ -52,7 +52,9 @@ func (e *Engine) Ack(now time.Time, id, user, comment string) ([]Event, error) {
 // < 1.0 % is not released by a reset at 1.2 %); while the sensor's quality
 // is not good (a bad reading, communication lost, or no reading since the
 // engine started); and — unless reset_needs_ack: false — while the alarm
-// is unacknowledged. A successful reset releases the interlock actions the
+// is unacknowledged. A voting group's alarm, which has no reading of its
+// own, is judged on its members (groupResettable): every member in service
+// must be usable and its voting condition over on its latest value. A successful reset releases the interlock actions the
 // alarm held (to "permitted"; nothing is restarted).
 func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error) {
 	now = e.monotonic(now)
@@ -77,6 +79,12 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 		// A deviation is judged on both sensors: its value stopped when
 		// the other one went bad or lost.
 		return nil, fmt.Errorf("reset %s: %w (the compared sensor %s)", id, ErrQualityNotGood, peerID(a.point.x.devPeer))
+	case a.group() != nil:
+		if err := groupResettable(a.group()); err != nil {
+			return nil, fmt.Errorf("reset %s: %w", id, err)
+		}
+	}
+	switch {
 	case !a.held && a.pending:
 		return nil, fmt.Errorf("reset %s: %w (its on-delay is running)", id, ErrConditionPresent)
 	case !a.held && !returned(a):
@@ -100,6 +108,36 @@ func (e *Engine) Reset(now time.Time, id, user, comment string) ([]Event, error)
 	e.afterNormal(a, now)
 	e.updateActions(a, now)
 	return e.take(), nil
+}
+
+// groupResettable reports why a voting group's latched trip cannot be
+// reset, if it cannot: the group's alarm has no value of its own, so it is
+// judged on its members, as a point's alarm on its sensor. Every member
+// that is not out of service must be usable (a reading since the engine
+// started, communication up, quality good) and its voting condition over
+// on its latest value (no on-delay running, the value on the normal side
+// of the return threshold). A member out of service is bypassed: it is
+// not judged (its point's bypassed alarm stands).
+func groupResettable(g *group) error {
+	for i, p := range g.members {
+		in := g.inputs[i]
+		switch {
+		case in.oos:
+		case !p.seen:
+			return fmt.Errorf("%w (%s: no reading since the engine started)", ErrQualityNotGood, p.id)
+		case p.lost():
+			return fmt.Errorf("%w (%s: communication lost)", ErrQualityNotGood, p.id)
+		case p.quality != Good:
+			return fmt.Errorf("%w (%s: %s)", ErrQualityNotGood, p.id, p.quality)
+		case in.active && !in.held && !in.pending:
+			return fmt.Errorf("%w (%s is active)", ErrConditionPresent, in.id)
+		case !in.active && in.pending:
+			return fmt.Errorf("%w (%s: its on-delay is running)", ErrConditionPresent, in.id)
+		case !returned(in):
+			return fmt.Errorf("%w (%s: %s)", ErrConditionPresent, in.id, returnThreshold(in))
+		}
+	}
+	return nil
 }
 
 func peerID(p *point) string {
@@ -192,6 +230,8 @@ func (e *Engine) shelveCmd(now time.Time, id, user, comment string, m shelveMode
 	switch {
 	case strings.TrimSpace(comment) == "":
 		return nil, fmt.Errorf("shelve %s: %w (the reason)", id, ErrCommentRequired)
+	case a.standing():
+		return nil, fmt.Errorf("shelve %s: %w: %w", id, ErrNotShelvable, ErrStandingAlarm)
 	case !a.shelvable():
 		return nil, fmt.Errorf("shelve %s: %w", id, ErrNotShelvable)
 	case a.oos:
@@ -239,7 +279,9 @@ func (e *Engine) unshelve(a *alarm, now time.Time, user, comment string) {
 }
 
 // OutOfService removes an alarm from service (maintenance) for d (0: until
-// returned to service), with a mandatory reason. The gateway checks the
+// returned to service, refused for an interlock input: its bypass must be
+// time-limited), with a mandatory reason. A bypassed or degraded alarm
+// cannot be taken out of service (ErrStandingAlarm). The gateway checks the
 // user's role (maintenance / engineer). An id "device.sensor" applies to
 // every alarm of the point. An out-of-service alarm is still evaluated but
 // no longer trips interlocks; a point feeding an interlock raises its
@@ -258,6 +300,16 @@ func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Du
 	targets, err := e.targets("out_of_service", id)
 	if err != nil {
 		return nil, err
+	}
+	for _, a := range targets {
+		switch {
+		case a.standing():
+			return nil, fmt.Errorf("out_of_service %s: %w", id, ErrStandingAlarm)
+		case d == 0 && a.feedsInterlock():
+			// SAFETY §5.3: a bypass of an interlock input is
+			// time-limited.
+			return nil, fmt.Errorf("out_of_service %s: %w (an interlock input is taken out of service for a limited time: give an expiry)", id, ErrBadDuration)
+		}
 	}
 	n := 0
 	for _, a := range targets {

@@ -132,6 +132,11 @@ type GroupConfig struct {
 	Priority  int
 	Latch     bool
 	Action    string
+	// OverrideRegulatory accepts fault_vote "bypass" on a group with a
+	// safety-critical member (whose fail-safe it turns off: a bad or lost
+	// input no longer votes trip), with a warning; without it that is an
+	// error, as any loosening of a regulatory preset.
+	OverrideRegulatory bool
 }
 
 // ActionConfig is an interlock action as the engine sees it; the Modbus

@@ -188,7 +188,24 @@ func (a *alarm) state() State {
 func (a *alarm) annunciated() bool { return !a.oos && a.shelve == notShelved && !a.suppressed }
 
 func (a *alarm) shelvable() bool {
-	return a.spec.Shelvable || (a.spec.Priority > 1 && len(a.actions()) == 0)
+	return !a.standing() && (a.spec.Shelvable || (a.spec.Priority > 1 && len(a.actions()) == 0))
+}
+
+// standing reports whether a is a bypassed or degraded alarm: it stands
+// while an interlock input is bypassed or a voting group degraded, and
+// is never hidden (not shelvable, not out of service).
+func (a *alarm) standing() bool {
+	c := a.spec.Condition
+	return c == Bypassed || c == Degraded
+}
+
+// feedsInterlock reports whether a is part of an interlock: it drives
+// an action, votes in a group, or belongs to a point that does (the
+// point has a bypassed alarm). Its out of service is a bypass of the
+// interlock: time-limited (SAFETY §5.3).
+func (a *alarm) feedsInterlock() bool {
+	return len(a.actions()) > 0 || len(a.memberOf()) > 0 || a.group() != nil ||
+		(a.point != nil && a.point.bypassed != nil)
 }
 
 // point is one sensor.
@@ -278,7 +295,10 @@ type Engine struct {
 	sites   map[string]*siteState
 	out     []Event
 	dirty   []*group
-	siteIDs []string // sorted, for a deterministic event order
+	// actDirty: the actions whose triggers changed during the current
+	// call, decided at its end (flushActions).
+	actDirty []*action
+	siteIDs  []string // sorted, for a deterministic event order
 
 	// faultHeld: active comm and bad alarms do not return
 	// (SetFaultHold). heldList holds those kept active, in the order
@@ -332,7 +352,7 @@ func New(cfg Config) (*Engine, error) {
 		sites:   map[string]*siteState{},
 		plist:   make([]*point, 0, len(cfg.Points)),
 		failedSpec: &CondSpec{Condition: Failed, Priority: 1, Latch: true, ResetNeedsAck: true,
-			Source: "SAFETY §5.2 feedback"},
+			CommentRequired: true, Source: "SAFETY §5.2 feedback"},
 		bypassedSpec: &CondSpec{Condition: Bypassed, Priority: 2, Source: "SAFETY table (b) out of service"},
 		degradedSpec: &CondSpec{Condition: Degraded, Priority: 2, ResetNeedsAck: true, Source: "SAFETY table (b) MooN voting"},
 	}
@@ -361,7 +381,9 @@ func New(cfg Config) (*Engine, error) {
 			errs.Add(path+".id", "empty or duplicate alarm id %q", sc.ID)
 			continue
 		}
-		spec := &CondSpec{Condition: sc.Condition, Priority: sc.Priority, Source: sc.Source}
+		// A priority-1 alarm's acknowledgement needs a comment, as for
+		// every other priority-1 alarm.
+		spec := &CondSpec{Condition: sc.Condition, Priority: sc.Priority, CommentRequired: sc.Priority == 1, Source: sc.Source}
 		a := e.addAlarm(sc.ID, &origin{site: sc.Site}, spec, nil)
 		a.limit = math.NaN()
 		e.systems = append(e.systems, a)
@@ -663,7 +685,10 @@ func (e *Engine) alarmEvent(a *alarm, now time.Time, t EventType, from State, us
 	e.changed(a)
 }
 
+// take ends a call: the actions whose triggers changed are decided (at
+// the call's time, e.last), and its events are handed over.
 func (e *Engine) take() []Event {
+	e.flushActions(e.last)
 	out := e.out
 	e.out = nil
 	return out
@@ -773,6 +798,9 @@ func (e *Engine) lostAgain(a *alarm, now time.Time) {
 		e.changed(a)
 	}
 	e.updateActions(a, now)
+	if p := a.point; p != nil && p.comm == a {
+		e.holdReturns(p)
+	}
 }
 
 // markHeld marks a held (keepHeld, or restored so) and lists it for
@@ -865,6 +893,9 @@ func (e *Engine) activate(a *alarm, now time.Time) {
 		e.markFirstOut(g, a, now)
 	}
 	e.updateActions(a, now)
+	if p := a.point; p != nil && p.comm == a {
+		e.holdReturns(p)
+	}
 }
 
 func (e *Engine) deactivate(a *alarm, now time.Time) {
@@ -950,16 +981,18 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 			}
 			over = v > 20.5
 		}
-	case res.Max > res.Min && q == Good:
+	case res.Max > res.Min && q != BadQuality:
 		// Zero drift of a few percent of span below the range is normal.
 		// Further below is a reading no gas can give (negative oxygen, a
 		// transmitter driven below its zero): a sensor fault, as NAMUR
 		// NE 43's fault-low band is for a raw loop, so it is bad and
 		// raises the sensor's bad alarm instead of holding its limits in
-		// silence. Above the range the sensor is saturated but readable.
+		// silence. Above the range the sensor is saturated but readable,
+		// also when the driver already marked it uncertain (over-range
+		// reported as such): it still counts for the high-side limits.
 		if v > res.Max {
 			q, over = Uncertain, true
-		} else if v < faultFloor(res.Min, res.Max) {
+		} else if q == Good && v < faultFloor(res.Min, res.Max) {
 			q = BadQuality
 		}
 	case res.HasFaultBelow && q == Good && v < res.FaultBelow:

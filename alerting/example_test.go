@@ -45,8 +45,8 @@ func Example() {
 	fmt.Println(err)
 	// Output:
 	// 1 activate face3-gas.ch4.high_high unacknowledged
-	// 2 action_trip power-cut tripped
-	// 3 activate face3-gas.ch4.high unacknowledged
+	// 2 activate face3-gas.ch4.high unacknowledged
+	// 3 action_trip power-cut tripped
 	// 4 action_confirmed power-cut tripped
 	// {"id":"face3-gas.ch4.high_high","site":"demo","device":"face3-gas","sensor":"ch4","condition":"high_high","priority":1,"state":"unacknowledged","active":true,"latched":false,"value":1.3,"limit":1.2,"since":"2026-03-01T08:00:00.000000000Z","updated":"2026-03-01T08:00:00.000000000Z","acked_by":"","comment":""}
 	// reset face3-gas.ch4.high_high: reset refused: the alarm condition is still present

@@ -42,6 +42,7 @@ type scriptConfig struct {
 		Priority  int      `yaml:"priority"`
 		Latch     bool     `yaml:"latch"`
 		Action    string   `yaml:"action"`
+		Override  bool     `yaml:"override_regulatory"`
 	} `yaml:"groups"`
 	Actions []struct {
 		ID             string        `yaml:"id"`
@@ -90,7 +91,8 @@ func loadScriptConfig(t testing.TB, path string) Config {
 		m, n, err := ParseVote(g.Vote)
 		require.NoError(t, err)
 		cfg.Groups = append(cfg.Groups, GroupConfig{ID: g.ID, Site: site, Points: g.Sensors, M: m, N: n,
-			FaultVote: g.FaultVote, Condition: Condition(g.Condition), Priority: g.Priority, Latch: g.Latch, Action: g.Action})
+			FaultVote: g.FaultVote, Condition: Condition(g.Condition), Priority: g.Priority, Latch: g.Latch, Action: g.Action,
+			OverrideRegulatory: g.Override})
 	}
 	for _, a := range sc.Actions {
 		cfg.Actions = append(cfg.Actions, ActionConfig{ID: a.ID, Site: site, ConfirmTimeout: a.ConfirmTimeout})

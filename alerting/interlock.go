@@ -39,6 +39,10 @@ type action struct {
 	awaiting     bool
 	deadline     time.Time
 	failed       *alarm
+	// dirty: one of its triggers changed during the current call (in
+	// Engine.actDirty); cause is the latest such trigger.
+	dirty bool
+	cause *alarm
 }
 
 // ActionState is an interlock action as the gateway must hold it.
@@ -109,6 +113,18 @@ func (e *Engine) addGroup(errs *configerr.List, path string, gc GroupConfig) {
 		g.inputs = append(g.inputs, in)
 		p.ext().groups = append(p.ext().groups, g)
 		in.link().memberOf = append(in.link().memberOf, g)
+	}
+	if gc.FaultVote == "bypass" {
+		// A bypassed input is removed from the vote: on a safety-critical
+		// sensor (coal methane) that turns off the fail-safe its preset
+		// requires (a bad or lost sensor trips), a loosening.
+		for _, p := range g.members {
+			if p.res.SafetyCritical {
+				loosen(errs, path+".fault_vote", gc.OverrideRegulatory, "fault_vote bypass removes the bad or lost safety-critical sensor %s from the vote instead of tripping: it turns off the fail-safe of the %s/%s preset (%s)",
+					p.id, p.res.Kind, p.res.Profile, p.res.Source)
+				break
+			}
+		}
 	}
 	if _, dup := e.alarm(gc.ID + "." + string(gc.Condition)); dup {
 		errs.Add(path+".id", "alarm id %s.%s is already used", gc.ID, gc.Condition)
@@ -226,11 +242,36 @@ func (a *alarm) demands() bool {
 	return a.active || a.latched
 }
 
-// updateActions re-evaluates the demand of every action a drives.
-func (e *Engine) updateActions(a *alarm, now time.Time) {
+// updateActions notes that a, which may drive actions, changed: the
+// demand of every action it drives is decided once, at the end of the
+// call (flushActions), from the state of all their triggers then. An
+// action whose triggers changed several times within one Step, Observe,
+// Tick or command (a bad sample's return, then a limit's activation, of a
+// fail-safe input; one sensor's return and another's activation) thus
+// gets only its net change: never a release and a new trip the gateway
+// would write to the relay one after the other.
+func (e *Engine) updateActions(a *alarm, _ time.Time) {
 	for _, act := range a.actions() {
-		e.updateAction(act, now, a)
+		act.cause = a
+		if !act.dirty {
+			act.dirty = true
+			e.actDirty = append(e.actDirty, act)
+		}
 	}
+}
+
+// flushActions decides the demand of the actions whose triggers changed
+// since the last flush, in the order they were first changed.
+func (e *Engine) flushActions(now time.Time) {
+	for i := 0; i < len(e.actDirty); i++ {
+		act := e.actDirty[i]
+		act.dirty = false
+		cause := act.cause
+		act.cause = nil
+		e.updateAction(act, now, cause)
+	}
+	clear(e.actDirty)
+	e.actDirty = e.actDirty[:0]
 }
 
 func (e *Engine) updateAction(act *action, now time.Time, cause *alarm) {

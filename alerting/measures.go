@@ -43,7 +43,8 @@ func evict(q []tv, now time.Time, period time.Duration) []tv {
 // evalRate: a positive limit alarms on a rise of at least limit within
 // the period (value minus the window's minimum), a negative limit on a
 // fall (value minus the window's maximum). With percent the change is in
-// percent of that reference value.
+// percent of that reference value; a change from a reference of 0 is
+// ±Inf percent.
 func (e *Engine) evalRate(p *point, now time.Time, v float64) {
 	x := p.x
 	a := x.rate
@@ -54,10 +55,14 @@ func (e *Engine) evalRate(p *point, now time.Time, v float64) {
 	}
 	change := v - ref
 	if a.spec.Percent {
-		if ref == 0 {
-			change = 0
-		} else {
+		switch {
+		case ref != 0:
 			change = change / math.Abs(ref) * 100
+		case change != 0:
+			// Any change from 0 is an infinite percentage: from a dead
+			// line (no pressure) to a rising one alarms, as a fall to 0
+			// does (its reference is not 0).
+			change = math.Inf(int(math.Copysign(1, change)))
 		}
 	}
 	a.value = change

@@ -65,6 +65,11 @@ type CondSpec struct {
 	// RegulatoryLatch marks only the latch as such, on a condition whose
 	// limit comes from the config (toxic L2, pressure HH/LL: table (a)).
 	RegulatoryLatch bool
+	// MaxOnDelay is the longest on-delay table (a) allows a trip level
+	// whose limit comes from the config (pressure HH/LL 0–2 s, toxic
+	// L2/LL 0–5 s); a longer one is a loosening (override_regulatory).
+	// 0: none.
+	MaxOnDelay time.Duration
 	// Source names where the preset value comes from.
 	Source          string
 	ReAlarm         time.Duration
@@ -226,9 +231,14 @@ func condDefaults(p *Preset, c Condition) CondSpec {
 		switch {
 		case p.Kind == "pressure":
 			s.Latch, s.RegulatoryLatch = true, true
+			s.MaxOnDelay = 2 * time.Second // table (a): "0–2 s for HH/LL trips"
 			s.Source = srcPressure
 		case p.Kind == "toxic" && c == HighHigh:
 			s.Latch, s.RegulatoryLatch = true, true // table (a): "L2 latched"
+			s.MaxOnDelay = 5 * time.Second          // table (a): on-delay 0–5 s
+			s.Source = srcToxic
+		case p.Kind == "toxic":
+			s.MaxOnDelay = 5 * time.Second
 			s.Source = srcToxic
 		}
 	case High, Low:

@@ -35,7 +35,8 @@ func propertyConfig() Config {
 		},
 		Groups: []GroupConfig{
 			{ID: "g", Site: "s1", Points: []string{"f.a", "f.b", "f.c"}, M: 2, N: 3, Condition: HighHigh, Latch: true, Action: "cut"},
-			{ID: "h", Site: "s1", Points: []string{"f.b", "f.c"}, M: 1, N: 2, FaultVote: "bypass", Condition: High, Priority: 2},
+			{ID: "h", Site: "s1", Points: []string{"f.b", "f.c"}, M: 1, N: 2, FaultVote: "bypass", Condition: High, Priority: 2,
+				OverrideRegulatory: true}, // bypass on coal methane: a loosening, accepted
 		},
 		Actions: []ActionConfig{{ID: "cut", Site: "s1", ConfirmTimeout: 2 * time.Second}, {ID: "valve", Site: "s1"}},
 		Options: Options{MaxShelve: time.Hour},

@@ -96,3 +96,35 @@ func TestToxicRangeFloor(t *testing.T) {
 	require.ErrorContains(t, err, "below the toxic profile's -0.6")
 	require.True(t, configerr.HasErrors(err))
 }
+
+// An over-range value the driver already delivered as uncertain is the same
+// reading: it still counts for the high-side limits (not the low ones), and
+// an uncertain value inside the range still holds them.
+func TestUncertainOverRangeRaisesHighLimits(t *testing.T) {
+	e, err := New(Config{Points: []PointConfig{
+		{Site: "s", Device: "d", Sensor: "lel", Kind: "combustible", Poll: time.Second},
+		{Site: "s", Device: "d", Sensor: "o2", Kind: "oxygen", Poll: time.Second},
+	}})
+	require.NoError(t, err)
+	t0 := scriptStart
+	_, err = e.Step(t0, []Sample{{Point: "d.lel", Value: 0}, {Point: "d.o2", Value: 20.9}})
+	require.NoError(t, err)
+	// Uncertain inside the range: held.
+	_, err = e.Step(t0.Add(time.Second), []Sample{{Point: "d.lel", Value: 60, Quality: Uncertain}})
+	require.NoError(t, err)
+	hh, _ := e.Alarm("d.lel.high_high")
+	require.False(t, hh.Active, "an uncertain reading inside the range holds the limits")
+
+	_, err = e.Step(t0.Add(2*time.Second), []Sample{{Point: "d.lel", Value: 120, Quality: Uncertain},
+		{Point: "d.o2", Value: 30, Quality: Uncertain}})
+	require.NoError(t, err)
+	_, q, _ := e.Point("d.lel")
+	require.Equal(t, Uncertain, q)
+	for id, v := range map[string]float64{"d.lel.high_high": 120, "d.lel.high": 120, "d.o2.high": 30} {
+		st, _ := e.Alarm(id)
+		require.True(t, st.Active, "%s: an uncertain over-range reading counts for the high limits", id)
+		require.Equal(t, v, st.Value, id)
+	}
+	st, _ := e.Alarm("d.o2.low")
+	require.False(t, st.Active)
+}

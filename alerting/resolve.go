@@ -324,8 +324,11 @@ func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfi
 		if *o.OnDelay < 0 {
 			errs.Add(path+".on_delay", "must not be negative")
 		} else {
-			if reg && *o.OnDelay > s.OnDelay {
+			switch {
+			case reg && *o.OnDelay > s.OnDelay:
 				loosen(errs, path+".on_delay", override, "on-delay %s is longer than the preset %s on a life-safety alarm (%s)", *o.OnDelay, s.OnDelay, src)
+			case s.MaxOnDelay > 0 && *o.OnDelay > s.MaxOnDelay:
+				loosen(errs, path+".on_delay", override, "on-delay %s is longer than the %s trip delay of at most %s (%s)", *o.OnDelay, p.Kind, s.MaxOnDelay, src)
 			}
 			s.OnDelay = *o.OnDelay
 		}

@@ -347,6 +347,13 @@ func (e *Engine) Restore(now time.Time, data []byte) ([]Event, error) {
 			a.shelve = notShelved
 		}
 		a.oos, x.oosUntil, a.stale = sa.OOS, sa.OOSUntil, sa.Stale
+		if a.standing() {
+			// A bypassed or degraded alarm is never hidden: a shelve or
+			// out of service saved by an engine that still allowed one
+			// is not restored.
+			a.shelve, x.shelveUntil = notShelved, time.Time{}
+			a.oos, x.oosUntil = false, time.Time{}
+		}
 		if sa.Held && a.active && a.point != nil && (a.point.comm == a || a.point.bad == a) {
 			held = append(held, a)
 		}

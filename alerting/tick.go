@@ -130,6 +130,9 @@ func (e *Engine) Tick(now time.Time) []Event {
 	e.tickAlarms(now)
 	e.tickSites(now)
 	e.tickGroups(now)
+	// The actions' net changes before their confirm deadlines: a trip
+	// or release made now waits for its own result.
+	e.flushActions(now)
 	e.tickActions(now)
 	return e.take()
 }
@@ -200,6 +203,7 @@ func (e *Engine) tickAll(now time.Time) {
 	for _, g := range e.groups {
 		e.evalGroup(g, now)
 	}
+	e.flushActions(now)
 	e.tickActions(now)
 }
 
@@ -380,7 +384,13 @@ func (e *Engine) tickAlarms(now time.Time) {
 
 // tickAlarm runs an alarm's time-driven rules at now.
 func (e *Engine) tickAlarm(a *alarm, now time.Time) {
-	if a.pending {
+	switch {
+	case a.pending && a.active && !a.held && heldByLoss(a):
+		// An active alarm's return on a value its lost point no longer
+		// confirms: held, as an uncertain or bad sample holds it. Its
+		// off-delay starts again from the next usable sample.
+		a.hold()
+	case a.pending:
 		// Pending: an activation (or, held by the fault hold, a new
 		// one), or an active alarm's return.
 		e.setCond(a, now, !a.active || a.held)
@@ -405,6 +415,46 @@ func (e *Engine) tickAlarm(a *alarm, now time.Time) {
 		a.chattering = false
 		x.chatter.reset()
 		e.alarmEvent(a, now, EvChatteringEnd, a.state(), "", "")
+	}
+}
+
+// heldByLoss reports whether a is judged on its point's readings (not its
+// comm or bad alarm, which communication loss itself drives, nor its
+// bypassed alarm) and the point (or, for a deviation, the sensor it is
+// compared with) is lost.
+func heldByLoss(a *alarm) bool {
+	p := a.point
+	if p == nil || a == p.comm || a == p.bad || a == p.bypassed {
+		return false
+	}
+	if p.lost() {
+		return true
+	}
+	// A deviation is judged on both sensors (evalDeviation).
+	return p.x != nil && p.x.dev == a && p.x.devPeer != nil && p.x.devPeer.lost()
+}
+
+// holdReturns holds the pending returns of a lost point's alarms, and of
+// the deviations comparing with it (see heldByLoss), from the moment it is
+// lost, so that a usable sample before their off-delay would have ended
+// starts it again.
+func (e *Engine) holdReturns(p *point) {
+	if !p.lost() {
+		return
+	}
+	hold := func(a *alarm) {
+		if a.pending && a.active && !a.held && heldByLoss(a) {
+			a.hold()
+			e.arm(a)
+		}
+	}
+	for _, a := range p.all {
+		hold(a)
+	}
+	if p.x != nil {
+		for _, a := range p.x.devWatchers {
+			hold(a)
+		}
 	}
 }
 

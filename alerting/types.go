@@ -271,4 +271,8 @@ var (
 	ErrOutOfService      = errors.New("alarm is out of service")
 	ErrNotOutOfService   = errors.New("alarm is not out of service")
 	ErrAlreadyOutService = errors.New("alarm is already out of service")
+	// ErrStandingAlarm: a bypassed or degraded alarm stands while its
+	// cause lasts (SAFETY §5.3: a bypass is never silent); it can be
+	// neither shelved nor taken out of service.
+	ErrStandingAlarm = errors.New("alarm is a standing bypass/degraded alarm: it cannot be shelved or taken out of service")
 )

@@ -25,6 +25,7 @@ var pointPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*\.[a-z0-9][a-z0-9_-]*
 //	    priority: 1           # default 1
 //	    latch: true           # default true: needs an operator reset
 //	    action: power-cut     # an entry of actions:
+//	    override_regulatory: false # accept fault_vote bypass on safety-critical sensors (a loosening)
 type Group struct {
 	ID        string   `yaml:"id"`
 	Sensors   []string `yaml:"sensors"`
@@ -34,6 +35,9 @@ type Group struct {
 	Priority  int      `yaml:"priority"`
 	Latch     *bool    `yaml:"latch"`
 	Action    string   `yaml:"action"`
+	// OverrideRegulatory accepts fault_vote bypass on a group with a
+	// safety-critical sensor (checked by the alarm engine), with a warning.
+	OverrideRegulatory bool `yaml:"override_regulatory"`
 }
 
 // SetDefaults fills the documented defaults.
@@ -102,7 +106,8 @@ func (g *Group) Alerting(site string) alerting.GroupConfig {
 	m, n, _ := alerting.ParseVote(g.Vote)
 	latch := g.Latch == nil || *g.Latch
 	return alerting.GroupConfig{ID: g.ID, Site: site, Points: append([]string(nil), g.Sensors...), M: m, N: n,
-		FaultVote: g.FaultVote, Condition: alerting.Condition(g.Condition), Priority: g.Priority, Latch: latch, Action: g.Action}
+		FaultVote: g.FaultVote, Condition: alerting.Condition(g.Condition), Priority: g.Priority, Latch: latch, Action: g.Action,
+		OverrideRegulatory: g.OverrideRegulatory}
 }
 
 // Action is a named interlock action: the alarm engine trips and releases
