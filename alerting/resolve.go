@@ -284,6 +284,10 @@ func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfi
 	if o.Limit != nil {
 		v := *o.Limit
 		switch {
+		case c == Comm:
+			errs.Add(path+".limit", "comm has no limit; its time without a good reading is timeout")
+		case c == Bad:
+			errs.Add(path+".limit", "bad has no limit: it is active while samples are bad (the fault-confirm time is on_delay)")
 		case !finite(v):
 			errs.Add(path+".limit", "must be a finite number, got %v", v)
 		case c == Rate && v == 0:

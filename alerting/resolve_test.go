@@ -152,6 +152,9 @@ func TestResolveErrors(t *testing.T) {
 		{"range", "pressure", "", "", SensorAlarms{Range: []float64{5, 1}, High: &LimitConfig{Limit: f(5)}}, []string{"E alarms.range"}},
 		{"restore above limit", "pressure", "", "", SensorAlarms{High: &LimitConfig{Limit: f(5), Restore: f(6)}}, []string{"E alarms.high.restore"}},
 		{"timeout on high", "co", "", "", SensorAlarms{High: &LimitConfig{Timeout: d(time.Second)}}, []string{"E alarms.high.timeout"}},
+		// Accepted and ignored until 2026-12-01 (a comm alarm runs on timeout).
+		{"limit on comm", "co", "", "", SensorAlarms{Comm: &LimitConfig{Limit: f(0)}}, []string{"E alarms.comm.limit"}},
+		{"limit on bad", "co", "", "", SensorAlarms{Bad: &LimitConfig{Limit: f(1)}}, []string{"E alarms.bad.limit"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
