@@ -184,10 +184,13 @@ func closingServer(t *testing.T) string {
 	return "tcp://" + l.Addr().String()
 }
 
-// exceptionServer answers every Modbus TCP request with exception code,
-// framed as the specification's exception response (MBAP header, function
-// code | 0x80, code), and counts the connections it accepted.
-func exceptionServer(t *testing.T, code byte) (url string, conns *atomic.Int64) {
+// rawServer is a Modbus TCP peer written from the specification's framing
+// (MBAP header: transaction id, protocol 0, length, unit; then the PDU),
+// independent of the library under test. answer gets each request's PDU
+// and returns the answer's PDU, or nil to close the connection without
+// one. A connection without a request for idle (0: never) is closed, as
+// many devices do. It counts the connections it accepted.
+func rawServer(t *testing.T, idle time.Duration, answer func(pdu []byte) []byte) (url string, conns *atomic.Int64) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	conns = new(atomic.Int64)
@@ -205,17 +208,24 @@ func exceptionServer(t *testing.T, code byte) (url string, conns *atomic.Int64) 
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				var h [7]byte
 				for {
+					if idle > 0 {
+						_ = c.SetReadDeadline(time.Now().Add(idle))
+					}
+					var h [7]byte
 					if _, err := io.ReadFull(c, h[:]); err != nil {
-						return
+						return // idle, or the client closed it
 					}
 					pdu := make([]byte, int(binary.BigEndian.Uint16(h[4:]))-1)
 					if _, err := io.ReadFull(c, pdu); err != nil || len(pdu) == 0 {
 						return
 					}
-					binary.BigEndian.PutUint16(h[4:], 3) // unit id + 2 PDU bytes
-					if _, err := c.Write(append(h[:], pdu[0]|0x80, code)); err != nil {
+					out := answer(pdu)
+					if out == nil {
+						return
+					}
+					binary.BigEndian.PutUint16(h[4:], uint16(len(out)+1))
+					if _, err := c.Write(append(h[:], out...)); err != nil {
 						return
 					}
 				}
@@ -224,6 +234,12 @@ func exceptionServer(t *testing.T, code byte) (url string, conns *atomic.Int64) 
 	}()
 	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
 	return "tcp://" + l.Addr().String(), conns
+}
+
+// exceptionServer answers every request with exception code (function
+// code | 0x80, code).
+func exceptionServer(t *testing.T, code byte) (url string, conns *atomic.Int64) {
+	return rawServer(t, 0, func(pdu []byte) []byte { return []byte{pdu[0] | 0x80, code} })
 }
 
 // An exception code the Modbus library has no name for (7, once "negative
@@ -254,64 +270,30 @@ func TestUnknownExceptionCodeIsAnAnswer(t *testing.T) {
 }
 
 // idleClosingServer is a Modbus TCP device with ten holding registers
-// (FC03 reads, FC06 writes) that closes a connection idle for idle, as
-// many devices and serial gateways do. It counts the connections.
+// (FC03 reads, FC06 writes) that closes a connection idle for idle.
 func idleClosingServer(t *testing.T, idle time.Duration) (url string, conns *atomic.Int64) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	conns = new(atomic.Int64)
 	var mu sync.Mutex
 	var regs [10]uint16
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				for {
-					_ = c.SetReadDeadline(time.Now().Add(idle))
-					var h [7]byte
-					if _, err := io.ReadFull(c, h[:]); err != nil {
-						return // idle (or the client closed it)
-					}
-					pdu := make([]byte, int(binary.BigEndian.Uint16(h[4:]))-1)
-					if _, err := io.ReadFull(c, pdu); err != nil || len(pdu) != 5 {
-						return
-					}
-					a, n := binary.BigEndian.Uint16(pdu[1:]), binary.BigEndian.Uint16(pdu[3:])
-					var out []byte
-					mu.Lock()
-					switch {
-					case pdu[0] == 3 && int(a)+int(n) <= len(regs):
-						out = []byte{3, byte(2 * n)}
-						for _, r := range regs[a : a+n] {
-							out = binary.BigEndian.AppendUint16(out, r)
-						}
-					case pdu[0] == 6 && int(a) < len(regs):
-						regs[a] = n
-						out = pdu
-					default:
-						out = []byte{pdu[0] | 0x80, 2}
-					}
-					mu.Unlock()
-					binary.BigEndian.PutUint16(h[4:], uint16(len(out)+1))
-					if _, err := c.Write(append(h[:], out...)); err != nil {
-						return
-					}
-				}
-			}()
+	return rawServer(t, idle, func(pdu []byte) []byte {
+		if len(pdu) != 5 {
+			return nil
 		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
-	return "tcp://" + l.Addr().String(), conns
+		a, n := binary.BigEndian.Uint16(pdu[1:]), binary.BigEndian.Uint16(pdu[3:])
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case pdu[0] == 3 && int(a)+int(n) <= len(regs):
+			out := []byte{3, byte(2 * n)}
+			for _, r := range regs[a : a+n] {
+				out = binary.BigEndian.AppendUint16(out, r)
+			}
+			return out
+		case pdu[0] == 6 && int(a) < len(regs):
+			regs[a] = n
+			return pdu
+		}
+		return []byte{pdu[0] | 0x80, 2}
+	})
 }
 
 // A device that may have done a write and dropped the connection without
@@ -319,50 +301,20 @@ func idleClosingServer(t *testing.T, idle time.Duration) (url string, conns *ato
 // register would act twice); the caller gets the error (an action retries
 // with its backoff, writing the same value).
 func TestWriteNotSentTwiceAfterAClose(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	var writes atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				for {
-					var h [7]byte
-					if _, err := io.ReadFull(c, h[:]); err != nil {
-						return
-					}
-					pdu := make([]byte, int(binary.BigEndian.Uint16(h[4:]))-1)
-					if _, err := io.ReadFull(c, pdu); err != nil || len(pdu) != 5 {
-						return
-					}
-					if pdu[0] == 6 {
-						writes.Add(1)
-						return // done, and gone without an answer
-					}
-					binary.BigEndian.PutUint16(h[4:], 5)
-					if _, err := c.Write(append(h[:], 3, 2, 0, 0)); err != nil {
-						return
-					}
-				}
-			}()
+	url, _ := rawServer(t, 0, func(pdu []byte) []byte {
+		if pdu[0] == 6 {
+			writes.Add(1)
+			return nil // done, and gone without an answer
 		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
-	dev := device("cmd", "tcp://"+l.Addr().String(), 1, 300*time.Millisecond, []SensorConfig{sensor("pulse", "holding", 0, "uint16", "")})
+		return []byte{3, 2, 0, 0}
+	})
+	dev := device("cmd", url, 1, 300*time.Millisecond, []SensorConfig{sensor("pulse", "holding", 0, "uint16", "")})
 	var got batches
 	g, stop := runGroup(t, []Device{dev}, got.sink)
 	defer stop()
 	require.Eventually(t, func() bool { return len(got.get("cmd")) >= 2 }, 10*time.Second, 10*time.Millisecond)
-	_, err = g.Write(t.Context(), "cmd", "pulse", 1)
+	_, err := g.Write(t.Context(), "cmd", "pulse", 1)
 	require.Error(t, err)
 	require.EqualValues(t, 1, writes.Load(), "the write was sent once")
 }
