@@ -399,8 +399,11 @@ func TestSameClientIDTakeoversBackOff(t *testing.T) {
 	m := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	cfg := configs.MQTT{URL: m.URL, ClientID: "copied-config"}
 	cfg.SetDefaults()
-	a := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: openOutbox(t)})
-	b := runPublisher(t, Options{Config: cfg, Site: "s2", Outbox: openOutbox(t)})
+	// A session taken over while it subscribes or publishes its status
+	// waits for that up to ConnectTimeout: short here, so that the window
+	// below sees takeovers whatever moment they fall on.
+	a := runPublisher(t, Options{Config: cfg, Site: "s1", Outbox: openOutbox(t), ConnectTimeout: 500 * time.Millisecond})
+	b := runPublisher(t, Options{Config: cfg, Site: "s2", Outbox: openOutbox(t), ConnectTimeout: 500 * time.Millisecond})
 	waitFor(t, 10*time.Second, func() bool { return a.Stats().Sessions > 0 && b.Stats().Sessions > 0 }, "both connected once")
 	start := a.Stats().Sessions + b.Stats().Sessions
 	time.Sleep(4 * time.Second)
