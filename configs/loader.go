@@ -191,7 +191,25 @@ func yamlErrLine(msg string) (int, string, bool) {
 	if err != nil {
 		return 0, m, false
 	}
-	return n, "invalid YAML: " + strings.TrimSpace(rest[i+1:]), true
+	problem := strings.TrimSpace(rest[i+1:])
+	if parserProblem(problem) {
+		// yaml.v3 counts a parser error's line (unlike a scanner
+		// error's) from 0, and names the start of the block it was
+		// parsing when it has one, else where it stopped.
+		return n + 1, "invalid YAML: " + problem + " (here, or in the block that starts here)", true
+	}
+	return n, "invalid YAML: " + problem, true
+}
+
+// parserProblem reports whether a yaml.v3 error message is one of its
+// parser's (parserc.go), not its scanner's.
+func parserProblem(msg string) bool {
+	for _, p := range []string{"did not find expected ", "found duplicate %", "found incompatible YAML document", "found undefined tag handle"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // walker checks a YAML node tree against a Go config type: unknown keys,

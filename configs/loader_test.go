@@ -109,7 +109,7 @@ func TestLoadOneDocumentPerFile(t *testing.T) {
 		{"end marker", site + "...\n", ""},
 		{"second document", site + "\n---\nsite: b\n", "x.yaml:4: a config file holds one YAML document; found another at line 4"},
 		{"empty second document", site + "---\n", "x.yaml:3: a config file holds one YAML document; found another at line 3"},
-		{"broken second document", site + "---\nsite: [\n", "x.yaml:4: invalid YAML: did not find expected node content"},
+		{"broken second document", site + "---\nsite: [\n", "x.yaml:5: invalid YAML: did not find expected node content (here, or in the block that starts here)"}, // the end of the file
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var s Site
