@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/gateway/broker"
+	"github.com/canary-gw/canary/internal/testenv"
 )
 
 func TestControlConfigErrorsExit2(t *testing.T) {
@@ -42,8 +43,7 @@ func TestControlRunsAndStops(t *testing.T) {
 	defer func() { bcancel(); require.NoError(t, <-bdone) }()
 	<-b.Ready()
 
-	port, err := freePort()
-	require.NoError(t, err)
+	port := testenv.FreePort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := filepath.Join(t.TempDir(), "control.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("mqtt:\n  url: "+b.URL()+"\nhttp:\n  listen: "+listen+"\n"), 0o600))

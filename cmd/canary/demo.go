@@ -23,6 +23,7 @@ import (
 	"github.com/canary-gw/canary/gateway/broker"
 	"github.com/canary-gw/canary/gateway/httpapi"
 	"github.com/canary-gw/canary/gateway/ingest"
+	"github.com/canary-gw/canary/gateway/loadtest"
 	"github.com/canary-gw/canary/simulator"
 )
 
@@ -89,34 +90,31 @@ func demoSite(dataDir, passwordHash string) (*configs.Site, error) {
 	if _, err := configs.Parse("demo.yaml (built in)", configs.DemoYAML(), &site); err != nil {
 		return nil, fmt.Errorf("demo site: %w", err)
 	}
+	// One port per distinct endpoint, all asked for at once: the kernel
+	// may give the same free port to two listens in a row, and two
+	// simulated endpoints on one port would stop the demo.
+	var urls []string
 	moved := map[string]string{}
-	for i := range site.Devices {
-		old := site.Devices[i].URL
-		if _, ok := moved[old]; !ok {
-			port, err := freePort()
-			if err != nil {
-				return nil, fmt.Errorf("demo site: %w", err)
-			}
-			moved[old] = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	for _, d := range site.Devices {
+		if _, ok := moved[d.URL]; !ok {
+			moved[d.URL] = ""
+			urls = append(urls, d.URL)
 		}
-		site.Devices[i].URL = moved[old]
+	}
+	ports, err := loadtest.FreePorts(len(urls))
+	if err != nil {
+		return nil, fmt.Errorf("demo site: %w", err)
+	}
+	for i, u := range urls {
+		moved[u] = fmt.Sprintf("tcp://127.0.0.1:%d", ports[i])
+	}
+	for i := range site.Devices {
+		site.Devices[i].URL = moved[site.Devices[i].URL]
 	}
 	site.Outbox.Dir = dataDir
 	site.MQTT.ClientID = demoClientID
 	site.HTTP.Users = []configs.HTTPUser{{Name: demoUser, Role: configs.RoleOperator, PasswordHash: passwordHash}}
 	return &site, nil
-}
-
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before the simulator binds it; the simulator then fails to start
-// with a clear "address in use", and a second run picks new ports.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // demoPassword is 12 random characters from an alphabet without look-alikes.

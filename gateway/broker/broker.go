@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 )
@@ -135,7 +134,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 	a := ln.Addr().String()
 	b.addr.Store(&a)
-	if err := b.srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	if err := b.srv.AddListener(newGatedListener("tcp", ln)); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -151,10 +150,10 @@ func (b *Broker) Run(ctx context.Context) error {
 	// GetByListener, which read-locks the client map twice, and a client
 	// that connects or leaves between the two locks waits for the write
 	// lock while the second read lock waits for it. It hung a test run
-	// here. So the listeners are closed first, their clients disconnected
-	// as Close would, listed with one read lock (GetAll); Close then finds
-	// every listener closed (a listener lists its clients only once), and
-	// waits for the clients' goroutines.
+	// here. So the listener is closed first, its clients disconnected as
+	// Close would, listed with one read lock (GetAll); Close then finds it
+	// closed (a gatedListener lists its clients only once), and waits for
+	// the clients' goroutines.
 	b.srv.Listeners.CloseAll(func(listener string) {
 		for _, cl := range b.srv.Clients.GetAll() {
 			if cl.Net.Listener == listener && !cl.Closed() {

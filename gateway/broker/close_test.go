@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -62,4 +63,38 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 		require.Positive(t, sessions.Load(), "round %d: no client session before the close", rounds)
 	}
 	t.Logf("%d rounds", rounds)
+}
+
+// A connection accepted but not yet a client (its CONNECT not sent) is not
+// in mochi's client list, so closing the listed clients leaves it: the
+// broker's stop must still end it, at once, and not wait for the peer.
+// (With mochi's own listener the stop waited for the peer to give up; and
+// one counting itself in while the stop waited panicked.)
+func TestStopEndsConnectionsNotYetClients(t *testing.T) {
+	b, stopBroker := startStoppable(t, broker.Options{Listen: "127.0.0.1:0", Log: zerolog.Nop()})
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
+		require.NoError(t, err)
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// One real client too, which the stop disconnects as before.
+	c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(connectPacket("listed"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	ack := make([]byte, 4)
+	_, err = io.ReadFull(c, ack)
+	require.NoError(t, err)
+	require.Equal(t, byte(0x20), ack[0], "CONNACK")
+
+	require.NoError(t, stopBroker(5*time.Second), "the stop waited for connections that never sent CONNECT")
+	for i, c := range append(conns, c) {
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err := io.ReadAll(c) // to EOF: the broker closed it
+		require.NoError(t, err, "connection %d", i)
+	}
 }

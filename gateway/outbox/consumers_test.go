@@ -269,3 +269,25 @@ func TestReleaseMarksGiveBackTheirMemory(t *testing.T) {
 	before[Key{Lane: Readings, ID: 1}] = struct{}{}
 	require.Empty(t, ob.released[0])
 }
+
+// An Append that has returned has its records signalled to every consumer
+// already: a consumer woken by the appender (or a test) finds them.
+func TestAppendReturnsSignalled(t *testing.T) {
+	ob := openConsumers(t, t.TempDir(), 0, 2)
+	defer ob.Close()
+	for c := range 2 {
+		<-ob.AppendedTo(c) // Open's signal, for a backlog from before
+	}
+	ctx := context.Background()
+	for i := range 300 {
+		_, err := ob.Append(ctx, item(KindReadings, "d"))
+		require.NoError(t, err)
+		for c := range 2 {
+			select {
+			case <-ob.AppendedTo(c):
+			default:
+				t.Fatalf("append %d: consumer %d not signalled when Append returned", i, c)
+			}
+		}
+	}
+}

@@ -776,6 +776,11 @@ func (ob *Outbox) commit(group []*request) {
 	if drop.Records > 0 && ob.onDrop != nil {
 		ob.onDrop(drop)
 	}
+	// The consumers are signalled before the appenders are answered: an
+	// Append that has returned has its records signalled already.
+	if err == nil && appended {
+		ob.signal()
+	}
 	for i, r := range group {
 		if err != nil {
 			r.err = err
@@ -788,9 +793,6 @@ func (ob *Outbox) commit(group []*request) {
 		if r.done != nil {
 			close(r.done)
 		}
-	}
-	if err == nil && appended {
-		ob.signal()
 	}
 }
 

@@ -13,18 +13,50 @@ import (
 	"time"
 )
 
-// FreePort returns a loopback port that was free a moment ago.
+// handedOut is every port FreePort has returned in this process. The
+// kernel may hand the same free port to two listens in a row, and a test
+// that asks for several ports before it listens on any (eight simulated
+// devices, say) would then give two of them one port.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a loopback port that was free a moment ago and that no
+// earlier call in this process has returned.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: find a free port: %v", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatalf("testenv: release port %d: %v", port, err)
+	// A port returned before stays held while the next is asked for, so
+	// the kernel gives another.
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: find a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[port] {
+			held = append(held, l)
+			continue
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("testenv: release port %d: %v", port, err)
+		}
+		handedOut.ports[port] = true
+		return port
 	}
-	return port
+	t.Fatalf("testenv: 100 listens gave only ports returned before")
+	return 0
 }
 
 // lookBinary fails the test with the install hint when bin is missing.
