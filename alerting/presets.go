@@ -32,6 +32,9 @@ const (
 	// ReadingsDropped is the gateway dropping readings from its full
 	// outbox (a system alarm, SetSystem).
 	ReadingsDropped Condition = "readings_dropped"
+	// WriteFailed is the gateway's outbox failing to commit (a system
+	// alarm, SetSystem).
+	WriteFailed Condition = "write_failed"
 )
 
 // sensorConditions is the evaluation order of a point's conditions.

@@ -31,8 +31,16 @@ func (s *Site) AlertingConfig() alerting.Config {
 	c.Systems = append(c.Systems, alerting.SystemConfig{ID: ReadingsDroppedAlarm, Site: s.Site,
 		Condition: alerting.ReadingsDropped, Priority: 2,
 		Source: "DESIGN outbox.max_bytes: past it the oldest readings go first (counted, logged, alarmed)"})
+	c.Systems = append(c.Systems, alerting.SystemConfig{ID: WriteFailedAlarm, Site: s.Site,
+		Condition: alerting.WriteFailed, Priority: 1,
+		Source: "the outbox cannot commit (disk full or failing): nothing new reaches the broker until it can"})
 	return c
 }
+
+// WriteFailedAlarm is the site's alarm while its outbox cannot commit (the
+// disk full or failing): alarms and commands wait in memory, readings are
+// lost, nothing new reaches the control room.
+const WriteFailedAlarm = "outbox." + string(alerting.WriteFailed)
 
 // ReadingsDroppedAlarm is the site's alarm while its outbox drops readings
 // (full at max_bytes): "<subject>.<condition>" like a group's alarm; no

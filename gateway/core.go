@@ -282,6 +282,7 @@ func (g *Gateway) onTick(ctx context.Context, now time.Time) {
 	g.met.faultHeld.Set(float64(g.eng.Held()))
 	g.retryActions(now)
 	g.resendAlarms(ctx)
+	g.judgeWrites(ctx, now)
 	if g.eng.Unsaved() {
 		g.stateDirty = true // an alarm held, or no longer (snapshot's "held")
 	}
@@ -402,7 +403,7 @@ func (g *Gateway) nextTick(now time.Time) time.Duration {
 	if len(g.pending) > 0 {
 		d = min(d, g.pendingSince.Add(g.o.TickEvery).Sub(now))
 	}
-	if len(g.unsent) > 0 {
+	if len(g.unsent) > 0 || len(g.unsentEvents) > 0 {
 		d = 0
 	}
 	for _, at := range g.actRetry {
@@ -939,7 +940,11 @@ const maxCommitEvents = 4096
 // event in evs is among them (all of them when last is nil), and
 // readings, in one outbox commit, then updates the views.
 func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi int, last map[string]int, readings []outbox.Item) {
-	items := make([]outbox.Item, 0, 2*(hi-lo)+len(readings))
+	// Events of earlier commits that failed go first, in order
+	// (writefail.go).
+	waiting := len(g.unsentEvents)
+	items := make([]outbox.Item, 0, waiting+2*(hi-lo)+len(readings))
+	items = g.unsentEventItems(items)
 	// The state of each alarm the events changed, read once from the
 	// engine (after all of them), in the order of their first events.
 	changed := map[string]bool{}
@@ -1008,13 +1013,20 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 		}
 		// The outbox refuses only when closed or the disk fails: the
 		// alarm state is still live in the engine, the UI and the
-		// persisted snapshot, and the log says what did not go out.
-		g.log.Error().Err(err).Int("events", hi-lo).Msg("outbox append failed")
+		// persisted snapshot, and the log says what did not go out. The
+		// events wait for the next commit (writefail.go).
+		g.keepUnsent(evs[lo:hi])
+		g.log.Error().Err(err).Int("events", hi-lo).Int("events_waiting", len(g.unsentEvents)).Msg("outbox append failed")
 		g.met.appendErrors.Inc()
+	} else {
+		g.unsentEvents = nil // the array of a long failure is let go
+		if waiting > 0 {
+			g.log.Info().Int("events", waiting).Msg("outbox append succeeded again: the events that waited are committed")
+		}
 	}
 	for i := lo; i < hi; i++ {
-		if i-lo < len(seqs) {
-			evs[i].Seq = seqs[i-lo]
+		if j := waiting + i - lo; j < len(seqs) {
+			evs[i].Seq = seqs[j]
 		}
 		g.view.addTransition(g.http, evs[i])
 	}
@@ -1278,10 +1290,13 @@ func nonNormal(all []alerting.AlarmState) []alerting.AlarmState {
 // resendAlarms publishes the current state of every alarm whose state did
 // not reach the outbox (or must be republished after a restart).
 func (g *Gateway) resendAlarms(ctx context.Context) {
-	if len(g.unsent) == 0 {
+	if len(g.unsent) == 0 && len(g.unsentEvents) == 0 {
 		return
 	}
-	items := make([]outbox.Item, 0, len(g.unsent))
+	// The events that waited go first, as the transitions before the
+	// states they led to.
+	waiting := len(g.unsentEvents)
+	items := g.unsentEventItems(make([]outbox.Item, 0, waiting+len(g.unsent)))
 	ids := make([]string, 0, len(g.unsent))
 	for id := range g.unsent {
 		st, ok := g.eng.Alarm(id)
@@ -1297,9 +1312,13 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	if _, err := g.appendAll(ctx, items); err != nil {
-		g.log.Error().Err(err).Int("alarms", len(items)).Msg("outbox append failed, alarm states will be sent again")
+		g.log.Error().Err(err).Int("alarms", len(ids)).Int("events", waiting).Msg("outbox append failed, alarm states and events will be sent again")
 		return
 	}
+	if waiting > 0 {
+		g.log.Info().Int("events", waiting).Msg("outbox append succeeded again: the events that waited are committed")
+	}
+	g.unsentEvents = nil
 	for _, id := range ids {
 		delete(g.unsent, id)
 	}

@@ -161,6 +161,14 @@ type Gateway struct {
 	// readings-dropped alarm (drops.go).
 	drops atomic.Uint64
 	drop  dropAlarm
+	// appendFails and appendOKs count the outbox commits that failed and
+	// that succeeded (noteAppend, from the core and from the outbox's
+	// commit goroutine); writeFail is the core's view of them for the
+	// write-failed alarm, unsentEvents the events of failed commits
+	// waiting to be appended again (writefail.go).
+	appendFails, appendOKs atomic.Uint64
+	writeFail              writeFailAlarm
+	unsentEvents           []alerting.Event
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty bool
@@ -437,6 +445,7 @@ func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 	err := g.ob.AppendAsync(items, func(_ []uint64, err error) {
 		<-g.asyncSlots
 		g.putPayloads(payloads)
+		g.noteAppend(err)
 		if err != nil {
 			g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
 			g.met.appendErrors.Inc()
@@ -445,6 +454,7 @@ func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 	if err != nil {
 		<-g.asyncSlots
 		g.putPayloads(payloads)
+		g.noteAppend(err)
 		g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
 		g.met.appendErrors.Inc()
 	}
@@ -469,7 +479,9 @@ const maxKeptPayloadReadings = 1 << 14
 const maxAsyncCommits = 4
 
 func (g *Gateway) appendAll(ctx context.Context, items []outbox.Item) ([]uint64, error) {
-	return g.ob.Append(ctx, items...)
+	seqs, err := g.ob.Append(ctx, items...)
+	g.noteAppend(err)
+	return seqs, err
 }
 
 // Engine state restored from disk, then everything runs until ctx ends.

@@ -25,6 +25,7 @@ type metrics struct {
 	faultHolds   prometheus.Counter
 	faultHeld    prometheus.Gauge
 	appendErrors prometheus.Counter
+	eventsLost   prometheus.Counter
 	commands     *prometheus.CounterVec
 	actions      *prometheus.CounterVec
 }
@@ -53,12 +54,14 @@ func newMetrics(reg *prometheus.Registry, site string) *metrics {
 			Help: fmt.Sprintf("Comm and bad alarms kept active by the fault hold after their return fell due: during a hold, and after it until released (at most %d a second).", heldReleasePerSecond), ConstLabels: labels}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_outbox_append_errors_total",
 			Help: "Outbox commits that failed.", ConstLabels: labels}),
+		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "canary_events_lost_total",
+			Help: "Alarm events dropped from memory while the outbox failed for longer than 50 000 of them (their alarms' states are kept and sent).", ConstLabels: labels}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_operator_commands_total",
 			Help: "Operator commands by action and result.", ConstLabels: labels}, []string{"action", "result"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "canary_interlock_actions_total",
 			Help: "Interlock writes by action, operation and result.", ConstLabels: labels}, []string{"action", "op", "result"}),
 	}
-	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.faultHold, m.faultHolds, m.faultHeld, m.appendErrors, m.commands, m.actions)
+	reg.MustRegister(m.readings, m.evalSeconds, m.events, m.dropped, m.shed, m.catchups, m.faultHold, m.faultHolds, m.faultHeld, m.appendErrors, m.eventsLost, m.commands, m.actions)
 	return m
 }
 

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/canary-gw/canary/alerting"
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/gateway/outbox"
+)
+
+// A failing outbox (the disk full or failing: bbolt's write or fsync
+// refused) loses nothing the gateway can keep. The alarm states that did
+// not go out are sent again on every tick (unsent, resendAlarms); the
+// events of the failed commits (alarm transitions, operator commands with
+// their user and comment: the audit trail) wait in unsentEvents, in
+// order, and go first into the next commit that succeeds, whatever
+// brings it (a tick's retry, a poll's alarm, a command). Readings of a
+// failed commit are lost; the log and canary_outbox_append_errors_total
+// count them. While commits fail the site's alarm outbox.write_failed
+// (configs.WriteFailedAlarm, priority 1) stands: nothing new reaches the
+// control room, and the local UI and API say why. Its own transitions
+// wait with the rest and are delivered when the disk takes them.
+
+// writeCalm is how long without a failed commit, after a commit that
+// succeeded with nothing left waiting, before the write-failed alarm
+// returns: a disk that fails one commit in three must not make it chatter.
+// A variable for the tests.
+var writeCalm = 10 * time.Second
+
+// maxUnsentEvents bounds the events kept for a failing outbox: about 10 MB.
+// Past it the oldest go (counted in canary_events_lost_total and logged):
+// the alarms themselves are not lost, their current states are sent again
+// (unsent), only the record of transitions from a failure that has lasted
+// through 50 000 of them.
+const maxUnsentEvents = 50_000
+
+// writeFailAlarm is the core's bookkeeping for the alarm.
+type writeFailAlarm struct {
+	started bool      // the engine's restored state was read
+	on      bool      // raised (or restored active) and not yet returned
+	fails   uint64    // Gateway.appendFails at the tick that saw the last failure
+	oks     uint64    // Gateway.appendOKs at the tick that saw the last failure
+	spell   uint64    // Gateway.appendFails when the alarm was raised
+	last    time.Time // the tick that last saw a failure
+	lost    uint64    // events dropped past maxUnsentEvents, logged at the tick
+}
+
+// noteAppend counts an outbox commit's outcome. A closed outbox is the
+// gateway stopping, not the disk.
+func (g *Gateway) noteAppend(err error) {
+	switch {
+	case err == nil:
+		g.appendOKs.Add(1)
+	case !errors.Is(err, outbox.ErrClosed):
+		g.appendFails.Add(1)
+	}
+}
+
+// keepUnsent keeps the events of a failed commit for the next one.
+func (g *Gateway) keepUnsent(evs []alerting.Event) {
+	g.unsentEvents = append(g.unsentEvents, evs...)
+	if over := len(g.unsentEvents) - maxUnsentEvents; over > 0 {
+		g.unsentEvents = append(g.unsentEvents[:0], g.unsentEvents[over:]...)
+		g.writeFail.lost += uint64(over)
+		g.met.eventsLost.Add(float64(over))
+	}
+}
+
+// unsentEventItems are the outbox items of the events waiting from failed
+// commits, to go first in the next commit.
+func (g *Gateway) unsentEventItems(items []outbox.Item) []outbox.Item {
+	for i := range g.unsentEvents {
+		ev := &g.unsentEvents[i]
+		items = append(items, mqtt.EventItem(func(dst []byte, seq uint64) []byte {
+			e := *ev
+			e.Seq = seq
+			return e.AppendJSON(dst)
+		}))
+	}
+	return items
+}
+
+// judgeWrites raises or returns the write-failed alarm; on the core
+// goroutine, at its tick.
+func (g *Gateway) judgeWrites(ctx context.Context, now time.Time) {
+	w := &g.writeFail
+	if w.lost > 0 {
+		g.log.Error().Uint64("events", w.lost).Int("kept", len(g.unsentEvents)).
+			Msg("outbox failing: oldest alarm events dropped from memory; the alarms' current states are kept and sent")
+		w.lost = 0
+	}
+	if !w.started {
+		// Restored active from before a restart: it returns once a commit
+		// has succeeded and a calm has passed, unless failures go on.
+		w.started = true
+		if st, ok := g.eng.Alarm(configs.WriteFailedAlarm); ok && st.Active {
+			w.on, w.last = true, now
+		}
+	}
+	fails, oks := g.appendFails.Load(), g.appendOKs.Load()
+	var active bool
+	switch {
+	case fails != w.fails:
+		if !w.on {
+			w.on, w.spell = true, w.fails
+		}
+		w.fails, w.oks, w.last = fails, oks, now
+		active = true
+	case w.on && oks != w.oks && len(g.unsentEvents) == 0 && len(g.unsent) == 0 && now.Sub(w.last) >= writeCalm:
+		// A commit succeeded since the tick that saw the last failure,
+		// and nothing waits any more.
+		w.on = false
+	default:
+		return
+	}
+	evs, err := g.eng.SetSystem(now, configs.WriteFailedAlarm, active, float64(fails-w.spell))
+	if err != nil {
+		g.log.Error().Err(err).Msg("write-failed alarm")
+		return
+	}
+	if len(evs) > 0 {
+		g.flush(ctx, evs)
+	}
+}

@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/canary-gw/canary/alerting"
+)
+
+// The events kept for a failing outbox are bounded: past maxUnsentEvents
+// the oldest go, counted, and the rest stay in their order.
+func TestUnsentEventsBounded(t *testing.T) {
+	g := &Gateway{met: newMetrics(prometheus.NewRegistry(), "s")}
+	batch := func(from, n int) []alerting.Event {
+		evs := make([]alerting.Event, n)
+		for i := range evs {
+			evs[i] = alerting.Event{Alarm: fmt.Sprintf("a%d", from+i), Type: alerting.EvActivate}
+		}
+		return evs
+	}
+	g.keepUnsent(batch(0, maxUnsentEvents-10))
+	require.Len(t, g.unsentEvents, maxUnsentEvents-10)
+	require.Zero(t, testutil.ToFloat64(g.met.eventsLost))
+	g.keepUnsent(batch(maxUnsentEvents-10, 25))
+	require.Len(t, g.unsentEvents, maxUnsentEvents)
+	require.Equal(t, "a15", g.unsentEvents[0].Alarm, "the oldest 15 dropped")
+	require.Equal(t, fmt.Sprintf("a%d", maxUnsentEvents+14), g.unsentEvents[len(g.unsentEvents)-1].Alarm)
+	require.Equal(t, 15.0, testutil.ToFloat64(g.met.eventsLost))
+	require.EqualValues(t, 15, g.writeFail.lost, "logged at the next tick")
+	items := g.unsentEventItems(nil)
+	require.Len(t, items, maxUnsentEvents)
+}
