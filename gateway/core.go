@@ -403,7 +403,7 @@ func (g *Gateway) nextTick(now time.Time) time.Duration {
 	if len(g.pending) > 0 {
 		d = min(d, g.pendingSince.Add(g.o.TickEvery).Sub(now))
 	}
-	if len(g.unsent) > 0 || len(g.unsentEvents) > 0 {
+	if len(g.unsent) > 0 || len(g.unsentStates) > 0 || len(g.unsentEvents) > 0 {
 		d = 0
 	}
 	for _, at := range g.actRetry {
@@ -469,10 +469,23 @@ func (g *Gateway) drain(ctx context.Context) error {
 			for range maxAsyncCommits {
 				<-g.asyncSlots
 			}
+			// A last try for what a failing disk kept back: once the
+			// process ends it is gone.
+			g.resendAlarms(ctx)
+			clean := len(g.unsentEvents) == 0 && len(g.unsent) == 0 && len(g.unsentStates) == 0
+			if !clean {
+				// Not a clean stop: the next start publishes every
+				// alarm's state again (resendAll), so the broker's
+				// retained states are right; the events are lost.
+				g.log.Error().Int("events", len(g.unsentEvents)).Int("alarms", len(g.unsent)+len(g.unsentStates)).
+					Msg("stopping with alarm events and states the outbox would not take: the events are lost, the states are published again at the next start")
+			}
 			if err := g.persist(); err != nil {
 				return err
 			}
-			g.markClean()
+			if clean {
+				g.markClean()
+			}
 			return nil
 		}
 	}
@@ -940,11 +953,7 @@ const maxCommitEvents = 4096
 // event in evs is among them (all of them when last is nil), and
 // readings, in one outbox commit, then updates the views.
 func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi int, last map[string]int, readings []outbox.Item) {
-	// Events of earlier commits that failed go first, in order
-	// (writefail.go).
-	waiting := len(g.unsentEvents)
-	items := make([]outbox.Item, 0, waiting+2*(hi-lo)+len(readings))
-	items = g.unsentEventItems(items)
+	items := make([]outbox.Item, 0, 2*(hi-lo)+len(readings))
 	// The state of each alarm the events changed, read once from the
 	// engine (after all of them), in the order of their first events.
 	changed := map[string]bool{}
@@ -1003,30 +1012,36 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 	// Not ctx: when the core is told to stop, a tick or linger that raced
 	// with it must still land. The outbox is open until Run returned, so
 	// this cannot block forever.
-	seqs, err := g.appendAll(context.WithoutCancel(ctx), items)
+	// Events of earlier commits that failed go first, in order, in
+	// commits of their own (writefail.go); while they cannot, these
+	// wait behind them.
+	var seqs []uint64
+	err := g.flushUnsentEvents(context.WithoutCancel(ctx), nil)
+	if err == nil {
+		seqs, err = g.appendAll(context.WithoutCancel(ctx), items)
+	}
 	if err != nil {
 		// Alarm states that did not go out are sent again on every tick
 		// until they do (resendAlarms): the retained topic must not stay
-		// stale.
+		// stale, nor InfluxDB's alarm measurement miss the state.
 		for _, st := range states {
-			g.unsent[st.ID] = true
+			g.unsentStates[st.ID] = true
 		}
 		// The outbox refuses only when closed or the disk fails: the
 		// alarm state is still live in the engine, the UI and the
 		// persisted snapshot, and the log says what did not go out. The
-		// events wait for the next commit (writefail.go).
+		// events wait for a later commit (writefail.go).
 		g.keepUnsent(evs[lo:hi])
 		g.log.Error().Err(err).Int("events", hi-lo).Int("events_waiting", len(g.unsentEvents)).Msg("outbox append failed")
 		g.met.appendErrors.Inc()
 	} else {
-		g.unsentEvents = nil // the array of a long failure is let go
-		if waiting > 0 {
-			g.log.Info().Int("events", waiting).Msg("outbox append succeeded again: the events that waited are committed")
+		for _, st := range states {
+			delete(g.unsentStates, st.ID) // sent with this commit
 		}
 	}
 	for i := lo; i < hi; i++ {
-		if j := waiting + i - lo; j < len(seqs) {
-			evs[i].Seq = seqs[j]
+		if i-lo < len(seqs) {
+			evs[i].Seq = seqs[i-lo]
 		}
 		g.view.addTransition(g.http, evs[i])
 	}
@@ -1288,17 +1303,39 @@ func nonNormal(all []alerting.AlarmState) []alerting.AlarmState {
 }
 
 // resendAlarms publishes the current state of every alarm whose state did
-// not reach the outbox (or must be republished after a restart).
+// not reach the outbox (unsentStates: with its row for InfluxDB, after
+// the events that waited) or must be republished after a restart (unsent:
+// the retained message only).
 func (g *Gateway) resendAlarms(ctx context.Context) {
-	if len(g.unsent) == 0 && len(g.unsentEvents) == 0 {
+	if len(g.unsent) == 0 && len(g.unsentStates) == 0 && len(g.unsentEvents) == 0 {
 		return
 	}
-	// The events that waited go first, as the transitions before the
-	// states they led to.
-	waiting := len(g.unsentEvents)
-	items := g.unsentEventItems(make([]outbox.Item, 0, waiting+len(g.unsent)))
-	ids := make([]string, 0, len(g.unsent))
+	seqOf := map[string]uint64{}
+	if err := g.flushUnsentEvents(ctx, seqOf); err != nil {
+		g.log.Error().Err(err).Int("events", len(g.unsentEvents)).Msg("outbox append failed, alarm events and states will be sent again")
+		return
+	}
+	if len(g.unsent) == 0 && len(g.unsentStates) == 0 {
+		return
+	}
+	items := make([]outbox.Item, 0, len(g.unsent)+2*len(g.unsentStates))
+	ids := make([]string, 0, len(g.unsent)+len(g.unsentStates))
+	for id := range g.unsentStates {
+		st, ok := g.eng.Alarm(id)
+		if !ok {
+			delete(g.unsentStates, id)
+			continue
+		}
+		items = append(items, mqtt.AlarmStateItem(id, st.AppendJSON, func() uint64 { return seqOf[id] }))
+		if st.State == alerting.Normal {
+			items = append(items, mqtt.AlarmItem(id, nil)) // as commitPart
+		}
+		ids = append(ids, id)
+	}
 	for id := range g.unsent {
+		if g.unsentStates[id] {
+			continue
+		}
 		st, ok := g.eng.Alarm(id)
 		if !ok {
 			delete(g.unsent, id)
@@ -1312,15 +1349,12 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	if _, err := g.appendAll(ctx, items); err != nil {
-		g.log.Error().Err(err).Int("alarms", len(ids)).Int("events", waiting).Msg("outbox append failed, alarm states and events will be sent again")
+		g.log.Error().Err(err).Int("alarms", len(ids)).Msg("outbox append failed, alarm states will be sent again")
 		return
 	}
-	if waiting > 0 {
-		g.log.Info().Int("events", waiting).Msg("outbox append succeeded again: the events that waited are committed")
-	}
-	g.unsentEvents = nil
 	for _, id := range ids {
 		delete(g.unsent, id)
+		delete(g.unsentStates, id)
 	}
 }
 

@@ -169,6 +169,9 @@ type Gateway struct {
 	appendFails, appendOKs atomic.Uint64
 	writeFail              writeFailAlarm
 	unsentEvents           []alerting.Event
+	// unsentStates: alarm states a failed commit did not take, sent again
+	// as commitPart sends them (resendAlarms); unsent only republishes.
+	unsentStates map[string]bool
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty bool
@@ -274,9 +277,10 @@ func New(o Options) (*Gateway, error) {
 		actStop:     make(chan struct{}),
 		actions:     map[string]configs.Action{},
 
-		unsent:     map[string]bool{},
-		actRetry:   map[string]time.Time{},
-		actBackoff: map[string]time.Duration{},
+		unsent:       map[string]bool{},
+		unsentStates: map[string]bool{},
+		actRetry:     map[string]time.Time{},
+		actBackoff:   map[string]time.Duration{},
 	}
 	g.registers = map[register]string{}
 	for _, a := range s.Actions {

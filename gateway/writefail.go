@@ -69,18 +69,39 @@ func (g *Gateway) keepUnsent(evs []alerting.Event) {
 	}
 }
 
-// unsentEventItems are the outbox items of the events waiting from failed
-// commits, to go first in the next commit.
-func (g *Gateway) unsentEventItems(items []outbox.Item) []outbox.Item {
-	for i := range g.unsentEvents {
-		ev := &g.unsentEvents[i]
-		items = append(items, mqtt.EventItem(func(dst []byte, seq uint64) []byte {
-			e := *ev
-			e.Seq = seq
-			return e.AppendJSON(dst)
-		}))
+// flushUnsentEvents commits the events waiting from failed commits, in
+// order, in commits of at most maxCommitEvents (as a flood's parts), each
+// durable before the next: a backlog of a long failure is never one huge
+// transaction, and what a commit took leaves the backlog at once. seqOf,
+// when not nil, gets the seq of each alarm's latest event. It stops at
+// the first commit that fails and returns its error.
+func (g *Gateway) flushUnsentEvents(ctx context.Context, seqOf map[string]uint64) error {
+	if len(g.unsentEvents) == 0 {
+		return nil
 	}
-	return items
+	total := len(g.unsentEvents)
+	for len(g.unsentEvents) > 0 {
+		part := g.unsentEvents[:min(len(g.unsentEvents), maxCommitEvents)]
+		items := make([]outbox.Item, len(part))
+		for i := range part {
+			ev := &part[i]
+			items[i] = mqtt.EventItem(func(dst []byte, seq uint64) []byte {
+				if seqOf != nil && ev.Alarm != "" {
+					seqOf[ev.Alarm] = seq
+				}
+				e := *ev
+				e.Seq = seq
+				return e.AppendJSON(dst)
+			})
+		}
+		if _, err := g.appendAll(ctx, items); err != nil {
+			return err
+		}
+		g.unsentEvents = g.unsentEvents[len(part):]
+	}
+	g.unsentEvents = nil // the array of a long failure is let go
+	g.log.Info().Int("events", total).Msg("outbox commits again: the alarm events that waited are committed")
+	return nil
 }
 
 // judgeWrites raises or returns the write-failed alarm; on the core
@@ -109,7 +130,7 @@ func (g *Gateway) judgeWrites(ctx context.Context, now time.Time) {
 		}
 		w.fails, w.oks, w.last = fails, oks, now
 		active = true
-	case w.on && oks != w.oks && len(g.unsentEvents) == 0 && len(g.unsent) == 0 && now.Sub(w.last) >= writeCalm:
+	case w.on && oks != w.oks && len(g.unsentEvents) == 0 && len(g.unsent) == 0 && len(g.unsentStates) == 0 && now.Sub(w.last) >= writeCalm:
 		// A commit succeeded since the tick that saw the last failure,
 		// and nothing waits any more.
 		w.on = false

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,7 +31,8 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("CANARY_TEST_MAIN") == "1" {
 		earlyTimerSlack(os.Args[1:])
-		ctx, stop := context.WithCancel(context.Background())
+		// As main: SIGTERM and SIGINT stop the command cleanly.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 	}

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,9 +77,9 @@ func TestOutboxWriteFailureLosesNoAlarmOrCommand(t *testing.T) {
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte("olga-pass"), bcrypt.MinCost)
 	require.NoError(t, err)
-	path := filepath.Join(dir, "site.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(writeFailSite, broker.URL, filepath.Join(dir, "outbox"), httpPort, hash, modbusPort)), 0o600))
-	site, _, err := configs.LoadSite(path)
+	cfg := filepath.Join(dir, "site.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(writeFailSite, broker.URL, filepath.Join(dir, "outbox"), httpPort, hash, modbusPort)), 0o600))
+	site, _, err := configs.LoadSite(cfg)
 	require.NoError(t, err)
 
 	sim, err := simulator.New(simulator.Options{Site: site, Logger: zerolog.New(zerolog.NewTestWriter(t))})
@@ -89,9 +91,11 @@ func TestOutboxWriteFailureLosesNoAlarmOrCommand(t *testing.T) {
 	<-sim.Ready()
 	require.NoError(t, sim.Hold("face-gas", "ch4", 0.4))
 
-	// Every event the broker delivers, in order.
+	// Every event the broker delivers, in order, and the last message on
+	// each alarm's retained topic.
 	var mu sync.Mutex
 	var events []map[string]any
+	states := map[string]map[string]any{}
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("wf-watch").SetCleanSession(false))
 	tok := c.Connect()
 	require.True(t, tok.WaitTimeout(10*time.Second))
@@ -107,10 +111,23 @@ func TestOutboxWriteFailureLosesNoAlarmOrCommand(t *testing.T) {
 	})
 	require.True(t, tok.WaitTimeout(10*time.Second))
 	require.NoError(t, tok.Error())
+	tok = c.Subscribe("canary/v1/wf/alarms/+", 1, func(_ paho.Client, m paho.Message) {
+		var p map[string]any
+		if len(m.Payload()) > 0 {
+			if err := json.Unmarshal(m.Payload(), &p); err != nil {
+				t.Errorf("alarm state %s: %v", m.Payload(), err)
+			}
+		}
+		mu.Lock()
+		states[path.Base(m.Topic())] = p
+		mu.Unlock()
+	})
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
 	t.Cleanup(func() { c.Disconnect(100) })
 
 	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	gw := canaryProcess(t, "run", "-c", path)
+	gw := canaryProcess(t, "run", "-c", cfg)
 	waitFor(t, "gateway ready", 15*time.Second, func() bool {
 		resp, err := http.Get(url + "/readyz")
 		if err != nil {
@@ -183,10 +200,22 @@ func TestOutboxWriteFailureLosesNoAlarmOrCommand(t *testing.T) {
 	var last float64
 	for i, e := range events {
 		seq, _ := e["seq"].(float64)
+		if seq == last {
+			continue // a QoS 1 redelivery
+		}
 		require.Greater(t, seq, last, "event %d out of order: %v", i, events)
 		last = seq
 	}
+	ackSeq := events[ack]["seq"]
 	mu.Unlock()
+	// The alarm's state went out after its events, with the seq of the
+	// latest (the acknowledgement), as a commit that had not failed sends it.
+	waitFor(t, "the alarm's acknowledged state at the broker", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		st := states["face-gas.ch4.high_high"]
+		return st != nil && st["state"] == "acknowledged" && st["seq"] == ackSeq
+	})
 
 	// The write-failed alarm returns once commits succeed again and the
 	// calm (10 s) has passed; unacknowledged, it stays as returned.
@@ -194,5 +223,52 @@ func TestOutboxWriteFailureLosesNoAlarmOrCommand(t *testing.T) {
 		wf = findAlarm(getAlarms(t, url), "outbox.write_failed")
 		return wf != nil && wf["active"] == false
 	})
-	require.Greater(t, fileSize(), int64(0))
+	waitFor(t, "outbox.write_failed's return at the broker", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return find("return", "outbox.write_failed") > failed
+	})
+
+	// The disk goes again, an alarm rises, and the disk comes back at the
+	// moment the gateway is told to stop, before its next retry: the stop
+	// commits what waited, the events reach the broker, and the stop is
+	// clean.
+	require.NoError(t, sim.Hold("face-gas", "ch4", 0.4))
+	waitFor(t, "the high alarm's return at the broker", 15*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		st := states["face-gas.ch4.high"]
+		return st == nil || st["active"] == false
+	})
+	setFileLimit(t, gw.Process.Pid, 0)
+	require.NoError(t, sim.Hold("face-gas", "ch4", 1.2))
+	waitFor(t, "high raised again on the local API", 15*time.Second, func() bool {
+		st := findAlarm(getAlarms(t, url), "face-gas.ch4.high")
+		return st != nil && st["active"] == true
+	})
+	mu.Lock()
+	seen := len(events)
+	if st := states["face-gas.ch4.high"]; st != nil {
+		require.Equal(t, false, st["active"], "the disk took the high alarm's state")
+	}
+	mu.Unlock()
+	setFileLimit(t, gw.Process.Pid, unix.RLIM_INFINITY)
+	require.NoError(t, gw.Process.Signal(syscall.SIGTERM))
+	_, err = gw.Process.Wait()
+	require.NoError(t, err)
+	waitFor(t, "the high alarm's activation at the broker after the stop", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events[seen:] {
+			if e["type"] == "activate" && e["alarm"] == "face-gas.ch4.high" {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	require.Equal(t, true, states["face-gas.ch4.high"]["active"], "the high alarm's retained state")
+	mu.Unlock()
+	_, err = os.Stat(filepath.Join(dir, "outbox", "alarm-state.json.clean"))
+	require.NoError(t, err, "a stop that sent everything is clean")
 }
