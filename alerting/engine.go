@@ -223,9 +223,12 @@ type point struct {
 	quality   Quality
 	seen      bool // a sample has arrived since start
 	overRange bool
-	started   bool
-	value     float64
-	lastValid time.Time
+	// uncertainSince is the first sample of the current spell of uncertain
+	// readings that are not over range; zero outside one (observe).
+	uncertainSince time.Time
+	started        bool
+	value          float64
+	lastValid      time.Time
 	// commStamp is Engine.ticks when comm.value was last set by a sample
 	// or a restore; after a later Tick the comm alarm's value is the age
 	// of lastValid at that Tick (see Engine.valueOf).
@@ -997,6 +1000,22 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		}
 	case res.HasFaultBelow && q == Good && v < res.FaultBelow:
 		q = BadQuality
+	}
+	// A sensor that stays uncertain (a detector's warm-up or calibration
+	// bit, a loop in NE 43's under-range band) holds its limit alarms: it
+	// watches nothing. Past the bad condition's timeout its readings are
+	// bad, so the bad alarm speaks for it (and, for a safety-critical
+	// sensor, the fail-safe trips). Over range is left out: it still
+	// counts for the high limits.
+	if q == Uncertain && !over {
+		if p.uncertainSince.IsZero() {
+			p.uncertainSince = now
+		}
+		if p.bad != nil && now.Sub(p.uncertainSince) >= p.bad.spec.Timeout {
+			q = BadQuality
+		}
+	} else {
+		p.uncertainSince = time.Time{}
 	}
 	p.quality, p.overRange, p.value, p.seen = q, over, v, true
 	// Communication is judged on the quality the gateway delivered: a value

@@ -37,6 +37,15 @@ const (
 	WriteFailed Condition = "write_failed"
 )
 
+// DefaultUncertainLimit is how long a sensor may read uncertain (warm-up,
+// calibration, NE 43's under-range band; not over range) before its
+// readings are judged bad and its bad alarm raised: a sensor that stays
+// uncertain watches nothing, and must not do so in silence. Long enough for
+// a detector's warm-up after power-up (catalytic and electrochemical cells:
+// one to a few minutes); an attended calibration takes the sensor out of
+// service instead (PRACTICE; the bad condition's timeout sets it).
+const DefaultUncertainLimit = 5 * time.Minute
+
 // sensorConditions is the evaluation order of a point's conditions.
 var sensorConditions = [...]Condition{HighHigh, High, Low, LowLow, Rate, Deviation, Bad, Comm, Frozen, TWA, STEL}
 
@@ -82,7 +91,7 @@ type CondSpec struct {
 	CommentRequired bool
 	Period          time.Duration
 	Percent         bool
-	Timeout         time.Duration
+	Timeout         time.Duration // comm: the communication-loss timeout; bad: how long a sensor may read uncertain (DefaultUncertainLimit)
 	Samples         int
 	ZeroBand        float64
 	With            string

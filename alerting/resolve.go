@@ -145,7 +145,7 @@ func resolve(dst *[len(sensorConditions)]CondSpec, kind, profile, unit string, p
 	var baseBuf [8]CondSpec
 	base := append(baseBuf[:0], p.Conditions...)
 	base = append(base,
-		CondSpec{Condition: Bad, Priority: faultPrio, Regulatory: true, Source: srcNE43 + "; fail-safe principle (SAFETY §3.3)"},
+		CondSpec{Condition: Bad, Priority: faultPrio, Timeout: DefaultUncertainLimit, Regulatory: true, Source: srcNE43 + "; fail-safe principle (SAFETY §3.3)"},
 		CondSpec{Condition: Comm, Priority: faultPrio, Timeout: commTimeout, Regulatory: true, Source: "SAFETY §3.2: comm timeout 3 x poll; " + srcCoalPoll},
 	)
 	if p.SpanDeadband > 0 && span > 0 {
@@ -405,8 +405,8 @@ func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfi
 		s.Percent = *o.Percent
 	}
 	if o.Timeout != nil {
-		if c != Comm {
-			errs.Add(path+".timeout", "only comm has a timeout")
+		if c != Comm && c != Bad {
+			errs.Add(path+".timeout", "only comm and bad have a timeout")
 		} else if *o.Timeout <= 0 {
 			errs.Add(path+".timeout", "must be positive")
 		} else {

@@ -155,6 +155,9 @@ func TestResolveErrors(t *testing.T) {
 		// Accepted and ignored until 2026-12-01 (a comm alarm runs on timeout).
 		{"limit on comm", "co", "", "", SensorAlarms{Comm: &LimitConfig{Limit: f(0)}}, []string{"E alarms.comm.limit"}},
 		{"limit on bad", "co", "", "", SensorAlarms{Bad: &LimitConfig{Limit: f(1)}}, []string{"E alarms.bad.limit"}},
+		// bad's timeout bounds an uncertain spell: set, but never off.
+		{"timeout on bad", "co", "", "", SensorAlarms{Bad: &LimitConfig{Timeout: d(10 * time.Minute)}}, nil},
+		{"bad timeout zero", "co", "", "", SensorAlarms{Bad: &LimitConfig{Timeout: d(0)}}, []string{"E alarms.bad.timeout"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
