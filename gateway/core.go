@@ -1032,7 +1032,7 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 		// persisted snapshot, and the log says what did not go out. The
 		// events wait for a later commit (writefail.go).
 		g.keepUnsent(evs[lo:hi])
-		g.log.Error().Err(err).Int("events", hi-lo).Int("events_waiting", len(g.unsentEvents)).Msg("outbox append failed")
+		g.appendFailLog().Err(err).Int("events", hi-lo).Int("events_waiting", len(g.unsentEvents)).Msg("outbox append failed")
 		g.met.appendErrors.Inc()
 	} else {
 		for _, st := range states {
@@ -1312,7 +1312,7 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 	}
 	seqOf := map[string]uint64{}
 	if err := g.flushUnsentEvents(ctx, seqOf); err != nil {
-		g.log.Error().Err(err).Int("events", len(g.unsentEvents)).Msg("outbox append failed, alarm events and states will be sent again")
+		g.appendFailLog().Err(err).Int("events", len(g.unsentEvents)).Msg("outbox append failed, alarm events and states will be sent again")
 		return
 	}
 	if len(g.unsent) == 0 && len(g.unsentStates) == 0 {
@@ -1349,7 +1349,7 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	if _, err := g.appendAll(ctx, items); err != nil {
-		g.log.Error().Err(err).Int("alarms", len(ids)).Msg("outbox append failed, alarm states will be sent again")
+		g.appendFailLog().Err(err).Int("alarms", len(ids)).Msg("outbox append failed, alarm states will be sent again")
 		return
 	}
 	for _, id := range ids {

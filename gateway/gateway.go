@@ -169,6 +169,7 @@ type Gateway struct {
 	appendFails, appendOKs atomic.Uint64
 	writeFail              writeFailAlarm
 	unsentEvents           []alerting.Event
+	failLog                appendFailLog
 	// unsentStates: alarm states a failed commit did not take, sent again
 	// as commitPart sends them (resendAlarms); unsent only republishes.
 	unsentStates map[string]bool
@@ -451,7 +452,7 @@ func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 		g.putPayloads(payloads)
 		g.noteAppend(err)
 		if err != nil {
-			g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
+			g.appendFailLog().Err(err).Int("records", len(items)).Msg("outbox append failed")
 			g.met.appendErrors.Inc()
 		}
 	})
@@ -459,7 +460,7 @@ func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 		<-g.asyncSlots
 		g.putPayloads(payloads)
 		g.noteAppend(err)
-		g.log.Error().Err(err).Int("records", len(items)).Msg("outbox append failed")
+		g.appendFailLog().Err(err).Int("records", len(items)).Msg("outbox append failed")
 		g.met.appendErrors.Inc()
 	}
 }

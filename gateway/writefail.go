@@ -3,7 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/canary-gw/canary/alerting"
 	"github.com/canary-gw/canary/configs"
@@ -36,6 +39,41 @@ var writeCalm = 10 * time.Second
 // (unsent), only the record of transitions from a failure that has lasted
 // through 50 000 of them.
 const maxUnsentEvents = 50_000
+
+// appendFailLogEvery bounds the log lines of failed commits: on a dead disk
+// every tick's retry and every readings commit fails, five a second, into
+// a journal that is likely on the same disk. The first of a spell is
+// logged at once, then at most one line per period, with how many were
+// not logged; canary_outbox_append_errors_total counts them all.
+const appendFailLogEvery = 10 * time.Second
+
+// appendFailLog is the state of that bound; failures come from the core
+// and from the outbox's commit goroutine (asynchronous readings commits).
+type appendFailLog struct {
+	mu    sync.Mutex
+	last  time.Time
+	quiet int
+}
+
+// appendFailLog returns the error line for a failed commit, or nil (on
+// which zerolog's methods do nothing) within appendFailLogEvery of the
+// last line.
+func (g *Gateway) appendFailLog() *zerolog.Event {
+	l := &g.failLog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < appendFailLogEvery {
+		l.quiet++
+		return nil
+	}
+	ev := g.log.Error()
+	if l.quiet > 0 {
+		ev = ev.Int("failures_not_logged", l.quiet)
+	}
+	l.last, l.quiet = now, 0
+	return ev
+}
 
 // writeFailAlarm is the core's bookkeeping for the alarm.
 type writeFailAlarm struct {

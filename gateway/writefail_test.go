@@ -1,11 +1,15 @@
 package gateway
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/alerting"
@@ -31,4 +35,24 @@ func TestUnsentEventsBounded(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("a%d", maxUnsentEvents+14), g.unsentEvents[len(g.unsentEvents)-1].Alarm)
 	require.Equal(t, 15.0, testutil.ToFloat64(g.met.eventsLost))
 	require.EqualValues(t, 15, g.writeFail.lost, "logged at the next tick")
+}
+
+// A dead disk fails a commit five times a second: the log gets the first
+// failure of a spell at once, then one line per appendFailLogEvery with
+// how many it left out.
+func TestAppendFailuresLoggedAtAPace(t *testing.T) {
+	var buf bytes.Buffer
+	g := &Gateway{log: zerolog.New(&buf)}
+	g.appendFailLog().Err(errors.New("disk 1")).Msg("outbox append failed")
+	for range 5 {
+		g.appendFailLog().Err(errors.New("disk 2")).Int("records", 3).Msg("outbox append failed")
+	}
+	require.Equal(t, 1, strings.Count(buf.String(), "\n"), buf.String())
+	require.Contains(t, buf.String(), "disk 1")
+	g.failLog.last = g.failLog.last.Add(-appendFailLogEvery) // the period has passed
+	g.appendFailLog().Err(errors.New("disk 3")).Msg("outbox append failed")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 2)
+	require.Contains(t, lines[1], `"failures_not_logged":5`)
+	require.Contains(t, lines[1], "disk 3")
 }
