@@ -1005,16 +1005,26 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 	// bit, a loop in NE 43's under-range band) holds its limit alarms: it
 	// watches nothing. Past the bad condition's timeout its readings are
 	// bad, so the bad alarm speaks for it (and, for a safety-critical
-	// sensor, the fail-safe trips). Over range is left out: it still
-	// counts for the high limits.
-	if q == Uncertain && !over {
+	// sensor, the fail-safe trips). Only a good reading ends the spell (bad
+	// ones in between, a timeout or a fault-band sample, do not restart
+	// it), and over range, which counts for the high limits. And while the
+	// bad alarm is active, uncertain readings are bad: only a good one
+	// ends a sensor fault (a fault, then a warm-up; a bad sample within a
+	// spell; a bad alarm restored by a restart, which does not keep the
+	// spell).
+	switch {
+	case q == Uncertain && !over:
+		limit := DefaultUncertainLimit // the bad alarm disabled: the quality is still judged
+		if p.bad != nil {
+			limit = p.bad.spec.Timeout
+		}
 		if p.uncertainSince.IsZero() {
 			p.uncertainSince = now
 		}
-		if p.bad != nil && now.Sub(p.uncertainSince) >= p.bad.spec.Timeout {
+		if now.Sub(p.uncertainSince) >= limit || (p.bad != nil && p.bad.active) {
 			q = BadQuality
 		}
-	} else {
+	case q == Good || over:
 		p.uncertainSince = time.Time{}
 	}
 	p.quality, p.overRange, p.value, p.seen = q, over, v, true

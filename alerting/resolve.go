@@ -405,11 +405,17 @@ func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfi
 		s.Percent = *o.Percent
 	}
 	if o.Timeout != nil {
-		if c != Comm && c != Bad {
+		switch {
+		case c != Comm && c != Bad:
 			errs.Add(path+".timeout", "only comm and bad have a timeout")
-		} else if *o.Timeout <= 0 {
+		case *o.Timeout <= 0:
 			errs.Add(path+".timeout", "must be positive")
-		} else {
+		default:
+			if c == Bad && s.Regulatory && *o.Timeout > s.Timeout {
+				// A sensor left uncertain longer before its bad alarm
+				// speaks watches nothing for longer.
+				loosen(errs, path+".timeout", override, "an uncertain spell of %s before the bad alarm is longer than the %s of the %s/%s preset: the sensor watches nothing for longer", *o.Timeout, s.Timeout, p.Kind, p.Profile)
+			}
 			s.Timeout = *o.Timeout
 		}
 	}

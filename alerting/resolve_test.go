@@ -156,7 +156,9 @@ func TestResolveErrors(t *testing.T) {
 		{"limit on comm", "co", "", "", SensorAlarms{Comm: &LimitConfig{Limit: f(0)}}, []string{"E alarms.comm.limit"}},
 		{"limit on bad", "co", "", "", SensorAlarms{Bad: &LimitConfig{Limit: f(1)}}, []string{"E alarms.bad.limit"}},
 		// bad's timeout bounds an uncertain spell: set, but never off.
-		{"timeout on bad", "co", "", "", SensorAlarms{Bad: &LimitConfig{Timeout: d(10 * time.Minute)}}, nil},
+		{"shorter timeout on bad", "co", "", "", SensorAlarms{Bad: &LimitConfig{Timeout: d(time.Minute)}}, nil},
+		{"longer timeout on bad", "co", "", "", SensorAlarms{Bad: &LimitConfig{Timeout: d(10 * time.Minute)}}, []string{"E alarms.bad.timeout"}},
+		{"longer timeout on bad overridden", "co", "", "", SensorAlarms{Bad: &LimitConfig{Timeout: d(10 * time.Minute), OverrideRegulatory: true}}, []string{"W alarms.bad.timeout"}},
 		{"bad timeout zero", "co", "", "", SensorAlarms{Bad: &LimitConfig{Timeout: d(0)}}, []string{"E alarms.bad.timeout"}},
 	}
 	for _, c := range cases {
