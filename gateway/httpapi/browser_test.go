@@ -352,3 +352,45 @@ func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
 	testenv.WaitJS(t, ctx, "the bad reading as a dash", `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .v').textContent === '\u2014'`)
 	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
 }
+
+// A command's answer carries the alarm's state as it was right after the
+// command; the stream may bring a newer one first (the alarm returned and
+// was raised again before the answer arrived). The newer state stays on
+// the screen: the stale answer used to overwrite it, showing an alarm
+// that needs attention as acknowledged.
+func TestBrowserCommandAnswerOlderThanTheStream(t *testing.T) {
+	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
+	testenv.Click(t, ctx, `#login-btn`)
+	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#login-user`), "olga"),
+		chromedp.SendKeys(chromedp.CSS(`#login-pass`), operatorPass),
+		chromedp.Click(chromedp.CSS(`#login-ok`)),
+	))
+	testenv.WaitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
+
+	const id = "face3-gas.ch4.high"
+	e.be.mu.Lock()
+	e.be.afterAlarms = func() {
+		// The answer holds the acknowledged state; before it is written
+		// the alarm is raised again, and the stream says so.
+		e.be.mu.Lock()
+		a := e.be.alarms[id]
+		e.be.mu.Unlock()
+		a.State, a.Since, a.Updated, a.AckedBy, a.Comment = StateUnacknowledged, time.Now(), time.Now().Add(time.Second), "", ""
+		e.be.setAlarm(a, "activate", "", "")
+		time.Sleep(500 * time.Millisecond) // the stream's message is on the screen first
+	}
+	e.be.mu.Unlock()
+	testenv.Click(t, ctx, `button[data-alarm="`+id+`"][data-action="ack"]`)
+	testenv.WaitJS(t, ctx, "the ack dialog", `document.getElementById('cmd-dlg').open`)
+	testenv.Click(t, ctx, `#cmd-ok`)
+	testenv.WaitJS(t, ctx, "the dialog closed", `!document.getElementById('cmd-dlg').open`)
+	cmd, ok := e.be.lastCommand()
+	require.True(t, ok)
+	require.Equal(t, "ack", cmd.Action)
+	require.Equal(t, "unacknowledged", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="`+id+`"]').dataset.state`),
+		"the stale answer of the ack overwrote the alarm raised again")
+	require.Equal(t, "UNACK", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="`+id+`"] .state').textContent`))
+	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
+}

@@ -25,6 +25,10 @@ type fakeBackend struct {
 	now      func() time.Time
 	hold     *Transition
 	holdGen  uint64
+	// afterAlarms, when set, runs once after the first Alarms that follows
+	// a command has read the alarms (outside the lock): the alarm can
+	// change between the read and the command's answer built from it.
+	afterAlarms func()
 }
 
 func newFakeBackend() *fakeBackend {
@@ -41,10 +45,17 @@ func (f *fakeBackend) Readings() []Reading {
 
 func (f *fakeBackend) Alarms() []Alarm {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	out := make([]Alarm, 0, len(f.alarms))
 	for _, a := range f.alarms {
 		out = append(out, a)
+	}
+	var after func()
+	if len(f.commands) > 0 {
+		after, f.afterAlarms = f.afterAlarms, nil
+	}
+	f.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	return out
 }

@@ -29,6 +29,12 @@ const st = {
   streamAbort: null,
   cmd: null, // {action, alarm, opener}
   snapUntil: 0, // performance.now() until which a stream item may have raced the snapshot
+  // alarmTick counts the alarm updates from the stream and the loads;
+  // alarmSeen is the tick of each alarm's last stream update, alarmsLoaded
+  // the tick of the last load (onCommandAnswer).
+  alarmTick: 0,
+  alarmSeen: new Map(),
+  alarmsLoaded: 0,
 };
 
 // A stream item produced after the subscription but before the snapshot was
@@ -178,6 +184,8 @@ async function loadAll() {
   st.readings.clear();
   for (const r of readings) { r._rx = now; r._snap = true; st.readings.set(key(r.device, r.sensor), r); }
   st.alarms.clear();
+  st.alarmTick++; // a command's answer from before this load is older than it
+  st.alarmsLoaded = st.alarmTick;
   for (const a of alarms) { a._snap = true; st.alarms.set(a.id, a); }
   st.devices.clear();
   for (const d of devices) st.devices.set(d.id, d);
@@ -306,8 +314,23 @@ function onReading(r) {
 function onAlarm(a) {
   const old = st.alarms.get(a.id);
   if (racedSnapshot(old, a, 'updated')) return;
-  if (a.state === 'normal') st.alarms.delete(a.id); else st.alarms.set(a.id, a);
+  st.alarmSeen.set(a.id, ++st.alarmTick);
+  setAlarm(a.id, a);
+}
+
+function setAlarm(id, a) {
+  if (!a || a.state === 'normal') st.alarms.delete(id); else st.alarms.set(id, a);
   scheduleAlarms();
+}
+
+// A command's answer carries the alarm's state right after it, but the
+// stream may have brought a newer one before the answer arrived (the alarm
+// returned, or was raised again): the answer then is stale and is dropped.
+// The stream carries the command's own change too, so nothing is lost; the
+// answer matters when the stream is down.
+function onCommandAnswer(id, a, sentAt) {
+  if ((st.alarmSeen.get(id) ?? 0) > sentAt || st.alarmsLoaded > sentAt) return;
+  setAlarm(id, a);
 }
 
 // A list of the holds in force from the stream: newer than the one held
@@ -707,6 +730,7 @@ async function submitCommand(ev) {
   const c = st.cmd;
   if (!c) return;
   const body = { comment: $('cmd-comment').value.trim() };
+  const sentAt = st.alarmTick;
   if (c.action === 'shelve') body.duration = $('cmd-duration').value;
   $('cmd-ok').disabled = true;
   try {
@@ -716,8 +740,7 @@ async function submitCommand(ev) {
     const out = await res.json().catch(() => ({}));
     if (res.status === 401) { $('cmd-dlg').close(); authExpired(); return; }
     if (!res.ok) { $('cmd-error').textContent = out.error || `failed (${res.status})`; return; }
-    if (out.alarm) onAlarm(out.alarm);
-    else if (c.action !== 'shelve') { st.alarms.delete(c.alarm); scheduleAlarms(); }
+    if (out.alarm || c.action !== 'shelve') onCommandAnswer(c.alarm, out.alarm, sentAt);
     $('cmd-dlg').close();
   } catch (e) {
     $('cmd-error').textContent = 'failed: ' + e.message;
