@@ -394,3 +394,21 @@ func TestBrowserCommandAnswerOlderThanTheStream(t *testing.T) {
 	require.Equal(t, "UNACK", testenv.EvalJS[string](t, ctx, `document.querySelector('tr[data-alarm="`+id+`"] .state').textContent`))
 	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
 }
+
+// A sensor the gateway has never read has no age: the UI says so, and does
+// not count one from the page's load (it showed "3 s ago" for a sensor
+// that had never answered).
+func TestBrowserNeverReadSensor(t *testing.T) {
+	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
+	e.be.setReading(Reading{Site: "demo", Device: "face3-gas2", Sensor: "co", Kind: "co", Value: nil, Unit: "ppm", Quality: "bad", Stale: true})
+	sel := `button.sensor[data-sensor="face3-gas2/co"] .s-meta`
+	testenv.WaitJS(t, ctx, "the never-read sensor", `document.querySelector('`+sel+`') !== null`)
+	time.Sleep(1100 * time.Millisecond) // an age counted from the load would show by now
+	meta := testenv.EvalJS[string](t, ctx, `document.querySelector('`+sel+`').textContent`)
+	require.Contains(t, meta, "NEVER READ")
+	require.NotContains(t, meta, "ago")
+	require.Equal(t, "\u2014", testenv.EvalJS[string](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas2/co"] .v').textContent`))
+	// A read sensor still shows its age.
+	require.Contains(t, testenv.EvalJS[string](t, ctx, `document.querySelector('button.sensor[data-sensor="face3-gas/co"] .s-meta').textContent`), "ago")
+	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
+}

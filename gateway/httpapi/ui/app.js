@@ -525,7 +525,10 @@ function updateSensor(k) {
   b.title = r.quality === 'bad' && r.value !== null && r.value !== undefined ? `bad reading (the device sent ${fmtNum(r.value)})` : '';
   b.querySelector('.s-unit').textContent = r.unit || '';
   const q = r.quality === 'good' ? '' : r.quality.toUpperCase() + ' \u00b7 ';
-  b.querySelector('.s-meta').textContent = `${q}${stale ? 'STALE \u00b7 ' : ''}${fmtAge(age)} ago${w ? ' \u00b7 ' + (PRIO_WORD[w.priority] || 'alarm') : ''}`;
+  // A sensor never read has no age: counted from the page's load it read
+  // as a value a few seconds old.
+  const when = r.ts ? `${fmtAge(age)} ago` : 'NEVER READ';
+  b.querySelector('.s-meta').textContent = `${q}${stale ? 'STALE \u00b7 ' : ''}${when}${w ? ' \u00b7 ' + (PRIO_WORD[w.priority] || 'alarm') : ''}`;
   b.setAttribute('aria-label', `${r.device} ${r.sensor}: ${b.querySelector('.v').textContent} ${r.unit}, ${r.quality}${stale ? ', stale' : ''}`);
 }
 
