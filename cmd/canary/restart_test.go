@@ -105,6 +105,26 @@ devices:
         type: float32
 `
 
+// startSiteSim runs the simulator for the site file at path until the test
+// ends.
+func startSiteSim(t *testing.T, path string) *simulator.Simulator {
+	t.Helper()
+	site, _, err := configs.LoadSite(path)
+	require.NoError(t, err)
+	sim, err := simulator.New(simulator.Options{Site: site, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	simDone := make(chan error, 1)
+	go func() { simDone <- sim.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-simDone })
+	select {
+	case <-sim.Ready():
+	case err := <-simDone:
+		t.Fatalf("simulator stopped: %v", err)
+	}
+	return sim
+}
+
 type seqWatch struct {
 	mu       sync.Mutex
 	seqs     map[float64]bool
@@ -167,16 +187,7 @@ func TestGatewaySurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "site.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(restartSite, broker.URL, filepath.Join(dir, "outbox"), httpPort, modbusPort)), 0o600))
-	site, _, err := configs.LoadSite(path)
-	require.NoError(t, err)
-
-	sim, err := simulator.New(simulator.Options{Site: site, Logger: zerolog.New(zerolog.NewTestWriter(t))})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	simDone := make(chan error, 1)
-	go func() { simDone <- sim.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-simDone })
-	<-sim.Ready()
+	sim := startSiteSim(t, path)
 
 	w := watchRestartSite(t, broker.URL)
 	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,48 +9,23 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
 
-	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/internal/testenv"
-	"github.com/canary-gw/canary/simulator"
 )
 
-const writeFailSite = `
-site: wf
-mqtt:
-  url: %s
-  client_id: wf-gw
-outbox:
-  dir: %s
-http:
-  listen: 127.0.0.1:%d
-  users:
-    - name: olga
-      role: operator
-      password_hash: '%s'
-devices:
-  - id: face-gas
-    url: tcp://127.0.0.1:%d
-    unit: 1
-    poll: 100ms
-    timeout: 80ms
-    sensors:
-      - id: ch4
-        kind: methane
-        table: holding
-        address: 0
-        type: float32
-`
+// writeFailSite is restartSite as site wf, with an operator.
+var writeFailSite = strings.NewReplacer("site: restart", "site: wf", "client_id: restart-gw", "client_id: wf-gw",
+	"  listen: 127.0.0.1:%d\n", "  listen: 127.0.0.1:%d\n  users:\n    - {name: olga, role: operator, password_hash: '%s'}\n").Replace(restartSite)
 
 // setFileLimit sets the soft RLIMIT_FSIZE of process pid: 0 makes every
 // write to a regular file fail with EFBIG (a full or failing disk, for
@@ -79,16 +53,7 @@ func TestOutboxWriteFailureLosesNoAlarmOrCommand(t *testing.T) {
 	require.NoError(t, err)
 	cfg := filepath.Join(dir, "site.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(writeFailSite, broker.URL, filepath.Join(dir, "outbox"), httpPort, hash, modbusPort)), 0o600))
-	site, _, err := configs.LoadSite(cfg)
-	require.NoError(t, err)
-
-	sim, err := simulator.New(simulator.Options{Site: site, Logger: zerolog.New(zerolog.NewTestWriter(t))})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	simDone := make(chan error, 1)
-	go func() { simDone <- sim.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-simDone })
-	<-sim.Ready()
+	sim := startSiteSim(t, cfg)
 	require.NoError(t, sim.Hold("face-gas", "ch4", 0.4))
 
 	// Every event the broker delivers, in order, and the last message on

@@ -319,8 +319,9 @@ func TestBrowserFaultHoldBanner(t *testing.T) {
 // at a login dialog with an empty alarm list. And a bad reading that came
 // with a number (a detector in fault reporting 0) shows a dash, never the
 // number.
-func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
-	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
+// loginOperator logs olga in from the page's login button.
+func loginOperator(t *testing.T, ctx context.Context) {
+	t.Helper()
 	testenv.Click(t, ctx, `#login-btn`)
 	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
 	require.NoError(t, chromedp.Do(ctx,
@@ -328,6 +329,11 @@ func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#login-pass`), operatorPass),
 		chromedp.Click(chromedp.CSS(`#login-ok`)),
 	))
+}
+
+func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
+	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
+	loginOperator(t, ctx)
 	testenv.WaitJS(t, ctx, "the logged-in user", `document.getElementById('user-label').textContent === 'olga (operator)'`)
 	testenv.WaitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
 
@@ -360,13 +366,7 @@ func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
 // that needs attention as acknowledged.
 func TestBrowserCommandAnswerOlderThanTheStream(t *testing.T) {
 	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
-	testenv.Click(t, ctx, `#login-btn`)
-	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS(`#login-user`), "olga"),
-		chromedp.SendKeys(chromedp.CSS(`#login-pass`), operatorPass),
-		chromedp.Click(chromedp.CSS(`#login-ok`)),
-	))
+	loginOperator(t, ctx)
 	testenv.WaitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
 
 	const id = "face3-gas.ch4.high"
