@@ -1075,7 +1075,9 @@ func (g *Gateway) persistNow(now time.Time) {
 	err := g.persist()
 	g.persistTook = time.Since(start)
 	if err != nil {
-		g.log.Error().Err(err).Msg("persist alarm state")
+		// Paced with the outbox's failures: the same failing disk fails
+		// the snapshot at every tick.
+		g.appendFailLog().Err(err).Msg("persist alarm state")
 		return
 	}
 	g.stateDirty, g.neededDirty = false, false

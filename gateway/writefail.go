@@ -40,9 +40,10 @@ var writeCalm = 10 * time.Second
 // through 50 000 of them.
 const maxUnsentEvents = 50_000
 
-// appendFailLogEvery bounds the log lines of failed commits: on a dead disk
-// every tick's retry and every readings commit fails, five a second, into
-// a journal that is likely on the same disk. The first of a spell is
+// appendFailLogEvery bounds the log lines of failed commits (and failed
+// alarm-state snapshots): on a dead disk every tick's retry, every
+// readings commit and every snapshot fails, five a second or more, into a
+// journal that is likely on the same disk. The first of a spell is
 // logged at once, then at most one line per period, with how many were
 // not logged; canary_outbox_append_errors_total counts them all.
 const appendFailLogEvery = 10 * time.Second
