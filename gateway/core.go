@@ -1016,7 +1016,7 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 	// commits of their own (writefail.go); while they cannot, these
 	// wait behind them.
 	var seqs []uint64
-	err := g.flushUnsentEvents(context.WithoutCancel(ctx), nil)
+	err := g.flushUnsentEvents(context.WithoutCancel(ctx))
 	if err == nil {
 		seqs, err = g.appendAll(context.WithoutCancel(ctx), items)
 	}
@@ -1032,11 +1032,11 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 		// persisted snapshot, and the log says what did not go out. The
 		// events wait for a later commit (writefail.go).
 		g.keepUnsent(evs[lo:hi])
-		g.appendFailLog().Err(err).Int("events", hi-lo).Int("events_waiting", len(g.unsentEvents)).Msg("outbox append failed")
-		g.met.appendErrors.Inc()
+		g.diskFailLog().Err(err).Int("events", hi-lo).Int("events_waiting", len(g.unsentEvents)).Msg("outbox append failed")
 	} else {
 		for _, st := range states {
 			delete(g.unsentStates, st.ID) // sent with this commit
+			delete(g.unsentSeq, st.ID)
 		}
 	}
 	for i := lo; i < hi; i++ {
@@ -1077,7 +1077,7 @@ func (g *Gateway) persistNow(now time.Time) {
 	if err != nil {
 		// Paced with the outbox's failures: the same failing disk fails
 		// the snapshot at every tick.
-		g.appendFailLog().Err(err).Msg("persist alarm state")
+		g.diskFailLog().Err(err).Msg("persist alarm state")
 		return
 	}
 	g.stateDirty, g.neededDirty = false, false
@@ -1312,9 +1312,8 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 	if len(g.unsent) == 0 && len(g.unsentStates) == 0 && len(g.unsentEvents) == 0 {
 		return
 	}
-	seqOf := map[string]uint64{}
-	if err := g.flushUnsentEvents(ctx, seqOf); err != nil {
-		g.appendFailLog().Err(err).Int("events", len(g.unsentEvents)).Msg("outbox append failed, alarm events and states will be sent again")
+	if err := g.flushUnsentEvents(ctx); err != nil {
+		g.diskFailLog().Err(err).Int("events", len(g.unsentEvents)).Msg("outbox append failed, alarm events and states will be sent again")
 		return
 	}
 	if len(g.unsent) == 0 && len(g.unsentStates) == 0 {
@@ -1328,7 +1327,8 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 			delete(g.unsentStates, id)
 			continue
 		}
-		items = append(items, mqtt.AlarmStateItem(id, st.AppendJSON, func() uint64 { return seqOf[id] }))
+		seq := g.unsentSeq[id]
+		items = append(items, mqtt.AlarmStateItem(id, st.AppendJSON, func() uint64 { return seq }))
 		if st.State == alerting.Normal {
 			items = append(items, mqtt.AlarmItem(id, nil)) // as commitPart
 		}
@@ -1351,12 +1351,15 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	if _, err := g.appendAll(ctx, items); err != nil {
-		g.appendFailLog().Err(err).Int("alarms", len(ids)).Msg("outbox append failed, alarm states will be sent again")
+		g.diskFailLog().Err(err).Int("alarms", len(ids)).Msg("outbox append failed, alarm states will be sent again")
 		return
 	}
 	for _, id := range ids {
 		delete(g.unsent, id)
 		delete(g.unsentStates, id)
+	}
+	if len(g.unsentStates) == 0 {
+		clear(g.unsentSeq) // seqs of alarms whose states went with later commits
 	}
 }
 

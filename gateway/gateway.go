@@ -169,10 +169,11 @@ type Gateway struct {
 	appendFails, appendOKs atomic.Uint64
 	writeFail              writeFailAlarm
 	unsentEvents           []alerting.Event
-	failLog                appendFailLog
+	failLog                diskFailPace
 	// unsentStates: alarm states a failed commit did not take, sent again
 	// as commitPart sends them (resendAlarms); unsent only republishes.
 	unsentStates map[string]bool
+	unsentSeq    map[string]uint64
 
 	// Alarm state snapshot bookkeeping (core goroutine).
 	stateDirty bool
@@ -280,6 +281,7 @@ func New(o Options) (*Gateway, error) {
 
 		unsent:       map[string]bool{},
 		unsentStates: map[string]bool{},
+		unsentSeq:    map[string]uint64{},
 		actRetry:     map[string]time.Time{},
 		actBackoff:   map[string]time.Duration{},
 	}
@@ -452,16 +454,14 @@ func (g *Gateway) appendAsync(items []outbox.Item, payloads [][]mqtt.Reading) {
 		g.putPayloads(payloads)
 		g.noteAppend(err)
 		if err != nil {
-			g.appendFailLog().Err(err).Int("records", len(items)).Msg("outbox append failed")
-			g.met.appendErrors.Inc()
+			g.diskFailLog().Err(err).Int("records", len(items)).Msg("outbox append failed")
 		}
 	})
 	if err != nil {
 		<-g.asyncSlots
 		g.putPayloads(payloads)
 		g.noteAppend(err)
-		g.appendFailLog().Err(err).Int("records", len(items)).Msg("outbox append failed")
-		g.met.appendErrors.Inc()
+		g.diskFailLog().Err(err).Int("records", len(items)).Msg("outbox append failed")
 	}
 }
 

@@ -15,12 +15,13 @@ import (
 )
 
 // A failing outbox (the disk full or failing: bbolt's write or fsync
-// refused) loses nothing the gateway can keep. The alarm states that did
-// not go out are sent again on every tick (unsent, resendAlarms); the
-// events of the failed commits (alarm transitions, operator commands with
-// their user and comment: the audit trail) wait in unsentEvents, in
-// order, and go first into the next commit that succeeds, whatever
-// brings it (a tick's retry, a poll's alarm, a command). Readings of a
+// refused) loses nothing the gateway can keep. The events of the failed
+// commits (alarm transitions, operator commands with their user and
+// comment: the audit trail) wait in unsentEvents, in order, and are
+// committed first, in parts of their own, by whatever comes next (a tick's
+// retry, a poll's alarm, a command); the states of their alarms follow
+// (unsentStates, with the seq of each alarm's latest event, unsentSeq;
+// resendAlarms). Readings of a
 // failed commit are lost; the log and canary_outbox_append_errors_total
 // count them. While commits fail the site's alarm outbox.write_failed
 // (configs.WriteFailedAlarm, priority 1) stands: nothing new reaches the
@@ -30,41 +31,40 @@ import (
 // writeCalm is how long without a failed commit, after a commit that
 // succeeded with nothing left waiting, before the write-failed alarm
 // returns: a disk that fails one commit in three must not make it chatter.
-// A variable for the tests.
-var writeCalm = 10 * time.Second
+const writeCalm = 10 * time.Second
 
 // maxUnsentEvents bounds the events kept for a failing outbox: about 10 MB.
 // Past it the oldest go (counted in canary_events_lost_total and logged):
 // the alarms themselves are not lost, their current states are sent again
-// (unsent), only the record of transitions from a failure that has lasted
+// (unsentStates), only the record of transitions from a failure that has lasted
 // through 50 000 of them.
 const maxUnsentEvents = 50_000
 
-// appendFailLogEvery bounds the log lines of failed commits (and failed
+// diskFailLogEvery bounds the log lines of failed commits (and failed
 // alarm-state snapshots): on a dead disk every tick's retry, every
 // readings commit and every snapshot fails, five a second or more, into a
 // journal that is likely on the same disk. The first of a spell is
 // logged at once, then at most one line per period, with how many were
 // not logged; canary_outbox_append_errors_total counts them all.
-const appendFailLogEvery = 10 * time.Second
+const diskFailLogEvery = 10 * time.Second
 
-// appendFailLog is the state of that bound; failures come from the core
+// diskFailPace is the state of that bound; failures come from the core
 // and from the outbox's commit goroutine (asynchronous readings commits).
-type appendFailLog struct {
+type diskFailPace struct {
 	mu    sync.Mutex
 	last  time.Time
 	quiet int
 }
 
 // appendFailLog returns the error line for a failed commit, or nil (on
-// which zerolog's methods do nothing) within appendFailLogEvery of the
+// which zerolog's methods do nothing) within diskFailLogEvery of the
 // last line.
-func (g *Gateway) appendFailLog() *zerolog.Event {
+func (g *Gateway) diskFailLog() *zerolog.Event {
 	l := &g.failLog
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < appendFailLogEvery {
+	if !l.last.IsZero() && now.Sub(l.last) < diskFailLogEvery {
 		l.quiet++
 		return nil
 	}
@@ -87,14 +87,16 @@ type writeFailAlarm struct {
 	lost    uint64    // events dropped past maxUnsentEvents, logged at the tick
 }
 
-// noteAppend counts an outbox commit's outcome. A closed outbox is the
-// gateway stopping, not the disk.
+// noteAppend counts an outbox commit's outcome, every one, here only
+// (canary_outbox_append_errors_total too). A closed outbox is the gateway
+// stopping, not the disk.
 func (g *Gateway) noteAppend(err error) {
 	switch {
 	case err == nil:
 		g.appendOKs.Add(1)
 	case !errors.Is(err, outbox.ErrClosed):
 		g.appendFails.Add(1)
+		g.met.appendErrors.Inc()
 	}
 }
 
@@ -111,10 +113,11 @@ func (g *Gateway) keepUnsent(evs []alerting.Event) {
 // flushUnsentEvents commits the events waiting from failed commits, in
 // order, in commits of at most maxCommitEvents (as a flood's parts), each
 // durable before the next: a backlog of a long failure is never one huge
-// transaction, and what a commit took leaves the backlog at once. seqOf,
-// when not nil, gets the seq of each alarm's latest event. It stops at
-// the first commit that fails and returns its error.
-func (g *Gateway) flushUnsentEvents(ctx context.Context, seqOf map[string]uint64) error {
+// transaction, and what a commit took leaves the backlog at once. The seq
+// of each alarm's latest event goes to unsentSeq, for its state (however
+// much later resendAlarms sends it). It stops at the first commit that
+// fails and returns its error.
+func (g *Gateway) flushUnsentEvents(ctx context.Context) error {
 	if len(g.unsentEvents) == 0 {
 		return nil
 	}
@@ -125,8 +128,8 @@ func (g *Gateway) flushUnsentEvents(ctx context.Context, seqOf map[string]uint64
 		for i := range part {
 			ev := &part[i]
 			items[i] = mqtt.EventItem(func(dst []byte, seq uint64) []byte {
-				if seqOf != nil && ev.Alarm != "" {
-					seqOf[ev.Alarm] = seq
+				if ev.Alarm != "" {
+					g.unsentSeq[ev.Alarm] = seq
 				}
 				e := *ev
 				e.Seq = seq

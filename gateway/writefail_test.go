@@ -38,19 +38,19 @@ func TestUnsentEventsBounded(t *testing.T) {
 }
 
 // A dead disk fails a commit five times a second: the log gets the first
-// failure of a spell at once, then one line per appendFailLogEvery with
+// failure of a spell at once, then one line per diskFailLogEvery with
 // how many it left out.
 func TestAppendFailuresLoggedAtAPace(t *testing.T) {
 	var buf bytes.Buffer
 	g := &Gateway{log: zerolog.New(&buf)}
-	g.appendFailLog().Err(errors.New("disk 1")).Msg("outbox append failed")
+	g.diskFailLog().Err(errors.New("disk 1")).Msg("outbox append failed")
 	for range 5 {
-		g.appendFailLog().Err(errors.New("disk 2")).Int("records", 3).Msg("outbox append failed")
+		g.diskFailLog().Err(errors.New("disk 2")).Int("records", 3).Msg("outbox append failed")
 	}
 	require.Equal(t, 1, strings.Count(buf.String(), "\n"), buf.String())
 	require.Contains(t, buf.String(), "disk 1")
-	g.failLog.last = g.failLog.last.Add(-appendFailLogEvery) // the period has passed
-	g.appendFailLog().Err(errors.New("disk 3")).Msg("outbox append failed")
+	g.failLog.last = g.failLog.last.Add(-diskFailLogEvery) // the period has passed
+	g.diskFailLog().Err(errors.New("disk 3")).Msg("outbox append failed")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	require.Len(t, lines, 2)
 	require.Contains(t, lines[1], `"failures_not_logged":5`)

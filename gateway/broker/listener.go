@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -23,8 +25,9 @@ import (
 // their establish calls; only then does mochi wait on ClientsWg, which
 // nothing can join any more.
 type gatedListener struct {
-	id string
-	ln net.Listener
+	id  string
+	ln  net.Listener
+	log *slog.Logger
 
 	mu     sync.Mutex
 	closed bool
@@ -38,19 +41,37 @@ func newGatedListener(id string, ln net.Listener) *gatedListener {
 	return &gatedListener{id: id, ln: ln, conns: map[net.Conn]struct{}{}}
 }
 
-func (l *gatedListener) ID() string              { return l.id }
-func (l *gatedListener) Address() string         { return l.ln.Addr().String() }
-func (l *gatedListener) Protocol() string        { return "tcp" }
-func (l *gatedListener) Init(*slog.Logger) error { return nil }
+func (l *gatedListener) ID() string       { return l.id }
+func (l *gatedListener) Address() string  { return l.ln.Addr().String() }
+func (l *gatedListener) Protocol() string { return "tcp" }
+func (l *gatedListener) Init(log *slog.Logger) error {
+	l.log = log
+	return nil
+}
 
 // Serve accepts connections until the listener is closed and hands each
 // to establish in a goroutine of its own, counted before it starts.
 func (l *gatedListener) Serve(establish listeners.EstablishFn) {
+	var delay time.Duration
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
-			return
+			l.mu.Lock()
+			closed := l.closed
+			l.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors, say: wait and accept again, as
+			// net/http does, instead of accepting nothing any more.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if l.log != nil {
+				l.log.Warn("accept failed; retrying", "error", err, "retry", delay)
+			}
+			time.Sleep(delay)
+			continue
 		}
+		delay = 0
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()

@@ -314,13 +314,8 @@ func TestBrowserFaultHoldBanner(t *testing.T) {
 	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
 }
 
-// A wall screen logged in when its session ends (a gateway restart, or
-// after 12 h) goes on showing live data where anyone may watch: it waited
-// at a login dialog with an empty alarm list. And a bad reading that came
-// with a number (a detector in fault reporting 0) shows a dash, never the
-// number.
 // loginOperator logs olga in from the page's login button.
-func loginOperator(t *testing.T, ctx context.Context) {
+func loginOperator(ctx context.Context, t *testing.T) {
 	t.Helper()
 	testenv.Click(t, ctx, `#login-btn`)
 	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
@@ -331,9 +326,14 @@ func loginOperator(t *testing.T, ctx context.Context) {
 	))
 }
 
+// A wall screen logged in when its session ends (a gateway restart, or
+// after 12 h) goes on showing live data where anyone may watch: it waited
+// at a login dialog with an empty alarm list. And a bad reading that came
+// with a number (a detector in fault reporting 0) shows a dash, never the
+// number.
 func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
 	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
-	loginOperator(t, ctx)
+	loginOperator(ctx, t)
 	testenv.WaitJS(t, ctx, "the logged-in user", `document.getElementById('user-label').textContent === 'olga (operator)'`)
 	testenv.WaitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
 
@@ -366,7 +366,7 @@ func TestBrowserSessionEndKeepsTheScreenLive(t *testing.T) {
 // that needs attention as acknowledged.
 func TestBrowserCommandAnswerOlderThanTheStream(t *testing.T) {
 	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
-	loginOperator(t, ctx)
+	loginOperator(ctx, t)
 	testenv.WaitJS(t, ctx, "the stream after login", `document.querySelector('#conn.live') !== null`)
 
 	const id = "face3-gas.ch4.high"
