@@ -103,11 +103,30 @@ func (g *Gateway) noteAppend(err error) {
 // keepUnsent keeps the events of a failed commit for the next one.
 func (g *Gateway) keepUnsent(evs []alerting.Event) {
 	g.unsentEvents = append(g.unsentEvents, evs...)
-	if over := len(g.unsentEvents) - maxUnsentEvents; over > 0 {
-		g.unsentEvents = append(g.unsentEvents[:0], g.unsentEvents[over:]...)
-		g.writeFail.lost += uint64(over)
-		g.met.eventsLost.Add(float64(over))
+	over := len(g.unsentEvents) - maxUnsentEvents
+	if over <= 0 {
+		return
 	}
+	// The oldest go, operators' actions (the events with a user: ack,
+	// shelve, reset, …) last: the record of who did what is what a
+	// failure this long must keep longest; the engine's own transitions
+	// have their alarms' states sent anyway.
+	kept, dropped := g.unsentEvents[:0], 0
+	for _, ev := range g.unsentEvents {
+		if dropped < over && ev.User == "" {
+			dropped++
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	if rest := len(kept) - maxUnsentEvents; rest > 0 {
+		kept = append(kept[:0], kept[rest:]...)
+		dropped += rest
+	}
+	clear(g.unsentEvents[len(kept):]) // their strings are let go
+	g.unsentEvents = kept
+	g.writeFail.lost += uint64(dropped)
+	g.met.eventsLost.Add(float64(dropped))
 }
 
 // flushUnsentEvents commits the events waiting from failed commits, in

@@ -16,7 +16,8 @@ import (
 )
 
 // The events kept for a failing outbox are bounded: past maxUnsentEvents
-// the oldest go, counted, and the rest stay in their order.
+// the oldest go, counted, operators' actions last, and the rest stay in
+// their order.
 func TestUnsentEventsBounded(t *testing.T) {
 	g := &Gateway{met: newMetrics(prometheus.NewRegistry(), "s")}
 	batch := func(from, n int) []alerting.Event {
@@ -26,15 +27,30 @@ func TestUnsentEventsBounded(t *testing.T) {
 		}
 		return evs
 	}
-	g.keepUnsent(batch(0, maxUnsentEvents-10))
+	first := batch(0, maxUnsentEvents-10)
+	first[3].User, first[3].Type = "olga", alerting.EvAck // an operator's action among the oldest
+	g.keepUnsent(first)
 	require.Len(t, g.unsentEvents, maxUnsentEvents-10)
 	require.Zero(t, testutil.ToFloat64(g.met.eventsLost))
 	g.keepUnsent(batch(maxUnsentEvents-10, 25))
 	require.Len(t, g.unsentEvents, maxUnsentEvents)
-	require.Equal(t, "a15", g.unsentEvents[0].Alarm, "the oldest 15 dropped")
+	require.Equal(t, "a3", g.unsentEvents[0].Alarm, "the operator's action kept")
+	require.Equal(t, "olga", g.unsentEvents[0].User)
+	require.Equal(t, "a16", g.unsentEvents[1].Alarm, "the oldest 15 others dropped")
 	require.Equal(t, fmt.Sprintf("a%d", maxUnsentEvents+14), g.unsentEvents[len(g.unsentEvents)-1].Alarm)
 	require.Equal(t, 15.0, testutil.ToFloat64(g.met.eventsLost))
 	require.EqualValues(t, 15, g.writeFail.lost, "logged at the next tick")
+
+	// Nothing but operators' actions: the oldest of them go.
+	acts := batch(0, maxUnsentEvents+5)
+	for i := range acts {
+		acts[i].User = "olga"
+	}
+	g2 := &Gateway{met: newMetrics(prometheus.NewRegistry(), "s")}
+	g2.keepUnsent(acts)
+	require.Len(t, g2.unsentEvents, maxUnsentEvents)
+	require.Equal(t, "a5", g2.unsentEvents[0].Alarm)
+	require.Equal(t, 5.0, testutil.ToFloat64(g2.met.eventsLost))
 }
 
 // A dead disk fails a commit five times a second: the log gets the first
