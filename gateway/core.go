@@ -999,14 +999,7 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 	for k := range states {
 		st := &states[k] // states is complete: the pointer stays valid
 		id := st.ID
-		items = append(items, mqtt.AlarmStateItem(id, st.AppendJSON, func() uint64 { return eventSeq[id] }))
-		if st.State == alerting.Normal {
-			// The normal state goes out first, so that live subscribers and
-			// InfluxDB's alarm measurement see the return to normal; then
-			// the empty retained payload clears the topic, so the broker
-			// holds exactly the alarms that need attention.
-			items = append(items, mqtt.AlarmItem(id, nil))
-		}
+		items = appendStateItems(items, st, func() uint64 { return eventSeq[id] })
 	}
 	items = append(items, readings...)
 	// Not ctx: when the core is told to stop, a tick or linger that raced
@@ -1048,6 +1041,21 @@ func (g *Gateway) commitPart(ctx context.Context, evs []alerting.Event, lo, hi i
 	for _, st := range states {
 		g.view.setAlarm(g.http, st)
 	}
+}
+
+// appendStateItems appends the outbox items of an alarm's state after a
+// transition: the state with the seq of the alarm's latest event (for the
+// retained topic and InfluxDB's alarm measurement), and for a normal state
+// then the empty retained payload. The normal state goes out first, so that
+// live subscribers and InfluxDB see the return to normal; the empty payload
+// then clears the topic, so the broker holds exactly the alarms that need
+// attention.
+func appendStateItems(items []outbox.Item, st *alerting.AlarmState, eventSeq func() uint64) []outbox.Item {
+	items = append(items, mqtt.AlarmStateItem(st.ID, st.AppendJSON, eventSeq))
+	if st.State == alerting.Normal {
+		items = append(items, mqtt.AlarmItem(st.ID, nil))
+	}
+	return items
 }
 
 // persistDue marks the engine snapshot due after alarms changed: the next
@@ -1328,10 +1336,7 @@ func (g *Gateway) resendAlarms(ctx context.Context) {
 			continue
 		}
 		seq := g.unsentSeq[id]
-		items = append(items, mqtt.AlarmStateItem(id, st.AppendJSON, func() uint64 { return seq }))
-		if st.State == alerting.Normal {
-			items = append(items, mqtt.AlarmItem(id, nil)) // as commitPart
-		}
+		items = appendStateItems(items, &st, func() uint64 { return seq })
 		ids = append(ids, id)
 	}
 	for id := range g.unsent {
