@@ -640,7 +640,7 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 		if len(g.pending) == 0 {
 			g.pendingSince = start
 		}
-		item := mqtt.ReadingsItem(payload)
+		item := g.readingsItem(payload)
 		if len(g.shedGap) > 0 {
 			if n := g.shedGap[group[i].Device]; n > 0 {
 				item.Gap = n
@@ -676,6 +676,15 @@ func (g *Gateway) evaluateGroup(ctx context.Context, group []modbus.Batch) (over
 		g.evBuf = nil
 	}
 	return over
+}
+
+// readingsItem is the outbox item of a poll's payload; with a direct
+// InfluxDB writer its lines are built as it is committed (ingest.Fresh).
+func (g *Gateway) readingsItem(payload mqtt.Readings) outbox.Item {
+	if g.fresh != nil {
+		return g.fresh.Item(payload)
+	}
+	return mqtt.ReadingsItem(payload)
 }
 
 // donePolled hands an evaluated poll's readings back to the pollers: the

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/canary-gw/canary/gateway"
 	"github.com/canary-gw/canary/gateway/mqtt"
 	"github.com/canary-gw/canary/gateway/outbox"
 	"github.com/canary-gw/canary/internal/testenv"
@@ -29,7 +30,7 @@ func TestGatewayWritesInfluxDBDirectly(t *testing.T) {
 	site := loadYAML(t, "site.yaml", text)
 	require.NotNil(t, site.InfluxDB)
 	w := watch(t, broker.URL, "e2e")
-	startGateway(t, site)
+	gw := startGateway(t, site)
 
 	require.NoError(t, sim.Hold("face-gas", "ch4", 1.2))
 	eventually(t, "high on MQTT", 10*time.Second, func() bool { return stateOf(w.alarm("face-gas.ch4.high")) == "unacknowledged" })
@@ -49,6 +50,12 @@ func TestGatewayWritesInfluxDBDirectly(t *testing.T) {
 	eventually(t, "the normal state in InfluxDB", 20*time.Second, func() bool {
 		return count(`SELECT state FROM alarm WHERE alarm='face-gas.ch4.high' AND state='normal'`) >= 1
 	})
+
+	// Written from the lines built at commit (ingest.Fresh), not decoded
+	// again from the outbox.
+	fresh, ok := gateway.FreshStats(gw.gw)
+	require.True(t, ok)
+	require.Positive(t, fresh.Taken, "readings written from their fresh lines")
 
 	// Every stored reading of the device has a distinct seq from 1 without a hole.
 	r, err := influx.Query(`SELECT seq FROM reading WHERE device='face-gas' AND sensor='ch4'`)

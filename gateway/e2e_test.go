@@ -119,6 +119,7 @@ http:
 }
 
 type runningGW struct {
+	gw     *gateway.Gateway
 	url    string
 	cancel func()
 	done   chan error
@@ -131,7 +132,7 @@ func startGateway(t *testing.T, site *configs.Site) *runningGW {
 	gw, err := gateway.New(gateway.Options{Site: site, Log: zerolog.New(zerolog.NewTestWriter(t)), HTTPListener: ln})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningGW{url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	r := &runningGW{gw: gw, url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		err := gw.Run(ctx)
 		_ = gw.Close()

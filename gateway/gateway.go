@@ -63,6 +63,9 @@ type Gateway struct {
 	// each releasing what it delivered: a record leaves when both have.
 	ob     *outbox.Outbox
 	direct *ingest.Direct
+	// fresh hands direct the lines of the readings as they are
+	// committed (readingsItem); nil without direct.
+	fresh *ingest.Fresh
 	// legacy drains the second queue an older gateway kept for InfluxDB
 	// (outbox/influxdb), if it holds records, then removes it.
 	legacy  *legacyQueue
@@ -430,8 +433,9 @@ func (g *Gateway) openDirect() error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	g.fresh = ingest.NewFresh()
 	d, err := ingest.NewDirect(ingest.DirectOptions{Outbox: g.ob, Consumer: 1, Writer: w, Site: g.site.Site,
-		BatchPoints: g.site.InfluxDB.BatchPoints, BatchWait: g.site.InfluxDB.BatchWait, Log: g.o.Log}) // it adds its own site field
+		BatchPoints: g.site.InfluxDB.BatchPoints, BatchWait: g.site.InfluxDB.BatchWait, Fresh: g.fresh, Log: g.o.Log}) // it adds its own site field
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

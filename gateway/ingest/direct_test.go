@@ -75,3 +75,38 @@ func TestDirectWriterHonoursBatchWait(t *testing.T) {
 	// arrives during a write); with it, one a second.
 	require.LessOrEqual(t, d.Stats().Writes, uint64(5), "writes for 40 commits within a second or two")
 }
+
+// With Fresh (a gateway writing InfluxDB itself), the direct writer writes
+// the lines built at commit instead of decoding the payloads it reads back,
+// and InfluxDB stores the same points. More records wait than Fresh holds
+// (a writer that fell behind): the oldest are decoded from the outbox.
+func TestDirectWriterWritesFreshLines(t *testing.T) {
+	r := newRig(t, testenv.MosquittoOptions{})
+	r.openOutbox(0, nil)
+	r.fresh = NewFresh()
+	const devices, n = 4, 300
+	r.produce(devices, n)
+	d := r.runDirect(DirectOptions{Fresh: r.fresh})
+	r.waitStored(60 * time.Second)
+	eventually(t, 10*time.Second, func() bool { return d.Stats().Records == devices*n }, "every record stored")
+	require.Zero(t, d.Stats().Dropped)
+	st := r.fresh.Stats()
+	require.EqualValues(t, devices*n, st.Added, "lines built for every record")
+	require.EqualValues(t, maxFreshRecords, st.Taken, "the newest records written from their lines, the rest decoded")
+	require.Zero(t, st.Held)
+
+	// Every field and tag of a device's points as produced, the decoded
+	// ones' (seq 1..76) and the fresh ones' alike.
+	res, err := r.influx.Query(`SELECT value, quality, seq, kind, unit FROM reading WHERE site='site1' AND device='dev0' AND sensor='ch4'`)
+	require.NoError(t, err)
+	rows := res.Results[0].Series[0].Values
+	require.Len(t, rows, n)
+	for _, row := range rows {
+		seq := row[3].(float64)
+		require.InDelta(t, (seq-1)/100, row[1].(float64), 1e-12, "value of seq %v", seq)
+		require.Equal(t, []any{"good", "methane", "%vol"}, []any{row[2], row[4], row[5]}, "seq %v", seq)
+	}
+	res, err = r.influx.Query(`SELECT count(quality) FROM reading WHERE site='site1' AND sensor='o2' AND quality='bad'`)
+	require.NoError(t, err)
+	require.EqualValues(t, devices*n, res.Results[0].Series[0].Values[0][1], "the valueless readings, quality bad")
+}

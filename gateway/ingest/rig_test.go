@@ -35,6 +35,10 @@ type rig struct {
 	pubStop func()
 	ings    map[string]*runningIngest
 
+	// fresh, when set, makes produce's items as a gateway writing
+	// InfluxDB itself does (Fresh.Item).
+	fresh *Fresh
+
 	mu       sync.Mutex
 	produced map[string]int // device → batches appended
 }
@@ -148,13 +152,18 @@ func (r *rig) produce(devices, n int) {
 			k := r.produced[dev]
 			r.produced[dev] = k + 1
 			r.mu.Unlock()
-			items = append(items, mqtt.ReadingsItem(mqtt.Readings{Site: r.site, Device: dev,
+			m := mqtt.Readings{Site: r.site, Device: dev,
 				TS: base.Add(time.Duration(k) * time.Millisecond),
 				Readings: []mqtt.Reading{
 					{Sensor: "ch4", Kind: "methane", Value: float64(k) / 100, Valid: true, Unit: "%vol", Quality: mqtt.QualityGood},
 					{Sensor: "co", Kind: "co", Value: 3, Valid: true, Unit: "ppm", Quality: mqtt.QualityGood},
 					{Sensor: "o2", Kind: "oxygen", Unit: "%vol", Quality: mqtt.QualityBad},
-				}}))
+				}}
+			if r.fresh != nil {
+				items = append(items, r.fresh.Item(m))
+			} else {
+				items = append(items, mqtt.ReadingsItem(m))
+			}
 		}
 		_, err := r.ob.Append(context.Background(), items...)
 		require.NoError(r.t, err)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/canary-gw/canary/gateway/outbox"
 	"github.com/canary-gw/canary/internal/jsonenc"
@@ -47,6 +48,19 @@ func AppendTime(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(ds
 // {"site","device","seq","ts","readings":[{"sensor","kind","value","unit","quality"}]}.
 // A non-finite value is sent as null.
 func AppendReadings(dst []byte, m *Readings) []byte {
+	dst, _ = encodeReadings(dst, m, false, nil)
+	return dst
+}
+
+// AppendReadingsValues is AppendReadings that also appends to values, for
+// each reading, where its value's text lies in dst (from, to; "null" for
+// no value): the direct InfluxDB writer's line protocol takes the value
+// as the payload wrote it, as canary ingest does (ReadingsDecoder.ValueTexts).
+func AppendReadingsValues(dst []byte, m *Readings, values [][2]int) ([]byte, [][2]int) {
+	return encodeReadings(dst, m, true, values)
+}
+
+func encodeReadings(dst []byte, m *Readings, spans bool, values [][2]int) ([]byte, [][2]int) {
 	dst = append(dst, `{"site":`...)
 	dst = jsonenc.AppendString(dst, m.Site)
 	dst = append(dst, `,"device":`...)
@@ -66,10 +80,14 @@ func AppendReadings(dst []byte, m *Readings) []byte {
 		dst = append(dst, `,"kind":`...)
 		dst = jsonenc.AppendString(dst, r.Kind)
 		dst = append(dst, `,"value":`...)
+		from := len(dst)
 		if r.Valid {
 			dst = jsonenc.AppendNumber(dst, r.Value)
 		} else {
 			dst = append(dst, "null"...)
+		}
+		if spans {
+			values = append(values, [2]int{from, len(dst)})
 		}
 		dst = append(dst, `,"unit":`...)
 		dst = jsonenc.AppendString(dst, r.Unit)
@@ -77,7 +95,35 @@ func AppendReadings(dst []byte, m *Readings) []byte {
 		dst = jsonenc.AppendString(dst, r.Quality)
 		dst = append(dst, '}')
 	}
-	return append(dst, "]}"...)
+	return append(dst, "]}"...), values
+}
+
+// Decodable reports whether the payload AppendReadings writes of m is
+// one DecodeReadings accepts and decodes back to m: ids, a seq, a time
+// InfluxDB can store, a quality of the contract and a value with quality
+// good, and texts that are valid UTF-8 (AppendString writes U+FFFD for a
+// bad byte). What a consumer builds from m itself, when it is, is what it
+// would build from the payload it reads back.
+func Decodable(m *Readings) bool {
+	if !validID(m.Site) || !validID(m.Device) || m.Seq == 0 || m.TS.Before(minTime) || m.TS.After(maxTime) {
+		return false
+	}
+	for i := range m.Readings {
+		r := &m.Readings[i]
+		switch r.Quality {
+		case QualityGood:
+			if !r.Valid || math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+				return false // null with quality good
+			}
+		case QualityUncertain, QualityBad:
+		default:
+			return false
+		}
+		if !validID(r.Sensor) || !utf8.ValidString(r.Kind) || !utf8.ValidString(r.Unit) {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadingsItem is the outbox item of one poll batch: the payload is encoded
