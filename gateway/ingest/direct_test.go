@@ -96,7 +96,7 @@ func TestDirectWriterWritesFreshLines(t *testing.T) {
 	require.Zero(t, st.Held)
 
 	// Every field and tag of a device's points as produced, the decoded
-	// ones' (seq 1..76) and the fresh ones' alike.
+	// ones' (seq 1..44 of each device) and the fresh ones' alike.
 	res, err := r.influx.Query(`SELECT value, quality, seq, kind, unit FROM reading WHERE site='site1' AND device='dev0' AND sensor='ch4'`)
 	require.NoError(t, err)
 	rows := res.Results[0].Series[0].Values

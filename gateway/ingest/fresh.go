@@ -31,7 +31,7 @@ type Fresh struct {
 	// writer, which drains oldest first, would have read it soonest.
 	order       []freshKey
 	head, n     int
-	bytes       int      // the lines held
+	bytes       int      // the lines held: their buffers' capacity
 	free        [][]byte // buffers of taken or evicted entries, for reuse
 	freeBytes   int
 	values      [][2]int // scratch of add: the payload's value spans
@@ -100,11 +100,11 @@ func (f *Fresh) addLocked(m *mqtt.Readings, buf []byte) {
 	lines := appendReadingLines(f.buffer(), m, texts)
 	clear(texts) // no reference to the outbox's commit buffer is kept
 	f.texts = texts[:0]
-	if len(lines) > maxFreshBytes {
+	if cap(lines) > maxFreshBytes {
 		f.recycle(lines)
 		return
 	}
-	for f.n > 0 && (f.n == len(f.order) || f.bytes+len(lines) > maxFreshBytes) {
+	for f.n > 0 && (f.n == len(f.order) || f.bytes+cap(lines) > maxFreshBytes) {
 		f.evictOldestLocked()
 	}
 	// A key added again has a second place in order: the first one's turn
@@ -112,7 +112,7 @@ func (f *Fresh) addLocked(m *mqtt.Readings, buf []byte) {
 	f.order[(f.head+f.n)%len(f.order)] = k
 	f.n++
 	f.entries[k] = freshEntry{lines: lines, points: len(m.Readings)}
-	f.bytes += len(lines)
+	f.bytes += cap(lines)
 	f.added++
 }
 
@@ -131,7 +131,7 @@ func (f *Fresh) evictOldestLocked() {
 
 // dropLocked lets an entry's lines go (their buffer is kept for reuse).
 func (f *Fresh) dropLocked(e freshEntry) {
-	f.bytes -= len(e.lines)
+	f.bytes -= cap(e.lines)
 	f.recycle(e.lines)
 }
 
@@ -179,7 +179,7 @@ func (f *Fresh) take(dst []byte, stream string, seq uint64) (_ []byte, points in
 
 // FreshStats are a Fresh's counters since it was made.
 type FreshStats struct {
-	Added uint64 // records whose lines were built at commit
+	Added uint64 // records whose lines were built at commit (a commit tried again counts again)
 	Taken uint64 // of them, written from those lines
 	Held  int    // records whose lines are held now
 }

@@ -76,6 +76,14 @@ func TestFreshLinesAreTheDecodedPayloads(t *testing.T) {
 			{Sensor: "a", Kind: "k", Unit: "u", Value: math.NaN(), Valid: true, Quality: mqtt.QualityBad},
 			{Sensor: "b", Kind: "k", Unit: "u", Value: math.Inf(-1), Valid: true, Quality: mqtt.QualityUncertain}}},
 		{name: "tags and texts to escape", rs: []mqtt.Reading{{Sensor: "s-1_x", Kind: `a b,c=d"e\f`, Unit: "µg/m³ \t\n", Value: 2, Valid: true, Quality: mqtt.QualityGood}}},
+		// An escape sends the decoder to its slow path, which gives no
+		// value texts: the value is formatted again, as the payload did.
+		{name: "escapes and values with exponents", rs: []mqtt.Reading{
+			{Sensor: "a", Kind: `in"`, Unit: "u", Value: 1e6, Valid: true, Quality: mqtt.QualityGood},
+			{Sensor: "b", Kind: `in"`, Unit: "u", Value: 1e-5, Valid: true, Quality: mqtt.QualityGood},
+			{Sensor: "c", Kind: `in"`, Unit: "u", Value: 1e-7, Valid: true, Quality: mqtt.QualityGood},
+			{Sensor: "d", Kind: `in"`, Unit: "u", Value: 123456789, Valid: true, Quality: mqtt.QualityGood},
+			{Sensor: "e", Kind: `in"`, Unit: "u", Value: 1e21, Valid: true, Quality: mqtt.QualityGood}}},
 		{name: "empty kind and unit", rs: []mqtt.Reading{{Sensor: "s", Value: 2, Valid: true, Quality: mqtt.QualityGood}}},
 		// Refused by the decoder: no lines held, the writer decodes and
 		// logs why.
@@ -106,6 +114,7 @@ func FuzzFreshLines(f *testing.F) {
 	f.Add("site1", "dev1", "ch4", "methane", "%vol", "good", 1.25, true, int64(1764632405123456789), uint64(7))
 	f.Add("s", "d", "a", "k,=\" \\", "\xff", "bad", math.NaN(), true, int64(-9e18), uint64(1))
 	f.Add("s", "d", "A", "", "", "uncertain", 0.0, false, int64(0), uint64(0))
+	f.Add("s", "d", "a", `in"`, "\\", "good", 1e-7, true, int64(1), uint64(2))
 	f.Fuzz(func(t *testing.T, site, device, sensor, kind, unit, quality string, v float64, valid bool, ns int64, seq uint64) {
 		r := mqtt.Reading{Sensor: sensor, Kind: kind, Unit: unit, Value: v, Valid: valid, Quality: quality}
 		m := mqtt.Readings{Site: site, Device: device, TS: time.Unix(0, ns), Readings: []mqtt.Reading{r, r}}
@@ -174,6 +183,32 @@ func TestFreshIsBounded(t *testing.T) {
 		require.False(t, ok, "the older let go")
 		// Taken and evicted lines' buffers are reused, within the bound.
 		require.LessOrEqual(t, f.freeBytes, maxFreshBytes)
+	})
+	t.Run("buffers of mixed sizes", func(t *testing.T) {
+		// A large device's buffers, reused for a small one's lines, are
+		// counted at their size, not at the lines'.
+		f := NewFresh()
+		big := make([]mqtt.Reading, 200)
+		for i := range big {
+			big[i] = rs[i%len(rs)]
+			big[i].Sensor = "b" + strconv.Itoa(i)
+		}
+		for i := 1; i <= 3000; i++ {
+			m := mqtt.Readings{Site: "s", Device: "d", TS: at, Readings: rs[:1]}
+			if i%2 == 0 {
+				m.Readings = big
+			}
+			f.Item(m).Encode(nil, uint64(i))
+			if i%3 == 0 {
+				f.take(nil, "d", uint64(i-1)) // the writer takes some, and falls behind
+			}
+			held := 0
+			for _, e := range f.entries {
+				held += cap(e.lines)
+			}
+			require.Equal(t, f.bytes, held)
+			require.LessOrEqual(t, held, maxFreshBytes, "after %d records", i)
+		}
 	})
 }
 

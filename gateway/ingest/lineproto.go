@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/internal/jsonenc"
 )
 
 // Measurements.
@@ -54,7 +55,11 @@ func appendReadingLines(dst []byte, m *mqtt.Readings, texts [][]byte) []byte {
 			if texts != nil && texts[i] != nil {
 				dst = append(dst, texts[i]...)
 			} else {
-				dst = strconv.AppendFloat(dst, r.Value, 'g', -1, 64)
+				// As the payload's encoder writes it (mqtt.AppendReadings):
+				// the same text whether the value came as a text or not
+				// (the decoder's slow path gives none), so ingest.Fresh's
+				// lines are the decoded ones byte for byte.
+				dst = jsonenc.AppendFloat(dst, r.Value)
 			}
 			dst = append(dst, ',')
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/gateway/mqtt"
+	"github.com/canary-gw/canary/internal/jsonenc"
 	"github.com/canary-gw/canary/internal/testenv"
 )
 
@@ -26,7 +27,8 @@ var valueTexts = []string{"0", "-0", "12", "0.45", "-1.5E+3", "1e3", "1E-7", "2.
 
 // The ingest writes each reading's value as its payload writes it. InfluxDB
 // (an independent parser) must store exactly the float64 that formatting
-// the decoded value, as before, stores: device "text" goes through the
+// the decoded value as the payload's encoder does (jsonenc.AppendFloat)
+// stores: device "text" goes through the
 // ingest's path (the decoder's texts), device "fmt" through
 // AppendReadingLines, and every value is compared bit for bit. The lines
 // must be the same but for the value.
@@ -63,7 +65,7 @@ func TestValueTextsStoreTheSameFloats(t *testing.T) {
 		a := strings.Replace(textLines[i], "device=text", "device=fmt", 1)
 		if i < len(valueTexts) {
 			a = strings.Replace(a, "value="+valueTexts[i]+",", "value=X,", 1)
-			b := strings.Replace(fmtLines[i], "value="+strconv.FormatFloat(m.Readings[i].Value, 'g', -1, 64)+",", "value=X,", 1)
+			b := strings.Replace(fmtLines[i], "value="+string(jsonenc.AppendFloat(nil, m.Readings[i].Value))+",", "value=X,", 1)
 			require.Equal(t, b, a, "line %d", i)
 			continue
 		}
