@@ -24,7 +24,7 @@ func (b *backend) FaultHolds() httpapi.Holds              { return b.view.faultH
 // the MQTT cmd topic.
 func (b *backend) Command(ctx context.Context, c httpapi.Command) error {
 	cmd := command.Command{Action: command.Action(c.Action), Alarm: c.Alarm, User: c.User,
-		Comment: c.Comment, Duration: c.Duration}
+		Comment: c.Comment, Duration: c.Duration, OneShot: c.OneShot}
 	err := (*Gateway)(b).runCommand(ctx, cmd)
 	return httpError(err)
 }

@@ -1110,11 +1110,19 @@ func (g *Gateway) onCommand(ctx context.Context, c command.Command) error {
 	case command.Ack:
 		evs, err = g.eng.Ack(now, c.Alarm, c.User, c.Comment)
 	case command.Shelve:
-		evs, err = g.eng.Shelve(now, c.Alarm, c.User, c.Comment, c.Duration)
+		if c.OneShot {
+			evs, err = g.eng.ShelveOneShot(now, c.Alarm, c.User, c.Comment)
+		} else {
+			evs, err = g.eng.Shelve(now, c.Alarm, c.User, c.Comment, c.Duration)
+		}
 	case command.Unshelve:
 		evs, err = g.eng.Unshelve(now, c.Alarm, c.User, c.Comment)
 	case command.Reset:
 		evs, err = g.eng.Reset(now, c.Alarm, c.User, c.Comment)
+	case command.OutOfService:
+		evs, err = g.eng.OutOfService(now, c.Alarm, c.User, c.Comment, c.Duration)
+	case command.ReturnToService:
+		evs, err = g.eng.ReturnToService(now, c.Alarm, c.User, c.Comment)
 	default:
 		err = fmt.Errorf("unknown action %q", c.Action)
 	}
@@ -1177,7 +1185,7 @@ func (g *Gateway) runCommand(ctx context.Context, c command.Command) error {
 func (g *Gateway) mqttCommand(ctx context.Context, payload []byte) []byte {
 	c, err := command.Parse(payload)
 	if err == nil {
-		err = g.view.authorize(c.User)
+		err = g.view.authorize(c.User, c.Action)
 	}
 	if err == nil {
 		err = g.runCommand(ctx, c)

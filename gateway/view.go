@@ -10,6 +10,7 @@ import (
 	"github.com/canary-gw/canary/alerting"
 	"github.com/canary-gw/canary/configs"
 	"github.com/canary-gw/canary/drivers/modbus"
+	"github.com/canary-gw/canary/gateway/command"
 	"github.com/canary-gw/canary/gateway/httpapi"
 	"github.com/canary-gw/canary/gateway/mqtt"
 )
@@ -346,18 +347,23 @@ func (v *view) faultHolds() httpapi.Holds {
 // authorize checks the user named in an MQTT command. The broker's ACL
 // decides who may publish on the cmd topic; when the site config lists
 // users, the named user must also be one of them with the operator or
-// engineer role, so that the audit trail names a real person.
-func (v *view) authorize(user string) error {
+// engineer role, so that the audit trail names a real person; engineer
+// for taking alarms out of service and back (command.NeedsEngineer).
+func (v *view) authorize(user string, a command.Action) error {
 	if len(v.users) == 0 {
 		return nil
 	}
 	for _, u := range v.users {
-		if u.Name == user {
-			if u.Role == configs.RoleOperator || u.Role == configs.RoleEngineer {
-				return nil
-			}
-			return fmt.Errorf("user %q has role %s: commands need operator or engineer", user, u.Role)
+		if u.Name != user {
+			continue
 		}
+		switch {
+		case command.NeedsEngineer(a) && u.Role != configs.RoleEngineer:
+			return fmt.Errorf("user %q has role %s: %s needs engineer", user, u.Role, a)
+		case u.Role == configs.RoleOperator || u.Role == configs.RoleEngineer:
+			return nil
+		}
+		return fmt.Errorf("user %q has role %s: commands need operator or engineer", user, u.Role)
 	}
 	return fmt.Errorf("unknown user %q", user)
 }

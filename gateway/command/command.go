@@ -1,7 +1,7 @@
 // Package command parses and answers operator commands — ack, shelve,
-// unshelve, reset — as they arrive on a site's MQTT `cmd` topic, and
-// describes them for the HTTP API, so that both entry points accept exactly
-// the same thing. A malformed command is an error naming what is wrong; it
+// unshelve, reset, out_of_service, return_to_service — as they arrive on a
+// site's MQTT `cmd` topic, and describes them for the HTTP API, so that both
+// entry points accept exactly the same thing. A malformed command is an error naming what is wrong; it
 // never panics.
 //
 // It imports nothing of the project.
@@ -28,7 +28,20 @@ const (
 	Shelve   Action = "shelve"
 	Unshelve Action = "unshelve"
 	Reset    Action = "reset"
+	// OutOfService and ReturnToService take an alarm (or every alarm of a
+	// point, id <device>.<sensor>) out of service for maintenance and back:
+	// role engineer (NeedsEngineer).
+	OutOfService    Action = "out_of_service"
+	ReturnToService Action = "return_to_service"
 )
+
+// actionList names the actions in an error message.
+const actionList = "ack, shelve, unshelve, reset, out_of_service or return_to_service"
+
+// NeedsEngineer reports whether a is for the role engineer only (SAFETY.md:
+// out of service is a maintenance action, authorised and logged); the
+// others need operator or engineer.
+func NeedsEngineer(a Action) bool { return a == OutOfService || a == ReturnToService }
 
 // MaxPayload bounds a command payload; anything larger is rejected unread.
 const MaxPayload = 16 << 10
@@ -42,11 +55,14 @@ const MaxComment = 1000
 // Command is one operator command.
 type Command struct {
 	ID       string        // request id, echoed in the result
-	Action   Action        // ack | shelve | unshelve | reset
-	Alarm    string        // alarm id: <device>.<sensor>.<condition> or <group>.<condition>
+	Action   Action        // ack | shelve | unshelve | reset | out_of_service | return_to_service
+	Alarm    string        // alarm id: <device>.<sensor>.<condition> or <group>.<condition>; <device>.<sensor> for every alarm of a point (out_of_service, return_to_service)
 	User     string        // who asks; recorded in the audit trail
 	Comment  string        // why
-	Duration time.Duration // shelve only
+	Duration time.Duration // shelve (unless OneShot); out_of_service's expiry (0: until returned to service)
+	// OneShot shelves until the alarm next returns to normal, instead
+	// of for a Duration (shelve only).
+	OneShot bool
 }
 
 // wire is the JSON form on the cmd topic.
@@ -57,6 +73,7 @@ type wire struct {
 	User     *string `json:"user"`
 	Comment  *string `json:"comment"`
 	Duration *string `json:"duration"`
+	OneShot  *bool   `json:"one_shot"`
 }
 
 var (
@@ -118,13 +135,13 @@ func Parse(payload []byte) (Command, error) {
 	}
 	var problems []string
 	if w.Action == nil {
-		problems = append(problems, "action: required (ack, shelve, unshelve or reset)")
+		problems = append(problems, "action: required ("+actionList+")")
 	} else {
 		switch a := Action(*w.Action); a {
-		case Ack, Shelve, Unshelve, Reset:
+		case Ack, Shelve, Unshelve, Reset, OutOfService, ReturnToService:
 			c.Action = a
 		default:
-			problems = append(problems, fmt.Sprintf("action: unknown action %q (want ack, shelve, unshelve or reset)", *w.Action))
+			problems = append(problems, fmt.Sprintf("action: unknown action %q (want %s)", *w.Action, actionList))
 		}
 	}
 	switch {
@@ -150,16 +167,26 @@ func Parse(payload []byte) (Command, error) {
 			c.Comment = strings.TrimSpace(*w.Comment)
 		}
 	}
-	if c.Action == Shelve {
-		if w.Duration == nil || *w.Duration == "" {
-			problems = append(problems, `duration: required for shelve (a duration such as "30m")`)
-		} else if d, err := time.ParseDuration(*w.Duration); err != nil || d <= 0 {
+	c.OneShot = w.OneShot != nil && *w.OneShot
+	hasDuration := w.Duration != nil && *w.Duration != ""
+	switch {
+	case c.Action == Shelve && c.OneShot:
+		if hasDuration {
+			problems = append(problems, "duration: a one-shot shelve lasts until the alarm returns; give one_shot or a duration, not both")
+		}
+	case c.Action == Shelve && !hasDuration:
+		problems = append(problems, `duration: required for shelve (a duration such as "30m", or "one_shot": true until the alarm returns)`)
+	case c.OneShot:
+		problems = append(problems, fmt.Sprintf("one_shot: only shelve is one-shot, not %s", c.Action))
+	case hasDuration && c.Action != Shelve && c.Action != OutOfService:
+		problems = append(problems, fmt.Sprintf("duration: only shelve and out_of_service take a duration, not %s", c.Action))
+	}
+	if hasDuration && (c.Action == Shelve || c.Action == OutOfService) {
+		if d, err := time.ParseDuration(*w.Duration); err != nil || d <= 0 {
 			problems = append(problems, fmt.Sprintf("duration: %q is not a positive duration (such as 30m or 2h)", clip(*w.Duration)))
 		} else {
 			c.Duration = d
 		}
-	} else if w.Duration != nil && *w.Duration != "" {
-		problems = append(problems, fmt.Sprintf("duration: only shelve takes a duration, not %s", c.Action))
 	}
 	if len(problems) > 0 {
 		return c, errors.New(strings.Join(problems, "; "))

@@ -42,7 +42,32 @@ func TestParse(t *testing.T) {
 		{name: "bad alarm id", in: `{"id":"x","action":"ack","alarm":"../etc","user":"u"}`, wantErr: "is not an alarm id"},
 		{name: "shelve without duration", in: `{"id":"x","action":"shelve","alarm":"a.b.high","user":"u"}`, wantErr: "duration: required for shelve"},
 		{name: "negative duration", in: `{"id":"x","action":"shelve","alarm":"a.b.high","user":"u","duration":"-5m"}`, wantErr: "not a positive duration"},
-		{name: "duration on ack", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u","duration":"5m"}`, wantErr: "only shelve takes a duration"},
+		{name: "duration on ack", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u","duration":"5m"}`, wantErr: "only shelve and out_of_service take a duration, not ack"},
+		{
+			name: "one-shot shelve",
+			in:   `{"id":"r5","action":"shelve","alarm":"a.b.high","user":"u","comment":"purging","one_shot":true}`,
+			want: Command{ID: "r5", Action: Shelve, Alarm: "a.b.high", User: "u", Comment: "purging", OneShot: true},
+		},
+		{name: "one-shot shelve with a duration", in: `{"id":"x","action":"shelve","alarm":"a.b.high","user":"u","one_shot":true,"duration":"5m"}`, wantErr: "give one_shot or a duration, not both"},
+		{name: "one_shot false is a timed shelve", in: `{"id":"x","action":"shelve","alarm":"a.b.high","user":"u","one_shot":false}`, wantErr: "duration: required for shelve"},
+		{name: "one-shot ack", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u","one_shot":true}`, wantErr: "one_shot: only shelve is one-shot, not ack"},
+		{
+			name: "out of service with an expiry",
+			in:   `{"id":"r6","action":"out_of_service","alarm":"face3-gas.ch4","user":"eve","comment":"detector swap","duration":"4h"}`,
+			want: Command{ID: "r6", Action: OutOfService, Alarm: "face3-gas.ch4", User: "eve", Comment: "detector swap", Duration: 4 * time.Hour},
+		},
+		{
+			name: "out of service until returned",
+			in:   `{"id":"r7","action":"out_of_service","alarm":"face3-gas.ch4.high","user":"eve","comment":"detector swap"}`,
+			want: Command{ID: "r7", Action: OutOfService, Alarm: "face3-gas.ch4.high", User: "eve", Comment: "detector swap"},
+		},
+		{name: "out of service for no time", in: `{"id":"x","action":"out_of_service","alarm":"a.b","user":"u","duration":"0s"}`, wantErr: "not a positive duration"},
+		{
+			name: "return to service",
+			in:   `{"id":"r8","action":"return_to_service","alarm":"face3-gas.ch4","user":"eve"}`,
+			want: Command{ID: "r8", Action: ReturnToService, Alarm: "face3-gas.ch4", User: "eve"},
+		},
+		{name: "duration on return to service", in: `{"id":"x","action":"return_to_service","alarm":"a.b","user":"u","duration":"1h"}`, wantErr: "not return_to_service"},
 		{name: "wrong type", in: `{"id":"x","action":1,"alarm":"a.b.high","user":"u"}`, wantErr: "action: want a string"},
 		{name: "trailing data", in: `{"id":"x","action":"ack","alarm":"a.b.high","user":"u"} {}`, wantErr: "trailing data"},
 		{
@@ -81,6 +106,8 @@ func TestRejectedCommandKeepsItsID(t *testing.T) {
 func FuzzParseCommand(f *testing.F) {
 	f.Add([]byte(`{"id":"r1","action":"ack","alarm":"face3-gas.ch4.high","user":"alice","comment":"x"}`))
 	f.Add([]byte(`{"id":"r2","action":"shelve","alarm":"g.high","user":"b","duration":"30m"}`))
+	f.Add([]byte(`{"id":"r3","action":"shelve","alarm":"g.high","user":"b","one_shot":true}`))
+	f.Add([]byte(`{"id":"r4","action":"out_of_service","alarm":"d.s","user":"b","comment":"c","duration":"2h"}`))
 	f.Add([]byte(`{"action":null}`))
 	f.Add([]byte(`nonsense`))
 	f.Add([]byte(`{"id":5,"action":1}`))
@@ -99,14 +126,21 @@ func FuzzParseCommand(f *testing.F) {
 		if c.Alarm == "" || c.User == "" {
 			t.Fatalf("accepted incomplete command %+v", c)
 		}
+		if c.OneShot && c.Action != Shelve {
+			t.Fatalf("one_shot on %s", c.Action)
+		}
 		switch c.Action {
-		case Ack, Unshelve, Reset:
+		case Ack, Unshelve, Reset, ReturnToService:
 			if c.Duration != 0 {
 				t.Fatalf("duration on %s", c.Action)
 			}
 		case Shelve:
-			if c.Duration <= 0 {
-				t.Fatalf("shelve without duration")
+			if (c.Duration > 0) == c.OneShot {
+				t.Fatalf("shelve with duration %s, one-shot %v", c.Duration, c.OneShot)
+			}
+		case OutOfService:
+			if c.Duration < 0 {
+				t.Fatalf("out_of_service for %s", c.Duration)
 			}
 		default:
 			t.Fatalf("accepted unknown action %q", c.Action)

@@ -3,6 +3,7 @@ package control_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,4 +238,68 @@ func TestRoomConnectsToABrokerThatStartsLater(t *testing.T) {
 	require.False(t, ready(), "ready without a broker")
 	broker.Restart()
 	eventually(t, "control room ready", 30*time.Second, ready)
+}
+
+// A control room forwards one-shot shelving and out of service to the
+// site: its own API lets only an engineer take an alarm out of service,
+// the command on the wire carries one_shot and the expiry, and the site's
+// alarms come back shelved and out of service.
+func TestControlRoomForwardsOneShotAndOutOfService(t *testing.T) {
+	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	h := hash(t, "s3cret")
+	north := startSite(t, "north", broker.URL, h)
+	room := startRoom(t, strings.Replace(roomYAML(broker.URL, h), "command_timeout:", fmt.Sprintf(`    - name: erik
+      role: engineer
+      password_hash: '%s'
+command_timeout:`, h), 1))
+	spy := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("cmd-spy"))
+	require.True(t, spy.Connect().WaitTimeout(10*time.Second))
+	defer spy.Disconnect(0)
+	sent := make(chan []byte, 8)
+	tok := spy.Subscribe("canary/v1/north/cmd", 1, func(_ paho.Client, m paho.Message) { sent <- m.Payload() })
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	wire := func() string {
+		t.Helper()
+		select {
+		case p := <-sent:
+			return string(p)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no command on canary/v1/north/cmd")
+			return ""
+		}
+	}
+
+	require.NoError(t, north.sim.Hold("face-gas", "ch4", 1.2))
+	eventually(t, "north's high in the control room", 15*time.Second, func() bool {
+		return alarms(t, room)["north.face-gas.ch4.high"].State == "unacknowledged"
+	})
+	code, body := post(t, room+"/api/v1/alarms/north.face-gas.ch4.high/shelve", "olga", "s3cret", `{"comment":"purging","one_shot":true}`)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, wire(), `"action":"shelve","alarm":"face-gas.ch4.high","user":"olga","comment":"purging","one_shot":true}`)
+	eventually(t, "north's high shelved", 5*time.Second, func() bool { return alarms(t, north.api)["face-gas.ch4.high"].State == "shelved" })
+
+	code, body = post(t, room+"/api/v1/alarms/north.face-gas.ch4/out_of_service", "olga", "s3cret", `{"comment":"detector swap","duration":"2h"}`)
+	require.Equal(t, http.StatusForbidden, code, body)
+	require.Contains(t, body, "needs engineer")
+	code, body = post(t, room+"/api/v1/alarms/north.face-gas.ch4/out_of_service", "erik", "s3cret", `{"comment":"detector swap","duration":"2h"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, wire(), `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap","duration":"2h0m0s"}`)
+	eventually(t, "north's ch4 alarms out of service", 5*time.Second, func() bool {
+		as := alarms(t, north.api)
+		return as["face-gas.ch4.high"].State == "out_of_service" && as["face-gas.ch4.high_high"].State == "out_of_service"
+	})
+	// The site's refusal comes back with its reason: already out of service.
+	code, body = post(t, room+"/api/v1/alarms/north.face-gas.ch4/out_of_service", "erik", "s3cret", `{"comment":"again","duration":"2h"}`)
+	require.Equal(t, http.StatusConflict, code, body)
+	require.Contains(t, body, "already out of service")
+	wire()
+	code, body = post(t, room+"/api/v1/alarms/north.face-gas.ch4/return_to_service", "erik", "s3cret", `{"comment":"new detector"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, wire(), `"action":"return_to_service"`)
+	// Back in service, the high is still under its one-shot shelve: it
+	// has not returned yet.
+	eventually(t, "north's high back in service, still shelved", 5*time.Second, func() bool {
+		return alarms(t, north.api)["face-gas.ch4.high"].State == "shelved"
+	})
 }

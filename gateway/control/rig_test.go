@@ -43,6 +43,9 @@ http:
     - name: olga
       role: operator
       password_hash: 'HASH'
+    - name: erik
+      role: engineer
+      password_hash: 'HASH'
 # poll 250ms: the comm timeout (3 × poll) must outlast a busy test box's
 # stalls; at 100ms south once went 300 ms without a reading, and its
 # priority-1 comm alarm headed the alarm list the browser test checks.

@@ -327,6 +327,7 @@ type wireCommand struct {
 	User     string `json:"user"`
 	Comment  string `json:"comment,omitempty"`
 	Duration string `json:"duration,omitempty"`
+	OneShot  bool   `json:"one_shot,omitempty"`
 }
 
 func newRequestID() string {
@@ -353,8 +354,8 @@ func (r *Room) command(ctx context.Context, c httpapi.Command) error {
 		// comes back, long after the operator decided: refuse it now.
 		return fmt.Errorf("%w: site %s is %s; try again when it is back", httpapi.ErrNotAllowed, site, st)
 	}
-	w := wireCommand{ID: newRequestID(), Action: c.Action, Alarm: alarm, User: c.User, Comment: c.Comment}
-	if c.Action == string(command.Shelve) {
+	w := wireCommand{ID: newRequestID(), Action: c.Action, Alarm: alarm, User: c.User, Comment: c.Comment, OneShot: c.OneShot}
+	if c.Duration > 0 { // a timed shelve's, an out_of_service's expiry
 		w.Duration = c.Duration.String()
 	}
 	payload, err := jsonenc.Marshal(w) // a comment's < > & as typed (docs/mqtt.md)
@@ -404,6 +405,7 @@ func classify(site, msg string) error {
 		return fmt.Errorf("%w: %w", httpapi.ErrUnknownAlarm, err)
 	case strings.HasPrefix(msg, "action:"), strings.HasPrefix(msg, "alarm:"), strings.HasPrefix(msg, "user:"),
 		strings.HasPrefix(msg, "duration:"), strings.HasPrefix(msg, "comment:"), strings.HasPrefix(msg, "command "),
+		strings.HasPrefix(msg, "one_shot:"),
 		strings.Contains(msg, "shelve duration exceeds"), strings.Contains(msg, "duration must be positive"),
 		strings.Contains(msg, "comment required"):
 		return fmt.Errorf("%w: %w", httpapi.ErrBadCommand, err)

@@ -317,13 +317,83 @@ func TestBrowserFaultHoldBanner(t *testing.T) {
 // loginOperator logs olga in from the page's login button.
 func loginOperator(ctx context.Context, t *testing.T) {
 	t.Helper()
+	loginAs(ctx, t, "olga", operatorPass)
+}
+
+func loginAs(ctx context.Context, t *testing.T, user, pass string) {
+	t.Helper()
 	testenv.Click(t, ctx, `#login-btn`)
 	testenv.WaitJS(t, ctx, "the login dialog", `document.getElementById('login-dlg').open`)
+	// The form keeps the last user's name.
+	testenv.EvalJS[bool](t, ctx, `(document.getElementById('login-user').value = '', true)`)
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS(`#login-user`), "olga"),
-		chromedp.SendKeys(chromedp.CSS(`#login-pass`), operatorPass),
+		chromedp.SendKeys(chromedp.CSS(`#login-user`), user),
+		chromedp.SendKeys(chromedp.CSS(`#login-pass`), pass),
 		chromedp.Click(chromedp.CSS(`#login-ok`)),
 	))
+}
+
+// An engineer takes an alarm out of service from the alarm list and back
+// (an operator has no such button), with a reason and an expiry; an
+// operator shelves an active alarm until it returns (one-shot).
+func TestBrowserOutOfServiceAndOneShotShelve(t *testing.T) {
+	e, ctx, consoleProblems := openSeededSite(t, 1600, 1000)
+	const oosButtons = `document.querySelectorAll('button[data-action="out_of_service"]').length`
+	require.Zero(t, testenv.EvalJS[int](t, ctx, oosButtons), "out of service offered to nobody logged in")
+	loginOperator(ctx, t)
+	testenv.WaitJS(t, ctx, "the logged-in operator", `document.getElementById('user-label').textContent === 'olga (operator)'`)
+	require.Zero(t, testenv.EvalJS[int](t, ctx, oosButtons), "out of service offered to an operator")
+
+	// One-shot shelve, by the operator.
+	const high = "face3-gas.ch4.high"
+	testenv.Click(t, ctx, `button[data-alarm="`+high+`"][data-action="shelve"]`)
+	testenv.WaitJS(t, ctx, "the shelve dialog", `document.getElementById('cmd-dlg').open`)
+	require.Equal(t, "none", testenv.EvalJS[string](t, ctx, `getComputedStyle(document.getElementById('cmd-oos-label')).display`),
+		"the shelve dialog shows no out-of-service expiry")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#cmd-duration`), "one_shot"),
+		chromedp.SendKeys(chromedp.CSS(`#cmd-comment`), "purging the heading"),
+		chromedp.Click(chromedp.CSS(`#cmd-ok`)),
+	))
+	testenv.WaitJS(t, ctx, "the dialog closed", `!document.getElementById('cmd-dlg').open`)
+	cmd, ok := e.be.lastCommand()
+	require.True(t, ok)
+	require.Equal(t, Command{Action: "shelve", Alarm: high, User: "olga", Role: "operator", Comment: "purging the heading", OneShot: true}, cmd)
+
+	testenv.Click(t, ctx, `#logout-btn`)
+	loginAs(ctx, t, "erik", engineerPass)
+	testenv.WaitJS(t, ctx, "the logged-in engineer", `document.getElementById('user-label').textContent === 'erik (engineer)'`)
+	const bad = "pump-station.discharge.bad"
+	testenv.WaitJS(t, ctx, "the out-of-service button", `document.querySelector('button[data-alarm="`+bad+`"][data-action="out_of_service"]') !== null`)
+	testenv.Click(t, ctx, `button[data-alarm="`+bad+`"][data-action="out_of_service"]`)
+	testenv.WaitJS(t, ctx, "the out-of-service dialog", `document.getElementById('cmd-dlg').open && document.getElementById('cmd-ok').textContent === 'Take out of service'`)
+	require.Equal(t, "none", testenv.EvalJS[string](t, ctx, `getComputedStyle(document.getElementById('cmd-duration-label')).display`))
+	require.Equal(t, "(reason required)", testenv.EvalJS[string](t, ctx, `document.getElementById('cmd-required').textContent`))
+	// Without a reason the form does not go.
+	testenv.Click(t, ctx, `#cmd-ok`)
+	require.True(t, testenv.EvalJS[bool](t, ctx, `document.getElementById('cmd-dlg').open`))
+	cmd, _ = e.be.lastCommand()
+	require.Equal(t, "shelve", cmd.Action, "no command without a reason")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#cmd-oos-duration`), "8h"),
+		chromedp.SendKeys(chromedp.CSS(`#cmd-comment`), "transmitter replaced"),
+		chromedp.Click(chromedp.CSS(`#cmd-ok`)),
+	))
+	testenv.WaitJS(t, ctx, "the alarm out of service, listed apart", `(() => { const r = document.querySelector('#shelved-rows tr[data-alarm="`+bad+`"]'); return r && r.dataset.state === 'out_of_service'; })()`)
+	cmd, _ = e.be.lastCommand()
+	require.Equal(t, Command{Action: "out_of_service", Alarm: bad, User: "erik", Role: "engineer", Comment: "transmitter replaced", Duration: 8 * time.Hour}, cmd)
+
+	// Listed with the shelved alarms, folded away: opened, as a user does.
+	testenv.Click(t, ctx, `#shelved-box summary`)
+	testenv.WaitJS(t, ctx, "the shelved list open", `document.getElementById('shelved-box').open`)
+	testenv.Click(t, ctx, `button[data-alarm="`+bad+`"][data-action="return_to_service"]`)
+	testenv.WaitJS(t, ctx, "the return dialog", `document.getElementById('cmd-dlg').open && document.getElementById('cmd-ok').textContent === 'Return to service'`)
+	require.Equal(t, "none", testenv.EvalJS[string](t, ctx, `getComputedStyle(document.getElementById('cmd-oos-label')).display`))
+	testenv.Click(t, ctx, `#cmd-ok`)
+	testenv.WaitJS(t, ctx, "the alarm back in the list", `(() => { const r = document.querySelector('#alarm-rows tr[data-alarm="`+bad+`"]'); return r && r.dataset.state !== 'out_of_service'; })()`)
+	cmd, _ = e.be.lastCommand()
+	require.Equal(t, Command{Action: "return_to_service", Alarm: bad, User: "erik", Role: "engineer"}, cmd)
+	require.Empty(t, consoleProblems(), "the page logged errors (CSP violations, exceptions)")
 }
 
 // A wall screen logged in when its session ends (a gateway restart, or

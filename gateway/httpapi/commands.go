@@ -54,6 +54,7 @@ func unacked(state string) bool {
 type commandBody struct {
 	Comment  string `json:"comment"`
 	Duration string `json:"duration"`
+	OneShot  bool   `json:"one_shot"`
 }
 
 // maxComment is the MQTT command's bound: a control room forwards what its
@@ -110,21 +111,26 @@ func clipJSON(raw []byte) string {
 	return string(raw)
 }
 
-var actions = map[string]bool{"ack": true, "shelve": true, "unshelve": true, "reset": true}
+var actions = map[string]bool{"ack": true, "shelve": true, "unshelve": true, "reset": true,
+	"out_of_service": true, "return_to_service": true}
 
 // handleCommand serves POST /api/v1/alarms/{id}/{action}.
 func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	id, action := r.PathValue("id"), r.PathValue("action")
 	if !actions[action] {
-		writeError(w, http.StatusNotFound, "unknown action %q (want ack, shelve, unshelve or reset)", action)
+		writeError(w, http.StatusNotFound, "unknown action %q (want ack, shelve, unshelve, reset, out_of_service or return_to_service)", action)
 		return
+	}
+	minRole := configs.RoleOperator
+	if command.NeedsEngineer(command.Action(action)) {
+		minRole = configs.RoleEngineer // maintenance: authorised, as SAFETY.md asks
 	}
 	if !s.sameOrigin(r) {
 		s.metrics.authFailures.WithLabelValues("cross_origin").Inc()
 		writeError(w, http.StatusForbidden, "cross-origin request refused (Origin %q)", r.Header.Get("Origin"))
 		return
 	}
-	p, ok := s.authorize(w, r, configs.RoleOperator)
+	p, ok := s.authorize(w, r, minRole)
 	if !ok {
 		return
 	}
@@ -146,18 +152,31 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusBadRequest, "comment: at most %d characters of valid UTF-8", maxComment)
 		return
 	}
-	cmd := Command{Action: action, Alarm: id, User: p.User, Role: p.Role, Comment: body.Comment}
-	if action == "shelve" {
-		if body.Comment == "" {
-			// ISA-18.2: shelving needs a reason on record.
-			reject(http.StatusBadRequest, "comment: a reason is required to shelve an alarm")
-			return
-		}
+	cmd := Command{Action: action, Alarm: id, User: p.User, Role: p.Role, Comment: body.Comment, OneShot: body.OneShot}
+	switch {
+	case action == "shelve" && body.Comment == "":
+		// ISA-18.2: shelving needs a reason on record.
+		reject(http.StatusBadRequest, "comment: a reason is required to shelve an alarm")
+		return
+	case action == "out_of_service" && body.Comment == "":
+		reject(http.StatusBadRequest, "comment: a reason is required to take an alarm out of service")
+		return
+	case body.OneShot && action != "shelve":
+		reject(http.StatusBadRequest, "one_shot: only allowed for shelve")
+		return
+	case body.OneShot && body.Duration != "":
+		reject(http.StatusBadRequest, "a one-shot shelve lasts until the alarm returns: give one_shot or a duration, not both")
+		return
+	case action == "shelve" && !body.OneShot && body.Duration == "":
+		reject(http.StatusBadRequest, `duration: required to shelve (e.g. "30m"), or "one_shot": true until the alarm returns`)
+		return
+	case body.Duration != "" && action != "shelve" && action != "out_of_service":
+		reject(http.StatusBadRequest, "duration: only allowed for shelve and out_of_service")
+		return
+	}
+	if body.Duration != "" {
 		d, err := time.ParseDuration(body.Duration)
 		switch {
-		case body.Duration == "":
-			reject(http.StatusBadRequest, `duration: required to shelve (e.g. "30m")`)
-			return
 		case err != nil:
 			reject(http.StatusBadRequest, "duration %q: want a Go duration such as 30m or 2h", body.Duration)
 			return
@@ -166,9 +185,6 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cmd.Duration = d
-	} else if body.Duration != "" {
-		reject(http.StatusBadRequest, "duration: only allowed for shelve")
-		return
 	}
 
 	err := s.backend.Command(r.Context(), cmd)

@@ -210,6 +210,16 @@ func (f *fakeBackend) Command(_ context.Context, cmd Command) error {
 			return fmt.Errorf("shelve %s for %s: longer than the maximum 8h: %w", a.ID, cmd.Duration, ErrBadCommand)
 		}
 		a.State, a.Comment = StateShelved, cmd.Comment
+	case "out_of_service":
+		a.State, a.Comment = StateOutOfService, cmd.Comment
+	case "return_to_service":
+		if a.State != StateOutOfService {
+			return fmt.Errorf("return_to_service %s: not out of service: %w", a.ID, ErrNotAllowed)
+		}
+		a.State = StateNormal
+		if a.Active {
+			a.State = StateUnacknowledged // annunciated again, as the engine does
+		}
 	case "unshelve":
 		if a.State != StateShelved {
 			return fmt.Errorf("unshelve %s: not shelved: %w", a.ID, ErrNotAllowed)
@@ -223,6 +233,12 @@ func (f *fakeBackend) Command(_ context.Context, cmd Command) error {
 	}
 	f.setAlarm(a, cmd.Action, cmd.User, cmd.Comment)
 	return nil
+}
+
+func (f *fakeBackend) commandCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.commands)
 }
 
 func (f *fakeBackend) lastCommand() (Command, bool) {

@@ -31,6 +31,7 @@ import (
 const (
 	operatorPass = "olga-secret-1"
 	viewerPass   = "victor-secret-1"
+	engineerPass = "erik-secret-1"
 	machineToken = "scada-token-0123456789abcdef"
 )
 
@@ -51,6 +52,7 @@ func testUsers(t testing.TB) []User {
 	return []User{
 		{Name: "olga", Role: configs.RoleOperator, PasswordHash: hash(operatorPass)},
 		{Name: "victor", Role: configs.RoleViewer, PasswordHash: hash(viewerPass)},
+		{Name: "erik", Role: configs.RoleEngineer, PasswordHash: hash(engineerPass)},
 		{Name: "scada", Role: configs.RoleEngineer, Token: machineToken},
 	}
 }
@@ -431,7 +433,11 @@ func TestCommandBadInput(t *testing.T) {
 		{"shelve negative", "POST", "/api/v1/alarms/belt.t.high/shelve", `{"comment":"x","duration":"-5m"}`, jsonCT, 400, "must be positive"},
 		{"shelve too long (backend rule)", "POST", "/api/v1/alarms/belt.t.high/shelve", `{"comment":"x","duration":"24h"}`, jsonCT, 400, "maximum 8h"},
 		{"shelve P1 (backend rule)", "POST", "/api/v1/alarms/face3-gas.ch4.high_high/shelve", `{"comment":"x","duration":"1h"}`, jsonCT, 409, "cannot be shelved"},
-		{"duration on ack", "POST", "/api/v1/alarms/belt.t.high/ack", `{"duration":"1h"}`, jsonCT, 400, "only allowed for shelve"},
+		{"duration on ack", "POST", "/api/v1/alarms/belt.t.high/ack", `{"duration":"1h"}`, jsonCT, 400, "only allowed for shelve and out_of_service"},
+		{"one-shot with a duration", "POST", "/api/v1/alarms/belt.t.high/shelve", `{"comment":"x","duration":"1h","one_shot":true}`, jsonCT, 400, "give one_shot or a duration, not both"},
+		{"one-shot ack", "POST", "/api/v1/alarms/belt.t.high/ack", `{"one_shot":true}`, jsonCT, 400, "one_shot: only allowed for shelve"},
+		{"out of service by an operator", "POST", "/api/v1/alarms/belt.t.high/out_of_service", `{"comment":"x"}`, jsonCT, 403, "this needs engineer"},
+		{"return to service by an operator", "POST", "/api/v1/alarms/belt.t.high/return_to_service", `{}`, jsonCT, 403, "this needs engineer"},
 		{"wrong method on command", "GET", "/api/v1/alarms/belt.t.high/ack", ``, nil, 405, "method GET not allowed"},
 		{"wrong method on alarms", "DELETE", "/api/v1/alarms", ``, nil, 405, "allowed: GET"},
 		{"cross origin", "POST", "/api/v1/alarms/belt.t.high/ack", `{}`, map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example"}, 403, "cross-origin"},
@@ -466,6 +472,44 @@ func TestShelveAndUnshelve(t *testing.T) {
 	require.Equal(t, "belt stopped for maintenance", cmd.Comment)
 	r = e.do(t, req{method: "POST", path: "/api/v1/alarms/belt.t.high/unshelve", body: `{}`, header: jsonCT, user: "olga", pass: operatorPass})
 	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+}
+
+// One-shot shelving (until the alarm returns) and out of service, role
+// engineer, with a reason and an optional expiry (SAFETY.md).
+func TestOneShotShelveAndOutOfService(t *testing.T) {
+	e := startServer(t, nil)
+	seedAlarms(e.be, time.Now())
+	r := e.do(t, req{method: "POST", path: "/api/v1/alarms/belt.t.high/shelve", body: `{"comment":"purging the line","one_shot":true}`,
+		header: jsonCT, user: "olga", pass: operatorPass})
+	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+	cmd, _ := e.be.lastCommand()
+	require.Equal(t, Command{Action: "shelve", Alarm: "belt.t.high", User: "olga", Role: "operator", Comment: "purging the line", OneShot: true}, cmd)
+
+	eng := func(path, body string) resp {
+		return e.do(t, req{method: "POST", path: path, body: body, header: jsonCT, bearer: machineToken})
+	}
+	r = eng("/api/v1/alarms/face3-gas2.co.high/out_of_service", `{"duration":"4h"}`)
+	require.Equal(t, http.StatusBadRequest, r.code, "%s", r.body)
+	require.Contains(t, jsonErr(t, r), "a reason is required to take an alarm out of service")
+	r = eng("/api/v1/alarms/face3-gas2.co.high/out_of_service", `{"comment":"detector swap","duration":"0s"}`)
+	require.Equal(t, http.StatusBadRequest, r.code, "%s", r.body)
+	require.Contains(t, jsonErr(t, r), "must be positive")
+	n := e.be.commandCount()
+	r = eng("/api/v1/alarms/face3-gas2.co.high/out_of_service", `{"comment":"detector swap","duration":"4h"}`)
+	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+	require.Equal(t, n+1, e.be.commandCount(), "refused commands never reached the backend")
+	cmd, _ = e.be.lastCommand()
+	require.Equal(t, Command{Action: "out_of_service", Alarm: "face3-gas2.co.high", User: "scada", Role: "engineer", Comment: "detector swap", Duration: 4 * time.Hour}, cmd)
+	var ok struct {
+		Alarm *Alarm `json:"alarm"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &ok))
+	require.Equal(t, StateOutOfService, ok.Alarm.State)
+	r = eng("/api/v1/alarms/face3-gas2.co.high/return_to_service", `{"comment":"new detector calibrated"}`)
+	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
+	cmd, _ = e.be.lastCommand()
+	require.Equal(t, "return_to_service", cmd.Action)
+	require.Zero(t, cmd.Duration)
 }
 
 func TestAnonymousNoneNeedsLogin(t *testing.T) {

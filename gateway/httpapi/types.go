@@ -148,7 +148,8 @@ type Device struct {
 
 // Command is an operator command on one alarm.
 type Command struct {
-	// Action is ack, shelve, unshelve or reset.
+	// Action is ack, shelve, unshelve, reset, out_of_service or
+	// return_to_service.
 	Action string
 	// Alarm is the alarm id.
 	Alarm string
@@ -157,8 +158,11 @@ type Command struct {
 	// Role is the authenticated user's role.
 	Role    string
 	Comment string
-	// Duration is how long to shelve (shelve only).
+	// Duration is how long to shelve (a timed shelve), or when an
+	// out_of_service expires (0: until returned to service).
 	Duration time.Duration
+	// OneShot shelves until the alarm next returns (shelve only).
+	OneShot bool
 }
 
 // Event is one change pushed into Server.Publish; exactly one field is set.

@@ -83,6 +83,12 @@ function canCommand() {
   return st.auth && (st.auth.role === 'operator' || st.auth.role === 'engineer');
 }
 
+// Out of service and back is maintenance, the engineer's (SAFETY.md): the
+// buttons show for an engineer only; the gateway checks the role again.
+function isEngineer() {
+  return !!st.auth && st.auth.role === 'engineer';
+}
+
 function b64(s) {
   const bytes = new TextEncoder().encode(s);
   let bin = '';
@@ -440,6 +446,12 @@ function actionButtons(a) {
   if (a.state === 'shelved') mk('unshelve', 'Unshelve');
   else if (a.state !== 'out_of_service') mk('shelve', 'Shelve');
   if (a.latched) mk('reset', 'Reset');
+  if (isEngineer()) {
+    // A point's bypassed and a group's degraded alarm stand while their
+    // cause does: never out of service.
+    if (a.state === 'out_of_service') mk('return_to_service', 'In service');
+    else if (a.condition !== 'bypassed' && a.condition !== 'degraded') mk('out_of_service', 'Out of service');
+  }
   return td;
 }
 
@@ -707,7 +719,12 @@ function renderAll() {
 
 // ---- commands ------------------------------------------------------------------
 
-const ACTION_TITLE = { ack: 'Acknowledge', shelve: 'Shelve', unshelve: 'Unshelve', reset: 'Reset' };
+const ACTION_TITLE = {
+  ack: 'Acknowledge', shelve: 'Shelve', unshelve: 'Unshelve', reset: 'Reset',
+  out_of_service: 'Take out of service', return_to_service: 'Return to service',
+};
+// A reason is on record for these (ISA-18.2; the gateway refuses them without).
+const REASON_REQUIRED = { shelve: true, out_of_service: true };
 
 function openCommand(action, alarm, opener) {
   if (!canCommand()) {
@@ -720,8 +737,9 @@ function openCommand(action, alarm, opener) {
   $('cmd-user').textContent = `as ${st.auth.user} (${st.auth.role})`;
   $('cmd-ok').textContent = ACTION_TITLE[action];
   $('cmd-duration-label').hidden = action !== 'shelve';
-  $('cmd-required').textContent = action === 'shelve' ? '(reason required)' : '(optional)';
-  $('cmd-comment').required = action === 'shelve';
+  $('cmd-oos-label').hidden = action !== 'out_of_service';
+  $('cmd-required').textContent = REASON_REQUIRED[action] ? '(reason required)' : '(optional)';
+  $('cmd-comment').required = !!REASON_REQUIRED[action];
   $('cmd-comment').value = '';
   $('cmd-error').textContent = '';
   $('cmd-dlg').showModal();
@@ -734,7 +752,13 @@ async function submitCommand(ev) {
   if (!c) return;
   const body = { comment: $('cmd-comment').value.trim() };
   const sentAt = st.alarmTick;
-  if (c.action === 'shelve') body.duration = $('cmd-duration').value;
+  if (c.action === 'shelve') {
+    const d = $('cmd-duration').value;
+    if (d === 'one_shot') body.one_shot = true; // until the alarm returns
+    else body.duration = d;
+  }
+  // Empty: until returned to service (refused for an interlock input).
+  if (c.action === 'out_of_service' && $('cmd-oos-duration').value) body.duration = $('cmd-oos-duration').value;
   $('cmd-ok').disabled = true;
   try {
     const res = await fetch(`/api/v1/alarms/${encodeURIComponent(c.alarm)}/${c.action}`, {
