@@ -297,6 +297,9 @@ func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Du
 	if d < 0 {
 		return nil, fmt.Errorf("out_of_service %s: %w", id, ErrBadDuration)
 	}
+	if d > e.opts.MaxOutOfService {
+		return nil, fmt.Errorf("out_of_service %s for %s: %w (%s)", id, d, ErrOutOfServiceTooLong, e.opts.MaxOutOfService)
+	}
 	targets, err := e.targets("out_of_service", id)
 	if err != nil {
 		return nil, err
@@ -324,7 +327,12 @@ func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Du
 		if d > 0 {
 			x.oosUntil = now.Add(d)
 		}
-		e.alarmEvent(a, now, EvOutOfService, from, user, comment)
+		c := comment
+		if d > 0 {
+			// As a shelve's: the audit trail says when the bypass ends.
+			c = "until " + x.oosUntil.UTC().Format(time.RFC3339) + ": " + comment
+		}
+		e.alarmEvent(a, now, EvOutOfService, from, user, c)
 		e.updateActions(a, now)
 		e.updateBypass(a.point, now)
 		for _, g := range a.memberOf() {

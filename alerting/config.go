@@ -154,6 +154,11 @@ type ActionConfig struct {
 type Options struct {
 	// MaxShelve is the longest timed shelve (default 8h).
 	MaxShelve time.Duration
+	// MaxOutOfService is the furthest expiry an out of service may be
+	// given (default 72h): an interlock input's bypass must have one
+	// (SAFETY.md §5.3), and a far one would only meet that on paper. An
+	// alarm that drives nothing may instead stay out until returned.
+	MaxOutOfService time.Duration
 	// ChatterCount activations within ChatterWindow flag chattering (3 in 60s).
 	ChatterCount  int
 	ChatterWindow time.Duration
@@ -171,6 +176,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.MaxShelve <= 0 {
 		o.MaxShelve = 8 * time.Hour
+	}
+	if o.MaxOutOfService <= 0 {
+		o.MaxOutOfService = 72 * time.Hour
 	}
 	if o.ChatterCount <= 0 {
 		o.ChatterCount = 3

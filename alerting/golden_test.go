@@ -56,14 +56,15 @@ type scriptConfig struct {
 }
 
 type scriptOptions struct {
-	MaxShelve     time.Duration `yaml:"max_shelve"`
-	ChatterCount  int           `yaml:"chatter_count"`
-	ChatterWindow time.Duration `yaml:"chatter_window"`
-	FleetingBelow time.Duration `yaml:"fleeting_below"`
-	StaleAfter    time.Duration `yaml:"stale_after"`
-	FloodWindow   time.Duration `yaml:"flood_window"`
-	FloodStart    int           `yaml:"flood_start"`
-	FloodEnd      int           `yaml:"flood_end"`
+	MaxShelve       time.Duration `yaml:"max_shelve"`
+	MaxOutOfService time.Duration `yaml:"max_out_of_service"`
+	ChatterCount    int           `yaml:"chatter_count"`
+	ChatterWindow   time.Duration `yaml:"chatter_window"`
+	FleetingBelow   time.Duration `yaml:"fleeting_below"`
+	StaleAfter      time.Duration `yaml:"stale_after"`
+	FloodWindow     time.Duration `yaml:"flood_window"`
+	FloodStart      int           `yaml:"flood_start"`
+	FloodEnd        int           `yaml:"flood_end"`
 }
 
 var scriptStart = time.Date(2026, 1, 1, 6, 0, 0, 0, time.UTC)

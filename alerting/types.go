@@ -276,3 +276,7 @@ var (
 	// neither shelved nor taken out of service.
 	ErrStandingAlarm = errors.New("alarm is a standing bypass/degraded alarm: it cannot be shelved or taken out of service")
 )
+
+// ErrOutOfServiceTooLong: an out-of-service expiry beyond
+// Options.MaxOutOfService (a bypass is time-limited, SAFETY.md §5.3).
+var ErrOutOfServiceTooLong = errors.New("out-of-service expiry exceeds the maximum")

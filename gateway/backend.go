@@ -36,7 +36,7 @@ func httpError(err error) error {
 		return nil
 	case errors.Is(err, alerting.ErrUnknownAlarm):
 		return fmt.Errorf("%w: %w", httpapi.ErrUnknownAlarm, err)
-	case errors.Is(err, alerting.ErrShelveTooLong), errors.Is(err, alerting.ErrBadDuration),
+	case errors.Is(err, alerting.ErrShelveTooLong), errors.Is(err, alerting.ErrOutOfServiceTooLong), errors.Is(err, alerting.ErrBadDuration),
 		errors.Is(err, alerting.ErrUserRequired), errors.Is(err, alerting.ErrCommentRequired):
 		return fmt.Errorf("%w: %w", httpapi.ErrBadCommand, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

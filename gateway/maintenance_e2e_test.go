@@ -59,6 +59,9 @@ func TestOutOfServiceAndOneShotShelveEndToEnd(t *testing.T) {
 	r = cmd("o2", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap"`)
 	require.Equal(t, false, r["ok"], r)
 	require.Contains(t, r["error"], "give an expiry")
+	r = cmd("o2b", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap","duration":"100h"`)
+	require.Equal(t, false, r["ok"], r)
+	require.Contains(t, r["error"], "out-of-service expiry exceeds the maximum (72h0m0s)")
 	r = cmd("o3", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","duration":"1h"`)
 	require.Equal(t, false, r["ok"], r)
 	require.Contains(t, r["error"], "comment required")
@@ -97,13 +100,15 @@ func TestOutOfServiceAndOneShotShelveEndToEnd(t *testing.T) {
 	// The audit trail has each action with its user.
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	seen := map[string]string{}
+	seen, comments := map[string]string{}, map[string]string{}
 	for _, ev := range w.events {
 		if a, _ := ev["alarm"].(string); strings.HasPrefix(a, "face-gas.ch4.") {
 			seen[fmt.Sprint(ev["type"])] = fmt.Sprint(ev["user"])
+			comments[fmt.Sprint(ev["type"])] = fmt.Sprint(ev["comment"])
 		}
 	}
 	require.Equal(t, "olga", seen["shelve"])
 	require.Equal(t, "erik", seen["out_of_service"])
 	require.Equal(t, "erik", seen["return_to_service"])
+	require.Regexp(t, `^until 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ: detector swap$`, comments["out_of_service"], "the audit trail says when the bypass ends")
 }

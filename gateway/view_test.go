@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/canary-gw/canary/alerting"
+	"github.com/canary-gw/canary/configs"
+	"github.com/canary-gw/canary/gateway/command"
 	"github.com/canary-gw/canary/gateway/httpapi"
 	"github.com/canary-gw/canary/gateway/mqtt"
 	"github.com/canary-gw/canary/internal/clocktest"
@@ -108,4 +110,45 @@ func TestReadingReceivedIsMonotonic(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, time.Duration(0), r.Received.Sub(at), "the same instant on the monotonic clock")
 	require.Equal(t, at.Round(0).UTC(), r.TS.Round(0), "ts stays the wall clock's, as published")
+}
+
+// An MQTT command names its user; the site's users say what that user may
+// do. Out of service and back need an engineer, and a site that lists no
+// users cannot say who is one: it refuses them (the other commands it
+// leaves to the broker's ACL).
+func TestMQTTCommandRoles(t *testing.T) {
+	none := &view{}
+	for _, a := range []command.Action{command.Ack, command.Shelve, command.Unshelve, command.Reset} {
+		require.NoError(t, none.authorize("anyone", a), a)
+	}
+	for _, a := range []command.Action{command.OutOfService, command.ReturnToService} {
+		require.ErrorContains(t, none.authorize("anyone", a), "this site lists no users", a)
+	}
+	v := &view{users: []httpapi.User{{Name: "olga", Role: configs.RoleOperator}, {Name: "erik", Role: configs.RoleEngineer},
+		{Name: "victor", Role: configs.RoleViewer}}}
+	cases := []struct {
+		user   string
+		action command.Action
+		err    string
+	}{
+		{"olga", command.Ack, ""},
+		{"olga", command.Shelve, ""},
+		{"olga", command.OutOfService, `user "olga" has role operator: out_of_service needs engineer`},
+		{"olga", command.ReturnToService, "return_to_service needs engineer"},
+		{"erik", command.OutOfService, ""},
+		{"erik", command.ReturnToService, ""},
+		{"erik", command.Reset, ""},
+		{"victor", command.Ack, "commands need operator or engineer"},
+		{"victor", command.OutOfService, "needs engineer"},
+		{"mallory", command.Ack, `unknown user "mallory"`},
+		{"mallory", command.OutOfService, `unknown user "mallory"`},
+	}
+	for _, c := range cases {
+		err := v.authorize(c.user, c.action)
+		if c.err == "" {
+			require.NoError(t, err, "%s %s", c.user, c.action)
+			continue
+		}
+		require.ErrorContains(t, err, c.err, "%s %s", c.user, c.action)
+	}
 }

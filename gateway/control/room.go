@@ -406,7 +406,8 @@ func classify(site, msg string) error {
 	case strings.HasPrefix(msg, "action:"), strings.HasPrefix(msg, "alarm:"), strings.HasPrefix(msg, "user:"),
 		strings.HasPrefix(msg, "duration:"), strings.HasPrefix(msg, "comment:"), strings.HasPrefix(msg, "command "),
 		strings.HasPrefix(msg, "one_shot:"),
-		strings.Contains(msg, "shelve duration exceeds"), strings.Contains(msg, "duration must be positive"),
+		strings.Contains(msg, "shelve duration exceeds"), strings.Contains(msg, "out-of-service expiry exceeds"),
+		strings.Contains(msg, "duration must be positive"),
 		strings.Contains(msg, "comment required"):
 		return fmt.Errorf("%w: %w", httpapi.ErrBadCommand, err)
 	default:

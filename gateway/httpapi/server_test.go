@@ -488,16 +488,20 @@ func TestOneShotShelveAndOutOfService(t *testing.T) {
 	eng := func(path, body string) resp {
 		return e.do(t, req{method: "POST", path: path, body: body, header: jsonCT, bearer: machineToken})
 	}
+	n := e.be.commandCount()
+	r = e.do(t, req{method: "POST", path: "/api/v1/alarms/face3-gas2.co.high/out_of_service", body: `{"comment":"x","duration":"1h"}`,
+		header: jsonCT, user: "olga", pass: operatorPass})
+	require.Equal(t, http.StatusForbidden, r.code, "%s", r.body)
 	r = eng("/api/v1/alarms/face3-gas2.co.high/out_of_service", `{"duration":"4h"}`)
 	require.Equal(t, http.StatusBadRequest, r.code, "%s", r.body)
 	require.Contains(t, jsonErr(t, r), "a reason is required to take an alarm out of service")
 	r = eng("/api/v1/alarms/face3-gas2.co.high/out_of_service", `{"comment":"detector swap","duration":"0s"}`)
 	require.Equal(t, http.StatusBadRequest, r.code, "%s", r.body)
 	require.Contains(t, jsonErr(t, r), "must be positive")
-	n := e.be.commandCount()
+	require.Equal(t, n, e.be.commandCount(), "refused commands never reached the backend")
 	r = eng("/api/v1/alarms/face3-gas2.co.high/out_of_service", `{"comment":"detector swap","duration":"4h"}`)
 	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
-	require.Equal(t, n+1, e.be.commandCount(), "refused commands never reached the backend")
+	require.Equal(t, n+1, e.be.commandCount())
 	cmd, _ = e.be.lastCommand()
 	require.Equal(t, Command{Action: "out_of_service", Alarm: "face3-gas2.co.high", User: "scada", Role: "engineer", Comment: "detector swap", Duration: 4 * time.Hour}, cmd)
 	var ok struct {

@@ -440,7 +440,7 @@ function actionButtons(a) {
   const mk = (action, label) => td.append(el('button', {
     type: 'button', 'data-action': action, 'data-alarm': a.id,
     'aria-label': `${label} ${a.id}`, text: label,
-    onclick: (e) => openCommand(action, a.id, e.currentTarget),
+    onclick: (e) => openCommand(action, a.id, e.currentTarget, a.active),
   }));
   if (isUnacked(a)) mk('ack', 'Ack');
   if (a.state === 'shelved') mk('unshelve', 'Unshelve');
@@ -726,7 +726,7 @@ const ACTION_TITLE = {
 // A reason is on record for these (ISA-18.2; the gateway refuses them without).
 const REASON_REQUIRED = { shelve: true, out_of_service: true };
 
-function openCommand(action, alarm, opener) {
+function openCommand(action, alarm, opener, active) {
   if (!canCommand()) {
     openLogin(st.auth ? `User ${st.auth.user} (${st.auth.role}) may not do this; log in as an operator.` : 'Log in as an operator to act on alarms.');
     return;
@@ -738,6 +738,11 @@ function openCommand(action, alarm, opener) {
   $('cmd-ok').textContent = ACTION_TITLE[action];
   $('cmd-duration-label').hidden = action !== 'shelve';
   $('cmd-oos-label').hidden = action !== 'out_of_service';
+  // Each dialog starts from the usual choice, not the last one made; a
+  // one-shot shelve lasts until an active alarm returns, so only for one.
+  $('cmd-duration').value = '30m';
+  $('cmd-oos-duration').value = '4h';
+  $('cmd-one-shot').disabled = !active;
   $('cmd-required').textContent = REASON_REQUIRED[action] ? '(reason required)' : '(optional)';
   $('cmd-comment').required = !!REASON_REQUIRED[action];
   $('cmd-comment').value = '';
