@@ -213,6 +213,12 @@ type Config struct {
 	// returns (SetSystem).
 	Systems []SystemConfig
 	Options Options
+	// PointFlagsOnly: an alarm's suppress_by must name a point of the
+	// config ("device.sensor" or "not device.sensor"), whose readings set
+	// the flag; a gateway sets no other flag, so any other name would
+	// never suppress. Without it a name that is no point is a flag for
+	// SetFlag alone.
+	PointFlagsOnly bool
 }
 
 // SystemConfig is an alarm about the gateway itself: no sensor, its id

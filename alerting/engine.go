@@ -253,7 +253,24 @@ type pointExt struct {
 	frzRef float64
 	frzN   int
 	exp    *exposure
+	// flags are the suppression flags this point's readings set
+	// (pointFlag): alarms whose suppress_by names the point.
+	flags []pointFlag
 }
+
+// pointFlag is a suppression flag set by a point's readings: suppress_by
+// "device.sensor" is set while the sensor reads non-zero (a contact
+// closed, a bit set), "not device.sensor" while it reads zero; either only
+// while the reading is good and current. A sensor in doubt (bad, uncertain,
+// not read within its comm timeout) sets no flag: the alarms annunciate,
+// the safe side.
+type pointFlag struct {
+	key string // the suppress_by text, the flag's name
+	not bool
+}
+
+// notPrefix makes suppress_by's flag the sensor reading zero.
+const notPrefix = "not "
 
 func (p *point) limits() []*alarm { return p.all[:p.nLimits] }
 
@@ -295,9 +312,12 @@ type Engine struct {
 	aclist  []*action
 	flags   map[string]bool
 	bySupp  map[string][]*alarm
-	sites   map[string]*siteState
-	out     []Event
-	dirty   []*group
+	// nFlagPoints counts the points whose readings set flags (Step
+	// observes them first).
+	nFlagPoints int
+	sites       map[string]*siteState
+	out         []Event
+	dirty       []*group
 	// actDirty: the actions whose triggers changed during the current
 	// call, decided at its end (flushActions).
 	actDirty []*action
@@ -508,9 +528,22 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	for _, a := range e.alist {
-		if a.spec.SuppressBy != "" {
-			e.bySupp[a.spec.SuppressBy] = append(e.bySupp[a.spec.SuppressBy], a)
+		s := a.spec.SuppressBy
+		if s == "" {
+			continue
 		}
+		if _, had := e.bySupp[s]; !had {
+			name, not := strings.CutPrefix(s, notPrefix)
+			if p, ok := e.points[name]; ok {
+				if len(p.ext().flags) == 0 {
+					e.nFlagPoints++
+				}
+				p.x.flags = append(p.x.flags, pointFlag{key: s, not: not})
+			} else if cfg.PointFlagsOnly {
+				errs.Add(suppressPath(cfg, a), "%q is not a sensor of the site (want \"device.sensor\", suppressed while it reads non-zero, or \"not device.sensor\", while it reads zero)", s)
+			}
+		}
+		e.bySupp[s] = append(e.bySupp[s], a)
 	}
 	if configerr.HasErrors(errs.Err()) {
 		return nil, errs.Err()
@@ -545,6 +578,14 @@ func (e *Engine) shareLinks() {
 }
 
 // pointPath is the config path of cfg.Points[i], the prefix of its errors.
+// suppressPath is where an alarm's suppress_by is configured.
+func suppressPath(cfg Config, a *alarm) string {
+	if a.point != nil {
+		return pointPath(cfg, int(a.point.cfgIdx)) + ".alarms." + string(a.spec.Condition) + ".suppress_by"
+	}
+	return a.id + ".suppress_by"
+}
+
 func pointPath(cfg Config, i int) string {
 	if p := cfg.Points[i].Path; p != "" {
 		return p
@@ -946,12 +987,25 @@ func (e *Engine) Observe(now time.Time, s Sample) ([]Event, error) {
 func (e *Engine) Step(now time.Time, samples []Sample) ([]Event, error) {
 	now = e.monotonic(now)
 	var unknown []string
+	// The points that set suppression flags first: a pump that stops
+	// suppresses its low-pressure alarm in the poll that reads both, not
+	// after annunciating it.
+	if e.nFlagPoints > 0 {
+		for i := range samples {
+			if p, ok := e.pointOf(&samples[i]); ok && p.x != nil && len(p.x.flags) > 0 {
+				e.observe(p, now, samples[i])
+			}
+		}
+	}
 	for i := range samples {
 		s := &samples[i]
 		p, ok := e.pointOf(s)
 		if !ok {
 			unknown = append(unknown, s.Point)
 			continue
+		}
+		if e.nFlagPoints > 0 && p.x != nil && len(p.x.flags) > 0 {
+			continue // observed above
 		}
 		e.observe(p, now, *s)
 	}
@@ -1085,6 +1139,21 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 			g.dirty = true
 			e.dirty = append(e.dirty, g)
 		}
+	}
+	for _, f := range x.flags {
+		e.setFlag(now, f.key, q == Good && (v != 0) != f.not)
+	}
+}
+
+// flagsInDoubt clears the flags a point sets once it is not read within
+// its comm timeout: its state is not known, and the alarms it suppressed
+// annunciate (pointFlag).
+func (e *Engine) flagsInDoubt(p *point, now time.Time) {
+	if p.x == nil {
+		return
+	}
+	for _, f := range p.x.flags {
+		e.setFlag(now, f.key, false)
 	}
 }
 
@@ -1293,8 +1362,13 @@ func (e *Engine) Flood(site string) bool {
 // time of the suppression end.
 func (e *Engine) SetFlag(now time.Time, name string, v bool) []Event {
 	now = e.monotonic(now)
+	e.setFlag(now, name, v)
+	return e.take()
+}
+
+func (e *Engine) setFlag(now time.Time, name string, v bool) {
 	if e.flags[name] == v {
-		return nil
+		return
 	}
 	e.flags[name] = v
 	for _, a := range e.bySupp[name] {
@@ -1315,7 +1389,6 @@ func (e *Engine) SetFlag(now time.Time, name string, v bool) []Event {
 		}
 		e.alarmEvent(a, now, EvUnsuppress, from, "", "suppression ended: "+name)
 	}
-	return e.take()
 }
 
 // Alarm returns the state of one alarm.

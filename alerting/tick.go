@@ -190,6 +190,7 @@ func (e *Engine) tickAll(now time.Time) {
 			e.setCommValue(p, age.Seconds())
 			if age >= p.comm.spec.Timeout {
 				e.setCond(p.comm, now, true)
+				e.flagsInDoubt(p, now)
 			}
 		}
 		if p.x != nil && p.x.exp != nil {
@@ -247,6 +248,7 @@ func (e *Engine) tickPoints(now time.Time) {
 			// The comm alarm's value (the age) is computed by valueOf.
 			if now.Sub(p.lastValid) >= p.comm.spec.Timeout {
 				e.setCond(p.comm, now, true)
+				e.flagsInDoubt(p, now)
 			}
 		}
 		if p.x != nil && p.x.exp != nil {

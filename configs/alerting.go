@@ -11,7 +11,8 @@ import (
 // sensor (in config order), the voting groups and the interlock actions.
 // Call it on a loaded (defaulted and validated) site.
 func (s *Site) AlertingConfig() alerting.Config {
-	var c alerting.Config
+	// A gateway sets suppression flags from its sensors only.
+	c := alerting.Config{PointFlagsOnly: true}
 	for i, d := range s.Devices {
 		for j, sn := range d.Sensors {
 			c.Points = append(c.Points, alerting.PointConfig{
