@@ -68,7 +68,11 @@ type LimitConfig struct {
 	ReAlarm *time.Duration `yaml:"realarm"`
 	// Shelvable allows shelving of a priority-1 alarm (others are always shelvable).
 	Shelvable *bool `yaml:"shelvable"`
-	// SuppressBy names an engine flag (Engine.SetFlag); while the flag is
+	// SuppressBy names a discrete sensor of the site, "device.sensor"
+	// (suppressed while it reads non-zero) or "not device.sensor" (while
+	// it reads zero), whose readings set the flag; without
+	// Config.PointFlagsOnly any other name is a flag for Engine.SetFlag.
+	// While the flag is
 	// true the alarm is suppressed by design (evaluated, not annunciated).
 	SuppressBy string `yaml:"suppress_by"`
 	// ResetNeedsAck refuses a reset of an unacknowledged latched alarm (default true).
@@ -110,6 +114,11 @@ type PointConfig struct {
 	// Path is the config path of the sensor (e.g. "devices[0].sensors[1]")
 	// used as the prefix of its errors in New; default "points[i]".
 	Path string
+	// Discrete: the sensor is a bit (a coil, a discrete input, a bool
+	// register), the only kind an alarm's suppress_by may name when
+	// Config.PointFlagsOnly is set (an analog value is non-zero nearly
+	// always, and would hide the alarm for good).
+	Discrete bool
 }
 
 // ID is "device.sensor".

@@ -38,6 +38,10 @@ type alarmLinks struct {
 // active or commanded: a never-raised alarm (nearly all of them) carries
 // none of it.
 type alarmExt struct {
+	// unseen: the alarm's last activation came while it was suppressed
+	// by design (setFlag decides what is left to acknowledge when the
+	// suppression ends).
+	unseen                  bool
 	pendingSince            time.Time
 	since, updated, ackedAt time.Time
 	shelveUntil, oosUntil   time.Time
@@ -315,9 +319,14 @@ type Engine struct {
 	// nFlagPoints counts the points whose readings set flags (Step
 	// observes them first).
 	nFlagPoints int
-	sites       map[string]*siteState
-	out         []Event
-	dirty       []*group
+	// inStep defers the clearing of point flags to the end of Step
+	// (clears): a suppression starts before the batch's other samples
+	// and ends after them.
+	inStep bool
+	clears []string
+	sites  map[string]*siteState
+	out    []Event
+	dirty  []*group
 	// actDirty: the actions whose triggers changed during the current
 	// call, decided at its end (flushActions).
 	actDirty []*action
@@ -532,16 +541,32 @@ func New(cfg Config) (*Engine, error) {
 		if s == "" {
 			continue
 		}
-		if _, had := e.bySupp[s]; !had {
-			name, not := strings.CutPrefix(s, notPrefix)
-			if p, ok := e.points[name]; ok {
-				if len(p.ext().flags) == 0 {
-					e.nFlagPoints++
-				}
-				p.x.flags = append(p.x.flags, pointFlag{key: s, not: not})
-			} else if cfg.PointFlagsOnly {
-				errs.Add(suppressPath(cfg, a), "%q is not a sensor of the site (want \"device.sensor\", suppressed while it reads non-zero, or \"not device.sensor\", while it reads zero)", s)
+		name, not := strings.CutPrefix(s, notPrefix)
+		p, isPoint := e.points[name]
+		switch {
+		case isPoint && p == a.point:
+			errs.Add(suppressPath(cfg, a), "%q is the alarm's own sensor: the alarm would be hidden whenever it is active", s)
+			continue
+		case !isPoint && cfg.PointFlagsOnly:
+			errs.Add(suppressPath(cfg, a), "%q is not a sensor of the site (want \"device.sensor\", suppressed while it reads non-zero, or \"not device.sensor\", while it reads zero)", s)
+			continue
+		case isPoint && cfg.PointFlagsOnly && !cfg.Points[p.cfgIdx].Discrete:
+			errs.Add(suppressPath(cfg, a), "%q is not a discrete sensor (type bool): an analog value is non-zero nearly always and would hide the alarm for good", name)
+			continue
+		case isPoint && p.comm == nil:
+			errs.Add(suppressPath(cfg, a), "%q has no comm alarm: a contact no longer read would go on suppressing (enable its comm alarm)", name)
+			continue
+		case (a.spec.Priority == 1 || len(a.actions()) > 0) && !a.spec.Shelvable:
+			// As shelving: a priority-1 or interlock alarm is hidden
+			// only where the config says it may be.
+			errs.Add(suppressPath(cfg, a), "a priority-1 or interlock alarm is suppressed by design only with shelvable: true")
+			continue
+		}
+		if _, had := e.bySupp[s]; !had && isPoint {
+			if len(p.ext().flags) == 0 {
+				e.nFlagPoints++
 			}
+			p.x.flags = append(p.x.flags, pointFlag{key: s, not: not})
 		}
 		e.bySupp[s] = append(e.bySupp[s], a)
 	}
@@ -918,6 +943,7 @@ func (e *Engine) activate(a *alarm, now time.Time) {
 	from := a.state()
 	x := a.ext()
 	a.active, a.latched, a.acked = true, false, false
+	x.unseen = a.suppressed
 	x.since, x.updated = now, now
 	x.ackedBy, x.comment, x.ackedAt = "", "", time.Time{}
 	a.stale = false
@@ -989,8 +1015,12 @@ func (e *Engine) Step(now time.Time, samples []Sample) ([]Event, error) {
 	var unknown []string
 	// The points that set suppression flags first: a pump that stops
 	// suppresses its low-pressure alarm in the poll that reads both, not
-	// after annunciating it.
+	// after annunciating it. A flag that clears does so after the batch:
+	// the alarms it suppressed are judged on this poll's readings first,
+	// and one whose condition went with the suppression does not
+	// annunciate (and return) at once.
 	if e.nFlagPoints > 0 {
+		e.inStep = true
 		for i := range samples {
 			if p, ok := e.pointOf(&samples[i]); ok && p.x != nil && len(p.x.flags) > 0 {
 				e.observe(p, now, samples[i])
@@ -1008,6 +1038,14 @@ func (e *Engine) Step(now time.Time, samples []Sample) ([]Event, error) {
 			continue // observed above
 		}
 		e.observe(p, now, *s)
+	}
+	if e.inStep {
+		e.inStep = false
+		for _, k := range e.clears {
+			e.setFlag(now, k, false)
+		}
+		clear(e.clears)
+		e.clears = e.clears[:0]
 	}
 	e.flushGroups(now)
 	out := e.take()
@@ -1141,7 +1179,12 @@ func (e *Engine) observe(p *point, now time.Time, s Sample) {
 		}
 	}
 	for _, f := range x.flags {
-		e.setFlag(now, f.key, q == Good && (v != 0) != f.not)
+		set := q == Good && (v != 0) != f.not
+		if !set && e.inStep {
+			e.clears = append(e.clears, f.key)
+			continue
+		}
+		e.setFlag(now, f.key, set)
 	}
 }
 
@@ -1386,7 +1429,13 @@ func (e *Engine) setFlag(now time.Time, name string, v bool) {
 			if a.annunciated() {
 				e.countFlood(a.org.site, now)
 			}
+		} else if x := a.ext(); x.unseen && !a.latched {
+			// Came and went under the suppression, never shown: nothing
+			// to acknowledge (the events keep it). One latched meanwhile
+			// stays to be seen and reset.
+			a.acked = true
 		}
+		a.ext().unseen = false
 		e.alarmEvent(a, now, EvUnsuppress, from, "", "suppression ended: "+name)
 	}
 }

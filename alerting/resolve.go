@@ -375,7 +375,8 @@ func applyOverride(errs *configerr.List, path string, s *CondSpec, o *LimitConfi
 		s.Shelvable = *o.Shelvable
 	}
 	if o.SuppressBy != "" {
-		if reg && !override {
+		if reg {
+			// With override_regulatory a warning, as every loosening.
 			loosen(errs, path+".suppress_by", override, "suppresses a regulatory %s alarm by design (%s)", c, src)
 		}
 		s.SuppressBy = o.SuppressBy

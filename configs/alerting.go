@@ -19,7 +19,8 @@ func (s *Site) AlertingConfig() alerting.Config {
 				Site: s.Site, Device: d.ID, Sensor: sn.ID,
 				Kind: sn.Kind, Profile: sn.Profile, Unit: sn.Unit,
 				Poll: d.Poll, Alarms: sn.Alarms,
-				Path: fmt.Sprintf("devices[%d].sensors[%d]", i, j),
+				Path:     fmt.Sprintf("devices[%d].sensors[%d]", i, j),
+				Discrete: sn.Type == "bool",
 			})
 		}
 	}
