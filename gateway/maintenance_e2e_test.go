@@ -47,24 +47,20 @@ func TestOutOfServiceAndOneShotShelveEndToEnd(t *testing.T) {
 		return stateOf(w.alarm("face-gas.ch4.high")) != "shelved"
 	})
 	require.NotEqual(t, "unacknowledged", stateOf(w.alarm("face-gas.ch4.high")), "a returned alarm is not annunciated anew")
-	r = cmd("s2", `"action":"shelve","alarm":"face-gas.ch4.high","user":"olga","comment":"x","one_shot":true`)
-	require.Equal(t, false, r["ok"], r)
-	require.Contains(t, r["error"], "not active", "one-shot needs an active alarm")
+	refused := func(id, body, why string) {
+		t.Helper()
+		r := cmd(id, body)
+		require.Equal(t, false, r["ok"], r)
+		require.Contains(t, r["error"], why)
+	}
+	refused("s2", `"action":"shelve","alarm":"face-gas.ch4.high","user":"olga","comment":"x","one_shot":true`, "not active") // one-shot needs an active alarm
 
 	// Out of service: the engineer's, with a reason and, on an interlock
-	// input (ch4 trips the power cut), an expiry.
-	r = cmd("o1", `"action":"out_of_service","alarm":"face-gas.ch4","user":"olga","comment":"detector swap","duration":"1h"`)
-	require.Equal(t, false, r["ok"], r)
-	require.Contains(t, r["error"], "needs engineer")
-	r = cmd("o2", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap"`)
-	require.Equal(t, false, r["ok"], r)
-	require.Contains(t, r["error"], "give an expiry")
-	r = cmd("o2b", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap","duration":"100h"`)
-	require.Equal(t, false, r["ok"], r)
-	require.Contains(t, r["error"], "out-of-service expiry exceeds the maximum (72h0m0s)")
-	r = cmd("o3", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","duration":"1h"`)
-	require.Equal(t, false, r["ok"], r)
-	require.Contains(t, r["error"], "comment required")
+	// input (ch4 trips the power cut), an expiry of at most 72 h.
+	refused("o1", `"action":"out_of_service","alarm":"face-gas.ch4","user":"olga","comment":"detector swap","duration":"1h"`, "needs engineer")
+	refused("o2", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap"`, "give an expiry")
+	refused("o2b", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap","duration":"100h"`, "out-of-service expiry exceeds the maximum (72h0m0s)")
+	refused("o3", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","duration":"1h"`, "comment required")
 	r = cmd("o4", `"action":"out_of_service","alarm":"face-gas.ch4","user":"erik","comment":"detector swap","duration":"1h"`)
 	require.Equal(t, true, r["ok"], r)
 	for _, id := range []string{"face-gas.ch4.high", "face-gas.ch4.high_high"} {

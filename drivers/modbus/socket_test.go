@@ -611,9 +611,14 @@ func TestAnsweredInTimeIsRead(t *testing.T) {
 
 	// How often the network is looked at anyway (the runtime's monitor
 	// thread, every 10 ms; a test process's other goroutines) varies: the
-	// pair of runs is repeated, at most three times, until the run with
-	// the stamps off had at least five bad polls.
-	for attempt := range 3 {
+	// pair of runs is repeated, at most six times, until the run with
+	// the stamps off had at least five bad polls and the run with them on
+	// at most half as many. On a loaded box the device (another process)
+	// answers some requests after their 5 ms timeout for real, and those
+	// polls are rightly bad with the stamps on too: a CI run once had 13
+	// of 55 so, against 15 with the stamps off, while the stamps had read
+	// 56 answers late. Stamps that are not used fail every attempt.
+	for attempt := range 6 {
 		trustStamps = false
 		off := busyPolls(t, srv.URL, 1, 1500*time.Millisecond)
 		trustStamps = true
@@ -625,13 +630,12 @@ func TestAnsweredInTimeIsRead(t *testing.T) {
 		if off.bad < 5 {
 			continue // too few requests timed out to judge
 		}
-		// On a loaded box some answers come after the timeout for real:
-		// those polls are rightly bad with the stamps on too.
 		require.Positive(t, on.lateAnswers, "no answer was read late")
-		require.LessOrEqual(t, on.bad*2, off.bad, "the stamps kept at most half the bad polls")
-		return
+		if on.bad*2 <= off.bad {
+			return // the stamps kept at most half the bad polls
+		}
 	}
-	t.Fatal("in three attempts the busy thread never made five requests time out")
+	t.Fatal("in six attempts the busy thread never made five requests time out with the stamps off and the stamps did not keep at most half as many bad (see the attempts above)")
 }
 
 // TestSilentDeviceStaysBadWhenBusy: the other side, on the same busy

@@ -78,13 +78,7 @@ func TestMultiSiteControlRoom(t *testing.T) {
 	// Acknowledge north's high through the control room. The command on
 	// the wire carries the comment as typed, < > & included (docs/mqtt.md:
 	// payloads are not HTML-escaped).
-	spy := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("cmd-spy"))
-	require.True(t, spy.Connect().WaitTimeout(10*time.Second))
-	defer spy.Disconnect(0)
-	sent := make(chan []byte, 4)
-	tok := spy.Subscribe("canary/v1/north/cmd", 1, func(_ paho.Client, m paho.Message) { sent <- m.Payload() })
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
+	sent := spyCommands(t, broker.URL, "north")
 	const comment = "checking the face <A&B>"
 	code, body := post(t, room+"/api/v1/alarms/north.face-gas.ch4.high/ack", "olga", "s3cret", `{"comment":"`+comment+`"}`)
 	require.Equal(t, http.StatusOK, code, body)
@@ -252,13 +246,7 @@ func TestControlRoomForwardsOneShotAndOutOfService(t *testing.T) {
       role: engineer
       password_hash: '%s'
 command_timeout:`, h), 1))
-	spy := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("cmd-spy"))
-	require.True(t, spy.Connect().WaitTimeout(10*time.Second))
-	defer spy.Disconnect(0)
-	sent := make(chan []byte, 8)
-	tok := spy.Subscribe("canary/v1/north/cmd", 1, func(_ paho.Client, m paho.Message) { sent <- m.Payload() })
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
+	sent := spyCommands(t, broker.URL, "north")
 	wire := func() string {
 		t.Helper()
 		select {
@@ -302,4 +290,18 @@ command_timeout:`, h), 1))
 	eventually(t, "north's high back in service, still shelved", 5*time.Second, func() bool {
 		return alarms(t, north.api)["face-gas.ch4.high"].State == "shelved"
 	})
+}
+
+// spyCommands subscribes to a site's cmd topic on the broker until the
+// test ends: what a control room sends there.
+func spyCommands(t *testing.T, brokerURL, site string) <-chan []byte {
+	t.Helper()
+	spy := paho.NewClient(paho.NewClientOptions().AddBroker(brokerURL).SetClientID("cmd-spy"))
+	require.True(t, spy.Connect().WaitTimeout(10*time.Second))
+	t.Cleanup(func() { spy.Disconnect(0) })
+	sent := make(chan []byte, 8)
+	tok := spy.Subscribe("canary/v1/"+site+"/cmd", 1, func(_ paho.Client, m paho.Message) { sent <- m.Payload() })
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	return sent
 }
