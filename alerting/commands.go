@@ -280,7 +280,7 @@ func (e *Engine) unshelve(a *alarm, now time.Time, user, comment string) {
 
 // OutOfService removes an alarm from service (maintenance) for d (0: until
 // returned to service, refused for an interlock input: its bypass must be
-// time-limited), with a mandatory reason. A bypassed or degraded alarm
+// time-limited; at most Options.MaxOutOfService), with a mandatory reason. A bypassed or degraded alarm
 // cannot be taken out of service (ErrStandingAlarm). The gateway checks the
 // user's role (maintenance / engineer). An id "device.sensor" applies to
 // every alarm of the point. An out-of-service alarm is still evaluated but
