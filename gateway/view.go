@@ -221,17 +221,19 @@ func (v *view) setDevice(b modbus.Batch) bool {
 // publishReadings feeds a poll to the UI's trends and, when a client is on
 // the event stream, to the stream. Without one it allocates nothing.
 func (v *view) publishReadings(srv *httpapi.Server, metas []sensorMeta, p mqtt.Readings) {
+	tp := srv.TrendPoll(p.TS)
 	for i, r := range p.Readings {
 		val := r.Value
 		if !r.Valid {
 			val = math.NaN()
 		}
 		if id := metas[i].trend; id >= 0 {
-			srv.TrendAt(id, p.TS, val, r.Quality)
+			tp.Add(id, val, r.Quality)
 		} else {
-			srv.Trend(p.Device, r.Sensor, p.TS, val, r.Quality)
+			tp.AddNamed(p.Device, r.Sensor, val, r.Quality)
 		}
 	}
+	tp.Done()
 	if !srv.Streaming() {
 		return
 	}

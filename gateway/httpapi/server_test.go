@@ -947,8 +947,8 @@ func BenchmarkTrendAdd(b *testing.B) {
 }
 
 // BenchmarkTrendSite adds the readings of a 1 000-sensor site (50 devices
-// × 20) in poll order, by names as Trend does and by the sensors' numbers
-// as the gateway does (TrendAt).
+// × 20) in poll order: by names as Trend does, by the sensors' numbers one
+// reading at a time, and a poll at a time as the gateway does (TrendPoll).
 func BenchmarkTrendSite(b *testing.B) {
 	const devices, sensors = 50, 20
 	var devs, sens []string
@@ -959,12 +959,8 @@ func BenchmarkTrendSite(b *testing.B) {
 		sens = append(sens, fmt.Sprintf("s%02d", s))
 	}
 	base := time.Now()
-	for _, byNumber := range []bool{false, true} {
-		name := "by-name"
-		if byNumber {
-			name = "by-number"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"by-name", "by-number", "by-poll"} {
+		b.Run(mode, func(b *testing.B) {
 			tr := newTrends(15*time.Minute, 131)
 			ids := make([]int32, 0, devices*sensors)
 			for _, d := range devs {
@@ -974,16 +970,29 @@ func BenchmarkTrendSite(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := range b.N {
+			for i := 0; i < b.N; {
 				n := i % (devices * sensors)
 				ts := base.Add(time.Duration(i/(devices*sensors)) * time.Second)
-				if byNumber {
-					tr.addAt(ids[n], ts, 1.5, "good")
-				} else {
+				switch mode {
+				case "by-name":
 					tr.addSample(devs[n/sensors], sens[n%sensors], ts, 1.5, "good")
+					i++
+				case "by-number":
+					p := tr.poll(ts)
+					p.Add(ids[n], 1.5, "good")
+					p.Done()
+					i++
+				default: // n is a poll's first reading: a whole poll
+					p := tr.poll(ts)
+					for s := range sensors {
+						p.Add(ids[n+s], 1.5, "good")
+					}
+					p.Done()
+					i += sensors
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/reading")
 		})
 	}
 }

@@ -139,17 +139,16 @@ func (s *Server) Trend(device, sensor string, ts time.Time, value float64, quali
 }
 
 // TrendSeries returns the number under which Trend's buffer keeps a
-// sensor, for TrendAt: the gateway looks it up once per sensor instead of
+// sensor, for TrendPoll's Add: the gateway looks it up once per sensor instead of
 // hashing the device and sensor names for every reading.
 func (s *Server) TrendSeries(device, sensor string) int32 {
 	return s.trends.id(device, sensor)
 }
 
-// TrendAt is Trend for the sensor numbered id by TrendSeries (an unknown
-// number is ignored).
-func (s *Server) TrendAt(id int32, ts time.Time, value float64, quality string) {
-	s.trends.addAt(id, ts, value, quality)
-}
+// TrendPoll starts recording one poll's readings, all stamped ts, in the
+// trend buffer: Add (or AddNamed) each, then Done. It holds the buffer's
+// lock until Done: call nothing else of the Server in between.
+func (s *Server) TrendPoll(ts time.Time) TrendPoll { return s.trends.poll(ts) }
 
 // Streaming reports whether a client is on the event stream: without one,
 // building events is pure cost.

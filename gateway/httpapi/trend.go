@@ -34,8 +34,11 @@ type trends struct {
 	// ids numbers the sensors in the order they were first seen; list is
 	// indexed by those numbers, so the gateway, which keeps each
 	// sensor's number, finds its series without hashing two strings.
-	ids    map[trendKey]int32
-	list   []*series
+	ids map[trendKey]int32
+	// list holds the series themselves, not pointers: a poll's 20
+	// sensors are one run of memory, not 20 objects scattered over the
+	// heap (a cache miss each, at one poll a second per device).
+	list   []series
 	slab   []trendPt // not yet handed out as rings
 	quals  []string  // starts with the contract's good, uncertain, bad
 	qualIx map[string]uint8
@@ -78,7 +81,23 @@ type series struct {
 	epoch int64
 }
 
-func (s *series) at(i int) *trendPt { return &s.pts[(s.head+i)%len(s.pts)] }
+// at is the series' i-th point, oldest first (0 <= i < len(pts)).
+func (s *series) at(i int) *trendPt {
+	i += s.head
+	if i >= len(s.pts) { // no division: head and i are both within the ring
+		i -= len(s.pts)
+	}
+	return &s.pts[i]
+}
+
+// advance drops the oldest point.
+func (s *series) advance() {
+	s.head++
+	if s.head == len(s.pts) {
+		s.head = 0
+	}
+	s.n--
+}
 
 const decisecond = int64(100 * time.Millisecond)
 
@@ -107,7 +126,7 @@ func (t *trends) idLocked(device, sensor string) int32 {
 	}
 	i := int32(len(t.list))
 	t.ids[k] = i
-	t.list = append(t.list, &series{})
+	t.list = append(t.list, series{})
 	return i
 }
 
@@ -177,18 +196,45 @@ func (t *trends) add(r Reading) {
 func (t *trends) addSample(device, sensor string, ts time.Time, value float64, quality string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.addLocked(t.idLocked(device, sensor), ts, value, quality)
+	if ns, ok := trendTime(ts); ok {
+		t.addLocked(t.idLocked(device, sensor), ns, value, quality)
+	}
 }
 
-// addAt is addSample for the sensor numbered id (from id); an unknown
-// number is ignored.
-func (t *trends) addAt(id int32, ts time.Time, value float64, quality string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if id < 0 || int(id) >= len(t.list) {
-		return
+// TrendPoll records the readings of one poll, all stamped with the poll's
+// time, under one hold of the trend buffer's lock (Server.TrendPoll): the
+// gateway adds about 1 000 readings a second, and taking the lock and
+// checking the time once per reading were most of what a trend point
+// cost (docs/performance-history.md, item 65). Add each reading, then
+// Done; nothing else may use the Server's trends in between.
+type TrendPoll struct {
+	t  *trends
+	ns int64
+	ok bool // ts is a time a trend can draw (trendTime)
+}
+
+// Add records a reading of the sensor numbered id (Server.TrendSeries);
+// value NaN is no value. An unknown number is ignored.
+func (p TrendPoll) Add(id int32, value float64, quality string) {
+	if p.ok && id >= 0 && int(id) < len(p.t.list) {
+		p.t.addLocked(id, p.ns, value, quality)
 	}
-	t.addLocked(id, ts, value, quality)
+}
+
+// AddNamed is Add for a sensor without a number yet.
+func (p TrendPoll) AddNamed(device, sensor string, value float64, quality string) {
+	if p.ok {
+		p.t.addLocked(p.t.idLocked(device, sensor), p.ns, value, quality)
+	}
+}
+
+// Done ends the poll, releasing the lock.
+func (p TrendPoll) Done() { p.t.mu.Unlock() }
+
+func (t *trends) poll(ts time.Time) TrendPoll {
+	t.mu.Lock()
+	ns, ok := trendTime(ts)
+	return TrendPoll{t: t, ns: ns, ok: ok}
 }
 
 // stepBack is how far a reading may be older than its series' newest point
@@ -204,12 +250,18 @@ const stepBack = time.Minute
 // below would wrap.
 const minTrendYear, maxTrendYear = 1970, 2261
 
-func (t *trends) addLocked(id int32, ts time.Time, value float64, quality string) {
+// trendTime is ts in unix ns, and whether a trend draws it (the years
+// above).
+func trendTime(ts time.Time) (int64, bool) {
 	if y := ts.Year(); y < minTrendYear || y > maxTrendYear {
-		return
+		return 0, false
 	}
-	ns := ts.UnixNano()
-	sr := t.list[id]
+	return ts.UnixNano(), true
+}
+
+// addLocked adds a reading at ns (from trendTime) to series id.
+func (t *trends) addLocked(id int32, ns int64, value float64, quality string) {
+	sr := &t.list[id]
 	if sr.pts == nil {
 		sr.pts = t.ring()
 	}
@@ -250,14 +302,12 @@ func (t *trends) addLocked(id int32, ts time.Time, value float64, quality string
 		}
 	}
 	if sr.n == len(sr.pts) {
-		sr.head = (sr.head + 1) % len(sr.pts)
-		sr.n--
+		sr.advance()
 	}
 	*sr.at(sr.n) = p
 	sr.n++
 	for sr.n > 1 && int64(p.t())-int64(sr.at(0).t()) > t.window {
-		sr.head = (sr.head + 1) % len(sr.pts)
-		sr.n--
+		sr.advance()
 	}
 }
 
@@ -300,7 +350,7 @@ func (t *trends) get(device, sensor string) []TrendPoint {
 	if !ok {
 		return []TrendPoint{}
 	}
-	sr := t.list[i]
+	sr := &t.list[i]
 	out := make([]TrendPoint, 0, sr.n)
 	var buf [32]byte
 	for i := range sr.n {

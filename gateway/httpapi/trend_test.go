@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -178,12 +179,12 @@ func TestTrendByNumber(t *testing.T) {
 	require.NotEqual(t, a, b)
 	require.Equal(t, a, tr.id("d", "s1"), "a sensor keeps its number")
 	base := time.Now()
-	tr.addAt(a, base, 1, "good")
+	addAt(tr, a, base, 1, "good")
 	tr.addSample("d", "s1", base.Add(10*time.Second), 2, "good")
-	tr.addAt(a, base.Add(20*time.Second), 3, "uncertain")
-	tr.addAt(b, base, 7, "good")
-	tr.addAt(-1, base, 99, "good")
-	tr.addAt(b+1, base, 99, "good")
+	addAt(tr, a, base.Add(20*time.Second), 3, "uncertain")
+	addAt(tr, b, base, 7, "good")
+	addAt(tr, -1, base, 99, "good")
+	addAt(tr, b+1, base, 99, "good")
 	pts := tr.get("d", "s1")
 	require.Len(t, pts, 3)
 	for i, want := range []float64{1, 2, 3} {
@@ -195,18 +196,18 @@ func TestTrendByNumber(t *testing.T) {
 
 	// Two readings in one bucket (9 s apart, 100 points over 15 min): the
 	// worse quality wins, an unknown one counting as worst.
-	tr.addAt(b, base.Add(time.Second), 7, "stale")
+	addAt(tr, b, base.Add(time.Second), 7, "stale")
 	pts = tr.get("d", "s2")
 	require.Len(t, pts, 1)
 	require.Equal(t, "stale", pts[0].Quality)
-	tr.addAt(b, base.Add(2*time.Second), 7, "uncertain")
+	addAt(tr, b, base.Add(2*time.Second), 7, "uncertain")
 	require.Equal(t, "stale", tr.get("d", "s2")[0].Quality)
 
 	// More distinct qualities than the table holds: the rest show as bad,
 	// never better.
 	c := tr.id("d", "q")
 	for i := range 300 {
-		tr.addAt(c, base.Add(time.Duration(i)*10*time.Second), 1, "q"+strconv.Itoa(i))
+		addAt(tr, c, base.Add(time.Duration(i)*10*time.Second), 1, "q"+strconv.Itoa(i))
 	}
 	pts = tr.get("d", "q")
 	require.Equal(t, "bad", pts[len(pts)-1].Quality)
@@ -214,15 +215,65 @@ func TestTrendByNumber(t *testing.T) {
 	// Thirteen years on: each series restarts at its next reading,
 	// numbers and rings kept.
 	later := base.Add(14 * 365 * 24 * time.Hour)
-	tr.addAt(a, later, 5, "good")
+	addAt(tr, a, later, 5, "good")
 	pts = tr.get("d", "s1")
 	require.Len(t, pts, 1)
 	require.Equal(t, 5.0, *pts[0].Value)
 	require.True(t, pts[0].TS.Equal(later.Truncate(100*time.Millisecond)), "%v", pts[0].TS)
 	require.Len(t, tr.get("d", "s2"), 1, "s2 keeps its last points until its next reading")
-	tr.addAt(b, later, 8, "good")
+	addAt(tr, b, later, 8, "good")
 	pts = tr.get("d", "s2")
 	require.Len(t, pts, 1)
 	require.Equal(t, 8.0, *pts[0].Value)
 	require.Equal(t, a, tr.id("d", "s1"))
+}
+
+// addAt adds one reading to series id through a poll of its own.
+func addAt(tr *trends, id int32, ts time.Time, value float64, quality string) {
+	p := tr.poll(ts)
+	p.Add(id, value, quality)
+	p.Done()
+}
+
+// A poll's readings added under one lock (TrendPoll, as the gateway adds
+// them) make the same trends as the same readings added one by one by
+// name: numbered and named sensors, a sensor first seen in the poll, no
+// value, an unknown number, and a poll stamped at a time no chart draws.
+func TestTrendPollIsReadingByReading(t *testing.T) {
+	byPoll, byOne := newTrends(15*time.Minute, 50), newTrends(15*time.Minute, 50)
+	names := []string{"ch4", "o2", "h2s", "co"}
+	for _, n := range names[:3] { // co is first seen in a poll
+		require.Equal(t, byPoll.id("d", n), byOne.id("d", n))
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	base := time.Now()
+	for i := range 400 {
+		ts := base.Add(time.Duration(i) * 3 * time.Second)
+		if i%97 == 50 {
+			ts = time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC) // no chart draws it
+		}
+		p := byPoll.poll(ts)
+		for j, n := range names {
+			v := float64(rng.IntN(1000)) / 10
+			if rng.IntN(20) == 0 {
+				v = math.NaN()
+			}
+			q := []string{"good", "good", "uncertain", "bad"}[rng.IntN(4)]
+			byOne.addSample("d", n, ts, v, q)
+			if j < 3 && i%2 == 0 {
+				p.Add(int32(j), v, q)
+			} else {
+				p.AddNamed("d", n, v, q)
+			}
+		}
+		p.Add(-1, 1, "good")
+		p.Add(99, 1, "good")
+		p.Done()
+	}
+	for _, n := range names {
+		want := byOne.get("d", n)
+		require.Greater(t, len(want), 10, n)
+		require.Equal(t, want, byPoll.get("d", n), n)
+	}
+	require.Len(t, byPoll.list, len(names), "an unknown number registers nothing")
 }

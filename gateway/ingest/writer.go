@@ -86,6 +86,11 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		SetPrecision(time.Nanosecond).
 		SetHTTPRequestTimeout(requestTimeout(o.Config.Timeout)).
 		SetUseGZip(false)
+	// The client's own transport, with its timeouts, proxy and TLS
+	// settings, dialling through bodyConn.
+	if t, ok := opts.HTTPClient().Transport.(*http.Transport); ok {
+		withBodyConns(t)
+	}
 	client := influxdb2.NewClientWithOptions(o.Config.URL, token, opts)
 	u, err := url.Parse(client.HTTPService().ServerAPIURL())
 	if err == nil {
