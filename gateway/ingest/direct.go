@@ -31,9 +31,11 @@ type DirectOptions struct {
 	// influxdb.batch_points; 0: no bound but BatchRecords). A record is
 	// never split: a write ends with the record that reaches it.
 	BatchPoints int
-	// BatchWait is how long the writer waits, once records arrive, for
-	// more to share the write (the site's influxdb.batch_wait). Alarms
-	// reach the control room over MQTT, never waiting for this.
+	// BatchWait spaces the writes (the site's influxdb.batch_wait): what
+	// a commit brings is written at once when the last write is at least
+	// BatchWait old, else BatchWait after it, with whatever else came
+	// meanwhile. Alarms reach the control room over MQTT, never waiting
+	// for this.
 	BatchWait time.Duration
 	// Fresh, when the outbox's readings items are Fresh's (Fresh.Item),
 	// has the lines of the readings committed lately: written from there
@@ -103,9 +105,20 @@ func (d *Direct) Stats() DirectStats {
 }
 
 // Run writes until ctx ends. Unwritten records stay in the outbox.
+//
+// An outbox commit is a batch already (a gateway commits a second's polls
+// together), so what it brings is written at once, in the wake-up that
+// committed it, unless the last write was less than BatchWait ago: the
+// writer waited BatchWait after every commit until item 66
+// (docs/performance-history.md), which woke the process once more a
+// second for that write alone. The writes are spaced as before: at most
+// one a BatchWait, but for a backlog (a write cut at batch_points or
+// BatchRecords), written back to back.
 func (d *Direct) Run(ctx context.Context) error {
+	var wrote time.Time // when the last write began
 	for {
-		n, err := d.once(ctx)
+		began := time.Now()
+		n, more, err := d.once(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -113,15 +126,20 @@ func (d *Direct) Run(ctx context.Context) error {
 			return err
 		}
 		if n > 0 {
+			wrote = began
+		}
+		if more {
 			continue
 		}
+		// A commit during the write has left its signal: the spacing
+		// below then applies to its records.
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.o.Outbox.AppendedTo(d.o.Consumer):
 		}
-		if d.o.BatchWait > 0 {
-			t := time.NewTimer(d.o.BatchWait)
+		if wait := d.o.BatchWait - time.Since(wrote); wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -164,20 +182,21 @@ func (d *Direct) recordLines(dst []byte, r *outbox.Record) ([]byte, int, error) 
 	return dst, 0, fmt.Errorf("unknown record kind %s", r.Kind)
 }
 
-// once writes one batch and returns how many records it handled.
-func (d *Direct) once(ctx context.Context) (int, error) {
+// once writes one batch and returns how many records it handled, and
+// whether more may wait (the batch was cut at its bound).
+func (d *Direct) once(ctx context.Context) (int, bool, error) {
 	defer d.keep()
 	d.arena = d.arena[:0]
 	recs, next, err := d.o.Outbox.DrainFor(d.o.Consumer, d.recs, outbox.Alarms, d.after[outbox.Alarms], d.o.BatchRecords, d.alloc)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	var nextReadings uint64
 	if room := d.o.BatchRecords - len(recs); room > 0 {
 		var more []outbox.Record
 		more, nextReadings, err = d.o.Outbox.DrainFor(d.o.Consumer, recs[len(recs):], outbox.Readings, d.after[outbox.Readings], room, d.alloc)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		recs = append(recs, more...) // in place when more is in recs' array
 	}
@@ -191,8 +210,9 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 	}
 	if len(recs) == 0 {
 		skipPast()
-		return 0, nil
+		return 0, false, nil
 	}
+	full := len(recs) >= d.o.BatchRecords
 	body := d.body[:0]
 	spans := d.spans[:0]
 	points := 0
@@ -230,11 +250,11 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 				bad = append(bad, i)
 				d.log.Error().Err(werr).Str("stream", recs[i].Stream).Uint64("seq", recs[i].Seq).Msg("influxdb refused an outbox record, dropped")
 			} else if werr != nil {
-				return 0, werr
+				return 0, false, werr
 			}
 		}
 	} else if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	keys := d.keys[:0]
 	for i := range recs {
@@ -253,7 +273,7 @@ func (d *Direct) once(ctx context.Context) (int, error) {
 	d.stored.Add(uint64(len(recs) - len(bad)))
 	d.dead.Add(uint64(len(bad)))
 	d.points.Add(uint64(points))
-	return len(recs), nil
+	return len(recs), full || !whole, nil
 }
 
 // alloc hands DrainFor room for one payload in the batch's arena. A grown
@@ -295,7 +315,7 @@ func (d *Direct) DrainAll(ctx context.Context) error {
 		return errors.New("drain all: the outbox has another consumer")
 	}
 	for {
-		n, err := d.once(ctx)
+		n, _, err := d.once(ctx)
 		if err != nil {
 			return err
 		}

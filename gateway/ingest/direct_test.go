@@ -61,9 +61,9 @@ func (r *rig) runDirect(o DirectOptions) *Direct {
 	return d
 }
 
-// batch_wait gathers what arrives meanwhile: 40 commits in quick
-// succession (a few milliseconds each) go out in one write or a few, not
-// one each.
+// batch_wait spaces the writes and gathers what arrives meanwhile: 40
+// commits in quick succession (a few milliseconds each) go out in one
+// write or a few, not one each.
 func TestDirectWriterHonoursBatchWait(t *testing.T) {
 	r := newRig(t, testenv.MosquittoOptions{})
 	r.openOutbox(0, nil)
@@ -74,6 +74,26 @@ func TestDirectWriterHonoursBatchWait(t *testing.T) {
 	// Without the wait: 15 to 40 writes here (one a commit, less what
 	// arrives during a write); with it, one a second.
 	require.LessOrEqual(t, d.Stats().Writes, uint64(5), "writes for 40 commits within a second or two")
+}
+
+// A commit after a quiet spell is a batch already: it is written at once,
+// not batch_wait later (a wake-up a second of its own at a gateway's
+// once-a-second commits); the next commit, within batch_wait of that
+// write, waits for it.
+func TestDirectWriterWritesACommitAtOnce(t *testing.T) {
+	r := newRig(t, testenv.MosquittoOptions{})
+	r.openOutbox(0, nil)
+	d := r.runDirect(DirectOptions{BatchWait: time.Hour})
+	r.produce(3, 1)
+	r.waitStored(30 * time.Second) // fails the test unless stored
+	eventually(t, 10*time.Second, func() bool { return d.Stats().Records == 3 }, "the first commit's records written")
+	require.EqualValues(t, 1, d.Stats().Writes)
+
+	r.produce(3, 1)
+	time.Sleep(2 * time.Second)
+	require.EqualValues(t, 3, d.Stats().Records, "the next commit waits batch_wait after the last write")
+	require.EqualValues(t, 1, d.Stats().Writes)
+	require.EqualValues(t, 3, r.ob.Stats().Records[1], "and stays in the outbox meanwhile")
 }
 
 // With Fresh (a gateway writing InfluxDB itself), the direct writer writes
