@@ -22,7 +22,9 @@ type InfluxDB struct {
 	TokenFile string `yaml:"token_file"`
 	// BatchPoints is how many points go into one write (default 5000).
 	BatchPoints int `yaml:"batch_points"`
-	// BatchWait is how long a partial batch waits for more (default 200ms).
+	// BatchWait is how long a partial batch waits for more in canary
+	// ingest; a site's direct writer writes a commit's records at once
+	// and spaces its writes by it (default 200ms; docs/config.md).
 	BatchWait time.Duration `yaml:"batch_wait"`
 	// Timeout bounds one write request (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
