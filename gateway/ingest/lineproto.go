@@ -150,20 +150,26 @@ func appendTag(dst []byte, key, v string) []byte {
 	dst = append(dst, ',')
 	dst = append(dst, key...)
 	dst = append(dst, '=')
+	// Written in runs between the bytes to escape, one append each (as
+	// jsonenc.AppendString: a tag is nearly always one run).
+	run := 0
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch c {
 		case ',', '=', ' ':
-			dst = append(dst, '\\', c)
 		case '\n', '\r', '\t':
 			// As a space, escaped: a bare one ended the tag set, and
 			// InfluxDB refused the whole batch (every poll of the
 			// device dead-lettered, or dropped by the direct writer).
-			dst = append(dst, '\\', ' ')
+			c = ' '
 		default:
-			dst = append(dst, c)
+			continue
 		}
+		dst = append(dst, v[run:i]...)
+		dst = append(dst, '\\', c)
+		run = i + 1
 	}
+	dst = append(dst, v[run:]...)
 	if strings.HasSuffix(v, "\\") {
 		// A trailing backslash would escape the separator after it.
 		dst[len(dst)-1] = '/'
@@ -173,15 +179,21 @@ func appendTag(dst []byte, key, v string) []byte {
 
 func appendFieldString(dst []byte, v string) []byte {
 	dst = append(dst, '"')
+	run := 0
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c == '"' || c == '\\' {
-			dst = append(dst, '\\')
+		switch c {
+		case '"', '\\':
+			dst = append(dst, v[run:i]...)
+			dst = append(dst, '\\', c)
+		case '\n', '\r':
+			dst = append(dst, v[run:i]...)
+			dst = append(dst, ' ')
+		default:
+			continue
 		}
-		if c == '\n' || c == '\r' {
-			c = ' '
-		}
-		dst = append(dst, c)
+		run = i + 1
 	}
+	dst = append(dst, v[run:]...)
 	return append(dst, '"')
 }

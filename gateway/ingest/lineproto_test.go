@@ -156,3 +156,51 @@ func TestTagsAndStringsWithSeparatorsReachInfluxDB(t *testing.T) {
 	require.Len(t, res.Results[0].Series, 1, "%+v", res)
 	require.Equal(t, []any{"olga", "line one line \"two\"\t\\end\\"}, res.Results[0].Series[0].Values[0][1:])
 }
+
+// The escapes written in runs are the rules written out byte by byte
+// (TestTagsAndStringsWithSeparatorsReachInfluxDB checks the rules against
+// a real InfluxDB): ',' '=' ' ' escaped in a tag, a tab, CR or LF as an
+// escaped space, a trailing backslash as '/'; '"' and '\' escaped in a
+// string field, a CR or LF as a space.
+func FuzzTagAndFieldEscapes(f *testing.F) {
+	for _, s := range []string{"", "plain", "a,b=c d", "tab\tcr\rlf\n", `trailing\`, `q"uote\`, "µg/m³ 甲烷", "\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		var tag []byte
+		if v != "" {
+			tag = []byte(",k=")
+			for i := 0; i < len(v); i++ {
+				switch c := v[i]; c {
+				case ',', '=', ' ':
+					tag = append(tag, '\\', c)
+				case '\t', '\r', '\n':
+					tag = append(tag, '\\', ' ')
+				default:
+					tag = append(tag, c)
+				}
+			}
+			if v[len(v)-1] == '\\' {
+				tag[len(tag)-1] = '/'
+			}
+		}
+		if got := appendTag(nil, "k", v); string(got) != string(tag) {
+			t.Fatalf("tag %q: got %q, want %q", v, got, tag)
+		}
+		field := []byte{'"'}
+		for i := 0; i < len(v); i++ {
+			switch c := v[i]; c {
+			case '"', '\\':
+				field = append(field, '\\', c)
+			case '\r', '\n':
+				field = append(field, ' ')
+			default:
+				field = append(field, c)
+			}
+		}
+		field = append(field, '"')
+		if got := appendFieldString(nil, v); string(got) != string(field) {
+			t.Fatalf("field %q: got %q, want %q", v, got, field)
+		}
+	})
+}
