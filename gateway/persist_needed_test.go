@@ -22,9 +22,9 @@ func TestLatchRightAfterASnapshotIsSavedSoon(t *testing.T) {
 	g := newCoreGateway(t, 1, Options{TickEvery: 250 * time.Millisecond})
 	g.flush(t.Context(), g.eng.Tick(time.Now()))
 	g.persistNow(time.Now()) // a routine snapshot, just written
-	// As on a slow disk: neededGap 1 s, which a descheduled test does not
-	// outrun before the batch is committed.
-	g.persistTook = 100 * time.Millisecond
+	// As on a slow disk: neededGap at its 2 s bound, which a descheduled
+	// test does not outrun before the batch is committed.
+	g.persistTook = 200 * time.Millisecond
 	bs := benchBatches(1)
 	bs[0].Readings[0].Value = 1.6 // high and high_high (latching)
 	bs[0].At = time.Now()

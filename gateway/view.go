@@ -202,6 +202,24 @@ func deviceState(b modbus.Batch) (state, msg string) {
 	return "offline", b.Err.Error()
 }
 
+// trendPoll adds a poll's readings to the UI's trends, under one hold of
+// their lock (released whatever happens: every chart waits on it).
+func trendPoll(srv *httpapi.Server, metas []sensorMeta, p mqtt.Readings) {
+	tp := srv.TrendPoll(p.TS)
+	defer tp.Done()
+	for i, r := range p.Readings {
+		val := r.Value
+		if !r.Valid {
+			val = math.NaN()
+		}
+		if id := metas[i].trend; id >= 0 {
+			tp.Add(id, val, r.Quality)
+		} else {
+			tp.AddNamed(p.Device, r.Sensor, val, r.Quality)
+		}
+	}
+}
+
 // setDevice records a poll's outcome and reports whether the device's
 // communication state changed.
 func (v *view) setDevice(b modbus.Batch) bool {
@@ -221,19 +239,7 @@ func (v *view) setDevice(b modbus.Batch) bool {
 // publishReadings feeds a poll to the UI's trends and, when a client is on
 // the event stream, to the stream. Without one it allocates nothing.
 func (v *view) publishReadings(srv *httpapi.Server, metas []sensorMeta, p mqtt.Readings) {
-	tp := srv.TrendPoll(p.TS)
-	for i, r := range p.Readings {
-		val := r.Value
-		if !r.Valid {
-			val = math.NaN()
-		}
-		if id := metas[i].trend; id >= 0 {
-			tp.Add(id, val, r.Quality)
-		} else {
-			tp.AddNamed(p.Device, r.Sensor, val, r.Quality)
-		}
-	}
-	tp.Done()
+	trendPoll(srv, metas, p)
 	if !srv.Streaming() {
 		return
 	}

@@ -116,7 +116,15 @@ func (d *Direct) Stats() DirectStats {
 // BatchRecords), written back to back.
 func (d *Direct) Run(ctx context.Context) error {
 	var wrote time.Time // when the last write began
+	appended := d.o.Outbox.AppendedTo(d.o.Consumer)
 	for {
+		// What was committed before the read below is in it: a signal
+		// left by such a commit (one during the last wait) would wake
+		// the writer for nothing, a spacing later.
+		select {
+		case <-appended:
+		default:
+		}
 		began := time.Now()
 		n, more, err := d.once(ctx)
 		if ctx.Err() != nil {
@@ -136,7 +144,7 @@ func (d *Direct) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-d.o.Outbox.AppendedTo(d.o.Consumer):
+		case <-appended:
 		}
 		if wait := d.o.BatchWait - time.Since(wrote); wait > 0 {
 			t := time.NewTimer(wait)
