@@ -201,19 +201,38 @@ func TestDeadDeviceOnABusyGatewayIsBad(t *testing.T) {
 // requireDeadUnitBad polls a unit of url that is not served (40 ms
 // timeout, every 100 ms) five times and requires bad readings at every
 // poll and no late poll.
+//
+// A poll whose timeout the process noticed more than 40 ms late is rightly
+// abandoned as late: the gateway itself ran late. A test box running other
+// packages' tests (InfluxDB, Chromium) can stall the whole process that
+// long now and then (one CI run: one late poll of five, under the busy
+// goroutine of TestDeadDeviceOnABusyGatewayIsBad). The bug this guards
+// against takes every timeout of a dead unit for lateness, so an attempt
+// with a late poll is run again, at most three times in all, while a good
+// reading fails at once.
 func requireDeadUnitBad(t *testing.T, url string) {
-	d := device("dead", url, 2, 100*time.Millisecond, imageSensors()) // unit 2 is not served
-	d.Config.Timeout = 40 * time.Millisecond
-	require.NoError(t, d.Config.Validate())
-	var c batches
-	g, stop := runGroup(t, []Device{d}, c.sink)
-	require.Eventually(t, func() bool { return len(c.get("dead")) >= 5 }, 20*time.Second, 20*time.Millisecond,
-		"five polls of the dead unit")
-	stop()
-	for _, b := range c.get("dead") {
-		for _, r := range b.Readings {
-			require.Equal(t, QualityBad, r.Quality, "%s: %s", r.Sensor, r.Reason)
+	var late uint64
+	for attempt := range deadUnitAttempts {
+		d := device("dead", url, 2, 100*time.Millisecond, imageSensors()) // unit 2 is not served
+		d.Config.Timeout = 40 * time.Millisecond
+		require.NoError(t, d.Config.Validate())
+		var c batches
+		g, stop := runGroup(t, []Device{d}, c.sink)
+		require.Eventually(t, func() bool { return len(c.get("dead")) >= 5 }, 20*time.Second, 20*time.Millisecond,
+			"five polls of the dead unit")
+		stop()
+		for _, b := range c.get("dead") {
+			for _, r := range b.Readings {
+				require.Equal(t, QualityBad, r.Quality, "%s: %s", r.Sensor, r.Reason)
+			}
 		}
+		if late = g.Stats()[0].Late; late == 0 {
+			return
+		}
+		t.Logf("attempt %d: %d of %d polls late (the process stalled past the timeout?): once more", attempt, late, len(c.get("dead")))
 	}
-	require.Zero(t, g.Stats()[0].Late, "a dead unit's timeouts were taken for the gateway's own lateness")
+	require.Zero(t, late, "a dead unit's timeouts were taken for the gateway's own lateness, in %d attempts", deadUnitAttempts)
 }
+
+// deadUnitAttempts bounds requireDeadUnitBad's runs.
+const deadUnitAttempts = 3
