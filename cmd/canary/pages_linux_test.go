@@ -204,7 +204,8 @@ func TestReleaseStartupPagesUnmapsTheExecutable(t *testing.T) {
 
 // TestRunReleasesStartupPages runs `canary run` as a process and checks,
 // from its debug log, that it releases its start-up pages after package
-// init and again after start-up, and that it still serves its API after.
+// init and then each second of start-up, and that it still serves its
+// API after.
 // The site's broker and device are unreachable: the gateway runs on
 // regardless.
 func TestRunReleasesStartupPages(t *testing.T) {
@@ -218,9 +219,10 @@ func TestRunReleasesStartupPages(t *testing.T) {
 	cmd := canaryProcess(t, "run", "-c", site, "--log-level", "debug", "--log-format", "json")
 	logFile := cmd.Stdout.(*os.File).Name()
 
+	want := 1 + int(startupSettle/startupReleaseEvery)
 	var lines []string
 	deadline := time.Now().Add(startupSettle + 15*time.Second)
-	for len(lines) < 2 && time.Now().Before(deadline) {
+	for len(lines) < want && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		lines = lines[:0]
 		f, err := os.Open(logFile)
@@ -233,9 +235,11 @@ func TestRunReleasesStartupPages(t *testing.T) {
 		}
 		f.Close()
 	}
-	require.Len(t, lines, 2, "want a release after init and one after start-up")
+	require.Len(t, lines, want, "want a release after init and one each second of start-up")
 	require.Contains(t, lines[0], `"when":"after init"`)
-	require.Contains(t, lines[1], `"when":"after start-up"`)
+	for i, l := range lines[1:] {
+		require.Contains(t, l, fmt.Sprintf(`"when":"start-up, %s"`, time.Duration(i+1)*startupReleaseEvery))
+	}
 	for _, l := range lines {
 		require.NotContains(t, l, `"bytes":0,`, "nothing was released: %s", l)
 	}
