@@ -280,10 +280,10 @@ func (e *Engine) unshelve(a *alarm, now time.Time, user, comment string) {
 
 // OutOfService removes an alarm from service (maintenance) for d (0: until
 // returned to service, refused for an interlock input: its bypass must be
-// time-limited; at most Options.MaxOutOfService), with a mandatory reason. A bypassed or degraded alarm
-// cannot be taken out of service (ErrStandingAlarm). The gateway checks the
-// user's role (maintenance / engineer). An id "device.sensor" applies to
-// every alarm of the point. An out-of-service alarm is still evaluated but
+// time-limited; at most Options.MaxOutOfService), with a mandatory reason.
+// A bypassed or degraded alarm cannot be taken out of service
+// (ErrStandingAlarm). The gateway checks the user's role (maintenance /
+// engineer). An id "device.sensor" applies to every alarm of the point. An out-of-service alarm is still evaluated but
 // no longer trips interlocks; a point feeding an interlock raises its
 // "bypassed" alarm.
 func (e *Engine) OutOfService(now time.Time, id, user, comment string, d time.Duration) ([]Event, error) {

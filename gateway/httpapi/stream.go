@@ -131,14 +131,7 @@ func (s *Server) Publish(ev Event) {
 	s.Stream(ev)
 }
 
-// Trend records one reading in the trend buffer (value NaN: no value)
-// without building an Event; it does not allocate after a sensor's first
-// reading.
-func (s *Server) Trend(device, sensor string, ts time.Time, value float64, quality string) {
-	s.trends.addSample(device, sensor, ts, value, quality)
-}
-
-// TrendSeries returns the number under which Trend's buffer keeps a
+// TrendSeries returns the number under which the trend buffer keeps a
 // sensor, for TrendPoll's Add: the gateway looks it up once per sensor instead of
 // hashing the device and sensor names for every reading.
 func (s *Server) TrendSeries(device, sensor string) int32 {
